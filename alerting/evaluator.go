@@ -1,0 +1,670 @@
+package alerting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apiwarden/apiwarden/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultInterval       = 10 * time.Second
+	DefaultRepeatInterval = 4 * time.Hour
+	DefaultRetention      = 30 * 24 * time.Hour
+	cleanupEvery          = time.Hour
+)
+
+// Options configure an Evaluator. Store and Rules are required, and the
+// sources the rules need: Traffic for every type but quota_warning,
+// History for unusual_activity and for performance_degradation with a
+// BaselineFactor, Quotas for quota_warning.
+type Options struct {
+	Store *store.Store
+	// Rules are filled with WithDefaults and must pass ValidateRules.
+	Rules []Rule
+
+	Traffic  TrafficSource
+	History  HistorySource
+	Quotas   QuotaSource
+	Calendar CalendarSource // nil: no severity boost
+
+	// Notify receives the alerts to announce after each pass and after a
+	// manual resolve. It is called without locks held but on the
+	// evaluator's goroutine, so it must not block: use a Dispatcher. Nil
+	// discards.
+	Notify Stage
+
+	// Interval between passes in Run; default 10s.
+	Interval time.Duration
+	// RepeatInterval re-announces a firing alert nobody acknowledged;
+	// default 4h, negative never.
+	RepeatInterval time.Duration
+	// Retention is how long resolved alerts and all history are kept;
+	// default 30 days. Cleanup runs hourly from the evaluation loop.
+	Retention time.Duration
+
+	Now    func() time.Time // nil: time.Now
+	Logger *slog.Logger     // nil: discard
+}
+
+// Evaluator evaluates rules, keeps alerts and their history, and hands the
+// alerts that need announcing to a Stage. Create it with New, then either
+// call Run (a pass every Interval) or drive it with EvalAt. All methods are
+// safe for concurrent use.
+type Evaluator struct {
+	store    *store.Store
+	rules    []*compiledRule
+	byName   map[string]*compiledRule
+	traffic  TrafficSource
+	history  HistorySource
+	quotas   QuotaSource
+	calendar CalendarSource
+	notify   Stage
+	interval time.Duration
+	repeat   time.Duration
+	retain   time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+
+	// evalMu makes passes run one at a time; it guards the fields used only
+	// while reading data: baselines and each rule's hits buffer.
+	evalMu    sync.Mutex
+	baselines map[SubjectKind]*baselines
+	gen       uint64
+
+	// mu guards the alert state.
+	mu          sync.Mutex
+	active      map[uint64]*tracked // open alerts by fingerprint
+	cooldown    map[uint64]time.Time
+	seq         uint64 // last alert sequence number used
+	pass        uint64
+	lastCleanup time.Time
+
+	evaluations  atomic.Uint64
+	sourceErrors atomic.Uint64
+	storeErrors  atomic.Uint64
+	lastEval     atomic.Int64 // unix nanos
+	lastDuration atomic.Int64
+
+	started  atomic.Bool
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+// compiledRule is a rule with the evaluator's working state.
+type compiledRule struct {
+	Rule
+	hits []observation // reused every pass; guarded by evalMu
+}
+
+// tracked is an open alert.
+type tracked struct {
+	alert Alert
+	rule  *compiledRule // nil when the rule was removed from the config
+	seen  uint64        // the last pass in which the condition held
+}
+
+// New validates the rules, checks that the sources they need are given and
+// restores the open alerts from the store, so that a restart neither loses
+// nor re-announces them. Alerts of rules that no longer exist are resolved
+// without notification. It returns errors wrapping ErrInvalidRule and
+// ErrMissingSource, or the store's error.
+func New(opts Options) (*Evaluator, error) {
+	if opts.Store == nil {
+		return nil, errors.New("alerting: Options.Store is required")
+	}
+	e := &Evaluator{
+		store:     opts.Store,
+		byName:    map[string]*compiledRule{},
+		traffic:   opts.Traffic,
+		history:   opts.History,
+		quotas:    opts.Quotas,
+		calendar:  opts.Calendar,
+		notify:    opts.Notify,
+		interval:  opts.Interval,
+		repeat:    opts.RepeatInterval,
+		retain:    opts.Retention,
+		now:       opts.Now,
+		log:       opts.Logger,
+		baselines: map[SubjectKind]*baselines{},
+		active:    map[uint64]*tracked{},
+		cooldown:  map[uint64]time.Time{},
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if e.interval <= 0 {
+		e.interval = DefaultInterval
+	}
+	if e.repeat == 0 {
+		e.repeat = DefaultRepeatInterval
+	}
+	if e.retain <= 0 {
+		e.retain = DefaultRetention
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+
+	rules := make([]Rule, len(opts.Rules))
+	for i, r := range opts.Rules {
+		rules[i] = r.WithDefaults()
+	}
+	if err := ValidateRules(rules); err != nil {
+		return nil, err
+	}
+	var missing []error
+	for _, r := range rules {
+		need := func(ok bool, what string) {
+			if !ok {
+				missing = append(missing, fmt.Errorf("%w: rule %s (%s) needs %s", ErrMissingSource, r.Name, r.Type, what))
+			}
+		}
+		switch r.Type {
+		case QuotaWarning:
+			need(e.quotas != nil, "a QuotaSource")
+		case UnusualActivity:
+			need(e.traffic != nil, "a TrafficSource")
+			need(e.history != nil, "a HistorySource")
+		case PerformanceDegradation:
+			need(e.traffic != nil, "a TrafficSource")
+			need(r.BaselineFactor == 0 || e.history != nil, "a HistorySource for baseline_factor")
+		default:
+			need(e.traffic != nil, "a TrafficSource")
+		}
+		cr := &compiledRule{Rule: r}
+		e.rules = append(e.rules, cr)
+		e.byName[r.Name] = cr
+	}
+	if len(missing) > 0 {
+		return nil, errors.Join(missing...)
+	}
+	if err := e.restore(e.now()); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Rules returns the rules in force, with defaults filled in.
+func (e *Evaluator) Rules() []Rule {
+	out := make([]Rule, len(e.rules))
+	for i, r := range e.rules {
+		out[i] = r.Rule
+	}
+	return out
+}
+
+// Run evaluates at once and then every Interval, until ctx ends or Stop is
+// called. Failed passes are logged; Run returns nil when stopped, or
+// ErrRunning when already running.
+func (e *Evaluator) Run(ctx context.Context) error {
+	if !e.started.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer close(e.done)
+	ticker := time.NewTicker(e.interval)
+	defer ticker.Stop()
+	for {
+		if err := e.EvalAt(ctx, e.now()); err != nil {
+			e.log.Warn("alert evaluation incomplete", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.stop:
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+// Stop ends Run and waits for it to return. It is safe to call more than
+// once, and before Run (which then returns after one pass).
+func (e *Evaluator) Stop() {
+	e.stopOnce.Do(func() { close(e.stop) })
+	if e.started.Load() {
+		<-e.done
+	}
+}
+
+// Done is closed when Run has returned.
+func (e *Evaluator) Done() <-chan struct{} { return e.done }
+
+// ruleData is what one rule read in one pass.
+type ruleData struct {
+	rule *compiledRule
+	ok   bool // false: the read failed, leave the rule's alerts alone
+}
+
+// EvalAt runs one evaluation pass as if the time were now: it reads the
+// data every rule needs, moves every alert through the state machine,
+// stores what changed and hands the alerts to announce to Notify. A rule
+// whose data cannot be read is skipped for the pass, its alerts left as
+// they were (missing data never resolves an alert); the errors are
+// returned joined, after the rest of the pass has been done.
+func (e *Evaluator) EvalAt(ctx context.Context, now time.Time) error {
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
+	start := time.Now()
+
+	data, readErr := e.read(now)
+	boost := 0
+	if e.calendar != nil {
+		boost = e.calendar.SeverityBoost(now)
+	}
+
+	e.mu.Lock()
+	announce, storeErr := e.apply(now, data, boost)
+	e.mu.Unlock()
+
+	if len(announce) > 0 && e.notify != nil {
+		if _, err := e.notify.Exec(ctx, announce...); err != nil {
+			e.log.Warn("handing alerts to the notifiers failed", "err", err)
+		}
+	}
+	if now.Sub(e.lastCleanupAt()) >= cleanupEvery {
+		if _, err := e.Cleanup(now); err != nil {
+			storeErr = errors.Join(storeErr, err)
+		}
+	}
+	e.evaluations.Add(1)
+	e.lastEval.Store(now.UnixNano())
+	e.lastDuration.Store(int64(time.Since(start)))
+	return errors.Join(readErr, storeErr)
+}
+
+func (e *Evaluator) lastCleanupAt() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastCleanup
+}
+
+// read fetches every rule's data and works out the subjects whose
+// condition holds. It needs evalMu and not mu, so API calls are not held
+// up by slow sources.
+func (e *Evaluator) read(now time.Time) ([]ruleData, error) {
+	type windowKey struct {
+		kind   SubjectKind
+		window time.Duration
+	}
+	type windowResult struct {
+		aggs []Aggregate
+		err  error
+	}
+	windows := map[windowKey]windowResult{}
+	readWindow := func(kind SubjectKind, w time.Duration) ([]Aggregate, error) {
+		k := windowKey{kind, w}
+		res, ok := windows[k]
+		if !ok {
+			res.aggs, res.err = e.traffic.Window(kind, w, now)
+			windows[k] = res
+		}
+		return res.aggs, res.err
+	}
+	var quotas []QuotaUsage
+	var quotaErr error
+	quotasRead := false
+
+	var errs []error
+	data := make([]ruleData, len(e.rules))
+	for i, r := range e.rules {
+		data[i].rule = r
+		r.hits = r.hits[:0]
+		var err error
+		switch r.Type {
+		case ErrorSpike, RateLimitExceeded:
+			var aggs []Aggregate
+			if aggs, err = readWindow(r.Subject, r.Window); err == nil {
+				count := count5xx
+				if r.Type == RateLimitExceeded {
+					count = count429
+				}
+				r.hits = ratioHits(&r.Rule, aggs, count, r.hits)
+			}
+		case PerformanceDegradation:
+			var aggs []Aggregate
+			var base *baselines
+			if r.BaselineFactor > 0 {
+				base, err = e.baselinesFor(r.Subject, now)
+			}
+			if err == nil {
+				if aggs, err = readWindow(r.Subject, r.Window); err == nil {
+					r.hits = latencyHits(&r.Rule, aggs, base, r.hits)
+				}
+			}
+		case UnusualActivity:
+			var aggs []Aggregate
+			var base *baselines
+			if base, err = e.baselinesFor(r.Subject, now); err == nil {
+				if aggs, err = readWindow(r.Subject, r.Window); err == nil {
+					e.gen++
+					r.hits = unusualHits(&r.Rule, aggs, base, e.gen, r.hits)
+				}
+			}
+		case QuotaWarning:
+			if !quotasRead {
+				quotas, quotaErr = e.quotas.Quotas(now)
+				quotasRead = true
+			}
+			if err = quotaErr; err == nil {
+				r.hits = quotaHits(&r.Rule, quotas, r.hits)
+			}
+		}
+		if err != nil {
+			e.sourceErrors.Add(1)
+			errs = append(errs, fmt.Errorf("alerting: rule %s: read data: %w", r.Name, err))
+			continue
+		}
+		data[i].ok = true
+	}
+	return data, errors.Join(errs...)
+}
+
+// baselinesFor returns the baselines of kind for the hour of now,
+// rebuilding them when the hour has changed. It needs evalMu.
+func (e *Evaluator) baselinesFor(kind SubjectKind, now time.Time) (*baselines, error) {
+	hour := now.UTC().Truncate(time.Hour)
+	if b := e.baselines[kind]; b != nil && b.hour.Equal(hour) {
+		return b, nil
+	}
+	b, err := buildBaselines(e.history, kind, hour)
+	if err != nil {
+		return nil, err
+	}
+	e.baselines[kind] = b
+	return b, nil
+}
+
+// apply moves the alerts through the state machine, persists what
+// changed and returns the alerts to announce. It needs mu.
+func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, error) {
+	e.pass++
+	var (
+		trs      []Transition
+		changed  = map[uint64]*tracked{}
+		deleted  []string
+		announce []Alert
+	)
+	step := func(t *tracked, fp uint64, cond bool) {
+		before := len(trs)
+		var n notice
+		tm := timing{For: t.rule.For, KeepFiringFor: t.rule.KeepFiringFor}
+		trs, n = advance(&t.alert, cond, now, tm, trs)
+		if len(trs) == before {
+			return
+		}
+		for _, tr := range trs[before:] {
+			if tr.To == StatePending || tr.To == StateFiring && tr.From == StatePending {
+				// Severity is fixed when the alert starts firing, with the
+				// calendar boost in force then.
+				t.alert.Severity = t.rule.Severity.Raise(boost)
+				t.alert.Labels["severity"] = string(t.alert.Severity)
+			}
+		}
+		switch t.alert.State {
+		case StateInactive:
+			delete(e.active, fp)
+			delete(changed, fp)
+			deleted = append(deleted, t.alert.ID)
+			return
+		case StateResolved:
+			delete(e.active, fp)
+			e.startCooldown(fp, t.rule, now)
+		}
+		if n != noticeNone {
+			t.alert.LastNotifiedAt = now
+			announce = append(announce, t.alert.clone())
+		}
+		changed[fp] = t
+	}
+
+	for _, d := range data {
+		if !d.ok {
+			continue
+		}
+		r := d.rule
+		for i := range r.hits {
+			o := &r.hits[i]
+			fp := fingerprint(r.Name, o.subject)
+			t := e.active[fp]
+			if t == nil {
+				if until, cooling := e.cooldown[fp]; cooling {
+					if now.Before(until) {
+						continue
+					}
+					delete(e.cooldown, fp)
+				}
+				t = e.open(r, fp, o.subject, o.owner, o.tier)
+				e.active[fp] = t
+			}
+			t.seen = e.pass
+			t.alert.Value = o.value
+			t.alert.Summary, t.alert.Description = describe(&r.Rule, o)
+			step(t, fp, true)
+		}
+	}
+
+	// Open alerts whose condition did not hold this pass, and repeats.
+	ok := make(map[*compiledRule]bool, len(data))
+	for _, d := range data {
+		ok[d.rule] = d.ok
+	}
+	for fp, t := range e.active {
+		if t.rule == nil || !ok[t.rule] {
+			continue
+		}
+		if t.seen != e.pass {
+			step(t, fp, false)
+			if !t.alert.State.open() {
+				continue
+			}
+		}
+		if t.alert.Firing() && e.repeatDue(&t.alert, now) {
+			t.alert.LastNotifiedAt = now
+			announce = append(announce, t.alert.clone())
+			changed[fp] = t
+		}
+	}
+
+	slices.SortFunc(announce, func(a, b Alert) int { return strings.Compare(a.ID, b.ID) })
+	if len(changed) == 0 && len(deleted) == 0 && len(trs) == 0 {
+		return announce, nil
+	}
+	put := make([]Alert, 0, len(changed))
+	for _, t := range changed {
+		put = append(put, t.alert.clone())
+	}
+	if err := e.save(put, deleted, trs); err != nil {
+		e.storeErrors.Add(1)
+		e.log.Error("saving alerts failed; state is kept in memory", "err", err)
+		return announce, err
+	}
+	return announce, nil
+}
+
+// open makes a new alert, not yet pending, for a rule and subject.
+func (e *Evaluator) open(r *compiledRule, fp uint64, s Subject, owner, tier string) *tracked {
+	e.seq++
+	fps := formatFingerprint(fp)
+	return &tracked{
+		rule: r,
+		alert: Alert{
+			ID:          alertID(fps, e.seq),
+			Fingerprint: fps,
+			Rule:        r.Name,
+			Type:        r.Type,
+			Subject:     s,
+			Severity:    r.Severity,
+			State:       StateInactive,
+			Labels:      labelsFor(&r.Rule, r.Severity, s, owner, tier),
+			Threshold:   r.Threshold,
+		},
+	}
+}
+
+func (e *Evaluator) startCooldown(fp uint64, r *compiledRule, now time.Time) {
+	if r != nil && r.Cooldown > 0 {
+		e.cooldown[fp] = now.Add(r.Cooldown)
+	}
+}
+
+// repeatDue reports whether a firing alert should be announced again.
+func (e *Evaluator) repeatDue(a *Alert, now time.Time) bool {
+	return e.repeat > 0 && !a.Acknowledged() && now.Sub(a.LastNotifiedAt) >= e.repeat
+}
+
+// findOpen returns the open alert with the given id. It needs mu.
+func (e *Evaluator) findOpen(id string) (uint64, *tracked) {
+	for fp, t := range e.active {
+		if t.alert.ID == id {
+			return fp, t
+		}
+	}
+	return 0, nil
+}
+
+// Acknowledge records that by has seen the firing alert id, with an
+// optional note. Repeat notifications stop until the alert resolves. It
+// returns ErrMissingActor, ErrNotFound, ErrNotFiring (pending or resolved)
+// or ErrAlreadyAcknowledged.
+func (e *Evaluator) Acknowledge(id, by, note string) (Alert, error) {
+	if by == "" {
+		return Alert{}, ErrMissingActor
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, t := e.findOpen(id)
+	if t == nil {
+		return Alert{}, e.notOpen(id, ErrNotFiring)
+	}
+	switch {
+	case !t.alert.Firing():
+		return Alert{}, fmt.Errorf("%w: %s is %s", ErrNotFiring, id, t.alert.State)
+	case t.alert.Acknowledged():
+		return Alert{}, fmt.Errorf("%w: by %s at %s", ErrAlreadyAcknowledged,
+			t.alert.Acknowledgement.By, t.alert.Acknowledgement.At.Format(time.RFC3339))
+	}
+	a := t.alert.clone()
+	tr := acknowledge(&a, e.now(), by, note)
+	if err := e.save([]Alert{a}, nil, []Transition{tr}); err != nil {
+		return Alert{}, err
+	}
+	t.alert = a
+	return a.clone(), nil
+}
+
+// Resolve closes an open alert by hand: by is recorded as the actor.
+// Receivers that were told it fired are told it resolved. If the
+// condition still holds, the next pass opens a new alert, which goes
+// through pending and For again. It returns ErrMissingActor, ErrNotFound
+// or ErrAlreadyResolved.
+func (e *Evaluator) Resolve(ctx context.Context, id, by, note string) (Alert, error) {
+	if by == "" {
+		return Alert{}, ErrMissingActor
+	}
+	e.mu.Lock()
+	fp, t := e.findOpen(id)
+	if t == nil {
+		e.mu.Unlock()
+		return Alert{}, e.notOpen(id, ErrAlreadyResolved)
+	}
+	a := t.alert.clone()
+	wasFiring := a.Firing()
+	now := e.now()
+	tr := resolveByHand(&a, now, by, note)
+	if wasFiring {
+		a.LastNotifiedAt = now
+	}
+	if err := e.save([]Alert{a}, nil, []Transition{tr}); err != nil {
+		e.mu.Unlock()
+		return Alert{}, err
+	}
+	delete(e.active, fp)
+	e.startCooldown(fp, t.rule, now)
+	e.mu.Unlock()
+
+	if wasFiring && e.notify != nil {
+		if _, err := e.notify.Exec(ctx, a.clone()); err != nil {
+			e.log.Warn("handing a resolved alert to the notifiers failed", "alert", id, "err", err)
+		}
+	}
+	return a, nil
+}
+
+// notOpen explains why id is not an open alert: ErrNotFound when it does
+// not exist, else ifClosed.
+func (e *Evaluator) notOpen(id string, ifClosed error) error {
+	a, err := e.load(id)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s is %s", ifClosed, id, a.State)
+}
+
+// Get returns one alert, open or resolved, or ErrNotFound.
+func (e *Evaluator) Get(id string) (Alert, error) {
+	e.mu.Lock()
+	_, t := e.findOpen(id)
+	if t != nil {
+		a := t.alert.clone()
+		e.mu.Unlock()
+		return a, nil
+	}
+	e.mu.Unlock()
+	return e.load(id)
+}
+
+// Stats is a reading for monitoring.
+type Stats struct {
+	// Alerts counts open alerts by state (pending, firing, recovering).
+	Alerts map[State]int `json:"alerts"`
+	// Acknowledged counts the open alerts a person acknowledged.
+	Acknowledged int `json:"acknowledged"`
+
+	Evaluations            uint64        `json:"evaluations"`
+	SourceErrors           uint64        `json:"source_errors"` // rule reads that failed
+	StoreErrors            uint64        `json:"store_errors"`
+	LastEvaluation         time.Time     `json:"last_evaluation"`
+	LastEvaluationDuration time.Duration `json:"last_evaluation_duration"`
+
+	// Notifiers has one entry per receiver when Notify is a Dispatcher
+	// (or any Stage with a Stats() []NotifierStats method).
+	Notifiers []NotifierStats `json:"notifiers"`
+}
+
+// Stats counts alerts and reads the notifiers' counters.
+func (e *Evaluator) Stats() Stats {
+	s := Stats{
+		Alerts:                 map[State]int{StatePending: 0, StateFiring: 0, StateRecovering: 0},
+		Evaluations:            e.evaluations.Load(),
+		SourceErrors:           e.sourceErrors.Load(),
+		StoreErrors:            e.storeErrors.Load(),
+		LastEvaluationDuration: time.Duration(e.lastDuration.Load()),
+	}
+	if ns := e.lastEval.Load(); ns != 0 {
+		s.LastEvaluation = time.Unix(0, ns)
+	}
+	e.mu.Lock()
+	for _, t := range e.active {
+		s.Alerts[t.alert.State]++
+		if t.alert.Acknowledged() {
+			s.Acknowledged++
+		}
+	}
+	e.mu.Unlock()
+	if n, ok := e.notify.(interface{ Stats() []NotifierStats }); ok {
+		s.Notifiers = n.Stats()
+	}
+	return s
+}
