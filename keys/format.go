@@ -1,0 +1,131 @@
+package keys
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"hash/crc32"
+	"strings"
+)
+
+// A key is "<prefix>_<body>": body is secretChars random base62 characters
+// (178 bits from crypto/rand) followed by checksumChars base62 characters of
+// the CRC-32 of everything before them. The checksum lets a secret scanner,
+// or Verify before any lookup, tell a real key from a typo or noise.
+const (
+	secretChars   = 30
+	checksumChars = 6
+	bodyChars     = secretChars + checksumChars
+	startChars    = 6 // body characters kept in the record's "start"
+	maxPrefix     = 16
+)
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// generate returns a new key with the given prefix.
+func generate(prefix string) string {
+	b := make([]byte, 0, len(prefix)+1+bodyChars)
+	b = append(b, prefix...)
+	b = append(b, '_')
+	b = appendRandomBase62(b, secretChars)
+	b = appendChecksum(b, crc32.ChecksumIEEE(b))
+	return string(b)
+}
+
+// appendRandomBase62 draws n uniformly random base62 characters by
+// rejection sampling, so no character is more likely than another.
+func appendRandomBase62(dst []byte, n int) []byte {
+	var buf [64]byte
+	for n > 0 {
+		_, _ = rand.Read(buf[:]) // crypto/rand.Read never fails on Linux (Go 1.24+)
+		for _, c := range buf {
+			if c >= 248 { // 248 = 4*62: keep the modulo unbiased
+				continue
+			}
+			dst = append(dst, base62[c%62])
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	return dst
+}
+
+func appendChecksum(dst []byte, sum uint32) []byte {
+	var digits [checksumChars]byte
+	v := uint64(sum)
+	for i := checksumChars - 1; i >= 0; i-- {
+		digits[i] = base62[v%62]
+		v /= 62
+	}
+	return append(dst, digits[:]...)
+}
+
+// wellFormed reports whether s looks like a key and its checksum matches.
+// It allocates nothing, so rejecting noise is cheap.
+func wellFormed(s string) bool {
+	sep := strings.LastIndexByte(s, '_')
+	if sep < 1 || sep > maxPrefix || len(s)-sep-1 != bodyChars {
+		return false
+	}
+	for i := 0; i < sep; i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	body := s[sep+1:]
+	for i := 0; i < len(body); i++ {
+		if base62Value(body[i]) < 0 {
+			return false
+		}
+	}
+	var want [checksumChars]byte
+	got := appendChecksum(want[:0], crc32String(s[:len(s)-checksumChars]))
+	return string(got) == s[len(s)-checksumChars:]
+}
+
+// crc32String is crc32.ChecksumIEEE over a string without converting it to
+// a []byte, which would allocate on this path.
+func crc32String(s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ (crc >> 8)
+	}
+	return ^crc
+}
+
+func base62Value(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'A' && c <= 'Z':
+		return int(c-'A') + 10
+	case c >= 'a' && c <= 'z':
+		return int(c-'a') + 36
+	}
+	return -1
+}
+
+// start is the recognisable beginning of a key kept in its record.
+func start(key string) string {
+	sep := strings.LastIndexByte(key, '_')
+	return key[:sep+1+startChars]
+}
+
+// newID returns a key id that sorts by creation time: "key_" followed by
+// 8 base62 characters of milliseconds since the epoch and 12 random ones.
+func newID(unixMilli int64) string {
+	b := make([]byte, 0, 4+8+12)
+	b = append(b, "key_"...)
+	var ts [8]byte
+	v := uint64(unixMilli)
+	for i := len(ts) - 1; i >= 0; i-- {
+		ts[i] = base62[v%62]
+		v /= 62
+	}
+	b = append(b, ts[:]...)
+	return string(appendRandomBase62(b, 12))
+}
+
+// prefixOf is the first 8 bytes of a hash as an integer: the cache key and
+// the shard selector. Collisions only cost a comparison of the full hash.
+func prefixOf(h *[32]byte) uint64 { return binary.BigEndian.Uint64(h[:8]) }

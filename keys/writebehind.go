@@ -1,0 +1,194 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/apiwarden/apiwarden/store"
+)
+
+// maxPendingEvents bounds the denial events waiting to be written; past
+// it, new denial classes are counted but not recorded until the next flush.
+const maxPendingEvents = 10_000
+
+// writeBehind collects what the request path learns about keys
+// (last_used_at, denials, expiry) and lets Run write it in one
+// transaction per interval, never one bbolt write per request.
+type writeBehind struct {
+	mu       sync.Mutex
+	lastUsed map[string]time.Time
+	events   map[eventClass]*Event
+	dropped  int
+}
+
+type eventClass struct {
+	keyID string
+	typ   EventType
+}
+
+func (w *writeBehind) init() {
+	w.lastUsed = make(map[string]time.Time)
+	w.events = make(map[eventClass]*Event)
+}
+
+func (w *writeBehind) touch(id string, at time.Time) {
+	w.mu.Lock()
+	if at.After(w.lastUsed[id]) {
+		w.lastUsed[id] = at
+	}
+	w.mu.Unlock()
+}
+
+func (w *writeBehind) pendingLastUsed(id string) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ok := w.lastUsed[id]
+	return t, ok
+}
+
+func (w *writeBehind) event(keyID string, typ EventType, at time.Time, detail string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := eventClass{keyID, typ}
+	if ev, ok := w.events[c]; ok {
+		ev.Count++
+		return
+	}
+	if len(w.events) >= maxPendingEvents {
+		w.dropped++
+		return
+	}
+	w.events[c] = &Event{KeyID: keyID, Type: typ, Actor: "system", At: at.UTC(), Detail: detail, Count: 1}
+}
+
+// expiredOnce queues the "expired" event the first time an expired key is
+// presented to this cached identity.
+func (w *writeBehind) expiredOnce(id *Identity, now time.Time) {
+	if !id.expiredQueued.Swap(true) {
+		w.event(id.ID, EventExpired, now, "presented after expires_at")
+	}
+}
+
+func (w *writeBehind) take() (map[string]time.Time, map[eventClass]*Event, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	lu, ev, dropped := w.lastUsed, w.events, w.dropped
+	w.init()
+	w.dropped = 0
+	return lu, ev, dropped
+}
+
+// putBack returns a batch that failed to commit, so a full disk or a
+// closed store loses nothing that a later flush can still write.
+func (w *writeBehind) putBack(lu map[string]time.Time, ev map[eventClass]*Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, t := range lu {
+		if t.After(w.lastUsed[id]) {
+			w.lastUsed[id] = t
+		}
+	}
+	for c, e := range ev {
+		if cur, ok := w.events[c]; ok {
+			cur.Count += e.Count
+		} else if len(w.events) < maxPendingEvents {
+			w.events[c] = e
+		}
+	}
+}
+
+// RecordDenial queues an audit event for a request the key was refused
+// for (EventIPDenied, EventOriginDenied, EventScopeDenied). Denials of one
+// class are aggregated per flush interval. It never blocks on the disk.
+func (s *Service) RecordDenial(now time.Time, keyID string, typ EventType, detail string) {
+	s.behind.event(keyID, typ, now, detail)
+}
+
+// Flush writes what the request path has queued. Run calls it on every
+// interval and once more when stopping.
+func (s *Service) Flush() error {
+	lastUsed, events, dropped := s.behind.take()
+	if len(lastUsed) == 0 && len(events) == 0 {
+		return nil
+	}
+	if dropped > 0 {
+		s.log.Warn("audit events dropped: too many distinct denials in one interval", "dropped", dropped)
+	}
+	err := s.store.Update(func(tx *store.Tx) error {
+		for id, t := range lastUsed {
+			rec, err := getRecord(tx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			if rec.LastUsedAt != nil && !t.After(*rec.LastUsedAt) {
+				continue
+			}
+			t := t.UTC()
+			rec.LastUsedAt = &t
+			if err := putRecord(tx, rec); err != nil {
+				return err
+			}
+		}
+		for _, ev := range events {
+			if ev.Type == EventExpired {
+				rec, err := getRecord(tx, ev.KeyID)
+				if err != nil || rec.ExpiryRecorded {
+					continue
+				}
+				rec.ExpiryRecorded = true
+				if err := putRecord(tx, rec); err != nil {
+					return err
+				}
+				ev.Count = 0
+			}
+			if err := appendEvent(tx, *ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.behind.putBack(lastUsed, events)
+		return err
+	}
+	return nil
+}
+
+// Run flushes the write-behind buffer every FlushInterval until ctx ends
+// or Stop is called, then flushes once more.
+func (s *Service) Run(ctx context.Context) error {
+	s.running.Store(true)
+	defer close(s.done)
+	t := time.NewTicker(s.flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := s.Flush(); err != nil {
+				s.log.Error("writing key usage", "err", err)
+			}
+		case <-ctx.Done():
+			return s.Flush()
+		case <-s.stop:
+			return s.Flush()
+		}
+	}
+}
+
+// Stop ends Run and waits for its last flush. It is safe to call twice,
+// and when Run was never started.
+func (s *Service) Stop() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	if s.running.Load() {
+		<-s.done
+	}
+}
+
+// Close stops the background cache goroutines. Call it after Run ended.
+func (s *Service) Close() {
+	s.cache.Close()
+}
