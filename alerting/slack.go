@@ -83,8 +83,10 @@ func NewSlackMessage(g Group, externalURL string, alerts []Alert) SlackMessage {
 		if !a.Firing() {
 			icon = ":large_green_circle:"
 		}
+		// The summary stays unformatted: route patterns hold '*', which
+		// would end a bold span early.
 		text := fmt.Sprintf("%s *%s* · %s · %s\n%s",
-			icon, slackEscape(a.Summary), strings.ToUpper(notifyStatus(a)), a.Severity, slackEscape(a.Description))
+			icon, strings.ToUpper(notifyStatus(a)), a.Severity, slackEscape(a.Summary), slackEscape(a.Description))
 		m.Blocks = append(m.Blocks,
 			SlackBlock{Type: "section", Text: &SlackText{Type: "mrkdwn", Text: text}},
 			SlackBlock{Type: "context", Elements: []SlackText{{Type: "mrkdwn", Text: alertFooter(externalURL, a, true)}}},
@@ -98,33 +100,38 @@ func slackEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
-// alertFooter is the line of facts under an alert.
+// alertFooter is the line of facts under an alert: " · "-separated with
+// a <link|open> for Slack, ", "-separated ASCII with the link on a line of
+// its own for email.
 func alertFooter(externalURL string, a *Alert, slack bool) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "rule %s · subject %s · since %s · id %s",
-		a.Rule, a.Subject, startsAt(a).Format(time.RFC3339), a.ID)
-	if a.State == StateResolved {
-		fmt.Fprintf(&b, " · resolved %s", a.ResolvedAt.UTC().Format(time.RFC3339))
-		if a.ResolvedBy != "" {
-			fmt.Fprintf(&b, " by %s", a.ResolvedBy)
-		}
-	}
-	if link := alertURL(externalURL, a); link != "" {
-		if slack {
-			fmt.Fprintf(&b, " · <%s|open>", link)
-		} else {
-			fmt.Fprintf(&b, "\n  %s", link)
-		}
-	}
+	sep := ", "
 	if slack {
-		return slackEscapeKeepLinks(b.String())
+		sep = " · "
 	}
-	return b.String()
+	parts := []string{
+		"rule " + a.Rule,
+		"subject " + a.Subject.String(),
+		"since " + startsAt(a).Format(time.RFC3339),
+		"id " + a.ID,
+	}
+	if a.State == StateResolved {
+		resolved := "resolved " + a.ResolvedAt.UTC().Format(time.RFC3339)
+		if a.ResolvedBy != "" {
+			resolved += " by " + a.ResolvedBy
+		}
+		parts = append(parts, resolved)
+	}
+	line := strings.Join(parts, sep)
+	link := alertURL(externalURL, a)
+	switch {
+	case link == "":
+		return line
+	case slack:
+		return slackEscape(line) + sep + "<" + link + "|open>"
+	default:
+		return line + "\n  " + link
+	}
 }
-
-// slackEscapeKeepLinks escapes & only: the footer's one <link|label> must
-// survive, and no user text reaches it except ids and rule names.
-func slackEscapeKeepLinks(s string) string { return strings.ReplaceAll(s, "&", "&amp;") }
 
 // notificationTitle is "[FIRING:2] error-spike" or "[RESOLVED] error-spike".
 func notificationTitle(g Group, alerts []Alert) string {
