@@ -1,0 +1,95 @@
+package limiter
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// benchTiers are large enough that most benchmark requests are admitted,
+// so the benchmark measures the debit path.
+var benchTiers = map[string]Tier{
+	"big": {RequestsPerHour: 1 << 40, BurstPerMinute: 1 << 34},
+}
+
+func benchSubjects(n int) []string {
+	s := make([]string, n)
+	for i := range s {
+		s[i] = "ip:10.0." + strconv.Itoa(i)
+	}
+	return s
+}
+
+func BenchmarkAllowAt(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		subjects int
+	}{{"hot", 1}, {"many", 100_000}} {
+		subjects := benchSubjects(bc.subjects)
+		b.Run(bc.name+"/serial", func(b *testing.B) {
+			l := newTestLimiter(b, Options{Tiers: benchTiers})
+			for _, s := range subjects {
+				l.AllowAt(t0, Request{Subject: s, Tier: "big"})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: subjects[i%len(subjects)], Tier: "big"})
+			}
+		})
+		b.Run(bc.name+"/parallel", func(b *testing.B) {
+			l := newTestLimiter(b, Options{Tiers: benchTiers})
+			for _, s := range subjects {
+				l.AllowAt(t0, Request{Subject: s, Tier: "big"})
+			}
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seq.Add(1) * 7919)
+				for pb.Next() {
+					i++
+					l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: subjects[i%len(subjects)], Tier: "big"})
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkAllowAtWithRoute(b *testing.B) {
+	l := newTestLimiter(b, Options{Tiers: benchTiers})
+	req := Request{Subject: "key_123", Tier: "big", Route: "forms.read", RoutePerMinute: 1 << 34}
+	l.AllowAt(t0, req)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		l.AllowAt(t0.Add(time.Duration(i)), req)
+	}
+}
+
+func BenchmarkHeaders(b *testing.B) {
+	l := newTestLimiter(b, Options{Tiers: testTiers})
+	res := l.AllowAt(t0, Request{Subject: "k", Tier: "free", Route: "r", RoutePerMinute: 5})
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = res.AppendPolicyHeader(buf[:0])
+		buf = res.AppendRateLimitHeader(buf[:0])
+	}
+}
+
+func BenchmarkSnapshot(b *testing.B) {
+	// Encoding cost only: the write path is the store's.
+	l := newTestLimiter(b, Options{Tiers: benchTiers})
+	for _, s := range benchSubjects(10_000) {
+		l.AllowAt(t0, Request{Subject: s, Tier: "big"})
+	}
+	var batch snapshotBatch
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range l.shards {
+			batch.reset()
+			collect(&l.shards[i], &batch, t0.UnixNano(), 0, true)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package limiter
+
+import (
+	"context"
+	"time"
+)
+
+// Run sweeps idle entries and, with a Store, snapshots bucket state every
+// SnapshotInterval, until ctx ends (it then writes one more snapshot) or
+// Stop is called (Stop writes it), and returns nil. Run may be called once:
+// later calls return ErrAlreadyRunning, and a call after Stop returns nil
+// at once.
+func (l *Limiter) Run(ctx context.Context) error {
+	l.runMu.Lock()
+	if l.runDone != nil {
+		l.runMu.Unlock()
+		return ErrAlreadyRunning
+	}
+	select {
+	case <-l.stopCh:
+		l.runMu.Unlock()
+		return nil
+	default:
+	}
+	done := make(chan struct{})
+	l.runDone = done
+	l.runMu.Unlock()
+	defer close(done)
+
+	ticker := time.NewTicker(l.interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Requests may still be draining: Stop snapshots again after them.
+			if err := l.Snapshot(); err != nil {
+				l.log.Error("limiter: snapshot at shutdown failed", "err", err)
+			}
+			return nil
+		case <-l.stopCh:
+			return nil
+		case <-ticker.C:
+			l.Sweep(l.now())
+			if err := l.Snapshot(); err != nil {
+				l.log.Error("limiter: periodic snapshot failed; will retry", "err", err)
+			}
+		}
+	}
+}
+
+// Stop ends Run, waits for it, and writes a last snapshot. Call it after
+// the last request has been decided and before closing the Store. It is
+// safe to call more than once and from several goroutines; every call
+// returns after that snapshot.
+func (l *Limiter) Stop() {
+	l.stopOnce.Do(func() { close(l.stopCh) })
+	l.runMu.Lock()
+	done := l.runDone
+	l.runMu.Unlock()
+	if done != nil {
+		<-done
+	}
+	l.finalSnapshot()
+}
+
+func (l *Limiter) finalSnapshot() {
+	l.finalOnce.Do(func() {
+		if err := l.Snapshot(); err != nil {
+			l.log.Error("limiter: final snapshot failed; recent bucket state is lost", "err", err)
+		}
+	})
+}
+
+// Sweep drops every entry that carries no information at now (all buckets
+// full, no monthly count this month) and returns how many it dropped. Run
+// calls it every SnapshotInterval; it holds one shard lock at a time.
+func (l *Limiter) Sweep(now time.Time) int {
+	at, month := now.UnixNano(), l.viewAt(now).day.monthID
+	n := 0
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		n += sh.sweep(at, month)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Stats is a reading of the limiter's counters for monitoring.
+type Stats struct {
+	// Subjects is the number of entries in memory: subjects plus
+	// (subject, route) pairs with a route limit.
+	Subjects int
+	// IdleEvictions counts entries dropped because they carried no
+	// information (full buckets); ForcedEvictions counts entries dropped
+	// with state because MaxSubjects was reached.
+	IdleEvictions   uint64
+	ForcedEvictions uint64
+	// Snapshots and SnapshotErrors count snapshot runs and failed ones.
+	Snapshots      uint64
+	SnapshotErrors uint64
+	// LastSnapshotDuration, LastSnapshotWritten and LastSnapshotDeleted
+	// describe the most recent snapshot.
+	LastSnapshotDuration time.Duration
+	LastSnapshotWritten  int
+	LastSnapshotDeleted  int
+	// RestoreSkipped counts stored records New could not decode.
+	RestoreSkipped int
+}
+
+// Stats reads the counters, taking each shard lock briefly.
+func (l *Limiter) Stats() Stats {
+	s := Stats{
+		Snapshots:            l.snapshots.Load(),
+		SnapshotErrors:       l.snapshotErrs.Load(),
+		LastSnapshotDuration: time.Duration(l.lastSnapshot.Load()),
+		LastSnapshotWritten:  int(l.lastWritten.Load()),
+		LastSnapshotDeleted:  int(l.lastDeleted.Load()),
+		RestoreSkipped:       l.restoreSkips,
+	}
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		s.Subjects += len(sh.entries)
+		s.IdleEvictions += sh.idleEvictions
+		s.ForcedEvictions += sh.forcedEvictions
+		sh.mu.Unlock()
+	}
+	return s
+}
