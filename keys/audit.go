@@ -91,8 +91,8 @@ func (s *Service) Events(keyID, cursor string, limit int) ([]Event, string, erro
 			end = append(bytes.Clone(prefix[:len(prefix)-1]), 1)
 		}
 		var lastKey []byte
-		k, v := c.Seek(end)
-		if k == nil {
+		var k, v []byte
+		if k, _ = c.Seek(end); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()

@@ -1,0 +1,231 @@
+// Package api is apiwarden's HTTP edge: the admin API, the enforcement
+// entry points (proxy, forward auth, check), event ingest, analytics and
+// the live stream. The core packages it wires together know nothing of
+// HTTP; handlers here translate requests into their calls and their
+// errors into SPEC's error body, in one place (errors.go).
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/apiwarden/apiwarden/keys"
+)
+
+// KeyAdmin is what the admin API needs of the key service.
+type KeyAdmin interface {
+	Create(p keys.CreateParams, actor string) (keys.Key, string, error)
+	Get(id string) (keys.Key, error)
+	List(f keys.Filter) ([]keys.Key, string, error)
+	Update(id string, p keys.Patch, actor string) (keys.Key, error)
+	Rotate(id string, grace *time.Duration, actor string) (keys.Key, string, error)
+	Revoke(id, actor, reason string) (keys.Key, error)
+	Events(id, cursor string, limit int) ([]keys.Event, string, error)
+}
+
+var _ KeyAdmin = (*keys.Service)(nil)
+
+// Options configure a Server.
+type Options struct {
+	// AdminToken guards /admin; empty refuses every admin call.
+	AdminToken string
+	Keys       KeyAdmin
+	Version    string
+	Now        func() time.Time
+	Logger     *slog.Logger
+}
+
+// Server holds the handlers. Build it with New; serve AdminHandler on
+// admin_listen.
+type Server struct {
+	keys    KeyAdmin
+	version string
+	now     func() time.Time
+	log     *slog.Logger
+	ids     *requestIDs
+	ready   atomic.Bool
+
+	adminTokenSet  bool
+	adminTokenHash [32]byte
+
+	routes []Route
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	accessOpen  access = iota // health checks
+	accessAdmin               // admin token (or dashboard session)
+)
+
+// Route is one entry of the admin router; the table is also what tests
+// and the OpenAPI document enumerate, so no route can escape them.
+type Route struct {
+	Method  string
+	Path    string
+	Summary string
+	access  access
+	handle  handlerFunc
+}
+
+// handlerFunc is a handler that returns its error instead of writing it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error
+
+// New builds a server.
+func New(opts Options) *Server {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		keys:    opts.Keys,
+		version: opts.Version,
+		now:     opts.Now,
+		log:     opts.Logger,
+		ids:     newRequestIDs(),
+	}
+	if opts.AdminToken != "" {
+		s.adminTokenSet = true
+		s.adminTokenHash = sha256.Sum256([]byte(opts.AdminToken))
+	}
+	s.routes = s.adminRoutes()
+	return s
+}
+
+// SetReady flips /readyz: false while starting and while draining.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Routes lists the admin listener's routes.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+func (s *Server) adminRoutes() []Route {
+	return []Route{
+		{"GET", "/healthz", "liveness", accessOpen, s.healthz},
+		{"GET", "/readyz", "readiness", accessOpen, s.readyz},
+
+		{"POST", "/admin/v1/keys", "create a key", accessAdmin, s.createKey},
+		{"GET", "/admin/v1/keys", "list keys", accessAdmin, s.listKeys},
+		{"GET", "/admin/v1/keys/:id", "show a key", accessAdmin, s.getKey},
+		{"PATCH", "/admin/v1/keys/:id", "change a key", accessAdmin, s.patchKey},
+		{"DELETE", "/admin/v1/keys/:id", "revoke a key", accessAdmin, s.revokeKey},
+		{"POST", "/admin/v1/keys/:id/rotate", "rotate a key's secret", accessAdmin, s.rotateKey},
+		{"GET", "/admin/v1/keys/:id/events", "a key's audit events", accessAdmin, s.keyEvents},
+	}
+}
+
+// AdminHandler serves the admin listener.
+func (s *Server) AdminHandler() http.Handler {
+	router := httprouter.New()
+	router.RedirectTrailingSlash = false
+	router.RedirectFixedPath = false
+	for _, rt := range s.routes {
+		router.Handle(rt.Method, rt.Path, s.wrap(rt))
+	}
+	router.NotFound = s.plain(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(CodeRouteNotFound, "no route %s %s", r.Method, r.URL.Path)
+	})
+	router.MethodNotAllowed = s.plain(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, w.Header().Get("Allow"))
+	})
+	router.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
+		writeError(w, r, s.log, &Error{Code: CodeInternal, Message: "internal error; the server log has details under this request id",
+			Err: panicError{v}})
+	}
+	return s.withRequestID(router)
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return fmt.Sprint("panic: ", p.v) }
+
+// wrap applies a route's access rule and turns its error into a response.
+func (s *Server) wrap(rt Route) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if rt.access == accessAdmin {
+			if e := s.authorizeAdmin(r); e != nil {
+				writeError(w, r, s.log, e)
+				return
+			}
+		}
+		if err := rt.handle(w, r, ps); err != nil {
+			writeError(w, r, s.log, asError(err))
+		}
+	}
+}
+
+func (s *Server) plain(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, r, s.log, asError(err))
+		}
+	})
+}
+
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := s.ids.fromRequest(r)
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(WithRequestID(r.Context(), id)))
+	})
+}
+
+// authorizeAdmin checks the bearer token in constant time. Both sides are
+// hashed first so the comparison does not leak the token's length either.
+func (s *Server) authorizeAdmin(r *http.Request) *Error {
+	if !s.adminTokenSet {
+		return errorf(CodeAdminDisabled, "the admin API is disabled: no admin token is configured (set APIWARDEN_ADMIN_TOKEN or security.admin_token and restart)")
+	}
+	token, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
+		return errorf(CodeUnauthorized, "send the admin token as Authorization: Bearer <token>")
+	}
+	got := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(got[:], s.adminTokenHash[:]) != 1 {
+		return errorf(CodeUnauthorized, "the admin token is not valid")
+	}
+	return nil
+}
+
+// bearer extracts the token of an "Authorization: Bearer" header.
+func bearer(h string) (string, bool) {
+	const p = "bearer "
+	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
+		return "", false
+	}
+	t := strings.TrimSpace(h[len(p):])
+	return t, t != ""
+}
+
+// actor names who made an admin change, for audit events. Scripts may add
+// X-Apiwarden-Actor ("deploy-bot") to say more than "admin".
+func actor(r *http.Request) string {
+	a := r.Header.Get("X-Apiwarden-Actor")
+	if a == "" || len(a) > 64 || !isToken(a) {
+		return "admin"
+	}
+	return "admin:" + a
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.version})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	if !s.ready.Load() {
+		return errorf(CodeUnavailable, "not ready: starting or draining")
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// adminClient talks to a running server's admin API.
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newAdminClient(getenv func(string) string) (*adminClient, error) {
+	base := strings.TrimRight(getenv("APIWARDEN_URL"), "/")
+	if base == "" {
+		base = "http://127.0.0.1:8081"
+	}
+	token := getenv("APIWARDEN_ADMIN_TOKEN")
+	if token == "" {
+		return nil, usageError{"set APIWARDEN_ADMIN_TOKEN to the server's admin token (and APIWARDEN_URL if it is not " + base + ")"}
+	}
+	return &adminClient{base: base, token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// apiError is an error body the server sent.
+type apiError struct {
+	Status    int
+	Code      string
+	Message   string
+	RequestID string
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s: %s (HTTP %d, request %s)", e.Code, e.Message, e.Status, e.RequestID)
+}
+
+// do sends body as JSON (when not nil) and decodes a 2xx answer into out.
+func (c *adminClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("X-Apiwarden-Actor", "cli")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach apiwarden at %s: %w", c.base, errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb struct {
+			Error struct {
+				Code, Message string
+				RequestID     string `json:"request_id"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
+			return &apiError{Status: resp.StatusCode, Code: "HTTP_" + resp.Status, Message: strings.TrimSpace(string(data))}
+		}
+		return &apiError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, RequestID: eb.Error.RequestID}
+	}
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = data
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
