@@ -149,8 +149,30 @@ type subjectHistory struct {
 // buildBaselines reads the rollups a baseline for hour needs: the same
 // hour in each of the last four weeks and the 24 hours before it.
 func buildBaselines(src HistorySource, kind SubjectKind, hour time.Time) (*baselines, error) {
-	index := make(map[string]int)
-	var hist []subjectHistory
+	// Read every hour first, so the working set can be sized once: growing
+	// it by appends copied megabytes per rebuild.
+	var weeks [baselineWeeks]map[string]HourStat
+	var recent [recentHours]map[string]HourStat
+	largest := 0
+	for w := range weeks {
+		rows, err := src.Hour(kind, hour.Add(-time.Duration(w+1)*7*24*time.Hour))
+		if err != nil {
+			return nil, err
+		}
+		weeks[w] = rows
+		largest = max(largest, len(rows))
+	}
+	for i := range recent {
+		rows, err := src.Hour(kind, hour.Add(-time.Duration(recentHours-i)*time.Hour))
+		if err != nil {
+			return nil, err
+		}
+		recent[i] = rows
+		largest = max(largest, len(rows))
+	}
+
+	index := make(map[string]int, largest)
+	hist := make([]subjectHistory, 0, largest+largest/8)
 	get := func(subject string) *subjectHistory {
 		i, ok := index[subject]
 		if !ok {
@@ -160,23 +182,14 @@ func buildBaselines(src HistorySource, kind SubjectKind, hour time.Time) (*basel
 		}
 		return &hist[i]
 	}
-
-	for w := 1; w <= baselineWeeks; w++ {
-		rows, err := src.Hour(kind, hour.Add(-time.Duration(w)*7*24*time.Hour))
-		if err != nil {
-			return nil, err
-		}
+	for _, rows := range weeks {
 		for subject, st := range rows {
 			h := get(subject)
 			h.weeks[h.nWeeks] = float64(st.Requests)
 			h.nWeeks++
 		}
 	}
-	for i := range recentHours {
-		rows, err := src.Hour(kind, hour.Add(-time.Duration(recentHours-i)*time.Hour))
-		if err != nil {
-			return nil, err
-		}
+	for i, rows := range recent {
 		for subject, st := range rows {
 			h := get(subject)
 			h.recent[i] = float64(st.Requests)
