@@ -65,7 +65,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"threshold", base(func(r *alerting.Rule) { r.Type, r.Threshold = alerting.PerformanceDegradation, 0 })},
 		{"baseline_factor", base(func(r *alerting.Rule) { r.Type, r.BaselineFactor = alerting.PerformanceDegradation, 0.5 })},
 		{"baseline_factor", base(func(r *alerting.Rule) { r.BaselineFactor = 3 })},
-		{"threshold", base(func(r *alerting.Rule) { r.Type, r.Direction, r.Threshold = alerting.UnusualActivity, alerting.DirectionBoth, -1 })},
+		{"threshold", base(func(r *alerting.Rule) {
+			r.Type, r.Direction, r.Threshold = alerting.UnusualActivity, alerting.DirectionBoth, -1
+		})},
 		{"direction", base(func(r *alerting.Rule) { r.Type, r.Threshold = alerting.UnusualActivity, 5 })},
 		{"direction", base(func(r *alerting.Rule) { r.Direction = alerting.DirectionSpike })},
 		{"quota", base(func(r *alerting.Rule) { r.Quota = alerting.QuotaHourly })},
