@@ -1,0 +1,69 @@
+// Package metrics records every request apiwarden sees and keeps what the
+// analytics, the billing report and alerting read: raw records for
+// drill-down and exact hourly and daily rollups. It knows nothing of HTTP;
+// api/ wires it to routes.
+//
+// # Writing
+//
+// The API layer calls Recorder.Record with a Record per request. Record
+// copies it into a bounded buffer and returns: it never blocks and does not
+// allocate. One writer goroutine (Recorder.Run) swaps the buffer out every
+// Options.FlushInterval and commits, in ONE bbolt transaction, the raw
+// records (thinned by Options.SampleRate) and the rollup deltas of every
+// record, so the two always agree after a crash. Recorder.Stop drains the
+// buffer before it returns. POST /v1/events bodies go through ParseEvents
+// and then Recorder.RecordBatch.
+//
+// # Reading
+//
+// Reader.ScanCells, Series, Totals and Sum read rollup cells of one
+// Dimension (total, route, key, owner, tier, status class) at one Interval
+// (Hourly, Daily); Reader.Records pages through raw records with filters
+// and a resumable cursor. Percentiles come from merged Histograms.
+//
+// # On-disk layout
+//
+// Raw records, store.BucketRaw:
+//
+//	raw/                               top-level bucket; its sequence numbers blocks
+//	  "2026-11-27"/                    one nested bucket per UTC day of record time
+//	    8-byte big-endian block seq -> block (see below)
+//
+// A flush writes, per UTC day its records fall on, one block of up to 8192
+// records sorted by time. The block key is the next value of the raw
+// bucket's sequence, so keys only grow: a reader's position (day, block
+// key, index) never has new blocks appear before it. Retention deletes a
+// whole day with one DeleteBucket. A block starts with an uncompressed
+// header (version, flags, record count, min time, max time) so time-range
+// reads skip blocks without decoding them; the body is columnar, with
+// dictionary-, delta- and varint-encoded columns, DEFLATE-compressed (the
+// column encodings are documented in block.go). Method, route, key id,
+// owner, tier, country, user agent and decision are interned in
+// store.BucketDict ("s"+string -> id, "i"+id -> string); paths and client
+// addresses use a block-local table.
+//
+// Rollup cells, store.BucketRollupHour and store.BucketRollupDay, one key
+// per (dimension, value, interval):
+//
+//	dimension byte | uvarint len(value) | value | 4-byte big-endian interval number
+//
+// where the interval number counts UTC hours (hourly) or UTC days (daily)
+// since the Unix epoch. Dimension bytes: 1 total (value ""), 2 route, 3
+// key, 4 owner, 5 tier, 6 status class ("2xx"). A value's cells are
+// contiguous and in time order, so one value over a range is a single
+// seek and a short cursor walk (a month of daily totals is 30 adjacent
+// keys), and all values of a dimension are one seek per value (a 30-day
+// top-20 of 50 routes reads 1,500 adjacent cells). Values sort by length,
+// then bytes. A cell value is a version byte, uvarints (count, 2xx, 3xx,
+// 4xx, 5xx, rate-limited, auth failures, bytes in, bytes out, latency sum,
+// min and max in µs) and the sparse Histogram encoding (latencies in ms).
+// A flush reads, merges and rewrites only the cells its records touch.
+//
+// # Retention
+//
+// Options.RawRetentionDays, HourlyRetentionDays and DailyRetentionDays
+// (0 keeps forever) count UTC days: data of day D goes once the injected
+// clock's UTC day is later than D+N. Recorder.ApplyRetention (run by Run
+// every RetentionInterval) works in small transactions; flushes also skip
+// data that would already be expired.
+package metrics

@@ -1,0 +1,150 @@
+package metrics
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestTruncateUTF8(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"hello", 10, "hello"},
+		{"hello", 3, "hel"},
+		{"héllo", 2, "h"}, // é is two bytes: not split
+		{"héllo", 3, "hé"},
+		{"日本", 4, "日"},
+		{"🎉🎉", 5, "🎉"},
+		{"", 0, ""},
+	} {
+		got := truncateUTF8(tc.in, tc.n)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("truncateUTF8(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestStripAPIKey(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/v1/x", "/v1/x"},
+		{"/v1/x?a=1", "/v1/x?a=1"},
+		{"/v1/x?api_key=wsk_abc", "/v1/x"},
+		{"/v1/x?a=1&api_key=wsk_abc&b=2", "/v1/x?a=1&b=2"},
+		{"/v1/x?API_KEY=wsk_abc", "/v1/x"},
+		{"/v1/x?api%5Fkey=wsk_abc&c=3", "/v1/x?c=3"},
+		{"/v1/x?api_key=a&api_key=b", "/v1/x"},
+		{"/v1/x?apikeyish=1", "/v1/x?apikeyish=1"},
+		{"/v1/x?a=1;api_key=z", "/v1/x?a=1"},
+	} {
+		if got := stripAPIKey(tc.in); got != tc.want {
+			t.Errorf("stripAPIKey(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	long := "/p?" + strings.Repeat("x=1&", 100) + "api_key=secret"
+	if strings.Contains(stripAPIKey(long), "secret") {
+		t.Fatal("key survived")
+	}
+}
+
+func TestParseCacheStatus(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want CacheStatus
+	}{
+		{"", CacheUnknown},
+		{"HIT", CacheHit},
+		{"hit", CacheHit},
+		{"Hit from cloudfront", CacheHit},
+		{"Miss from cloudfront", CacheMiss},
+		{"TCP_MISS", CacheMiss},
+		{"TCP_HIT", CacheHit},
+		{"MISS, HIT", CacheHit}, // Fastly: any layer hit
+		{"MISS, MISS", CacheMiss},
+		{"EXPIRED", CacheMiss},
+		{"STALE", CacheStale},
+		{"UPDATING", CacheStale},
+		{"REVALIDATED", CacheHit},
+		{"BYPASS", CacheBypass},
+		{"DYNAMIC", CacheBypass},
+		{"bypass", CacheBypass},
+		{"something else", CacheUnknown},
+		{"ExampleCache; hit", CacheHit},
+		{"ExampleCache; hit; ttl=-30", CacheStale},
+		{"OriginCache; fwd=uri-miss", CacheMiss},
+		{"OriginCache; fwd=uri-miss; stored, CDN; hit", CacheHit},
+		{"CDN; fwd=bypass", CacheBypass},
+		{`CDN; fwd=stale; fwd-status=304`, CacheStale},
+		{"CDN; fwd=request, Edge; fwd=miss", CacheMiss},
+	} {
+		if got := ParseCacheStatus(tc.in); got != tc.want {
+			t.Errorf("ParseCacheStatus(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestErrorCategoryNames(t *testing.T) {
+	for c := ErrorNone; c < errorCategoryCount; c++ {
+		back, err := ParseErrorCategory(c.String())
+		if err != nil || back != c {
+			t.Errorf("%v does not round-trip: %v %v", c, back, err)
+		}
+		var u ErrorCategory
+		text, _ := c.MarshalText()
+		if err := u.UnmarshalText(text); err != nil || u != c {
+			t.Errorf("%v text round trip: %v", c, err)
+		}
+	}
+	if c, err := ParseErrorCategory(""); err != nil || c != ErrorNone {
+		t.Error(`"" is not ErrorNone`)
+	}
+	if _, err := ParseErrorCategory("teapot"); !errors.Is(err, ErrUnknownName) {
+		t.Errorf("unknown category: %v", err)
+	}
+}
+
+func TestCategorizeError(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		d      Decision
+		want   ErrorCategory
+	}{
+		{200, DecisionValid, ErrorNone},
+		{304, "", ErrorNone},
+		{404, DecisionValid, ErrorClient},
+		{401, DecisionMissingKey, ErrorAuth},
+		{403, "", ErrorAuth},
+		{429, DecisionQuotaExceeded, ErrorRateLimited},
+		{429, "", ErrorRateLimited},
+		{503, DecisionValid, ErrorUpstream5xx},
+	} {
+		if got := CategorizeError(tc.status, tc.d); got != tc.want {
+			t.Errorf("CategorizeError(%d, %q) = %v, want %v", tc.status, tc.d, got, tc.want)
+		}
+	}
+}
+
+func TestDecisionClasses(t *testing.T) {
+	auth := 0
+	for _, d := range []Decision{DecisionValid, DecisionMissingKey, DecisionNotFound, DecisionExpired, DecisionRevoked,
+		DecisionIPNotAllowed, DecisionOriginNotAllowed, DecisionInsufficientScope, DecisionRateLimited, DecisionQuotaExceeded} {
+		if !d.Known() {
+			t.Errorf("%s not known", d)
+		}
+		if d.IsAuthFailure() {
+			auth++
+		}
+		if d.IsAuthFailure() && d.IsRateLimited() {
+			t.Errorf("%s is both", d)
+		}
+	}
+	if auth != 7 {
+		t.Errorf("%d auth failure codes, want 7", auth)
+	}
+	if Decision("valid").Known() {
+		t.Error("codes are case-sensitive")
+	}
+}
