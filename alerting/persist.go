@@ -280,8 +280,8 @@ func (e *Evaluator) History(id string) ([]Transition, error) {
 }
 
 // Cleanup removes resolved alerts and history entries older than the
-// retention at now, and returns how many records it removed. The
-// evaluation loop calls it hourly.
+// retention at now, and forgets cool-downs that have ended. It returns how
+// many records it removed. The evaluation loop calls it hourly.
 func (e *Evaluator) Cleanup(now time.Time) (int, error) {
 	cutoff := now.Add(-e.retain)
 	removed := 0
@@ -335,6 +335,11 @@ func (e *Evaluator) Cleanup(now time.Time) (int, error) {
 	}
 	e.mu.Lock()
 	e.lastCleanup = now
+	for fp, until := range e.cooldown {
+		if !until.After(now) {
+			delete(e.cooldown, fp)
+		}
+	}
 	e.mu.Unlock()
 	return removed, nil
 }

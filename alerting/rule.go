@@ -213,6 +213,54 @@ func (r Rule) MarshalJSON() ([]byte, error) {
 	})
 }
 
+// UnmarshalJSON reads what MarshalJSON writes; durations may also be
+// numbers of nanoseconds.
+func (r *Rule) UnmarshalJSON(b []byte) error {
+	type plain Rule
+	var aux struct {
+		*plain
+		Window        jsonDuration `json:"window"`
+		For           jsonDuration `json:"for"`
+		KeepFiringFor jsonDuration `json:"keep_firing_for"`
+		Cooldown      jsonDuration `json:"cooldown"`
+	}
+	aux.plain = (*plain)(r)
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	r.Window, r.For = time.Duration(aux.Window), time.Duration(aux.For)
+	r.KeepFiringFor, r.Cooldown = time.Duration(aux.KeepFiringFor), time.Duration(aux.Cooldown)
+	return nil
+}
+
+// jsonDuration decodes "5m" as well as 300000000000.
+type jsonDuration time.Duration
+
+func (d *jsonDuration) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		if s == "" {
+			*d = 0
+			return nil
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = jsonDuration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration must be a string such as \"5m\" or nanoseconds: %w", err)
+	}
+	*d = jsonDuration(n)
+	return nil
+}
+
 func durationOrEmpty(d time.Duration) string {
 	if d == 0 {
 		return ""

@@ -130,6 +130,13 @@ func TestRuleJSONUsesDurationStrings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var back alerting.Rule
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Window != 15*time.Minute || back.Cooldown != time.Hour || back.Name != "unusual-activity" || back.Direction != "both" {
+		t.Fatalf("round trip: %+v", back)
+	}
 	for _, want := range []string{`"window":"15m0s"`, `"for":"10m0s"`, `"cooldown":"1h0m0s"`, `"type":"unusual_activity"`, `"direction":"both"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("%s lacks %s", b, want)

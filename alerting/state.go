@@ -4,15 +4,19 @@ import "time"
 
 // State is where an alert is in its life.
 //
-//	                 cond, For not met            cond, For met
-//	inactive ───────────────────────▶ pending ──────────────────▶ firing ◀──┐
-//	    ▲                               │                        │  ▲       │
-//	    └─────────── !cond (abandon) ───┘        !cond (recover) │  │ cond  │ cond
-//	                                                             ▼  │(refire)│(stay)
-//	                              resolved ◀── KeepFiringFor ── recovering   │
-//	                                 ▲         elapsed, !cond                │
-//	                                 └──── !cond and KeepFiringFor = 0 ──────┘
+//	           cond holds              cond held for For
+//	inactive ────────────▶ pending ─────────────────────▶ firing ◀──────────┐
+//	    ▲                     │                             │               │ cond holds again
+//	    └─── cond clears ─────┘                 cond clears │               │ (refire, silent)
+//	      (abandon, silent)                                 ▼               │
+//	                                                   recovering ──────────┘
+//	                                                        │
+//	                                  cond clear for KeepFiringFor
+//	                                                        ▼
+//	                                                     resolved
 //
+// With KeepFiringFor = 0, a firing alert resolves as soon as its condition
+// clears, without passing through recovering.
 // With For = 0 an alert goes from inactive through pending to firing in one
 // evaluation. A person may resolve a pending, firing or recovering alert
 // by hand, and acknowledge a firing or recovering one. Resolved is final:
