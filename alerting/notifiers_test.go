@@ -705,3 +705,47 @@ func TestStages(t *testing.T) {
 type notifierFunc func() (bool, error)
 
 func (f notifierFunc) Notify(context.Context, ...alerting.Alert) (bool, error) { return f() }
+
+// blockingNotifier never finishes until released.
+type blockingNotifier struct{ release chan struct{} }
+
+func (n blockingNotifier) Notify(ctx context.Context, _ ...alerting.Alert) (bool, error) {
+	select {
+	case <-n.release:
+	case <-ctx.Done():
+	}
+	return false, nil
+}
+
+func TestSlowNotifierDoesNotDelayEvaluation(t *testing.T) {
+	stuck := blockingNotifier{release: make(chan struct{})}
+	defer close(stuck.release)
+	d, _ := alerting.NewDispatcher([]alerting.Receiver{{Name: "stuck", Notifier: stuck, QueueSize: 1}}, nil)
+	runDispatcher(t, d)
+
+	r := errorSpikeRule()
+	r.For, r.KeepFiringFor = 0, 0
+	h := newHarness(t, []alerting.Rule{r}, func(o *alerting.Options) { o.Notify = d })
+	start := time.Now()
+	for i := range 10 { // fire and resolve five times: ten notifications
+		errorRate(h, 1000, int64(100*(1-i%2)))
+		h.step(tick)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("ten passes took %s behind a stuck notifier", took)
+	}
+	waitFor(t, "drops to be counted", func() bool { return h.ev.Stats().Notifiers[0].Dropped > 0 })
+	st := h.ev.Stats().Notifiers[0]
+	if st.Name != "stuck" || st.Sent != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestErrorsDoNotLeakWebhookSecrets(t *testing.T) {
+	srv := newHookServer(t, http.StatusNotFound)
+	sl, _ := alerting.NewSlack(alerting.SlackConfig{URL: srv.URL + "/services/T000/B000/secrettoken"})
+	_, err := sl.Notify(fixtureContext(), fixtureAlerts()...)
+	if err == nil || strings.Contains(err.Error(), "secrettoken") {
+		t.Fatalf("error %v", err)
+	}
+}
