@@ -1,0 +1,256 @@
+// Package enforce makes the one decision every entry point shares —
+// the sidecar proxy, forward auth and the check API — from the facts of a
+// request: which route it hits, whether its key is good for it, and
+// whether its limits have room. It knows nothing of HTTP.
+package enforce
+
+import (
+	"errors"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/apiwarden/apiwarden/keys"
+	"github.com/apiwarden/apiwarden/limiter"
+)
+
+// Code is a decision code of SPEC §5.
+type Code uint8
+
+// Decision codes.
+const (
+	Valid Code = iota
+	MissingKey
+	NotFound
+	Expired
+	Revoked
+	IPNotAllowed
+	OriginNotAllowed
+	InsufficientScope
+	RateLimited
+	QuotaExceeded
+)
+
+var codeNames = [...]string{
+	Valid: "VALID", MissingKey: "MISSING_KEY", NotFound: "NOT_FOUND", Expired: "EXPIRED", Revoked: "REVOKED",
+	IPNotAllowed: "IP_NOT_ALLOWED", OriginNotAllowed: "ORIGIN_NOT_ALLOWED", InsufficientScope: "INSUFFICIENT_SCOPE",
+	RateLimited: "RATE_LIMITED", QuotaExceeded: "QUOTA_EXCEEDED",
+}
+
+// String returns the code as SPEC writes it ("RATE_LIMITED").
+func (c Code) String() string { return codeNames[c] }
+
+// Status is the HTTP status a denial answers with (0 for Valid).
+func (c Code) Status() int {
+	switch c {
+	case Valid:
+		return 0
+	case MissingKey, NotFound, Expired, Revoked:
+		return 401
+	case IPNotAllowed, OriginNotAllowed, InsufficientScope:
+		return 403
+	}
+	return 429
+}
+
+// Message explains a denial to the client.
+func (c Code) Message() string {
+	switch c {
+	case MissingKey:
+		return "an API key is required: send it as Authorization: Bearer <key> or X-API-Key"
+	case NotFound:
+		return "the API key is not valid"
+	case Expired:
+		return "the API key has expired"
+	case Revoked:
+		return "the API key has been revoked"
+	case IPNotAllowed:
+		return "the API key may not be used from this IP address"
+	case OriginNotAllowed:
+		return "the API key may not be used from this origin"
+	case InsufficientScope:
+		return "the API key lacks a scope this route requires"
+	case RateLimited:
+		return "rate limit exceeded; retry after the time in Retry-After"
+	case QuotaExceeded:
+		return "monthly quota exhausted; it renews at the start of next month"
+	}
+	return ""
+}
+
+// Facts are what the entry points know of a request.
+type Facts struct {
+	HeaderKey string // from Authorization: Bearer or X-API-Key
+	QueryKey  string // from ?api_key=, used only where the route allows it
+	Method    string
+	Path      string // cleaned (CleanPath)
+	ClientIP  netip.Addr
+	Origin    string
+	Cost      int // 0: the route's cost
+}
+
+// Decision is the outcome for one request.
+type Decision struct {
+	Code  Code
+	Route *Route
+	// Identity is the key's, when one was presented and found (also for
+	// Expired and Revoked, so the request can be attributed); nil on
+	// public and internal routes.
+	Identity *keys.Identity
+	// Tier is the tier whose limits applied ("" when none did).
+	Tier string
+	// Limited says the limiter was consulted; Limit then holds the bucket
+	// states for the rate-limit headers.
+	Limited bool
+	Limit   limiter.Result
+	// UsedQueryKey says the key came from ?api_key=, so the proxy strips it.
+	UsedQueryKey bool
+}
+
+// Allowed reports whether the request may pass.
+func (d *Decision) Allowed() bool { return d.Code == Valid }
+
+// KeyVerifier is what the engine needs of the key service.
+type KeyVerifier interface {
+	Verify(now time.Time, presented string) (*keys.Identity, error)
+	RecordDenial(now time.Time, keyID string, typ keys.EventType, detail string)
+}
+
+// RateLimiter is what the engine needs of the limiter (local or Redis).
+type RateLimiter interface {
+	AllowAt(now time.Time, req limiter.Request) limiter.Result
+}
+
+var (
+	_ KeyVerifier = (*keys.Service)(nil)
+	_ RateLimiter = (*limiter.Limiter)(nil)
+)
+
+// Policy is the reloadable part of the engine's configuration.
+type Policy struct {
+	Routes *Routes
+	// PublicTier limits client IPs on public routes without their own tier.
+	PublicTier string
+	// StrictestTier limits admin routes without their own tier.
+	StrictestTier string
+}
+
+// Engine decides requests. It is safe for concurrent use; SetPolicy swaps
+// the route table atomically (a config reload) without blocking Decide.
+type Engine struct {
+	keys   KeyVerifier
+	limits RateLimiter
+	policy atomic.Pointer[Policy]
+}
+
+// NewEngine builds an engine.
+func NewEngine(k KeyVerifier, l RateLimiter, p Policy) *Engine {
+	e := &Engine{keys: k, limits: l}
+	e.SetPolicy(p)
+	return e
+}
+
+// SetPolicy replaces the routes and tier choices for requests that start
+// after it returns.
+func (e *Engine) SetPolicy(p Policy) { e.policy.Store(&p) }
+
+// Policy returns the policy in force.
+func (e *Engine) Policy() *Policy { return e.policy.Load() }
+
+// Decide checks a request at now. Checks run in the order a client can
+// act on: key present, key valid, key allowed here (IP, origin, scopes),
+// then limits. Only requests that pass the key checks touch the limiter,
+// so rejected keys cannot drain a customer's quota.
+func (e *Engine) Decide(now time.Time, f *Facts) Decision {
+	pol := e.policy.Load()
+	route := pol.Routes.Match(f.Method, f.Path)
+	d := Decision{Route: route}
+	cost := f.Cost
+	if cost <= 0 {
+		cost = max(route.Cost, 1)
+	}
+
+	switch route.Preset {
+	case Internal:
+		return d
+	case Public:
+		tier := route.Tier
+		if tier == "" {
+			tier = pol.PublicTier
+		}
+		return e.limit(now, d, "ip:"+f.ClientIP.String(), tier, cost, false)
+	}
+
+	presented := f.HeaderKey
+	if presented == "" && route.AllowQueryKey && f.QueryKey != "" {
+		presented, d.UsedQueryKey = f.QueryKey, true
+	}
+	if presented == "" {
+		d.Code = MissingKey
+		return d
+	}
+	id, err := e.keys.Verify(now, presented)
+	d.Identity = id
+	switch {
+	case err == nil:
+	case errors.Is(err, keys.ErrExpired):
+		d.Code = Expired
+		return d
+	case errors.Is(err, keys.ErrRevoked):
+		d.Code = Revoked
+		return d
+	default: // malformed or unknown
+		d.Code = NotFound
+		d.Identity = nil
+		return d
+	}
+	if !id.AllowsIP(f.ClientIP) {
+		e.keys.RecordDenial(now, id.ID, keys.EventIPDenied, f.ClientIP.String())
+		d.Code = IPNotAllowed
+		return d
+	}
+	if !id.AllowsOrigin(f.Origin) {
+		e.keys.RecordDenial(now, id.ID, keys.EventOriginDenied, truncate(f.Origin, 200))
+		d.Code = OriginNotAllowed
+		return d
+	}
+	if !id.HasScopes(route.Scopes) || (route.Preset == Admin && !id.HasScopes(adminScope)) {
+		e.keys.RecordDenial(now, id.ID, keys.EventScopeDenied, route.Pattern)
+		d.Code = InsufficientScope
+		return d
+	}
+
+	tier := id.Tier
+	if route.Preset == Admin {
+		tier = route.Tier
+		if tier == "" {
+			tier = pol.StrictestTier
+		}
+	}
+	return e.limit(now, d, id.ID, tier, cost, route.Preset == HighVolume)
+}
+
+var adminScope = []string{"admin"}
+
+func (e *Engine) limit(now time.Time, d Decision, subject, tier string, cost int, routeOnly bool) Decision {
+	req := limiter.Request{Subject: subject, Tier: tier, Cost: cost, RouteOnly: routeOnly}
+	if d.Route.RequestsPerMinute > 0 {
+		req.Route, req.RoutePerMinute = d.Route.bucketID, d.Route.RequestsPerMinute
+	}
+	d.Tier, d.Limited = tier, true
+	d.Limit = e.limits.AllowAt(now, req)
+	switch d.Limit.Reason {
+	case limiter.ReasonRateLimited:
+		d.Code = RateLimited
+	case limiter.ReasonQuotaExceeded:
+		d.Code = QuotaExceeded
+	}
+	return d
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
