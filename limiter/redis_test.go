@@ -1,0 +1,437 @@
+package limiter
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// decider is what the API layer needs of either backend.
+type decider interface {
+	AllowAt(now time.Time, req Request) Result
+	Allow(req Request) Result
+	Peek(now time.Time, subject, tier string) Usage
+}
+
+var (
+	_ decider = (*Limiter)(nil)
+	_ decider = (*Redis)(nil)
+)
+
+// redisServer is a real redis-server on a loopback port, owned by one test.
+type redisServer struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	addr string
+	cmd  *exec.Cmd
+}
+
+// startRedis starts redis-server for t, or skips t when the binary is
+// missing, unless APIWARDEN_REQUIRE_REDIS=1 makes that a failure.
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("APIWARDEN_REQUIRE_REDIS") == "1" {
+			t.Fatalf("redis-server not found and APIWARDEN_REQUIRE_REDIS=1: %v", err)
+		}
+		t.Skip("redis-server not installed (set APIWARDEN_REQUIRE_REDIS=1 to fail instead)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &redisServer{t: t, bin: bin, dir: t.TempDir(), addr: addr}
+	s.start()
+	t.Cleanup(s.kill)
+	return s
+}
+
+func (s *redisServer) start() {
+	s.t.Helper()
+	_, port, _ := net.SplitHostPort(s.addr)
+	s.cmd = exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--loglevel", "warning")
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s.ping() {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.kill()
+			s.t.Fatalf("redis-server on %s did not answer", s.addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *redisServer) ping() bool {
+	c, err := net.DialTimeout("tcp", s.addr, 100*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && line == "+PONG\r\n"
+}
+
+func (s *redisServer) kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+func (s *redisServer) client(t *testing.T) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.addr, DisableIdentity: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func newTestRedis(t testing.TB, srv *redisServer, opts RedisOptions) *Redis {
+	t.Helper()
+	local := newTestLimiter(t, Options{Now: time.Now})
+	if opts.URL == "" && opts.Client == nil {
+		opts.URL = "redis://" + srv.addr + "/0"
+	}
+	r, err := NewRedis(local, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestRedisAllOrNothing(t *testing.T) {
+	srv := startRedis(t)
+	r := newTestRedis(t, srv, RedisOptions{Timeout: time.Second})
+	now := time.Now()
+	cases := []struct {
+		name      string
+		req       Request
+		allowed   bool
+		reason    Reason
+		hour, min int64 // remaining; -1 not checked
+		route     int64 // remaining; -1 not checked
+		retryMin  time.Duration
+		retryMax  time.Duration
+	}{
+		{"drain the burst", Request{Subject: "a", Tier: "tiny", Cost: 3}, true, ReasonNone, 2, 0, -1, 0, 0},
+		{"minute empty: hour untouched", Request{Subject: "a", Tier: "tiny"}, false, ReasonRateLimited, 2, 0, -1, 19 * time.Second, 20 * time.Second},
+		{"cost above capacity never fits", Request{Subject: "a", Tier: "tiny", Cost: 6}, false, ReasonRateLimited, 2, 0, -1, InfDuration, InfDuration},
+		{"route 1", Request{Subject: "b", Tier: "free", Route: "forms", RoutePerMinute: 2}, true, ReasonNone, 99, 9, 1, 0, 0},
+		{"route 2", Request{Subject: "b", Tier: "free", Route: "forms", RoutePerMinute: 2}, true, ReasonNone, 98, 8, 0, 0, 0},
+		{"route denies, tier untouched", Request{Subject: "b", Tier: "free", Route: "forms", RoutePerMinute: 2}, false, ReasonRateLimited, 98, 8, 0, 29 * time.Second, 30 * time.Second},
+		{"route only", Request{Subject: "c", Tier: "free", Route: "bulk", RoutePerMinute: 20, RouteOnly: true, Cost: 15}, true, ReasonNone, -1, -1, 5, 0, 0},
+		{"quota", Request{Subject: "d", Tier: "metered", Cost: 5}, true, ReasonNone, 995, 95, -1, 0, 0},
+		{"quota exceeded", Request{Subject: "d", Tier: "metered"}, false, ReasonQuotaExceeded, 995, 95, -1, time.Second, 31 * 24 * time.Hour},
+		{"unknown tier is the strictest", Request{Subject: "e", Tier: "gold"}, true, ReasonNone, 4, 2, -1, 0, 0},
+	}
+	for _, tc := range cases {
+		res := r.AllowAt(now, tc.req)
+		if res.Allowed != tc.allowed || res.Reason != tc.reason {
+			t.Fatalf("%s: allowed %v reason %v, want %v %v (%+v)", tc.name, res.Allowed, res.Reason, tc.allowed, tc.reason, res)
+		}
+		if res.RetryAfter < tc.retryMin || res.RetryAfter > tc.retryMax {
+			t.Errorf("%s: retry after %v, want %v..%v", tc.name, res.RetryAfter, tc.retryMin, tc.retryMax)
+		}
+		for _, c := range []struct {
+			policy string
+			want   int64
+		}{{PolicyHour, tc.hour}, {PolicyMinute, tc.min}, {PolicyRoute, tc.route}} {
+			if c.want < 0 {
+				continue
+			}
+			if b, ok := find(res, c.policy); !ok || b.Remaining != c.want {
+				t.Errorf("%s: %s = %+v, want remaining %d", tc.name, c.policy, b, c.want)
+			}
+		}
+	}
+	if st := r.Stats(); st.Fallbacks != 0 || !st.Healthy || st.Calls != uint64(len(cases)) {
+		t.Errorf("stats %+v", st)
+	}
+	res := r.AllowAt(now, Request{Subject: "f", Tier: "free"})
+	if got := string(res.AppendPolicyHeader(nil)); got != `"hour";q=100;w=3600, "minute";q=10;w=60` {
+		t.Errorf("policy header %s", got)
+	}
+	if got := string(res.AppendRateLimitHeader(nil)); got != `"minute";r=9;t=6` {
+		t.Errorf("ratelimit header %s", got)
+	}
+}
+
+func TestRedisSharedBetweenInstances(t *testing.T) {
+	srv := startRedis(t)
+	// Generous timeout: this test is about atomicity, not latency, and must
+	// not fall back under the race detector.
+	a := newTestRedis(t, srv, RedisOptions{Timeout: 5 * time.Second})
+	b := newTestRedis(t, srv, RedisOptions{Timeout: 5 * time.Second})
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inst := a
+			if i%2 == 1 {
+				inst = b
+			}
+			for range 3 {
+				if inst.Allow(Request{Subject: "shared", Tier: "free"}).Allowed {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != 10 {
+		t.Fatalf("two instances admitted %d, want exactly the burst of 10", got)
+	}
+	if a.Stats().Fallbacks+b.Stats().Fallbacks != 0 {
+		t.Fatal("a decision fell back to local buckets")
+	}
+	// Both see the same state.
+	ua, ub := a.Peek(time.Now(), "shared", "free"), b.Peek(time.Now(), "shared", "free")
+	if ua.Minute.Remaining != 0 || ub.Minute.Remaining != 0 || ua.Hour.Remaining != 90 || ub.Hour.Remaining != 90 {
+		t.Fatalf("peeks differ or are wrong: %+v / %+v", ua, ub)
+	}
+}
+
+func TestRedisFallbackAndRecovery(t *testing.T) {
+	srv := startRedis(t)
+	r := newTestRedis(t, srv, RedisOptions{Timeout: 50 * time.Millisecond, FailureThreshold: 2, CoolDown: time.Minute})
+	now := time.Now()
+	req := Request{Subject: "k", Tier: "tiny"}
+	if !r.AllowAt(now, req).Allowed || !r.Healthy() {
+		t.Fatal("first request not decided by a healthy Redis")
+	}
+
+	srv.kill()
+	// Two failures open the breaker; meanwhile the local buckets decide.
+	for i := range 2 {
+		if !r.AllowAt(now, req).Allowed {
+			t.Fatalf("fallback request %d denied", i)
+		}
+	}
+	st := r.Stats()
+	if r.Healthy() || st.Breaker != "open" || st.Fallbacks != 2 || st.Failures != 2 || st.BreakerOpens != 1 {
+		t.Fatalf("after two failures: %+v", st)
+	}
+	// Open: no more calls; the local burst of 3 still holds.
+	if !r.AllowAt(now, req).Allowed {
+		t.Fatal("third local request denied")
+	}
+	if res := r.AllowAt(now, req); res.Allowed {
+		t.Fatal("local fallback admitted past the burst")
+	}
+	if st := r.Stats(); st.Calls != 3 || st.Fallbacks != 4 {
+		t.Fatalf("open breaker still calls Redis: %+v", st)
+	}
+	if u := r.Peek(now, "k", "tiny"); u.Minute.Remaining != 0 {
+		t.Fatalf("Peek while open should read the local buckets: %+v", u.Minute)
+	}
+
+	srv.start()
+	// Before the cool-down ends nothing changes.
+	r.AllowAt(now.Add(59*time.Second), Request{Subject: "k2", Tier: "tiny"})
+	if r.Healthy() {
+		t.Fatal("closed before the cool-down")
+	}
+	// The first request after it probes, succeeds and closes the breaker;
+	// the restarted Redis (no persistence) has fresh buckets for k.
+	res := r.AllowAt(now.Add(time.Minute), req)
+	if !r.Healthy() || !res.Allowed {
+		t.Fatalf("after restart: healthy %v, %+v", r.Healthy(), res)
+	}
+	if b, _ := find(res, PolicyMinute); b.Remaining != 2 {
+		t.Fatalf("not the shared bucket: %+v", b)
+	}
+	if err := r.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRedisTimeoutFallsBackQuickly(t *testing.T) {
+	srv := startRedis(t)
+	r := newTestRedis(t, srv, RedisOptions{Timeout: 50 * time.Millisecond, FailureThreshold: 1})
+	if !r.Allow(Request{Subject: "k", Tier: "free"}).Allowed {
+		t.Fatal("warm-up denied")
+	}
+	// A paused server accepts nothing and answers nothing.
+	if err := srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.cmd.Process.Signal(syscall.SIGCONT)
+	start := time.Now()
+	res := r.Allow(Request{Subject: "k", Tier: "free"})
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("a hung Redis held the request for %v", took)
+	}
+	if !res.Allowed || r.Healthy() || r.Stats().Fallbacks != 1 {
+		t.Fatalf("no fallback: %+v %+v", res, r.Stats())
+	}
+	if err := r.Ping(context.Background()); !errors.Is(err, ErrRedisUnavailable) {
+		t.Fatalf("Ping on a paused server: %v", err)
+	}
+}
+
+func TestRedisPeekAndClamp(t *testing.T) {
+	srv := startRedis(t)
+	r := newTestRedis(t, srv, RedisOptions{Timeout: time.Second})
+	now := time.Now()
+	r.AllowAt(now, Request{Subject: "k", Tier: "free", Cost: 4})
+	r.AllowAt(now, Request{Subject: "q", Tier: "metered", Cost: 2})
+	for range 2 {
+		if u := r.Peek(now, "k", "free"); u.Minute.Remaining != 6 || u.Hour.Remaining != 96 || u.Minute.Limit != 10 {
+			t.Fatalf("Peek: %+v", u)
+		}
+	}
+	if u := r.Peek(now, "q", "metered"); u.MonthlyUsed != 2 || u.MonthlyQuota != 5 {
+		t.Fatalf("Peek quota: %+v", u)
+	}
+	if u := r.Peek(now, "nobody", "free"); u.Minute.Remaining != 10 || u.Minute.Reset != 0 {
+		t.Fatalf("Peek of an unknown subject: %+v", u)
+	}
+	// A smaller burst clamps the six tokens left to two, in Peek and in the script.
+	if err := r.Local().SetTiers(map[string]Tier{"free": {RequestsPerHour: 100, BurstPerMinute: 2}, "metered": testTiers["metered"]}); err != nil {
+		t.Fatal(err)
+	}
+	if u := r.Peek(now, "k", "free"); u.Minute.Remaining != 2 || u.Minute.Limit != 2 {
+		t.Fatalf("Peek after reduction: %+v", u.Minute)
+	}
+	if res := r.AllowAt(now, Request{Subject: "k", Tier: "free", Cost: 2}); !res.Allowed {
+		t.Fatalf("the two clamped tokens: %+v", res)
+	}
+	if res := r.AllowAt(now, Request{Subject: "k", Tier: "free"}); res.Allowed {
+		t.Fatalf("past the clamped burst: %+v", res)
+	}
+}
+
+func TestRedisKeysExpire(t *testing.T) {
+	srv := startRedis(t)
+	r := newTestRedis(t, srv, RedisOptions{Timeout: time.Second})
+	r.Allow(Request{Subject: "k", Tier: "metered", Route: "forms", RoutePerMinute: 6})
+	c := srv.client(t)
+	ctx := context.Background()
+	month := r.local.viewAt(time.Now()).day.monthID
+	for key, longest := range map[string]time.Duration{
+		r.tierKey("k"):           time.Minute, // 1 of 100/min: full after 0.6 s
+		r.routeKey("k", "forms"): 11 * time.Second,
+		r.monthKey("k", month):   32 * 24 * time.Hour,
+	} {
+		ttl, err := c.PTTL(ctx, key).Result()
+		if err != nil || ttl <= 0 || ttl > longest {
+			t.Errorf("%s: ttl %v (%v), want 0..%v", key, ttl, err, longest)
+		}
+	}
+}
+
+func TestNewRedisValidates(t *testing.T) {
+	local := newTestLimiter(t, Options{})
+	for name, tc := range map[string]struct {
+		local *Limiter
+		opts  RedisOptions
+	}{
+		"no local":    {nil, RedisOptions{URL: "redis://127.0.0.1:1"}},
+		"no address":  {local, RedisOptions{}},
+		"bad url":     {local, RedisOptions{URL: "http://x"}},
+		"bad timeout": {local, RedisOptions{URL: "redis://127.0.0.1:1", Timeout: -1}},
+	} {
+		if _, err := NewRedis(tc.local, tc.opts); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestBreakerTransitions(t *testing.T) {
+	b := breaker{threshold: 2, coolDown: 10}
+	steps := []struct {
+		op    string // allow, ok, fail
+		at    int64
+		want  bool // allow's answer, or whether ok/fail changed the state
+		state int32
+	}{
+		{"allow", 0, true, breakerClosed},
+		{"fail", 0, false, breakerClosed},
+		{"ok", 0, false, breakerClosed}, // a success resets the count
+		{"fail", 1, false, breakerClosed},
+		{"fail", 2, true, breakerOpen}, // until 12
+		{"allow", 11, false, breakerOpen},
+		{"allow", 12, true, breakerHalfOpen}, // the probe
+		{"allow", 12, false, breakerHalfOpen},
+		{"fail", 13, true, breakerOpen}, // until 23
+		{"allow", 23, true, breakerHalfOpen},
+		{"ok", 23, true, breakerClosed},
+		{"allow", 24, true, breakerClosed},
+	}
+	for i, s := range steps {
+		var got bool
+		switch s.op {
+		case "allow":
+			got = b.allow(s.at)
+		case "ok":
+			got = b.success()
+		case "fail":
+			got = b.failure(s.at)
+		}
+		if got != s.want || b.state.Load() != s.state {
+			t.Fatalf("step %d %s@%d: got %v state %s, want %v %s", i, s.op, s.at, got,
+				breakerStateName(b.state.Load()), s.want, breakerStateName(s.state))
+		}
+	}
+	if b.opens.Load() != 2 {
+		t.Errorf("opens = %d", b.opens.Load())
+	}
+}
+
+func TestMonthKeyFormat(t *testing.T) {
+	r := &Redis{prefix: "p:"}
+	if got := r.monthKey("ip:1.2.3.4", int32(2026*12+2)); got != "p:{ip:1.2.3.4}:m:2026-03" {
+		t.Errorf("month key %q", got)
+	}
+	if got := r.monthKey("k", int32(2026*12+11)); got != "p:{k}:m:2026-12" {
+		t.Errorf("month key %q", got)
+	}
+}
+
+// BenchmarkRedisAllowAt measures a shared decision: one script round trip
+// to a loopback redis-server.
+func BenchmarkRedisAllowAt(b *testing.B) {
+	srv := startRedis(b)
+	r := newTestRedis(b, srv, RedisOptions{Timeout: time.Second})
+	req := Request{Subject: "bench", Tier: "big"}
+	if err := r.Local().SetTiers(benchTiers); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r.Allow(req)
+		}
+	})
+	if st := r.Stats(); st.Fallbacks != 0 {
+		b.Fatalf("%d decisions fell back", st.Fallbacks)
+	}
+}
