@@ -1,10 +1,13 @@
 package limiter_test
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/apiwarden/apiwarden/limiter"
+	"github.com/apiwarden/apiwarden/store"
 )
 
 func Example() {
@@ -95,4 +98,45 @@ func ExampleResult_AppendRateLimitHeader() {
 	buf = res.AppendRateLimitHeader(buf[:0])
 	fmt.Printf("RateLimit: %s\n", buf)
 	// Output: RateLimit: "minute";r=7;t=18
+}
+
+// A limiter with a store survives a restart: Stop writes a snapshot, New
+// restores it, and the time in between refills the buckets.
+func ExampleLimiter_Run() {
+	dir, _ := os.MkdirTemp("", "apiwarden-limiter")
+	defer os.RemoveAll(dir)
+	tiers := map[string]limiter.Tier{"free": {RequestsPerHour: 100, BurstPerMinute: 10}}
+	t0 := time.Date(2026, time.March, 10, 12, 0, 0, 0, time.UTC)
+
+	s, _ := store.Open(dir, store.Options{})
+	l, _ := limiter.New(limiter.Options{Store: s, Tiers: tiers, Now: func() time.Time { return t0 }})
+	go l.Run(context.Background()) // sweeps and snapshots every 10 s
+	l.Allow(limiter.Request{Subject: "key_123", Tier: "free", Cost: 10})
+	l.Stop() // ends Run and writes the last snapshot
+	s.Close()
+
+	// Thirty seconds later, in a new process: five tokens are back.
+	s, _ = store.Open(dir, store.Options{})
+	defer s.Close()
+	later := t0.Add(30 * time.Second)
+	l, _ = limiter.New(limiter.Options{Store: s, Tiers: tiers, Now: func() time.Time { return later }})
+	defer l.Stop()
+	fmt.Println(l.Peek(later, "key_123", "free").Minute.Remaining)
+	// Output: 5
+}
+
+func ExampleNewRedis() {
+	local, _ := limiter.New(limiter.Options{
+		Tiers: map[string]limiter.Tier{"free": {RequestsPerHour: 100, BurstPerMinute: 10}},
+	})
+	shared, err := limiter.NewRedis(local, limiter.RedisOptions{URL: "redis://127.0.0.1:6379/0"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer shared.Close()
+	// Every instance using this Redis draws from the same buckets; when it
+	// cannot be reached, local decides and Healthy reports false.
+	res := shared.Allow(limiter.Request{Subject: "key_123", Tier: "free"})
+	fmt.Println(res.Allowed, shared.Healthy())
 }

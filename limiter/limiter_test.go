@@ -499,3 +499,20 @@ func TestAllowUsesInjectedClock(t *testing.T) {
 		t.Fatal("refilled token not admitted")
 	}
 }
+
+func TestForcedEvictionSparesMonthlyCounts(t *testing.T) {
+	l := newTestLimiter(t, Options{MaxSubjects: 3})
+	l.AllowAt(t0, Request{Subject: "billed", Tier: "metered", Cost: 4}) // oldest, with a count
+	l.AllowAt(t0, Request{Subject: "a", Tier: "tiny", Cost: 3})
+	l.AllowAt(t0, Request{Subject: "b", Tier: "tiny", Cost: 3})
+	l.AllowAt(t0, Request{Subject: "c", Tier: "tiny", Cost: 3})
+	if st := l.Stats(); st.ForcedEvictions != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if u := l.Peek(t0, "billed", "metered"); u.MonthlyUsed != 4 {
+		t.Fatalf("the monthly count was evicted: %+v", u)
+	}
+	if u := l.Peek(t0, "a", "tiny"); u.Hour.Remaining != 5 {
+		t.Fatalf("a, the oldest without a count, should have gone: %+v", u.Hour)
+	}
+}

@@ -160,26 +160,47 @@ func (r *reader) varint() int64 {
 	return v
 }
 
-// snapshotBatch is one shard's changes, encoded while its lock is held and
-// written after it is released.
+// snapshotBatch holds changes encoded while shard locks were held, to be
+// written after they are released.
 type snapshotBatch struct {
 	buf     []byte
-	puts    [][2]int // key start, value start; the value ends where the next put begins
-	dels    []int    // key start; the key ends where the next op begins
-	ends    []int    // end offset of every op, in order (dels then puts)
-	removed []entryKey
+	ops     []snapshotOp
+	removed []entryKey // keys deleted, to put back as tombstones if writing fails
+}
+
+// snapshotOp is one put or delete: the key is buf[start:keyEnd] and the
+// value buf[keyEnd:end] (empty for a delete).
+type snapshotOp struct {
+	start, keyEnd, end int
+	del                bool
 }
 
 func (b *snapshotBatch) reset() {
-	b.buf, b.puts, b.dels, b.ends, b.removed = b.buf[:0], b.puts[:0], b.dels[:0], b.ends[:0], b.removed[:0]
+	b.buf, b.ops, b.removed = b.buf[:0], b.ops[:0], b.removed[:0]
+}
+
+func (b *snapshotBatch) addDelete(k entryKey) {
+	start := len(b.buf)
+	b.buf = appendKey(b.buf, k)
+	b.ops = append(b.ops, snapshotOp{start: start, keyEnd: len(b.buf), end: len(b.buf), del: true})
+	b.removed = append(b.removed, k)
+}
+
+func (b *snapshotBatch) addPut(e *entry) {
+	start := len(b.buf)
+	b.buf = appendKey(b.buf, e.key)
+	keyEnd := len(b.buf)
+	b.buf = appendRecord(b.buf, e)
+	b.ops = append(b.ops, snapshotOp{start: start, keyEnd: keyEnd, end: len(b.buf)})
 }
 
 // Snapshot writes the state of every entry that changed since the last
 // snapshot to the store and deletes the records of entries since dropped,
 // so that the store holds every bucket that is not full and every monthly
-// counter in use. It works shard by shard: a shard's lock is held while its
-// changes are encoded in memory, never during store I/O, and the writes go
-// in transactions of bounded size. Without a Store it does nothing.
+// counter in use. Shard by shard, a shard's lock is held while its changes
+// are encoded in memory, never during store I/O; the changes of several
+// shards are written together in transactions of at most a few thousand
+// records. Without a Store it does nothing.
 //
 // It returns an error wrapping ErrSnapshot when a write fails; the next
 // snapshot then rewrites everything, so no change is lost for good.
@@ -196,22 +217,31 @@ func (l *Limiter) Snapshot() error {
 
 	var batch snapshotBatch
 	var written, deleted int
-	var err error
-	for i := range l.shards {
-		sh := &l.shards[i]
-		batch.reset()
-		collect(sh, &batch, at, month, all)
-		if err = l.write(&batch); err != nil {
+	flush := func() error {
+		puts, dels, err := l.write(&batch)
+		if err != nil {
 			// Nothing of the failed batch is known to be stored: put its
 			// deletions back and rewrite every entry next time.
 			l.snapshotAll.Store(true)
-			sh.mu.Lock()
-			sh.tombstones = append(sh.tombstones, batch.removed...)
-			sh.mu.Unlock()
-			break
+			for _, k := range batch.removed {
+				sh := l.shardFor(k.subject)
+				sh.mu.Lock()
+				sh.tombstones = append(sh.tombstones, k)
+				sh.mu.Unlock()
+			}
 		}
-		written += len(batch.puts)
-		deleted += len(batch.dels)
+		written, deleted = written+puts, deleted+dels
+		batch.reset()
+		return err
+	}
+	var err error
+	for i := range l.shards {
+		collect(&l.shards[i], &batch, at, month, all)
+		if len(batch.ops) >= snapshotTxOps || i == len(l.shards)-1 {
+			if err = flush(); err != nil {
+				break
+			}
+		}
 	}
 	l.snapshots.Add(1)
 	l.lastSnapshot.Store(int64(time.Since(started)))
@@ -229,13 +259,11 @@ func (l *Limiter) Snapshot() error {
 func collect(sh *shard, b *snapshotBatch, at int64, month int32, all bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	b.removed = append(b.removed, sh.tombstones...)
-	sh.tombstones = sh.tombstones[:0]
-	for _, k := range b.removed {
-		b.dels = append(b.dels, len(b.buf))
-		b.buf = appendKey(b.buf, k)
-		b.ends = append(b.ends, len(b.buf))
+	for _, k := range sh.tombstones {
+		b.addDelete(k)
 	}
+	clear(sh.tombstones) // drop the strings
+	sh.tombstones = sh.tombstones[:0]
 	for _, e := range sh.entries {
 		if !e.dirty && !all {
 			continue
@@ -244,52 +272,47 @@ func collect(sh *shard, b *snapshotBatch, at int64, month int32, all bool) {
 		if e.idle(at, month) {
 			if e.persisted {
 				e.persisted = false
-				b.removed = append(b.removed, e.key)
-				b.dels = append(b.dels, len(b.buf))
-				b.buf = appendKey(b.buf, e.key)
-				b.ends = append(b.ends, len(b.buf))
+				b.addDelete(e.key)
 			}
 			continue
 		}
 		e.persisted = true
-		keyAt := len(b.buf)
-		b.buf = appendKey(b.buf, e.key)
-		valAt := len(b.buf)
-		b.buf = appendRecord(b.buf, e)
-		b.puts = append(b.puts, [2]int{keyAt, valAt})
-		b.ends = append(b.ends, len(b.buf))
+		b.addPut(e)
 	}
 }
 
-// write applies a batch in transactions of at most snapshotTxOps, deletes
-// first so a key dropped and created again ends up stored.
-func (l *Limiter) write(b *snapshotBatch) error {
-	type op struct {
-		key, val []byte // val nil: delete
+// write applies a batch in transactions of at most snapshotTxOps, all
+// deletions first so that a key dropped and created again ends up stored.
+// It returns how many puts and deletions committed.
+func (l *Limiter) write(b *snapshotBatch) (puts, dels int, err error) {
+	order := make([]int, 0, len(b.ops))
+	for i, op := range b.ops {
+		if op.del {
+			order = append(order, i)
+		}
 	}
-	ops := make([]op, 0, len(b.dels)+len(b.puts))
-	end := 0
-	for _, start := range b.dels {
-		ops = append(ops, op{key: b.buf[start:b.ends[end]]})
-		end++
+	for i, op := range b.ops {
+		if !op.del {
+			order = append(order, i)
+		}
 	}
-	for _, p := range b.puts {
-		ops = append(ops, op{key: b.buf[p[0]:p[1]], val: b.buf[p[1]:b.ends[end]]})
-		end++
-	}
-	for len(ops) > 0 {
-		chunk := ops[:min(len(ops), snapshotTxOps)]
-		ops = ops[len(chunk):]
+	for len(order) > 0 {
+		chunk := order[:min(len(order), snapshotTxOps)]
+		order = order[len(chunk):]
+		var p, d int
 		err := l.store.Update(func(tx *store.Tx) error {
+			p, d = 0, 0
 			bk, err := tx.MustBucket(store.BucketLimiter)
 			if err != nil {
 				return err
 			}
-			for _, o := range chunk {
-				if o.val == nil {
-					err = bk.Delete(o.key)
+			for _, i := range chunk {
+				op := b.ops[i]
+				key := b.buf[op.start:op.keyEnd]
+				if op.del {
+					err, d = bk.Delete(key), d+1
 				} else {
-					err = bk.Put(o.key, o.val)
+					err, p = bk.Put(key, b.buf[op.keyEnd:op.end]), p+1
 				}
 				if err != nil {
 					return err
@@ -298,10 +321,11 @@ func (l *Limiter) write(b *snapshotBatch) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return puts, dels, err
 		}
+		puts, dels = puts+p, dels+d
 	}
-	return nil
+	return puts, dels, nil
 }
 
 // restore loads the records a previous Snapshot wrote. Records that are

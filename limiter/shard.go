@@ -90,10 +90,12 @@ func (s *shard) get(k entryKey, protect *entry, now int64, month int32) *entry {
 
 // evictOne makes room: among evictionSample entries (Go starts each map
 // iteration at a random place, so they are a random sample) it drops an
-// idle one, or else the least recently used. It returns the dropped entry
-// for reuse, or nil if only protect was there. Needs s.mu.
+// idle one, or else the least recently used, preferring one without a
+// monthly count: forgetting a count hands out quota again, forgetting a
+// bucket only a little burst. It returns the dropped entry for reuse, or
+// nil if only protect was there. Needs s.mu.
 func (s *shard) evictOne(protect *entry, now int64, month int32) *entry {
-	var oldest *entry
+	var oldest, oldestUncounted *entry
 	n := 0
 	for _, e := range s.entries {
 		if e == protect {
@@ -107,16 +109,23 @@ func (s *shard) evictOne(protect *entry, now int64, month int32) *entry {
 		if oldest == nil || e.lastUsed < oldest.lastUsed {
 			oldest = e
 		}
+		if (e.used == 0 || e.month != month) && (oldestUncounted == nil || e.lastUsed < oldestUncounted.lastUsed) {
+			oldestUncounted = e
+		}
 		if n++; n == evictionSample {
 			break
 		}
 	}
-	if oldest == nil {
+	victim := oldestUncounted
+	if victim == nil {
+		victim = oldest
+	}
+	if victim == nil {
 		return nil
 	}
-	s.remove(oldest)
+	s.remove(victim)
 	s.forcedEvictions++
-	return oldest
+	return victim
 }
 
 // sweep drops every idle entry and returns how many. Needs s.mu.
