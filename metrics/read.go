@@ -1,0 +1,534 @@
+package metrics
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/apiwarden/apiwarden/store"
+)
+
+// Reader answers queries over what Recorders wrote: rollup cells and raw
+// records. Each call runs in one read transaction, so it sees one
+// consistent snapshot and never blocks the writer. A Reader is safe for
+// concurrent use.
+type Reader struct {
+	st       *store.Store
+	dict     *dictReader
+	decoders sync.Pool // *blockDecoder
+}
+
+// NewReader returns a Reader over st.
+func NewReader(st *store.Store) *Reader {
+	return &Reader{st: st, dict: newDictReader()}
+}
+
+// CellQuery selects rollup cells.
+type CellQuery struct {
+	Interval  Interval
+	Dimension Dimension
+	// Value selects one value of the dimension ("" for DimTotal, "2xx"
+	// for DimStatusClass). It is ignored when AllValues is set.
+	Value     string
+	AllValues bool
+	// From and To select the cells whose interval overlaps [From, To): the
+	// cell holding From is included, a cell starting at To is not. A zero
+	// To means no upper bound.
+	From, To time.Time
+}
+
+func (q *CellQuery) check() error {
+	if !q.Interval.valid() {
+		return fmt.Errorf("%w: interval %v", ErrBadQuery, q.Interval)
+	}
+	if !q.Dimension.valid() {
+		return fmt.Errorf("%w: dimension %v", ErrBadQuery, q.Dimension)
+	}
+	if !q.To.IsZero() && !q.To.After(q.From) {
+		return fmt.Errorf("%w: to (%s) must be after from (%s)", ErrBadQuery, q.To, q.From)
+	}
+	return nil
+}
+
+// span returns the first and last interval numbers the query covers.
+func (q *CellQuery) span() (lo, hi uint32) {
+	lo = q.Interval.number(q.From)
+	hi = math.MaxUint32
+	if !q.To.IsZero() {
+		hi = q.Interval.number(q.To.Add(-time.Nanosecond))
+	}
+	return lo, hi
+}
+
+// ScanCells calls fn for every stored cell that q selects, value by value
+// (in storage order: by length, then bytes) and by time within a value.
+// Buckets without traffic have no cell and are not visited. c is reused
+// between calls: copy it (Clone) to keep it. ScanCells returns
+// ErrBadQuery for an invalid query, the first error fn returns, or
+// ErrCorruptCell.
+func (r *Reader) ScanCells(ctx context.Context, q CellQuery, fn func(value string, start time.Time, c *Cell) error) error {
+	if err := q.check(); err != nil {
+		return err
+	}
+	lo, hi := q.span()
+	return r.st.View(func(tx *store.Tx) error {
+		b, err := tx.MustBucket(q.Interval.bucket())
+		if err != nil {
+			return err
+		}
+		c := b.Cursor()
+		var cell Cell
+		visit := func(value string, k, v []byte, n uint32) error {
+			if err := cell.decode(v); err != nil {
+				return fmt.Errorf("%w (cell %s %q %s)", err, q.Dimension, value, q.Interval.start(n))
+			}
+			return fn(value, q.Interval.start(n), &cell)
+		}
+		if !q.AllValues {
+			prefix := appendValuePrefix(nil, q.Dimension, q.Value)
+			seek := binary.BigEndian.AppendUint32(bytes.Clone(prefix), lo)
+			for k, v := c.Seek(seek); k != nil; k, v = c.Next() {
+				if len(k) != len(prefix)+4 || !bytes.HasPrefix(k, prefix) {
+					break
+				}
+				n := binary.BigEndian.Uint32(k[len(prefix):])
+				if n > hi {
+					break
+				}
+				if err := visit(q.Value, k, v, n); err != nil {
+					return err
+				}
+			}
+			return ctx.Err()
+		}
+		var lastValue []byte
+		var value string
+		visited := 0
+		k, v := c.Seek([]byte{byte(q.Dimension)})
+		for k != nil && k[0] == byte(q.Dimension) {
+			if visited++; visited%1024 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			dim, raw, n, ok := parseCellKey(k)
+			switch {
+			case !ok:
+				k, v = c.Next()
+				continue
+			case n < lo:
+				k, v = c.Seek(binary.BigEndian.AppendUint32(appendValuePrefix(nil, dim, string(raw)), lo))
+				continue
+			case n > hi:
+				k, v = c.Seek(append(appendValuePrefix(nil, dim, string(raw)), 0xff, 0xff, 0xff, 0xff, 0xff))
+				continue
+			}
+			if !bytes.Equal(raw, lastValue) {
+				value = string(raw)
+				lastValue = append(lastValue[:0], raw...)
+			}
+			if err := visit(value, k, v, n); err != nil {
+				return err
+			}
+			k, v = c.Next()
+		}
+		return ctx.Err()
+	})
+}
+
+// Point is the cell of one interval of a series.
+type Point struct {
+	Start time.Time // start of the UTC hour or day
+	Cell  Cell
+}
+
+// Series is the cells of one dimension value over time.
+type Series struct {
+	Value  string
+	Points []Point // in time order; intervals without traffic are absent
+}
+
+// Series returns the cells q selects, one Series per value, sorted by
+// value. Errors as ScanCells.
+func (r *Reader) Series(ctx context.Context, q CellQuery) ([]Series, error) {
+	var out []Series
+	err := r.ScanCells(ctx, q, func(value string, start time.Time, c *Cell) error {
+		if len(out) == 0 || out[len(out)-1].Value != value {
+			out = append(out, Series{Value: value})
+		}
+		s := &out[len(out)-1]
+		s.Points = append(s.Points, Point{Start: start, Cell: c.Clone()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b Series) int { return cmp.Compare(a.Value, b.Value) })
+	return out, nil
+}
+
+// ValueCell is the merged cell of one dimension value.
+type ValueCell struct {
+	Value string
+	Cell  Cell
+}
+
+// Totals merges the cells q selects into one cell per value, sorted by
+// Count, largest first (then by value): the first n are the top n.
+// Errors as ScanCells.
+func (r *Reader) Totals(ctx context.Context, q CellQuery) ([]ValueCell, error) {
+	var out []ValueCell
+	err := r.ScanCells(ctx, q, func(value string, _ time.Time, c *Cell) error {
+		if len(out) == 0 || out[len(out)-1].Value != value {
+			out = append(out, ValueCell{Value: value})
+		}
+		out[len(out)-1].Cell.Merge(c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b ValueCell) int {
+		if c := cmp.Compare(b.Cell.Count, a.Cell.Count); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Value, b.Value)
+	})
+	return out, nil
+}
+
+// Sum merges every cell q selects into one. Errors as ScanCells.
+func (r *Reader) Sum(ctx context.Context, q CellQuery) (Cell, error) {
+	var sum Cell
+	err := r.ScanCells(ctx, q, func(_ string, _ time.Time, c *Cell) error {
+		sum.Merge(c)
+		return nil
+	})
+	return sum, err
+}
+
+// Order is the direction of a raw record scan.
+type Order uint8
+
+// The orders. Raw records are ordered by UTC day, then by the block they
+// were written in (write order), then by time within the block. Within a
+// day that is time order except for records that arrived late (ingested
+// events, or a flush delayed by a failure).
+const (
+	NewestFirst Order = iota
+	OldestFirst
+)
+
+// Limits on a page of raw records.
+const (
+	DefaultRecordLimit = 100
+	MaxRecordLimit     = 10000
+)
+
+// RecordQuery selects raw records. Every non-empty filter must match.
+type RecordQuery struct {
+	From, To    time.Time // [From, To); zero means unbounded
+	KeyID       string
+	Route       string
+	Method      string
+	Status      int // exact status when non-zero
+	StatusClass int // 1 … 5 for 1xx … 5xx when non-zero
+	Order       Order
+	Limit       int    // records per page: 0 means DefaultRecordLimit, at most MaxRecordLimit
+	Cursor      string // RecordPage.Next of the previous page, "" to start
+}
+
+// RecordPage is one page of raw records.
+type RecordPage struct {
+	Records []Record
+	// Next resumes after the last record of this page. It is "" when the
+	// scan reached the end; a full page always has one, which may lead to
+	// an empty page.
+	Next string
+}
+
+// position is where a scan stands: the day bucket, the block key and the
+// record's index in the block. Blocks are immutable and new ones only get
+// larger keys, so a position means the same thing however much is written
+// after it: pages never repeat or skip a record that existed when the
+// scan began.
+type position struct {
+	order Order
+	day   uint32
+	seq   uint64
+	index int
+}
+
+const cursorVersion = 1
+
+func (p position) encode() string {
+	b := []byte{cursorVersion, byte(p.order)}
+	b = binary.BigEndian.AppendUint32(b, p.day)
+	b = binary.BigEndian.AppendUint64(b, p.seq)
+	b = binary.AppendUvarint(b, uint64(p.index))
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string, order Order) (position, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 15 || b[0] != cursorVersion {
+		return position{}, ErrBadCursor
+	}
+	p := position{order: Order(b[1]), day: binary.BigEndian.Uint32(b[2:]), seq: binary.BigEndian.Uint64(b[6:])}
+	idx, n := binary.Uvarint(b[14:])
+	if n <= 0 || 14+n != len(b) || idx >= maxDecodeRecords || p.order != order {
+		return position{}, ErrBadCursor
+	}
+	p.index = int(idx)
+	return p, nil
+}
+
+// recordFilter holds a query's filters resolved against the dictionary.
+type recordFilter struct {
+	q                    *RecordQuery
+	fromMicro, toMicro   int64 // records are stored at µs precision
+	keyID, route, method uint64
+}
+
+func (f *recordFilter) match(rec *Record) bool {
+	q := f.q
+	t := rec.Time.UnixMicro()
+	return t >= f.fromMicro && t < f.toMicro &&
+		(q.KeyID == "" || rec.KeyID == q.KeyID) &&
+		(q.Route == "" || rec.Route == q.Route) &&
+		(q.Method == "" || rec.Method == q.Method) &&
+		(q.Status == 0 || rec.Status == q.Status) &&
+		(q.StatusClass == 0 || rec.StatusClass() == q.StatusClass)
+}
+
+// blockMayMatch checks the block's time span and dictionary tables, so
+// blocks that cannot hold a match are skipped without decoding rows.
+func (f *recordFilter) blockMayMatch(cols *[numColumns]blockColumn) bool {
+	return (f.q.KeyID == "" || tableHas(cols[colKey], f.keyID)) &&
+		(f.q.Route == "" || tableHas(cols[colRoute], f.route)) &&
+		(f.q.Method == "" || tableHas(cols[colMethod], f.method))
+}
+
+// Records returns one page of raw records in q.Order. Pass the page's Next
+// as q.Cursor (with the same query) for the next page. It returns
+// ErrBadCursor for a cursor it did not produce or one of the other order,
+// ErrBadQuery for an empty time range and ErrCorruptBlock for a damaged
+// block.
+func (r *Reader) Records(ctx context.Context, q RecordQuery) (RecordPage, error) {
+	var page RecordPage
+	if q.Order != NewestFirst && q.Order != OldestFirst {
+		return page, fmt.Errorf("%w: order %d", ErrBadQuery, q.Order)
+	}
+	if !q.To.IsZero() && !q.To.After(q.From) {
+		return page, fmt.Errorf("%w: to (%s) must be after from (%s)", ErrBadQuery, q.To, q.From)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultRecordLimit
+	}
+	limit = min(limit, MaxRecordLimit)
+	var start *position
+	if q.Cursor != "" {
+		p, err := decodeCursor(q.Cursor, q.Order)
+		if err != nil {
+			return page, err
+		}
+		start = &p
+	}
+	f := recordFilter{q: &q, fromMicro: math.MinInt64, toMicro: math.MaxInt64}
+	dayLo, dayHi := uint32(0), Daily.number(maxRecordTime)
+	if !q.From.IsZero() {
+		f.fromMicro = ceilMicro(q.From)
+		dayLo = Daily.number(q.From)
+	}
+	if !q.To.IsZero() {
+		f.toMicro = ceilMicro(q.To)
+		dayHi = min(dayHi, Daily.number(q.To.Add(-time.Nanosecond)))
+	}
+
+	dec, _ := r.decoders.Get().(*blockDecoder)
+	if dec == nil {
+		dec = new(blockDecoder)
+	}
+	defer r.decoders.Put(dec)
+
+	err := r.st.View(func(tx *store.Tx) error {
+		for _, fv := range []struct {
+			s  string
+			id *uint64
+		}{{q.KeyID, &f.keyID}, {q.Route, &f.route}, {q.Method, &f.method}} {
+			if fv.s == "" {
+				continue
+			}
+			id, ok := lookupDictID(tx, fv.s)
+			if !ok {
+				return nil // never recorded: nothing can match
+			}
+			*fv.id = id
+		}
+		raw, err := tx.MustBucket(store.BucketRaw)
+		if err != nil {
+			return err
+		}
+		resolve := r.dict.resolver(tx)
+		s := scan{q: &q, f: &f, dec: dec, resolve: resolve, limit: limit, start: start, page: &page, ctx: ctx}
+		return s.days(raw, dayLo, dayHi)
+	})
+	if err != nil {
+		return RecordPage{}, err
+	}
+	return page, nil
+}
+
+// scan walks day buckets and blocks for Records.
+type scan struct {
+	ctx     context.Context
+	q       *RecordQuery
+	f       *recordFilter
+	dec     *blockDecoder
+	resolve func(uint64) (string, error)
+	limit   int
+	start   *position
+	page    *RecordPage
+	recs    []Record
+}
+
+func (s *scan) days(raw *store.Bucket, dayLo, dayHi uint32) error {
+	newest := s.q.Order == NewestFirst
+	if s.start != nil {
+		if newest {
+			dayHi = min(dayHi, s.start.day)
+		} else {
+			dayLo = max(dayLo, s.start.day)
+		}
+	}
+	if dayLo > dayHi {
+		return nil
+	}
+	c := raw.Cursor()
+	var k, v []byte
+	if newest {
+		k, v = c.Seek(dayName(dayHi))
+		if k == nil {
+			k, v = c.Last()
+		} else if !bytes.Equal(k, dayName(dayHi)) {
+			k, v = c.Prev()
+		}
+	} else {
+		k, v = c.Seek(dayName(dayLo))
+	}
+	for ; k != nil; k, v = step(c, newest) {
+		if v != nil {
+			continue
+		}
+		day, ok := parseDayName(k)
+		if !ok {
+			continue
+		}
+		if (newest && day < dayLo) || (!newest && day > dayHi) {
+			return nil
+		}
+		b := raw.Bucket(k)
+		if b == nil {
+			continue
+		}
+		full, err := s.blocks(b, day)
+		if err != nil || full {
+			return err
+		}
+	}
+	return nil
+}
+
+func step(c *store.Cursor, newest bool) ([]byte, []byte) {
+	if newest {
+		return c.Prev()
+	}
+	return c.Next()
+}
+
+// blocks scans one day; full reports that the page is complete.
+func (s *scan) blocks(b *store.Bucket, day uint32) (full bool, err error) {
+	newest := s.q.Order == NewestFirst
+	c := b.Cursor()
+	var k, v []byte
+	resumeSeq := uint64(0)
+	resuming := s.start != nil && s.start.day == day
+	switch {
+	case resuming:
+		resumeSeq = s.start.seq
+		want := blockKey(resumeSeq)
+		k, v = c.Seek(want)
+		if newest {
+			if k == nil {
+				k, v = c.Last()
+			} else if !bytes.Equal(k, want) {
+				k, v = c.Prev()
+			}
+		}
+	case newest:
+		k, v = c.Last()
+	default:
+		k, v = c.First()
+	}
+	for ; k != nil; k, v = step(c, newest) {
+		if err := s.ctx.Err(); err != nil {
+			return false, err
+		}
+		if v == nil || len(k) != 8 {
+			continue
+		}
+		seq := binary.BigEndian.Uint64(k)
+		h, body, err := parseBlockHeader(v)
+		if err != nil {
+			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
+		}
+		if h.maxTime < s.f.fromMicro || h.minTime >= s.f.toMicro {
+			continue
+		}
+		cols, err := s.dec.columns(h, body)
+		if err != nil {
+			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
+		}
+		if !s.f.blockMayMatch(&cols) {
+			continue
+		}
+		s.recs, err = decodeColumns(h, cols, s.resolve, s.recs[:0])
+		if err != nil {
+			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
+		}
+		first, last, dir := 0, len(s.recs)-1, 1
+		if newest {
+			first, last, dir = len(s.recs)-1, 0, -1
+		}
+		if resuming && seq == resumeSeq {
+			first = s.start.index + dir
+		}
+		for i := first; i*dir <= last*dir; i += dir {
+			if i < 0 || i >= len(s.recs) || !s.f.match(&s.recs[i]) {
+				continue
+			}
+			s.page.Records = append(s.page.Records, s.recs[i])
+			if len(s.page.Records) == s.limit {
+				s.page.Next = position{order: s.q.Order, day: day, seq: seq, index: i}.encode()
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// ceilMicro is t in µs since the epoch, rounded up, so comparing stored
+// µs times against it agrees with comparing the exact times.
+func ceilMicro(t time.Time) int64 {
+	us := t.UnixMicro()
+	if !t.Truncate(time.Microsecond).Equal(t) {
+		us++
+	}
+	return us
+}
