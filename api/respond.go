@@ -26,7 +26,12 @@ type errorBody struct {
 
 // writeError answers with the error body and the status of e.Code.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, e *Error) {
-	status := StatusOf(e.Code)
+	writeErrorStatus(w, r, log, e, StatusOf(e.Code))
+}
+
+// writeErrorStatus is writeError with a status chosen by the caller (the
+// forward-auth deny_status for nginx).
+func writeErrorStatus(w http.ResponseWriter, r *http.Request, log *slog.Logger, e *Error, status int) {
 	rid := RequestIDFrom(r.Context())
 	if e.Err != nil {
 		level := slog.LevelWarn

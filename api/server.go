@@ -38,9 +38,17 @@ type Options struct {
 	// AdminToken guards /admin; empty refuses every admin call.
 	AdminToken string
 	Keys       KeyAdmin
-	Version    string
-	Now        func() time.Time
-	Logger     *slog.Logger
+	Gate       GateOptions
+	// Proxy, when its Upstream is set, turns on proxy mode: the
+	// enforcement listener forwards every path upstream and /v1/* moves to
+	// the admin listener.
+	Proxy ProxyOptions
+	// SharedListener says listen and admin_listen are the same address
+	// (allowed without an upstream): one handler serves both route sets.
+	SharedListener bool
+	Version        string
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // Server holds the handlers. Build it with New; serve AdminHandler on
@@ -52,6 +60,9 @@ type Server struct {
 	log     *slog.Logger
 	ids     *requestIDs
 	ready   atomic.Bool
+	gate    *gate
+	proxy   *proxy // nil without an upstream
+	shared  bool
 
 	adminTokenSet  bool
 	adminTokenHash [32]byte
@@ -63,8 +74,9 @@ type Server struct {
 type access int
 
 const (
-	accessOpen  access = iota // health checks
-	accessAdmin               // admin token (or dashboard session)
+	accessOpen    access = iota // health checks
+	accessAdmin                 // admin token (or dashboard session)
+	accessService               // /v1: the service token when one is set (checked by the handler)
 )
 
 // Route is one entry of the admin router; the table is also what tests
@@ -99,8 +111,27 @@ func New(opts Options) *Server {
 		s.adminTokenSet = true
 		s.adminTokenHash = sha256.Sum256([]byte(opts.AdminToken))
 	}
+	s.gate = newGate(opts.Gate)
+	if opts.Proxy.Upstream != nil {
+		s.proxy = newProxy(s, s.gate, opts.Proxy)
+	}
+	s.shared = opts.SharedListener && s.proxy == nil
 	s.routes = s.adminRoutes()
+	if s.proxy != nil || s.shared {
+		s.routes = append(s.routes, s.serviceRoutes()...)
+	}
 	return s
+}
+
+// serviceRoutes are the /v1 routes apps and proxies call.
+func (s *Server) serviceRoutes() []Route {
+	var rs []Route
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		rs = append(rs,
+			Route{m, "/v1/authorize", "forward auth (nginx, Traefik, Caddy)", accessService, s.authorize},
+			Route{m, "/v1/authorize/*path", "forward auth (Envoy ext_authz appends the path)", accessService, s.authorize})
+	}
+	return append(rs, Route{"POST", "/v1/check", "decide a described request", accessService, s.check})
 }
 
 // SetReady flips /readyz: false while starting and while draining.
@@ -126,10 +157,23 @@ func (s *Server) adminRoutes() []Route {
 
 // AdminHandler serves the admin listener.
 func (s *Server) AdminHandler() http.Handler {
+	return s.withRequestID(s.router(s.routes))
+}
+
+// EnforcementHandler serves the enforcement listener: the proxy in proxy
+// mode, else the /v1 routes.
+func (s *Server) EnforcementHandler() http.Handler {
+	if s.proxy != nil {
+		return s.withRequestID(s.proxy)
+	}
+	return s.withRequestID(s.router(s.serviceRoutes()))
+}
+
+func (s *Server) router(routes []Route) http.Handler {
 	router := httprouter.New()
 	router.RedirectTrailingSlash = false
 	router.RedirectFixedPath = false
-	for _, rt := range s.routes {
+	for _, rt := range routes {
 		router.Handle(rt.Method, rt.Path, s.wrap(rt))
 	}
 	router.NotFound = s.plain(func(w http.ResponseWriter, r *http.Request) error {
@@ -142,7 +186,7 @@ func (s *Server) AdminHandler() http.Handler {
 		writeError(w, r, s.log, &Error{Code: CodeInternal, Message: "internal error; the server log has details under this request id",
 			Err: panicError{v}})
 	}
-	return s.withRequestID(router)
+	return router
 }
 
 type panicError struct{ v any }

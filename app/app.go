@@ -11,13 +11,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/apiwarden/apiwarden/api"
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/enforce"
 	"github.com/apiwarden/apiwarden/keys"
+	"github.com/apiwarden/apiwarden/limiter"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -33,12 +34,16 @@ type App struct {
 	cfg  *config.Config
 	log  *slog.Logger
 	now  func() time.Time
-	st   *store.Store
-	keys *keys.Service
-	api  *api.Server
+	st     *store.Store
+	keys   *keys.Service
+	limits *limiter.Limiter
+	engine *enforce.Engine
+	api    *api.Server
 
-	adminLn  net.Listener
-	adminSrv *http.Server
+	adminLn    net.Listener
+	adminSrv   *http.Server
+	enforceLn  net.Listener // nil when admin_listen serves everything
+	enforceSrv *http.Server
 }
 
 // New opens the data directory and binds the listeners, so that when it
@@ -86,23 +91,84 @@ func New(cfg *config.Config, opts Options) (a *App, err error) {
 	}
 	cleanups = append(cleanups, a.keys.Close)
 
+	calendar, err := Calendar(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.limits, err = limiter.New(limiter.Options{
+		Store:            a.st,
+		Tiers:            LimiterTiers(cfg),
+		Calendar:         calendar,
+		MaxSubjects:      cfg.Limiter.MaxSubjects,
+		SnapshotInterval: cfg.Limiter.SnapshotInterval.D(),
+		Now:              a.now,
+		Logger:           a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	policy, err := EnforcePolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.engine = enforce.NewEngine(a.keys, a.limits, policy)
+	trusted, err := TrustedProxies(cfg)
+	if err != nil {
+		return nil, err
+	}
+	upstream, err := Upstream(cfg)
+	if err != nil {
+		return nil, err
+	}
+
 	if cfg.Security.AdminToken == "" {
 		a.log.Warn("no admin token configured: the admin API refuses every call; set APIWARDEN_ADMIN_TOKEN (or security.admin_token) to enable it")
+	}
+	shared := cfg.Server.AdminListen == "" || cfg.Server.AdminListen == cfg.Server.Listen
+	if shared && upstream != nil {
+		return nil, errors.New("server.admin_listen must differ from server.listen in proxy mode: every path of listen goes upstream")
 	}
 	a.api = api.New(api.Options{
 		AdminToken: cfg.Security.AdminToken.Value(),
 		Keys:       a.keys,
-		Version:    opts.Version,
-		Now:        a.now,
-		Logger:     a.log,
+		Gate: api.GateOptions{
+			Engine:                     a.engine,
+			Trusted:                    trusted,
+			ServiceToken:               cfg.Security.ServiceToken.Value(),
+			AuthorizeRateLimitedStatus: cfg.Server.AuthorizeRateLimitedStatus,
+			CountryHeader:              cfg.Metrics.CountryHeader,
+			MaxHeaderBytes:             cfg.Server.MaxHeaderBytes,
+		},
+		Proxy: api.ProxyOptions{
+			Upstream:              upstream,
+			DialTimeout:           cfg.Proxy.DialTimeout.D(),
+			ResponseHeaderTimeout: cfg.Proxy.ResponseHeaderTimeout.D(),
+			IdleConnTimeout:       cfg.Proxy.IdleConnTimeout.D(),
+			MaxIdleConnsPerHost:   cfg.Proxy.MaxIdleConnsPerHost,
+			MaxBodyBytes:          cfg.Proxy.MaxBodyBytes,
+		},
+		SharedListener: shared,
+		Version:        opts.Version,
+		Now:            a.now,
+		Logger:         a.log,
 	})
 
-	a.adminLn, err = net.Listen("tcp", cfg.Server.AdminListen)
-	if err != nil {
+	adminAddr := cfg.Server.AdminListen
+	if adminAddr == "" {
+		adminAddr = cfg.Server.Listen
+	}
+	if a.adminLn, err = net.Listen("tcp", adminAddr); err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	cleanups = append(cleanups, func() { a.adminLn.Close() })
 	a.adminSrv = a.httpServer(a.api.AdminHandler())
+	if !shared {
+		if a.enforceLn, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
+			return nil, fmt.Errorf("listener: %w", err)
+		}
+		cleanups = append(cleanups, func() { a.enforceLn.Close() })
+		a.enforceSrv = a.httpServer(a.api.EnforcementHandler())
+	}
 	return a, nil
 }
 
@@ -126,24 +192,13 @@ func (a *App) keySecret() ([]byte, error) {
 	return secret, nil
 }
 
-// KeyPolicy is the part of the configuration key validation needs.
-func KeyPolicy(cfg *config.Config) keys.Policy {
-	p := keys.Policy{Scopes: cfg.Keys.Scopes, GracePeriod: cfg.Keys.GracePeriod.D()}
-	for name := range cfg.Tiers {
-		p.Tiers = append(p.Tiers, name)
-	}
-	slices.Sort(p.Tiers)
-	if _, ok := cfg.Tiers["free"]; ok {
-		p.DefaultTier = "free"
-	}
-	return p
-}
-
 func (a *App) httpServer(h http.Handler) *http.Server {
 	s := a.cfg.Server
 	return &http.Server{
-		Handler:           h,
-		MaxHeaderBytes:    s.MaxHeaderBytes,
+		Handler: h,
+		// The handlers refuse headers over max_header_bytes with the JSON
+		// error body; the server's own, plain-text limit is a backstop.
+		MaxHeaderBytes:    2*s.MaxHeaderBytes + 4096,
 		ReadHeaderTimeout: s.ReadHeaderTimeout.D(),
 		ReadTimeout:       s.ReadTimeout.D(),
 		WriteTimeout:      s.WriteTimeout.D(),
@@ -154,6 +209,15 @@ func (a *App) httpServer(h http.Handler) *http.Server {
 
 // AdminAddr is the bound address of the admin listener.
 func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
+
+// Addr is the bound address of the enforcement listener (the admin one
+// when they are shared).
+func (a *App) Addr() string {
+	if a.enforceLn == nil {
+		return a.AdminAddr()
+	}
+	return a.enforceLn.Addr().String()
+}
 
 // Run serves until ctx ends, then drains in-flight requests (up to
 // server.shutdown_timeout), flushes what is written behind and closes the
@@ -173,8 +237,13 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	keysDone := make(chan error, 1)
 	go func() { keysDone <- a.keys.Run(context.Background()) }()
+	limitsDone := make(chan error, 1)
+	go func() { limitsDone <- a.limits.Run(context.Background()) }()
 
 	serve("admin", a.adminSrv, a.adminLn)
+	if a.enforceSrv != nil {
+		serve("enforcement", a.enforceSrv, a.enforceLn)
+	}
 	a.api.SetReady(true)
 
 	var runErr error
@@ -187,10 +256,28 @@ func (a *App) Run(ctx context.Context) error {
 
 	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout.D())
 	defer cancel()
-	if err := a.adminSrv.Shutdown(drainCtx); err != nil {
-		a.log.Warn("admin listener did not drain in time", "err", err)
+	var drain sync.WaitGroup
+	for name, srv := range map[string]*http.Server{"admin": a.adminSrv, "enforcement": a.enforceSrv} {
+		if srv == nil {
+			continue
+		}
+		drain.Add(1)
+		go func() {
+			defer drain.Done()
+			if err := srv.Shutdown(drainCtx); err != nil {
+				a.log.Warn("listener did not drain in time; closing it", "listener", name, "err", err)
+				srv.Close()
+			}
+		}()
 	}
+	drain.Wait()
 	wg.Wait()
+
+	// Nothing decides requests any more: save the buckets.
+	a.limits.Stop()
+	if err := <-limitsDone; err != nil {
+		a.log.Error("limiter", "err", err)
+	}
 
 	a.keys.Stop()
 	if err := <-keysDone; err != nil {

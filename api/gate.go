@@ -1,0 +1,215 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/limiter"
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// Decider is what the entry points need of the enforcement engine.
+type Decider interface {
+	Decide(now time.Time, f *enforce.Facts) enforce.Decision
+}
+
+// RequestRecorder takes a record of every request that went through an
+// entry point. It must not block (metrics.Recorder drops when full).
+type RequestRecorder interface {
+	Record(rec *metrics.Record) bool
+}
+
+var (
+	_ Decider         = (*enforce.Engine)(nil)
+	_ RequestRecorder = (*metrics.Recorder)(nil)
+)
+
+// GateOptions configure the enforcement entry points.
+type GateOptions struct {
+	Engine   Decider
+	Recorder RequestRecorder // nil: nothing is recorded
+	Trusted  enforce.TrustedProxies
+	// ServiceToken, when set, guards /v1/* (X-Apiwarden-Token).
+	ServiceToken string
+	// AuthorizeRateLimitedStatus is 429, or 403 for nginx auth_request.
+	AuthorizeRateLimitedStatus int
+	// CountryHeader names the header a CDN puts the client's country in.
+	CountryHeader string
+	// MaxHeaderBytes: larger request headers are refused with 431.
+	MaxHeaderBytes int
+}
+
+// gate holds what the proxy, /v1/authorize and /v1/check share.
+type gate struct {
+	GateOptions
+	serviceTokenHash [32]byte
+}
+
+func newGate(o GateOptions) *gate {
+	g := &gate{GateOptions: o}
+	if o.ServiceToken != "" {
+		g.serviceTokenHash = sha256.Sum256([]byte(o.ServiceToken))
+	}
+	if g.AuthorizeRateLimitedStatus == 0 {
+		g.AuthorizeRateLimitedStatus = http.StatusTooManyRequests
+	}
+	return g
+}
+
+// checkServiceToken guards /v1/* when a service token is configured.
+func (g *gate) checkServiceToken(r *http.Request) *Error {
+	if g.ServiceToken == "" {
+		return nil
+	}
+	got := sha256.Sum256([]byte(r.Header.Get("X-Apiwarden-Token")))
+	if subtle.ConstantTimeCompare(got[:], g.serviceTokenHash[:]) != 1 {
+		return errorf(CodeUnauthorized, "send the service token as X-Apiwarden-Token")
+	}
+	return nil
+}
+
+// headerBytesOK enforces max_header_bytes with the JSON error body; the
+// server's own limit (twice as large) only stops the absurd.
+func (g *gate) headerBytesOK(r *http.Request) bool {
+	if g.MaxHeaderBytes <= 0 {
+		return true
+	}
+	n := len(r.RequestURI)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n <= g.MaxHeaderBytes
+}
+
+// presentedKey reads the key from X-API-Key or, when that is absent,
+// Authorization: Bearer. X-API-Key comes first so that an app whose own
+// users send JWTs in Authorization can take keys in X-API-Key side by
+// side. fromAuthorization says which, so the proxy strips the right one.
+func presentedKey(h http.Header) (key string, fromAuthorization bool) {
+	if k := h.Get("X-Api-Key"); k != "" {
+		return k, false
+	}
+	if k, ok := bearer(h.Get("Authorization")); ok {
+		return k, true
+	}
+	return "", false
+}
+
+// peerAddr is the socket peer of a request.
+func peerAddr(r *http.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// setLimitHeaders writes the rate-limit headers of SPEC §5: the IETF
+// draft's RateLimit-Policy and RateLimit, GitHub's X-RateLimit-*, and
+// Retry-After on a 429.
+func setLimitHeaders(h http.Header, d *enforce.Decision, now time.Time) {
+	if !d.Limited || d.Limit.NumBuckets == 0 {
+		return
+	}
+	var buf [160]byte
+	h["Ratelimit-Policy"] = []string{string(d.Limit.AppendPolicyHeader(buf[:0]))}
+	h["Ratelimit"] = []string{string(d.Limit.AppendRateLimitHeader(buf[:0]))}
+	t, _ := d.Limit.Tightest()
+	h["X-Ratelimit-Limit"] = []string{strconv.FormatInt(t.Limit, 10)}
+	h["X-Ratelimit-Remaining"] = []string{strconv.FormatInt(t.Remaining, 10)}
+	h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(ceilUnix(now.Add(t.Reset)), 10)}
+	if d.Code == enforce.RateLimited || d.Code == enforce.QuotaExceeded {
+		h["Retry-After"] = []string{strconv.FormatInt(retryAfterSeconds(d), 10)}
+	}
+}
+
+// retryAfterSeconds rounds up, so a client that waits that long succeeds.
+// A cost larger than a bucket can ever hold gets the longest window.
+func retryAfterSeconds(d *enforce.Decision) int64 {
+	ra := d.Limit.RetryAfter
+	if ra == limiter.InfDuration {
+		ra = time.Hour
+		for _, b := range d.Limit.Applied() {
+			ra = max(ra, b.Window)
+		}
+	}
+	return int64(math.Ceil(ra.Seconds()))
+}
+
+// ceilUnix is t in Unix seconds, rounded up.
+func ceilUnix(t time.Time) int64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
+// setIdentityHeaders tells the upstream (or the forward-auth caller) who
+// the caller is.
+func setIdentityHeaders(h http.Header, d *enforce.Decision) {
+	if id := d.Identity; id != nil {
+		h["X-Apiwarden-Key-Id"] = []string{id.ID}
+		h["X-Apiwarden-Owner"] = []string{id.OwnerID}
+		h["X-Apiwarden-Scopes"] = []string{id.ScopesHeader}
+	}
+	if d.Tier != "" {
+		h["X-Apiwarden-Tier"] = []string{d.Tier}
+	}
+}
+
+// stripApiwardenHeaders removes identity headers a client sent itself, so
+// that an upstream trusting them can never be fooled.
+func stripApiwardenHeaders(h http.Header) {
+	for k := range h {
+		if len(k) > 11 && strings.EqualFold(k[:11], "X-Apiwarden") {
+			delete(h, k)
+		}
+	}
+}
+
+// denyError is the error body of a denial.
+func denyError(d *enforce.Decision) *Error {
+	return &Error{Code: d.Code.String(), Message: d.Code.Message()}
+}
+
+// newRecord starts the metrics record of a request.
+func (g *gate) newRecord(rec *metrics.Record, r *http.Request, start time.Time, d *enforce.Decision, client netip.Addr, path string) {
+	*rec = metrics.Record{
+		Time:         start,
+		RequestID:    RequestIDFrom(r.Context()),
+		Method:       r.Method,
+		Path:         path,
+		ClientIP:     client,
+		UserAgent:    r.Header.Get("User-Agent"),
+		Decision:     metrics.Decision(d.Code.String()),
+		Tier:         d.Tier,
+		RequestBytes: max(r.ContentLength, 0),
+	}
+	if d.Route != nil {
+		rec.Route = d.Route.Pattern
+	}
+	if id := d.Identity; id != nil {
+		rec.KeyID, rec.OwnerID = id.ID, id.OwnerID
+		if rec.Tier == "" {
+			rec.Tier = id.Tier
+		}
+	}
+	if g.CountryHeader != "" {
+		rec.Country = r.Header.Get(g.CountryHeader)
+	}
+}
