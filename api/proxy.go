@@ -40,11 +40,11 @@ type proxy struct {
 // transport and the error handler. It is pooled, so a request costs no
 // allocation for it.
 type proxyExchange struct {
-	rec           metrics.Record
-	w             responseRecorder
-	upstreamDur   time.Duration
-	errCategory   metrics.ErrorCategory
-	client        netip.Addr
+	rec         metrics.Record
+	w           responseRecorder
+	upstreamDur time.Duration
+	errCategory metrics.ErrorCategory
+	client      netip.Addr
 }
 
 type exchangeKey struct{}

@@ -31,9 +31,9 @@ type Options struct {
 
 // App is a configured, bound, not yet running apiwarden.
 type App struct {
-	cfg  *config.Config
-	log  *slog.Logger
-	now  func() time.Time
+	cfg    *config.Config
+	log    *slog.Logger
+	now    func() time.Time
 	st     *store.Store
 	keys   *keys.Service
 	limits *limiter.Limiter
