@@ -39,6 +39,11 @@ type Options struct {
 	AdminToken string
 	Keys       KeyAdmin
 	Gate       GateOptions
+	// Events takes POST /v1/events records; nil answers 503.
+	Events EventSink
+	// ReadyChecks are shown by /readyz; they report degradation (such as
+	// Redis fallback) without making the instance unready.
+	ReadyChecks []ReadyCheck
 	// Proxy, when its Upstream is set, turns on proxy mode: the
 	// enforcement listener forwards every path upstream and /v1/* moves to
 	// the admin listener.
@@ -61,6 +66,8 @@ type Server struct {
 	ids     *requestIDs
 	ready   atomic.Bool
 	gate    *gate
+	events  EventSink
+	checks  []ReadyCheck
 	proxy   *proxy // nil without an upstream
 	shared  bool
 
@@ -112,6 +119,8 @@ func New(opts Options) *Server {
 		s.adminTokenHash = sha256.Sum256([]byte(opts.AdminToken))
 	}
 	s.gate = newGate(opts.Gate)
+	s.events = opts.Events
+	s.checks = opts.ReadyChecks
 	if opts.Proxy.Upstream != nil {
 		s.proxy = newProxy(s, s.gate, opts.Proxy)
 	}
@@ -131,7 +140,9 @@ func (s *Server) serviceRoutes() []Route {
 			Route{m, "/v1/authorize", "forward auth (nginx, Traefik, Caddy)", accessService, s.authorize},
 			Route{m, "/v1/authorize/*path", "forward auth (Envoy ext_authz appends the path)", accessService, s.authorize})
 	}
-	return append(rs, Route{"POST", "/v1/check", "decide a described request", accessService, s.check})
+	return append(rs,
+		Route{"POST", "/v1/check", "decide a described request", accessService, s.check},
+		Route{"POST", "/v1/events", "ingest request records (JSON array or NDJSON)", accessService, s.ingestEvents})
 }
 
 // SetReady flips /readyz: false while starting and while draining.
@@ -266,10 +277,24 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	return nil
 }
 
+// ReadyCheck is one named condition /readyz reports: "ok", or words
+// describing a degradation.
+type ReadyCheck struct {
+	Name  string
+	Check func() string
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	if !s.ready.Load() {
 		return errorf(CodeUnavailable, "not ready: starting or draining")
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	checks := map[string]string{}
+	status := "ready"
+	for _, c := range s.checks {
+		if checks[c.Name] = c.Check(); checks[c.Name] != "ok" {
+			status = "degraded"
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": status, "checks": checks})
 	return nil
 }

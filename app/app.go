@@ -19,6 +19,7 @@ import (
 	"github.com/apiwarden/apiwarden/enforce"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/limiter"
+	"github.com/apiwarden/apiwarden/metrics"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -37,7 +38,9 @@ type App struct {
 	st     *store.Store
 	keys   *keys.Service
 	limits *limiter.Limiter
+	redis  *limiter.Redis // nil without [redis] url
 	engine *enforce.Engine
+	rec    *metrics.Recorder
 	api    *api.Server
 
 	adminLn    net.Listener
@@ -107,11 +110,35 @@ func New(cfg *config.Config, opts Options) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var rateLimiter enforce.RateLimiter = a.limits
+	if url := cfg.Redis.URL.Value(); url != "" {
+		a.redis, err = limiter.NewRedis(a.limits, limiter.RedisOptions{URL: url, Timeout: cfg.Redis.Timeout.D(), Logger: a.log})
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		cleanups = append(cleanups, func() { a.redis.Close() })
+		rateLimiter = a.redis
+	}
 	policy, err := EnforcePolicy(cfg)
 	if err != nil {
 		return nil, err
 	}
-	a.engine = enforce.NewEngine(a.keys, a.limits, policy)
+	a.engine = enforce.NewEngine(a.keys, rateLimiter, policy)
+
+	a.rec, err = metrics.New(metrics.Options{
+		Store:               a.st,
+		FlushInterval:       cfg.Metrics.FlushInterval.D(),
+		SampleRate:          cfg.Metrics.SampleRate,
+		BufferSize:          cfg.Metrics.BufferSize,
+		RawRetentionDays:    cfg.Metrics.RawRetentionDays,
+		HourlyRetentionDays: cfg.Metrics.HourlyRetentionDays,
+		DailyRetentionDays:  cfg.Metrics.DailyRetentionDays,
+		Now:                 a.now,
+		Logger:              a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	trusted, err := TrustedProxies(cfg)
 	if err != nil {
 		return nil, err
@@ -129,10 +156,13 @@ func New(cfg *config.Config, opts Options) (a *App, err error) {
 		return nil, errors.New("server.admin_listen must differ from server.listen in proxy mode: every path of listen goes upstream")
 	}
 	a.api = api.New(api.Options{
-		AdminToken: cfg.Security.AdminToken.Value(),
-		Keys:       a.keys,
+		AdminToken:  cfg.Security.AdminToken.Value(),
+		Keys:        a.keys,
+		Events:      a.rec,
+		ReadyChecks: a.readyChecks(),
 		Gate: api.GateOptions{
 			Engine:                     a.engine,
+			Recorder:                   a.rec,
 			Trusted:                    trusted,
 			ServiceToken:               cfg.Security.ServiceToken.Value(),
 			AuthorizeRateLimitedStatus: cfg.Server.AuthorizeRateLimitedStatus,
@@ -207,6 +237,21 @@ func (a *App) httpServer(h http.Handler) *http.Server {
 	}
 }
 
+// readyChecks report conditions /readyz shows without failing: the
+// instance still serves when they are degraded.
+func (a *App) readyChecks() []api.ReadyCheck {
+	var checks []api.ReadyCheck
+	if a.redis != nil {
+		checks = append(checks, api.ReadyCheck{Name: "redis", Check: func() string {
+			if a.redis.Healthy() {
+				return "ok"
+			}
+			return "fallback: Redis unreachable, limits are per instance until it returns"
+		}})
+	}
+	return checks
+}
+
 // AdminAddr is the bound address of the admin listener.
 func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 
@@ -239,6 +284,8 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { keysDone <- a.keys.Run(context.Background()) }()
 	limitsDone := make(chan error, 1)
 	go func() { limitsDone <- a.limits.Run(context.Background()) }()
+	recDone := make(chan error, 1)
+	go func() { recDone <- a.rec.Run(context.Background()) }()
 
 	serve("admin", a.adminSrv, a.adminLn)
 	if a.enforceSrv != nil {
@@ -273,7 +320,12 @@ func (a *App) Run(ctx context.Context) error {
 	drain.Wait()
 	wg.Wait()
 
-	// Nothing decides requests any more: save the buckets.
+	// Nothing decides requests any more: write what is buffered and save
+	// the buckets.
+	a.rec.Stop()
+	if err := <-recDone; err != nil {
+		a.log.Error("final metrics flush failed", "err", err)
+	}
 	a.limits.Stop()
 	if err := <-limitsDone; err != nil {
 		a.log.Error("limiter", "err", err)
@@ -284,6 +336,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("final write of key usage failed", "err", err)
 	}
 	a.keys.Close()
+	if a.redis != nil {
+		a.redis.Close()
+	}
 	if err := a.st.Close(); err != nil && runErr == nil {
 		runErr = err
 	}

@@ -1,0 +1,103 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/metrics"
+	"github.com/apiwarden/apiwarden/store/storetest"
+)
+
+func newEventsServer(t *testing.T) (*httptest.Server, *metrics.Recorder, *metrics.Reader) {
+	t.Helper()
+	st := storetest.MustOpen(t)
+	rec, err := metrics.New(metrics.Options{Store: st, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Options{AdminToken: adminToken, Events: rec, SharedListener: true,
+		Gate: api.GateOptions{ServiceToken: "svc"}})
+	hs := httptest.NewServer(srv.AdminHandler())
+	t.Cleanup(hs.Close)
+	return hs, rec, metrics.NewReader(st)
+}
+
+func storedRecords(t *testing.T, rec *metrics.Recorder, rd *metrics.Reader) []metrics.Record {
+	t.Helper()
+	if err := rec.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	page, err := rd.Records(context.Background(), metrics.RecordQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return page.Records
+}
+
+func event(i int, status int) string {
+	return fmt.Sprintf(`{"time":"2026-11-27T10:00:%02dZ","request_id":"r%d","method":"GET","route":"/api/forms/*","path":"/api/forms/%d","status":%d,"latency_ms":12.5,"key_id":"key_x"}`, i%60, i, i, status)
+}
+
+func TestEventsIngest(t *testing.T) {
+	hs, rec, rd := newEventsServer(t)
+	h := map[string]string{"Content-Type": "application/json", "X-Apiwarden-Token": "svc"}
+	type answer struct {
+		Accepted, Rejected, Dropped int
+		Errors                      []struct {
+			Index   int    `json:"index"`
+			Line    int    `json:"line"`
+			Message string `json:"message"`
+		}
+	}
+
+	// A JSON array.
+	r := do(t, "POST", hs.URL+"/v1/events", h, "["+event(1, 200)+","+event(2, 503)+"]")
+	if a := decode[answer](t, r); r.status != 202 || a.Accepted != 2 || a.Rejected != 0 {
+		t.Fatalf("array: %d %s", r.status, r.body)
+	}
+	// NDJSON with one bad line: the good ones are kept, the bad one named.
+	nd := event(3, 200) + "\n" + `{"time":"2026-11-27T10:00:04Z","method":"GET","status":999}` + "\n" + event(5, 404) + "\n"
+	r = do(t, "POST", hs.URL+"/v1/events", map[string]string{"Content-Type": "application/x-ndjson", "X-Apiwarden-Token": "svc"}, nd)
+	a := decode[answer](t, r)
+	if r.status != 202 || a.Accepted != 2 || a.Rejected != 1 || len(a.Errors) != 1 || a.Errors[0].Line != 2 || !strings.Contains(a.Errors[0].Message, "status") {
+		t.Fatalf("ndjson with a bad line: %d %s", r.status, r.body)
+	}
+	got := storedRecords(t, rec, rd)
+	if len(got) != 4 {
+		t.Fatalf("%d records stored, want 4", len(got))
+	}
+	ids := map[string]bool{}
+	for _, g := range got {
+		ids[g.RequestID] = true
+	}
+	for _, want := range []string{"r1", "r2", "r3", "r5"} {
+		if !ids[want] {
+			t.Errorf("record %s not stored", want)
+		}
+	}
+
+	// Too many records: 413 with the error body, nothing stored.
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range metrics.MaxEventsPerBatch + 1 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(event(i, 200))
+	}
+	b.WriteString("]")
+	checkError(t, do(t, "POST", hs.URL+"/v1/events", h, b.String()), 413, "PAYLOAD_TOO_LARGE")
+	// Not JSON at all: 400.
+	checkError(t, do(t, "POST", hs.URL+"/v1/events", h, "this is not json"), 400, "INVALID_JSON")
+	checkError(t, do(t, "POST", hs.URL+"/v1/events", h, ""), 400, "INVALID_JSON")
+	// The service token guards it.
+	checkError(t, do(t, "POST", hs.URL+"/v1/events", map[string]string{"Content-Type": "application/json"}, "["+event(1, 200)+"]"), 401, "UNAUTHORIZED")
+	if n := len(storedRecords(t, rec, rd)); n != 4 {
+		t.Fatalf("%d records after refused batches, want 4", n)
+	}
+}
