@@ -58,8 +58,8 @@ const (
 	maxBlockRecords = 8192
 	// maxDecodeRecords and maxBlockBody bound what a decoder accepts, so a
 	// damaged or hostile block cannot make it allocate without limit.
-	maxDecodeRecords = 1 << 20
-	maxBlockBody     = 64 << 20
+	maxDecodeRecords = 1 << 16
+	maxBlockBody     = 16 << 20
 
 	// blockCompression trades flush CPU for bytes on disk; BestSpeed
 	// measured within a few percent of the default level here at a
