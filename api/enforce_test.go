@@ -82,7 +82,7 @@ type gateConfig struct {
 	maxBody      int64
 }
 
-func newGateFixture(t *testing.T, gc gateConfig) *gateFixture {
+func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
 	t.Helper()
 	f := &gateFixture{upstream: &upstreamRecorder{}, records: &recordSink{}, secrets: map[string]string{}, ids: map[string]string{}}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +114,7 @@ func newGateFixture(t *testing.T, gc gateConfig) *gateFixture {
 
 	st := storetest.MustOpen(t)
 	svc, err := keys.New(keys.Options{Store: st, Secret: []byte("gate-secret-gate-secret"),
-		Policy: keys.Policy{Tiers: []string{"free", "basic", "enterprise"}, DefaultTier: "free", Scopes: []string{"forms:read", "admin"}}})
+		Policy: keys.Policy{Tiers: []string{"free", "basic", "enterprise", "unlimited"}, DefaultTier: "free", Scopes: []string{"forms:read", "admin"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +123,7 @@ func newGateFixture(t *testing.T, gc gateConfig) *gateFixture {
 		"free":       {RequestsPerHour: 100, BurstPerMinute: 3},
 		"basic":      {RequestsPerHour: 500, BurstPerMinute: 4},
 		"enterprise": {RequestsPerHour: 100000, BurstPerMinute: 10000},
+		"unlimited":  {RequestsPerHour: 1 << 50, BurstPerMinute: 1 << 50},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +173,7 @@ func newGateFixture(t *testing.T, gc gateConfig) *gateFixture {
 		"browser": {Tier: "basic", Scopes: []string{"forms:read"}, AllowedOrigins: []string{"https://app.example.com"}},
 		"revoked": {Tier: "basic"},
 		"big":     {Tier: "enterprise", OwnerID: "org_big", Scopes: []string{"forms:read"}},
+		"bench":   {Tier: "unlimited", OwnerID: "org_bench", Scopes: []string{"forms:read"}},
 	} {
 		k, s, err := svc.Create(p, "test")
 		if err != nil {

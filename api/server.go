@@ -41,6 +41,8 @@ type Options struct {
 	Gate       GateOptions
 	// Events takes POST /v1/events records; nil answers 503.
 	Events EventSink
+	// DebugPprof adds /debug/pprof/ to the admin listener.
+	DebugPprof bool
 	// ReadyChecks are shown by /readyz; they report degradation (such as
 	// Redis fallback) without making the instance unready.
 	ReadyChecks []ReadyCheck
@@ -126,6 +128,9 @@ func New(opts Options) *Server {
 	}
 	s.shared = opts.SharedListener && s.proxy == nil
 	s.routes = s.adminRoutes()
+	if opts.DebugPprof {
+		s.routes = append(s.routes, pprofRoutes()...)
+	}
 	if s.proxy != nil || s.shared {
 		s.routes = append(s.routes, s.serviceRoutes()...)
 	}

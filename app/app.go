@@ -159,6 +159,7 @@ func New(cfg *config.Config, opts Options) (a *App, err error) {
 		AdminToken:  cfg.Security.AdminToken.Value(),
 		Keys:        a.keys,
 		Events:      a.rec,
+		DebugPprof:  cfg.Server.DebugPprof,
 		ReadyChecks: a.readyChecks(),
 		Gate: api.GateOptions{
 			Engine:                     a.engine,

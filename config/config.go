@@ -46,6 +46,9 @@ type Server struct {
 
 	LogLevel  string `toml:"log_level"`  // debug | info | warn | error
 	LogFormat string `toml:"log_format"` // text | json
+	// DebugPprof serves Go's profiler under /debug/pprof/ on the admin
+	// listener, behind the admin token.
+	DebugPprof bool `toml:"debug_pprof"`
 }
 
 // Security holds the secrets. Each may be given literally or as
