@@ -9,8 +9,6 @@ var (
 	ErrBadOptions = errors.New("metrics: invalid options")
 	// ErrAlreadyRunning means Run was called while another Run is active.
 	ErrAlreadyRunning = errors.New("metrics: recorder is already running")
-	// ErrStopped means Run was called after Stop.
-	ErrStopped = errors.New("metrics: recorder is stopped")
 	// ErrFlush means a flush could not commit; the records stay in memory
 	// (up to Options.MaxPending) and are retried at the next flush.
 	ErrFlush = errors.New("metrics: flush failed")

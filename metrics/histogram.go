@@ -128,14 +128,22 @@ func (h *Histogram) grow(lo, hi int) {
 		newEnd = min(newEnd+8, maxBucketIndex)
 	}
 	n := newEnd - newStart + 1
-	if newStart == start && cap(h.counts) >= n {
+	shift := start - newStart
+	if cap(h.counts) >= n {
+		// Room enough: slide the counts up in place (copy handles the
+		// overlap) and zero what is new.
 		old := len(h.counts)
 		h.counts = h.counts[:n]
-		clear(h.counts[old:])
+		if shift > 0 {
+			copy(h.counts[shift:], h.counts[:old])
+			clear(h.counts[:shift])
+		}
+		clear(h.counts[shift+old:])
+		h.offset = int32(newStart)
 		return
 	}
-	grown := make([]uint64, n)
-	copy(grown[start-newStart:], h.counts)
+	grown := make([]uint64, n, n+16)
+	copy(grown[shift:], h.counts)
 	h.counts = grown
 	h.offset = int32(newStart)
 }

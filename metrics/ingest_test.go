@@ -252,5 +252,3 @@ func BenchmarkParseEvents(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
 }
-
-

@@ -282,7 +282,8 @@ func (r *Recorder) Stats() Stats {
 // every FlushInterval (sooner when the buffer is half full) and retention
 // every RetentionInterval. Before returning it drains the buffer and
 // commits, and it returns the error of that last commit, if any. It returns
-// ErrAlreadyRunning or ErrStopped at once when called twice or after Stop.
+// ErrAlreadyRunning at once while another Run is active, and nil at once
+// after Stop (which has drained already).
 func (r *Recorder) Run(ctx context.Context) error {
 	r.lifeMu.Lock()
 	switch r.state {
@@ -291,7 +292,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		return ErrAlreadyRunning
 	case stateStopped:
 		r.lifeMu.Unlock()
-		return ErrStopped
+		return nil
 	}
 	r.state = stateRunning
 	r.lifeMu.Unlock()
