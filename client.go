@@ -31,6 +31,20 @@ func newAdminClient(getenv func(string) string) (*adminClient, error) {
 	return &adminClient{base: base, token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
 }
 
+// decodeAPIError reads SPEC's error body, or describes a response without one.
+func decodeAPIError(resp *http.Response, data []byte) error {
+	var eb struct {
+		Error struct {
+			Code, Message string
+			RequestID     string `json:"request_id"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
+		return &apiError{Status: resp.StatusCode, Code: "HTTP_" + resp.Status, Message: strings.TrimSpace(string(data))}
+	}
+	return &apiError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, RequestID: eb.Error.RequestID}
+}
+
 // apiError is an error body the server sent.
 type apiError struct {
 	Status    int
@@ -41,6 +55,29 @@ type apiError struct {
 
 func (e *apiError) Error() string {
 	return fmt.Sprintf("%s: %s (HTTP %d, request %s)", e.Code, e.Message, e.Status, e.RequestID)
+}
+
+// download streams a GET answer into w and returns the bytes written.
+func (c *adminClient) download(ctx context.Context, path string, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := (&http.Client{}).Do(req) // no overall timeout: a large file takes time
+	if err != nil {
+		return 0, fmt.Errorf("cannot reach apiwarden at %s: %w", c.base, errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return 0, decodeAPIError(resp, data)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("transfer ended after %d of %d bytes", n, resp.ContentLength)
+	}
+	return n, err
 }
 
 // do sends body as JSON (when not nil) and decodes a 2xx answer into out.
@@ -72,16 +109,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, body, out any
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb struct {
-			Error struct {
-				Code, Message string
-				RequestID     string `json:"request_id"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
-			return &apiError{Status: resp.StatusCode, Code: "HTTP_" + resp.Status, Message: strings.TrimSpace(string(data))}
-		}
-		return &apiError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, RequestID: eb.Error.RequestID}
+		return decodeAPIError(resp, data)
 	}
 	if out == nil {
 		return nil

@@ -3,6 +3,7 @@
 //
 //	apiwarden serve   [-config apiwarden.toml]
 //	apiwarden keys    create|list|show|rotate|revoke|events ...
+//	apiwarden backup  -out FILE
 //	apiwarden config  check [-config FILE]
 //	apiwarden version
 package main
@@ -44,6 +45,7 @@ Usage:
   apiwarden serve   [-config FILE]          run the service
   apiwarden keys    create|list|show|rotate|revoke|events ...
                                             admin client (APIWARDEN_URL, APIWARDEN_ADMIN_TOKEN)
+  apiwarden backup  -out FILE               hot backup of a running server's data file
   apiwarden config  check [-config FILE]    validate a configuration file
   apiwarden version
 
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = keysCmd(ctx, rest, stdout, getenv)
 	case "config":
 		err = configCmd(rest, stdout, getenv)
+	case "backup":
+		err = backupCmd(ctx, rest, stdout, getenv)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "apiwarden", buildVersion())
 	case "help", "-h", "-help", "--help":

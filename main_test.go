@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -55,6 +56,16 @@ func exampleConfig(t *testing.T) (path, adminAddr string) {
 		t.Fatal(err)
 	}
 	return path, adminAddr
+}
+
+func httpPost(url, body string) (string, error) {
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

@@ -43,6 +43,8 @@ type Options struct {
 	Events EventSink
 	// DebugPprof adds /debug/pprof/ to the admin listener.
 	DebugPprof bool
+	// Backup serves GET /admin/v1/backup; nil answers 503.
+	Backup Backupper
 	// ReadyChecks are shown by /readyz; they report degradation (such as
 	// Redis fallback) without making the instance unready.
 	ReadyChecks []ReadyCheck
@@ -61,17 +63,18 @@ type Options struct {
 // Server holds the handlers. Build it with New; serve AdminHandler on
 // admin_listen.
 type Server struct {
-	keys    KeyAdmin
-	version string
-	now     func() time.Time
-	log     *slog.Logger
-	ids     *requestIDs
-	ready   atomic.Bool
-	gate    *gate
-	events  EventSink
-	checks  []ReadyCheck
-	proxy   *proxy // nil without an upstream
-	shared  bool
+	keys      KeyAdmin
+	version   string
+	now       func() time.Time
+	log       *slog.Logger
+	ids       *requestIDs
+	ready     atomic.Bool
+	gate      *gate
+	events    EventSink
+	backupper Backupper
+	checks    []ReadyCheck
+	proxy     *proxy // nil without an upstream
+	shared    bool
 
 	adminTokenSet  bool
 	adminTokenHash [32]byte
@@ -122,6 +125,7 @@ func New(opts Options) *Server {
 	}
 	s.gate = newGate(opts.Gate)
 	s.events = opts.Events
+	s.backupper = opts.Backup
 	s.checks = opts.ReadyChecks
 	if opts.Proxy.Upstream != nil {
 		s.proxy = newProxy(s, s.gate, opts.Proxy)
@@ -168,6 +172,7 @@ func (s *Server) adminRoutes() []Route {
 		{"DELETE", "/admin/v1/keys/:id", "revoke a key", accessAdmin, s.revokeKey},
 		{"POST", "/admin/v1/keys/:id/rotate", "rotate a key's secret", accessAdmin, s.rotateKey},
 		{"GET", "/admin/v1/keys/:id/events", "a key's audit events", accessAdmin, s.keyEvents},
+		{"GET", "/admin/v1/backup", "a consistent snapshot of the data file", accessAdmin, s.backup},
 	}
 }
 

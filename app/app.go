@@ -160,6 +160,7 @@ func New(cfg *config.Config, opts Options) (a *App, err error) {
 		Keys:        a.keys,
 		Events:      a.rec,
 		DebugPprof:  cfg.Server.DebugPprof,
+		Backup:      a.st,
 		ReadyChecks: a.readyChecks(),
 		Gate: api.GateOptions{
 			Engine:                     a.engine,
