@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/config"
@@ -66,7 +69,35 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHangup(ctx, hup, a, *configPath, getenv, log)
 	return a.Run(ctx)
+}
+
+// reloadOnHangup re-reads the configuration file on every SIGHUP. A file
+// that does not load is rejected with its problems logged, and the
+// running configuration stays in force.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, a *app.App, path string, getenv func(string) string, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if path == "" {
+			log.Warn("SIGHUP ignored: serve was started without -config")
+			continue
+		}
+		cfg, err := config.Load(path, getenv)
+		if err == nil {
+			err = a.Reload(cfg)
+		}
+		if err != nil {
+			log.Error("configuration reload rejected; the previous configuration stays in force", "file", path, "err", err)
+		}
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -237,6 +239,55 @@ func (a *App) httpServer(h http.Handler) *http.Server {
 		IdleTimeout:       s.IdleTimeout.D(),
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
+}
+
+// Reload applies what can change at run time from a newly loaded
+// configuration: tiers, calendar rules, routes, key scopes and grace
+// period. Everything is translated and checked before anything changes,
+// so an error leaves the running configuration in force. Settings that
+// need a restart (listeners, data_dir, secrets, upstream, redis, metrics)
+// are reported in the log when they differ.
+func (a *App) Reload(cfg *config.Config) error {
+	calendar, err := Calendar(cfg)
+	if err != nil {
+		return err
+	}
+	policy, err := EnforcePolicy(cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.limits.SetTiers(LimiterTiers(cfg)); err != nil {
+		return err
+	}
+	a.limits.SetCalendar(calendar)
+	a.engine.SetPolicy(policy)
+	a.keys.SetPolicy(KeyPolicy(cfg))
+	for _, name := range restartOnly(a.cfg, cfg) {
+		a.log.Warn("setting changed but needs a restart to take effect", "setting", name)
+	}
+	a.cfg = cfg
+	a.log.Info("configuration reloaded", "tiers", len(cfg.Tiers), "routes", len(cfg.Routes), "calendar_rules", len(cfg.Calendar))
+	return nil
+}
+
+// restartOnly names the sections that differ between two configurations
+// and are only read at start.
+func restartOnly(old, cur *config.Config) []string {
+	var changed []string
+	for name, differ := range map[string]bool{
+		"server":   !reflect.DeepEqual(old.Server, cur.Server),
+		"security": !reflect.DeepEqual(old.Security, cur.Security),
+		"proxy":    !reflect.DeepEqual(old.Proxy, cur.Proxy),
+		"metrics":  !reflect.DeepEqual(old.Metrics, cur.Metrics),
+		"limiter":  !reflect.DeepEqual(old.Limiter, cur.Limiter),
+		"redis":    !reflect.DeepEqual(old.Redis, cur.Redis),
+	} {
+		if differ {
+			changed = append(changed, name)
+		}
+	}
+	slices.Sort(changed)
+	return changed
 }
 
 // readyChecks report conditions /readyz shows without failing: the

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SIGHUP reloads tiers from the file: a changed limit takes effect, and a
+// broken file is rejected with the old configuration left in force.
+func TestReloadOnSIGHUP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	addr := freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "apiwarden.toml")
+	write := func(burst int, extra string) {
+		body := fmt.Sprintf("[server]\nlisten = %q\nadmin_listen = %q\ndata_dir = %q\n\n[tiers.basic]\nrequests_per_hour = 1000\nburst_per_minute = %d\n%s",
+			addr, addr, filepath.Join(t.TempDir(), "data"), burst, extra)
+		if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(2, "")
+	p := startProcess(t, bin, cfgPath, addr, addr, "APIWARDEN_ADMIN_TOKEN=tok")
+	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "tok", "APIWARDEN_URL": "http://" + addr})
+	var created struct {
+		Secret string `json:"secret"`
+	}
+	json.Unmarshal([]byte(runCLI(t, env, "keys", "create", "-tier", "basic", "-json")), &created)
+
+	minuteLimit := func() int64 {
+		var r struct {
+			Allowed   bool
+			RateLimit struct{ Limit int64 } `json:"ratelimit"`
+		}
+		json.Unmarshal([]byte(postJSON(t, "http://"+addr+"/v1/check", `{"key":"`+created.Secret+`"}`)), &r)
+		return r.RateLimit.Limit
+	}
+	if got := minuteLimit(); got != 2 {
+		t.Fatalf("minute limit %d before reload, want 2", got)
+	}
+
+	write(40, "")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return minuteLimit() == 40 }, "the new limit after SIGHUP")
+
+	write(7, "[tiers.basic.oops]\nx = 1\n") // not a valid file
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(p.log.String(), "reload rejected") }, "the rejection in the log")
+	if got := minuteLimit(); got != 40 {
+		t.Fatalf("minute limit %d after a broken reload, want the old 40", got)
+	}
+	if !strings.Contains(p.log.String(), "tiers.basic.oops") {
+		t.Errorf("the log does not say what was wrong:\n%s", p.log.String())
+	}
+	if err := p.signal(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("exit after reloads: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
