@@ -15,14 +15,14 @@ import (
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
 
-// Benchmarks for the figures the issue sets (docs/BENCHMARKS.md records
-// them):
+// Benchmarks for the figures the metrics issue sets (to be recorded in
+// docs/BENCHMARKS.md):
 //
 //	go test -run '^$' -bench 'Record$|RecordParallel' -benchmem ./metrics/
 //	go test -run '^$' -bench FlushThroughput -benchtime 20x ./metrics/
 //	go test -run '^$' -bench BytesOnDisk -benchtime 1x ./metrics/
 //	go test -run '^$' -bench 'CellMerge|Histogram' -benchmem ./metrics/
-//	go test -run '^$' -bench AnalyticsReads ./metrics/
+//	go test -run '^$' -bench 'AnalyticsReads|RecordsPage' -benchmem ./metrics/
 
 func benchRecords(n int, rps float64) []Record {
 	g := newTrafficGen(42, time.Date(2026, 6, 6, 14, 0, 0, 0, time.UTC), rps)

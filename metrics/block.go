@@ -417,18 +417,6 @@ func (d *blockDecoder) columns(h blockHeader, body []byte) ([numColumns]blockCol
 	return cols, nil
 }
 
-// tableHas reports whether a dictionary column's table lists id, so a
-// filtered read can skip a block without decoding its rows.
-func tableHas(col blockColumn, id uint64) bool {
-	r := byteReader{b: col.table}
-	for len(r.b) > 0 && r.err == nil {
-		if r.uvarint() == id {
-			return r.err == nil
-		}
-	}
-	return false
-}
-
 // decode appends the records of block b to out. resolve maps dictionary
 // ids to strings. Every inconsistency is ErrCorruptBlock.
 func (d *blockDecoder) decode(b []byte, resolve func(uint64) (string, error), out []Record) ([]Record, error) {
@@ -440,18 +428,33 @@ func (d *blockDecoder) decode(b []byte, resolve func(uint64) (string, error), ou
 	if err != nil {
 		return out, err
 	}
-	return decodeColumns(h, cols, resolve, out)
+	return decodeColumns(h, cols, resolve, out, nil)
 }
 
-func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uint64) (string, error), out []Record) ([]Record, error) {
+// decodeColumns appends the block's records to out: all of them when sel
+// is nil, else only the rows i with sel[i] (in row order). Every row is
+// still checked, so damage is found whatever is selected; rows left out
+// cost a varint read per column instead of strings and a Record.
+func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uint64) (string, error), out []Record, sel []bool) ([]Record, error) {
 	n := h.count
 	// Every row takes at least one byte of the time column, so a header
 	// that claims more records than that is lying; check before allocating.
-	if len(cols[colTime].rows) < n {
+	if len(cols[colTime].rows) < n || (sel != nil && len(sel) != n) {
 		return out, fmt.Errorf("%w: time column shorter than %d records", ErrCorruptBlock, n)
 	}
+	// slot[i] is row i's index in recs, -1 when it is not selected.
+	slot := make([]int32, n)
+	selected := 0
+	for i := range slot {
+		if sel == nil || sel[i] {
+			slot[i] = int32(selected)
+			selected++
+		} else {
+			slot[i] = -1
+		}
+	}
 	base := len(out)
-	out = append(out, make([]Record, n)...)
+	out = append(out, make([]Record, selected)...)
 	recs := out[base:]
 	corrupt := func(col string, err error) ([]Record, error) {
 		return out[:base], fmt.Errorf("%w: %s column: %v", ErrCorruptBlock, col, err)
@@ -460,19 +463,24 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 	// time
 	r := byteReader{b: cols[colTime].rows}
 	t := h.minTime
-	for i := range recs {
+	for i := range n {
 		delta := r.uvarint()
 		if delta > uint64(h.maxTime-t) {
 			return corrupt("time", fmt.Errorf("record %d after the block's max time", i))
 		}
 		t += int64(delta)
-		recs[i].Time = time.UnixMicro(t).UTC()
+		if o := slot[i]; o >= 0 {
+			recs[o].Time = time.UnixMicro(t).UTC()
+		}
 	}
 	if err := finish(&r); err != nil {
 		return corrupt("time", err)
 	}
+	if len(cols[colTime].table) != 0 {
+		return corrupt("time", fmt.Errorf("unexpected table"))
+	}
 
-	if err := decodeRequestIDs(cols[colRequestID], recs); err != nil {
+	if err := decodeRequestIDs(cols[colRequestID], n, slot, recs); err != nil {
 		return corrupt("request id", err)
 	}
 
@@ -486,6 +494,7 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 		}
 		if c == colKey {
 			keys = len(strs)
+			keyPos = make([]uint32, n)
 		}
 		r := byteReader{b: cols[c].rows}
 		var last []int64
@@ -495,7 +504,7 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 				last[i] = -1
 			}
 		}
-		for i := range recs {
+		for i := range n {
 			v := r.uvarint()
 			if last != nil { // predicted by the key
 				k := keyPos[i]
@@ -515,28 +524,31 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 			if v >= uint64(len(strs)) {
 				return corrupt(columnName(c), fmt.Errorf("record %d: position %d of %d", i, v, len(strs)))
 			}
+			if c == colKey {
+				keyPos[i] = uint32(v)
+			}
+			o := slot[i]
+			if o < 0 {
+				continue
+			}
 			s := strs[v]
 			switch c {
 			case colMethod:
-				recs[i].Method = s
+				recs[o].Method = s
 			case colRoute:
-				recs[i].Route = s
+				recs[o].Route = s
 			case colKey:
-				if keyPos == nil {
-					keyPos = make([]uint32, n)
-				}
-				keyPos[i] = uint32(v)
-				recs[i].KeyID = s
+				recs[o].KeyID = s
 			case colOwner:
-				recs[i].OwnerID = s
+				recs[o].OwnerID = s
 			case colTier:
-				recs[i].Tier = s
+				recs[o].Tier = s
 			case colCountry:
-				recs[i].Country = s
+				recs[o].Country = s
 			case colUserAgent:
-				recs[i].UserAgent = s
+				recs[o].UserAgent = s
 			case colDecision:
-				recs[i].Decision = Decision(s)
+				recs[o].Decision = Decision(s)
 			}
 		}
 		if err := finish(&r); err != nil {
@@ -544,49 +556,50 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 		}
 	}
 
-	// path
-	paths, err := stringTable(cols[colPath].table, n)
+	// path: the table's strings are made only for selected rows.
+	paths, err := rawTable(cols[colPath].table, n)
 	if err != nil {
 		return corrupt("path", err)
 	}
+	made := make([]string, len(paths))
+	done := make([]bool, len(paths))
 	r = byteReader{b: cols[colPath].rows}
-	for i := range recs {
+	for i := range n {
 		v := r.uvarint()
 		if v >= uint64(len(paths)) {
 			return corrupt("path", fmt.Errorf("record %d: position %d", i, v))
 		}
-		recs[i].Path = paths[v]
+		if o := slot[i]; o >= 0 {
+			if !done[v] {
+				made[v], done[v] = string(paths[v]), true
+			}
+			recs[o].Path = made[v]
+		}
 	}
 	if err := finish(&r); err != nil {
 		return corrupt("path", err)
 	}
 
 	// client IP
-	var ips []netip.Addr
-	r = byteReader{b: cols[colClientIP].table}
-	for len(r.b) > 0 && r.err == nil {
-		if len(ips) >= n {
-			return corrupt("client ip", fmt.Errorf("more addresses than records"))
-		}
-		raw := r.bytes(r.uvarint())
-		var a netip.Addr
-		if r.err == nil {
-			if err := a.UnmarshalBinary(raw); err != nil {
-				return corrupt("client ip", err)
-			}
-		}
-		ips = append(ips, a)
+	rawIPs, err := rawTable(cols[colClientIP].table, n)
+	if err != nil {
+		return corrupt("client ip", err)
 	}
-	if r.err != nil {
-		return corrupt("client ip", r.err)
+	ips := make([]netip.Addr, len(rawIPs))
+	for j, raw := range rawIPs {
+		if err := ips[j].UnmarshalBinary(raw); err != nil {
+			return corrupt("client ip", err)
+		}
 	}
 	r = byteReader{b: cols[colClientIP].rows}
-	for i := range recs {
+	for i := range n {
 		v := r.uvarint()
 		if v >= uint64(len(ips)) {
 			return corrupt("client ip", fmt.Errorf("record %d: position %d", i, v))
 		}
-		recs[i].ClientIP = ips[v]
+		if o := slot[i]; o >= 0 {
+			recs[o].ClientIP = ips[v]
+		}
 	}
 	if err := finish(&r); err != nil {
 		return corrupt("client ip", err)
@@ -604,7 +617,7 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 	ru := byteReader{b: cols[colUpstream].rows}
 	rq := byteReader{b: cols[colRequestBytes].rows}
 	rp := byteReader{b: cols[colResponseBytes].rows}
-	for i := range recs {
+	for i := range n {
 		status, lat, diff, in, outb := rs.uvarint(), rl.uvarint(), ru.varint(), rq.uvarint(), rp.uvarint()
 		if status > 999 || lat > uint64(maxMicros) || in > math.MaxInt64 || outb > math.MaxInt64 {
 			return corrupt("number", fmt.Errorf("record %d out of range", i))
@@ -613,11 +626,14 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 		if (diff < 0 && up < int64(lat)) || up < 0 || up > maxMicros {
 			return corrupt("upstream", fmt.Errorf("record %d out of range", i))
 		}
-		recs[i].Status = int(status)
-		recs[i].Latency = time.Duration(lat) * time.Microsecond
-		recs[i].UpstreamLatency = time.Duration(up) * time.Microsecond
-		recs[i].RequestBytes = int64(in)
-		recs[i].ResponseBytes = int64(outb)
+		if o := slot[i]; o >= 0 {
+			rec := &recs[o]
+			rec.Status = int(status)
+			rec.Latency = time.Duration(lat) * time.Microsecond
+			rec.UpstreamLatency = time.Duration(up) * time.Microsecond
+			rec.RequestBytes = int64(in)
+			rec.ResponseBytes = int64(outb)
+		}
 	}
 	for _, rr := range []*byteReader{&rs, &rl, &ru, &rq, &rp} {
 		if err := finish(rr); err != nil {
@@ -634,10 +650,9 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 		if ec >= errorCategoryCount || cs >= cacheStatusCount {
 			return corrupt("flags", fmt.Errorf("record %d: %#x", i, f))
 		}
-		recs[i].ErrorCategory, recs[i].CacheStatus = ec, cs
-	}
-	if len(cols[colTime].table) != 0 {
-		return corrupt("time", fmt.Errorf("unexpected table"))
+		if o := slot[i]; o >= 0 {
+			recs[o].ErrorCategory, recs[o].CacheStatus = ec, cs
+		}
 	}
 	return out, nil
 }
@@ -673,24 +688,48 @@ func dictTable(table []byte, n int, resolve func(uint64) (string, error)) ([]str
 	return strs, r.err
 }
 
-func stringTable(table []byte, n int) ([]string, error) {
-	var strs []string
+// rawTable splits a table of length-prefixed entries (paths, addresses).
+func rawTable(table []byte, n int) ([][]byte, error) {
+	var entries [][]byte
 	r := byteReader{b: table}
 	for len(r.b) > 0 && r.err == nil {
-		if len(strs) >= n {
+		if len(entries) >= n {
 			return nil, fmt.Errorf("more table entries than records")
 		}
-		s := r.bytes(r.uvarint())
-		strs = append(strs, string(s))
+		entries = append(entries, r.bytes(r.uvarint()))
 	}
-	return strs, r.err
+	return entries, r.err
 }
 
-func decodeRequestIDs(col blockColumn, recs []Record) error {
+// dictPosition returns the position of id in a dictionary column's table,
+// or -1.
+func dictPosition(col blockColumn, id uint64) int {
+	r := byteReader{b: col.table}
+	for p := 0; len(r.b) > 0 && r.err == nil; p++ {
+		if r.uvarint() == id && r.err == nil {
+			return p
+		}
+	}
+	return -1
+}
+
+// selectRows clears sel[i] for the rows whose plain position column (key,
+// route, method: not the predicted owner and tier) is not p.
+func selectRows(col blockColumn, p int, sel []bool) error {
+	r := byteReader{b: col.rows}
+	for i := range sel {
+		if v := r.uvarint(); v != uint64(p) {
+			sel[i] = false
+		}
+	}
+	return finish(&r)
+}
+
+func decodeRequestIDs(col blockColumn, n int, slot []int32, recs []Record) error {
 	var shapes []idShape
 	r := byteReader{b: col.table}
 	for len(r.b) > 0 && r.err == nil {
-		if len(shapes) >= len(recs) {
+		if len(shapes) >= n {
 			return fmt.Errorf("more shapes than records")
 		}
 		prefix := r.bytes(r.uvarint())
@@ -707,7 +746,7 @@ func decodeRequestIDs(col blockColumn, recs []Record) error {
 	const limit = 1_000_000_000_000_000_000 // 10^18: maxIDWidth digits
 	r = byteReader{b: col.rows}
 	var digits [maxIDWidth]byte
-	for i := range recs {
+	for i := range n {
 		p := r.uvarint()
 		if r.err != nil {
 			return r.err
@@ -716,8 +755,11 @@ func decodeRequestIDs(col blockColumn, recs []Record) error {
 			return fmt.Errorf("record %d: shape %d of %d", i, p, len(shapes))
 		}
 		s := shapes[p]
+		o := slot[i]
 		if s.mode == idLiteral {
-			recs[i].RequestID = s.prefix
+			if o >= 0 {
+				recs[o].RequestID = s.prefix
+			}
 			continue
 		}
 		delta := r.varint()
@@ -733,12 +775,15 @@ func decodeRequestIDs(col blockColumn, recs []Record) error {
 		} else if len(num) > width {
 			return fmt.Errorf("record %d: number wider than %d digits", i, width)
 		}
+		if o < 0 {
+			continue
+		}
 		id := make([]byte, 0, len(s.prefix)+width)
 		id = append(id, s.prefix...)
 		for range width - len(num) {
 			id = append(id, '0')
 		}
-		recs[i].RequestID = string(append(id, num...))
+		recs[o].RequestID = string(append(id, num...))
 	}
 	return finish(&r)
 }

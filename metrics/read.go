@@ -306,12 +306,61 @@ func (f *recordFilter) match(rec *Record) bool {
 		(q.StatusClass == 0 || rec.StatusClass() == q.StatusClass)
 }
 
-// blockMayMatch checks the block's time span and dictionary tables, so
-// blocks that cannot hold a match are skipped without decoding rows.
-func (f *recordFilter) blockMayMatch(cols *[numColumns]blockColumn) bool {
-	return (f.q.KeyID == "" || tableHas(cols[colKey], f.keyID)) &&
-		(f.q.Route == "" || tableHas(cols[colRoute], f.route)) &&
-		(f.q.Method == "" || tableHas(cols[colMethod], f.method))
+// selectRows marks in sel the rows of a block that may match, reading
+// only the filtered columns (dictionary positions, times, statuses), so a
+// block is decoded only for its matching rows and skipped when it has
+// none. It reports whether any row is selected.
+func (f *recordFilter) selectRows(h blockHeader, cols *[numColumns]blockColumn, sel []bool) (bool, error) {
+	for i := range sel {
+		sel[i] = true
+	}
+	for _, df := range [...]struct {
+		on  bool
+		col int
+		id  uint64
+	}{{f.q.KeyID != "", colKey, f.keyID}, {f.q.Route != "", colRoute, f.route}, {f.q.Method != "", colMethod, f.method}} {
+		if !df.on {
+			continue
+		}
+		p := dictPosition(cols[df.col], df.id)
+		if p < 0 {
+			return false, nil
+		}
+		if err := selectRows(cols[df.col], p, sel); err != nil {
+			return false, fmt.Errorf("%w: %s column: %v", ErrCorruptBlock, columnName(df.col), err)
+		}
+	}
+	if h.minTime < f.fromMicro || h.maxTime >= f.toMicro {
+		r := byteReader{b: cols[colTime].rows}
+		t := h.minTime
+		for i := range sel {
+			t += int64(r.uvarint())
+			if t < f.fromMicro || t >= f.toMicro {
+				sel[i] = false
+			}
+		}
+		if r.err != nil {
+			return false, fmt.Errorf("%w: time column: %v", ErrCorruptBlock, r.err)
+		}
+	}
+	if f.q.Status != 0 || f.q.StatusClass != 0 {
+		r := byteReader{b: cols[colStatus].rows}
+		for i := range sel {
+			st := int(min(r.uvarint(), 1000))
+			if (f.q.Status != 0 && st != f.q.Status) || (f.q.StatusClass != 0 && (st < 100 || st > 599 || st/100 != f.q.StatusClass)) {
+				sel[i] = false
+			}
+		}
+		if r.err != nil {
+			return false, fmt.Errorf("%w: status column: %v", ErrCorruptBlock, r.err)
+		}
+	}
+	for _, ok := range sel {
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Records returns one page of raw records in q.Order. Pass the page's Next
@@ -395,7 +444,9 @@ type scan struct {
 	limit   int
 	start   *position
 	page    *RecordPage
-	recs    []Record
+	recs    []Record // decoded rows of the current block
+	sel     []bool   // which rows of the current block to decode
+	rows    []int    // the block row index of each of recs
 }
 
 func (s *scan) days(raw *store.Bucket, dayLo, dayHi uint32) error {
@@ -495,27 +546,61 @@ func (s *scan) blocks(b *store.Bucket, day uint32) (full bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
 		}
-		if !s.f.blockMayMatch(&cols) {
-			continue
-		}
-		s.recs, err = decodeColumns(h, cols, s.resolve, s.recs[:0])
+		s.sel = append(s.sel[:0], make([]bool, h.count)...)
+		hit, err := s.f.selectRows(h, &cols, s.sel)
 		if err != nil {
 			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
 		}
-		first, last, dir := 0, len(s.recs)-1, 1
-		if newest {
-			first, last, dir = len(s.recs)-1, 0, -1
+		if hit && resuming && seq == resumeSeq {
+			// Only the rows past the cursor, in the scan's direction.
+			hit = false
+			for i, ok := range s.sel {
+				if (newest && i >= s.start.index) || (!newest && i <= s.start.index) {
+					s.sel[i] = false
+				} else if ok {
+					hit = true
+				}
+			}
 		}
-		if resuming && seq == resumeSeq {
-			first = s.start.index + dir
+		if !hit {
+			continue
 		}
-		for i := first; i*dir <= last*dir; i += dir {
-			if i < 0 || i >= len(s.recs) || !s.f.match(&s.recs[i]) {
+		// selectRows applies every filter of the query, so only as many
+		// rows as the page still needs are worth decoding.
+		wanted := s.limit - len(s.page.Records)
+		for j := range s.sel {
+			i := j
+			if newest {
+				i = len(s.sel) - 1 - j
+			}
+			if s.sel[i] {
+				if wanted == 0 {
+					s.sel[i] = false
+				} else {
+					wanted--
+				}
+			}
+		}
+		s.recs, err = decodeColumns(h, cols, s.resolve, s.recs[:0], s.sel)
+		if err != nil {
+			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
+		}
+		s.rows = s.rows[:0]
+		for i, ok := range s.sel {
+			if ok {
+				s.rows = append(s.rows, i)
+			}
+		}
+		for j := range s.rows {
+			if newest {
+				j = len(s.rows) - 1 - j
+			}
+			if !s.f.match(&s.recs[j]) {
 				continue
 			}
-			s.page.Records = append(s.page.Records, s.recs[i])
+			s.page.Records = append(s.page.Records, s.recs[j])
 			if len(s.page.Records) == s.limit {
-				s.page.Next = position{order: s.q.Order, day: day, seq: seq, index: i}.encode()
+				s.page.Next = position{order: s.q.Order, day: day, seq: seq, index: s.rows[j]}.encode()
 				return true, nil
 			}
 		}
