@@ -45,6 +45,8 @@ type Options struct {
 	DebugPprof bool
 	// Backup serves GET /admin/v1/backup; nil answers 503.
 	Backup Backupper
+	// Metrics serves GET /metrics (Prometheus text format); nil: no route.
+	Metrics http.Handler
 	// ReadyChecks are shown by /readyz; they report degradation (such as
 	// Redis fallback) without making the instance unready.
 	ReadyChecks []ReadyCheck
@@ -132,6 +134,11 @@ func New(opts Options) *Server {
 	}
 	s.shared = opts.SharedListener && s.proxy == nil
 	s.routes = s.adminRoutes()
+	if opts.Metrics != nil {
+		h := opts.Metrics
+		s.routes = append(s.routes, Route{"GET", "/metrics", "Prometheus metrics", accessOpen,
+			func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error { h.ServeHTTP(w, r); return nil }})
+	}
 	if opts.DebugPprof {
 		s.routes = append(s.routes, pprofRoutes()...)
 	}

@@ -94,19 +94,18 @@ type Recorder struct {
 	kick     chan struct{}
 
 	// Writer state, guarded by flushMu.
-	flushMu     sync.Mutex
-	spare       []Record
-	pending     []Record
-	order       []*Record
-	blockRecs   []*Record
-	arena       []byte
-	enc         *blockEncoder
-	dict        *dictWriter
-	agg         *rollupAgg
-	rollups     *rollupWriter
-	failStreak  int
-	commitHook  func(*store.Tx) error // tests inject commit failures here
-	beforeBatch func()                // tests observe a flush in progress
+	flushMu    sync.Mutex
+	spare      []Record
+	pending    []Record
+	order      []*Record
+	blockRecs  []*Record
+	arena      []byte
+	enc        *blockEncoder
+	dict       *dictWriter
+	agg        *rollupAgg
+	rollups    *rollupWriter
+	failStreak int
+	commitHook func(*store.Tx) error // tests inject commit failures here
 
 	flushed       atomic.Uint64
 	flushFailures atomic.Uint64
@@ -393,9 +392,6 @@ func (r *Recorder) Flush() error {
 		r.spare = batch
 		return nil
 	}
-	if r.beforeBatch != nil {
-		r.beforeBatch()
-	}
 	start := time.Now()
 	err := r.commit(work)
 	if err != nil {
@@ -495,6 +491,9 @@ func (r *Recorder) commit(work []Record) error {
 	}
 	r.dict.commit()
 	r.sampledOut.Add(sampledOut)
+	if n := r.rollups.replaced; n > 0 {
+		r.log.Error("metrics: replaced rollup cells that could not be decoded", "cells", n)
+	}
 	return nil
 }
 

@@ -487,3 +487,23 @@ func TestRecordStripsAPIKeyAndTruncates(t *testing.T) {
 		t.Fatalf("user agent of %d bytes", len(got.UserAgent))
 	}
 }
+
+func TestDamagedCellDoesNotBlockFlushes(t *testing.T) {
+	r, rd := newTestRecorder(t, Options{})
+	at := time.Date(2026, 1, 5, 7, 30, 0, 0, time.UTC)
+	err := r.st.Update(func(tx *store.Tx) error {
+		return tx.Bucket(store.BucketRollupHour).Put(appendCellKey(nil, DimTotal, "", Hourly.number(at)), []byte{cellVersion, 0xff})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := Record{Time: at, Method: "GET", Status: 200}
+	r.Record(&rec)
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := rd.Sum(context.Background(), CellQuery{Interval: Hourly, Dimension: DimTotal})
+	if err != nil || sum.Count != 1 {
+		t.Fatalf("sum %d %v: the damaged cell should have been replaced", sum.Count, err)
+	}
+}

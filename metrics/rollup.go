@@ -238,6 +238,7 @@ type rollupWriter struct {
 	dayPool     rollupAgg
 	scratch     Cell
 	arena       []byte // keys and values handed to bbolt, valid until the transaction ends
+	replaced    int    // damaged cells the last write replaced by its delta
 }
 
 func newRollupWriter() *rollupWriter {
@@ -277,6 +278,7 @@ func (w *rollupWriter) key(dim Dimension, value string, n uint32) []byte {
 // write merges the prepared deltas into the stored cells: one Get, decode,
 // merge, encode and Put per touched cell, in key order.
 func (w *rollupWriter) write(tx *store.Tx) error {
+	w.replaced = 0
 	for _, set := range [...]struct {
 		iv     Interval
 		writes []cellWrite
@@ -293,8 +295,9 @@ func (w *rollupWriter) write(tx *store.Tx) error {
 			if old := b.Get(cw.key); old != nil {
 				if err := w.scratch.decode(old); err != nil {
 					// A damaged cell must not block every later flush:
-					// log-worthy, but the delta replaces it.
+					// the delta replaces it and the Recorder logs it.
 					w.scratch.Reset()
+					w.replaced++
 				}
 				w.scratch.Merge(cw.cell)
 				merged = &w.scratch
