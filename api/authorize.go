@@ -82,7 +82,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, ps httprouter
 		}
 		writeErrorStatus(w, r, s.log, denyError(&d), status)
 	}
-	s.recordDecision(r, start, &d, f.ClientIP, f.Method, path, status)
+	s.recordDecision("authorize", r, start, &d, f.ClientIP, f.Method, path, status)
 	return nil
 }
 
@@ -97,8 +97,10 @@ func firstHeader(h http.Header, names ...string) string {
 
 // recordDecision records a request apiwarden decided but did not serve
 // (forward auth, check): its status is the one apiwarden answered.
-func (s *Server) recordDecision(r *http.Request, start time.Time, d *enforce.Decision, client netip.Addr, method, path string, status int) {
+func (s *Server) recordDecision(entry string, r *http.Request, start time.Time, d *enforce.Decision, client netip.Addr, method, path string, status int) {
 	g := s.gate
+	latency := s.now().Sub(start)
+	g.observe(entry, d, latency, 0)
 	if g.Recorder == nil {
 		return
 	}
@@ -106,7 +108,7 @@ func (s *Server) recordDecision(r *http.Request, start time.Time, d *enforce.Dec
 	g.newRecord(&rec, r, start, d, client, path)
 	rec.Method = method
 	rec.Status = status
-	rec.Latency = s.now().Sub(start)
+	rec.Latency = latency
 	rec.ErrorCategory = metrics.CategorizeError(status, rec.Decision)
 	g.Recorder.Record(&rec)
 }

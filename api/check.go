@@ -89,7 +89,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 	}
 	setLimitHeaders(w.Header(), &d, start)
 	writeJSON(w, http.StatusOK, resp)
-	s.recordDecision(r, start, &d, client, f.Method, path, statusOrOK(d.Code))
+	s.recordDecision("check", r, start, &d, client, f.Method, path, statusOrOK(d.Code))
 	return nil
 }
 

@@ -32,10 +32,16 @@ var (
 	_ RequestRecorder = (*metrics.Recorder)(nil)
 )
 
+// RequestObserver counts decided requests for /metrics.
+type RequestObserver interface {
+	ObserveRequest(entry, code, route, tier string, latency, upstream time.Duration)
+}
+
 // GateOptions configure the enforcement entry points.
 type GateOptions struct {
 	Engine   Decider
 	Recorder RequestRecorder // nil: nothing is recorded
+	Observer RequestObserver // nil: nothing is counted
 	Trusted  enforce.TrustedProxies
 	// ServiceToken, when set, guards /v1/* (X-Apiwarden-Token).
 	ServiceToken string
@@ -185,6 +191,18 @@ func stripApiwardenHeaders(h http.Header) {
 // denyError is the error body of a denial.
 func denyError(d *enforce.Decision) *Error {
 	return &Error{Code: d.Code.String(), Message: d.Code.Message()}
+}
+
+// observe counts a decided request for /metrics.
+func (g *gate) observe(entry string, d *enforce.Decision, latency, upstream time.Duration) {
+	if g.Observer == nil {
+		return
+	}
+	route := ""
+	if d.Route != nil {
+		route = d.Route.Pattern
+	}
+	g.Observer.ObserveRequest(entry, d.Code.String(), route, d.Tier, latency, upstream)
 }
 
 // newRecord starts the metrics record of a request.

@@ -144,13 +144,15 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // finish records the request.
 func (p *proxy) finish(ex *proxyExchange, r *http.Request, start time.Time, d *enforce.Decision, path string) {
+	latency := p.now().Sub(start)
+	p.gate.observe("proxy", d, latency, ex.upstreamDur)
 	if p.gate.Recorder == nil {
 		return
 	}
 	p.gate.newRecord(&ex.rec, r, start, d, ex.client, path)
 	ex.rec.Status = ex.w.status
 	ex.rec.ResponseBytes = ex.w.bytes
-	ex.rec.Latency = p.now().Sub(start)
+	ex.rec.Latency = latency
 	ex.rec.UpstreamLatency = ex.upstreamDur
 	ex.rec.CacheStatus = metrics.ParseCacheStatus(cacheHeader(ex.w.Header()))
 	ex.rec.ErrorCategory = ex.errCategory

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/apiwarden/apiwarden/limiter"
 	"github.com/apiwarden/apiwarden/metrics"
 	"github.com/apiwarden/apiwarden/store"
+	"github.com/apiwarden/apiwarden/telemetry"
 )
 
 // Options are what the process gives the app besides its configuration.
@@ -34,16 +36,17 @@ type Options struct {
 
 // App is a configured, bound, not yet running apiwarden.
 type App struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	now    func() time.Time
-	st     *store.Store
-	keys   *keys.Service
-	limits *limiter.Limiter
-	redis  *limiter.Redis // nil without [redis] url
-	engine *enforce.Engine
-	rec    *metrics.Recorder
-	api    *api.Server
+	cfg       *config.Config
+	log       *slog.Logger
+	now       func() time.Time
+	st        *store.Store
+	keys      *keys.Service
+	limits    *limiter.Limiter
+	redis     *limiter.Redis // nil without [redis] url
+	engine    *enforce.Engine
+	rec       *metrics.Recorder
+	telemetry *telemetry.Telemetry
+	api       *api.Server
 
 	adminLn    net.Listener
 	adminSrv   *http.Server
@@ -54,14 +57,14 @@ type App struct {
 // New opens the data directory and binds the listeners, so that when it
 // returns without error the ports are taken and their addresses known.
 // Everything opened is closed again if a later step fails.
-func New(cfg *config.Config, opts Options) (a *App, err error) {
+func New(cfg *config.Config, opts Options) (_ *App, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a = &App{cfg: cfg, log: opts.Logger, now: opts.Now}
+	a := &App{cfg: cfg, log: opts.Logger, now: opts.Now}
 	var cleanups []func()
 	defer func() {
 		if err != nil {
@@ -153,20 +156,26 @@ func New(cfg *config.Config, opts Options) (a *App, err error) {
 	if cfg.Security.AdminToken == "" {
 		a.log.Warn("no admin token configured: the admin API refuses every call; set APIWARDEN_ADMIN_TOKEN (or security.admin_token) to enable it")
 	}
-	shared := cfg.Server.AdminListen == "" || cfg.Server.AdminListen == cfg.Server.Listen
+	// Equal addresses share one listener, unless the port is 0: then each
+	// gets its own ephemeral port (tests do this).
+	shared := cfg.Server.AdminListen == "" ||
+		(cfg.Server.AdminListen == cfg.Server.Listen && !strings.HasSuffix(cfg.Server.Listen, ":0"))
 	if shared && upstream != nil {
 		return nil, errors.New("server.admin_listen must differ from server.listen in proxy mode: every path of listen goes upstream")
 	}
+	a.telemetry = telemetry.New(a.collectors()...)
 	a.api = api.New(api.Options{
 		AdminToken:  cfg.Security.AdminToken.Value(),
 		Keys:        a.keys,
 		Events:      a.rec,
 		DebugPprof:  cfg.Server.DebugPprof,
 		Backup:      a.st,
+		Metrics:     a.telemetry.Handler(),
 		ReadyChecks: a.readyChecks(),
 		Gate: api.GateOptions{
 			Engine:                     a.engine,
 			Recorder:                   a.rec,
+			Observer:                   a.telemetry,
 			Trusted:                    trusted,
 			ServiceToken:               cfg.Security.ServiceToken.Value(),
 			AuthorizeRateLimitedStatus: cfg.Server.AuthorizeRateLimitedStatus,

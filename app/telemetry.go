@@ -1,0 +1,97 @@
+package app
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apiwarden/apiwarden/telemetry"
+)
+
+// Families read from the components at scrape time.
+var (
+	descLimiterSubjects  = telemetry.NewDesc("limiter_subjects", "Bucket entries in memory (subjects plus subject-route pairs).")
+	descLimiterEvictions = telemetry.NewDesc("limiter_evictions_total", "Bucket entries dropped: idle (full buckets, no information lost) or forced (the max_subjects cap).", "reason")
+	descLimiterSnapshots = telemetry.NewDesc("limiter_snapshots_total", "Bucket snapshots written to the data file, by result.", "result")
+	descLimiterSnapDur   = telemetry.NewDesc("limiter_last_snapshot_seconds", "Duration of the last bucket snapshot.")
+	descRedisEnabled     = telemetry.NewDesc("redis_enabled", "1 when [redis] url is set and limits are meant to be shared.")
+	descRedisHealthy     = telemetry.NewDesc("redis_healthy", "1 when limits are shared through Redis, 0 while falling back to local buckets.")
+	descRedisFallbacks   = telemetry.NewDesc("redis_fallbacks_total", "Decisions made by local buckets because Redis was unreachable.")
+	descRedisFailures    = telemetry.NewDesc("redis_failures_total", "Redis calls that failed or timed out.")
+	descMetricsRecords   = telemetry.NewDesc("metrics_records_total", "Request records by fate: accepted into the buffer, dropped (buffer full), flushed to disk.", "fate")
+	descMetricsFailures  = telemetry.NewDesc("metrics_flush_failures_total", "Metrics commits that failed and will be retried.")
+	descMetricsFlushDur  = telemetry.NewDesc("metrics_last_flush_seconds", "Duration of the last metrics commit.")
+	descMetricsBuffer    = telemetry.NewDesc("metrics_buffer_records", "Records waiting in the buffer for the next flush.")
+	descStoreSize        = telemetry.NewDesc("store_file_bytes", "Size of the bbolt data file.")
+	descStoreFreePages   = telemetry.NewDesc("store_free_pages", "Pages on the data file's freelist.")
+	descStoreReadTxs     = telemetry.NewDesc("store_read_transactions_total", "Read transactions started since the file was opened.")
+	descStoreOpenReadTxs = telemetry.NewDesc("store_open_read_transactions", "Read transactions open now.")
+	descStoreWriteTime   = telemetry.NewDesc("store_write_seconds_total", "Time spent writing pages to disk in write transactions.")
+)
+
+// collectors report the components' counters.
+func (a *App) collectors() []prometheus.Collector {
+	limiterSource := telemetry.Func{
+		Families: []*prometheus.Desc{descLimiterSubjects, descLimiterEvictions, descLimiterSnapshots, descLimiterSnapDur},
+		Read: func() []telemetry.Reading {
+			s := a.limits.Stats()
+			return []telemetry.Reading{
+				{Desc: descLimiterSubjects, Type: prometheus.GaugeValue, Value: float64(s.Subjects)},
+				{Desc: descLimiterEvictions, Type: prometheus.CounterValue, Value: float64(s.IdleEvictions), Labels: []string{"idle"}},
+				{Desc: descLimiterEvictions, Type: prometheus.CounterValue, Value: float64(s.ForcedEvictions), Labels: []string{"forced"}},
+				{Desc: descLimiterSnapshots, Type: prometheus.CounterValue, Value: float64(s.Snapshots - s.SnapshotErrors), Labels: []string{"ok"}},
+				{Desc: descLimiterSnapshots, Type: prometheus.CounterValue, Value: float64(s.SnapshotErrors), Labels: []string{"error"}},
+				{Desc: descLimiterSnapDur, Type: prometheus.GaugeValue, Value: s.LastSnapshotDuration.Seconds()},
+			}
+		},
+	}
+	redisSource := telemetry.Func{
+		Families: []*prometheus.Desc{descRedisEnabled, descRedisHealthy, descRedisFallbacks, descRedisFailures},
+		Read: func() []telemetry.Reading {
+			if a.redis == nil {
+				return []telemetry.Reading{
+					{Desc: descRedisEnabled, Type: prometheus.GaugeValue, Value: 0},
+					{Desc: descRedisFallbacks, Type: prometheus.CounterValue, Value: 0},
+					{Desc: descRedisFailures, Type: prometheus.CounterValue, Value: 0},
+				}
+			}
+			s := a.redis.Stats()
+			healthy := 0.0
+			if s.Healthy {
+				healthy = 1
+			}
+			return []telemetry.Reading{
+				{Desc: descRedisEnabled, Type: prometheus.GaugeValue, Value: 1},
+				{Desc: descRedisHealthy, Type: prometheus.GaugeValue, Value: healthy},
+				{Desc: descRedisFallbacks, Type: prometheus.CounterValue, Value: float64(s.Fallbacks)},
+				{Desc: descRedisFailures, Type: prometheus.CounterValue, Value: float64(s.Failures)},
+			}
+		},
+	}
+	metricsSource := telemetry.Func{
+		Families: []*prometheus.Desc{descMetricsRecords, descMetricsFailures, descMetricsFlushDur, descMetricsBuffer},
+		Read: func() []telemetry.Reading {
+			s := a.rec.Stats()
+			return []telemetry.Reading{
+				{Desc: descMetricsRecords, Type: prometheus.CounterValue, Value: float64(s.Accepted), Labels: []string{"accepted"}},
+				{Desc: descMetricsRecords, Type: prometheus.CounterValue, Value: float64(s.Dropped), Labels: []string{"dropped"}},
+				{Desc: descMetricsRecords, Type: prometheus.CounterValue, Value: float64(s.Flushed), Labels: []string{"flushed"}},
+				{Desc: descMetricsFailures, Type: prometheus.CounterValue, Value: float64(s.FlushFailures)},
+				{Desc: descMetricsFlushDur, Type: prometheus.GaugeValue, Value: s.LastFlushDuration.Seconds()},
+				{Desc: descMetricsBuffer, Type: prometheus.GaugeValue, Value: float64(s.BufferLen)},
+			}
+		},
+	}
+	storeSource := telemetry.Func{
+		Families: []*prometheus.Desc{descStoreSize, descStoreFreePages, descStoreReadTxs, descStoreOpenReadTxs, descStoreWriteTime},
+		Read: func() []telemetry.Reading {
+			s := a.st.Stats()
+			return []telemetry.Reading{
+				{Desc: descStoreSize, Type: prometheus.GaugeValue, Value: float64(s.FileSize)},
+				{Desc: descStoreFreePages, Type: prometheus.GaugeValue, Value: float64(s.FreePages)},
+				{Desc: descStoreReadTxs, Type: prometheus.CounterValue, Value: float64(s.TxsStarted)},
+				{Desc: descStoreOpenReadTxs, Type: prometheus.GaugeValue, Value: float64(s.OpenReadTxs)},
+				{Desc: descStoreWriteTime, Type: prometheus.CounterValue, Value: s.WriteTimeSum.Seconds()},
+			}
+		},
+	}
+	return []prometheus.Collector{limiterSource, redisSource, metricsSource, storeSource}
+}
