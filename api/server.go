@@ -60,6 +60,10 @@ type Options struct {
 	Version        string
 	Now            func() time.Time
 	Logger         *slog.Logger
+
+	// Dashboard configures the /ui/ dashboard's login sessions
+	// (dashboard.session_ttl).
+	Dashboard DashboardOptions
 }
 
 // Server holds the handlers. Build it with New; serve AdminHandler on
@@ -77,6 +81,8 @@ type Server struct {
 	checks    []ReadyCheck
 	proxy     *proxy // nil without an upstream
 	shared    bool
+
+	sessions *sessions // the dashboard's logins
 
 	adminTokenSet  bool
 	adminTokenHash [32]byte
@@ -133,7 +139,8 @@ func New(opts Options) *Server {
 		s.proxy = newProxy(s, s.gate, opts.Proxy)
 	}
 	s.shared = opts.SharedListener && s.proxy == nil
-	s.routes = s.adminRoutes()
+	s.sessions = newSessions(opts.Dashboard, opts.Now)
+	s.routes = append(s.adminRoutes(), s.dashboardRoutes()...)
 	if opts.Metrics != nil {
 		h := opts.Metrics
 		s.routes = append(s.routes, Route{"GET", "/metrics", "Prometheus metrics", accessOpen,
@@ -254,9 +261,14 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 
 // authorizeAdmin checks the bearer token in constant time. Both sides are
 // hashed first so the comparison does not leak the token's length either.
+// Without a bearer token, the dashboard's session cookie (and, on a
+// change, its CSRF header) will do: see session.go.
 func (s *Server) authorizeAdmin(r *http.Request) *Error {
 	if !s.adminTokenSet {
 		return errorf(CodeAdminDisabled, "the admin API is disabled: no admin token is configured (set APIWARDEN_ADMIN_TOKEN or security.admin_token and restart)")
+	}
+	if usesSession(r) {
+		return s.authorizeSession(r)
 	}
 	token, ok := bearer(r.Header.Get("Authorization"))
 	if !ok {
@@ -280,8 +292,12 @@ func bearer(h string) (string, bool) {
 }
 
 // actor names who made an admin change, for audit events. Scripts may add
-// X-Apiwarden-Actor ("deploy-bot") to say more than "admin".
+// X-Apiwarden-Actor ("deploy-bot") to say more than "admin". Changes
+// made through the dashboard's session are "dashboard".
 func actor(r *http.Request) string {
+	if usesSession(r) {
+		return DashboardActor
+	}
 	a := r.Header.Get("X-Apiwarden-Actor")
 	if a == "" || len(a) > 64 || !isToken(a) {
 		return "admin"
