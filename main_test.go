@@ -146,7 +146,8 @@ func TestServeExampleConfigAndKeysClient(t *testing.T) {
 func TestSecondInstanceOnSameDataDir(t *testing.T) {
 	cfg := config.Default()
 	cfg.Server.DataDir = t.TempDir()
-	cfg.Server.AdminListen = "127.0.0.1:0"
+	cfg.Server.Listen, cfg.Server.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Security.AdminToken, cfg.Security.KeySecret = "", "" // config.Load resolves the env: references
 	first, err := app.New(cfg, app.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,79 @@ import (
 // (/v1/authorize/api/forms/1). The client is the right-most untrusted
 // X-Forwarded-For hop, so the proxy must be in server.trusted_proxies.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	err := s.authorizeRequest(w, r, ps)
+	if err != nil {
+		// Every answer says its code in a header: nginx passes headers of
+		// the auth response on, but not its body.
+		w.Header()["X-Apiwarden-Code"] = []string{asError(err).Code}
+	}
+	return err
+}
+
+// original is what forward auth learns of the request it decides.
+type original struct {
+	method, path, rawQuery string
+	denyStatus             int // 0: configured default
+}
+
+// originalRequest reads the original method and URI. Proxies name them
+// differently (nginx: X-Original-*, Traefik and Caddy: X-Forwarded-*) and
+// pass the client's own headers along, so a client could add the name
+// its proxy does not set. When both names are present they must agree,
+// or the request is refused; otherwise one name would let a client pick
+// the path it is judged on.
+//
+// Envoy instead calls /v1/authorize/<original path>?<original query>
+// with the original method; its path is already decoded by the router,
+// and its query is the original's, so ?deny_status does not apply there.
+func originalRequest(r *http.Request, ps httprouter.Params) (original, *Error) {
+	var o original
+	if suffix := ps.ByName("path"); suffix != "" && suffix != "/" {
+		o.method, o.path, o.rawQuery = r.Method, suffix, r.URL.RawQuery
+		return o, nil
+	}
+	method, e := agreeingHeader(r.Header, "X-Forwarded-Method", "X-Original-Method")
+	if e != nil {
+		return o, e
+	}
+	uri, e := agreeingHeader(r.Header, "X-Forwarded-Uri", "X-Original-Uri")
+	if e != nil {
+		return o, e
+	}
+	o.method = method
+	if o.method == "" {
+		o.method = r.Method
+	}
+	path, rawQuery, _ := strings.Cut(uri, "?")
+	if p, err := url.PathUnescape(path); err == nil {
+		path = p
+	}
+	o.path, o.rawQuery = path, rawQuery
+	if v := r.URL.Query().Get("deny_status"); v != "" {
+		switch v {
+		case "401", "403", "429":
+			o.denyStatus, _ = strconv.Atoi(v)
+		default:
+			return o, errorf(CodeInvalidParameter, "deny_status: must be 401, 403 or 429, got %q", v)
+		}
+	}
+	return o, nil
+}
+
+// agreeingHeader returns the value of whichever of two header names is
+// set, and refuses the request when both are set and differ.
+func agreeingHeader(h http.Header, a, b string) (string, *Error) {
+	va, vb := h.Get(a), h.Get(b)
+	switch {
+	case va == "":
+		return vb, nil
+	case vb == "" || va == vb:
+		return va, nil
+	}
+	return "", errorf(CodeInvalidRequest, "%s and %s disagree; the proxy must set one and remove the client's", a, b)
+}
+
+func (s *Server) authorizeRequest(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	start := s.now()
 	g := s.gate
 	if e := g.checkServiceToken(r); e != nil {
@@ -32,29 +106,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, ps httprouter
 	if !g.headerBytesOK(r) {
 		return errorf(CodeHeadersTooLarge, "request headers are larger than %d bytes", g.MaxHeaderBytes)
 	}
+	o, e := originalRequest(r, ps)
+	if e != nil {
+		return e
+	}
 	rateLimitedStatus := g.AuthorizeRateLimitedStatus
-	if v := r.URL.Query().Get("deny_status"); v != "" {
-		switch v {
-		case "401", "403", "429":
-			rateLimitedStatus = int(v[0]-'0')*100 + int(v[1]-'0')*10 + int(v[2]-'0')
-		default:
-			return errorf(CodeInvalidParameter, "deny_status: must be 401, 403 or 429, got %q", v)
-		}
+	if o.denyStatus != 0 {
+		rateLimitedStatus = o.denyStatus
 	}
-
-	method := firstHeader(r.Header, "X-Forwarded-Method", "X-Original-Method")
-	if method == "" {
-		method = r.Method
-	}
-	uri := firstHeader(r.Header, "X-Forwarded-Uri", "X-Original-Uri")
-	if uri == "" {
-		uri = ps.ByName("path") // Envoy: /v1/authorize/<original path>
-	}
-	path, rawQuery, _ := strings.Cut(uri, "?")
-	if p, err := url.PathUnescape(path); err == nil {
-		path = p
-	}
-	path = enforce.CleanPath(path)
+	method, path, rawQuery := o.method, enforce.CleanPath(o.path), o.rawQuery
 
 	key, _ := presentedKey(r.Header)
 	f := enforce.Facts{HeaderKey: key, Method: strings.ToUpper(method), Path: path, Origin: r.Header.Get("Origin")}
@@ -84,15 +144,6 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, ps httprouter
 	}
 	s.recordDecision("authorize", r, start, &d, f.ClientIP, f.Method, path, status)
 	return nil
-}
-
-func firstHeader(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h.Get(n); v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // recordDecision records a request apiwarden decided but did not serve

@@ -598,3 +598,43 @@ func TestServiceRoutesOnlyWithoutProxyOnEnforcementListener(t *testing.T) {
 	defer adm.Close()
 	checkError(t, do(t, "GET", adm.URL+"/v1/authorize", nil, ""), 404, "ROUTE_NOT_FOUND")
 }
+
+func TestForwardAuthCannotBeSteeredByTheClient(t *testing.T) {
+	f := newGateFixture(t, gateConfig{trusted: []string{"127.0.0.1/32"}})
+	cases := []struct {
+		name    string
+		path    string
+		headers map[string]string
+		status  int
+		code    string
+	}{
+		// nginx sets X-Original-URI and passes the client's headers along:
+		// a client-added X-Forwarded-Uri must not re-route the decision.
+		{"conflicting uri headers", "/v1/authorize", map[string]string{"X-Original-URI": "/api/forms/1", "X-Forwarded-Uri": "/public/x"}, 400, "INVALID_REQUEST"},
+		{"conflicting method headers", "/v1/authorize", map[string]string{"X-Original-URI": "/public/x", "X-Original-Method": "GET", "X-Forwarded-Method": "DELETE"}, 400, "INVALID_REQUEST"},
+		{"agreeing headers are fine", "/v1/authorize", map[string]string{"X-Original-URI": "/public/x", "X-Forwarded-Uri": "/public/x"}, 200, "VALID"},
+		// Envoy's path form: decoded once, by the router.
+		{"envoy path decoded once", "/v1/authorize/public%252Fx", nil, 401, "MISSING_KEY"},
+		{"envoy keeps the original query", "/v1/authorize/export/all?api_key=" + f.secrets["basic"], nil, 200, "VALID"},
+		{"service token errors carry the code", "/v1/authorize", map[string]string{"X-Original-URI": "/public/x", "X-Apiwarden-Token": "x"}, 200, "VALID"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := do(t, "GET", f.admin.URL+c.path, c.headers, "")
+			if r.header.Get("X-Apiwarden-Code") != c.code {
+				t.Fatalf("X-Apiwarden-Code %q, want %s (%d %s)", r.header.Get("X-Apiwarden-Code"), c.code, r.status, r.body)
+			}
+			if c.status != 200 {
+				checkError(t, r, c.status, c.code)
+			} else if r.status != 200 {
+				t.Fatalf("status %d %s", r.status, r.body)
+			}
+		})
+	}
+	tokened := newGateFixture(t, gateConfig{serviceToken: "svc"})
+	r := do(t, "GET", tokened.admin.URL+"/v1/authorize", map[string]string{"X-Original-URI": "/public/x"}, "")
+	checkError(t, r, 401, "UNAUTHORIZED")
+	if r.header.Get("X-Apiwarden-Code") != "UNAUTHORIZED" || r.header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("service-token refusal headers %v", r.header)
+	}
+}

@@ -41,6 +41,10 @@ func writeErrorStatus(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 		log.Log(r.Context(), level, "request failed", "request_id", rid, "method", r.Method,
 			"path", r.URL.Path, "code", e.Code, "err", e.Err)
 	}
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		// RFC 9110 asks a 401 to name the scheme it wants.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="apiwarden"`)
+	}
 	var body errorBody
 	body.Error.Code, body.Error.Message, body.Error.RequestID = e.Code, e.Message, rid
 	writeJSON(w, status, &body)

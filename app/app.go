@@ -74,6 +74,14 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 		}
 	}()
 
+	for name, v := range map[string]config.Secret{"security.admin_token": cfg.Security.AdminToken,
+		"security.key_secret": cfg.Security.KeySecret, "security.service_token": cfg.Security.ServiceToken} {
+		if s := v.Value(); strings.HasPrefix(s, "env:") || strings.HasPrefix(s, "file:") {
+			// config.Load resolves references; a Config built in code must
+			// hold the values themselves, never the reference as a token.
+			return nil, fmt.Errorf("%s is the unresolved reference %q: load the configuration with config.Load", name, s)
+		}
+	}
 	a.st, err = store.Open(cfg.Server.DataDir, store.Options{Logger: a.log})
 	if err != nil {
 		return nil, err
