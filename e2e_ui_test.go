@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/apiwarden/apiwarden/app"
@@ -75,6 +76,22 @@ func TestDashboardEndToEnd(t *testing.T) {
 		t.Fatalf("starting %s: %v", browser, err)
 	}
 	b := &browserSession{t: t, ctx: ctx, shots: shots, env: env}
+	// Record what the page would rather hide: CSP violations (an inline
+	// style or script slipped in) and uncaught errors.
+	b.run("watch for CSP violations and page errors", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
+			window.__problems = [];
+			document.addEventListener('securitypolicyviolation', (e) => window.__problems.push('CSP: ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber));
+			window.addEventListener('error', (e) => window.__problems.push('error: ' + e.message + ' ' + e.filename + ':' + e.lineno));
+			window.addEventListener('unhandledrejection', (e) => window.__problems.push('unhandled rejection: ' + (e.reason && e.reason.message || e.reason)));`})
+		return err
+	}))
+	checkProblems := func() {
+		t.Helper()
+		if problems := eval[[]string](b, `window.__problems || ['the watcher script did not run']`); len(problems) > 0 {
+			t.Errorf("the page reported problems:\n%s", strings.Join(problems, "\n"))
+		}
+	}
 
 	// Log in.
 	b.run("open the login page",
@@ -187,6 +204,8 @@ func TestDashboardEndToEnd(t *testing.T) {
 		b.shot("keys-phone")
 	})
 
+	checkProblems()
+
 	// Revoke with confirmation; the key's next request is rejected.
 	b.nav("keys", `tr[data-key-name="e2e-key"]`)
 	b.run("revoke the key",
@@ -206,6 +225,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 	}
 
 	// Log out: the page returns to the login form and the cookie no longer works.
+	checkProblems()
 	b.run("log out",
 		chromedp.Click(chromedp.CSS("#logout")),
 		chromedp.WaitVisible(chromedp.CSS("#login-token")))
