@@ -146,6 +146,7 @@ export function errorNotice(err, what) {
         'It appears once the server is upgraded or the feature is turned on.');
     }
     if (err.status === 0) return notice('error', `${what}: server unreachable`, err.message);
+    if (err.status === 503) return notice('warn', `${what}: unavailable right now`, err.message);
     const rid = err.requestID ? h('div', { class: 'rid' }, 'Request id: ', h('code', null, err.requestID)) : null;
     return notice('error', `${what}: ${err.status >= 500 ? 'the server failed' : 'refused'}`, err.message, rid);
   }
