@@ -43,6 +43,8 @@ type Options struct {
 	Events EventSink
 	// DebugPprof adds /debug/pprof/ to the admin listener.
 	DebugPprof bool
+	// Alerts serves the /admin/v1/alerts routes; nil answers 503.
+	Alerts AlertAdmin
 	// Backup serves GET /admin/v1/backup; nil answers 503.
 	Backup Backupper
 	// Metrics serves GET /metrics (Prometheus text format); nil: no route.
@@ -78,6 +80,7 @@ type Server struct {
 	gate      *gate
 	events    EventSink
 	backupper Backupper
+	alerts    AlertAdmin
 	checks    []ReadyCheck
 	proxy     *proxy // nil without an upstream
 	shared    bool
@@ -97,6 +100,9 @@ const (
 	accessOpen    access = iota // health checks
 	accessAdmin                 // admin token (or dashboard session)
 	accessService               // /v1: the service token when one is set (checked by the handler)
+	// accessAdminShadowed is an admin route that the router cannot hold
+	// beside a :param route at the same place; that route serves it.
+	accessAdminShadowed
 )
 
 // Route is one entry of the admin router; the table is also what tests
@@ -134,6 +140,7 @@ func New(opts Options) *Server {
 	s.gate = newGate(opts.Gate)
 	s.events = opts.Events
 	s.backupper = opts.Backup
+	s.alerts = opts.Alerts
 	s.checks = opts.ReadyChecks
 	if opts.Proxy.Upstream != nil {
 		s.proxy = newProxy(s, s.gate, opts.Proxy)
@@ -175,7 +182,7 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 
 func (s *Server) adminRoutes() []Route {
-	return []Route{
+	return append([]Route{
 		{"GET", "/healthz", "liveness", accessOpen, s.healthz},
 		{"GET", "/readyz", "readiness", accessOpen, s.readyz},
 
@@ -187,7 +194,7 @@ func (s *Server) adminRoutes() []Route {
 		{"POST", "/admin/v1/keys/:id/rotate", "rotate a key's secret", accessAdmin, s.rotateKey},
 		{"GET", "/admin/v1/keys/:id/events", "a key's audit events", accessAdmin, s.keyEvents},
 		{"GET", "/admin/v1/backup", "a consistent snapshot of the data file", accessAdmin, s.backup},
-	}
+	}, s.alertRoutes()...)
 }
 
 // AdminHandler serves the admin listener.
@@ -209,6 +216,9 @@ func (s *Server) router(routes []Route) http.Handler {
 	router.RedirectTrailingSlash = false
 	router.RedirectFixedPath = false
 	for _, rt := range routes {
+		if rt.access == accessAdminShadowed {
+			continue
+		}
 		router.Handle(rt.Method, rt.Path, s.wrap(rt))
 	}
 	router.NotFound = s.plain(func(w http.ResponseWriter, r *http.Request) error {
@@ -231,7 +241,7 @@ func (p panicError) Error() string { return fmt.Sprint("panic: ", p.v) }
 // wrap applies a route's access rule and turns its error into a response.
 func (s *Server) wrap(rt Route) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		if rt.access == accessAdmin {
+		if rt.access == accessAdmin || rt.access == accessAdminShadowed {
 			if e := s.authorizeAdmin(r); e != nil {
 				writeError(w, r, s.log, e)
 				return

@@ -137,41 +137,51 @@ type Metrics struct {
 
 // Alerts holds the alert rules and where notifications go.
 type Alerts struct {
-	EvaluationInterval Duration     `toml:"evaluation_interval"`
-	RetentionDays      int          `toml:"retention_days"`
-	Rules              []AlertRule  `toml:"rules"`
-	Notify             []NotifyRule `toml:"notify"`
+	EvaluationInterval Duration `toml:"evaluation_interval"`
+	RetentionDays      int      `toml:"retention_days"`
+	// RepeatInterval re-sends a firing alert nobody acknowledged.
+	RepeatInterval Duration `toml:"repeat_interval"`
+	// ExternalURL is the dashboard's address, for links in notifications.
+	ExternalURL string       `toml:"external_url"`
+	Rules       []AlertRule  `toml:"rules"`
+	Notify      []NotifyRule `toml:"notify"`
 }
 
-// AlertRule is one [[alerts.rules]] entry.
+// AlertRule is one [[alerts.rules]] entry. Threshold's unit depends on
+// the type: a fraction of requests (rate_limit_exceeded, error_spike), a
+// fraction of the limit (quota_warning), a robust z-score
+// (unusual_activity) or milliseconds of p95 (performance_degradation).
 type AlertRule struct {
 	Name          string   `toml:"name"`
 	Type          string   `toml:"type"`
 	Subject       string   `toml:"subject"` // global | key | owner | route
-	Window        Duration `toml:"window"`
+	Window        Duration `toml:"window"`  // at most 15m: rules read the in-memory realtime ring
 	Threshold     float64  `toml:"threshold"`
 	MinRequests   int64    `toml:"min_requests"`
 	For           Duration `toml:"for"`
 	KeepFiringFor Duration `toml:"keep_firing_for"`
 	Severity      string   `toml:"severity"`
-	// Filters narrow the traffic a rule looks at.
-	Route   string `toml:"route"`
-	Tier    string `toml:"tier"`
-	OwnerID string `toml:"owner_id"`
-	// unusual_activity
-	Direction string   `toml:"direction"` // spike | drop | both
-	Cooldown  Duration `toml:"cooldown"`
-	// performance_degradation: fire over Threshold ms, or over
-	// BaselineFactor × the subject's own baseline p95 when set.
+	// Filters narrow the subjects a rule looks at (path.Match patterns).
+	Routes []string `toml:"routes"`
+	Tiers  []string `toml:"tiers"`
+	Owners []string `toml:"owners"`
+	Keys   []string `toml:"keys"`
+	// Cooldown keeps a subject quiet this long after its alert resolves.
+	Cooldown Duration `toml:"cooldown"`
+	// unusual_activity: spike | drop | both
+	Direction string `toml:"direction"`
+	// performance_degradation: also fire over BaselineFactor × the
+	// route's usual p95 (0: absolute threshold only).
 	BaselineFactor float64 `toml:"baseline_factor"`
+	// quota_warning: hourly | monthly | "" (either)
+	Quota string `toml:"quota"`
 }
 
 // NotifyRule is one [[alerts.notify]] receiver.
 type NotifyRule struct {
-	Type           string   `toml:"type"` // webhook | slack | email
-	URL            Secret   `toml:"url"`
-	MinSeverity    string   `toml:"min_severity"`
-	RepeatInterval Duration `toml:"repeat_interval"`
+	Type        string `toml:"type"` // webhook | slack | email
+	URL         Secret `toml:"url"`
+	MinSeverity string `toml:"min_severity"`
 	// email
 	SMTPHost     string   `toml:"smtp_host"`
 	SMTPPort     int      `toml:"smtp_port"`
@@ -256,6 +266,7 @@ func Default() *Config {
 		Alerts: Alerts{
 			EvaluationInterval: Duration(10 * time.Second),
 			RetentionDays:      90,
+			RepeatInterval:     Duration(4 * time.Hour),
 			Rules:              DefaultAlertRules(),
 		},
 		Dashboard: Dashboard{SessionTTL: Duration(12 * time.Hour)},
@@ -263,19 +274,25 @@ func Default() *Config {
 	}
 }
 
-// DefaultAlertRules is one rule of each type, tuned for a small API.
+// DefaultAlertRules is one rule of each type (and a second, sharper quota
+// rule), tuned for a small API. A test keeps them equal to
+// alerting.DefaultRules.
 func DefaultAlertRules() []AlertRule {
+	m := func(d time.Duration) Duration { return Duration(d) }
 	return []AlertRule{
-		{Name: "rate-limit-abuse", Type: "rate_limit_exceeded", Subject: "key", Window: Duration(5 * time.Minute),
-			Threshold: 50, MinRequests: 0, For: 0, KeepFiringFor: Duration(5 * time.Minute), Severity: "medium"},
-		{Name: "unusual-activity", Type: "unusual_activity", Subject: "key", Window: Duration(time.Hour),
-			Threshold: 6, MinRequests: 100, For: Duration(10 * time.Minute), KeepFiringFor: Duration(15 * time.Minute),
-			Severity: "low", Direction: "spike", Cooldown: Duration(time.Hour)},
-		{Name: "error-spike", Type: "error_spike", Subject: "global", Window: Duration(5 * time.Minute),
-			Threshold: 0.05, MinRequests: 50, For: Duration(time.Minute), KeepFiringFor: Duration(5 * time.Minute), Severity: "high"},
-		{Name: "slow-responses", Type: "performance_degradation", Subject: "route", Window: Duration(5 * time.Minute),
-			Threshold: 1000, MinRequests: 20, For: Duration(2 * time.Minute), KeepFiringFor: Duration(5 * time.Minute), Severity: "medium"},
+		{Name: "rate-limit-exceeded", Type: "rate_limit_exceeded", Subject: "key", Window: m(5 * time.Minute),
+			Threshold: 0.5, MinRequests: 50, For: m(2 * time.Minute), KeepFiringFor: m(5 * time.Minute), Severity: "medium"},
+		{Name: "unusual-activity", Type: "unusual_activity", Subject: "key", Window: m(15 * time.Minute),
+			Threshold: 5, MinRequests: 100, For: m(10 * time.Minute), KeepFiringFor: m(15 * time.Minute),
+			Cooldown: m(time.Hour), Direction: "both", Severity: "medium"},
+		{Name: "error-spike", Type: "error_spike", Subject: "global", Window: m(5 * time.Minute),
+			Threshold: 0.05, MinRequests: 50, For: m(time.Minute), KeepFiringFor: m(5 * time.Minute), Severity: "high"},
+		{Name: "performance-degradation", Type: "performance_degradation", Subject: "route", Window: m(5 * time.Minute),
+			Threshold: 2000, BaselineFactor: 3, MinRequests: 50, For: m(5 * time.Minute), KeepFiringFor: m(10 * time.Minute),
+			Severity: "medium"},
 		{Name: "quota-warning", Type: "quota_warning", Subject: "key", Threshold: 0.8,
-			KeepFiringFor: Duration(10 * time.Minute), Severity: "low"},
+			KeepFiringFor: m(10 * time.Minute), Severity: "medium"},
+		{Name: "quota-critical", Type: "quota_warning", Subject: "key", Threshold: 0.95,
+			KeepFiringFor: m(10 * time.Minute), Severity: "high"},
 	}
 }

@@ -248,17 +248,28 @@ func (c *Config) validateAlerts(pl *problemList) {
 		if !slices.Contains(severities, r.Severity) {
 			pl.add(key+".severity", "must be one of %s, got %q", strings.Join(severities, ", "), r.Severity)
 		}
-		if r.Type != "quota_warning" && r.Window <= 0 {
+		switch {
+		case r.Type == "quota_warning":
+		case r.Window <= 0:
 			pl.add(key+".window", "must be > 0")
+		case r.Window > Duration(15*time.Minute):
+			pl.add(key+".window", "must be at most 15m (rules read the last 15 minutes kept in memory), got %s", r.Window)
 		}
 		if r.Threshold <= 0 {
 			pl.add(key+".threshold", "must be > 0, got %v", r.Threshold)
 		}
-		if r.Type == "error_spike" && r.Threshold > 1 {
-			pl.add(key+".threshold", "is a fraction of requests for error_spike (0.05 = 5%%), got %v", r.Threshold)
-		}
-		if r.Type == "quota_warning" && r.Threshold > 1 {
-			pl.add(key+".threshold", "is a fraction of the limit for quota_warning (0.8 = 80%%), got %v", r.Threshold)
+		switch r.Type {
+		case "rate_limit_exceeded", "error_spike":
+			if r.Threshold > 1 {
+				pl.add(key+".threshold", "is a fraction of requests for %s (0.05 = 5%%), got %v", r.Type, r.Threshold)
+			}
+		case "quota_warning":
+			if r.Threshold > 1 {
+				pl.add(key+".threshold", "is a fraction of the limit for quota_warning (0.8 = 80%%), got %v", r.Threshold)
+			}
+			if r.Quota != "" && r.Quota != "hourly" && r.Quota != "monthly" {
+				pl.add(key+".quota", "must be hourly, monthly or empty (either), got %q", r.Quota)
+			}
 		}
 		if r.MinRequests < 0 {
 			pl.add(key+".min_requests", "must be >= 0, got %d", r.MinRequests)
@@ -269,9 +280,7 @@ func (c *Config) validateAlerts(pl *problemList) {
 		if r.BaselineFactor < 0 {
 			pl.add(key+".baseline_factor", "must be >= 0, got %v", r.BaselineFactor)
 		}
-		if r.Tier != "" {
-			c.checkTier(pl, key+".tier", r.Tier)
-		}
+		c.checkTierNames(pl, key+".tiers", r.Tiers)
 	}
 	for i, n := range a.Notify {
 		key := fmt.Sprintf("alerts.notify[%d]", i)
