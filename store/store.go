@@ -37,7 +37,14 @@ type Options struct {
 	NoSync bool
 	// Logger receives migration notices; nil discards them.
 	Logger *slog.Logger
+	// AllocSize is how much the file grows at a time once it is large;
+	// 0 means DefaultAllocSize. bbolt's own default (16 MiB) leaves a small
+	// installation with a file much larger than its data.
+	AllocSize int
 }
+
+// DefaultAllocSize is the growth step of the data file.
+const DefaultAllocSize = 4 << 20
 
 // Store is an open data file. It is safe for concurrent use: any number of
 // View transactions run in parallel with at most one Update.
@@ -91,6 +98,10 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 	})
 	switch {
 	case err == nil:
+		db.AllocSize = opts.AllocSize
+		if db.AllocSize <= 0 {
+			db.AllocSize = DefaultAllocSize
+		}
 		return db, nil
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s is locked (waited %s); stop the other apiwarden or choose another data_dir",
