@@ -178,6 +178,7 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 		Events:      a.rec,
 		DebugPprof:  cfg.Server.DebugPprof,
 		Backup:      a.st,
+		Dashboard:   api.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D()},
 		Metrics:     a.telemetry.Handler(),
 		ReadyChecks: a.readyChecks(),
 		Gate: api.GateOptions{
