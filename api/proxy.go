@@ -71,7 +71,8 @@ func newProxy(s *Server, g *gate, o ProxyOptions) *proxy {
 			pr.Out.Host = pr.In.Host // the app sees the host the client asked for
 			pr.SetXForwarded()
 		},
-		Transport:    timedTransport{transport},
+		Transport: timedTransport{newUpstreamTransport(upstream, dialer, o.ResponseHeaderTimeout,
+			o.IdleConnTimeout, o.MaxIdleConnsPerHost, transport)},
 		BufferPool:   bufferPool{},
 		ErrorHandler: p.upstreamError,
 		ModifyResponse: func(resp *http.Response) error {

@@ -1,0 +1,156 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apiwarden/apiwarden/alerting"
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+var (
+	_ alerting.TrafficSource = (*Realtime)(nil)
+	_ alerting.HistorySource = (*Service)(nil)
+)
+
+// Window returns the traffic of every subject of kind in
+// [now-window, now], in whole seconds: for SubjectGlobal one Aggregate
+// (exact to the second, the second in progress included), for routes, keys and
+// owners one per subject with traffic, from the 10-second slots that
+// overlap the window (so up to 10 s more). It satisfies
+// alerting.TrafficSource; the slice is new on every call. It returns
+// ErrWindowTooLong for a window longer than the ring's span, and an
+// error for a window ≤ 0 or an unknown kind.
+func (rt *Realtime) Window(kind alerting.SubjectKind, window time.Duration, now time.Time) ([]alerting.Aggregate, error) {
+	switch {
+	case window <= 0:
+		return nil, fmt.Errorf("analytics: window must be > 0, got %s", window)
+	case window > time.Duration(rt.span)*time.Second:
+		return nil, fmt.Errorf("%w: %s asked, %s kept", ErrWindowTooLong, window, time.Duration(rt.span)*time.Second)
+	}
+	// Whole seconds: the one holding now-window to the one holding now.
+	first, last := now.Add(-window).Unix(), now.Unix()
+	switch kind {
+	case alerting.SubjectGlobal:
+		var sum metrics.Cell
+		rt.sumSeconds(&sum, first, last)
+		if sum.Count == 0 {
+			return nil, nil
+		}
+		return []alerting.Aggregate{{Subject: alerting.Subject{Kind: kind}, Requests: int64(sum.Count),
+			Errors5xx: int64(sum.Status5xx), RateLimited: int64(sum.RateLimited), P95: sum.LatencyQuantile(0.95)}}, nil
+	case alerting.SubjectRoute:
+		routes := make(map[string]*counters)
+		var order []string
+		rt.eachSlot(first, last, func(s *slot) {
+			for i := range s.routes.entries {
+				e := &s.routes.entries[i]
+				c := routes[e.name]
+				if c == nil {
+					c = new(counters)
+					routes[e.name] = c
+					order = append(order, e.name)
+				}
+				c.merge(&e.counters)
+			}
+		})
+		out := make([]alerting.Aggregate, 0, len(order))
+		for _, name := range order {
+			c := new(metrics.Cell)
+			routes[name].addTo(c)
+			out = append(out, alerting.Aggregate{Subject: alerting.Subject{Kind: kind, Value: name}, Requests: int64(c.Count),
+				Errors5xx: int64(c.Status5xx), RateLimited: int64(c.RateLimited), P95: c.LatencyQuantile(0.95)})
+		}
+		return out, nil
+	case alerting.SubjectKey, alerting.SubjectOwner:
+		// Keys first, each with its newest owner and tier; owners are then
+		// the sums of their keys.
+		type acc struct {
+			entry  subjectEntry
+			maxLat time.Duration
+		}
+		keys := make(map[string]*acc)
+		var order []string
+		rt.eachSlot(first, last, func(s *slot) { // oldest first
+			for i := range s.keys.entries {
+				e := &s.keys.entries[i]
+				a := keys[e.name]
+				if a == nil {
+					a = &acc{entry: subjectEntry{name: e.name}}
+					keys[e.name] = a
+					order = append(order, e.name)
+				}
+				a.entry.requests += e.requests
+				a.entry.errors5xx += e.errors5xx
+				a.entry.rateLimited += e.rateLimited
+				a.entry.latency.merge(&e.latency)
+				a.maxLat = max(a.maxLat, time.Duration(e.maxLatencyUS)*time.Microsecond)
+				a.entry.owner, a.entry.tier = e.owner, e.tier
+			}
+		})
+		if kind == alerting.SubjectOwner {
+			owners := make(map[string]*acc)
+			var ownerOrder []string
+			for _, name := range order {
+				k := keys[name]
+				if k.entry.owner == "" {
+					continue
+				}
+				a := owners[k.entry.owner]
+				if a == nil {
+					a = &acc{entry: subjectEntry{name: k.entry.owner, owner: k.entry.owner}}
+					owners[k.entry.owner] = a
+					ownerOrder = append(ownerOrder, k.entry.owner)
+				}
+				a.entry.requests += k.entry.requests
+				a.entry.errors5xx += k.entry.errors5xx
+				a.entry.rateLimited += k.entry.rateLimited
+				a.entry.latency.merge(&k.entry.latency)
+				a.maxLat = max(a.maxLat, k.maxLat)
+			}
+			keys, order = owners, ownerOrder
+		}
+		out := make([]alerting.Aggregate, 0, len(order))
+		for _, name := range order {
+			a := keys[name]
+			ag := alerting.Aggregate{Subject: alerting.Subject{Kind: kind, Value: name}, Owner: a.entry.owner,
+				Requests: int64(a.entry.requests), Errors5xx: int64(a.entry.errors5xx), RateLimited: int64(a.entry.rateLimited),
+				P95: a.entry.latency.quantile(0.95, a.maxLat)}
+			if kind == alerting.SubjectKey {
+				ag.Tier = a.entry.tier
+			}
+			out = append(out, ag)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("analytics: unknown subject kind %q", kind)
+}
+
+// Hour returns the hourly rollup of every subject of kind for the UTC hour
+// starting at hour, keyed by subject value ("" for SubjectGlobal); it
+// satisfies alerting.HistorySource. A subject without a cell is absent.
+func (s *Service) Hour(kind alerting.SubjectKind, hour time.Time) (map[string]alerting.HourStat, error) {
+	q := metrics.CellQuery{Interval: metrics.Hourly, From: hour, To: hour.Add(time.Hour)}
+	switch kind {
+	case alerting.SubjectGlobal:
+		q.Dimension = metrics.DimTotal
+	case alerting.SubjectRoute:
+		q.Dimension, q.AllValues = metrics.DimRoute, true
+	case alerting.SubjectKey:
+		q.Dimension, q.AllValues = metrics.DimKey, true
+	case alerting.SubjectOwner:
+		q.Dimension, q.AllValues = metrics.DimOwner, true
+	default:
+		return nil, fmt.Errorf("analytics: unknown subject kind %q", kind)
+	}
+	out := make(map[string]alerting.HourStat)
+	err := s.src.ScanCells(context.Background(), q, func(v string, _ time.Time, c *metrics.Cell) error {
+		out[v] = alerting.HourStat{Requests: int64(c.Count), P95: c.LatencyQuantile(0.95)}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
