@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apiwarden/apiwarden/alerting"
+	"github.com/apiwarden/apiwarden/analytics"
 	"github.com/apiwarden/apiwarden/api"
 	"github.com/apiwarden/apiwarden/config"
 	"github.com/apiwarden/apiwarden/enforce"
@@ -45,6 +47,10 @@ type App struct {
 	redis     *limiter.Redis // nil without [redis] url
 	engine    *enforce.Engine
 	rec       *metrics.Recorder
+	realtime  *analytics.Realtime
+	analytics *analytics.Service
+	alerts    *alerting.Evaluator
+	notify    *alerting.Dispatcher
 	telemetry *telemetry.Telemetry
 	api       *api.Server
 
@@ -171,11 +177,34 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 	if shared && upstream != nil {
 		return nil, errors.New("server.admin_listen must differ from server.listen in proxy mode: every path of listen goes upstream")
 	}
+	if a.realtime, err = analytics.NewRealtime(analytics.RealtimeOptions{Now: a.now}); err != nil {
+		return nil, err
+	}
+	var peeker analytics.Peeker = a.limits
+	if a.redis != nil {
+		peeker = a.redis
+	}
+	a.analytics, err = analytics.New(analytics.Options{
+		Source:   metrics.NewReader(a.st),
+		Location: calendar.Location(),
+		Retention: analytics.Retention{RawDays: cfg.Metrics.RawRetentionDays, HourlyDays: cfg.Metrics.HourlyRetentionDays,
+			DailyDays: cfg.Metrics.DailyRetentionDays},
+		Limits:   peeker,
+		Calendar: calendarSource{a.limits},
+		Now:      a.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.newAlerts(); err != nil {
+		return nil, err
+	}
 	a.telemetry = telemetry.New(a.collectors()...)
 	a.api = api.New(api.Options{
 		AdminToken:  cfg.Security.AdminToken.Value(),
 		Keys:        a.keys,
-		Events:      a.rec,
+		Events:      teeRecorder{a.rec, a.realtime},
+		Alerts:      a.alerts,
 		DebugPprof:  cfg.Server.DebugPprof,
 		Backup:      a.st,
 		Dashboard:   api.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D()},
@@ -183,7 +212,7 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 		ReadyChecks: a.readyChecks(),
 		Gate: api.GateOptions{
 			Engine:                     a.engine,
-			Recorder:                   a.rec,
+			Recorder:                   teeRecorder{a.rec, a.realtime},
 			Observer:                   a.telemetry,
 			Trusted:                    trusted,
 			ServiceToken:               cfg.Security.ServiceToken.Value(),
@@ -308,6 +337,37 @@ func restartOnly(old, cur *config.Config) []string {
 	return changed
 }
 
+// newAlerts builds the notification dispatcher and the evaluator over the
+// realtime ring, the hourly rollups and the limiter.
+func (a *App) newAlerts() error {
+	rules, err := AlertRules(a.cfg)
+	if err != nil {
+		return err
+	}
+	receivers, err := Receivers(a.cfg)
+	if err != nil {
+		return err
+	}
+	if a.notify, err = alerting.NewDispatcher(receivers, a.log); err != nil {
+		return err
+	}
+	a.alerts, err = alerting.New(alerting.Options{
+		Store:          a.st,
+		Rules:          rules,
+		Traffic:        a.realtime,
+		History:        a.analytics,
+		Quotas:         quotaSource{limits: a.limits, keys: a.keys, fraction: func() float64 { return lowestQuotaThreshold(a.alerts.Rules()) }},
+		Calendar:       calendarSource{a.limits},
+		Notify:         a.notify,
+		Interval:       a.cfg.Alerts.EvaluationInterval.D(),
+		RepeatInterval: a.cfg.Alerts.RepeatInterval.D(),
+		Retention:      time.Duration(a.cfg.Alerts.RetentionDays) * 24 * time.Hour,
+		Now:            a.now,
+		Logger:         a.log,
+	})
+	return err
+}
+
 // readyChecks report conditions /readyz shows without failing: the
 // instance still serves when they are degraded.
 func (a *App) readyChecks() []api.ReadyCheck {
@@ -357,6 +417,8 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { limitsDone <- a.limits.Run(context.Background()) }()
 	recDone := make(chan error, 1)
 	go func() { recDone <- a.rec.Run(context.Background()) }()
+	go a.notify.Run(context.Background())
+	go a.alerts.Run(context.Background())
 
 	serve("admin", a.adminSrv, a.adminLn)
 	if a.enforceSrv != nil {
@@ -391,8 +453,10 @@ func (a *App) Run(ctx context.Context) error {
 	drain.Wait()
 	wg.Wait()
 
-	// Nothing decides requests any more: write what is buffered and save
-	// the buckets.
+	// Nothing decides requests any more: stop evaluating, write what is
+	// buffered and save the buckets.
+	a.alerts.Stop()
+	a.notify.Stop()
 	a.rec.Stop()
 	if err := <-recDone; err != nil {
 		a.log.Error("final metrics flush failed", "err", err)

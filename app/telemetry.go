@@ -3,6 +3,7 @@ package app
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/apiwarden/apiwarden/alerting"
 	"github.com/apiwarden/apiwarden/telemetry"
 )
 
@@ -25,6 +26,10 @@ var (
 	descStoreReadTxs     = telemetry.NewDesc("store_read_transactions_total", "Read transactions started since the file was opened.")
 	descStoreOpenReadTxs = telemetry.NewDesc("store_open_read_transactions", "Read transactions open now.")
 	descStoreWriteTime   = telemetry.NewDesc("store_write_seconds_total", "Time spent writing pages to disk in write transactions.")
+	descAlerts           = telemetry.NewDesc("alerts", "Open alerts by state (pending, firing, recovering).", "state")
+	descAlertsAcked      = telemetry.NewDesc("alerts_acknowledged", "Open alerts a person acknowledged.")
+	descAlertEvals       = telemetry.NewDesc("alert_evaluations_total", "Evaluation passes of the alert rules.")
+	descNotifications    = telemetry.NewDesc("alert_notifications_total", "Notifications by receiver and result.", "receiver", "result")
 )
 
 // collectors report the components' counters.
@@ -93,5 +98,24 @@ func (a *App) collectors() []prometheus.Collector {
 			}
 		},
 	}
-	return []prometheus.Collector{limiterSource, redisSource, metricsSource, storeSource}
+	alertSource := telemetry.Func{
+		Families: []*prometheus.Desc{descAlerts, descAlertsAcked, descAlertEvals, descNotifications},
+		Read: func() []telemetry.Reading {
+			s := a.alerts.Stats()
+			out := []telemetry.Reading{
+				{Desc: descAlertsAcked, Type: prometheus.GaugeValue, Value: float64(s.Acknowledged)},
+				{Desc: descAlertEvals, Type: prometheus.CounterValue, Value: float64(s.Evaluations)},
+			}
+			for _, state := range []alerting.State{alerting.StatePending, alerting.StateFiring, alerting.StateRecovering} {
+				out = append(out, telemetry.Reading{Desc: descAlerts, Type: prometheus.GaugeValue, Value: float64(s.Alerts[state]), Labels: []string{string(state)}})
+			}
+			for _, n := range s.Notifiers {
+				for result, v := range map[string]uint64{"sent": n.Sent, "failed": n.Failed, "dropped": n.Dropped} {
+					out = append(out, telemetry.Reading{Desc: descNotifications, Type: prometheus.CounterValue, Value: float64(v), Labels: []string{n.Name, result}})
+				}
+			}
+			return out
+		},
+	}
+	return []prometheus.Collector{limiterSource, redisSource, metricsSource, storeSource, alertSource}
 }

@@ -84,7 +84,7 @@ func TestPrometheusMetrics(t *testing.T) {
 		"apiwarden_decisions_total", "apiwarden_request_duration_seconds", "apiwarden_upstream_duration_seconds",
 		"apiwarden_limiter_subjects", "apiwarden_limiter_evictions_total", "apiwarden_redis_fallbacks_total",
 		"apiwarden_metrics_records_total", "apiwarden_metrics_last_flush_seconds", "apiwarden_store_file_bytes",
-		"apiwarden_store_read_transactions_total", "go_goroutines", "process_resident_memory_bytes",
+		"apiwarden_store_read_transactions_total", "apiwarden_alerts", "apiwarden_alert_evaluations_total", "go_goroutines", "process_resident_memory_bytes",
 	} {
 		if families[name] == nil {
 			t.Errorf("family %s missing", name)

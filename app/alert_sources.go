@@ -1,0 +1,78 @@
+package app
+
+import (
+	"time"
+
+	"github.com/apiwarden/apiwarden/alerting"
+	"github.com/apiwarden/apiwarden/analytics"
+	"github.com/apiwarden/apiwarden/keys"
+	"github.com/apiwarden/apiwarden/limiter"
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// quotaSource tells quota_warning rules how far keys are into their
+// limits: the hourly bucket and the monthly quota, from the limiter.
+type quotaSource struct {
+	limits   *limiter.Limiter
+	keys     *keys.Service
+	fraction func() float64 // the lowest threshold among quota rules
+}
+
+func (q quotaSource) Quotas(now time.Time) ([]alerting.QuotaUsage, error) {
+	var out []alerting.QuotaUsage
+	q.limits.Over(now, q.fraction(), func(subject string, u limiter.Usage) {
+		if len(subject) > 3 && subject[:3] == "ip:" {
+			return // public routes: not a key
+		}
+		usage := alerting.QuotaUsage{KeyID: subject, Tier: u.Tier, MonthlyUsed: u.MonthlyUsed, MonthlyQuota: u.MonthlyQuota}
+		if u.Hour.Limit > 0 {
+			usage.HourlyUsed = 1 - float64(u.Hour.Remaining)/float64(u.Hour.Limit)
+		}
+		if k, err := q.keys.Get(subject); err == nil {
+			usage.Owner = k.OwnerID
+		}
+		out = append(out, usage)
+	})
+	return out, nil
+}
+
+// calendarSource reads the calendar in force, which a reload may swap.
+type calendarSource struct{ limits *limiter.Limiter }
+
+func (c calendarSource) SeverityBoost(now time.Time) int {
+	return c.limits.Calendar().SeverityBoost(now)
+}
+
+func (c calendarSource) Active(now time.Time) []string { return c.limits.Calendar().Active(now) }
+
+// teeRecorder hands every request record to the metrics writer (disk) and
+// to the realtime ring (the last minutes, in memory).
+type teeRecorder struct {
+	rec      *metrics.Recorder
+	realtime *analytics.Realtime
+}
+
+func (t teeRecorder) Record(r *metrics.Record) bool {
+	t.realtime.Record(r)
+	return t.rec.Record(r)
+}
+
+func (t teeRecorder) RecordBatch(rs []metrics.Record) int {
+	n := t.rec.RecordBatch(rs)
+	for i := range rs[:n] {
+		t.realtime.Record(&rs[i])
+	}
+	return n
+}
+
+// lowestQuotaThreshold is the fraction Over must report from, so every
+// quota rule sees the keys it may fire for.
+func lowestQuotaThreshold(rules []alerting.Rule) float64 {
+	low := 1.0
+	for _, r := range rules {
+		if r.Type == alerting.QuotaWarning && r.Threshold < low {
+			low = r.Threshold
+		}
+	}
+	return low
+}
