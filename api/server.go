@@ -47,6 +47,9 @@ type Options struct {
 	Alerts AlertAdmin
 	// Backup serves GET /admin/v1/backup; nil answers 503.
 	Backup Backupper
+	// Analytics wires the analytics, requests, stream and key usage
+	// routes; see AnalyticsOptions.
+	Analytics AnalyticsOptions
 	// Metrics serves GET /metrics (Prometheus text format); nil: no route.
 	Metrics http.Handler
 	// ReadyChecks are shown by /readyz; they report degradation (such as
@@ -81,6 +84,7 @@ type Server struct {
 	events    EventSink
 	backupper Backupper
 	alerts    AlertAdmin
+	analytics *analyticsAPI
 	checks    []ReadyCheck
 	proxy     *proxy // nil without an upstream
 	shared    bool
@@ -141,6 +145,7 @@ func New(opts Options) *Server {
 	s.events = opts.Events
 	s.backupper = opts.Backup
 	s.alerts = opts.Alerts
+	s.analytics = newAnalyticsAPI(opts.Analytics, opts.Now, opts.Logger)
 	s.checks = opts.ReadyChecks
 	if opts.Proxy.Upstream != nil {
 		s.proxy = newProxy(s, s.gate, opts.Proxy)
@@ -194,7 +199,7 @@ func (s *Server) adminRoutes() []Route {
 		{"POST", "/admin/v1/keys/:id/rotate", "rotate a key's secret", accessAdmin, s.rotateKey},
 		{"GET", "/admin/v1/keys/:id/events", "a key's audit events", accessAdmin, s.keyEvents},
 		{"GET", "/admin/v1/backup", "a consistent snapshot of the data file", accessAdmin, s.backup},
-	}, s.alertRoutes()...)
+	}, append(s.alertRoutes(), s.analyticsRoutes()...)...)
 }
 
 // AdminHandler serves the admin listener.
