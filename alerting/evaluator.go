@@ -75,8 +75,12 @@ type Evaluator struct {
 	log      *slog.Logger
 
 	// evalMu makes passes run one at a time; it guards the fields used only
-	// while reading data: baselines and each rule's hits buffer.
-	evalMu    sync.Mutex
+	// while reading data: baselines and each rule's hits buffer. SetRules
+	// holds it too, so the rules never change during a pass.
+	evalMu sync.Mutex
+	// rulesMu guards rules and byName for readers outside a pass (Rules,
+	// and sources that call Rules during one).
+	rulesMu   sync.RWMutex
 	baselines map[SubjectKind]*baselines
 	gen       uint64
 
@@ -157,14 +161,29 @@ func New(opts Options) (*Evaluator, error) {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 
-	rules := make([]Rule, len(opts.Rules))
-	for i, r := range opts.Rules {
+	var err error
+	if e.rules, e.byName, err = e.compile(opts.Rules); err != nil {
+		return nil, err
+	}
+	if err := e.restore(e.now()); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// compile fills defaults, validates the rules and checks that the sources
+// they need are there. Errors wrap ErrInvalidRule and ErrMissingSource.
+func (e *Evaluator) compile(list []Rule) ([]*compiledRule, map[string]*compiledRule, error) {
+	rules := make([]Rule, len(list))
+	for i, r := range list {
 		rules[i] = r.WithDefaults()
 	}
 	if err := ValidateRules(rules); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var missing []error
+	compiled := make([]*compiledRule, 0, len(rules))
+	byName := make(map[string]*compiledRule, len(rules))
 	for _, r := range rules {
 		need := func(ok bool, what string) {
 			if !ok {
@@ -184,25 +203,69 @@ func New(opts Options) (*Evaluator, error) {
 			need(e.traffic != nil, "a TrafficSource")
 		}
 		cr := &compiledRule{Rule: r}
-		e.rules = append(e.rules, cr)
-		e.byName[r.Name] = cr
+		compiled = append(compiled, cr)
+		byName[r.Name] = cr
 	}
 	if len(missing) > 0 {
-		return nil, errors.Join(missing...)
+		return nil, nil, errors.Join(missing...)
 	}
-	if err := e.restore(e.now()); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return compiled, byName, nil
 }
 
 // Rules returns the rules in force, with defaults filled in.
 func (e *Evaluator) Rules() []Rule {
+	e.rulesMu.RLock()
+	defer e.rulesMu.RUnlock()
 	out := make([]Rule, len(e.rules))
 	for i, r := range e.rules {
 		out[i] = r.Rule
 	}
 	return out
+}
+
+// SetRules replaces the rules (a configuration reload) between two passes.
+// Open alerts of a rule that is still there, by name, carry on under its
+// new settings; alerts of a rule that is gone are resolved without a
+// notification, as on a restart. It returns the errors of New for bad
+// rules, and then changes nothing.
+func (e *Evaluator) SetRules(list []Rule) error {
+	rules, byName, err := e.compile(list)
+	if err != nil {
+		return err
+	}
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
+	e.rulesMu.Lock()
+	e.rules, e.byName = rules, byName
+	e.rulesMu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	var orphans []Alert
+	var trs []Transition
+	var gone []uint64
+	for fp, t := range e.active {
+		if r := byName[t.alert.Rule]; r != nil {
+			t.rule = r
+			continue
+		}
+		a := t.alert.clone()
+		trs = append(trs, resolveByHand(&a, now, "system", "rule no longer configured"))
+		orphans = append(orphans, a)
+		gone = append(gone, fp)
+	}
+	if len(orphans) == 0 {
+		return nil
+	}
+	if err := e.save(orphans, nil, trs); err != nil {
+		return err
+	}
+	for _, fp := range gone {
+		delete(e.active, fp)
+	}
+	e.log.Info("resolved alerts of rules no longer configured", "alerts", len(orphans))
+	return nil
 }
 
 // Run evaluates at once and then every Interval, until ctx ends or Stop is

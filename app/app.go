@@ -289,8 +289,8 @@ func (a *App) httpServer(h http.Handler) *http.Server {
 }
 
 // Reload applies what can change at run time from a newly loaded
-// configuration: tiers, calendar rules, routes, key scopes and grace
-// period. Everything is translated and checked before anything changes,
+// configuration: tiers, calendar rules, routes, alert rules, key scopes
+// and grace period. Everything is translated and checked before anything changes,
 // so an error leaves the running configuration in force. Settings that
 // need a restart (listeners, data_dir, secrets, upstream, redis, metrics)
 // are reported in the log when they differ.
@@ -303,7 +303,14 @@ func (a *App) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	rules, err := AlertRules(cfg)
+	if err != nil {
+		return err
+	}
 	if err := a.limits.SetTiers(LimiterTiers(cfg)); err != nil {
+		return err
+	}
+	if err := a.alerts.SetRules(rules); err != nil {
 		return err
 	}
 	a.limits.SetCalendar(calendar)
@@ -313,7 +320,8 @@ func (a *App) Reload(cfg *config.Config) error {
 		a.log.Warn("setting changed but needs a restart to take effect", "setting", name)
 	}
 	a.cfg = cfg
-	a.log.Info("configuration reloaded", "tiers", len(cfg.Tiers), "routes", len(cfg.Routes), "calendar_rules", len(cfg.Calendar))
+	a.log.Info("configuration reloaded", "tiers", len(cfg.Tiers), "routes", len(cfg.Routes),
+		"calendar_rules", len(cfg.Calendar), "alert_rules", len(rules))
 	return nil
 }
 
