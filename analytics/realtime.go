@@ -427,7 +427,14 @@ func (t *subjectTable) add(name string, rec *metrics.Record, o *observation, lim
 		t.index[name] = i
 	}
 	e := &t.entries[i]
-	e.owner, e.tier = rec.OwnerID, rec.Tier
+	// Compare before writing: a key's owner and tier rarely change, and a
+	// string store costs a GC write barrier while a cycle runs.
+	if e.owner != rec.OwnerID {
+		e.owner = rec.OwnerID
+	}
+	if e.tier != rec.Tier {
+		e.tier = rec.Tier
+	}
 	e.requests++
 	if o.class == 5 {
 		e.errors5xx++

@@ -175,3 +175,13 @@ func TestAnalyticsBadParameters(t *testing.T) {
 		t.Errorf("message %q", e.Error.Message)
 	}
 }
+
+// A server wired without a metrics store or realtime ring says so.
+func TestAnalyticsRoutesWithoutTheirParts(t *testing.T) {
+	f := newFixture(t, adminToken)
+	for _, path := range []string{"/admin/v1/analytics/summary", "/admin/v1/analytics/timeseries", "/admin/v1/analytics/top",
+		"/admin/v1/analytics/export", "/admin/v1/analytics/usage", "/admin/v1/requests", "/admin/v1/analytics/realtime",
+		"/admin/v1/stream", "/admin/v1/keys/key_x/usage"} {
+		checkError(t, f.admin(t, "GET", path, nil), 503, "UNAVAILABLE")
+	}
+}
