@@ -184,14 +184,15 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 	if a.redis != nil {
 		peeker = a.redis
 	}
+	retention := analytics.Retention{RawDays: cfg.Metrics.RawRetentionDays, HourlyDays: cfg.Metrics.HourlyRetentionDays,
+		DailyDays: cfg.Metrics.DailyRetentionDays}
 	a.analytics, err = analytics.New(analytics.Options{
-		Source:   metrics.NewReader(a.st),
-		Location: calendar.Location(),
-		Retention: analytics.Retention{RawDays: cfg.Metrics.RawRetentionDays, HourlyDays: cfg.Metrics.HourlyRetentionDays,
-			DailyDays: cfg.Metrics.DailyRetentionDays},
-		Limits:   peeker,
-		Calendar: calendarSource{a.limits},
-		Now:      a.now,
+		Source:    metrics.NewReader(a.st),
+		Location:  calendar.Location(),
+		Retention: retention,
+		Limits:    peeker,
+		Calendar:  calendarSource{a.limits},
+		Now:       a.now,
 	})
 	if err != nil {
 		return nil, err
@@ -201,10 +202,18 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 	}
 	a.telemetry = telemetry.New(a.collectors()...)
 	a.api = api.New(api.Options{
-		AdminToken:  cfg.Security.AdminToken.Value(),
-		Keys:        a.keys,
-		Events:      teeRecorder{a.rec, a.realtime},
-		Alerts:      a.alerts,
+		AdminToken: cfg.Security.AdminToken.Value(),
+		Keys:       a.keys,
+		Events:     teeRecorder{a.rec, a.realtime},
+		Alerts:     a.alerts,
+		Analytics: api.AnalyticsOptions{
+			Metrics:   metrics.NewReader(a.st),
+			Realtime:  a.realtime,
+			Limits:    peeker,
+			Calendar:  calendarSource{a.limits},
+			Location:  calendar.Location(),
+			Retention: retention,
+		},
 		DebugPprof:  cfg.Server.DebugPprof,
 		Backup:      a.st,
 		Dashboard:   api.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D()},
