@@ -20,7 +20,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -93,14 +92,6 @@ func checkCommandLine(args []string) error {
 	noEnv := func(string) string { return "" }
 	var out bytes.Buffer
 	code := run(ctx, append(slices.Clone(args), "-h"), &out, &out, noEnv)
-	// Until main.go dispatches "healthcheck", ask the command itself.
-	// Remove this once `case "healthcheck":` is in run.
-	if code == exitUsage && len(args) > 0 && args[0] == "healthcheck" && strings.Contains(out.String(), `unknown command "healthcheck"`) {
-		out.Reset()
-		if err := healthcheckCmd(ctx, append(slices.Clone(args[1:]), "-h"), &out, noEnv); errors.Is(err, errHelp) {
-			code = exitOK
-		}
-	}
 	if code != exitOK {
 		// The first line says what is wrong; the rest is the usage text.
 		first, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")

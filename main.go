@@ -46,6 +46,7 @@ Usage:
   apiwarden keys    create|list|show|rotate|revoke|events ...
                                             admin client (APIWARDEN_URL, APIWARDEN_ADMIN_TOKEN)
   apiwarden backup  -out FILE               hot backup of a running server's data file
+  apiwarden healthcheck [-url URL | -config FILE]   exit 0 when /readyz answers 200
   apiwarden config  check [-config FILE]    validate a configuration file
   apiwarden version
 
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = configCmd(rest, stdout, getenv)
 	case "backup":
 		err = backupCmd(ctx, rest, stdout, getenv)
+	case "healthcheck":
+		err = healthcheckCmd(ctx, rest, stdout, getenv)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "apiwarden", buildVersion())
 	case "help", "-h", "-help", "--help":
