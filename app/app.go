@@ -252,6 +252,8 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 	}
 	cleanups = append(cleanups, func() { a.adminLn.Close() })
 	a.adminSrv = a.httpServer(a.api.AdminHandler())
+	// Live streams never end on their own; Shutdown would wait for them.
+	a.adminSrv.RegisterOnShutdown(a.api.CloseStreams)
 	if !shared {
 		if a.enforceLn, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
 			return nil, fmt.Errorf("listener: %w", err)
@@ -338,13 +340,20 @@ func (a *App) Reload(cfg *config.Config) error {
 // and are only read at start.
 func restartOnly(old, cur *config.Config) []string {
 	var changed []string
+	oldAlerts, curAlerts := old.Alerts, cur.Alerts
+	oldAlerts.Rules, curAlerts.Rules = nil, nil // reloaded
+	oldKeys, curKeys := old.Keys, cur.Keys
+	oldKeys.Scopes, curKeys.Scopes, oldKeys.GracePeriod, curKeys.GracePeriod = nil, nil, 0, 0 // reloaded
 	for name, differ := range map[string]bool{
-		"server":   !reflect.DeepEqual(old.Server, cur.Server),
-		"security": !reflect.DeepEqual(old.Security, cur.Security),
-		"proxy":    !reflect.DeepEqual(old.Proxy, cur.Proxy),
-		"metrics":  !reflect.DeepEqual(old.Metrics, cur.Metrics),
-		"limiter":  !reflect.DeepEqual(old.Limiter, cur.Limiter),
-		"redis":    !reflect.DeepEqual(old.Redis, cur.Redis),
+		"server":                                 !reflect.DeepEqual(old.Server, cur.Server),
+		"security":                               !reflect.DeepEqual(old.Security, cur.Security),
+		"proxy":                                  !reflect.DeepEqual(old.Proxy, cur.Proxy),
+		"metrics":                                !reflect.DeepEqual(old.Metrics, cur.Metrics),
+		"limiter":                                !reflect.DeepEqual(old.Limiter, cur.Limiter),
+		"redis":                                  !reflect.DeepEqual(old.Redis, cur.Redis),
+		"dashboard":                              !reflect.DeepEqual(old.Dashboard, cur.Dashboard),
+		"keys (other than scopes, grace_period)": !reflect.DeepEqual(oldKeys, curKeys),
+		"alerts (other than rules)":              !reflect.DeepEqual(oldAlerts, curAlerts),
 	} {
 		if differ {
 			changed = append(changed, name)
@@ -449,6 +458,10 @@ func (a *App) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	a.api.SetReady(false)
+	if d := a.cfg.Server.ShutdownDelay.D(); d > 0 && runErr == nil {
+		a.log.Info("unready; serving until load balancers notice", "delay", d.String())
+		time.Sleep(d)
+	}
 	a.log.Info("shutting down", "drain_timeout", a.cfg.Server.ShutdownTimeout.D().String())
 
 	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout.D())

@@ -43,6 +43,9 @@ type Server struct {
 	WriteTimeout      Duration `toml:"write_timeout"`
 	IdleTimeout       Duration `toml:"idle_timeout"`
 	ShutdownTimeout   Duration `toml:"shutdown_timeout"`
+	// ShutdownDelay keeps serving after SIGTERM, with /readyz at 503, so
+	// a load balancer or Kubernetes stops sending before the listeners close.
+	ShutdownDelay Duration `toml:"shutdown_delay"`
 
 	LogLevel  string `toml:"log_level"`  // debug | info | warn | error
 	LogFormat string `toml:"log_format"` // text | json
