@@ -638,3 +638,31 @@ func TestForwardAuthCannotBeSteeredByTheClient(t *testing.T) {
 		t.Fatalf("service-token refusal headers %v", r.header)
 	}
 }
+
+func TestForwardedHeadersReachTheUpstream(t *testing.T) {
+	cases := []struct {
+		name      string
+		trusted   []string
+		wantXFF   string
+		wantProto string
+	}{
+		{"behind a trusted load balancer", []string{"127.0.0.1/32"}, "203.0.113.7, 127.0.0.1", "https"},
+		{"untrusted peer", nil, "203.0.113.7, 127.0.0.1", "http"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newGateFixture(t, gateConfig{trusted: c.trusted})
+			r := do(t, "GET", f.proxy.URL+"/public/x", map[string]string{"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}, "")
+			if r.status != 200 {
+				t.Fatalf("status %d", r.status)
+			}
+			got := f.upstream.last()
+			if xff := got.Header.Get("X-Forwarded-For"); xff != c.wantXFF {
+				t.Errorf("X-Forwarded-For %q, want %q", xff, c.wantXFF)
+			}
+			if p := got.Header.Get("X-Forwarded-Proto"); p != c.wantProto {
+				t.Errorf("X-Forwarded-Proto %q, want %q", p, c.wantProto)
+			}
+		})
+	}
+}

@@ -69,7 +69,7 @@ func newProxy(s *Server, g *gate, o ProxyOptions) *proxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.Out.Host = pr.In.Host // the app sees the host the client asked for
-			pr.SetXForwarded()
+			forwardedHeaders(pr, g.Trusted)
 		},
 		Transport: timedTransport{newUpstreamTransport(upstream, dialer, o.ResponseHeaderTimeout,
 			o.IdleConnTimeout, o.MaxIdleConnsPerHost, transport)},
@@ -83,6 +83,25 @@ func newProxy(s *Server, g *gate, o ProxyOptions) *proxy {
 		},
 	}
 	return p
+}
+
+// forwardedHeaders tells the upstream where the request came from. The
+// X-Forwarded-For chain is passed on with the peer appended, as proxies
+// do, so an app that trusts apiwarden reads the right-most hop. Host and
+// proto come from the peer's X-Forwarded-* headers only when the peer is
+// a trusted proxy (a TLS-terminating load balancer); otherwise they
+// describe this connection.
+func forwardedHeaders(pr *httputil.ProxyRequest, trusted enforce.TrustedProxies) {
+	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	pr.SetXForwarded()
+	if !trusted.Contains(peerAddr(pr.In)) {
+		return
+	}
+	for _, h := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
+		if v := pr.In.Header.Get(h); v != "" {
+			pr.Out.Header.Set(h, v)
+		}
+	}
 }
 
 // ServeHTTP decides the request and, if allowed, forwards it.
