@@ -617,3 +617,24 @@ func TestNewRequiresSecret(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestWrongSecretIsRefusedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	clk := newClock(t0)
+	svc := newService(t, st, clk) // records the secret's check value
+	mustCreate(t, svc, keys.CreateParams{Tier: "free"})
+	_, err = keys.New(keys.Options{Store: st, Secret: []byte("another-secret-entirely-xyz"), Policy: testPolicy})
+	if !errors.Is(err, keys.ErrSecretMismatch) || !strings.Contains(err.Error(), "APIWARDEN_KEY_SECRET") {
+		t.Fatalf("got %v, want ErrSecretMismatch saying what to do", err)
+	}
+	again, err := keys.New(keys.Options{Store: st, Secret: []byte("test-secret-test-secret-test-secret"), Policy: testPolicy})
+	if err != nil {
+		t.Fatalf("the right secret: %v", err)
+	}
+	again.Close()
+}

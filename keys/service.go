@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -105,11 +106,44 @@ func New(opts Options) (*Service, error) {
 	}
 	s.behind.init()
 	s.SetPolicy(opts.Policy)
+	if err := s.checkSecret(); err != nil {
+		cache.Close()
+		return nil, err
+	}
 	if err := s.loadIndex(); err != nil {
 		cache.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// secretCheckKey holds HMAC(secret, secretCheckLabel) in the meta bucket:
+// it proves a secret is the one the stored hashes were made with, and
+// reveals nothing about it.
+var (
+	secretCheckKey   = []byte("key_secret_check")
+	secretCheckLabel = "apiwarden key secret check v1"
+)
+
+// checkSecret refuses a secret other than the one the file's keys were
+// hashed with. Restoring a backup with the wrong secret would otherwise
+// start fine and answer 401 to every key. The first start records it.
+func (s *Service) checkSecret() error {
+	sum := s.hasher.sum(secretCheckLabel)
+	return s.store.Update(func(tx *store.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(store.BucketMeta)
+		if err != nil {
+			return err
+		}
+		stored := meta.Get(secretCheckKey)
+		switch {
+		case stored == nil:
+			return meta.Put(secretCheckKey, sum[:])
+		case subtle.ConstantTimeCompare(stored, sum[:]) != 1:
+			return fmt.Errorf("%w: use the APIWARDEN_KEY_SECRET (or <data_dir>/%s) the file was created with", ErrSecretMismatch, SecretFileName)
+		}
+		return nil
+	})
 }
 
 // SetPolicy replaces the tiers, scopes and grace period new requests are
