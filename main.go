@@ -43,6 +43,8 @@ const usage = `apiwarden: API keys, rate limits and usage analytics for an HTTP 
 
 Usage:
   apiwarden serve   [-config FILE]          run the service
+  apiwarden demo    [-listen ADDR] [-backfill-days N] [-data DIR] [-rate R]
+                                            the service with a demo API, keys and traffic
   apiwarden keys    create|list|show|rotate|revoke|events ...
                                             admin client (APIWARDEN_URL, APIWARDEN_ADMIN_TOKEN)
   apiwarden backup  -out FILE               hot backup of a running server's data file
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = serveCmd(ctx, rest, stderr, getenv)
+	case "demo":
+		err = demoCmd(ctx, rest, stdout, stderr)
 	case "keys":
 		err = keysCmd(ctx, rest, stdout, getenv)
 	case "config":
