@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -338,4 +339,20 @@ func TestRequestIDIsKeptOrMade(t *testing.T) {
 	if got := resp.Header.Get("X-Request-Id"); got == "" || strings.Contains(got, " ") {
 		t.Fatalf("request id %q, want a generated one", got)
 	}
+}
+
+func TestBackupRoute(t *testing.T) {
+	st := storetest.MustOpen(t)
+	srv := api.New(api.Options{AdminToken: adminToken, Backup: st})
+	hs := httptest.NewServer(srv.AdminHandler())
+	defer hs.Close()
+	f := &fixture{http: hs}
+	r := f.admin(t, "GET", "/admin/v1/backup", nil)
+	if r.status != 200 || r.header.Get("Content-Type") != "application/octet-stream" || len(r.body) == 0 {
+		t.Fatalf("backup: %d %v", r.status, r.header)
+	}
+	if cl := r.header.Get("Content-Length"); cl != strconv.Itoa(len(r.body)) {
+		t.Fatalf("Content-Length %q for %d bytes", cl, len(r.body))
+	}
+	checkError(t, f.call(t, "GET", "/admin/v1/backup", "", "", nil), 401, "UNAUTHORIZED")
 }

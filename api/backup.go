@@ -4,9 +4,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/julienschmidt/httprouter"
 )
+
+// sizedResponse sets Content-Length when the store announces the size of
+// the copy, so a client can tell a complete file from a cut-off one.
+type sizedResponse struct{ http.ResponseWriter }
+
+func (s sizedResponse) AnnounceSize(n int64) {
+	s.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+}
 
 // Backupper writes a consistent snapshot of the data file.
 type Backupper interface {
@@ -25,7 +34,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="apiwarden-%s.db"`, s.now().UTC().Format("20060102-150405")))
 	h.Set("Cache-Control", "no-store")
-	n, err := s.backupper.Backup(w)
+	n, err := s.backupper.Backup(sizedResponse{w})
 	if err != nil {
 		if n == 0 {
 			return err // nothing sent yet: a proper error body

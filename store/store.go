@@ -171,12 +171,22 @@ func translate(err error) error {
 	return err
 }
 
+// SizeAnnouncer is a backup destination that wants the copy's size before
+// the first byte, such as an HTTP response setting Content-Length.
+type SizeAnnouncer interface {
+	AnnounceSize(n int64)
+}
+
 // Backup writes a consistent copy of the whole file to w from a read
 // transaction, so writers carry on while it runs. The copy can be opened
-// directly as a data file. It returns the number of bytes written.
+// directly as a data file. If w is a SizeAnnouncer it learns the size
+// first. It returns the number of bytes written.
 func (s *Store) Backup(w io.Writer) (int64, error) {
 	var n int64
 	err := s.db.View(func(tx *bolt.Tx) error {
+		if a, ok := w.(SizeAnnouncer); ok {
+			a.AnnounceSize(tx.Size())
+		}
 		var err error
 		n, err = tx.WriteTo(w)
 		return err

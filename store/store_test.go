@@ -258,3 +258,19 @@ func TestClosedStore(t *testing.T) {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 }
+
+type announcingBuffer struct {
+	bytes.Buffer
+	announced int64
+}
+
+func (a *announcingBuffer) AnnounceSize(n int64) { a.announced = n }
+
+func TestBackupAnnouncesItsSize(t *testing.T) {
+	s := storetest.MustOpen(t)
+	var buf announcingBuffer
+	n, err := s.Backup(&buf)
+	if err != nil || buf.announced != n || n != int64(buf.Len()) {
+		t.Fatalf("announced %d, wrote %d (%d buffered), err %v", buf.announced, n, buf.Len(), err)
+	}
+}
