@@ -199,6 +199,7 @@ func (s *Server) adminRoutes() []Route {
 		{"POST", "/admin/v1/keys/:id/rotate", "rotate a key's secret", accessAdmin, s.rotateKey},
 		{"GET", "/admin/v1/keys/:id/events", "a key's audit events", accessAdmin, s.keyEvents},
 		{"GET", "/admin/v1/backup", "a consistent snapshot of the data file", accessAdmin, s.backup},
+		{"GET", "/admin/v1/openapi.json", "this API's OpenAPI 3.1 description", accessAdmin, s.openAPI},
 	}, append(s.alertRoutes(), s.analyticsRoutes()...)...)
 }
 

@@ -1,0 +1,4 @@
+package api
+
+// UndocumentedRoutes is exported for the OpenAPI test.
+var UndocumentedRoutes = undocumentedRoutes
