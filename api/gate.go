@@ -131,15 +131,39 @@ func setLimitHeaders(h http.Header, d *enforce.Decision, now time.Time) {
 	if !d.Limited || d.Limit.NumBuckets == 0 {
 		return
 	}
-	var buf [160]byte
-	h["Ratelimit-Policy"] = []string{string(d.Limit.AppendPolicyHeader(buf[:0]))}
-	h["Ratelimit"] = []string{string(d.Limit.AppendRateLimitHeader(buf[:0]))}
+	// All values are written into one buffer that becomes one string, and
+	// the header slices share one array: three allocations, not twelve.
+	var buf [256]byte
+	b := d.Limit.AppendPolicyHeader(buf[:0])
+	var ends [6]int
+	ends[0] = len(b)
+	b = d.Limit.AppendRateLimitHeader(b)
+	ends[1] = len(b)
 	t, _ := d.Limit.Tightest()
-	h["X-Ratelimit-Limit"] = []string{strconv.FormatInt(t.Limit, 10)}
-	h["X-Ratelimit-Remaining"] = []string{strconv.FormatInt(t.Remaining, 10)}
-	h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(ceilUnix(now.Add(t.Reset)), 10)}
+	b = strconv.AppendInt(b, t.Limit, 10)
+	ends[2] = len(b)
+	b = strconv.AppendInt(b, t.Remaining, 10)
+	ends[3] = len(b)
+	b = strconv.AppendInt(b, ceilUnix(now.Add(t.Reset)), 10)
+	ends[4] = len(b)
+	n := 5
 	if d.Code == enforce.RateLimited || d.Code == enforce.QuotaExceeded {
-		h["Retry-After"] = []string{strconv.FormatInt(retryAfterSeconds(d), 10)}
+		b = strconv.AppendInt(b, retryAfterSeconds(d), 10)
+		ends[5] = len(b)
+		n = 6
+	}
+	all := string(b)
+	vals := new([6]string)
+	for i, from := 0, 0; i < n; i++ {
+		vals[i], from = all[from:ends[i]], ends[i]
+	}
+	h["Ratelimit-Policy"] = vals[0:1:1]
+	h["Ratelimit"] = vals[1:2:2]
+	h["X-Ratelimit-Limit"] = vals[2:3:3]
+	h["X-Ratelimit-Remaining"] = vals[3:4:4]
+	h["X-Ratelimit-Reset"] = vals[4:5:5]
+	if n == 6 {
+		h["Retry-After"] = vals[5:6:6]
 	}
 }
 
@@ -169,9 +193,14 @@ func ceilUnix(t time.Time) int64 {
 // the caller is.
 func setIdentityHeaders(h http.Header, d *enforce.Decision) {
 	if id := d.Identity; id != nil {
-		h["X-Apiwarden-Key-Id"] = []string{id.ID}
-		h["X-Apiwarden-Owner"] = []string{id.OwnerID}
-		h["X-Apiwarden-Scopes"] = []string{id.ScopesHeader}
+		vals := &[4]string{id.ID, id.OwnerID, id.ScopesHeader, d.Tier}
+		h["X-Apiwarden-Key-Id"] = vals[0:1:1]
+		h["X-Apiwarden-Owner"] = vals[1:2:2]
+		h["X-Apiwarden-Scopes"] = vals[2:3:3]
+		if d.Tier != "" {
+			h["X-Apiwarden-Tier"] = vals[3:4:4]
+		}
+		return
 	}
 	if d.Tier != "" {
 		h["X-Apiwarden-Tier"] = []string{d.Tier}

@@ -28,12 +28,13 @@ type ProxyOptions struct {
 
 // proxy forwards allowed requests upstream.
 type proxy struct {
-	gate    *gate
-	rp      *httputil.ReverseProxy
-	maxBody int64
-	now     func() time.Time
-	server  *Server
-	pool    sync.Pool // *proxyExchange
+	gate     *gate
+	upstream *upstreamPool          // the lean path; nil for a TLS upstream
+	rp       *httputil.ReverseProxy // upgrades, Expect, large and streamed bodies
+	maxBody  int64
+	now      func() time.Time
+	server   *Server
+	pool     sync.Pool // *proxyExchange
 }
 
 // proxyExchange is the per-request state shared between the handler, the
@@ -65,14 +66,14 @@ func newProxy(s *Server, g *gate, o ProxyOptions) *proxy {
 		DisableCompression:    true, // pass bodies through as the upstream sent them
 	}
 	upstream := o.Upstream
+	p.upstream = newUpstreamPool(upstream, dialer, o.ResponseHeaderTimeout, o.IdleConnTimeout, o.MaxIdleConnsPerHost)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.Out.Host = pr.In.Host // the app sees the host the client asked for
 			forwardedHeaders(pr, g.Trusted)
 		},
-		Transport: timedTransport{newUpstreamTransport(upstream, dialer, o.ResponseHeaderTimeout,
-			o.IdleConnTimeout, o.MaxIdleConnsPerHost, transport)},
+		Transport:    timedTransport{transport},
 		BufferPool:   bufferPool{},
 		ErrorHandler: p.upstreamError,
 		ModifyResponse: func(resp *http.Response) error {
@@ -134,11 +135,13 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// The upstream sees who the caller is, never the key.
+	uri := r.RequestURI
 	switch {
 	case d.UsedQueryKey:
 		q := r.URL.Query()
 		q.Del("api_key")
 		r.URL.RawQuery = q.Encode()
+		uri = ""
 	case key != "" && fromAuthorization && d.Identity != nil:
 		r.Header.Del("Authorization")
 	case key != "" && d.Identity != nil:
@@ -149,6 +152,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header["X-Request-Id"] = []string{RequestIDFrom(r.Context())}
 	if path != r.URL.Path {
 		r.URL.Path, r.URL.RawPath = path, ""
+		uri = ""
+	}
+	if uri == "" || uri[0] != '/' {
+		uri = r.URL.RequestURI()
 	}
 	if p.maxBody > 0 {
 		if r.ContentLength > p.maxBody {
@@ -158,7 +165,11 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(&ex.w, r.Body, p.maxBody)
 	}
-	p.rp.ServeHTTP(&ex.w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	if p.lean(r) {
+		p.forward(ex, &ex.w, r, uri)
+	} else {
+		p.rp.ServeHTTP(&ex.w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	}
 	p.finish(ex, r, start, &d, path)
 }
 
@@ -193,6 +204,10 @@ func cacheHeader(h http.Header) string {
 // when it does not answer in time.
 func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ex, _ := r.Context().Value(exchangeKey{}).(*proxyExchange)
+	p.answerUpstreamError(w, r, err, ex)
+}
+
+func (p *proxy) answerUpstreamError(w http.ResponseWriter, r *http.Request, err error, ex *proxyExchange) {
 	var ne net.Error
 	var tooBig *http.MaxBytesError
 	e := &Error{Code: CodeUpstreamUnreachable, Message: "the upstream service cannot be reached", Err: err}

@@ -1,6 +1,7 @@
-package api
+package api_test
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -10,15 +11,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/enforce"
 )
 
-type countingServer struct {
+// countingUpstream counts the connections the proxy opens to it.
+type countingUpstream struct {
 	*httptest.Server
 	conns atomic.Int64
 }
 
-func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
-	cs := &countingServer{}
+func newCountingUpstream(t *testing.T, h http.HandlerFunc) *countingUpstream {
+	cs := &countingUpstream{}
 	cs.Server = httptest.NewUnstartedServer(h)
 	cs.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -30,117 +35,170 @@ func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
 	return cs
 }
 
-func newTestTransport(t *testing.T, rawURL string, headerTimeout time.Duration) http.RoundTripper {
-	u, _ := url.Parse(rawURL)
-	return newUpstreamTransport(u, &net.Dialer{Timeout: time.Second}, headerTimeout, time.Minute, 4, http.DefaultTransport)
-}
-
-func roundTrip(t *testing.T, rt http.RoundTripper, method, url, body string, readAll bool) (*http.Response, string, error) {
+// openProxy is a sidecar in front of upstream where every path is
+// internal (no key, no limit): only forwarding is under test.
+func openProxy(t *testing.T, upstream string, headerTimeout time.Duration) *httptest.Server {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	resp, err := rt.RoundTrip(req)
+	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
-		return nil, "", err
+		t.Fatal(err)
 	}
-	var b []byte
-	if readAll {
-		b, _ = io.ReadAll(resp.Body)
-	} else {
-		buf := make([]byte, 3)
-		n, _ := resp.Body.Read(buf)
-		b = buf[:n]
+	u, _ := url.Parse(upstream)
+	if headerTimeout == 0 {
+		headerTimeout = 5 * time.Second
 	}
-	resp.Body.Close()
-	return resp, string(b), nil
+	srv := api.New(api.Options{
+		Gate: api.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes})},
+		Proxy: api.ProxyOptions{Upstream: u, DialTimeout: time.Second, ResponseHeaderTimeout: headerTimeout,
+			IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4},
+	})
+	hs := httptest.NewServer(srv.EnforcementHandler())
+	t.Cleanup(hs.Close)
+	return hs
 }
 
-func TestUpstreamTransportReusesConnections(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/chunked" {
+func TestForwardingReusesUpstreamConnections(t *testing.T) {
+	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/chunked":
 			io.WriteString(w, "part one, ")
 			w.(http.Flusher).Flush()
 			io.WriteString(w, "part two")
-			return
-		}
-		if r.URL.Path == "/empty" {
+		case "/empty":
 			w.WriteHeader(204)
-			return
+		case "/trailer":
+			w.Header().Set("Trailer", "X-Checksum")
+			io.WriteString(w, "body")
+			w.Header().Set("X-Checksum", "abc")
+		case "/early-hints":
+			w.Header().Set("Link", "</app.css>; rel=preload")
+			w.WriteHeader(103)
+			io.WriteString(w, "after hints")
+		default:
+			body, _ := io.ReadAll(r.Body)
+			io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+string(body))
 		}
-		body, _ := io.ReadAll(r.Body)
-		io.WriteString(w, r.Method+" "+r.URL.Path+" "+string(body))
 	})
-	rt := newTestTransport(t, srv.URL, 0)
+	px := openProxy(t, up.URL, 0)
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	cases := []struct{ method, path, body, want string }{
-		{"GET", "/a", "", "GET /a "},
+		{"GET", "/a?x=1&y=2", "", "GET /a?x=1&y=2 "},
 		{"POST", "/b", "payload", "POST /b payload"},
+		{"PUT", "/c", "", "PUT /c "},
 		{"GET", "/chunked", "", "part one, part two"},
 		{"HEAD", "/a", "", ""},
 		{"GET", "/empty", "", ""},
-		{"GET", "/c", "", "GET /c "},
+		{"GET", "/early-hints", "", "after hints"},
+		{"GET", "/a%20b", "", "GET /a%20b "},
 	}
 	for _, c := range cases {
-		_, got, err := roundTrip(t, rt, c.method, srv.URL+c.path, c.body, true)
-		if err != nil || got != c.want {
-			t.Fatalf("%s %s: %q %v, want %q", c.method, c.path, got, err, c.want)
+		req, _ := http.NewRequest(c.method, px.URL+c.path, strings.NewReader(c.body))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != c.want {
+			t.Errorf("%s %s: %q, want %q", c.method, c.path, b, c.want)
 		}
 	}
-	if n := srv.conns.Load(); n != 1 {
-		t.Fatalf("%d connections for sequential requests, want 1 reused", n)
+	resp, err := client.Get(px.URL + "/trailer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := resp.Trailer.Get("X-Checksum"); got != "abc" {
+		t.Errorf("trailer %q, want abc", got)
+	}
+	if n := up.conns.Load(); n != 1 {
+		t.Fatalf("%d upstream connections for sequential requests, want 1 reused", n)
 	}
 }
 
-func TestUpstreamTransportRetriesAStaleConnection(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	rt := newTestTransport(t, srv.URL, 0)
-	if _, got, err := roundTrip(t, rt, "GET", srv.URL+"/", "", true); err != nil || got != "ok" {
-		t.Fatal(got, err)
-	}
-	srv.CloseClientConnections() // the pooled connection is now dead
-	time.Sleep(20 * time.Millisecond)
-	if _, got, err := roundTrip(t, rt, "GET", srv.URL+"/", "", true); err != nil || got != "ok" {
-		t.Fatalf("GET on a stale connection was not retried: %q %v", got, err)
-	}
-	srv.CloseClientConnections()
-	time.Sleep(20 * time.Millisecond)
-	if _, _, err := roundTrip(t, rt, "POST", srv.URL+"/", "body", true); err == nil {
-		t.Fatal("a POST with a body was replayed")
-	}
-}
-
-func TestUpstreamTransportClosesAbandonedBodies(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, strings.Repeat("x", 100)) })
-	rt := newTestTransport(t, srv.URL, 0)
-	for range 3 {
-		if _, got, err := roundTrip(t, rt, "GET", srv.URL+"/", "", false); err != nil || got != "xxx" {
-			t.Fatal(got, err)
-		}
-	}
-	if n := srv.conns.Load(); n != 3 {
-		t.Fatalf("%d connections, want 3: a half-read body must not be reused", n)
-	}
-}
-
-func TestUpstreamTransportHeaderTimeout(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(300 * time.Millisecond)
-		io.WriteString(w, "late")
+func TestForwardingDropsHopByHopHeaders(t *testing.T) {
+	var got http.Header
+	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.Header().Set("Connection", "X-Upstream-Private")
+		w.Header().Set("X-Upstream-Private", "secret")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		io.WriteString(w, "ok")
 	})
-	rt := newTestTransport(t, srv.URL, 50*time.Millisecond)
-	_, _, err := roundTrip(t, rt, "GET", srv.URL+"/", "", true)
-	var ne net.Error
-	if err == nil || !asNetError(err, &ne) || !ne.Timeout() {
-		t.Fatalf("got %v, want a timeout", err)
+	px := openProxy(t, up.URL, 0)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(px.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: app.example\r\nConnection: keep-alive, X-Private\r\nX-Private: p\r\nTe: trailers\r\nProxy-Authorization: Basic x\r\nX-Kept: k\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, h := range []string{"X-Private", "Proxy-Authorization", "Connection"} {
+		if got.Get(h) != "" {
+			t.Errorf("upstream received hop-by-hop header %s", h)
+		}
+	}
+	if got.Get("X-Kept") != "k" || got.Get("Te") != "trailers" {
+		t.Errorf("end-to-end headers lost: %v", got)
+	}
+	if resp.Header.Get("X-Upstream-Private") != "" || resp.Header.Get("Keep-Alive") != "" {
+		t.Errorf("client received the upstream's hop-by-hop headers: %v", resp.Header)
 	}
 }
 
-func asNetError(err error, target *net.Error) bool {
-	ne, ok := err.(net.Error)
-	if ok {
-		*target = ne
+func TestForwardingRetriesAStaleConnection(t *testing.T) {
+	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	px := openProxy(t, up.URL, 0)
+	get := func(method, body string) (int, string) {
+		req, _ := http.NewRequest(method, px.URL+"/", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
-	return ok
+	if code, b := get("GET", ""); code != 200 || b != "ok" {
+		t.Fatal(code, b)
+	}
+	up.CloseClientConnections() // the pooled connection is now dead
+	time.Sleep(20 * time.Millisecond)
+	if code, b := get("GET", ""); code != 200 || b != "ok" {
+		t.Fatalf("GET on a stale connection was not retried: %d %q", code, b)
+	}
+	up.CloseClientConnections()
+	time.Sleep(20 * time.Millisecond)
+	if code, _ := get("POST", "body"); code != 502 {
+		t.Fatalf("a POST with a body on a stale connection: %d, want 502 (never replayed)", code)
+	}
+}
+
+func TestForwardingClosesAbandonedBodies(t *testing.T) {
+	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		for range 64 {
+			io.WriteString(w, strings.Repeat("x", 16<<10))
+			w.(http.Flusher).Flush()
+		}
+	})
+	px := openProxy(t, up.URL, 0)
+	for range 3 {
+		resp, err := http.Get(px.URL + "/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 100)
+		io.ReadFull(resp.Body, buf)
+		resp.Body.Close() // the client gives up half way
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := up.conns.Load(); n < 3 {
+		t.Fatalf("%d upstream connections: a half-read body must not be reused", n)
+	}
 }
