@@ -2,8 +2,10 @@
 // analytics, alerts and a dashboard, from one binary and one data file.
 //
 //	apiwarden serve   [-config apiwarden.toml]
+//	apiwarden demo    [-listen ADDR] [-backfill-days N]
 //	apiwarden keys    create|list|show|rotate|revoke|events ...
 //	apiwarden backup  -out FILE
+//	apiwarden healthcheck [-url URL | -config FILE]
 //	apiwarden config  check [-config FILE]
 //	apiwarden version
 package main
