@@ -123,6 +123,7 @@ preset = "internal"
 
 [metrics]
 flush_interval = "200ms"
+internal_sample_rate = 1.0
 `, listen, admin, dataDir, upstream)
 	path = filepath.Join(t.TempDir(), "apiwarden.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

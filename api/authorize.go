@@ -152,7 +152,7 @@ func (s *Server) recordDecision(entry string, r *http.Request, start time.Time, 
 	g := s.gate
 	latency := s.now().Sub(start)
 	g.observe(entry, d, latency, 0)
-	if g.Recorder == nil {
+	if !g.recorded(d) {
 		return
 	}
 	var rec metrics.Record

@@ -80,6 +80,7 @@ type gateConfig struct {
 	upstreamURL  string // override (e.g. a dead port)
 	headerTimout time.Duration
 	maxBody      int64
+	internalRate float64
 }
 
 func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
@@ -155,7 +156,7 @@ func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
 		AdminToken: adminToken,
 		Keys:       svc,
 		Gate: api.GateOptions{Engine: engine, Recorder: f.records, Trusted: trusted, ServiceToken: gc.serviceToken,
-			AuthorizeRateLimitedStatus: 429, MaxHeaderBytes: 8 << 10, CountryHeader: "Cf-Ipcountry"},
+			AuthorizeRateLimitedStatus: 429, MaxHeaderBytes: 8 << 10, CountryHeader: "Cf-Ipcountry", InternalSampleRate: gc.internalRate},
 		Proxy: api.ProxyOptions{Upstream: u, DialTimeout: time.Second, ResponseHeaderTimeout: gc.headerTimout,
 			IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 16, MaxBodyBytes: gc.maxBody},
 	})
@@ -664,5 +665,29 @@ func TestForwardedHeadersReachTheUpstream(t *testing.T) {
 				t.Errorf("X-Forwarded-Proto %q, want %q", p, c.wantProto)
 			}
 		})
+	}
+}
+
+// Requests to internal routes (health checks) are recorded one in N;
+// the rest of the traffic always.
+func TestInternalRoutesAreSampled(t *testing.T) {
+	f := newGateFixture(t, gateConfig{internalRate: 0.25})
+	for range 16 {
+		do(t, "GET", f.proxy.URL+"/internal/health", nil, "")
+	}
+	for range 3 {
+		do(t, "GET", f.proxy.URL+"/public/x", nil, "")
+	}
+	internal, public := 0, 0
+	for _, r := range f.records.all() {
+		switch r.Route {
+		case "/internal/*":
+			internal++
+		case "/public/*":
+			public++
+		}
+	}
+	if internal != 4 || public != 3 {
+		t.Fatalf("recorded %d internal (want 4 of 16) and %d public (want all 3)", internal, public)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/apiwarden/apiwarden/enforce"
@@ -51,12 +52,17 @@ type GateOptions struct {
 	CountryHeader string
 	// MaxHeaderBytes: larger request headers are refused with 431.
 	MaxHeaderBytes int
+	// InternalSampleRate is the share of requests to internal routes
+	// that are recorded (0 records none; they are still counted in /metrics).
+	InternalSampleRate float64
 }
 
 // gate holds what the proxy, /v1/authorize and /v1/check share.
 type gate struct {
 	GateOptions
 	serviceTokenHash [32]byte
+	internalSeen     atomic.Uint64 // requests to internal routes, for sampling
+	internalEvery    uint64        // record one in this many; 0: none
 }
 
 func newGate(o GateOptions) *gate {
@@ -66,6 +72,9 @@ func newGate(o GateOptions) *gate {
 	}
 	if g.AuthorizeRateLimitedStatus == 0 {
 		g.AuthorizeRateLimitedStatus = http.StatusTooManyRequests
+	}
+	if o.InternalSampleRate > 0 {
+		g.internalEvery = uint64(math.Round(1 / min(o.InternalSampleRate, 1)))
 	}
 	return g
 }
@@ -220,6 +229,18 @@ func stripApiwardenHeaders(h http.Header) {
 // denyError is the error body of a denial.
 func denyError(d *enforce.Decision) *Error {
 	return &Error{Code: d.Code.String(), Message: d.Code.Message()}
+}
+
+// recorded says whether a decided request goes to the recorder: always,
+// except on internal routes, of which one in internalEvery is kept.
+func (g *gate) recorded(d *enforce.Decision) bool {
+	if g.Recorder == nil {
+		return false
+	}
+	if d.Route == nil || d.Route.Preset != enforce.Internal {
+		return true
+	}
+	return g.internalEvery > 0 && g.internalSeen.Add(1)%g.internalEvery == 0
 }
 
 // observe counts a decided request for /metrics.

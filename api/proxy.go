@@ -177,7 +177,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *proxy) finish(ex *proxyExchange, r *http.Request, start time.Time, d *enforce.Decision, path string) {
 	latency := p.now().Sub(start)
 	p.gate.observe("proxy", d, latency, ex.upstreamDur)
-	if p.gate.Recorder == nil {
+	if !p.gate.recorded(d) {
 		return
 	}
 	p.gate.newRecord(&ex.rec, r, start, d, ex.client, path)

@@ -228,6 +228,7 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 			AuthorizeRateLimitedStatus: cfg.Server.AuthorizeRateLimitedStatus,
 			CountryHeader:              cfg.Metrics.CountryHeader,
 			MaxHeaderBytes:             cfg.Server.MaxHeaderBytes,
+			InternalSampleRate:         cfg.Metrics.InternalSampleRate,
 		},
 		Proxy: api.ProxyOptions{
 			Upstream:              upstream,

@@ -26,6 +26,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	a, stop := startApp(t, func(c *config.Config) {
 		c.Proxy.Upstream = up.URL
 		c.RoutesDefault.Preset = "internal"
+		c.Metrics.InternalSampleRate = 1
 		dataDir = c.Server.DataDir
 	})
 	var wg sync.WaitGroup
@@ -90,4 +91,3 @@ func TestShutdownDelayKeepsServingWhileUnready(t *testing.T) {
 		t.Fatalf("/healthz after shutdown: %d, want a refused connection", got)
 	}
 }
-

@@ -134,8 +134,11 @@ type Metrics struct {
 	DailyRetentionDays  int      `toml:"daily_retention_days"` // 0 = keep
 	FlushInterval       Duration `toml:"flush_interval"`
 	SampleRate          float64  `toml:"sample_rate"`
-	CountryHeader       string   `toml:"country_header"`
-	BufferSize          int      `toml:"buffer_size"`
+	// InternalSampleRate is the share of requests to internal routes
+	// (health checks and the like) that are recorded at all.
+	InternalSampleRate float64 `toml:"internal_sample_rate"`
+	CountryHeader      string  `toml:"country_header"`
+	BufferSize         int     `toml:"buffer_size"`
 }
 
 // Alerts holds the alert rules and where notifications go.
@@ -264,6 +267,7 @@ func Default() *Config {
 			DailyRetentionDays:  0,
 			FlushInterval:       Duration(time.Second),
 			SampleRate:          1.0,
+			InternalSampleRate:  0.1,
 			BufferSize:          65536,
 		},
 		Alerts: Alerts{

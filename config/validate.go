@@ -221,6 +221,9 @@ func (c *Config) validateMetrics(pl *problemList) {
 	if m.SampleRate <= 0 || m.SampleRate > 1 {
 		pl.add("metrics.sample_rate", "must be > 0 and <= 1, got %v", m.SampleRate)
 	}
+	if m.InternalSampleRate < 0 || m.InternalSampleRate > 1 {
+		pl.add("metrics.internal_sample_rate", "must be 0 to 1, got %v", m.InternalSampleRate)
+	}
 	if m.BufferSize < 64 {
 		pl.add("metrics.buffer_size", "must be at least 64, got %d", m.BufferSize)
 	}
