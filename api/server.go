@@ -52,6 +52,8 @@ type Options struct {
 	Analytics AnalyticsOptions
 	// Metrics serves GET /metrics (Prometheus text format); nil: no route.
 	Metrics http.Handler
+	// MetricsToken, when set, is required as a bearer token on /metrics.
+	MetricsToken string
 	// ReadyChecks are shown by /readyz; they report degradation (such as
 	// Redis fallback) without making the instance unready.
 	ReadyChecks []ReadyCheck
@@ -154,9 +156,19 @@ func New(opts Options) *Server {
 	s.sessions = newSessions(opts.Dashboard, opts.Now)
 	s.routes = append(s.adminRoutes(), s.dashboardRoutes()...)
 	if opts.Metrics != nil {
-		h := opts.Metrics
+		h, want := opts.Metrics, sha256.Sum256([]byte(opts.MetricsToken))
 		s.routes = append(s.routes, Route{"GET", "/metrics", "Prometheus metrics", accessOpen,
-			func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error { h.ServeHTTP(w, r); return nil }})
+			func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+				if opts.MetricsToken != "" {
+					token, _ := bearer(r.Header.Get("Authorization"))
+					got := sha256.Sum256([]byte(token))
+					if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+						return errorf(CodeUnauthorized, "send the metrics token as Authorization: Bearer <token>")
+					}
+				}
+				h.ServeHTTP(w, r)
+				return nil
+			}})
 	}
 	if opts.DebugPprof {
 		s.routes = append(s.routes, pprofRoutes()...)

@@ -81,7 +81,8 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 	}()
 
 	for name, v := range map[string]config.Secret{"security.admin_token": cfg.Security.AdminToken,
-		"security.key_secret": cfg.Security.KeySecret, "security.service_token": cfg.Security.ServiceToken} {
+		"security.key_secret": cfg.Security.KeySecret, "security.service_token": cfg.Security.ServiceToken,
+		"security.metrics_token": cfg.Security.MetricsToken} {
 		if s := v.Value(); strings.HasPrefix(s, "env:") || strings.HasPrefix(s, "file:") {
 			// config.Load resolves references; a Config built in code must
 			// hold the values themselves, never the reference as a token.
@@ -214,11 +215,12 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 			Location:  calendar.Location(),
 			Retention: retention,
 		},
-		DebugPprof:  cfg.Server.DebugPprof,
-		Backup:      a.st,
-		Dashboard:   api.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D()},
-		Metrics:     a.telemetry.Handler(),
-		ReadyChecks: a.readyChecks(),
+		DebugPprof:   cfg.Server.DebugPprof,
+		Backup:       a.st,
+		Dashboard:    api.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D()},
+		Metrics:      a.telemetry.Handler(),
+		MetricsToken: cfg.Security.MetricsToken.Value(),
+		ReadyChecks:  a.readyChecks(),
 		Gate: api.GateOptions{
 			Engine:                     a.engine,
 			Recorder:                   teeRecorder{a.rec, a.realtime},

@@ -57,6 +57,7 @@ func TestPrometheusMetrics(t *testing.T) {
 	a, _ := startApp(t, func(c *config.Config) {
 		c.Proxy.Upstream = up.URL
 		c.Routes = []config.Route{{Path: "/public/*", Preset: "public"}}
+		c.Security.MetricsToken = "scrape"
 	})
 	for _, path := range []string{"/public/a", "/public/b", "/private"} {
 		resp, err := http.Get("http://" + a.Addr() + path)
@@ -67,7 +68,12 @@ func TestPrometheusMetrics(t *testing.T) {
 	}
 	time.Sleep(150 * time.Millisecond) // let the metrics writer flush
 
-	resp, err := http.Get("http://" + a.AdminAddr() + "/metrics")
+	if resp, err := http.Get("http://" + a.AdminAddr() + "/metrics"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("/metrics without the metrics token: %v %v", resp.Status, err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+a.AdminAddr()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer scrape")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

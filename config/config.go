@@ -60,6 +60,9 @@ type Security struct {
 	AdminToken   Secret `toml:"admin_token"`
 	KeySecret    Secret `toml:"key_secret"`
 	ServiceToken Secret `toml:"service_token"`
+	// MetricsToken, when set, guards /metrics (Prometheus sends it as a
+	// bearer token: authorization.credentials in the scrape config).
+	MetricsToken Secret `toml:"metrics_token"`
 	KeyPrefix    string `toml:"key_prefix"`
 }
 

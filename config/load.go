@@ -75,6 +75,7 @@ func (c *Config) resolveSecrets(pl *problemList, getenv func(string) string) {
 	resolve("security.admin_token", &c.Security.AdminToken)
 	resolve("security.key_secret", &c.Security.KeySecret)
 	resolve("security.service_token", &c.Security.ServiceToken)
+	resolve("security.metrics_token", &c.Security.MetricsToken)
 	resolve("redis.url", &c.Redis.URL)
 	for i := range c.Alerts.Notify {
 		n := &c.Alerts.Notify[i]
