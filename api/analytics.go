@@ -141,6 +141,21 @@ func analyticsError(err error) error {
 }
 
 // timeParam parses an optional from/to: RFC 3339 or Unix seconds.
+// rangeParams reads from and to, either of which may be absent, and
+// checks that a range given in full is not empty.
+func rangeParams(q map[string][]string) (from, to time.Time, err error) {
+	if from, err = timeParam(q, "from"); err != nil {
+		return
+	}
+	if to, err = timeParam(q, "to"); err != nil {
+		return
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		err = errorf(CodeInvalidParameter, "from: must be before to")
+	}
+	return
+}
+
 func timeParam(q map[string][]string, name string) (time.Time, error) {
 	v := first(q, name)
 	if v == "" {
@@ -247,14 +262,8 @@ var seriesParams = []string{"from", "to", "interval", "tz", "group_by", "route",
 func seriesQuery(q map[string][]string, defLoc *time.Location) (analytics.SeriesQuery, error) {
 	var sq analytics.SeriesQuery
 	var err error
-	if sq.From, err = timeParam(q, "from"); err != nil {
+	if sq.From, sq.To, err = rangeParams(q); err != nil {
 		return sq, err
-	}
-	if sq.To, err = timeParam(q, "to"); err != nil {
-		return sq, err
-	}
-	if !sq.From.IsZero() && !sq.To.IsZero() && !sq.From.Before(sq.To) {
-		return sq, errorf(CodeInvalidParameter, "from: must be before to")
 	}
 	sq.Interval = analytics.IntervalHour
 	if v := first(q, "interval"); v != "" {
@@ -319,10 +328,7 @@ func (s *Server) topAnalytics(w http.ResponseWriter, r *http.Request, _ httprout
 			return analyticsError(err)
 		}
 	}
-	if tq.From, err = timeParam(q, "from"); err != nil {
-		return err
-	}
-	if tq.To, err = timeParam(q, "to"); err != nil {
+	if tq.From, tq.To, err = rangeParams(q); err != nil {
 		return err
 	}
 	if tq.Period != "" && (!tq.From.IsZero() || !tq.To.IsZero()) {

@@ -62,14 +62,8 @@ var recordParams = []string{"from", "to", "key_id", "route", "status", "method"}
 func recordQuery(q map[string][]string) (analytics.RecordQuery, error) {
 	var rq analytics.RecordQuery
 	var err error
-	if rq.From, err = timeParam(q, "from"); err != nil {
+	if rq.From, rq.To, err = rangeParams(q); err != nil {
 		return rq, err
-	}
-	if rq.To, err = timeParam(q, "to"); err != nil {
-		return rq, err
-	}
-	if !rq.From.IsZero() && !rq.To.IsZero() && !rq.From.Before(rq.To) {
-		return rq, errorf(CodeInvalidParameter, "from: must be before to")
 	}
 	rq.KeyID, rq.Route, rq.Method = first(q, "key_id"), first(q, "route"), first(q, "method")
 	if st := first(q, "status"); st != "" {

@@ -181,10 +181,16 @@ func TestForwardingRetriesAStaleConnection(t *testing.T) {
 
 func TestForwardingClosesAbandonedBodies(t *testing.T) {
 	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		// An answer longer than the kernel's socket buffers can hold, so the
+		// proxy is still copying when the client gives up.
 		w.Header().Set("Content-Type", "text/plain")
-		for range 64 {
-			io.WriteString(w, strings.Repeat("x", 16<<10))
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := io.WriteString(w, strings.Repeat("x", 16<<10)); err != nil {
+				return
+			}
 			w.(http.Flusher).Flush()
+			time.Sleep(2 * time.Millisecond)
 		}
 	})
 	px := openProxy(t, up.URL, 0)
