@@ -54,6 +54,9 @@ type App struct {
 	telemetry *telemetry.Telemetry
 	api       *api.Server
 
+	calendar *limiter.Calendar // as configured at start; the limiter holds the one in force
+	cleanups []func()          // undo what New opened, when a later step fails
+
 	adminLn    net.Listener
 	adminSrv   *http.Server
 	enforceLn  net.Listener // nil when admin_listen serves everything
@@ -70,34 +73,55 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if err := secretsResolved(cfg); err != nil {
+		return nil, err
+	}
 	a := &App{cfg: cfg, log: opts.Logger, now: opts.Now}
-	var cleanups []func()
 	defer func() {
 		if err != nil {
-			for i := len(cleanups) - 1; i >= 0; i-- {
-				cleanups[i]()
+			for i := len(a.cleanups) - 1; i >= 0; i-- {
+				a.cleanups[i]()
 			}
 		}
 	}()
+	for _, step := range []func() error{a.openStore, a.newEnforcement, a.newRecording, a.newAlerts} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.newAPI(opts.Version); err != nil {
+		return nil, err
+	}
+	if err := a.bind(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
 
+// secretsResolved refuses secrets that are still env:/file: references:
+// config.Load resolves them, and a Config built in code must hold the
+// values themselves, never the reference text as a token.
+func secretsResolved(cfg *config.Config) error {
 	for name, v := range map[string]config.Secret{"security.admin_token": cfg.Security.AdminToken,
 		"security.key_secret": cfg.Security.KeySecret, "security.service_token": cfg.Security.ServiceToken,
 		"security.metrics_token": cfg.Security.MetricsToken} {
 		if s := v.Value(); strings.HasPrefix(s, "env:") || strings.HasPrefix(s, "file:") {
-			// config.Load resolves references; a Config built in code must
-			// hold the values themselves, never the reference as a token.
-			return nil, fmt.Errorf("%s is the unresolved reference %q: load the configuration with config.Load", name, s)
+			return fmt.Errorf("%s is the unresolved reference %q: load the configuration with config.Load", name, s)
 		}
 	}
-	a.st, err = store.Open(cfg.Server.DataDir, store.Options{Logger: a.log})
-	if err != nil {
-		return nil, err
-	}
-	cleanups = append(cleanups, func() { a.st.Close() })
+	return nil
+}
 
+// openStore opens the data file and the key service over it.
+func (a *App) openStore() (err error) {
+	cfg := a.cfg
+	if a.st, err = store.Open(cfg.Server.DataDir, store.Options{Logger: a.log}); err != nil {
+		return err
+	}
+	a.cleanups = append(a.cleanups, func() { a.st.Close() })
 	secret, err := a.keySecret()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.keys, err = keys.New(keys.Options{
 		Store:         a.st,
@@ -110,110 +134,124 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 		Logger:        a.log,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cleanups = append(cleanups, a.keys.Close)
+	a.cleanups = append(a.cleanups, a.keys.Close)
+	return nil
+}
 
-	calendar, err := Calendar(cfg)
-	if err != nil {
-		return nil, err
+// newEnforcement builds the limiter (shared through Redis when
+// configured) and the decision engine.
+func (a *App) newEnforcement() (err error) {
+	cfg := a.cfg
+	if a.calendar, err = Calendar(cfg); err != nil {
+		return err
 	}
 	a.limits, err = limiter.New(limiter.Options{
 		Store:            a.st,
 		Tiers:            LimiterTiers(cfg),
-		Calendar:         calendar,
+		Calendar:         a.calendar,
 		MaxSubjects:      cfg.Limiter.MaxSubjects,
 		SnapshotInterval: cfg.Limiter.SnapshotInterval.D(),
 		Now:              a.now,
 		Logger:           a.log,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var rateLimiter enforce.RateLimiter = a.limits
 	if url := cfg.Redis.URL.Value(); url != "" {
 		a.redis, err = limiter.NewRedis(a.limits, limiter.RedisOptions{URL: url, Timeout: cfg.Redis.Timeout.D(), Logger: a.log})
 		if err != nil {
-			return nil, fmt.Errorf("redis: %w", err)
+			return fmt.Errorf("redis: %w", err)
 		}
-		cleanups = append(cleanups, func() { a.redis.Close() })
+		a.cleanups = append(a.cleanups, func() { a.redis.Close() })
 		rateLimiter = a.redis
 	}
 	policy, err := EnforcePolicy(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.engine = enforce.NewEngine(a.keys, rateLimiter, policy)
+	return nil
+}
 
+// peeker reads live bucket state from whichever limiter decides.
+func (a *App) peeker() analytics.Peeker {
+	if a.redis != nil {
+		return a.redis
+	}
+	return a.limits
+}
+
+func (a *App) retention() analytics.Retention {
+	m := a.cfg.Metrics
+	return analytics.Retention{RawDays: m.RawRetentionDays, HourlyDays: m.HourlyRetentionDays, DailyDays: m.DailyRetentionDays}
+}
+
+// newRecording builds the metrics writer, the realtime ring and the
+// analytics service over the rollups.
+func (a *App) newRecording() (err error) {
+	m := a.cfg.Metrics
 	a.rec, err = metrics.New(metrics.Options{
 		Store:               a.st,
-		FlushInterval:       cfg.Metrics.FlushInterval.D(),
-		SampleRate:          cfg.Metrics.SampleRate,
-		BufferSize:          cfg.Metrics.BufferSize,
-		RawRetentionDays:    cfg.Metrics.RawRetentionDays,
-		HourlyRetentionDays: cfg.Metrics.HourlyRetentionDays,
-		DailyRetentionDays:  cfg.Metrics.DailyRetentionDays,
+		FlushInterval:       m.FlushInterval.D(),
+		SampleRate:          m.SampleRate,
+		BufferSize:          m.BufferSize,
+		RawRetentionDays:    m.RawRetentionDays,
+		HourlyRetentionDays: m.HourlyRetentionDays,
+		DailyRetentionDays:  m.DailyRetentionDays,
 		Now:                 a.now,
 		Logger:              a.log,
 	})
 	if err != nil {
-		return nil, err
-	}
-	trusted, err := TrustedProxies(cfg)
-	if err != nil {
-		return nil, err
-	}
-	upstream, err := Upstream(cfg)
-	if err != nil {
-		return nil, err
-	}
-
-	if cfg.Security.AdminToken == "" {
-		a.log.Warn("no admin token configured: the admin API refuses every call; set APIWARDEN_ADMIN_TOKEN (or security.admin_token) to enable it")
-	}
-	// Equal addresses share one listener, unless the port is 0: then each
-	// gets its own ephemeral port (tests do this).
-	shared := cfg.Server.AdminListen == "" ||
-		(cfg.Server.AdminListen == cfg.Server.Listen && !strings.HasSuffix(cfg.Server.Listen, ":0"))
-	if shared && upstream != nil {
-		return nil, errors.New("server.admin_listen must differ from server.listen in proxy mode: every path of listen goes upstream")
+		return err
 	}
 	if a.realtime, err = analytics.NewRealtime(analytics.RealtimeOptions{Now: a.now}); err != nil {
-		return nil, err
+		return err
 	}
-	var peeker analytics.Peeker = a.limits
-	if a.redis != nil {
-		peeker = a.redis
-	}
-	retention := analytics.Retention{RawDays: cfg.Metrics.RawRetentionDays, HourlyDays: cfg.Metrics.HourlyRetentionDays,
-		DailyDays: cfg.Metrics.DailyRetentionDays}
 	a.analytics, err = analytics.New(analytics.Options{
 		Source:    metrics.NewReader(a.st),
-		Location:  calendar.Location(),
-		Retention: retention,
-		Limits:    peeker,
+		Location:  a.calendar.Location(),
+		Retention: a.retention(),
+		Limits:    a.peeker(),
 		Calendar:  calendarSource{a.limits},
 		Now:       a.now,
 	})
+	return err
+}
+
+// newAPI builds the HTTP handlers over the services.
+func (a *App) newAPI(version string) error {
+	cfg := a.cfg
+	trusted, err := TrustedProxies(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := a.newAlerts(); err != nil {
-		return nil, err
+	upstream, err := Upstream(cfg)
+	if err != nil {
+		return err
 	}
+	if a.shared() && upstream != nil {
+		return errors.New("server.admin_listen must differ from server.listen in proxy mode: every path of listen goes upstream")
+	}
+	if cfg.Security.AdminToken == "" {
+		a.log.Warn("no admin token configured: the admin API refuses every call; set APIWARDEN_ADMIN_TOKEN (or security.admin_token) to enable it")
+	}
+	recorder := teeRecorder{a.rec, a.realtime}
 	a.telemetry = telemetry.New(a.collectors()...)
 	a.api = api.New(api.Options{
 		AdminToken: cfg.Security.AdminToken.Value(),
 		Keys:       a.keys,
-		Events:     teeRecorder{a.rec, a.realtime},
+		Events:     recorder,
 		Alerts:     a.alerts,
 		Analytics: api.AnalyticsOptions{
 			Metrics:   metrics.NewReader(a.st),
 			Realtime:  a.realtime,
-			Limits:    peeker,
+			Limits:    a.peeker(),
 			Calendar:  calendarSource{a.limits},
-			Location:  calendar.Location(),
-			Retention: retention,
+			Location:  a.calendar.Location(),
+			Retention: a.retention(),
 		},
 		DebugPprof:   cfg.Server.DebugPprof,
 		Backup:       a.st,
@@ -223,7 +261,7 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 		ReadyChecks:  a.readyChecks(),
 		Gate: api.GateOptions{
 			Engine:                     a.engine,
-			Recorder:                   teeRecorder{a.rec, a.realtime},
+			Recorder:                   recorder,
 			Observer:                   a.telemetry,
 			Trusted:                    trusted,
 			ServiceToken:               cfg.Security.ServiceToken.Value(),
@@ -240,31 +278,45 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 			MaxIdleConnsPerHost:   cfg.Proxy.MaxIdleConnsPerHost,
 			MaxBodyBytes:          cfg.Proxy.MaxBodyBytes,
 		},
-		SharedListener: shared,
-		Version:        opts.Version,
+		SharedListener: a.shared(),
+		Version:        version,
 		Now:            a.now,
 		Logger:         a.log,
 	})
+	return nil
+}
 
-	adminAddr := cfg.Server.AdminListen
+// shared says listen and admin_listen are one address, served by one
+// listener. Equal addresses with port 0 each get their own ephemeral
+// port (tests do this).
+func (a *App) shared() bool {
+	s := a.cfg.Server
+	return s.AdminListen == "" || (s.AdminListen == s.Listen && !strings.HasSuffix(s.Listen, ":0"))
+}
+
+// bind takes the ports, so that after New their addresses are known.
+func (a *App) bind() (err error) {
+	s := a.cfg.Server
+	adminAddr := s.AdminListen
 	if adminAddr == "" {
-		adminAddr = cfg.Server.Listen
+		adminAddr = s.Listen
 	}
 	if a.adminLn, err = net.Listen("tcp", adminAddr); err != nil {
-		return nil, fmt.Errorf("admin listener: %w", err)
+		return fmt.Errorf("admin listener: %w", err)
 	}
-	cleanups = append(cleanups, func() { a.adminLn.Close() })
+	a.cleanups = append(a.cleanups, func() { a.adminLn.Close() })
 	a.adminSrv = a.httpServer(a.api.AdminHandler())
 	// Live streams never end on their own; Shutdown would wait for them.
 	a.adminSrv.RegisterOnShutdown(a.api.CloseStreams)
-	if !shared {
-		if a.enforceLn, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
-			return nil, fmt.Errorf("listener: %w", err)
-		}
-		cleanups = append(cleanups, func() { a.enforceLn.Close() })
-		a.enforceSrv = a.httpServer(a.api.EnforcementHandler())
+	if a.shared() {
+		return nil
 	}
-	return a, nil
+	if a.enforceLn, err = net.Listen("tcp", s.Listen); err != nil {
+		return fmt.Errorf("listener: %w", err)
+	}
+	a.cleanups = append(a.cleanups, func() { a.enforceLn.Close() })
+	a.enforceSrv = a.httpServer(a.api.EnforcementHandler())
+	return nil
 }
 
 // keySecret is the configured HMAC pepper, or one generated into the
