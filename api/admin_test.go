@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ type fixture struct {
 	logs *syncBuffer
 }
 
-func newFixture(t *testing.T, token string) *fixture {
+func newFixture(t *testing.T, token string, tweak ...func(*api.Options)) *fixture {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -61,7 +62,11 @@ func newFixture(t *testing.T, token string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	srv := api.New(api.Options{AdminToken: token, Keys: svc, Version: "test", Logger: log})
+	opts := api.Options{AdminToken: token, Keys: svc, Version: "test", Logger: log}
+	for _, f := range tweak {
+		f(&opts)
+	}
+	srv := api.New(opts)
 	srv.SetReady(true)
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)
@@ -232,7 +237,9 @@ func TestKeyLifecycleThroughAdminAPI(t *testing.T) {
 // Every admin route refuses a request without the token. The routes come
 // from the server's own table, so a route added later is covered too.
 func TestEveryAdminRouteNeedsTheToken(t *testing.T) {
-	f := newFixture(t, adminToken)
+	// Dozens of wrong tokens from one address: the throttle would lock it
+	// out (429) before the last route; this test is about the 401s.
+	f := newFixture(t, adminToken, func(o *api.Options) { o.AuthFailureLimit = -1 })
 	param := regexp.MustCompile(`:[a-z_]+|\*[a-z_]+`)
 	n := 0
 	for _, rt := range f.srv.Routes() {
@@ -355,4 +362,36 @@ func TestBackupRoute(t *testing.T) {
 		t.Fatalf("Content-Length %q for %d bytes", cl, len(r.body))
 	}
 	checkError(t, f.call(t, "GET", "/admin/v1/backup", "", "", nil), 401, "UNAUTHORIZED")
+}
+
+// Wrong admin tokens from one address lock it out for the window, even
+// for the right token; the lock ends with the window.
+func TestAdminTokenGuessingIsThrottled(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	f := newFixture(t, adminToken, func(o *api.Options) {
+		o.AuthFailureLimit, o.AuthFailureWindow, o.Now = 5, time.Minute, clock
+	})
+	if r := f.call(t, "GET", "/admin/v1/keys", adminToken, "", nil); r.status != 200 {
+		t.Fatalf("right token: %d", r.status)
+	}
+	for range 5 {
+		checkError(t, f.call(t, "GET", "/admin/v1/keys", "guess", "", nil), 401, "UNAUTHORIZED")
+	}
+	r := f.call(t, "GET", "/admin/v1/keys", adminToken, "", nil)
+	checkError(t, r, 429, "TOO_MANY_ATTEMPTS")
+	login := f.call(t, "POST", "/admin/v1/session", "", "application/json", strings.NewReader(`{"token":"`+adminToken+`"}`))
+	checkError(t, login, 429, "TOO_MANY_ATTEMPTS")
+	now.Add(int64(61 * time.Second))
+	if r := f.call(t, "GET", "/admin/v1/keys", adminToken, "", nil); r.status != 200 {
+		t.Fatalf("right token after the window: %d %s", r.status, r.body)
+	}
+	// A right token clears the count: four more wrong ones do not lock.
+	for range 4 {
+		f.call(t, "GET", "/admin/v1/keys", "guess", "", nil)
+	}
+	if r := f.call(t, "GET", "/admin/v1/keys", adminToken, "", nil); r.status != 200 {
+		t.Fatalf("locked out below the limit: %d", r.status)
+	}
 }

@@ -42,6 +42,7 @@ const (
 	CodeQuotaExceeded     = "QUOTA_EXCEEDED"
 
 	CodeUnauthorized        = "UNAUTHORIZED"
+	CodeTooManyAttempts     = "TOO_MANY_ATTEMPTS"
 	CodeAdminDisabled       = "ADMIN_TOKEN_NOT_CONFIGURED"
 	CodeForbidden           = "FORBIDDEN"
 	CodeInvalidJSON         = "INVALID_JSON"
@@ -74,6 +75,7 @@ var codeStatus = map[string]int{
 	CodeQuotaExceeded:     http.StatusTooManyRequests,
 
 	CodeUnauthorized:        http.StatusUnauthorized,
+	CodeTooManyAttempts:     http.StatusTooManyRequests,
 	CodeAdminDisabled:       http.StatusUnauthorized,
 	CodeForbidden:           http.StatusForbidden,
 	CodeInvalidJSON:         http.StatusBadRequest,

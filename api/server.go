@@ -71,6 +71,11 @@ type Options struct {
 	// Dashboard configures the /ui/ dashboard's login sessions
 	// (dashboard.session_ttl).
 	Dashboard DashboardOptions
+	// AuthFailureLimit wrong admin tokens from one client address within
+	// AuthFailureWindow lock the address out until the window ends;
+	// 0 means DefaultAuthFailureLimit, negative turns the throttle off.
+	AuthFailureLimit  int
+	AuthFailureWindow time.Duration
 }
 
 // Server holds the handlers. Build it with New; serve AdminHandler on
@@ -91,7 +96,8 @@ type Server struct {
 	proxy     *proxy // nil without an upstream
 	shared    bool
 
-	sessions *sessions // the dashboard's logins
+	sessions *sessions     // the dashboard's logins
+	throttle *authThrottle // wrong admin tokens per client address
 
 	adminTokenSet  bool
 	adminTokenHash [32]byte
@@ -154,6 +160,7 @@ func New(opts Options) *Server {
 	}
 	s.shared = opts.SharedListener && s.proxy == nil
 	s.sessions = newSessions(opts.Dashboard, opts.Now)
+	s.throttle = newAuthThrottle(opts.AuthFailureLimit, opts.AuthFailureWindow, opts.Now)
 	s.routes = append(s.adminRoutes(), s.dashboardRoutes()...)
 	if opts.Metrics != nil {
 		h, want := opts.Metrics, sha256.Sum256([]byte(opts.MetricsToken))
@@ -302,10 +309,24 @@ func (s *Server) authorizeAdmin(r *http.Request) *Error {
 	if !ok {
 		return errorf(CodeUnauthorized, "send the admin token as Authorization: Bearer <token>")
 	}
+	return s.checkAdminToken(r, token)
+}
+
+// checkAdminToken compares a presented admin token in constant time (both
+// sides hashed, so not even its length leaks) and throttles addresses
+// that keep presenting wrong ones.
+func (s *Server) checkAdminToken(r *http.Request, token string) *Error {
+	ip := s.gate.Trusted.ClientIP(peerAddr(r), r.Header.Values("X-Forwarded-For"))
+	if wait, blocked := s.throttle.blocked(ip); blocked {
+		return &Error{Code: CodeTooManyAttempts, Message: fmt.Sprintf("too many wrong admin tokens from this address; try again in %d seconds",
+			int(wait.Seconds())+1)}
+	}
 	got := sha256.Sum256([]byte(token))
 	if subtle.ConstantTimeCompare(got[:], s.adminTokenHash[:]) != 1 {
+		s.throttle.failed(ip)
 		return errorf(CodeUnauthorized, "the admin token is not valid")
 	}
+	s.throttle.succeeded(ip)
 	return nil
 }
 

@@ -221,9 +221,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 	if token == "" {
 		return errorf(CodeUnauthorized, `send the admin token as {"token":"…"}`)
 	}
-	got := sha256.Sum256([]byte(token))
-	if subtle.ConstantTimeCompare(got[:], s.adminTokenHash[:]) != 1 {
-		return errorf(CodeUnauthorized, "the admin token is not valid")
+	if e := s.checkAdminToken(r, token); e != nil {
+		return e
 	}
 	id, sess := s.sessions.create()
 	http.SetCookie(w, &http.Cookie{
