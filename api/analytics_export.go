@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -188,16 +189,27 @@ func (ew *exportWriter) header(cols []string) {
 	}
 }
 
+// csvText defuses a text cell a spreadsheet would run as a formula
+// (=, +, -, @, tab, carriage return first): clients choose paths, user
+// agents and request ids, and exports are opened in spreadsheets. The
+// cell gets a leading apostrophe, as OWASP recommends.
+func csvText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
 func (ew *exportWriter) recordRow(rec *metrics.Record) error {
 	if ew.csv == nil {
 		_ = ew.json.Encode(toRecordJSON(rec))
 		return ew.rowDone()
 	}
 	j := toRecordJSON(rec)
-	ew.row = append(ew.row[:0], j.Time, j.RequestID, j.Method, j.Route, j.Path, strconv.Itoa(j.Status),
+	ew.row = append(ew.row[:0], j.Time, csvText(j.RequestID), j.Method, csvText(j.Route), csvText(j.Path), strconv.Itoa(j.Status),
 		fmtFloat(j.LatencyMS), fmtFloat(j.UpstreamLatencyMS), strconv.FormatInt(j.RequestBytes, 10),
-		strconv.FormatInt(j.ResponseBytes, 10), j.KeyID, j.OwnerID, j.Tier, j.ClientIP, j.Country, j.UserAgent,
-		j.ErrorCategory, j.CacheStatus, j.Decision)
+		strconv.FormatInt(j.ResponseBytes, 10), csvText(j.KeyID), csvText(j.OwnerID), csvText(j.Tier), j.ClientIP,
+		csvText(j.Country), csvText(j.UserAgent), j.ErrorCategory, j.CacheStatus, j.Decision)
 	_ = ew.csv.Write(ew.row)
 	return ew.rowDone()
 }
@@ -214,7 +226,7 @@ func (ew *exportWriter) seriesRow(group string, p *analytics.Point) error {
 		return ew.rowDone()
 	}
 	st := &p.Stats
-	ew.row = append(ew.row[:0], group, p.T.Format(time.RFC3339),
+	ew.row = append(ew.row[:0], csvText(group), p.T.Format(time.RFC3339),
 		strconv.FormatUint(st.Requests, 10), strconv.FormatUint(st.Errors4xx, 10), strconv.FormatUint(st.Errors5xx, 10),
 		fmtFloat(st.ErrorRate), strconv.FormatUint(st.RateLimited, 10), strconv.FormatUint(st.AuthFailures, 10),
 		strconv.FormatUint(st.BytesIn, 10), strconv.FormatUint(st.BytesOut, 10),

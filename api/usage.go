@@ -83,9 +83,9 @@ func (s *Server) billingReport(w http.ResponseWriter, r *http.Request, _ httprou
 	_ = cw.Write(header)
 	row := make([]string, 0, len(header))
 	for _, br := range rep.Rows {
-		row = append(row[:0], rep.Month, br.OwnerID)
+		row = append(row[:0], rep.Month, csvText(br.OwnerID))
 		if rep.GroupBy == analytics.GroupKey {
-			row = append(row, br.KeyID)
+			row = append(row, csvText(br.KeyID))
 		}
 		for _, n := range []uint64{br.Requests, br.Errors4xx, br.Errors5xx, br.RateLimited, br.BytesIn, br.BytesOut} {
 			row = append(row, strconv.FormatUint(n, 10))
