@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -155,7 +156,7 @@ func writeRequest(pc *upstreamConn, r *http.Request, uri string) error {
 		for _, v := range vv {
 			bw.WriteString(k)
 			bw.WriteString(": ")
-			bw.WriteString(v)
+			writeHeaderValue(bw, v)
 			bw.WriteString("\r\n")
 		}
 	}
@@ -174,6 +175,23 @@ func writeRequest(pc *upstreamConn, r *http.Request, uri string) error {
 		bw.WriteString("\r\n")
 	}
 	return bw.Flush()
+}
+
+// writeHeaderValue writes v with any CR or LF turned into a space, as
+// net/http's Header.Write does: a value apiwarden adds (an owner id set
+// through the admin API) must never be able to start a header of its own.
+func writeHeaderValue(bw *bufio.Writer, v string) {
+	if !strings.ContainsAny(v, "\r\n") {
+		bw.WriteString(v)
+		return
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' {
+			bw.WriteByte(' ')
+		} else {
+			bw.WriteByte(c)
+		}
+	}
 }
 
 // copyBody copies the upstream's body to the client, flushing each write

@@ -526,13 +526,15 @@ func TestCreateValidation(t *testing.T) {
 	clk := newClock(t0)
 	svc := newService(t, storetest.MustOpen(t), clk)
 	cases := map[string]keys.CreateParams{
-		"unknown tier":   {Tier: "gold"},
-		"unknown scope":  {Tier: "free", Scopes: []string{"everything"}},
-		"bad cidr":       {Tier: "free", AllowedIPs: []string{"10.0.0.0/33"}},
-		"bad origin":     {Tier: "free", AllowedOrigins: []string{"example.com"}},
-		"origin path":    {Tier: "free", AllowedOrigins: []string{"https://example.com/app"}},
-		"long name":      {Tier: "free", Name: strings.Repeat("x", 201)},
-		"empty meta key": {Tier: "free", Meta: map[string]string{"": "v"}},
+		"unknown tier":    {Tier: "gold"},
+		"unknown scope":   {Tier: "free", Scopes: []string{"everything"}},
+		"bad cidr":        {Tier: "free", AllowedIPs: []string{"10.0.0.0/33"}},
+		"bad origin":      {Tier: "free", AllowedOrigins: []string{"example.com"}},
+		"origin path":     {Tier: "free", AllowedOrigins: []string{"https://example.com/app"}},
+		"long name":       {Tier: "free", Name: strings.Repeat("x", 201)},
+		"empty meta key":  {Tier: "free", Meta: map[string]string{"": "v"}},
+		"owner with CRLF": {Tier: "free", OwnerID: "org\r\nX-Injected: 1"},
+		"name with NUL":   {Tier: "free", Name: "a\x00b"},
 	}
 	for name, p := range cases {
 		if _, _, err := svc.Create(p, "admin"); !errors.Is(err, keys.ErrInvalid) {

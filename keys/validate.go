@@ -23,11 +23,12 @@ func validate(k *Key, pol *Policy, now time.Time, creating bool) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
-	if utf8.RuneCountInString(k.Name) > maxNameLen || !utf8.ValidString(k.Name) {
-		return bad("name must be valid UTF-8 of at most %d characters", maxNameLen)
+	if utf8.RuneCountInString(k.Name) > maxNameLen || !utf8.ValidString(k.Name) || hasControl(k.Name) {
+		return bad("name must be valid UTF-8 of at most %d characters, without control characters", maxNameLen)
 	}
-	if len(k.OwnerID) > maxNameLen || !utf8.ValidString(k.OwnerID) {
-		return bad("owner_id must be valid UTF-8 of at most %d bytes", maxNameLen)
+	// owner_id travels upstream in X-Apiwarden-Owner: no control characters.
+	if len(k.OwnerID) > maxNameLen || !utf8.ValidString(k.OwnerID) || hasControl(k.OwnerID) {
+		return bad("owner_id must be valid UTF-8 of at most %d bytes, without control characters", maxNameLen)
 	}
 	if !slices.Contains(pol.Tiers, k.Tier) {
 		return bad("tier %q is not configured (have: %s)", k.Tier, strings.Join(pol.Tiers, ", "))
@@ -71,6 +72,15 @@ func validate(k *Key, pol *Policy, now time.Time, creating bool) error {
 		}
 	}
 	return nil
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func validOrigin(o string) bool {
