@@ -1,13 +1,15 @@
 // Package telemetry exposes apiwarden's own health in the Prometheus text
 // format: decisions by code, route and tier, request and upstream latency,
 // and the counters every component keeps (limiter, Redis, metrics writer,
-// data file, alerts), read at scrape time. The request path pays one map
-// lookup under a read lock and a few atomic adds per request.
+// data file, alerts), read at scrape time. The request path pays two
+// lock-free map lookups and a few atomic adds per request.
 package telemetry
 
 import (
+	"maps"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +24,14 @@ type Telemetry struct {
 	latency   *prometheus.HistogramVec
 	upstream  prometheus.Histogram
 
-	mu      sync.RWMutex
+	// instruments maps label sets to their children. It is replaced, not
+	// changed, when a new label set appears (rarely: codes, routes and
+	// tiers are few), so the request path reads it without a lock.
+	instruments atomic.Pointer[instrumentMap]
+	mu          sync.Mutex // serialises replacements
+}
+
+type instrumentMap struct {
 	counter map[decisionLabels]prometheus.Counter
 	byEntry map[string]prometheus.Observer
 }
@@ -52,9 +61,8 @@ func New(sources ...prometheus.Collector) *Telemetry {
 			Help:    "Time the upstream took to send its response headers (proxy mode).",
 			Buckets: latencyBuckets,
 		}),
-		counter: make(map[decisionLabels]prometheus.Counter),
-		byEntry: make(map[string]prometheus.Observer),
 	}
+	t.instruments.Store(&instrumentMap{counter: map[decisionLabels]prometheus.Counter{}, byEntry: map[string]prometheus.Observer{}})
 	t.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -70,27 +78,38 @@ func New(sources ...prometheus.Collector) *Telemetry {
 // "authorize" or "check"; upstream is 0 when no upstream was called.
 func (t *Telemetry) ObserveRequest(entry, code, route, tier string, latency, upstream time.Duration) {
 	key := decisionLabels{code, route, tier}
-	t.mu.RLock()
-	c, ok := t.counter[key]
-	o, okEntry := t.byEntry[entry]
-	t.mu.RUnlock()
+	m := t.instruments.Load()
+	c, ok := m.counter[key]
+	o, okEntry := m.byEntry[entry]
 	if !ok || !okEntry {
-		t.mu.Lock()
-		if c, ok = t.counter[key]; !ok {
-			c = t.decisions.WithLabelValues(code, route, tier)
-			t.counter[key] = c
-		}
-		if o, okEntry = t.byEntry[entry]; !okEntry {
-			o = t.latency.WithLabelValues(entry)
-			t.byEntry[entry] = o
-		}
-		t.mu.Unlock()
+		c, o = t.add(key, entry)
 	}
 	c.Inc()
 	o.Observe(latency.Seconds())
 	if upstream > 0 {
 		t.upstream.Observe(upstream.Seconds())
 	}
+}
+
+// add makes the children of a new label set and publishes a copy of the
+// map that holds them.
+func (t *Telemetry) add(key decisionLabels, entry string) (prometheus.Counter, prometheus.Observer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.instruments.Load()
+	next := &instrumentMap{counter: maps.Clone(old.counter), byEntry: maps.Clone(old.byEntry)}
+	c, ok := next.counter[key]
+	if !ok {
+		c = t.decisions.WithLabelValues(key.code, key.route, key.tier)
+		next.counter[key] = c
+	}
+	o, ok := next.byEntry[entry]
+	if !ok {
+		o = t.latency.WithLabelValues(entry)
+		next.byEntry[entry] = o
+	}
+	t.instruments.Store(next)
+	return c, o
 }
 
 // Handler serves the registry in the Prometheus text format.
