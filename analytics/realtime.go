@@ -345,52 +345,64 @@ func (c *counters) addTo(dst *metrics.Cell) {
 	dst.Merge(&tmp)
 }
 
-// routeTable is a slot's routes. Entries are reused across slots so a
-// warmed-up ring does not allocate.
-type routeTable struct {
+// slotTable is one slot's routes or keys by name. Entries are reused
+// across slots, so a warmed-up ring does not allocate.
+type slotTable[E any] struct {
 	index   map[string]int32
-	entries []routeEntry
+	entries []E
 }
+
+func (t *slotTable[E]) reset() {
+	clear(t.index)
+	t.entries = t.entries[:0]
+}
+
+// entry returns name's entry, zeroed and marked fresh when the name is new
+// in this slot, or nil when the table already holds limit names.
+func (t *slotTable[E]) entry(name string, limit int) (e *E, fresh bool) {
+	if i, ok := t.index[name]; ok {
+		return &t.entries[i], false
+	}
+	n := len(t.entries)
+	if n >= limit {
+		return nil, false
+	}
+	if t.index == nil {
+		t.index = make(map[string]int32)
+	}
+	var zero E
+	if n < cap(t.entries) {
+		t.entries = t.entries[:n+1]
+		t.entries[n] = zero
+	} else {
+		t.entries = append(t.entries, zero)
+	}
+	t.index[name] = int32(n)
+	return &t.entries[n], true
+}
+
+// routeTable is a slot's routes with full counters.
+type routeTable struct{ slotTable[routeEntry] }
 
 type routeEntry struct {
 	name string
 	counters
 }
 
-func (t *routeTable) reset() {
-	clear(t.index)
-	t.entries = t.entries[:0]
-}
-
 func (t *routeTable) add(name string, o *observation, limit int) bool {
-	i, ok := t.index[name]
-	if !ok {
-		n := len(t.entries)
-		if n >= limit {
-			return false
-		}
-		if t.index == nil {
-			t.index = make(map[string]int32)
-		}
-		if n < cap(t.entries) {
-			t.entries = t.entries[:n+1]
-			t.entries[n].reset()
-		} else {
-			t.entries = append(t.entries, routeEntry{})
-		}
-		t.entries[n].name = name
-		i = int32(n)
-		t.index[name] = i
+	e, fresh := t.entry(name, limit)
+	if e == nil {
+		return false
 	}
-	t.entries[i].add(o)
+	if fresh {
+		e.name = name
+	}
+	e.add(o)
 	return true
 }
 
 // subjectTable is a slot's keys with compact counters.
-type subjectTable struct {
-	index   map[string]int32
-	entries []subjectEntry
-}
+type subjectTable struct{ slotTable[subjectEntry] }
 
 type subjectEntry struct {
 	name, owner, tier string // the key's owner and tier, as last seen
@@ -401,32 +413,14 @@ type subjectEntry struct {
 	latency           coarseHistogram
 }
 
-func (t *subjectTable) reset() {
-	clear(t.index)
-	t.entries = t.entries[:0]
-}
-
 func (t *subjectTable) add(name string, rec *metrics.Record, o *observation, limit int) bool {
-	i, ok := t.index[name]
-	if !ok {
-		n := len(t.entries)
-		if n >= limit {
-			return false
-		}
-		if t.index == nil {
-			t.index = make(map[string]int32)
-		}
-		if n < cap(t.entries) {
-			t.entries = t.entries[:n+1]
-			t.entries[n] = subjectEntry{}
-		} else {
-			t.entries = append(t.entries, subjectEntry{})
-		}
-		t.entries[n].name = name
-		i = int32(n)
-		t.index[name] = i
+	e, fresh := t.entry(name, limit)
+	if e == nil {
+		return false
 	}
-	e := &t.entries[i]
+	if fresh {
+		e.name = name
+	}
 	// Compare before writing: a key's owner and tier rarely change, and a
 	// string store costs a GC write barrier while a cycle runs.
 	if e.owner != rec.OwnerID {
