@@ -52,6 +52,9 @@ var (
 // AnalyticsOptions wire the analytics routes (/admin/v1/analytics/*,
 // /admin/v1/requests, /admin/v1/stream and /admin/v1/keys/{id}/usage).
 type AnalyticsOptions struct {
+	// Service, when set, answers the queries, and Metrics, Limits,
+	// Calendar and Retention are not used to build another one.
+	Service *analytics.Service
 	// Metrics reads rollups and raw records; nil answers 503 on every
 	// route that needs it.
 	Metrics MetricsReader
@@ -92,7 +95,10 @@ func newAnalyticsAPI(opts AnalyticsOptions, now func() time.Time, log *slog.Logg
 	if a.beat <= 0 {
 		a.beat = 15 * time.Second
 	}
-	if opts.Metrics != nil {
+	switch {
+	case opts.Service != nil:
+		a.svc = opts.Service
+	case opts.Metrics != nil:
 		// New fails only without a Source or with negative retention;
 		// config validation rules the latter out, and a negative value
 		// here keeps everything rather than refusing to start.

@@ -245,13 +245,12 @@ func (a *App) newAPI(version string) error {
 		Keys:       a.keys,
 		Events:     recorder,
 		Alerts:     a.alerts,
+		// The same service answers the analytics routes and gives the
+		// alert evaluator its history.
 		Analytics: api.AnalyticsOptions{
-			Metrics:   metrics.NewReader(a.st),
-			Realtime:  a.realtime,
-			Limits:    a.peeker(),
-			Calendar:  calendarSource{a.limits},
-			Location:  a.calendar.Location(),
-			Retention: a.retention(),
+			Service:  a.analytics,
+			Realtime: a.realtime,
+			Location: a.calendar.Location(),
 		},
 		DebugPprof:   cfg.Server.DebugPprof,
 		Backup:       a.st,
