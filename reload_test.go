@@ -21,7 +21,9 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	addr := freeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "apiwarden.toml")
 	write := func(burst int, extra string) {
-		body := fmt.Sprintf("[server]\nlisten = %q\nadmin_listen = %q\ndata_dir = %q\n\n[tiers.basic]\nrequests_per_hour = 1000\nburst_per_minute = %d\n%s",
+		// No calendar rules: the default Saturday and peak-season multipliers
+		// would change the limit this test reads on those days.
+		body := fmt.Sprintf("calendar = []\n\n[server]\nlisten = %q\nadmin_listen = %q\ndata_dir = %q\n\n[tiers.basic]\nrequests_per_hour = 1000\nburst_per_minute = %d\n%s",
 			addr, addr, filepath.Join(t.TempDir(), "data"), burst, extra)
 		if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
