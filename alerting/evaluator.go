@@ -469,8 +469,9 @@ func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, e
 		}
 		for _, tr := range trs[before:] {
 			if tr.To == StatePending || tr.To == StateFiring && tr.From == StatePending {
-				// Severity is fixed when the alert starts firing, with the
-				// calendar boost in force then.
+				// Severity is set when the alert starts firing, with the
+				// calendar boost in force then; a later, larger boost raises
+				// it (escalate, below).
 				t.alert.Severity = t.rule.Severity.Raise(boost)
 				t.alert.Labels["severity"] = string(t.alert.Severity)
 			}
@@ -531,6 +532,17 @@ func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, e
 			step(t, fp, false)
 			if !t.alert.State.open() {
 				continue
+			}
+		}
+		if t.alert.State == StateFiring {
+			if sev := t.rule.Severity.Raise(boost); sev.Rank() > t.alert.Severity.Rank() {
+				trs = append(trs, escalate(&t.alert, sev, now))
+				changed[fp] = t
+				if t.alert.Acknowledgement == nil {
+					t.alert.LastNotifiedAt = now
+					announce = append(announce, t.alert.clone())
+					continue
+				}
 			}
 		}
 		if t.alert.Firing() && e.repeatDue(&t.alert, now) {

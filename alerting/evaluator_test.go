@@ -3,7 +3,9 @@ package alerting_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -343,6 +345,68 @@ func TestSaturdaySeverityBoost(t *testing.T) {
 			}
 			if rules := h.ev.Rules(); rules[0].Severity != tc.sev {
 				t.Fatalf("the rule itself changed: %s", rules[0].Severity)
+			}
+		})
+	}
+}
+
+// An alert that starts firing on a Friday evening and is still firing when
+// the Saturday rule begins is raised a level and announced again; the
+// Sunday does not lower it. An acknowledged alert is raised silently.
+func TestSaturdayEscalatesFiringAlert(t *testing.T) {
+	fridayEvening := time.Date(2026, 6, 5, 23, 59, 0, 0, time.UTC)
+	for _, acked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("acknowledged=%v", acked), func(t *testing.T) {
+			r := errorSpikeRule()
+			r.Severity = alerting.SeverityMedium
+			h := newHarness(t, []alerting.Rule{r}, func(o *alerting.Options) {
+				o.Calendar = saturdayBoost{}
+				o.RepeatInterval = 72 * time.Hour
+			})
+			h.now = fridayEvening
+			errorRate(h, 1000, 100)
+			h.steps(4, tick)
+			a := h.only()
+			if a.State != alerting.StateFiring || a.Severity != alerting.SeverityMedium {
+				t.Fatalf("friday: %s %s, want firing medium", a.State, a.Severity)
+			}
+			if acked {
+				if _, err := h.ev.Acknowledge(a.ID, "ana", "on it"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.steps(6, tick) // past midnight: Saturday
+			a = h.only()
+			if a.Severity != alerting.SeverityHigh || a.Labels["severity"] != "high" {
+				t.Fatalf("saturday: severity %s (label %s), want high", a.Severity, a.Labels["severity"])
+			}
+			var sevs []alerting.Severity
+			for _, n := range h.notified.all() {
+				sevs = append(sevs, n.Severity)
+			}
+			want := []alerting.Severity{alerting.SeverityMedium, alerting.SeverityHigh}
+			if acked {
+				want = want[:1]
+			}
+			if !slices.Equal(sevs, want) {
+				t.Fatalf("notified severities %v, want %v", sevs, want)
+			}
+			hist, err := h.ev.History(a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := hist[len(hist)-1]
+			if last.From != alerting.StateFiring || last.To != alerting.StateFiring || !strings.Contains(last.Note, "medium → high") {
+				t.Fatalf("last transition %+v, want the escalation", last)
+			}
+
+			h.now = time.Date(2026, 6, 7, 0, 0, 5, 0, time.UTC) // Sunday
+			h.steps(2, tick)
+			if a := h.only(); a.Severity != alerting.SeverityHigh {
+				t.Fatalf("sunday lowered the severity to %s", a.Severity)
+			}
+			if n := len(h.notified.all()); n != len(want) {
+				t.Fatalf("%d notifications after Sunday began, want still %d", n, len(want))
 			}
 		})
 	}

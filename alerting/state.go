@@ -25,6 +25,12 @@ import "time"
 // Only two transitions notify receivers: → firing from pending, and
 // → resolved from firing or recovering. Refiring from recovering does not,
 // so a condition that flaps inside KeepFiringFor is one notification.
+//
+// Severity is set when an alert starts firing, with the calendar boost in
+// force then. While it fires, a larger boost (a Saturday beginning) raises
+// it: an escalation, recorded as firing → firing and announced unless a
+// person has acknowledged the alert. A boost ending never lowers it, so
+// receivers are not told the same alert twice at two levels in one day.
 type State string
 
 // States.
@@ -141,6 +147,17 @@ func acknowledge(a *Alert, now time.Time, by, note string) Transition {
 	a.Acknowledgement = &Acknowledgement{By: by, Note: note, At: now}
 	t := transition(a, a.State, now)
 	t.Actor, t.Note = by, note
+	return t
+}
+
+// escalate raises the severity of a firing alert. It records the change
+// as firing → firing, with the new severity in the note.
+func escalate(a *Alert, to Severity, now time.Time) Transition {
+	from := a.Severity
+	a.Severity = to
+	a.Labels["severity"] = string(to)
+	t := transition(a, a.State, now)
+	t.Note = "severity " + string(from) + " → " + string(to) + " (calendar)"
 	return t
 }
 
