@@ -43,6 +43,11 @@ type Alert struct {
 	ResolvedBy      string    `json:"resolved_by,omitempty"`     // a person, when resolved by hand
 
 	Acknowledgement *Acknowledgement `json:"acknowledgement,omitempty"`
+
+	// InhibitedBy is the ID of a firing alert of the same type and subject
+	// from a rule of higher severity. While it is set receivers are not
+	// told about this alert (see inhibit.go).
+	InhibitedBy string `json:"inhibited_by,omitempty"`
 }
 
 // Acknowledgement records that a person has seen a firing alert. It stops

@@ -454,10 +454,10 @@ func (e *Evaluator) baselinesFor(kind SubjectKind, now time.Time) (*baselines, e
 func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, error) {
 	e.pass++
 	var (
-		trs      []Transition
-		changed  = map[uint64]*tracked{}
-		deleted  []string
-		announce []Alert
+		trs     []Transition
+		changed = map[uint64]*tracked{}
+		deleted []string
+		notify  []noticed // announcements, before inhibition
 	)
 	step := func(t *tracked, fp uint64, cond bool) {
 		before := len(trs)
@@ -487,8 +487,7 @@ func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, e
 			e.startCooldown(fp, t.rule, now)
 		}
 		if n != noticeNone {
-			t.alert.LastNotifiedAt = now
-			announce = append(announce, t.alert.clone())
+			notify = append(notify, noticed{fp, t})
 		}
 		changed[fp] = t
 	}
@@ -539,19 +538,17 @@ func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, e
 				trs = append(trs, escalate(&t.alert, sev, now))
 				changed[fp] = t
 				if t.alert.Acknowledgement == nil {
-					t.alert.LastNotifiedAt = now
-					announce = append(announce, t.alert.clone())
+					notify = append(notify, noticed{fp, t})
 					continue
 				}
 			}
 		}
 		if t.alert.Firing() && e.repeatDue(&t.alert, now) {
-			t.alert.LastNotifiedAt = now
-			announce = append(announce, t.alert.clone())
-			changed[fp] = t
+			notify = append(notify, noticed{fp, t})
 		}
 	}
 
+	announce := e.inhibit(now, notify, changed)
 	slices.SortFunc(announce, func(a, b Alert) int { return strings.Compare(a.ID, b.ID) })
 	if len(changed) == 0 && len(deleted) == 0 && len(trs) == 0 {
 		return announce, nil

@@ -56,6 +56,7 @@ export function mount(root, { signal, params }) {
           a.fired_at ? `fired ${fmtAgo(a.fired_at)}` : a.active_at ? `pending since ${fmtAgo(a.active_at)}` : null,
           a.resolved_at ? `resolved ${fmtTime(a.resolved_at)}${a.resolved_by ? ' by ' + a.resolved_by : ''}` : null,
         ].filter(Boolean).join(' · ')),
+        a.inhibited_by && open ? h('div', { class: 'meta', dataset: { testid: 'alert-inhibited' } }, `Not sent to receivers: a higher-severity alert on the same ${a.subject && a.subject.kind || 'subject'} fires (${a.inhibited_by})`) : null,
         ack ? h('div', { class: 'meta' }, `Acknowledged by ${ack.by || 'someone'} ${fmtAgo(ack.at)}${ack.note ? ': “' + ack.note + '”' : ''}`) : null),
       h('div', null,
         a.state === 'firing' ? h('button', { type: 'button', class: 'primary small', dataset: { action: 'ack' }, onclick: () => act(a, 'ack') }, 'Acknowledge') : null, ' ',
