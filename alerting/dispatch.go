@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Receiver is one destination for notifications and how to reach it.
@@ -20,7 +21,12 @@ type Receiver struct {
 	GroupBy []string
 	// SkipResolved stops notifications of resolved alerts.
 	SkipResolved bool
-	Retry        RetryPolicy
+	// RepeatInterval, when not 0, spaces this receiver's repeats of a
+	// firing alert at least this far apart; negative drops them all (see
+	// RepeatStage). Repeats come from the evaluator, so its RepeatInterval
+	// must not be longer.
+	RepeatInterval time.Duration
+	Retry          RetryPolicy
 	// QueueSize is the number of batches waiting for this receiver beyond
 	// which new batches are dropped and counted; default 64.
 	QueueSize int
@@ -42,7 +48,7 @@ type NotifierStats struct {
 // counts it when the queue is full). Each receiver has a goroutine of its
 // own that runs its pipeline
 //
-//	MinSeverity → (drop resolved) → Group → Retry(Send)
+//	MinSeverity → (drop resolved) → (Repeat) → Group → Retry(Send)
 //
 // so a slow or failing receiver delays neither the evaluator nor the other
 // receivers. Nothing is delivered until Run is called.
@@ -97,6 +103,9 @@ func NewDispatcher(receivers []Receiver, logger *slog.Logger) (*Dispatcher, erro
 		stages := MultiStage{MinSeverityStage{Min: r.MinSeverity}}
 		if r.SkipResolved {
 			stages = append(stages, firingOnlyStage{})
+		}
+		if r.RepeatInterval != 0 {
+			stages = append(stages, NewRepeatStage(r.RepeatInterval))
 		}
 		retry := RetryStage{
 			Next:   SendStage{Notifier: r.Notifier},

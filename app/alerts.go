@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/apiwarden/apiwarden/alerting"
 	"github.com/apiwarden/apiwarden/config"
@@ -61,7 +62,35 @@ func Receivers(cfg *config.Config) ([]alerting.Receiver, error) {
 				return nil, fmt.Errorf("alerts.notify[%d]: %w", i, err)
 			}
 		}
-		out = append(out, alerting.Receiver{Name: fmt.Sprintf("%s-%d", n.Type, i), Notifier: notifier, MinSeverity: minSev})
+		out = append(out, alerting.Receiver{Name: fmt.Sprintf("%s-%d", n.Type, i), Notifier: notifier, MinSeverity: minSev,
+			RepeatInterval: receiverRepeat(cfg, n)})
 	}
 	return out, nil
+}
+
+// receiverRepeat is how often receiver n hears a firing alert again: its
+// own repeat_interval, else alerts.repeat_interval (0 there means the
+// evaluator's default; negative, never).
+func receiverRepeat(cfg *config.Config, n config.NotifyRule) time.Duration {
+	if d := n.RepeatInterval.D(); d > 0 {
+		return d
+	}
+	if d := cfg.Alerts.RepeatInterval.D(); d != 0 {
+		return d
+	}
+	return alerting.DefaultRepeatInterval
+}
+
+// RepeatInterval is how often the evaluator re-announces a firing alert:
+// the shortest interval of any receiver. Each receiver drops the repeats
+// that come too soon for it (alerting.RepeatStage), so all hear at their
+// own pace.
+func RepeatInterval(cfg *config.Config) time.Duration {
+	every := cfg.Alerts.RepeatInterval.D()
+	for _, n := range cfg.Alerts.Notify {
+		if d := receiverRepeat(cfg, n); d > 0 && (every <= 0 || d < every) {
+			every = d
+		}
+	}
+	return every
 }

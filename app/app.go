@@ -440,7 +440,7 @@ func (a *App) newAlerts() error {
 		Calendar:       calendarSource{a.limits},
 		Notify:         a.notify,
 		Interval:       a.cfg.Alerts.EvaluationInterval.D(),
-		RepeatInterval: a.cfg.Alerts.RepeatInterval.D(),
+		RepeatInterval: RepeatInterval(a.cfg),
 		Retention:      time.Duration(a.cfg.Alerts.RetentionDays) * 24 * time.Hour,
 		Now:            a.now,
 		Logger:         a.log,

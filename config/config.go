@@ -191,6 +191,9 @@ type NotifyRule struct {
 	Type        string `toml:"type"` // webhook | slack | email
 	URL         Secret `toml:"url"`
 	MinSeverity string `toml:"min_severity"`
+	// RepeatInterval overrides alerts.repeat_interval for this receiver;
+	// 0 uses it.
+	RepeatInterval Duration `toml:"repeat_interval"`
 	// email
 	SMTPHost     string   `toml:"smtp_host"`
 	SMTPPort     int      `toml:"smtp_port"`
