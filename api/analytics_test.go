@@ -62,7 +62,7 @@ var knownRequests = []knownRequest{
 	{"2026-11-27T15:29:30Z", "a", "/api/forms", 200, 35, 0, 100, ""}, // 27 | 27
 }
 
-func newAnFixture(t *testing.T) *anFixture {
+func newAnFixture(t testing.TB) *anFixture {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -114,7 +114,7 @@ func newAnFixture(t *testing.T) *anFixture {
 	return f
 }
 
-func (f *anFixture) record(t *testing.T, i int, kr knownRequest) metrics.Record {
+func (f *anFixture) record(t testing.TB, i int, kr knownRequest) metrics.Record {
 	t.Helper()
 	at, err := time.Parse(time.RFC3339, kr.at)
 	if err != nil {
