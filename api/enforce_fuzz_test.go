@@ -1,0 +1,54 @@
+package api_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// FuzzCheckAndAuthorize sends arbitrary /v1/check bodies and arbitrary
+// forwarded request lines to /v1/authorize, over loopback, with a real
+// key. Bad input is the caller's mistake: the answer is never a 5xx, and
+// /v1/check always answers JSON. Seeds: testdata/fuzz/FuzzCheckAndAuthorize.
+func FuzzCheckAndAuthorize(f *testing.F) {
+	fx := newGateFixture(f, gateConfig{serviceToken: "svc-token"})
+	secret := fx.secrets["bench"] // unlimited: the fuzzer never runs out of tokens
+	client := &http.Client{}
+	f.Fuzz(func(t *testing.T, body, method, uri string) {
+		body = strings.ReplaceAll(body, "$KEY", secret)
+		req, err := http.NewRequest("POST", fx.admin.URL+"/v1/check", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Apiwarden-Token", "svc-token")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 || !json.Valid(b) {
+			t.Fatalf("/v1/check %q: %d %.300s", body, resp.StatusCode, b)
+		}
+
+		req, err = http.NewRequest("GET", fx.admin.URL+"/v1/authorize", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Api-Key", secret)
+		req.Header.Set("X-Original-Method", method)
+		req.Header.Set("X-Original-URI", uri)
+		resp, err = client.Do(req)
+		if err != nil {
+			return // a header value the client refuses to send
+		}
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Fatalf("/v1/authorize %q %q: %d %.300s", method, uri, resp.StatusCode, b)
+		}
+	})
+}
