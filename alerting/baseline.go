@@ -136,92 +136,233 @@ type baselineEntry struct {
 	seen    uint64
 }
 
-// subjectHistory gathers one subject's rollups while baselines are built.
-type subjectHistory struct {
-	weeks  [baselineWeeks]float64
-	nWeeks int
-	recent [recentHours]float64 // oldest first
-	first  int                  // index of the first recent hour on record; -1: none
-	p95s   [recentHours]float64
-	nP95   int
+// recentHistory is one subject kind's hourly rollups of the 24 hours
+// before the hour its baselines were last built for. It is kept from one
+// rebuild to the next so that, when the hour advances by one, two hours
+// are read (the new one, and the one before it again, whose rollup may
+// still have been filling at the last rebuild) rather than 24. The same
+// hour of past weeks is read anew on every rebuild: four single hours.
+// It is not safe for concurrent use; the evaluator holds evalMu.
+type recentHistory struct {
+	kind  SubjectKind
+	until time.Time      // recent holds the hours before it; zero: start over
+	index map[string]int // subject value -> number, for at
+	// chunks hold the subjects numbered 0 to n-1, subjectChunk a chunk:
+	// growing one slice of 10,000 histories copied megabytes on the
+	// first rebuild.
+	chunks []*[subjectChunk]subjectHistory
+	n      int
+	// lastName and lastIdx skip the index lookup while a source passes
+	// one subject's hours one after another; lastIdx < 0: none.
+	lastName string
+	lastIdx  int
 }
 
-// buildBaselines reads the rollups a baseline for hour needs: the same
-// hour in each of the last four weeks and the 24 hours before it.
+// subjectHistory is one subject's rollups while its baseline is built.
+type subjectHistory struct {
+	name string
+	// recent and p95s are indexed by the hour's Unix hour number mod 24,
+	// so a new hour overwrites the one that left the window; onRecord has
+	// the bit of every slot holding a rollup from the window.
+	recent   [recentHours]float64
+	p95s     [recentHours]float64 // 0: unknown
+	onRecord uint32
+	weeks    [baselineWeeks]float64
+	nWeeks   int
+}
+
+func newRecentHistory(kind SubjectKind) *recentHistory {
+	return &recentHistory{kind: kind, index: map[string]int{}, lastIdx: -1}
+}
+
+// buildBaselines builds the baselines of kind for hour from scratch,
+// with the weeks counted in UTC.
 func buildBaselines(src HistorySource, kind SubjectKind, hour time.Time) (*baselines, error) {
-	// Read every hour first, so the working set can be sized once: growing
-	// it by appends copied megabytes per rebuild.
-	var weeks [baselineWeeks]map[string]HourStat
-	var recent [recentHours]map[string]HourStat
-	largest := 0
-	for w := range weeks {
-		rows, err := src.Hour(kind, hour.Add(-time.Duration(w+1)*7*24*time.Hour))
-		if err != nil {
-			return nil, err
-		}
-		weeks[w] = rows
-		largest = max(largest, len(rows))
-	}
-	for i := range recent {
-		rows, err := src.Hour(kind, hour.Add(-time.Duration(recentHours-i)*time.Hour))
-		if err != nil {
-			return nil, err
-		}
-		recent[i] = rows
-		largest = max(largest, len(rows))
-	}
+	return newRecentHistory(kind).build(src, hour, time.UTC)
+}
 
-	index := make(map[string]int, largest)
-	hist := make([]subjectHistory, 0, largest+largest/8)
-	get := func(subject string) *subjectHistory {
-		i, ok := index[subject]
+// build reads the rollups the baselines for hour need that h does not
+// hold yet: the hours of the last 24 not read before, and the same local
+// wall-clock hour in loc in each of the last four weeks. After a failed
+// read h starts over on the next call.
+func (h *recentHistory) build(src HistorySource, hour time.Time, loc *time.Location) (*baselines, error) {
+	from := hour.Add(-recentHours * time.Hour)
+	if h.until.IsZero() || !hour.After(h.until) || !h.until.After(from) {
+		clear(h.index)
+		h.n = 0
+	} else {
+		from = h.until.Add(-time.Hour)
+	}
+	h.until = time.Time{}
+	h.lastIdx = -1
+
+	// Forget the slots about to be read: the hours that left the window
+	// and the one read again.
+	var stale uint32
+	for at := from; at.Before(hour); at = at.Add(time.Hour) {
+		stale |= 1 << hourSlot(at)
+	}
+	for i := range h.n {
+		s := h.at(i)
+		s.onRecord &^= stale
+		s.nWeeks = 0
+	}
+	err := src.Hours(h.kind, from, hour, func(subject string, at time.Time, st HourStat) {
+		if at.Before(from) || !at.Before(hour) {
+			return
+		}
+		s, i := h.subject(subject), hourSlot(at)
+		s.recent[i] = float64(st.Requests)
+		s.p95s[i] = float64(st.P95)
+		s.onRecord |= 1 << i
+	})
+	if err != nil {
+		return nil, err
+	}
+	for w := 1; w <= baselineWeeks; w++ {
+		at, ok := sameHourWeeksBack(hour, loc, w)
 		if !ok {
-			i = len(hist)
-			index[subject] = i
-			hist = append(hist, subjectHistory{first: -1})
+			continue
 		}
-		return &hist[i]
-	}
-	for _, rows := range weeks {
-		for subject, st := range rows {
-			h := get(subject)
-			h.weeks[h.nWeeks] = float64(st.Requests)
-			h.nWeeks++
-		}
-	}
-	for i, rows := range recent {
-		for subject, st := range rows {
-			h := get(subject)
-			h.recent[i] = float64(st.Requests)
-			if h.first < 0 {
-				h.first = i
+		err := src.Hours(h.kind, at, at.Add(time.Hour), func(subject string, t time.Time, st HourStat) {
+			if !t.Equal(at) {
+				return
 			}
-			if st.P95 > 0 {
-				h.p95s[h.nP95] = float64(st.P95)
-				h.nP95++
+			if s := h.subject(subject); s.nWeeks < baselineWeeks {
+				s.weeks[s.nWeeks] = float64(st.Requests)
+				s.nWeeks++
 			}
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
+	out := h.baselines(hour)
+	h.prune()
+	h.until = hour
+	return out, nil
+}
 
-	out := &baselines{
-		kind:  kind,
-		hour:  hour,
-		index: make(map[string]int, len(index)),
-		p95:   make(map[string]time.Duration, len(index)),
+// hourSlot is the slot of the hour starting at t in a subject's recent
+// hours.
+func hourSlot(t time.Time) uint {
+	return uint(t.Unix()/3600) % recentHours
+}
+
+const subjectChunk = 256
+
+// at returns subject number i.
+func (h *recentHistory) at(i int) *subjectHistory {
+	return &h.chunks[i/subjectChunk][i%subjectChunk]
+}
+
+// subject returns the history of a subject value, adding it if new.
+func (h *recentHistory) subject(name string) *subjectHistory {
+	if h.lastIdx >= 0 && h.lastName == name {
+		return h.at(h.lastIdx)
 	}
-	for subject, i := range index {
-		h := &hist[i]
-		b, ok := seasonalBaseline(h.weeks[:h.nWeeks])
-		if !ok && h.first >= 0 {
-			b, ok = ewmaBaseline(h.recent[h.first:])
+	i, ok := h.index[name]
+	if !ok {
+		i = h.n
+		if i/subjectChunk == len(h.chunks) {
+			h.chunks = append(h.chunks, new([subjectChunk]subjectHistory))
+		}
+		h.n++
+		h.index[name] = i
+		*h.at(i) = subjectHistory{name: name}
+	}
+	h.lastName, h.lastIdx = name, i
+	return h.at(i)
+}
+
+// baselines works out every subject's baseline for hour.
+func (h *recentHistory) baselines(hour time.Time) *baselines {
+	out := &baselines{
+		kind:  h.kind,
+		hour:  hour,
+		index: make(map[string]int, h.n),
+		p95:   make(map[string]time.Duration, h.n),
+	}
+	first := hourSlot(hour) // the slot of the oldest hour in the window
+	var series, p95s [recentHours]float64
+	for i := range h.n {
+		s := h.at(i)
+		// The recent hours oldest first, from the first on record; hours
+		// without a rollup after it count as no traffic.
+		n, nP95 := 0, 0
+		for k := range uint(recentHours) {
+			slot := (first + k) % recentHours
+			on := s.onRecord&(1<<slot) != 0
+			switch {
+			case on:
+				series[n] = s.recent[slot]
+				n++
+				if s.p95s[slot] > 0 {
+					p95s[nP95] = s.p95s[slot]
+					nP95++
+				}
+			case n > 0:
+				series[n] = 0
+				n++
+			}
+		}
+		b, ok := seasonalBaseline(s.weeks[:s.nWeeks])
+		if !ok && n > 0 {
+			b, ok = ewmaBaseline(series[:n])
 		}
 		if ok {
-			out.index[subject] = len(out.entries)
-			out.entries = append(out.entries, baselineEntry{subject: subject, b: b})
+			out.index[s.name] = len(out.entries)
+			out.entries = append(out.entries, baselineEntry{subject: s.name, b: b})
 		}
-		if h.nP95 > 0 {
-			out.p95[subject] = time.Duration(median(h.p95s[:h.nP95]))
+		if nP95 > 0 {
+			out.p95[s.name] = time.Duration(median(p95s[:nP95]))
 		}
 	}
-	return out, nil
+	return out
+}
+
+// prune drops the subjects without a rollup in the recent hours: their
+// weeks are read again on every rebuild, so nothing is lost, and keys
+// that stopped sending traffic do not accumulate.
+func (h *recentHistory) prune() {
+	for i := 0; i < h.n; {
+		s := h.at(i)
+		if s.onRecord != 0 {
+			i++
+			continue
+		}
+		delete(h.index, s.name)
+		h.n--
+		if i != h.n {
+			*s = *h.at(h.n)
+			h.index[s.name] = i
+		}
+		*h.at(h.n) = subjectHistory{}
+	}
+	h.lastIdx = -1
+}
+
+// sameHourWeeksBack returns the UTC hour that starts at the same local
+// wall-clock time in loc as hour did, weeks weeks earlier, so the weekly
+// rhythm of local traffic survives daylight-saving changes. A wall-clock
+// time that did not exist that day (skipped when the clocks went forward)
+// has no sample; one that happened twice (the clocks went back) is taken
+// at its first occurrence.
+func sameHourWeeksBack(hour time.Time, loc *time.Location, weeks int) (time.Time, bool) {
+	l := hour.In(loc)
+	t := time.Date(l.Year(), l.Month(), l.Day()-7*weeks, l.Hour(), l.Minute(), 0, 0, loc)
+	same := func(u time.Time) bool {
+		return u.Day() == t.Day() && u.Hour() == l.Hour() && u.Minute() == l.Minute()
+	}
+	if !same(t) {
+		return time.Time{}, false
+	}
+	// time.Date does not promise which of a repeated time it returns.
+	for _, back := range []time.Duration{time.Hour, 30 * time.Minute} {
+		if u := t.Add(-back); same(u) {
+			t = u
+			break
+		}
+	}
+	return t.UTC(), true
 }

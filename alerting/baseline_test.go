@@ -52,8 +52,13 @@ func TestEWMABaseline(t *testing.T) {
 
 type mapHistory map[time.Time]map[string]HourStat
 
-func (h mapHistory) Hour(_ SubjectKind, hour time.Time) (map[string]HourStat, error) {
-	return h[hour], nil
+func (h mapHistory) Hours(_ SubjectKind, from, to time.Time, fn func(string, time.Time, HourStat)) error {
+	for at := from; at.Before(to); at = at.Add(time.Hour) {
+		for subject, st := range h[at] {
+			fn(subject, at, st)
+		}
+	}
+	return nil
 }
 
 func TestBuildBaselinesChoosesMethod(t *testing.T) {

@@ -35,6 +35,10 @@ type Options struct {
 	History  HistorySource
 	Quotas   QuotaSource
 	Calendar CalendarSource // nil: no severity boost
+	// Location is server.timezone: unusual_activity compares an hour with
+	// the same local wall-clock hour of past weeks in it, across
+	// daylight-saving changes. Nil means UTC.
+	Location *time.Location
 
 	// Notify receives the alerts to announce after each pass and after a
 	// manual resolve. It is called without locks held but on the
@@ -67,6 +71,7 @@ type Evaluator struct {
 	history  HistorySource
 	quotas   QuotaSource
 	calendar CalendarSource
+	loc      *time.Location
 	notify   Stage
 	interval time.Duration
 	repeat   time.Duration
@@ -82,6 +87,7 @@ type Evaluator struct {
 	// and sources that call Rules during one).
 	rulesMu   sync.RWMutex
 	baselines map[SubjectKind]*baselines
+	recent    map[SubjectKind]*recentHistory
 	gen       uint64
 
 	// mu guards the alert state.
@@ -133,6 +139,7 @@ func New(opts Options) (*Evaluator, error) {
 		history:   opts.History,
 		quotas:    opts.Quotas,
 		calendar:  opts.Calendar,
+		loc:       opts.Location,
 		notify:    opts.Notify,
 		interval:  opts.Interval,
 		repeat:    opts.RepeatInterval,
@@ -140,6 +147,7 @@ func New(opts Options) (*Evaluator, error) {
 		now:       opts.Now,
 		log:       opts.Logger,
 		baselines: map[SubjectKind]*baselines{},
+		recent:    map[SubjectKind]*recentHistory{},
 		active:    map[uint64]*tracked{},
 		cooldown:  map[uint64]time.Time{},
 		stop:      make(chan struct{}),
@@ -156,6 +164,9 @@ func New(opts Options) (*Evaluator, error) {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.loc == nil {
+		e.loc = time.UTC
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -435,13 +446,20 @@ func (e *Evaluator) read(now time.Time) ([]ruleData, error) {
 }
 
 // baselinesFor returns the baselines of kind for the hour of now,
-// rebuilding them when the hour has changed. It needs evalMu.
+// rebuilding them in this pass when the hour has changed: from the
+// recent hours kept since the last rebuild, and the hours not read yet.
+// It needs evalMu.
 func (e *Evaluator) baselinesFor(kind SubjectKind, now time.Time) (*baselines, error) {
 	hour := now.UTC().Truncate(time.Hour)
 	if b := e.baselines[kind]; b != nil && b.hour.Equal(hour) {
 		return b, nil
 	}
-	b, err := buildBaselines(e.history, kind, hour)
+	h := e.recent[kind]
+	if h == nil {
+		h = newRecentHistory(kind)
+		e.recent[kind] = h
+	}
+	b, err := h.build(e.history, hour, e.loc)
 	if err != nil {
 		return nil, err
 	}

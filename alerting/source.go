@@ -39,14 +39,19 @@ type HourStat struct {
 
 // HistorySource reads hourly rollups for baselines.
 type HistorySource interface {
-	// Hour returns the rollup of every subject of kind for the hour that
-	// starts at hour (a whole UTC hour), keyed by subject value ("" for
-	// SubjectGlobal). A subject absent from the map had no rollup for that
-	// hour; the evaluator treats it as missing history rather than zero,
-	// so a key created last week is not compared with the weeks before it
-	// existed. The map is not modified and may be retained by the
-	// evaluator until the baselines are next rebuilt (once an hour).
-	Hour(kind SubjectKind, hour time.Time) (map[string]HourStat, error)
+	// Hours calls fn with the rollup of every subject of kind in every
+	// hour in [from, to) that has one; from and to are whole UTC hours,
+	// hour is the start of the rollup's hour and subject is "" for
+	// SubjectGlobal. A subject without a rollup in an hour is not passed
+	// for it: the evaluator treats that as missing history rather than
+	// zero, so a key created last week is not compared with the weeks
+	// before it existed. Rows may come in any order; a source that passes
+	// one subject's hours one after another (as the rollups are stored)
+	// saves the evaluator a lookup per row. fn runs on the caller's
+	// goroutine before Hours returns, and may keep subject. The evaluator
+	// calls Hours from one pass at a time, about six times per subject
+	// kind an hour (28 after a restart).
+	Hours(kind SubjectKind, from, to time.Time, fn func(subject string, hour time.Time, st HourStat)) error
 }
 
 // QuotaUsage is how much of its limits one key has used.

@@ -127,11 +127,14 @@ func (rt *Realtime) Window(kind alerting.SubjectKind, window time.Duration, now 
 	return nil, fmt.Errorf("analytics: unknown subject kind %q", kind)
 }
 
-// Hour returns the hourly rollup of every subject of kind for the UTC hour
-// starting at hour, keyed by subject value ("" for SubjectGlobal); it
-// satisfies alerting.HistorySource. A subject without a cell is absent.
-func (s *Service) Hour(kind alerting.SubjectKind, hour time.Time) (map[string]alerting.HourStat, error) {
-	q := metrics.CellQuery{Interval: metrics.Hourly, From: hour, To: hour.Add(time.Hour)}
+// Hours calls fn with the hourly rollup of every subject of kind in each
+// UTC hour in [from, to) that has one, subject by subject (as the
+// rollups are stored: a subject's hours one after another) and "" for
+// SubjectGlobal; it satisfies alerting.HistorySource. The range is read
+// in one transaction, one cursor seek per subject, whatever its length.
+// Safe for concurrent use; fn runs on the caller's goroutine.
+func (s *Service) Hours(kind alerting.SubjectKind, from, to time.Time, fn func(subject string, hour time.Time, st alerting.HourStat)) error {
+	q := metrics.CellQuery{Interval: metrics.Hourly, From: from, To: to}
 	switch kind {
 	case alerting.SubjectGlobal:
 		q.Dimension = metrics.DimTotal
@@ -142,15 +145,10 @@ func (s *Service) Hour(kind alerting.SubjectKind, hour time.Time) (map[string]al
 	case alerting.SubjectOwner:
 		q.Dimension, q.AllValues = metrics.DimOwner, true
 	default:
-		return nil, fmt.Errorf("analytics: unknown subject kind %q", kind)
+		return fmt.Errorf("analytics: unknown subject kind %q", kind)
 	}
-	out := make(map[string]alerting.HourStat)
-	err := s.src.ScanCells(context.Background(), q, func(v string, _ time.Time, c *metrics.Cell) error {
-		out[v] = alerting.HourStat{Requests: int64(c.Count), P95: c.LatencyQuantile(0.95)}
+	return s.src.ScanCells(context.Background(), q, func(v string, start time.Time, c *metrics.Cell) error {
+		fn(v, start, alerting.HourStat{Requests: int64(c.Count), P95: c.LatencyQuantile(0.95)})
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
