@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // How unusual_activity decides that traffic is unusual.
@@ -153,7 +154,8 @@ type recentHistory struct {
 	chunks []*[subjectChunk]subjectHistory
 	n      int
 	// lastName and lastIdx skip the index lookup while a source passes
-	// one subject's hours one after another; lastIdx < 0: none.
+	// one subject's hours one after another in the same string, as
+	// metrics.Reader does; lastIdx < 0: none.
 	lastName string
 	lastIdx  int
 }
@@ -258,7 +260,9 @@ func (h *recentHistory) at(i int) *subjectHistory {
 
 // subject returns the history of a subject value, adding it if new.
 func (h *recentHistory) subject(name string) *subjectHistory {
-	if h.lastIdx >= 0 && h.lastName == name {
+	// The same string, not just equal bytes: comparing the bytes of
+	// different subjects cost as much as the lookup it saves.
+	if h.lastIdx >= 0 && len(name) == len(h.lastName) && unsafe.StringData(name) == unsafe.StringData(h.lastName) {
 		return h.at(h.lastIdx)
 	}
 	i, ok := h.index[name]
