@@ -17,7 +17,9 @@ import (
 // SIGTERM (the context ending) lets slow in-flight requests finish and
 // records every one of them before the data file closes.
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
+	arrived := make(chan struct{}, 5)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
 		time.Sleep(400 * time.Millisecond)
 		io.WriteString(w, "slow but fine")
 	}))
@@ -45,7 +47,13 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 			statuses <- resp.StatusCode
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // the requests are upstream now
+	for range 5 { // every request is upstream, in flight, before the shutdown
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the requests did not reach the upstream")
+		}
+	}
 	stop()
 	wg.Wait()
 	close(statuses)
@@ -68,10 +76,11 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 // With shutdown_delay the instance answers /readyz 503 but keeps serving
 // until the delay has passed.
 func TestShutdownDelayKeepsServingWhileUnready(t *testing.T) {
-	a, stop := startApp(t, func(c *config.Config) { c.Server.ShutdownDelay = config.Duration(500 * time.Millisecond) })
+	// A long delay, so that a loaded machine still sees the window; the
+	// test waits only until /readyz turns, then for the stop.
+	a, stop := startApp(t, func(c *config.Config) { c.Server.ShutdownDelay = config.Duration(2 * time.Second) })
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()
-	time.Sleep(150 * time.Millisecond)
 	get := func(path string) int {
 		resp, err := http.Get("http://" + a.AdminAddr() + path)
 		if err != nil {
@@ -80,8 +89,12 @@ func TestShutdownDelayKeepsServingWhileUnready(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if got := get("/readyz"); got != 503 {
-		t.Fatalf("/readyz during the delay: %d, want 503", got)
+	deadline := time.Now().Add(time.Second)
+	for get("/readyz") != 503 {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not turn 503 during the delay")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if got := get("/healthz"); got != 200 {
 		t.Fatalf("/healthz during the delay: %d, want 200 (still serving)", got)
