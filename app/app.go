@@ -253,7 +253,7 @@ func (a *App) newAPI(version string) error {
 			Location: a.calendar.Location(),
 		},
 		DebugPprof:   cfg.Server.DebugPprof,
-		Backup:       a.st,
+		Backup:       flushingBackup{a},
 		Dashboard:    api.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D()},
 		Metrics:      a.telemetry.Handler(),
 		MetricsToken: cfg.Security.MetricsToken.Value(),
