@@ -16,22 +16,27 @@ import (
 // time, column by column:
 //
 //	header (never compressed, so time-range reads skip a block unread):
-//	  version byte (1), flags byte (bit 0: body is DEFLATE-compressed),
-//	  uvarint record count, varint min time (µs since the epoch),
-//	  uvarint max time − min time (µs)
+//	  version byte (2; 1 is still read), flags byte (bit 0: body is
+//	  DEFLATE-compressed), uvarint record count, varint min time (µs since
+//	  the epoch), uvarint max time − min time (µs)
 //	body: one section per column in the order of the col* constants, each
 //	  uvarint table length, table, uvarint rows length, rows
 //
 // Column encodings:
 //   - time: uvarint delta in µs from the previous record (the first from
 //     the min time).
-//   - method, route, key, owner, tier, country, user agent, decision:
-//     interned in the dictionary bucket; the table lists the global ids the
-//     block uses (uvarint each) and a row is the uvarint position in it.
-//     Owner and tier follow the key: a row is 0 when the value is the one
-//     last seen with the row's key in this block, else position+1.
-//   - path: a block-local table of the distinct strings (uvarint length,
-//     bytes); a row is the position.
+//   - route, key, owner, tier, decision: interned in the dictionary
+//     bucket; the table lists the global ids the block uses (uvarint each)
+//     and a row is the uvarint position in it. Owner and tier follow the
+//     key: a row is 0 when the value is the one last seen with the row's
+//     key in this block, else position+1.
+//   - method, path, country, user agent: a block-local table of the
+//     distinct strings (uvarint length, bytes); a row is the position.
+//     Clients choose these (any token is a method to net/http, the
+//     country header is only trustworthy behind a CDN), so they must not
+//     grow the dictionary, which is never cleaned: a block-local string
+//     dies with its block when retention drops the day. Version 1 blocks
+//     interned method, country and user agent like the route.
 //   - client IP: a block-local table of addresses (uvarint length,
 //     netip.Addr binary form); a row is the position.
 //   - request id: a table of shapes (uvarint length, prefix, mode byte:
@@ -50,7 +55,8 @@ import (
 // for any block of more than a few records.
 
 const (
-	blockVersion   = 1
+	blockVersion   = 2 // what the encoder writes
+	blockVersion1  = 1 // method, country and user agent in the dictionary
 	blockFlagFlate = 1 << 0
 
 	// maxBlockRecords caps a block so that a page of a paginated read
@@ -91,8 +97,21 @@ const (
 	numColumns
 )
 
-// dictColumns are the columns whose values go through the dictionary.
-var dictColumns = [...]int{colMethod, colRoute, colKey, colOwner, colTier, colCountry, colUserAgent, colDecision}
+// stringColumns are the columns that hold strings, in the order they are
+// encoded and decoded: the key before the owner and tier it predicts.
+var stringColumns = [...]int{colMethod, colRoute, colPath, colKey, colOwner, colTier, colCountry, colUserAgent, colDecision}
+
+// inDict reports whether a string column of a block of the given version
+// holds dictionary ids; the others hold block-local strings.
+func inDict(version byte, c int) bool {
+	switch c {
+	case colRoute, colKey, colOwner, colTier, colDecision:
+		return true
+	case colMethod, colCountry, colUserAgent:
+		return version == blockVersion1
+	}
+	return false
+}
 
 // Request id shape modes.
 const (
@@ -136,13 +155,39 @@ func (d *localDict) position(s string, table *[]byte, intern func(string) (uint6
 	return p, nil
 }
 
+// localStrings maps the strings of a block-local column to their positions
+// in the block's table.
+type localStrings struct {
+	index map[string]uint32
+}
+
+func (l *localStrings) reset() {
+	if l.index == nil {
+		l.index = make(map[string]uint32)
+	}
+	clear(l.index)
+}
+
+// position returns the string's position, appending it to table if it is
+// new to the block.
+func (l *localStrings) position(s string, table *[]byte) uint32 {
+	if p, ok := l.index[s]; ok {
+		return p
+	}
+	p := uint32(len(l.index))
+	l.index[s] = p
+	*table = binary.AppendUvarint(*table, uint64(len(s)))
+	*table = append(*table, s...)
+	return p
+}
+
 // blockEncoder turns records into blocks. Its maps and buffers are reused
 // from block to block; it is not safe for concurrent use.
 type blockEncoder struct {
 	tables, rows [numColumns][]byte
 
-	dicts      [numColumns]localDict
-	paths      map[string]uint32
+	dicts      [numColumns]localDict    // dictionary columns
+	locals     [numColumns]localStrings // block-local string columns
 	ips        map[netip.Addr]uint32
 	shapes     map[idShape]uint32
 	shapePrev  []uint64
@@ -157,7 +202,6 @@ type blockEncoder struct {
 
 func newBlockEncoder() *blockEncoder {
 	return &blockEncoder{
-		paths:  make(map[string]uint32),
 		ips:    make(map[netip.Addr]uint32),
 		shapes: make(map[idShape]uint32),
 	}
@@ -168,10 +212,13 @@ func (e *blockEncoder) reset() {
 		e.tables[c] = e.tables[c][:0]
 		e.rows[c] = e.rows[c][:0]
 	}
-	for _, c := range dictColumns {
-		e.dicts[c].reset()
+	for _, c := range stringColumns {
+		if inDict(blockVersion, c) {
+			e.dicts[c].reset()
+		} else {
+			e.locals[c].reset()
+		}
 	}
-	clear(e.paths)
 	clear(e.ips)
 	clear(e.shapes)
 	e.shapePrev = e.shapePrev[:0]
@@ -188,7 +235,7 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 	e.reset()
 	minT, maxT := recs[0].Time.UnixMicro(), recs[len(recs)-1].Time.UnixMicro()
 	prevT := minT
-	var dictVals [len(dictColumns)]string
+	var vals [len(stringColumns)]string
 	for _, r := range recs {
 		t := r.Time.UnixMicro()
 		if t < prevT {
@@ -199,12 +246,17 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 
 		e.encodeRequestID(r.RequestID)
 
-		dictVals = [...]string{r.Method, r.Route, r.KeyID, r.OwnerID, r.Tier, r.Country, r.UserAgent, string(r.Decision)}
+		vals = [...]string{r.Method, r.Route, r.Path, r.KeyID, r.OwnerID, r.Tier, r.Country, r.UserAgent, string(r.Decision)}
 		var keyPos uint32
-		for i, c := range dictColumns {
-			p, err := e.dicts[c].position(dictVals[i], &e.tables[c], intern)
-			if err != nil {
-				return dst, err
+		for i, c := range stringColumns {
+			var p uint32
+			if inDict(blockVersion, c) {
+				var err error
+				if p, err = e.dicts[c].position(vals[i], &e.tables[c], intern); err != nil {
+					return dst, err
+				}
+			} else {
+				p = e.locals[c].position(vals[i], &e.tables[c])
 			}
 			switch c {
 			case colKey:
@@ -223,16 +275,7 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 			}
 		}
 
-		p, ok := e.paths[r.Path]
-		if !ok {
-			p = uint32(len(e.paths))
-			e.paths[r.Path] = p
-			e.tables[colPath] = binary.AppendUvarint(e.tables[colPath], uint64(len(r.Path)))
-			e.tables[colPath] = append(e.tables[colPath], r.Path...)
-		}
-		e.rows[colPath] = binary.AppendUvarint(e.rows[colPath], uint64(p))
-
-		p, ok = e.ips[r.ClientIP]
+		p, ok := e.ips[r.ClientIP]
 		if !ok {
 			p = uint32(len(e.ips))
 			e.ips[r.ClientIP] = p
@@ -339,17 +382,17 @@ func splitRequestID(id string) (idShape, uint64) {
 // blockHeader is the uncompressed front of a block.
 type blockHeader struct {
 	count            int
-	flags            byte
+	version, flags   byte
 	minTime, maxTime int64 // µs since the epoch
 }
 
 // parseBlockHeader reads the header and returns the body after it.
 func parseBlockHeader(b []byte) (blockHeader, []byte, error) {
 	var h blockHeader
-	if len(b) < 2 || b[0] != blockVersion {
+	if len(b) < 2 || (b[0] != blockVersion && b[0] != blockVersion1) {
 		return h, nil, fmt.Errorf("%w: unknown version", ErrCorruptBlock)
 	}
-	h.flags = b[1]
+	h.version, h.flags = b[0], b[1]
 	if h.flags&^blockFlagFlate != 0 {
 		return h, nil, fmt.Errorf("%w: unknown flags %#x", ErrCorruptBlock, h.flags)
 	}
@@ -484,16 +527,16 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 		return corrupt("request id", err)
 	}
 
-	// dictionary columns
+	// string columns
 	var keyPos []uint32
 	keys := 0 // distinct keys in the block
-	for _, c := range dictColumns {
-		strs, err := dictTable(cols[c].table, n, resolve)
-		if err != nil {
+	var col stringTable
+	for _, c := range stringColumns {
+		if err := col.load(cols[c].table, n, inDict(h.version, c), resolve); err != nil {
 			return corrupt(columnName(c), err)
 		}
 		if c == colKey {
-			keys = len(strs)
+			keys = col.len()
 			keyPos = make([]uint32, n)
 		}
 		r := byteReader{b: cols[c].rows}
@@ -521,8 +564,8 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 					last[k] = int64(v)
 				}
 			}
-			if v >= uint64(len(strs)) {
-				return corrupt(columnName(c), fmt.Errorf("record %d: position %d of %d", i, v, len(strs)))
+			if v >= uint64(col.len()) {
+				return corrupt(columnName(c), fmt.Errorf("record %d: position %d of %d", i, v, col.len()))
 			}
 			if c == colKey {
 				keyPos[i] = uint32(v)
@@ -531,12 +574,14 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 			if o < 0 {
 				continue
 			}
-			s := strs[v]
+			s := col.get(int(v))
 			switch c {
 			case colMethod:
 				recs[o].Method = s
 			case colRoute:
 				recs[o].Route = s
+			case colPath:
+				recs[o].Path = s
 			case colKey:
 				recs[o].KeyID = s
 			case colOwner:
@@ -554,30 +599,6 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 		if err := finish(&r); err != nil {
 			return corrupt(columnName(c), err)
 		}
-	}
-
-	// path: the table's strings are made only for selected rows.
-	paths, err := rawTable(cols[colPath].table, n)
-	if err != nil {
-		return corrupt("path", err)
-	}
-	made := make([]string, len(paths))
-	done := make([]bool, len(paths))
-	r = byteReader{b: cols[colPath].rows}
-	for i := range n {
-		v := r.uvarint()
-		if v >= uint64(len(paths)) {
-			return corrupt("path", fmt.Errorf("record %d: position %d", i, v))
-		}
-		if o := slot[i]; o >= 0 {
-			if !done[v] {
-				made[v], done[v] = string(paths[v]), true
-			}
-			recs[o].Path = made[v]
-		}
-	}
-	if err := finish(&r); err != nil {
-		return corrupt("path", err)
 	}
 
 	// client IP
@@ -668,12 +689,33 @@ func finish(r *byteReader) error {
 	return nil
 }
 
-func dictTable(table []byte, n int, resolve func(uint64) (string, error)) ([]string, error) {
-	var strs []string
+// stringTable holds the strings of one string column's table while a
+// block is decoded. Dictionary ids are resolved up front (the resolver
+// caches them); block-local entries become strings only when a selected
+// row uses them, so a page of a few rows does not copy a block's worth of
+// long paths or user agents.
+type stringTable struct {
+	strs []string
+	raw  [][]byte // block-local entries; nil for a dictionary column
+	made []bool
+}
+
+func (t *stringTable) load(table []byte, n int, dict bool, resolve func(uint64) (string, error)) error {
+	t.strs, t.raw, t.made = t.strs[:0], nil, t.made[:0]
+	if !dict {
+		raw, err := rawTable(table, n)
+		if err != nil {
+			return err
+		}
+		t.raw = raw
+		t.strs = append(t.strs, make([]string, len(raw))...)
+		t.made = append(t.made, make([]bool, len(raw))...)
+		return nil
+	}
 	r := byteReader{b: table}
 	for len(r.b) > 0 && r.err == nil {
-		if len(strs) >= n {
-			return nil, fmt.Errorf("more table entries than records")
+		if len(t.strs) >= n {
+			return fmt.Errorf("more table entries than records")
 		}
 		id := r.uvarint()
 		if r.err != nil {
@@ -681,11 +723,20 @@ func dictTable(table []byte, n int, resolve func(uint64) (string, error)) ([]str
 		}
 		s, err := resolve(id)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		strs = append(strs, s)
+		t.strs = append(t.strs, s)
 	}
-	return strs, r.err
+	return r.err
+}
+
+func (t *stringTable) len() int { return len(t.strs) }
+
+func (t *stringTable) get(p int) string {
+	if t.raw != nil && !t.made[p] {
+		t.strs[p], t.made[p] = string(t.raw[p]), true
+	}
+	return t.strs[p]
 }
 
 // rawTable splits a table of length-prefixed entries (paths, addresses).
@@ -707,6 +758,18 @@ func dictPosition(col blockColumn, id uint64) int {
 	r := byteReader{b: col.table}
 	for p := 0; len(r.b) > 0 && r.err == nil; p++ {
 		if r.uvarint() == id && r.err == nil {
+			return p
+		}
+	}
+	return -1
+}
+
+// localPosition returns the position of s in a block-local column's
+// table, or -1.
+func localPosition(col blockColumn, s string) int {
+	r := byteReader{b: col.table}
+	for p := 0; len(r.b) > 0 && r.err == nil; p++ {
+		if e := r.bytes(r.uvarint()); r.err == nil && string(e) == s {
 			return p
 		}
 	}

@@ -10,8 +10,11 @@ import (
 )
 
 // The dictionary (store.BucketDict) interns the low-cardinality strings of
-// raw records (method, route, key id, owner, tier, country, user agent,
-// decision) so a block stores small integers:
+// raw records that apiwarden itself chooses (route, key id, owner, tier,
+// decision) so a block stores small integers. Nothing a client chooses
+// belongs here: entries outlive the blocks that use them, so every new
+// string costs disk for good (version-1 blocks also interned method,
+// country and user agent; see block.go):
 //
 //	"s" + string      -> uvarint id
 //	"i" + 8-byte id   -> string

@@ -4,28 +4,31 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/store"
+	"github.com/apiwarden/apiwarden/store/storetest"
 )
 
 // Golden blocks pin the on-disk formats that existing data files hold, so
-// a change to the codec cannot silently stop old files from reading.
-// testdata/block-v<N>.bin is a block as the version-N encoder wrote it and
-// testdata/block-v<N>.json the dictionary it refers to and the records it
-// holds.
+// a change to the codec cannot silently stop old files from reading:
+// testdata/block-v<N>.bin is a block of goldenTraffic as the version-N
+// encoder wrote it, testdata/block-v<N>.dict.json the dictionary it refers
+// to (element i is id i+1) and testdata/golden-records.json the records
+// every golden block decodes to. Only the current version can be
+// rewritten (-write-golden); older ones stay as their encoder left them.
 
-var writeGolden = flag.Bool("write-golden", false, "write testdata/block-v<blockVersion>.{bin,json} from the current encoder")
+var writeGolden = flag.Bool("write-golden", false, "write testdata/block-v<blockVersion>.* from the current encoder")
 
-// goldenFile is the JSON side of a golden block.
-type goldenFile struct {
-	Dict    []string       `json:"dict"` // Dict[i] is the string of id i+1
-	Records []goldenRecord `json:"records"`
-}
+const goldenRecordsPath = "testdata/golden-records.json"
 
 // goldenRecord spells a Record in plain JSON types, so the file does not
 // depend on how Record's fields marshal.
@@ -132,35 +135,29 @@ func goldenTraffic() []Record {
 	return recs
 }
 
-func goldenPaths(version int) (bin, js string) {
+func goldenPaths(version int) (bin, dict string) {
 	base := filepath.Join("testdata", fmt.Sprintf("block-v%d", version))
-	return base + ".bin", base + ".json"
+	return base + ".bin", base + ".dict.json"
 }
 
 func TestWriteGoldenBlock(t *testing.T) {
 	if !*writeGolden {
 		t.Skip("run with -write-golden to rewrite testdata/block-v<N>.*")
 	}
-	recs := goldenTraffic()
-	ptrs := sortedPointers(recs)
+	ptrs := sortedPointers(goldenTraffic())
 	dict := newMemDict()
 	block, err := newBlockEncoder().encode(nil, ptrs, dict.intern)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := goldenFile{Dict: dict.strs[1:]}
-	for _, p := range ptrs {
-		g.Records = append(g.Records, toGolden(p))
-	}
-	// One record a line keeps the file small and its diffs readable.
-	dictJSON, err := json.Marshal(g.Dict)
+	dictJSON, err := json.Marshal(dict.strs[1:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	js := append([]byte(`{"dict": `), dictJSON...)
-	js = append(js, ",\n\"records\": ["...)
-	for i := range g.Records {
-		line, err := json.Marshal(g.Records[i])
+	// One record a line keeps the file small and its diffs readable.
+	js := []byte("[")
+	for i, p := range ptrs {
+		line, err := json.Marshal(toGolden(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,13 +166,12 @@ func TestWriteGoldenBlock(t *testing.T) {
 		}
 		js = append(append(js, '\n'), line...)
 	}
-	js = append(js, "\n]}"...)
-	binPath, jsPath := goldenPaths(blockVersion)
-	if err := os.WriteFile(binPath, block, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(jsPath, append(js, '\n'), 0o644); err != nil {
-		t.Fatal(err)
+	js = append(js, "\n]\n"...)
+	binPath, dictPath := goldenPaths(blockVersion)
+	for path, data := range map[string][]byte{binPath: block, dictPath: append(dictJSON, '\n'), goldenRecordsPath: js} {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -183,37 +179,61 @@ func TestWriteGoldenBlock(t *testing.T) {
 // in the file) and the records it must decode to.
 func readGolden(t *testing.T, version int) ([]byte, *memDict, []Record) {
 	t.Helper()
-	binPath, jsPath := goldenPaths(version)
+	binPath, dictPath := goldenPaths(version)
 	block, err := os.ReadFile(binPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := os.ReadFile(jsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g goldenFile
-	if err := json.Unmarshal(js, &g); err != nil {
-		t.Fatal(err)
+	var strs []string
+	var golden []goldenRecord
+	for path, v := range map[string]any{dictPath: &strs, goldenRecordsPath: &golden} {
+		js, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(js, v); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
 	}
 	dict := newMemDict()
-	for i, s := range g.Dict {
+	for i, s := range strs {
 		if id, _ := dict.intern(s); id != uint64(i+1) {
 			t.Fatalf("golden dictionary: %q got id %d, want %d", s, id, i+1)
 		}
 	}
-	want := make([]Record, len(g.Records))
-	for i := range g.Records {
-		want[i] = g.Records[i].record(t)
+	want := make([]Record, len(golden))
+	for i := range golden {
+		want[i] = golden[i].record(t)
 	}
 	return block, dict, want
 }
 
 func TestGoldenBlocksDecode(t *testing.T) {
-	for _, version := range []int{1} {
-		t.Run(fmt.Sprintf("v%d", version), func(t *testing.T) {
-			block, dict, want := readGolden(t, version)
-			if block[0] != byte(version) {
+	for _, tc := range []struct {
+		version int
+		// clientInDict: the block interns the strings clients choose
+		// (user agent, method, country).
+		clientInDict bool
+	}{
+		{blockVersion1, true},
+		{blockVersion, false},
+	} {
+		t.Run(fmt.Sprintf("v%d", tc.version), func(t *testing.T) {
+			block, dict, want := readGolden(t, tc.version)
+			interned := map[string]bool{}
+			for _, s := range dict.strs {
+				interned[s] = true
+			}
+			clientInDict := false
+			for i := range want {
+				for _, s := range []string{want[i].UserAgent, want[i].Method, want[i].Country} {
+					clientInDict = clientInDict || (s != "" && interned[s])
+				}
+			}
+			if clientInDict != tc.clientInDict {
+				t.Errorf("client-chosen strings in the dictionary: %v, want %v", clientInDict, tc.clientInDict)
+			}
+			if block[0] != byte(tc.version) {
 				t.Fatalf("golden block has version %d", block[0])
 			}
 			var dec blockDecoder
@@ -231,4 +251,99 @@ func TestGoldenBlocksDecode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A data file written before version 2 keeps its version-1 blocks until
+// retention drops them, while new flushes add version-2 blocks to the same
+// days. Queries must see both, also when they filter on a column that
+// moved out of the dictionary.
+func TestRecordsReadsMixedBlockVersions(t *testing.T) {
+	block, dict, old := readGolden(t, blockVersion1)
+	st := storetest.MustOpen(t)
+	err := st.Update(func(tx *store.Tx) error {
+		b := tx.Bucket(store.BucketDict)
+		w := newDictWriter()
+		for id, s := range dict.strs[1:] {
+			if got, err := w.intern(b, s); err != nil || got != uint64(id+1) {
+				return fmt.Errorf("intern %q: id %d, %v; want %d", s, got, err, id+1)
+			}
+		}
+		raw := tx.Bucket(store.BucketRaw)
+		day, err := raw.CreateBucketIfNotExists(dayName(Daily.number(old[0].Time)))
+		if err != nil {
+			return err
+		}
+		seq, err := raw.NextSequence()
+		if err != nil {
+			return err
+		}
+		return day.Put(blockKey(seq), block)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same traffic again, and a method no version-1 block has.
+	fresh := goldenTraffic()
+	for i := range fresh {
+		if i%10 == 0 {
+			fresh[i].Method = "BREW"
+		}
+	}
+	r, rd := newTestRecorder(t, Options{Store: st, Now: func() time.Time { return old[0].Time }})
+	if n := r.RecordBatch(fresh); n != len(fresh) {
+		t.Fatalf("buffer took %d records", n)
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	all := slices.Concat(old, sanitizedSorted(fresh))
+
+	for _, tc := range []struct {
+		name string
+		q    RecordQuery
+		none bool // nothing matches
+	}{
+		{"all", RecordQuery{}, false},
+		{"odd method in both versions", RecordQuery{Method: "FOO"}, false},
+		{"common method", RecordQuery{Method: "GET"}, false},
+		{"lower-case method", RecordQuery{Method: "propfind"}, false},
+		{"method only version 2 has", RecordQuery{Method: "BREW"}, false},
+		{"method never recorded", RecordQuery{Method: "NEVER"}, true},
+		{"key", RecordQuery{KeyID: "key_07"}, false},
+		{"key and method", RecordQuery{KeyID: "key_07", Method: "DELETE"}, false},
+		{"route, method and status", RecordQuery{Route: "/api/r3/*", Method: "DELETE", StatusClass: 4}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			f := recordFilter{q: &q, fromMicro: math.MinInt64, toMicro: math.MaxInt64}
+			want := 0
+			for i := range all {
+				if f.match(&all[i]) {
+					want++
+				}
+			}
+			if (want == 0) != tc.none {
+				t.Fatalf("%d records match in the fixture", want)
+			}
+			got := allRecords(t, rd, q)
+			if len(got) != want {
+				t.Fatalf("%d records, want %d", len(got), want)
+			}
+			for i := range got {
+				if !f.match(&got[i]) {
+					t.Fatalf("record %d does not match: %+v", i, got[i])
+				}
+			}
+		})
+	}
+}
+
+// sanitizedSorted returns recs as a flush stores them: sanitized, sorted by time.
+func sanitizedSorted(recs []Record) []Record {
+	out := make([]Record, len(recs))
+	for i, p := range sortedPointers(recs) {
+		out[i] = *p
+	}
+	return out
 }

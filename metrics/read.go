@@ -290,9 +290,19 @@ func decodeCursor(s string, order Order) (position, error) {
 
 // recordFilter holds a query's filters resolved against the dictionary.
 type recordFilter struct {
-	q                    *RecordQuery
-	fromMicro, toMicro   int64 // records are stored at µs precision
-	keyID, route, method uint64
+	q                  *RecordQuery
+	fromMicro, toMicro int64 // records are stored at µs precision
+	strs               [3]stringFilter
+}
+
+// stringFilter is a filter on one string column. Which blocks hold the
+// column in the dictionary depends on their version, so it keeps the
+// string and, if the dictionary has it, its id.
+type stringFilter struct {
+	col    int
+	s      string
+	id     uint64
+	inDict bool // the dictionary has s; else no block that interns col can match
 }
 
 func (f *recordFilter) match(rec *Record) bool {
@@ -314,15 +324,17 @@ func (f *recordFilter) selectRows(h blockHeader, cols *[numColumns]blockColumn, 
 	for i := range sel {
 		sel[i] = true
 	}
-	for _, df := range [...]struct {
-		on  bool
-		col int
-		id  uint64
-	}{{f.q.KeyID != "", colKey, f.keyID}, {f.q.Route != "", colRoute, f.route}, {f.q.Method != "", colMethod, f.method}} {
-		if !df.on {
+	for _, df := range &f.strs {
+		if df.s == "" {
 			continue
 		}
-		p := dictPosition(cols[df.col], df.id)
+		p := -1
+		switch {
+		case !inDict(h.version, df.col):
+			p = localPosition(cols[df.col], df.s)
+		case df.inDict:
+			p = dictPosition(cols[df.col], df.id)
+		}
 		if p < 0 {
 			return false, nil
 		}
@@ -389,7 +401,8 @@ func (r *Reader) Records(ctx context.Context, q RecordQuery) (RecordPage, error)
 		}
 		start = &p
 	}
-	f := recordFilter{q: &q, fromMicro: math.MinInt64, toMicro: math.MaxInt64}
+	f := recordFilter{q: &q, fromMicro: math.MinInt64, toMicro: math.MaxInt64,
+		strs: [...]stringFilter{{col: colKey, s: q.KeyID}, {col: colRoute, s: q.Route}, {col: colMethod, s: q.Method}}}
 	dayLo, dayHi := uint32(0), Daily.number(maxRecordTime)
 	if !q.From.IsZero() {
 		f.fromMicro = ceilMicro(q.From)
@@ -407,18 +420,18 @@ func (r *Reader) Records(ctx context.Context, q RecordQuery) (RecordPage, error)
 	defer r.decoders.Put(dec)
 
 	err := r.st.View(func(tx *store.Tx) error {
-		for _, fv := range []struct {
-			s  string
-			id *uint64
-		}{{q.KeyID, &f.keyID}, {q.Route, &f.route}, {q.Method, &f.method}} {
-			if fv.s == "" {
+		for i := range f.strs {
+			sf := &f.strs[i]
+			if sf.s == "" {
 				continue
 			}
-			id, ok := lookupDictID(tx, fv.s)
-			if !ok {
-				return nil // never recorded: nothing can match
+			sf.id, sf.inDict = lookupDictID(tx, sf.s)
+			// Key and route are interned by every block version, so
+			// one the dictionary lacks was never recorded. A method may
+			// still be in version-2 blocks.
+			if !sf.inDict && inDict(blockVersion, sf.col) {
+				return nil
 			}
-			*fv.id = id
 		}
 		raw, err := tx.MustBucket(store.BucketRaw)
 		if err != nil {
