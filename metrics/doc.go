@@ -37,10 +37,18 @@
 // header (version, flags, record count, min time, max time) so time-range
 // reads skip blocks without decoding them; the body is columnar, with
 // dictionary-, delta- and varint-encoded columns, DEFLATE-compressed (the
-// column encodings are documented in block.go). Method, route, key id,
-// owner, tier, country, user agent and decision are interned in
-// store.BucketDict ("s"+string -> id, "i"+id -> string); paths and client
-// addresses use a block-local table.
+// column encodings are documented in block.go). Route, key id, owner, tier
+// and decision are interned in store.BucketDict ("s"+string -> id, "i"+id
+// -> string), whose entries are never deleted; they come from the
+// configuration, the key store and SPEC §5 (or from an authenticated
+// service posting events), so the dictionary stays small. Method, path,
+// country, user agent and client address are chosen by clients and use a
+// block-local table instead, which retention deletes with its block: a
+// client that sends a new user agent or method with every request cannot
+// grow the file beyond what retention bounds. Blocks of version 1 (written
+// before this split) interned method, country and user agent too; they are
+// still read, and their dictionary entries stay behind after retention
+// drops them (see docs/upgrade-and-backup.md).
 //
 // Rollup cells, store.BucketRollupHour and store.BucketRollupDay, one key
 // per (dimension, value, interval):
