@@ -278,6 +278,32 @@ func (g *gate) newRecord(rec *metrics.Record, r *http.Request, start time.Time, 
 		}
 	}
 	if g.CountryHeader != "" {
-		rec.Country = r.Header.Get(g.CountryHeader)
+		rec.Country = countryCode(r.Header.Get(g.CountryHeader))
 	}
+}
+
+// countryCode returns a CDN's country header value as two upper-case
+// characters (ISO 3166 alpha-2, or a CDN's own such as Cloudflare's XX and
+// T1), or "" for anything else: without a CDN in front the header is the
+// client's to write, and analytics should not group by free text.
+func countryCode(v string) string {
+	if len(v) != 2 {
+		return ""
+	}
+	var b [2]byte
+	for i := range 2 {
+		c := v[i]
+		switch {
+		case 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		default:
+			return ""
+		}
+		b[i] = c
+	}
+	if b[0] == v[0] && b[1] == v[1] {
+		return v
+	}
+	return string(b[:])
 }
