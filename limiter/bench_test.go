@@ -1,7 +1,9 @@
 package limiter
 
 import (
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,6 +53,56 @@ func BenchmarkAllowAt(b *testing.B) {
 				for pb.Next() {
 					i++
 					l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: subjects[i%len(subjects)], Tier: "big"})
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkAllowAtShuffled is AllowAt/many with the 100k subjects visited in
+// a fixed random order, so that neither the order the entries were created
+// in nor the order the subject strings were allocated in lets a hardware
+// prefetcher hide misses. In "copied" each request carries its own copy of
+// the subject string, as a server that builds "ip:"+address per request
+// does, so comparing it with the stored key reads the stored bytes.
+func BenchmarkAllowAtShuffled(b *testing.B) {
+	const n = 100_000
+	stored := benchSubjects(n)
+	order := rand.New(rand.NewPCG(1, 2)).Perm(n)
+	same := make([]string, n)
+	copied := make([]string, n)
+	for i, j := range order {
+		same[i] = stored[j]
+		copied[i] = strings.Clone(stored[j])
+	}
+	for _, bc := range []struct {
+		name     string
+		requests []string
+	}{{"same", same}, {"copied", copied}} {
+		b.Run(bc.name+"/serial", func(b *testing.B) {
+			l := newTestLimiter(b, Options{Tiers: benchTiers})
+			for _, s := range stored {
+				l.AllowAt(t0, Request{Subject: s, Tier: "big"})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: bc.requests[i%n], Tier: "big"})
+			}
+		})
+		b.Run(bc.name+"/parallel", func(b *testing.B) {
+			l := newTestLimiter(b, Options{Tiers: benchTiers})
+			for _, s := range stored {
+				l.AllowAt(t0, Request{Subject: s, Tier: "big"})
+			}
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seq.Add(1) * 7919)
+				for pb.Next() {
+					i++
+					l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: bc.requests[i%n], Tier: "big"})
 				}
 			})
 		})
