@@ -224,7 +224,7 @@ func (l *Limiter) Snapshot() error {
 			// deletions back and rewrite every entry next time.
 			l.snapshotAll.Store(true)
 			for _, k := range batch.removed {
-				sh := l.shardFor(k.subject)
+				sh, _ := l.locate(k)
 				sh.mu.Lock()
 				sh.tombstones = append(sh.tombstones, k)
 				sh.mu.Unlock()
@@ -264,8 +264,9 @@ func collect(sh *shard, b *snapshotBatch, at int64, month int32, all bool) {
 	}
 	clear(sh.tombstones) // drop the strings
 	sh.tombstones = sh.tombstones[:0]
-	for _, e := range sh.entries {
-		if !e.dirty && !all {
+	for i, h := range sh.hashes {
+		e := &sh.entries[i]
+		if h == 0 || (!e.dirty && !all) {
 			continue
 		}
 		e.dirty = false
@@ -350,9 +351,10 @@ func (l *Limiter) restore(now time.Time) error {
 				stale = append(stale, append([]byte(nil), k...))
 				return nil
 			}
-			sh := l.shardFor(e.key.subject)
+			sh, h := l.locate(e.key)
 			sh.mu.Lock()
-			got := sh.get(e.key, nil, at, month)
+			i, _ := sh.get(e.key, h, -1, at, month)
+			got := &sh.entries[i]
 			e.lastUsed = got.lastUsed
 			*got = *e
 			got.persisted = true

@@ -121,7 +121,7 @@ func (l *Limiter) Stats() Stats {
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
-		s.Subjects += len(sh.entries)
+		s.Subjects += sh.count
 		s.IdleEvictions += sh.idleEvictions
 		s.ForcedEvictions += sh.forcedEvictions
 		sh.mu.Unlock()
