@@ -229,22 +229,39 @@ type tierLimits struct {
 	quota        int64
 }
 
+// smallTiers is the most tiers a view finds by comparing names in turn; a
+// larger table is looked up in a map. Comparing a few short names costs
+// less than hashing one, and tier tables are usually this small.
+const smallTiers = 8
+
 // limitsView combines a tier table with one calendar day, so a decision
-// needs a single map lookup to know its limits. It is rebuilt when the day
-// ends or the tiers or calendar are replaced.
+// finds its limits with one lookup. It is immutable, and rebuilt when the
+// day ends or the tiers or calendar are replaced.
 type limitsView struct {
+	calendar  *Calendar
 	day       *calendarDay
 	tiers     *tierTable
-	byTier    map[string]tierLimits
-	strictest tierLimits
+	list      []tierLimits           // every tier; searched in turn when short
+	byTier    map[string]*tierLimits // into list; nil when list is short
+	strictest *tierLimits
 }
 
-func newLimitsView(day *calendarDay, tiers *tierTable) *limitsView {
-	v := &limitsView{day: day, tiers: tiers, byTier: make(map[string]tierLimits, len(tiers.byName))}
-	for name, t := range tiers.byName {
-		v.byTier[name] = limitsFor(t, day)
+func newLimitsView(cal *Calendar, day *calendarDay, tiers *tierTable) *limitsView {
+	v := &limitsView{calendar: cal, day: day, tiers: tiers, list: make([]tierLimits, 0, len(tiers.byName))}
+	for _, t := range tiers.byName {
+		v.list = append(v.list, limitsFor(t, day))
 	}
-	v.strictest = v.byTier[tiers.strictest.Name]
+	if len(v.list) > smallTiers {
+		v.byTier = make(map[string]*tierLimits, len(v.list))
+		for i := range v.list {
+			v.byTier[v.list[i].name] = &v.list[i]
+		}
+	}
+	for i := range v.list {
+		if v.list[i].name == tiers.strictest.Name {
+			v.strictest = &v.list[i]
+		}
+	}
 	return v
 }
 
@@ -258,7 +275,17 @@ func limitsFor(t Tier, day *calendarDay) tierLimits {
 	}
 }
 
-func (v *limitsView) lookup(tier string) tierLimits {
+// lookup returns the limits of tier, or of the strictest tier when there
+// is no such tier. The result is shared and must not be modified.
+func (v *limitsView) lookup(tier string) *tierLimits {
+	if v.byTier == nil {
+		for i := range v.list {
+			if v.list[i].name == tier {
+				return &v.list[i]
+			}
+		}
+		return v.strictest
+	}
 	if tl, ok := v.byTier[tier]; ok {
 		return tl
 	}
@@ -266,13 +293,17 @@ func (v *limitsView) lookup(tier string) tierLimits {
 }
 
 // viewAt returns the limits in force at now.
-func (l *Limiter) viewAt(now time.Time) *limitsView {
-	day := l.calendar.Load().dayAt(now)
-	tiers := l.tiers.Load()
-	if v := l.view.Load(); v != nil && v.day == day && v.tiers == tiers {
+func (l *Limiter) viewAt(now time.Time) *limitsView { return l.viewAtNano(now, now.UnixNano()) }
+
+// viewAtNano is viewAt for callers that have now's UnixNano at hand. The
+// cached view is current while its day contains now and neither the
+// calendar nor the tiers were replaced; only then is the calendar asked.
+func (l *Limiter) viewAtNano(now time.Time, at int64) *limitsView {
+	cal, tiers := l.calendar.Load(), l.tiers.Load()
+	if v := l.view.Load(); v != nil && v.calendar == cal && v.tiers == tiers && v.day.start <= at && at < v.day.end {
 		return v
 	}
-	v := newLimitsView(day, tiers)
+	v := newLimitsView(cal, cal.dayAt(now), tiers)
 	l.view.Store(v)
 	return v
 }
@@ -296,7 +327,8 @@ func (l *Limiter) Allow(req Request) Result { return l.AllowAt(l.now(), req) }
 // decision.
 func (l *Limiter) AllowAt(now time.Time, req Request) Result {
 	at := now.UnixNano()
-	v := l.viewAt(now)
+	v := l.viewAtNano(now, at)
+	day := v.day
 	tl := v.lookup(req.Tier)
 	cost := int64(max(req.Cost, 1))
 	useTier := !req.RouteOnly
@@ -307,13 +339,6 @@ func (l *Limiter) AllowAt(now time.Time, req Request) Result {
 		routeLimit = newLimit(req.RoutePerMinute, RouteWindow)
 	}
 
-	// The buckets that apply, in header order.
-	var buckets [MaxBuckets]*bucket
-	var owners [MaxBuckets]*entry
-	var limits [MaxBuckets]limit
-	var policies [MaxBuckets]string
-	n := 0
-
 	// One hash of the subject picks the shard and the subject's slot.
 	h := maphash.String(l.seed, req.Subject)
 	sh := &l.shards[h&l.mask]
@@ -321,11 +346,11 @@ func (l *Limiter) AllowAt(now time.Time, req Request) Result {
 	var subject, route *entry
 	si := -1
 	if useTier || useQuota {
-		si, _ = sh.get(entryKey{subject: req.Subject}, slotHash(h), -1, at, v.day.monthID)
+		si, _ = sh.get(entryKey{subject: req.Subject}, slotHash(h), -1, at, day.monthID)
 	}
 	if useRoute {
 		rh := slotHash(routeHash(h, maphash.String(l.seed, req.Route)))
-		ri, moved := sh.get(entryKey{subject: req.Subject, route: req.Route}, rh, si, at, v.day.monthID)
+		ri, moved := sh.get(entryKey{subject: req.Subject, route: req.Route}, rh, si, at, day.monthID)
 		if moved && si >= 0 {
 			si = sh.find(entryKey{subject: req.Subject}, slotHash(h))
 		}
@@ -337,45 +362,54 @@ func (l *Limiter) AllowAt(now time.Time, req Request) Result {
 			subject.tier = req.Tier
 		}
 	}
+
+	// Every bucket that applies is brought to its current capacity and
+	// must hold cost; an entry's buckets convert from its last change.
+	var wait int64
+	converted := false
 	if useTier {
-		buckets[0], owners[0], limits[0], policies[0] = &subject.hour, subject, tl.hour, PolicyHour
-		buckets[1], owners[1], limits[1], policies[1] = &subject.minute, subject, tl.minute, PolicyMinute
-		n = 2
+		from := max(day.start, subject.changed)
+		if subject.hour.capacity != tl.hour.capacity {
+			subject.hour = subject.hour.rescale(tl.hour, from, at)
+			converted = true
+		}
+		if subject.minute.capacity != tl.minute.capacity {
+			subject.minute = subject.minute.rescale(tl.minute, from, at)
+			converted = true
+		}
+		wait = max(subject.hour.wait(tl.hour, cost, at), subject.minute.wait(tl.minute, cost, at))
 	}
 	if useRoute {
-		buckets[n], owners[n], limits[n], policies[n] = &route.route, route, routeLimit, PolicyRoute
-		n++
+		if route.route.capacity != routeLimit.capacity {
+			route.route = route.route.rescale(routeLimit, max(day.start, route.changed), at)
+			converted = true
+		}
+		wait = max(wait, route.route.wait(routeLimit, cost, at))
 	}
 
 	var res Result
-	var wait int64
-	converted := false
-	for i := range n {
-		b := buckets[i]
-		if b.capacity != limits[i].capacity {
-			*b = b.rescale(limits[i], max(v.day.start, owners[i].changed), at)
-			converted = true
-		}
-		wait = max(wait, b.wait(limits[i], cost, at))
-	}
 	res.Allowed = wait == 0
 	if !res.Allowed {
 		res.Reason = ReasonRateLimited
 		res.RetryAfter = time.Duration(wait)
 	}
 	if useQuota {
-		if subject.month != v.day.monthID {
-			subject.month, subject.used = v.day.monthID, 0
+		if subject.month != day.monthID {
+			subject.month, subject.used = day.monthID, 0
 		}
 		if subject.used+cost > tl.quota {
 			res.Allowed = false
 			res.Reason = ReasonQuotaExceeded
-			res.RetryAfter = max(res.RetryAfter, time.Duration(v.day.monthEnd-at))
+			res.RetryAfter = max(res.RetryAfter, time.Duration(day.monthEnd-at))
 		}
 	}
 	if res.Allowed {
-		for i := range n {
-			*buckets[i] = buckets[i].take(limits[i], cost, at)
+		if useTier {
+			subject.hour = subject.hour.take(tl.hour, cost, at)
+			subject.minute = subject.minute.take(tl.minute, cost, at)
+		}
+		if useRoute {
+			route.route = route.route.take(routeLimit, cost, at)
 		}
 		if useQuota {
 			subject.used += cost
@@ -384,23 +418,35 @@ func (l *Limiter) AllowAt(now time.Time, req Request) Result {
 	}
 	if res.Allowed || converted {
 		// After every conversion: the buckets of an entry share changed.
-		for i := range n {
-			owners[i].dirty, owners[i].changed = true, at
+		if useTier {
+			subject.dirty, subject.changed = true, at
+		}
+		if useRoute {
+			route.dirty, route.changed = true, at
 		}
 	}
-	var after [MaxBuckets]bucket
-	for i := range n {
-		after[i] = *buckets[i]
+	var hour, minute, routeBucket bucket
+	if useTier {
+		hour, minute = subject.hour, subject.minute
+	}
+	if useRoute {
+		routeBucket = route.route
 	}
 	if useQuota {
 		res.MonthlyQuota, res.MonthlyUsed = tl.quota, subject.used
 	}
 	sh.mu.Unlock()
 
-	for i := range n {
-		res.Buckets[i] = after[i].state(policies[i], limits[i], at)
+	// Headers are described outside the lock, from copies.
+	if useTier {
+		res.Buckets[0] = hour.state(PolicyHour, tl.hour, at)
+		res.Buckets[1] = minute.state(PolicyMinute, tl.minute, at)
+		res.NumBuckets = 2
 	}
-	res.NumBuckets = n
+	if useRoute {
+		res.Buckets[res.NumBuckets] = routeBucket.state(PolicyRoute, routeLimit, at)
+		res.NumBuckets++
+	}
 	return res
 }
 
@@ -424,7 +470,7 @@ func (l *Limiter) Peek(now time.Time, subject, tier string) Usage {
 }
 
 // usageOf describes e under tl. Needs the lock of e's shard.
-func usageOf(e *entry, tl tierLimits, day *calendarDay, at int64) Usage {
+func usageOf(e *entry, tl *tierLimits, day *calendarDay, at int64) Usage {
 	from := max(day.start, e.changed)
 	u := Usage{
 		Tier:         tl.name,
