@@ -109,6 +109,22 @@ func BenchmarkAllowAtShuffled(b *testing.B) {
 	}
 }
 
+// BenchmarkAllowAtNewSubjects is a flood of distinct addresses at the entry
+// cap: every request misses, evicts an entry and creates one.
+func BenchmarkAllowAtNewSubjects(b *testing.B) {
+	const maxSubjects = 100_000
+	subjects := benchSubjects(1 << 20) // over ten times the cap, so each is gone before it recurs
+	l := newTestLimiter(b, Options{Tiers: benchTiers, MaxSubjects: maxSubjects})
+	for _, s := range subjects[:2*maxSubjects] {
+		l.AllowAt(t0, Request{Subject: s, Tier: "big"})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: subjects[(2*maxSubjects+i)%len(subjects)], Tier: "big"})
+	}
+}
+
 func BenchmarkAllowAtWithRoute(b *testing.B) {
 	l := newTestLimiter(b, Options{Tiers: benchTiers})
 	req := Request{Subject: "key_123", Tier: "big", Route: "forms.read", RoutePerMinute: 1 << 34}
