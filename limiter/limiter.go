@@ -12,10 +12,10 @@ import (
 )
 
 // DefaultMaxSubjects is the entry cap used when Options.MaxSubjects is 0.
-// An entry takes 132 bytes of table at a load of 3/8 to 3/4, about 180 to
-// 350 bytes, plus its subject string; at the default cap every shard's
-// table has grown to 32768 slots, which bounds the limiter near 280 MB
-// under a flood of distinct addresses.
+// An entry takes a 132-byte table slot at a load of 3/8 to 3/4 (about 180
+// to 350 bytes) plus its subject string. At the default cap every shard's
+// table has 32768 slots, and a flood of distinct addresses fills the
+// limiter to about 280 MB (279 MiB measured with 1M short subjects).
 const DefaultMaxSubjects = 1_000_000
 
 // DefaultSnapshotInterval is how often Run sweeps idle buckets and writes a
