@@ -158,6 +158,7 @@ type recentHistory struct {
 	// metrics.Reader does; lastIdx < 0: none.
 	lastName string
 	lastIdx  int
+	hours    []time.Time // the hours of the last read, reused
 }
 
 // subjectHistory is one subject's rollups while its baseline is built.
@@ -209,35 +210,36 @@ func (h *recentHistory) build(src HistorySource, hour time.Time, loc *time.Locat
 		s.onRecord &^= stale
 		s.nWeeks = 0
 	}
-	err := src.Hours(h.kind, from, hour, func(subject string, at time.Time, st HourStat) {
-		if at.Before(from) || !at.Before(hour) {
-			return
+	// One read for all the hours: the same hour in past weeks (oldest
+	// first; all before the recent window) and the recent hours.
+	hours := h.hours[:0]
+	for w := baselineWeeks; w >= 1; w-- {
+		if at, ok := sameHourWeeksBack(hour, loc, w); ok {
+			hours = append(hours, at)
 		}
-		s, i := h.subject(subject), hourSlot(at)
-		s.recent[i] = float64(st.Requests)
-		s.p95s[i] = float64(st.P95)
-		s.onRecord |= 1 << i
-	})
-	if err != nil {
-		return nil, err
 	}
-	for w := 1; w <= baselineWeeks; w++ {
-		at, ok := sameHourWeeksBack(hour, loc, w)
-		if !ok {
-			continue
-		}
-		err := src.Hours(h.kind, at, at.Add(time.Hour), func(subject string, t time.Time, st HourStat) {
-			if !t.Equal(at) {
-				return
-			}
+	weeks := len(hours)
+	for at := from; at.Before(hour); at = at.Add(time.Hour) {
+		hours = append(hours, at)
+	}
+	h.hours = hours
+	err := src.Hours(h.kind, hours, func(subject string, at time.Time, st HourStat) {
+		switch {
+		case !at.Before(hour):
+		case !at.Before(from):
+			s, i := h.subject(subject), hourSlot(at)
+			s.recent[i] = float64(st.Requests)
+			s.p95s[i] = float64(st.P95)
+			s.onRecord |= 1 << i
+		case slices.ContainsFunc(hours[:weeks], at.Equal):
 			if s := h.subject(subject); s.nWeeks < baselineWeeks {
 				s.weeks[s.nWeeks] = float64(st.Requests)
 				s.nWeeks++
 			}
-		})
-		if err != nil {
-			return nil, err
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := h.baselines(hour)
 	h.prune()

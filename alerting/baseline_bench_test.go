@@ -9,8 +9,8 @@ import (
 // sameHours passes the same rollups for every hour, hour by hour.
 type sameHours map[string]HourStat
 
-func (s sameHours) Hours(_ SubjectKind, from, to time.Time, fn func(string, time.Time, HourStat)) error {
-	for at := from; at.Before(to); at = at.Add(time.Hour) {
+func (s sameHours) Hours(_ SubjectKind, hours []time.Time, fn func(string, time.Time, HourStat)) error {
+	for _, at := range hours {
 		for subject, st := range s {
 			fn(subject, at, st)
 		}

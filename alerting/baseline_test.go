@@ -52,8 +52,8 @@ func TestEWMABaseline(t *testing.T) {
 
 type mapHistory map[time.Time]map[string]HourStat
 
-func (h mapHistory) Hours(_ SubjectKind, from, to time.Time, fn func(string, time.Time, HourStat)) error {
-	for at := from; at.Before(to); at = at.Add(time.Hour) {
+func (h mapHistory) Hours(_ SubjectKind, hours []time.Time, fn func(string, time.Time, HourStat)) error {
+	for _, at := range hours {
 		for subject, st := range h[at] {
 			fn(subject, at, st)
 		}

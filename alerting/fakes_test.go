@@ -48,8 +48,8 @@ func (f *fakeTraffic) Window(kind alerting.SubjectKind, _ time.Duration, _ time.
 // fakeHistory answers every hour with the function's result.
 type fakeHistory func(kind alerting.SubjectKind, hour time.Time) map[string]alerting.HourStat
 
-func (f fakeHistory) Hours(kind alerting.SubjectKind, from, to time.Time, fn func(string, time.Time, alerting.HourStat)) error {
-	for at := from; at.Before(to); at = at.Add(time.Hour) {
+func (f fakeHistory) Hours(kind alerting.SubjectKind, hours []time.Time, fn func(string, time.Time, alerting.HourStat)) error {
+	for _, at := range hours {
 		for subject, st := range f(kind, at) {
 			fn(subject, at, st)
 		}

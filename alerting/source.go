@@ -39,9 +39,9 @@ type HourStat struct {
 
 // HistorySource reads hourly rollups for baselines.
 type HistorySource interface {
-	// Hours calls fn with the rollup of every subject of kind in every
-	// hour in [from, to) that has one; from and to are whole UTC hours,
-	// hour is the start of the rollup's hour and subject is "" for
+	// Hours calls fn with the rollup of every subject of kind in each of
+	// hours (starts of whole UTC hours, ascending, no repeats) that has
+	// one; hour is the start of the rollup's hour and subject is "" for
 	// SubjectGlobal. A subject without a rollup in an hour is not passed
 	// for it: the evaluator treats that as missing history rather than
 	// zero, so a key created last week is not compared with the weeks
@@ -49,9 +49,9 @@ type HistorySource interface {
 	// one subject's hours one after another (as the rollups are stored)
 	// saves the evaluator a lookup per row. fn runs on the caller's
 	// goroutine before Hours returns, and may keep subject. The evaluator
-	// calls Hours from one pass at a time, about six times per subject
-	// kind an hour (28 after a restart).
-	Hours(kind SubjectKind, from, to time.Time, fn func(subject string, hour time.Time, st HourStat)) error
+	// calls Hours from one pass at a time, once per subject kind an hour,
+	// for six hours (28 after a restart): four of them a week apart.
+	Hours(kind SubjectKind, hours []time.Time, fn func(subject string, hour time.Time, st HourStat)) error
 }
 
 // QuotaUsage is how much of its limits one key has used.

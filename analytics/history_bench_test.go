@@ -74,14 +74,15 @@ func BenchmarkHistoryRebuild(b *testing.B) {
 			for b.Loop() {
 				n := 0
 				count := func(string, time.Time, alerting.HourStat) { n++ }
-				if err := svc.Hours(alerting.SubjectKey, historyHour.Add(-time.Duration(bc.recent)*time.Hour), historyHour, count); err != nil {
-					b.Fatal(err)
+				var hours []time.Time
+				for w := 4; w >= 1; w-- {
+					hours = append(hours, historyHour.AddDate(0, 0, -7*w))
 				}
-				for w := 1; w <= 4; w++ {
-					at := historyHour.AddDate(0, 0, -7*w)
-					if err := svc.Hours(alerting.SubjectKey, at, at.Add(time.Hour), count); err != nil {
-						b.Fatal(err)
-					}
+				for h := bc.recent; h >= 1; h-- {
+					hours = append(hours, historyHour.Add(-time.Duration(h)*time.Hour))
+				}
+				if err := svc.Hours(alerting.SubjectKey, hours, count); err != nil {
+					b.Fatal(err)
 				}
 				if want := (bc.recent + 4) * 10000; n != want {
 					b.Fatalf("read %d rows, want %d", n, want)

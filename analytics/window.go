@@ -128,26 +128,27 @@ func (rt *Realtime) Window(kind alerting.SubjectKind, window time.Duration, now 
 }
 
 // Hours calls fn with the hourly rollup of every subject of kind in each
-// UTC hour in [from, to) that has one, subject by subject (as the
-// rollups are stored: a subject's hours one after another) and "" for
-// SubjectGlobal; it satisfies alerting.HistorySource. The range is read
-// in one transaction, one cursor seek per subject, whatever its length.
-// Safe for concurrent use; fn runs on the caller's goroutine.
-func (s *Service) Hours(kind alerting.SubjectKind, from, to time.Time, fn func(subject string, hour time.Time, st alerting.HourStat)) error {
-	q := metrics.CellQuery{Interval: metrics.Hourly, From: from, To: to}
+// of hours (UTC hour starts, ascending) that has one, subject by subject
+// (as the rollups are stored: a subject's hours one after another) and ""
+// for SubjectGlobal; it satisfies alerting.HistorySource. All hours are
+// read in one transaction and one walk over the subjects, a cursor seek
+// per subject and wanted hour (metrics.Reader.ScanCellsAt). Safe for
+// concurrent use; fn runs on the caller's goroutine.
+func (s *Service) Hours(kind alerting.SubjectKind, hours []time.Time, fn func(subject string, hour time.Time, st alerting.HourStat)) error {
+	var dim metrics.Dimension
 	switch kind {
 	case alerting.SubjectGlobal:
-		q.Dimension = metrics.DimTotal
+		dim = metrics.DimTotal
 	case alerting.SubjectRoute:
-		q.Dimension, q.AllValues = metrics.DimRoute, true
+		dim = metrics.DimRoute
 	case alerting.SubjectKey:
-		q.Dimension, q.AllValues = metrics.DimKey, true
+		dim = metrics.DimKey
 	case alerting.SubjectOwner:
-		q.Dimension, q.AllValues = metrics.DimOwner, true
+		dim = metrics.DimOwner
 	default:
 		return fmt.Errorf("analytics: unknown subject kind %q", kind)
 	}
-	return s.src.ScanCells(context.Background(), q, func(v string, start time.Time, c *metrics.Cell) error {
+	return s.src.ScanCellsAt(context.Background(), metrics.Hourly, dim, hours, func(v string, start time.Time, c *metrics.Cell) error {
 		fn(v, start, alerting.HourStat{Requests: int64(c.Count), P95: c.LatencyQuantile(0.95)})
 		return nil
 	})

@@ -20,6 +20,7 @@ import (
 // records. *metrics.Reader is one.
 type MetricsReader interface {
 	ScanCells(ctx context.Context, q metrics.CellQuery, fn func(value string, start time.Time, c *metrics.Cell) error) error
+	ScanCellsAt(ctx context.Context, interval metrics.Interval, dim metrics.Dimension, at []time.Time, fn func(value string, start time.Time, c *metrics.Cell) error) error
 	Records(ctx context.Context, q metrics.RecordQuery) (metrics.RecordPage, error)
 }
 
