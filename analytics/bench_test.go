@@ -3,6 +3,7 @@ package analytics_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -31,6 +32,15 @@ var bench struct {
 	took    time.Duration
 	err     error
 }
+
+// benchRareKey is a key with only benchRareRecords records spread over the
+// fixture's 90 days: one record in each of that many blocks. Even the least
+// used of the 1,000 Zipf keys has a few records in nearly every 8,192-record
+// block, so it is no test of skipping blocks.
+const (
+	benchRareKey     = "key_rare"
+	benchRareRecords = 60
+)
 
 // benchEnd is the fixture's clock: mid-afternoon, late in a month, so a
 // month-to-date summary has both daily cells and hourly edges.
@@ -64,6 +74,8 @@ func benchService(b *testing.B) *analytics.Service {
 		}
 		start := time.Now()
 		g := newSynth(1, benchEnd.AddDate(0, 0, -90), benchEnd, bench.records, 1000, 50)
+		g.rare = synthKey{id: benchRareKey, owner: "org_rare", tier: "basic", ip: netip.AddrFrom4([4]byte{203, 0, 113, 9})}
+		g.rareEvery = uint64(max(bench.records/benchRareRecords, 1))
 		if bench.err = fillStore(bench.st, g, bench.records, benchEnd); bench.err != nil {
 			return
 		}
@@ -142,6 +154,15 @@ func BenchmarkQueries(b *testing.B) {
 	})
 	run("records_page_100_one_key", func() error {
 		_, err := svc.Records(ctx, analytics.RecordQuery{Limit: 100, KeyID: "key_000500"})
+		return err
+	})
+	// All of the rare key's records fit one page, so the page reads every
+	// block of the 90 days.
+	run("records_page_100_rare_key", func() error {
+		p, err := svc.Records(ctx, analytics.RecordQuery{Limit: 100, KeyID: benchRareKey})
+		if err == nil && bench.records >= benchRareRecords && len(p.Records) != benchRareRecords {
+			err = fmt.Errorf("%d records of %s", len(p.Records), benchRareKey)
+		}
 		return err
 	})
 	run("billing_month_by_owner", func() error {

@@ -23,6 +23,12 @@ type synth struct {
 	seq    uint64
 	routes []synthRoute
 	keys   []synthKey
+	// rare, when rareEvery > 0, replaces the key of every rareEvery-th
+	// record: a customer who calls a few times a week, so few blocks hold
+	// the key. It draws nothing from rng, so the other records stay the
+	// same.
+	rare      synthKey
+	rareEvery uint64
 }
 
 type synthRoute struct{ pattern, method string }
@@ -65,6 +71,9 @@ func (g *synth) next(rec *metrics.Record) {
 	g.now = g.now.Add(time.Duration(g.rng.ExpFloat64() * g.gap))
 	g.seq++
 	k := &g.keys[int(float64(len(g.keys))*math.Pow(g.rng.Float64(), 2.5))]
+	if g.rareEvery > 0 && g.seq%g.rareEvery == 0 {
+		k = &g.rare
+	}
 	rt := &g.routes[int(float64(len(g.routes))*math.Pow(g.rng.Float64(), 1.8))]
 	status, decision := 200, metrics.DecisionValid
 	switch p := g.rng.IntN(1000); {

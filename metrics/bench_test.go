@@ -396,7 +396,8 @@ func BenchmarkAnalyticsReads(b *testing.B) {
 }
 
 // BenchmarkRecordsPage reads pages of 100 raw records, newest first, from
-// a day of 400,000 records, unfiltered and filtered by key.
+// a day of 400,000 records, unfiltered, filtered by a common key (and
+// route) and by a rare one.
 func BenchmarkRecordsPage(b *testing.B) {
 	st := storetest.MustOpen(b)
 	r, err := New(Options{Store: st, BufferSize: 1 << 15})
@@ -404,6 +405,12 @@ func BenchmarkRecordsPage(b *testing.B) {
 		b.Fatal(err)
 	}
 	recs := benchRecords(400000, 5)
+	// A key with 8 records, each in a different block: a page of it reads
+	// every block of the day.
+	const rare = "key_rare"
+	for i := 25000; i < len(recs); i += 50000 {
+		recs[i].KeyID = rare
+	}
 	for chunk := range slices.Chunk(recs, 1<<14) {
 		r.RecordBatch(chunk)
 		if err := r.Flush(); err != nil {
@@ -411,7 +418,7 @@ func BenchmarkRecordsPage(b *testing.B) {
 		}
 	}
 	rd := NewReader(st)
-	for _, q := range []RecordQuery{{}, {KeyID: recs[0].KeyID}, {KeyID: recs[0].KeyID, Route: recs[0].Route}} {
+	for _, q := range []RecordQuery{{}, {KeyID: recs[0].KeyID}, {KeyID: recs[0].KeyID, Route: recs[0].Route}, {KeyID: rare}} {
 		b.Run(fmt.Sprintf("key=%q,route=%q", q.KeyID, q.Route), func(b *testing.B) {
 			b.ReportAllocs()
 			q.Cursor = ""
