@@ -2,12 +2,14 @@ package metrics
 
 import (
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -15,12 +17,17 @@ import (
 // A raw block packs up to maxBlockRecords records of one UTC day, sorted by
 // time, column by column:
 //
-//	header (never compressed, so time-range reads skip a block unread):
-//	  version byte (2; 1 is still read), flags byte (bit 0: body is
-//	  DEFLATE-compressed), uvarint record count, varint min time (µs since
-//	  the epoch), uvarint max time − min time (µs)
+//	header (never compressed, so time-range and key-filtered reads skip
+//	  a block unread): version byte (3; 1 and 2 are still read), flags
+//	  byte (bit 0: body is DEFLATE-compressed), uvarint record count,
+//	  varint min time (µs since the epoch), uvarint max time − min time
+//	  (µs), and from version 3 the key column's table: uvarint length,
+//	  then the dictionary ids of the block's keys in ascending order, the
+//	  first as a uvarint and each other as the uvarint difference from
+//	  the one before
 //	body: one section per column in the order of the col* constants, each
-//	  uvarint table length, table, uvarint rows length, rows
+//	  uvarint table length, table, uvarint rows length, rows; from version
+//	  3 the key column's table section is empty (its table is the header's)
 //
 // Column encodings:
 //   - time: uvarint delta in µs from the previous record (the first from
@@ -29,7 +36,9 @@ import (
 //     bucket; the table lists the global ids the block uses (uvarint each)
 //     and a row is the uvarint position in it. Owner and tier follow the
 //     key: a row is 0 when the value is the one last seen with the row's
-//     key in this block, else position+1.
+//     key in this block, else position+1. The key's table is in the
+//     header from version 3, sorted by id so that it costs about a byte a
+//     key uncompressed (versions 1 and 2 list keys in order of first use).
 //   - method, path, country, user agent: a block-local table of the
 //     distinct strings (uvarint length, bytes); a row is the position.
 //     Clients choose these (any token is a method to net/http, the
@@ -55,8 +64,9 @@ import (
 // for any block of more than a few records.
 
 const (
-	blockVersion   = 2 // what the encoder writes
+	blockVersion   = 3 // what the encoder writes
 	blockVersion1  = 1 // method, country and user agent in the dictionary
+	blockVersion3  = 3 // the key column's table in the header
 	blockFlagFlate = 1 << 0
 
 	// maxBlockRecords caps a block so that a page of a paginated read
@@ -130,6 +140,7 @@ type idShape struct {
 // dictionary for its id.
 type localDict struct {
 	index map[string]uint32
+	ids   []uint64 // by position
 }
 
 func (d *localDict) reset() {
@@ -137,6 +148,7 @@ func (d *localDict) reset() {
 		d.index = make(map[string]uint32)
 	}
 	clear(d.index)
+	d.ids = d.ids[:0]
 }
 
 // position returns the string's position, adding its global id to table
@@ -151,6 +163,7 @@ func (d *localDict) position(s string, table *[]byte, intern func(string) (uint6
 	}
 	p := uint32(len(d.index))
 	d.index[s] = p
+	d.ids = append(d.ids, id)
 	*table = binary.AppendUvarint(*table, id)
 	return p, nil
 }
@@ -193,6 +206,10 @@ type blockEncoder struct {
 	shapePrev  []uint64
 	ownerByKey []int64 // owner position last seen with each key position, -1 none
 	tierByKey  []int64
+	keyRows    []uint32  // each record's key position in order of first use
+	keyOrder   []idAtPos // the block's keys sorted by id
+	keyRank    []uint32  // position in order of first use -> sorted position
+	keyList    []byte    // the header's key table
 
 	body  []byte
 	zbuf  bytes.Buffer
@@ -224,6 +241,13 @@ func (e *blockEncoder) reset() {
 	e.shapePrev = e.shapePrev[:0]
 	e.ownerByKey = e.ownerByKey[:0]
 	e.tierByKey = e.tierByKey[:0]
+	e.keyRows = e.keyRows[:0]
+}
+
+// idAtPos is a dictionary id and its position in order of first use.
+type idAtPos struct {
+	id  uint64
+	pos uint32
 }
 
 // encode appends a block holding recs to dst. recs must be sanitized and
@@ -265,7 +289,7 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 					e.ownerByKey = append(e.ownerByKey, -1)
 					e.tierByKey = append(e.tierByKey, -1)
 				}
-				e.rows[c] = binary.AppendUvarint(e.rows[c], uint64(p))
+				e.keyRows = append(e.keyRows, p) // written once the table is sorted
 			case colOwner:
 				e.rows[c] = appendPredicted(e.rows[c], &e.ownerByKey[keyPos], p)
 			case colTier:
@@ -295,6 +319,9 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 		e.rows[colFlags] = append(e.rows[colFlags], byte(r.ErrorCategory)|byte(r.CacheStatus)<<4)
 	}
 
+	if err := e.sortKeys(); err != nil {
+		return dst, err
+	}
 	e.body = e.body[:0]
 	for c := range numColumns {
 		e.body = binary.AppendUvarint(e.body, uint64(len(e.tables[c])))
@@ -319,11 +346,37 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 			payload = e.zbuf.Bytes()
 		}
 	}
-	dst = append(dst, blockVersion, flags)
-	dst = binary.AppendUvarint(dst, uint64(len(recs)))
-	dst = binary.AppendVarint(dst, minT)
-	dst = binary.AppendUvarint(dst, uint64(maxT-minT))
+	dst = appendBlockHeader(dst, flags, len(recs), minT, maxT, e.keyList)
 	return append(dst, payload...), nil
+}
+
+// sortKeys moves the key column's table to the header, sorted by id, and
+// writes the key rows as positions in it. Sorted, the table is small
+// without compression, and a reader looking for one key stops early.
+func (e *blockEncoder) sortKeys() error {
+	ids := e.dicts[colKey].ids
+	e.keyOrder = e.keyOrder[:0]
+	for p, id := range ids {
+		e.keyOrder = append(e.keyOrder, idAtPos{id: id, pos: uint32(p)})
+	}
+	slices.SortFunc(e.keyOrder, func(a, b idAtPos) int { return cmp.Compare(a.id, b.id) })
+	e.keyRank = slices.Grow(e.keyRank[:0], len(ids))[:len(ids)]
+	e.keyList = e.keyList[:0]
+	prev := uint64(0)
+	for i, k := range e.keyOrder {
+		delta := k.id - prev
+		if i > 0 && delta == 0 {
+			return fmt.Errorf("metrics: dictionary gave two keys id %d", k.id)
+		}
+		e.keyRank[k.pos] = uint32(i)
+		e.keyList = binary.AppendUvarint(e.keyList, delta) // the first is the id itself
+		prev = k.id
+	}
+	e.tables[colKey] = e.tables[colKey][:0]
+	for _, p := range e.keyRows {
+		e.rows[colKey] = binary.AppendUvarint(e.rows[colKey], uint64(e.keyRank[p]))
+	}
+	return nil
 }
 
 // appendPredicted writes 0 when p is the position last seen for the key,
@@ -379,44 +432,10 @@ func splitRequestID(id string) (idShape, uint64) {
 	return idShape{prefix: id[:start], mode: mode}, n
 }
 
-// blockHeader is the uncompressed front of a block.
-type blockHeader struct {
-	count            int
-	version, flags   byte
-	minTime, maxTime int64 // µs since the epoch
-}
-
-// parseBlockHeader reads the header and returns the body after it.
-func parseBlockHeader(b []byte) (blockHeader, []byte, error) {
-	var h blockHeader
-	if len(b) < 2 || (b[0] != blockVersion && b[0] != blockVersion1) {
-		return h, nil, fmt.Errorf("%w: unknown version", ErrCorruptBlock)
-	}
-	h.version, h.flags = b[0], b[1]
-	if h.flags&^blockFlagFlate != 0 {
-		return h, nil, fmt.Errorf("%w: unknown flags %#x", ErrCorruptBlock, h.flags)
-	}
-	r := byteReader{b: b[2:]}
-	count := r.uvarint()
-	h.minTime = r.varint()
-	span := r.uvarint()
-	if r.err != nil {
-		return h, nil, fmt.Errorf("%w: header: %v", ErrCorruptBlock, r.err)
-	}
-	if count == 0 || count > maxDecodeRecords {
-		return h, nil, fmt.Errorf("%w: %d records", ErrCorruptBlock, count)
-	}
-	if span > math.MaxInt64 || h.minTime > math.MaxInt64-int64(span) {
-		return h, nil, fmt.Errorf("%w: time span out of range", ErrCorruptBlock)
-	}
-	h.count = int(count)
-	h.maxTime = h.minTime + int64(span)
-	return h, r.b, nil
-}
-
 // blockColumn is one column section of a decoded body.
 type blockColumn struct {
 	table, rows []byte
+	ascending   bool // table is a version-3 key list (see idList)
 }
 
 // blockDecoder decodes blocks; it keeps a decompressor and buffer between
@@ -456,6 +475,12 @@ func (d *blockDecoder) columns(h blockHeader, body []byte) ([numColumns]blockCol
 	}
 	if len(r.b) != 0 {
 		return cols, fmt.Errorf("%w: %d bytes after the last column", ErrCorruptBlock, len(r.b))
+	}
+	if h.version >= blockVersion3 {
+		if len(cols[colKey].table) != 0 {
+			return cols, fmt.Errorf("%w: key table in the body", ErrCorruptBlock)
+		}
+		cols[colKey].table, cols[colKey].ascending = h.keys, true
 	}
 	return cols, nil
 }
@@ -532,7 +557,7 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 	keys := 0 // distinct keys in the block
 	var col stringTable
 	for _, c := range stringColumns {
-		if err := col.load(cols[c].table, n, inDict(h.version, c), resolve); err != nil {
+		if err := col.load(cols[c], n, inDict(h.version, c), resolve); err != nil {
 			return corrupt(columnName(c), err)
 		}
 		if c == colKey {
@@ -700,10 +725,10 @@ type stringTable struct {
 	made []bool
 }
 
-func (t *stringTable) load(table []byte, n int, dict bool, resolve func(uint64) (string, error)) error {
+func (t *stringTable) load(col blockColumn, n int, dict bool, resolve func(uint64) (string, error)) error {
 	t.strs, t.raw, t.made = t.strs[:0], nil, t.made[:0]
 	if !dict {
-		raw, err := rawTable(table, n)
+		raw, err := rawTable(col.table, n)
 		if err != nil {
 			return err
 		}
@@ -712,14 +737,14 @@ func (t *stringTable) load(table []byte, n int, dict bool, resolve func(uint64) 
 		t.made = append(t.made, make([]bool, len(raw))...)
 		return nil
 	}
-	r := byteReader{b: table}
-	for len(r.b) > 0 && r.err == nil {
+	l := newIDList(col)
+	for {
+		id, ok := l.next()
+		if !ok {
+			return l.err()
+		}
 		if len(t.strs) >= n {
 			return fmt.Errorf("more table entries than records")
-		}
-		id := r.uvarint()
-		if r.err != nil {
-			break
 		}
 		s, err := resolve(id)
 		if err != nil {
@@ -727,7 +752,6 @@ func (t *stringTable) load(table []byte, n int, dict bool, resolve func(uint64) 
 		}
 		t.strs = append(t.strs, s)
 	}
-	return r.err
 }
 
 func (t *stringTable) len() int { return len(t.strs) }
@@ -750,18 +774,6 @@ func rawTable(table []byte, n int) ([][]byte, error) {
 		entries = append(entries, r.bytes(r.uvarint()))
 	}
 	return entries, r.err
-}
-
-// dictPosition returns the position of id in a dictionary column's table,
-// or -1.
-func dictPosition(col blockColumn, id uint64) int {
-	r := byteReader{b: col.table}
-	for p := 0; len(r.b) > 0 && r.err == nil; p++ {
-		if r.uvarint() == id && r.err == nil {
-			return p
-		}
-	}
-	return -1
 }
 
 // localPosition returns the position of s in a block-local column's

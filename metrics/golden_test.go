@@ -216,7 +216,8 @@ func TestGoldenBlocksDecode(t *testing.T) {
 		clientInDict bool
 	}{
 		{blockVersion1, true},
-		{blockVersion, false},
+		{2, false},
+		{blockVersion3, false},
 	} {
 		t.Run(fmt.Sprintf("v%d", tc.version), func(t *testing.T) {
 			block, dict, want := readGolden(t, tc.version)

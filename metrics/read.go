@@ -291,9 +291,16 @@ func decodeCursor(s string, order Order) (position, error) {
 // recordFilter holds a query's filters resolved against the dictionary.
 type recordFilter struct {
 	q                  *RecordQuery
-	fromMicro, toMicro int64 // records are stored at µs precision
-	strs               [3]stringFilter
+	fromMicro, toMicro int64           // records are stored at µs precision
+	strs               [3]stringFilter // key, route, method: see filterKey
 }
+
+// The index of each string filter in recordFilter.strs.
+const (
+	filterKey = iota
+	filterRoute
+	filterMethod
+)
 
 // stringFilter is a filter on one string column. Which blocks hold the
 // column in the dictionary depends on their version, so it keeps the
@@ -333,7 +340,10 @@ func (f *recordFilter) selectRows(h blockHeader, cols *[numColumns]blockColumn, 
 		case !inDict(h.version, df.col):
 			p = localPosition(cols[df.col], df.s)
 		case df.inDict:
-			p = dictPosition(cols[df.col], df.id)
+			var err error
+			if p, err = dictPosition(cols[df.col], df.id); err != nil {
+				return false, fmt.Errorf("%w: %s table: %v", ErrCorruptBlock, columnName(df.col), err)
+			}
 		}
 		if p < 0 {
 			return false, nil
@@ -401,8 +411,10 @@ func (r *Reader) Records(ctx context.Context, q RecordQuery) (RecordPage, error)
 		}
 		start = &p
 	}
-	f := recordFilter{q: &q, fromMicro: math.MinInt64, toMicro: math.MaxInt64,
-		strs: [...]stringFilter{{col: colKey, s: q.KeyID}, {col: colRoute, s: q.Route}, {col: colMethod, s: q.Method}}}
+	f := recordFilter{q: &q, fromMicro: math.MinInt64, toMicro: math.MaxInt64}
+	f.strs[filterKey] = stringFilter{col: colKey, s: q.KeyID}
+	f.strs[filterRoute] = stringFilter{col: colRoute, s: q.Route}
+	f.strs[filterMethod] = stringFilter{col: colMethod, s: q.Method}
 	dayLo, dayHi := uint32(0), Daily.number(maxRecordTime)
 	if !q.From.IsZero() {
 		f.fromMicro = ceilMicro(q.From)
@@ -554,6 +566,14 @@ func (s *scan) blocks(b *store.Bucket, day uint32) (full bool, err error) {
 		}
 		if h.maxTime < s.f.fromMicro || h.minTime >= s.f.toMicro {
 			continue
+		}
+		if key := &s.f.strs[filterKey]; key.s != "" {
+			// Records returned early if the dictionary lacks the key.
+			if ok, err := h.mayHoldKey(key.id); err != nil {
+				return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
+			} else if !ok {
+				continue
+			}
 		}
 		cols, err := s.dec.columns(h, body)
 		if err != nil {
