@@ -1,6 +1,9 @@
 package metrics
 
 import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -347,4 +350,92 @@ func sanitizedSorted(recs []Record) []Record {
 		out[i] = *p
 	}
 	return out
+}
+
+// putGoldenBlock stores the golden block of an old version in st as a
+// binary of that version would have: its dictionary strings are interned
+// into st's dictionary, the block's dictionary ids are relabelled to
+// match, and its times move by shift (so it can share a day with new
+// blocks). Only the tables of dictionary columns and the header's min time
+// change; the rows stay as the old encoder wrote them. It returns the
+// records the stored block holds.
+func putGoldenBlock(t *testing.T, st *store.Store, version int, shift time.Duration) []Record {
+	t.Helper()
+	block, dict, want := readGolden(t, version)
+	h, body, err := parseBlockHeader(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.version >= blockVersion3 {
+		t.Fatalf("putGoldenBlock relabels versions 1 and 2 only, not %d", h.version)
+	}
+	var dec blockDecoder
+	cols, err := dec.columns(h, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		want[i].Time = want[i].Time.Add(shift)
+	}
+	err = st.Update(func(tx *store.Tx) error {
+		w := newDictWriter()
+		var plain []byte
+		for c := range numColumns {
+			table := cols[c].table
+			if slices.Contains(stringColumns[:], c) && inDict(h.version, c) {
+				var relabelled []byte
+				l := newIDList(cols[c])
+				for {
+					id, ok := l.next()
+					if !ok {
+						break
+					}
+					s, err := dict.resolve(id)
+					if err != nil {
+						return err
+					}
+					nid, err := w.intern(tx.Bucket(store.BucketDict), s)
+					if err != nil {
+						return err
+					}
+					relabelled = binary.AppendUvarint(relabelled, nid)
+				}
+				if l.err() != nil {
+					return l.err()
+				}
+				table = relabelled
+			}
+			plain = binary.AppendUvarint(plain, uint64(len(table)))
+			plain = append(plain, table...)
+			plain = binary.AppendUvarint(plain, uint64(len(cols[c].rows)))
+			plain = append(plain, cols[c].rows...)
+		}
+		payload := plain
+		if h.flags&blockFlagFlate != 0 {
+			var zbuf bytes.Buffer
+			zw, _ := flate.NewWriter(&zbuf, blockCompression)
+			_, _ = zw.Write(plain)
+			_ = zw.Close()
+			payload = zbuf.Bytes()
+		}
+		out := append([]byte{h.version, h.flags}, binary.AppendUvarint(nil, uint64(h.count))...)
+		out = binary.AppendVarint(out, h.minTime+shift.Microseconds())
+		out = binary.AppendUvarint(out, uint64(h.maxTime-h.minTime))
+		out = append(out, payload...)
+
+		raw := tx.Bucket(store.BucketRaw)
+		day, err := raw.CreateBucketIfNotExists(dayName(Daily.number(want[0].Time)))
+		if err != nil {
+			return err
+		}
+		seq, err := raw.NextSequence()
+		if err != nil {
+			return err
+		}
+		return day.Put(blockKey(seq), out)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
 }

@@ -5,17 +5,32 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/store"
+	"github.com/apiwarden/apiwarden/store/storetest"
 )
 
 // pageIDs pages through q and returns the request ids in order.
 func pageIDs(t *testing.T, rd *Reader, q RecordQuery, between func()) []string {
 	t.Helper()
 	var ids []string
+	for _, rec := range pageRecords(t, rd, q, between) {
+		ids = append(ids, rec.RequestID)
+	}
+	return ids
+}
+
+// pageRecords pages through q, calling between (if not nil) after each
+// page but the last, and returns the records in order.
+func pageRecords(t *testing.T, rd *Reader, q RecordQuery, between func()) []Record {
+	t.Helper()
+	var recs []Record
 	for pages := 0; ; pages++ {
 		page, err := rd.Records(context.Background(), q)
 		if err != nil {
@@ -24,11 +39,9 @@ func pageIDs(t *testing.T, rd *Reader, q RecordQuery, between func()) []string {
 		if len(page.Records) > q.Limit {
 			t.Fatalf("page of %d records, limit %d", len(page.Records), q.Limit)
 		}
-		for _, rec := range page.Records {
-			ids = append(ids, rec.RequestID)
-		}
+		recs = append(recs, page.Records...)
 		if page.Next == "" {
-			return ids
+			return recs
 		}
 		if pages > 100000 {
 			t.Fatal("pagination does not end")
@@ -107,26 +120,98 @@ func TestCursorStableUnderConcurrentWrites(t *testing.T) {
 	bg.Wait()
 }
 
+// TestRecordFiltersMatchBruteForce pages through filtered queries over a
+// file that holds blocks of every version, as one does after upgrades:
+// golden version-1 and version-2 blocks, then version-3 blocks written
+// into the same days. Version-3 blocks without the filtered key are
+// skipped by their header; older ones must always be read.
 func TestRecordFiltersMatchBruteForce(t *testing.T) {
 	start := time.Date(2026, 4, 1, 20, 0, 0, 0, time.UTC)
-	r, rd := newTestRecorder(t, Options{})
-	g := newTrafficGen(9, start, 0.2) // about 14 hours a day apart: spans days
+	st := storetest.MustOpen(t)
+	goldenStart := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	old := slices.Concat(
+		putGoldenBlock(t, st, blockVersion1, start.Add(30*time.Minute).Sub(goldenStart)),
+		putGoldenBlock(t, st, 2, start.Add(4*time.Hour+10*time.Minute).Sub(goldenStart)))
+	const internedOnly = "key_interned_only" // in the dictionary, in no block
+	if err := st.Update(func(tx *store.Tx) error {
+		_, err := newDictWriter().intern(tx.Bucket(store.BucketDict), internedOnly)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	r, rd := newTestRecorder(t, Options{Store: st})
+	g := newTrafficGen(9, start, 0.2) // 4.4 hours: the flushes span two days
+	var fresh []Record
 	for range 4 {
 		for range 800 {
 			var rec Record
 			g.next(&rec)
 			r.Record(&rec)
+			fresh = append(fresh, rec)
 		}
 		if err := r.Flush(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	all := allRecords(t, rd, RecordQuery{Order: OldestFirst})
-	if len(all) != 3200 {
-		t.Fatalf("%d records", len(all))
+	if len(all) != len(old)+len(fresh) {
+		t.Fatalf("%d records, want %d", len(all), len(old)+len(fresh))
 	}
+	var versions [blockVersion + 1]int
+	if err := st.View(func(tx *store.Tx) error {
+		return tx.Bucket(store.BucketRaw).ForEachBucket(func(day []byte) error {
+			return tx.Bucket(store.BucketRaw).Bucket(day).ForEach(func(_, v []byte) error {
+				versions[v[0]]++
+				return nil
+			})
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if versions[1] != 1 || versions[2] != 1 || versions[3] < 5 {
+		t.Fatalf("blocks by version %v, want 1, 1 and at least 5 of version 3", versions[1:])
+	}
+	// The old blocks decode to their golden records.
+	stored := map[string]int{}
+	for _, rec := range slices.Concat(old, sanitizedSorted(fresh)) {
+		stored[fmt.Sprint(rec)]++
+	}
+	for _, rec := range all {
+		stored[fmt.Sprint(rec)]--
+	}
+	for rec, n := range stored {
+		if n != 0 {
+			t.Fatalf("%+d times: %s", n, rec)
+		}
+	}
+
+	// Keys by where they occur, for the fixed cases below.
+	blocksOf := map[string]map[int64]bool{} // key -> the flushes holding it
+	for i := range fresh {
+		if blocksOf[fresh[i].KeyID] == nil {
+			blocksOf[fresh[i].KeyID] = map[int64]bool{}
+		}
+		blocksOf[fresh[i].KeyID][int64(i/800)] = true
+	}
+	inOneFlush := ""
+	for i := range fresh {
+		if k := fresh[i].KeyID; len(blocksOf[k]) == 1 && !slices.ContainsFunc(old, func(r Record) bool { return r.KeyID == k }) {
+			inOneFlush = k
+			break
+		}
+	}
+	if inOneFlush == "" {
+		t.Fatal("no key is in only one flush")
+	}
+
 	rng := rand.New(rand.NewPCG(10, 10))
-	for round := range 24 {
+	type tc struct {
+		name string
+		q    RecordQuery
+	}
+	var cases []tc
+	for round := range 30 {
 		pick := all[rng.IntN(len(all))]
 		q := RecordQuery{Limit: 1 + rng.IntN(500)}
 		switch round % 6 {
@@ -145,27 +230,42 @@ func TestRecordFiltersMatchBruteForce(t *testing.T) {
 		case 5:
 			q.KeyID = "never-seen"
 		}
-		var want []string
-		f := recordFilter{q: &q, fromMicro: -1 << 62, toMicro: 1 << 62}
-		if !q.From.IsZero() {
-			f.fromMicro, f.toMicro = ceilMicro(q.From), ceilMicro(q.To)
-		}
-		for i := range all {
-			if f.match(&all[i]) {
-				want = append(want, all[i].RequestID)
+		cases = append(cases, tc{fmt.Sprint("random ", round), q})
+	}
+	cases = append(cases,
+		tc{"key of the old blocks only", RecordQuery{KeyID: "key_07", Limit: 3}},
+		tc{"key of the old blocks, method", RecordQuery{KeyID: "key_07", Method: "DELETE", Limit: 1}},
+		tc{"key in one flush", RecordQuery{KeyID: inOneFlush, Limit: 1}},
+		tc{"key in one flush, time range", RecordQuery{KeyID: inOneFlush, From: start, To: start.Add(3 * time.Hour), Limit: 2}},
+		tc{"key interned but never recorded", RecordQuery{KeyID: internedOnly, Limit: 10}},
+	)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q := c.q
+			var want []Record
+			f := recordFilter{q: &q, fromMicro: -1 << 62, toMicro: 1 << 62}
+			if !q.From.IsZero() {
+				f.fromMicro, f.toMicro = ceilMicro(q.From), ceilMicro(q.To)
 			}
-		}
-		q.Order = OldestFirst
-		if got := pageIDs(t, rd, q, nil); !slices.Equal(got, want) {
-			t.Fatalf("round %d %+v oldest first: %d records, want %d", round, q, len(got), len(want))
-		}
-		q.Order = NewestFirst
-		slices.Reverse(want)
-		if got := pageIDs(t, rd, q, nil); !slices.Equal(got, want) {
-			t.Fatalf("round %d %+v newest first: %d records, want %d", round, q, len(got), len(want))
-		}
+			for i := range all {
+				if f.match(&all[i]) {
+					want = append(want, all[i])
+				}
+			}
+			q.Order = OldestFirst
+			if got := pageRecords(t, rd, q, nil); !slices.EqualFunc(got, want, recordsEqual) {
+				t.Fatalf("%+v oldest first: %d records, want %d", q, len(got), len(want))
+			}
+			q.Order = NewestFirst
+			slices.Reverse(want)
+			if got := pageRecords(t, rd, q, nil); !slices.EqualFunc(got, want, recordsEqual) {
+				t.Fatalf("%+v newest first: %d records, want %d", q, len(got), len(want))
+			}
+		})
 	}
 }
+
+func recordsEqual(a, b Record) bool { return reflect.DeepEqual(a, b) }
 
 func TestRecordsRejectsBadCursors(t *testing.T) {
 	r, rd := newTestRecorder(t, Options{})
