@@ -34,10 +34,12 @@
 // bucket's sequence, so keys only grow: a reader's position (day, block
 // key, index) never has new blocks appear before it. Retention deletes a
 // whole day with one DeleteBucket. A block starts with an uncompressed
-// header (version, flags, record count, min time, max time) so time-range
-// reads skip blocks without decoding them; the body is columnar, with
-// dictionary-, delta- and varint-encoded columns, DEFLATE-compressed (the
-// column encodings are documented in block.go). Route, key id, owner, tier
+// header (version, flags, record count, min time, max time and, from
+// version 3, the sorted dictionary ids of the keys it holds) so time-range
+// and key-filtered reads skip blocks without inflating them; the body is
+// columnar, with dictionary-, delta- and varint-encoded columns,
+// DEFLATE-compressed (the column encodings are documented in block.go).
+// Route, key id, owner, tier
 // and decision are interned in store.BucketDict ("s"+string -> id, "i"+id
 // -> string), whose entries are never deleted; they come from the
 // configuration, the key store and SPEC §5 (or from an authenticated
@@ -48,7 +50,9 @@
 // grow the file beyond what retention bounds. Blocks of version 1 (written
 // before this split) interned method, country and user agent too; they are
 // still read, and their dictionary entries stay behind after retention
-// drops them (see docs/upgrade-and-backup.md).
+// drops them (see docs/upgrade-and-backup.md). Blocks older than version
+// 3 keep their key table in the compressed body, so a key filter inflates
+// every one of them in its range until retention drops them.
 //
 // Rollup cells, store.BucketRollupHour and store.BucketRollupDay, one key
 // per (dimension, value, interval):
