@@ -31,8 +31,9 @@ func (p *proxy) lean(r *http.Request) bool {
 // removing hop-by-hop headers), the answer's header slices are handed to
 // the response, and the body goes through a pooled buffer. A request
 // without a body that fails on a reused connection is retried once on a
-// new one, as http.Transport does for an upstream that closed an idle
-// connection.
+// newly dialed one, as http.Transport does for an upstream that closed an
+// idle connection, and the other idle connections are closed too: they
+// are as likely to be dead (an upstream restart closes them all).
 func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Request, uri string) {
 	removeHopHeaders(r.Header)
 	p.setForwarded(r)
@@ -43,7 +44,11 @@ func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Reques
 	for attempt := 0; ; attempt++ {
 		var reused bool
 		var err error
-		pc, reused, err = p.upstream.get(ctx)
+		if attempt == 0 {
+			pc, reused, err = p.upstream.get(ctx)
+		} else {
+			pc, err = p.upstream.dial(ctx)
+		}
 		if err == nil {
 			resp, err = p.send(ctx, pc, r, uri)
 			if err != nil {
@@ -53,8 +58,11 @@ func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Reques
 		if err == nil {
 			break
 		}
-		if reused && attempt == 0 && r.ContentLength == 0 && staleConnError(err) && ctx.Err() == nil {
-			continue
+		if reused && attempt == 0 && staleConnError(err) && ctx.Err() == nil {
+			p.upstream.closeIdle()
+			if r.ContentLength == 0 {
+				continue
+			}
 		}
 		ex.upstreamDur = time.Since(start)
 		if ctxErr := ctx.Err(); ctxErr != nil {

@@ -59,11 +59,32 @@ func (p *upstreamPool) get(ctx context.Context) (pc *upstreamConn, reused bool, 
 			return pc, true, nil
 		default:
 		}
-		c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
-		if err != nil {
-			return nil, false, err
+		pc, err := p.dial(ctx)
+		return pc, false, err
+	}
+}
+
+// dial opens a new connection, bypassing the idle ones.
+func (p *upstreamPool) dial(ctx context.Context) (*upstreamConn, error) {
+	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	return &upstreamConn{Conn: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
+}
+
+// closeIdle closes every idle connection. The proxy calls it when a reused
+// connection turns out closed: an upstream that restarts closes all of
+// them, and nothing notices while they sit idle, so without this each
+// would fail one more request.
+func (p *upstreamPool) closeIdle() {
+	for {
+		select {
+		case pc := <-p.idle:
+			pc.Close()
+		default:
+			return
 		}
-		return &upstreamConn{Conn: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
 	}
 }
 

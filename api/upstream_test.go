@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -176,6 +177,53 @@ func TestForwardingRetriesAStaleConnection(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if code, _ := get("POST", "body"); code != 502 {
 		t.Fatalf("a POST with a body on a stale connection: %d, want 502 (never replayed)", code)
+	}
+}
+
+// An upstream restart closes every pooled connection at once. Each
+// request after it must succeed: the first stale connection found drops
+// the other idle ones, and its retry dials instead of taking another dead
+// one from the pool.
+func TestForwardingAfterTheUpstreamClosedEveryConnection(t *testing.T) {
+	var inFlight sync.WaitGroup
+	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			inFlight.Done()
+			inFlight.Wait() // all four at once, so the pool ends up with four connections
+		}
+		io.WriteString(w, "ok")
+	})
+	px := openProxy(t, up.URL, 0)
+	call := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, px.URL+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	inFlight.Add(4)
+	var done sync.WaitGroup
+	for range 4 {
+		done.Go(func() { call("GET", "/hold", "") })
+	}
+	done.Wait()
+	if n := up.conns.Load(); n != 4 {
+		t.Fatalf("%d upstream connections, want 4 pooled", n)
+	}
+
+	up.CloseClientConnections() // a restart: every pooled connection is dead
+	time.Sleep(20 * time.Millisecond)
+	for i := range 4 {
+		if code, b := call("GET", "/", ""); code != 200 || b != "ok" {
+			t.Fatalf("GET %d after the restart: %d %q", i, code, b)
+		}
+	}
+	if code, b := call("POST", "/", "body"); code != 200 || b != "ok" {
+		t.Fatalf("POST after the pool was renewed: %d %q", code, b)
 	}
 }
 
