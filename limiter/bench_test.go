@@ -29,33 +29,7 @@ func BenchmarkAllowAt(b *testing.B) {
 		subjects int
 	}{{"hot", 1}, {"many", 100_000}} {
 		subjects := benchSubjects(bc.subjects)
-		b.Run(bc.name+"/serial", func(b *testing.B) {
-			l := newTestLimiter(b, Options{Tiers: benchTiers})
-			for _, s := range subjects {
-				l.AllowAt(t0, Request{Subject: s, Tier: "big"})
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: subjects[i%len(subjects)], Tier: "big"})
-			}
-		})
-		b.Run(bc.name+"/parallel", func(b *testing.B) {
-			l := newTestLimiter(b, Options{Tiers: benchTiers})
-			for _, s := range subjects {
-				l.AllowAt(t0, Request{Subject: s, Tier: "big"})
-			}
-			var seq atomic.Int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(seq.Add(1) * 7919)
-				for pb.Next() {
-					i++
-					l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: subjects[i%len(subjects)], Tier: "big"})
-				}
-			})
-		})
+		benchAllowAt(b, bc.name, subjects, subjects)
 	}
 }
 
@@ -75,54 +49,39 @@ func BenchmarkAllowAtShuffled(b *testing.B) {
 		same[i] = stored[j]
 		copied[i] = strings.Clone(stored[j])
 	}
-	for _, bc := range []struct {
-		name     string
-		requests []string
-	}{{"same", same}, {"copied", copied}} {
-		b.Run(bc.name+"/serial", func(b *testing.B) {
-			l := newTestLimiter(b, Options{Tiers: benchTiers})
-			for _, s := range stored {
-				l.AllowAt(t0, Request{Subject: s, Tier: "big"})
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: bc.requests[i%n], Tier: "big"})
-			}
-		})
-		b.Run(bc.name+"/parallel", func(b *testing.B) {
-			l := newTestLimiter(b, Options{Tiers: benchTiers})
-			for _, s := range stored {
-				l.AllowAt(t0, Request{Subject: s, Tier: "big"})
-			}
-			var seq atomic.Int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(seq.Add(1) * 7919)
-				for pb.Next() {
-					i++
-					l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: bc.requests[i%n], Tier: "big"})
-				}
-			})
-		})
-	}
+	benchAllowAt(b, "same", stored, same)
+	benchAllowAt(b, "copied", stored, copied)
 }
 
-// BenchmarkAllowAtNewSubjects is a flood of distinct addresses at the entry
-// cap: every request misses, evicts an entry and creates one.
-func BenchmarkAllowAtNewSubjects(b *testing.B) {
-	const maxSubjects = 100_000
-	subjects := benchSubjects(1 << 20) // over ten times the cap, so each is gone before it recurs
-	l := newTestLimiter(b, Options{Tiers: benchTiers, MaxSubjects: maxSubjects})
-	for _, s := range subjects[:2*maxSubjects] {
-		l.AllowAt(t0, Request{Subject: s, Tier: "big"})
+// benchAllowAt runs name/serial and name/parallel: a limiter that knows
+// the stored subjects decides requests for the requests' subjects in turn.
+func benchAllowAt(b *testing.B, name string, stored, requests []string) {
+	newLimiter := func(b *testing.B) *Limiter {
+		l := newTestLimiter(b, Options{Tiers: benchTiers})
+		for _, s := range stored {
+			l.AllowAt(t0, Request{Subject: s, Tier: "big"})
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		return l
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: subjects[(2*maxSubjects+i)%len(subjects)], Tier: "big"})
-	}
+	b.Run(name+"/serial", func(b *testing.B) {
+		l := newLimiter(b)
+		for i := 0; b.Loop(); i++ {
+			l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: requests[i%len(requests)], Tier: "big"})
+		}
+	})
+	b.Run(name+"/parallel", func(b *testing.B) {
+		l := newLimiter(b)
+		var seq atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(seq.Add(1) * 7919)
+			for pb.Next() {
+				i++
+				l.AllowAt(t0.Add(time.Duration(i)), Request{Subject: requests[i%len(requests)], Tier: "big"})
+			}
+		})
+	})
 }
 
 func BenchmarkAllowAtWithRoute(b *testing.B) {
