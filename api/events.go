@@ -2,10 +2,12 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
@@ -39,7 +41,7 @@ func (s *Server) ingestEvents(w http.ResponseWriter, r *http.Request, _ httprout
 		return errorf(CodeUnavailable, "request recording is not enabled on this server")
 	}
 	body := http.MaxBytesReader(w, r.Body, maxEventsBody)
-	batch, err := metrics.ParseEvents(body, r.Header.Get("Content-Type"), s.now())
+	batch, err := metrics.ParseEventsChecked(body, r.Header.Get("Content-Type"), s.now(), s.eventOwners())
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -58,4 +60,51 @@ func (s *Server) ingestEvents(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	writeJSON(w, http.StatusAccepted, resp)
 	return nil
+}
+
+// eventOwners returns the check that ties ingested records to the key
+// store: a record's key_id must be a key of this server, and its owner_id
+// and tier are that key's, whatever the record said (a key's tier may have
+// changed since, but the store is what analytics and billing group by). A
+// record without a key may name neither. Otherwise any caller of
+// /v1/events could file traffic under a real customer, or fill the
+// never-pruned string dictionary with made-up keys, owners and tiers.
+// Lookups are cached for the batch. Without a key store it checks nothing.
+func (s *Server) eventOwners() func(*metrics.Record) error {
+	if s.keys == nil {
+		return nil
+	}
+	type owner struct {
+		id, tier string
+		err      error
+	}
+	seen := map[string]owner{}
+	return func(rec *metrics.Record) error {
+		if rec.KeyID == "" {
+			if rec.OwnerID != "" || rec.Tier != "" {
+				return errors.New("owner_id and tier come from the key: give key_id, or neither")
+			}
+			return nil
+		}
+		o, ok := seen[rec.KeyID]
+		if !ok {
+			k, err := s.keys.Get(rec.KeyID)
+			switch {
+			case errors.Is(err, keys.ErrNotFound):
+				o.err = fmt.Errorf("key_id %q is not a key of this server", rec.KeyID)
+			case err != nil:
+				o.err = fmt.Errorf("key_id %q cannot be looked up: %v", rec.KeyID, err)
+			default:
+				o.id, o.tier = k.OwnerID, k.Tier
+			}
+			if len(seen) < 1024 {
+				seen[rec.KeyID] = o
+			}
+		}
+		if o.err != nil {
+			return o.err
+		}
+		rec.OwnerID, rec.Tier = o.id, o.tier
+		return nil
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/metrics"
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
@@ -99,5 +100,64 @@ func TestEventsIngest(t *testing.T) {
 	checkError(t, do(t, "POST", hs.URL+"/v1/events", map[string]string{"Content-Type": "application/json"}, "["+event(1, 200)+"]"), 401, "UNAUTHORIZED")
 	if n := len(storedRecords(t, rec, rd)); n != 4 {
 		t.Fatalf("%d records after refused batches, want 4", n)
+	}
+}
+
+// Ingested records are tied to the key store: an unknown key is refused,
+// owner and tier are the key's whatever the record says, and a record
+// without a key may name neither.
+func TestEventsTakeOwnerAndTierFromTheKey(t *testing.T) {
+	st := storetest.MustOpen(t)
+	rec, err := metrics.New(metrics.Options{Store: st, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keys.New(keys.Options{Store: st, Secret: []byte("events-secret-events-secret"),
+		Policy: keys.Policy{Tiers: []string{"basic", "free"}, DefaultTier: "free"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ks.Close)
+	k, _, err := ks.Create(keys.CreateParams{Name: "app", OwnerID: "org_1", Tier: "basic"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Options{AdminToken: adminToken, Events: rec, Keys: ks, SharedListener: true, Gate: api.GateOptions{ServiceToken: "svc"}})
+	hs := httptest.NewServer(srv.AdminHandler())
+	t.Cleanup(hs.Close)
+
+	line := func(id, fields string) string {
+		return `{"time":"2026-11-27T10:00:00Z","request_id":"` + id + `","method":"GET","path":"/x","status":200` + fields + "}\n"
+	}
+	body := line("key-only", `,"key_id":"`+k.ID+`"`) +
+		line("wrong-owner", `,"key_id":"`+k.ID+`","owner_id":"org_evil","tier":"enterprise"`) +
+		line("unknown-key", `,"key_id":"key_made_up"`) +
+		line("owner-without-key", `,"owner_id":"org_1"`) +
+		line("anonymous", "")
+	r := do(t, "POST", hs.URL+"/v1/events", map[string]string{"Content-Type": "application/x-ndjson", "X-Apiwarden-Token": "svc"}, body)
+	type answer struct {
+		Accepted, Rejected int
+		Errors             []struct {
+			Line    int    `json:"line"`
+			Message string `json:"message"`
+		}
+	}
+	a := decode[answer](t, r)
+	if r.status != 202 || a.Accepted != 3 || a.Rejected != 2 || len(a.Errors) != 2 ||
+		a.Errors[0].Line != 3 || !strings.Contains(a.Errors[0].Message, "key_made_up") ||
+		a.Errors[1].Line != 4 || !strings.Contains(a.Errors[1].Message, "key_id") {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	got := map[string]metrics.Record{}
+	for _, g := range storedRecords(t, rec, metrics.NewReader(st)) {
+		got[g.RequestID] = g
+	}
+	for id, want := range map[string][2]string{"key-only": {"org_1", "basic"}, "wrong-owner": {"org_1", "basic"}, "anonymous": {"", ""}} {
+		if g, ok := got[id]; !ok || g.OwnerID != want[0] || g.Tier != want[1] {
+			t.Errorf("%s: stored %v with owner %q, tier %q; want %q, %q", id, ok, g.OwnerID, g.Tier, want[0], want[1])
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("%d records stored, want 3", len(got))
 	}
 }

@@ -134,6 +134,14 @@ func (r Record) MarshalJSON() ([]byte, error) {
 // empty, is neither an array nor NDJSON, is an array cut off or broken
 // mid-way, or is NDJSON of which no line is JSON at all.
 func ParseEvents(body io.Reader, contentType string, now time.Time) (EventBatch, error) {
+	return ParseEventsChecked(body, contentType, now, nil)
+}
+
+// ParseEventsChecked is ParseEvents with one more check: check sees each
+// record that passed the others and may change it (fill in fields) or
+// refuse it with an error, which is reported like theirs, with the
+// record's index and line. A nil check accepts all.
+func ParseEventsChecked(body io.Reader, contentType string, now time.Time, check func(*Record) error) (EventBatch, error) {
 	br := bufio.NewReaderSize(body, 64<<10)
 	first, err := firstByte(br)
 	if err != nil {
@@ -143,9 +151,9 @@ func ParseEvents(body io.Reader, contentType string, now time.Time) (EventBatch,
 		if first != '{' && !isNDJSON(contentType) {
 			return EventBatch{}, fmt.Errorf("%w: body starts with %q, want '[' or '{'", ErrMalformedEvents, first)
 		}
-		return parseNDJSON(br, now)
+		return parseNDJSON(br, now, check)
 	}
-	return parseArray(br, now)
+	return parseArray(br, now, check)
 }
 
 func isNDJSON(contentType string) bool {
@@ -182,7 +190,7 @@ func firstByte(br *bufio.Reader) (byte, error) {
 	}
 }
 
-func parseArray(br *bufio.Reader, now time.Time) (EventBatch, error) {
+func parseArray(br *bufio.Reader, now time.Time, check func(*Record) error) (EventBatch, error) {
 	var batch EventBatch
 	dec := json.NewDecoder(br)
 	if _, err := dec.Token(); err != nil { // '['
@@ -197,6 +205,9 @@ func parseArray(br *bufio.Reader, now time.Time) (EventBatch, error) {
 			return EventBatch{}, fmt.Errorf("%w: element %d: %v", ErrMalformedEvents, index, err)
 		}
 		rec, err := parseEvent(raw, now)
+		if err == nil && check != nil {
+			err = check(&rec)
+		}
 		if err != nil {
 			batch.Errors = append(batch.Errors, EventError{Index: index, Message: err.Error()})
 			continue
@@ -212,7 +223,7 @@ func parseArray(br *bufio.Reader, now time.Time) (EventBatch, error) {
 	return batch, nil
 }
 
-func parseNDJSON(br *bufio.Reader, now time.Time) (EventBatch, error) {
+func parseNDJSON(br *bufio.Reader, now time.Time, check func(*Record) error) (EventBatch, error) {
 	var batch EventBatch
 	var line []byte
 	index, lineNo, jsonLines := 0, 0, 0
@@ -246,7 +257,9 @@ func parseNDJSON(br *bufio.Reader, now time.Time) (EventBatch, error) {
 			err = fmt.Errorf("not valid JSON")
 		default:
 			jsonLines++
-			rec, err = parseEvent(trimmed, now)
+			if rec, err = parseEvent(trimmed, now); err == nil && check != nil {
+				err = check(&rec)
+			}
 		}
 		if err != nil {
 			batch.Errors = append(batch.Errors, EventError{Index: index, Line: lineNo, Message: err.Error()})
