@@ -307,15 +307,34 @@ func (a *App) bind() (err error) {
 	a.adminSrv = a.httpServer(a.api.AdminHandler())
 	// Live streams never end on their own; Shutdown would wait for them.
 	a.adminSrv.RegisterOnShutdown(a.api.CloseStreams)
-	if a.shared() {
-		return nil
+	if !a.shared() {
+		if a.enforceLn, err = net.Listen("tcp", s.Listen); err != nil {
+			return fmt.Errorf("listener: %w", err)
+		}
+		a.cleanups = append(a.cleanups, func() { a.enforceLn.Close() })
+		a.enforceSrv = a.httpServer(a.api.EnforcementHandler())
 	}
-	if a.enforceLn, err = net.Listen("tcp", s.Listen); err != nil {
-		return fmt.Errorf("listener: %w", err)
-	}
-	a.cleanups = append(a.cleanups, func() { a.enforceLn.Close() })
-	a.enforceSrv = a.httpServer(a.api.EnforcementHandler())
+	a.warnOpenServiceAPI()
 	return nil
+}
+
+// warnOpenServiceAPI says so when /v1/check, /v1/authorize and /v1/events
+// answer without a service token on an address other machines can reach:
+// the SPEC leaves the token optional for a sidecar on loopback, but there
+// anyone could check keys or file traffic.
+func (a *App) warnOpenServiceAPI() {
+	if a.cfg.Security.ServiceToken.Value() != "" {
+		return
+	}
+	ln := a.adminLn // proxy mode, or one shared listener
+	if a.cfg.Proxy.Upstream == "" && a.enforceLn != nil {
+		ln = a.enforceLn
+	}
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		return
+	}
+	a.log.Warn("security.service_token is empty: /v1/check, /v1/authorize and /v1/events answer anyone who reaches this address; set a token or listen on loopback",
+		"addr", ln.Addr().String())
 }
 
 // keySecret is the configured HMAC pepper, or one generated into the
