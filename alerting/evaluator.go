@@ -670,10 +670,12 @@ func (e *Evaluator) Resolve(ctx context.Context, id, by, note string) (Alert, er
 		return Alert{}, e.notOpen(id, ErrAlreadyResolved)
 	}
 	a := t.alert.clone()
-	wasFiring := a.Firing()
+	// Receivers hear of the resolve only if they heard of the alert: not
+	// of a pending one, nor of one inhibited since it started firing.
+	told := a.Firing() && !a.LastNotifiedAt.IsZero()
 	now := e.now()
 	tr := resolveByHand(&a, now, by, note)
-	if wasFiring {
+	if told {
 		a.LastNotifiedAt = now
 	}
 	if err := e.save([]Alert{a}, nil, []Transition{tr}); err != nil {
@@ -684,7 +686,7 @@ func (e *Evaluator) Resolve(ctx context.Context, id, by, note string) (Alert, er
 	e.startCooldown(fp, t.rule, now)
 	e.mu.Unlock()
 
-	if wasFiring && e.notify != nil {
+	if told && e.notify != nil {
 		if _, err := e.notify.Exec(ctx, a.clone()); err != nil {
 			e.log.Warn("handing a resolved alert to the notifiers failed", "alert", id, "err", err)
 		}

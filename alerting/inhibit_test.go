@@ -1,6 +1,7 @@
 package alerting_test
 
 import (
+	"context"
 	"slices"
 	"testing"
 
@@ -107,5 +108,30 @@ func TestEqualSeveritiesDoNotInhibit(t *testing.T) {
 	h.steps(2, tick)
 	if got := h.notified.statuses(); !slices.Equal(got, []string{"firing", "firing"}) {
 		t.Fatalf("notifications %v, want both rules", got)
+	}
+}
+
+// Resolving an inhibited alert by hand tells receivers nothing: they never
+// heard of it. Resolving the announced one does.
+func TestResolvingAnInhibitedAlertByHandIsSilent(t *testing.T) {
+	h := newHarness(t, quotaPair())
+	h.quotas.set(alerting.QuotaUsage{KeyID: "key_1", HourlyUsed: 0.97})
+	h.steps(2, tick)
+	byRule := map[string]alerting.Alert{}
+	for _, a := range h.open() {
+		byRule[a.Rule] = a
+	}
+	before := len(h.notified.all())
+	if _, err := h.ev.Resolve(context.Background(), byRule["quota-warning"].ID, "ana", "known"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.notified.all()); n != before {
+		t.Fatalf("%d notifications after resolving the inhibited alert, want still %d", n, before)
+	}
+	if _, err := h.ev.Resolve(context.Background(), byRule["quota-critical"].ID, "ana", "raised the quota"); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.notified.all(); len(got) != before+1 || got[len(got)-1].Rule != "quota-critical" || got[len(got)-1].Firing() {
+		t.Fatalf("after resolving the announced alert: %d notifications", len(got))
 	}
 }
