@@ -164,3 +164,23 @@ func ExampleEvaluator_Acknowledge() {
 	// true
 	// resolved ana
 }
+
+// A receiver that wants reminders at most every four hours, behind an
+// evaluator that repeats hourly for another receiver: the hourly repeats
+// in between are dropped, the fourth passes.
+func ExampleNewRepeatStage() {
+	mail := alerting.NewRepeatStage(4 * time.Hour)
+	fired := time.Date(2026, 6, 6, 9, 0, 0, 0, time.UTC)
+	a := alerting.Alert{ID: "quota-1", State: alerting.StateFiring, Severity: alerting.SeverityMedium}
+	for h := range 5 {
+		a.LastNotifiedAt = fired.Add(time.Duration(h) * time.Hour)
+		out, _ := mail.Exec(context.Background(), a)
+		fmt.Printf("%s: %d sent\n", a.LastNotifiedAt.Format("15:04"), len(out))
+	}
+	// Output:
+	// 09:00: 1 sent
+	// 10:00: 0 sent
+	// 11:00: 0 sent
+	// 12:00: 0 sent
+	// 13:00: 1 sent
+}

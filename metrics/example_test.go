@@ -98,6 +98,32 @@ func ExampleReader_Totals() {
 	// /c 2 requests, p95 ≈ 5.9ms
 }
 
+// ScanCellsAt reads scattered hours in one walk: here the same hour a week
+// apart, as the alert evaluator's baselines do, skipping the hours between.
+func ExampleReader_ScanCellsAt() {
+	st, cleanup := openStore()
+	defer cleanup()
+	monday := time.Date(2026, 11, 16, 9, 0, 0, 0, time.UTC)
+	rec, _ := metrics.New(metrics.Options{Store: st, Now: func() time.Time { return monday.AddDate(0, 0, 8) }})
+	for day := range 8 {
+		for i := range day + 1 {
+			rec.Record(&metrics.Record{Time: monday.AddDate(0, 0, day).Add(time.Duration(i) * time.Minute),
+				Method: "GET", Status: 200, KeyID: "key_1"})
+		}
+	}
+	rec.Stop()
+
+	hours := []time.Time{monday, monday.AddDate(0, 0, 7)}
+	_ = metrics.NewReader(st).ScanCellsAt(context.Background(), metrics.Hourly, metrics.DimKey, hours,
+		func(key string, start time.Time, c *metrics.Cell) error {
+			fmt.Printf("%s %s: %d requests\n", key, start.Format("Mon 02 15:04"), c.Count)
+			return nil
+		})
+	// Output:
+	// key_1 Mon 16 09:00: 1 requests
+	// key_1 Mon 23 09:00: 8 requests
+}
+
 // Records pages through raw records newest first; the cursor of one page
 // starts the next.
 func ExampleReader_Records() {
