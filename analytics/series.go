@@ -308,6 +308,19 @@ func (p *SeriesPlan) bucketOf(t time.Time) int {
 	return i
 }
 
+// cellBucketOf returns the bucket of the rollup cell that starts at start.
+// A cell cannot be split, so where a bucket edge falls inside an hour
+// (local midnight in a zone with a half-hour offset) the cell holding the
+// edge counts in the bucket that begins there, as in the billing report:
+// a month of daily points then adds up to the month's bill. -1 outside.
+func (p *SeriesPlan) cellBucketOf(start time.Time) int {
+	i := sort.Search(len(p.bounds), func(i int) bool { return p.bounds[i].Truncate(time.Hour).After(start) }) - 1
+	if i < 0 || i >= len(p.bounds)-1 {
+		return -1
+	}
+	return i
+}
+
 // Series answers q in memory. Errors as PlanSeries and Each.
 func (s *Service) Series(ctx context.Context, q SeriesQuery) (SeriesResult, error) {
 	p, err := s.PlanSeries(q)
@@ -388,7 +401,7 @@ func (p *SeriesPlan) eachRollup(ctx context.Context, fn func(string, []Point) er
 		}
 		q := metrics.CellQuery{Interval: p.cellInterval(), Dimension: dim, Value: value, From: p.From, To: p.To}
 		err := p.svc.src.ScanCells(ctx, q, func(_ string, start time.Time, c *metrics.Cell) error {
-			if i := p.bucketOf(start); i >= 0 {
+			if i := p.cellBucketOf(start); i >= 0 {
 				acc[i].Merge(c)
 			}
 			return nil
