@@ -502,6 +502,29 @@ func (rt *Realtime) sumSeconds(dst *metrics.Cell, first, last int64) {
 	acc.addTo(dst)
 }
 
+// routeSums adds up the route counters of slots, keeping the order in
+// which routes were first seen.
+type routeSums struct {
+	byName map[string]*counters
+	order  []string
+}
+
+func newRouteSums() *routeSums { return &routeSums{byName: make(map[string]*counters)} }
+
+// add merges one slot's routes.
+func (r *routeSums) add(s *slot) {
+	for i := range s.routes.entries {
+		e := &s.routes.entries[i]
+		c := r.byName[e.name]
+		if c == nil {
+			c = new(counters)
+			r.byName[e.name] = c
+			r.order = append(r.order, e.name)
+		}
+		c.merge(&e.counters)
+	}
+}
+
 func (c *counters) merge(o *counters) {
 	if o.count == 0 {
 		return
@@ -612,25 +635,18 @@ func (rt *Realtime) windowStats(first, last int64) WindowStats {
 	rt.sumSeconds(&sum, first, last)
 	w := WindowStats{Stats: StatsOf(&sum), RPS: float64(sum.Count) / float64(last-first+1)}
 	keys := make(map[string]struct{})
-	routes := make(map[string]*counters)
+	routes := newRouteSums()
 	rt.eachSlot(first, last, func(s *slot) {
 		for i := range s.keys.entries {
 			keys[s.keys.entries[i].name] = struct{}{}
 		}
-		for i := range s.routes.entries {
-			e := &s.routes.entries[i]
-			c := routes[e.name]
-			if c == nil {
-				c = new(counters)
-				routes[e.name] = c
-			}
-			c.merge(&e.counters)
-		}
+		routes.add(s)
 	})
 	w.ActiveKeys = uint64(len(keys))
 	w.UniqueKeys = ptr(w.ActiveKeys)
-	w.TopRoutes = make([]RouteStats, 0, len(routes))
-	for name, rc := range routes {
+	w.TopRoutes = make([]RouteStats, 0, len(routes.order))
+	for _, name := range routes.order {
+		rc := routes.byName[name]
 		w.TopRoutes = append(w.TopRoutes, RouteStats{Route: name, Requests: rc.count, Errors5xx: rc.status[5]})
 	}
 	slices.SortFunc(w.TopRoutes, func(a, b RouteStats) int {
@@ -641,7 +657,7 @@ func (rt *Realtime) windowStats(first, last int64) WindowStats {
 	}
 	for i := range w.TopRoutes { // percentiles only for the ones shown
 		var c metrics.Cell
-		routes[w.TopRoutes[i].Route].addTo(&c)
+		routes.byName[w.TopRoutes[i].Route].addTo(&c)
 		w.TopRoutes[i].P95MS = millis(c.LatencyQuantile(0.95))
 	}
 	return w

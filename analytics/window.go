@@ -41,24 +41,12 @@ func (rt *Realtime) Window(kind alerting.SubjectKind, window time.Duration, now 
 		return []alerting.Aggregate{{Subject: alerting.Subject{Kind: kind}, Requests: int64(sum.Count),
 			Errors5xx: int64(sum.Status5xx), RateLimited: int64(sum.RateLimited), P95: sum.LatencyQuantile(0.95)}}, nil
 	case alerting.SubjectRoute:
-		routes := make(map[string]*counters)
-		var order []string
-		rt.eachSlot(first, last, func(s *slot) {
-			for i := range s.routes.entries {
-				e := &s.routes.entries[i]
-				c := routes[e.name]
-				if c == nil {
-					c = new(counters)
-					routes[e.name] = c
-					order = append(order, e.name)
-				}
-				c.merge(&e.counters)
-			}
-		})
-		out := make([]alerting.Aggregate, 0, len(order))
-		for _, name := range order {
+		routes := newRouteSums()
+		rt.eachSlot(first, last, routes.add)
+		out := make([]alerting.Aggregate, 0, len(routes.order))
+		for _, name := range routes.order {
 			c := new(metrics.Cell)
-			routes[name].addTo(c)
+			routes.byName[name].addTo(c)
 			out = append(out, alerting.Aggregate{Subject: alerting.Subject{Kind: kind, Value: name}, Requests: int64(c.Count),
 				Errors5xx: int64(c.Status5xx), RateLimited: int64(c.RateLimited), P95: c.LatencyQuantile(0.95)})
 		}
