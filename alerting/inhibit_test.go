@@ -75,10 +75,7 @@ func TestInhibitedAlertIsListed(t *testing.T) {
 	h := newHarness(t, quotaPair())
 	h.quotas.set(alerting.QuotaUsage{KeyID: "key_1", HourlyUsed: 0.97})
 	h.steps(2, tick)
-	byRule := map[string]alerting.Alert{}
-	for _, a := range h.open() {
-		byRule[a.Rule] = a
-	}
+	byRule := openByRule(h)
 	warning, critical := byRule["quota-warning"], byRule["quota-critical"]
 	if warning.State != alerting.StateFiring || warning.InhibitedBy != critical.ID || critical.InhibitedBy != "" {
 		t.Fatalf("warning %s inhibited by %q, critical %q inhibited by %q", warning.State, warning.InhibitedBy, critical.ID, critical.InhibitedBy)
@@ -117,10 +114,7 @@ func TestResolvingAnInhibitedAlertByHandIsSilent(t *testing.T) {
 	h := newHarness(t, quotaPair())
 	h.quotas.set(alerting.QuotaUsage{KeyID: "key_1", HourlyUsed: 0.97})
 	h.steps(2, tick)
-	byRule := map[string]alerting.Alert{}
-	for _, a := range h.open() {
-		byRule[a.Rule] = a
-	}
+	byRule := openByRule(h)
 	before := len(h.notified.all())
 	if _, err := h.ev.Resolve(context.Background(), byRule["quota-warning"].ID, "ana", "known"); err != nil {
 		t.Fatal(err)
@@ -134,4 +128,14 @@ func TestResolvingAnInhibitedAlertByHandIsSilent(t *testing.T) {
 	if got := h.notified.all(); len(got) != before+1 || got[len(got)-1].Rule != "quota-critical" || got[len(got)-1].Firing() {
 		t.Fatalf("after resolving the announced alert: %d notifications", len(got))
 	}
+}
+
+// openByRule returns the open alerts by rule name.
+func openByRule(h *harness) map[string]alerting.Alert {
+	h.t.Helper()
+	byRule := map[string]alerting.Alert{}
+	for _, a := range h.open() {
+		byRule[a.Rule] = a
+	}
+	return byRule
 }

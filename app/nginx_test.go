@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/config"
 )
 
@@ -498,36 +496,16 @@ type nginxKey struct {
 
 func nginxStartApiwarden(t *testing.T) *nginxApiwarden {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Server.Listen = "127.0.0.1:0"
-	cfg.Server.AdminListen = "127.0.0.1:0"
-	cfg.Server.DataDir = t.TempDir()
-	cfg.Server.TrustedProxies = []string{"127.0.0.1/32"}
-	cfg.Security.AdminToken = nginxTestAdminToken
-	cfg.Security.KeySecret = "nginx-test-key-secret-0123456789"
-	cfg.Security.ServiceToken = nginxTestServiceToken
-	cfg.Tiers["tiny"] = config.Tier{RequestsPerHour: 100, BurstPerMinute: 3}
-	cfg.Calendar = nil // no Saturday or peak-season multipliers: the burst is exactly 3
-	cfg.Routes = []config.Route{
-		{Path: "/public/*", Preset: "public"},
-		{Path: "/api/guests/*", Preset: "protected", Scopes: []string{"guests:read"}},
-	}
-	a, err := app.New(cfg, app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("apiwarden: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("apiwarden did not stop")
+	a, _ := startApp(t, func(cfg *config.Config) {
+		cfg.Server.TrustedProxies = []string{"127.0.0.1/32"}
+		cfg.Security.AdminToken = nginxTestAdminToken
+		cfg.Security.KeySecret = "nginx-test-key-secret-0123456789"
+		cfg.Security.ServiceToken = nginxTestServiceToken
+		cfg.Tiers["tiny"] = config.Tier{RequestsPerHour: 100, BurstPerMinute: 3}
+		cfg.Calendar = nil // no Saturday or peak-season multipliers: the burst is exactly 3
+		cfg.Routes = []config.Route{
+			{Path: "/public/*", Preset: "public"},
+			{Path: "/api/guests/*", Preset: "protected", Scopes: []string{"guests:read"}},
 		}
 	})
 	aw := &nginxApiwarden{enforceAddr: a.Addr(), adminAddr: a.AdminAddr()}
