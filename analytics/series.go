@@ -299,22 +299,14 @@ func nextBucket(iv Interval, t time.Time, loc *time.Location) time.Time {
 	return time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, loc)
 }
 
-// bucketOf returns the index of the bucket holding t, -1 outside.
-func (p *SeriesPlan) bucketOf(t time.Time) int {
-	i := sort.Search(len(p.bounds), func(i int) bool { return p.bounds[i].After(t) }) - 1
-	if i < 0 || i >= len(p.bounds)-1 {
-		return -1
-	}
-	return i
-}
-
-// cellBucketOf returns the bucket of the rollup cell that starts at start.
-// A cell cannot be split, so where a bucket edge falls inside an hour
-// (local midnight in a zone with a half-hour offset) the cell holding the
-// edge counts in the bucket that begins there, as in the billing report:
-// a month of daily points then adds up to the month's bill. -1 outside.
-func (p *SeriesPlan) cellBucketOf(start time.Time) int {
-	i := sort.Search(len(p.bounds), func(i int) bool { return p.bounds[i].Truncate(time.Hour).After(start) }) - 1
+// bucketOf returns the index of the bucket holding t, -1 outside. unit
+// is the length of what starts at t: 0 for a raw record's instant, an hour
+// for a rollup cell. A cell cannot be split, so where a bucket edge falls
+// inside an hour (local midnight in a zone with a half-hour offset) the
+// cell holding the edge counts in the bucket that begins there, as in the
+// billing report: a month of daily points then adds up to the month's bill.
+func (p *SeriesPlan) bucketOf(t time.Time, unit time.Duration) int {
+	i := sort.Search(len(p.bounds), func(i int) bool { return p.bounds[i].Truncate(unit).After(t) }) - 1
 	if i < 0 || i >= len(p.bounds)-1 {
 		return -1
 	}
@@ -401,7 +393,7 @@ func (p *SeriesPlan) eachRollup(ctx context.Context, fn func(string, []Point) er
 		}
 		q := metrics.CellQuery{Interval: p.cellInterval(), Dimension: dim, Value: value, From: p.From, To: p.To}
 		err := p.svc.src.ScanCells(ctx, q, func(_ string, start time.Time, c *metrics.Cell) error {
-			if i := p.cellBucketOf(start); i >= 0 {
+			if i := p.bucketOf(start, time.Hour); i >= 0 {
 				acc[i].Merge(c)
 			}
 			return nil
@@ -433,7 +425,7 @@ func (p *SeriesPlan) eachRaw(ctx context.Context, fn func(string, []Point) error
 				return nil
 			}
 			g := p.GroupBy.of(rec)
-			i := p.bucketOf(rec.Time)
+			i := p.bucketOf(rec.Time, 0)
 			if g == "" || i < 0 {
 				return nil
 			}
