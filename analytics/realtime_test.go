@@ -9,6 +9,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/alerting"
 	"github.com/apiwarden/apiwarden/analytics"
+	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
@@ -17,9 +18,9 @@ var rtNow = time.Unix(1_795_000_000, 500_000_000).UTC() // .5 s into a second
 
 // rtRecord is a request at rtNow minus ago.
 func rtRecord(ago time.Duration, key, owner, route string, status int, latency time.Duration) metrics.Record {
-	d := metrics.DecisionValid
+	d := decision.Valid
 	if status == 429 {
-		d = metrics.DecisionRateLimited
+		d = decision.RateLimited
 	}
 	return metrics.Record{Time: rtNow.Add(-ago), Method: "GET", Route: route, Status: status, Latency: latency,
 		KeyID: key, OwnerID: owner, Tier: "basic", RequestBytes: 10, ResponseBytes: 100, Decision: d}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/analytics"
+	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/limiter"
 	"github.com/apiwarden/apiwarden/metrics"
 	"github.com/apiwarden/apiwarden/store/storetest"
@@ -36,14 +37,14 @@ func knownTraffic() []metrics.Record {
 	var recs []metrics.Record
 	add := func(i int, t time.Time) {
 		k := testKeys[i%len(testKeys)]
-		status, decision := 200, metrics.DecisionValid
+		status, code := 200, decision.Valid
 		switch {
 		case i%13 == 0:
 			status = 503
 		case i%7 == 0:
-			status, decision = 429, metrics.DecisionRateLimited
+			status, code = 429, decision.RateLimited
 		case i%17 == 0:
-			status, decision = 401, metrics.DecisionExpired
+			status, code = 401, decision.Expired
 		case i%5 == 0:
 			status = 404
 		}
@@ -55,8 +56,8 @@ func knownTraffic() []metrics.Record {
 			Time: t, RequestID: "t-" + strconv.Itoa(len(recs)), Method: method, Route: testRoutes[(i/3)%len(testRoutes)],
 			Path: "/p/" + strconv.Itoa(i), Status: status, Latency: time.Duration((i*7)%200+1) * time.Millisecond,
 			RequestBytes: int64(i % 100), ResponseBytes: int64(1000 + i%500), KeyID: k.id, OwnerID: k.owner, Tier: k.tier,
-			ClientIP: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), ErrorCategory: metrics.CategorizeError(status, decision),
-			Decision: decision,
+			ClientIP: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), ErrorCategory: metrics.CategorizeError(status, code),
+			Decision: code,
 		})
 	}
 	i := 0

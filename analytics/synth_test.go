@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/metrics"
 	"github.com/apiwarden/apiwarden/store"
 )
@@ -75,14 +76,14 @@ func (g *synth) next(rec *metrics.Record) {
 		k = &g.rare
 	}
 	rt := &g.routes[int(float64(len(g.routes))*math.Pow(g.rng.Float64(), 1.8))]
-	status, decision := 200, metrics.DecisionValid
+	status, code := 200, decision.Valid
 	switch p := g.rng.IntN(1000); {
 	case p < 20:
-		status, decision = 401, metrics.DecisionExpired
+		status, code = 401, decision.Expired
 	case p < 30:
-		status, decision = 403, metrics.DecisionInsufficientScope
+		status, code = 403, decision.InsufficientScope
 	case p < 60:
-		status, decision = 429, metrics.DecisionRateLimited
+		status, code = 429, decision.RateLimited
 	case p < 70:
 		status = 500 + 2*g.rng.IntN(3)
 	case p < 110:
@@ -91,7 +92,7 @@ func (g *synth) next(rec *metrics.Record) {
 		status = 304
 	}
 	latency := time.Duration(math.Exp(g.rng.NormFloat64()*0.8+math.Log(40)) * float64(time.Millisecond))
-	if decision != metrics.DecisionValid {
+	if code != decision.Valid {
 		latency = time.Duration(50+g.rng.IntN(400)) * time.Microsecond
 	}
 	var reqBytes int64
@@ -114,8 +115,8 @@ func (g *synth) next(rec *metrics.Record) {
 		ClientIP:      k.ip,
 		Country:       "US",
 		UserAgent:     "synth/1.0",
-		ErrorCategory: metrics.CategorizeError(status, decision),
-		Decision:      decision,
+		ErrorCategory: metrics.CategorizeError(status, code),
+		Decision: code,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/alerting"
 	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
 
@@ -33,7 +34,7 @@ func TestAlertRoutes(t *testing.T) {
 	if err := ev.EvalAt(context.Background(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Options{AdminToken: adminToken, Alerts: ev})
+	srv := api.New(api.Options{Admin: admin.Options{AdminToken: adminToken, Alerts: ev}})
 	hs := httptest.NewServer(srv.AdminHandler())
 	defer hs.Close()
 	f := &fixture{http: hs}
@@ -80,7 +81,7 @@ func TestAlertRoutes(t *testing.T) {
 	checkError(t, f.admin(t, "GET", "/admin/v1/alerts?type=meteor", nil), 400, "INVALID_PARAMETER")
 	checkError(t, f.call(t, "GET", "/admin/v1/alerts/rules", "", "", nil), 401, "UNAUTHORIZED")
 
-	none := api.New(api.Options{AdminToken: adminToken})
+	none := api.New(api.Options{Admin: admin.Options{AdminToken: adminToken}})
 	hs2 := httptest.NewServer(none.AdminHandler())
 	defer hs2.Close()
 	checkError(t, (&fixture{http: hs2}).admin(t, "GET", "/admin/v1/alerts", nil), 503, "UNAVAILABLE")

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/api/admin"
+	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
@@ -62,12 +64,12 @@ func newFixture(t *testing.T, token string, tweak ...func(*api.Options)) *fixtur
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	opts := api.Options{AdminToken: token, Keys: svc, Version: "test", Logger: log}
+	opts := api.Options{Gateway: gateway.Options{Keys: svc}, Admin: admin.Options{AdminToken: token, Keys: svc, Version: "test"}, Logger: log}
 	for _, f := range tweak {
 		f(&opts)
 	}
 	srv := api.New(opts)
-	srv.SetReady(true)
+	srv.Admin().SetReady(true)
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)
 	return &fixture{srv: srv, http: hs, keys: svc, logs: logs}
@@ -239,10 +241,10 @@ func TestKeyLifecycleThroughAdminAPI(t *testing.T) {
 func TestEveryAdminRouteNeedsTheToken(t *testing.T) {
 	// Dozens of wrong tokens from one address: the throttle would lock it
 	// out (429) before the last route; this test is about the 401s.
-	f := newFixture(t, adminToken, func(o *api.Options) { o.AuthFailureLimit = -1 })
+	f := newFixture(t, adminToken, func(o *api.Options) { o.Admin.AuthFailureLimit = -1 })
 	param := regexp.MustCompile(`:[a-z_]+|\*[a-z_]+`)
 	n := 0
-	for _, rt := range f.srv.Routes() {
+	for _, rt := range f.srv.Admin().Routes() {
 		if !strings.HasPrefix(rt.Path, "/admin/") {
 			continue
 		}
@@ -260,7 +262,7 @@ func TestEveryAdminRouteNeedsTheToken(t *testing.T) {
 
 func TestAdminDisabledWithoutConfiguredToken(t *testing.T) {
 	f := newFixture(t, "")
-	for _, rt := range f.srv.Routes() {
+	for _, rt := range f.srv.Admin().Routes() {
 		if !strings.HasPrefix(rt.Path, "/admin/") {
 			continue
 		}
@@ -324,7 +326,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	if r := f.call(t, "GET", "/readyz", "", "", nil); r.status != 200 {
 		t.Fatalf("readyz %d", r.status)
 	}
-	f.srv.SetReady(false)
+	f.srv.Admin().SetReady(false)
 	checkError(t, f.call(t, "GET", "/readyz", "", "", nil), 503, "UNAVAILABLE")
 }
 
@@ -350,7 +352,7 @@ func TestRequestIDIsKeptOrMade(t *testing.T) {
 
 func TestBackupRoute(t *testing.T) {
 	st := storetest.MustOpen(t)
-	srv := api.New(api.Options{AdminToken: adminToken, Backup: st})
+	srv := api.New(api.Options{Admin: admin.Options{AdminToken: adminToken, Backup: st}})
 	hs := httptest.NewServer(srv.AdminHandler())
 	defer hs.Close()
 	f := &fixture{http: hs}
@@ -371,7 +373,7 @@ func TestAdminTokenGuessingIsThrottled(t *testing.T) {
 	now.Store(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
 	f := newFixture(t, adminToken, func(o *api.Options) {
-		o.AuthFailureLimit, o.AuthFailureWindow, o.Now = 5, time.Minute, clock
+		o.Admin.AuthFailureLimit, o.Admin.AuthFailureWindow, o.Now = 5, time.Minute, clock
 	})
 	if r := f.call(t, "GET", "/admin/v1/keys", adminToken, "", nil); r.status != 200 {
 		t.Fatalf("right token: %d", r.status)

@@ -11,6 +11,9 @@ import (
 
 	"github.com/apiwarden/apiwarden/analytics"
 	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/api/admin"
+	"github.com/apiwarden/apiwarden/api/gateway"
+	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/limiter"
 	"github.com/apiwarden/apiwarden/metrics"
@@ -42,24 +45,24 @@ type knownRequest struct {
 	status            int
 	latencyMS         int
 	bytesIn, bytesOut int64
-	decision          metrics.Decision
+	decision          decision.Code
 }
 
 var knownRequests = []knownRequest{
-	{"2026-11-27T15:10:00Z", "a", "/api/forms", 200, 10, 0, 100, ""}, // 27 | 27
-	{"2026-11-27T15:12:00Z", "a", "/api/forms", 200, 20, 0, 100, ""}, // 27 | 27
-	{"2026-11-27T15:14:00Z", "b", "/api/guests", 500, 30, 0, 50, ""}, // 27 | 27
-	{"2026-11-27T14:05:00Z", "b", "/api/guests", 429, 1, 0, 0, metrics.DecisionRateLimited},
-	{"2026-11-27T03:00:00Z", "a", "/api/forms", 404, 40, 0, 20, ""},   // 27 | 26
-	{"2026-11-27T01:30:00Z", "", "/api/forms", 200, 5, 0, 0, ""},      // 27 | 26
-	{"2026-11-26T20:00:00Z", "a", "/api/forms", 201, 50, 300, 10, ""}, // 26 | 26
-	{"2026-11-26T10:00:00Z", "c", "/api/guests", 200, 60, 0, 70, ""},  // 26 | 26
-	{"2026-11-26T04:30:00Z", "c", "/api/guests", 503, 70, 0, 0, ""},   // 26 | 25
-	{"2026-11-25T12:00:00Z", "a", "/api/forms", 200, 80, 0, 100, ""},  // 25 | 25
-	{"2026-10-31T23:30:00Z", "a", "/api/forms", 200, 15, 0, 100, ""},  // Oct | Oct
-	{"2026-11-01T02:00:00Z", "b", "/api/guests", 200, 25, 0, 100, ""}, // Nov | Oct
-	{"2026-10-15T12:00:00Z", "c", "/api/guests", 401, 2, 0, 0, metrics.DecisionExpired},
-	{"2026-11-27T15:29:30Z", "a", "/api/forms", 200, 35, 0, 100, ""}, // 27 | 27
+	{"2026-11-27T15:10:00Z", "a", "/api/forms", 200, 10, 0, 100, decision.None}, // 27 | 27
+	{"2026-11-27T15:12:00Z", "a", "/api/forms", 200, 20, 0, 100, decision.None}, // 27 | 27
+	{"2026-11-27T15:14:00Z", "b", "/api/guests", 500, 30, 0, 50, decision.None}, // 27 | 27
+	{"2026-11-27T14:05:00Z", "b", "/api/guests", 429, 1, 0, 0, decision.RateLimited},
+	{"2026-11-27T03:00:00Z", "a", "/api/forms", 404, 40, 0, 20, decision.None},   // 27 | 26
+	{"2026-11-27T01:30:00Z", "", "/api/forms", 200, 5, 0, 0, decision.None},      // 27 | 26
+	{"2026-11-26T20:00:00Z", "a", "/api/forms", 201, 50, 300, 10, decision.None}, // 26 | 26
+	{"2026-11-26T10:00:00Z", "c", "/api/guests", 200, 60, 0, 70, decision.None},  // 26 | 26
+	{"2026-11-26T04:30:00Z", "c", "/api/guests", 503, 70, 0, 0, decision.None},   // 26 | 25
+	{"2026-11-25T12:00:00Z", "a", "/api/forms", 200, 80, 0, 100, decision.None},  // 25 | 25
+	{"2026-10-31T23:30:00Z", "a", "/api/forms", 200, 15, 0, 100, decision.None},  // Oct | Oct
+	{"2026-11-01T02:00:00Z", "b", "/api/guests", 200, 25, 0, 100, decision.None}, // Nov | Oct
+	{"2026-10-15T12:00:00Z", "c", "/api/guests", 401, 2, 0, 0, decision.Expired},
+	{"2026-11-27T15:29:30Z", "a", "/api/forms", 200, 35, 0, 100, decision.None}, // 27 | 27
 }
 
 func newAnFixture(t testing.TB) *anFixture {
@@ -104,10 +107,9 @@ func newAnFixture(t testing.TB) *anFixture {
 		t.Fatal(err)
 	}
 	ny, _ := time.LoadLocation("America/New_York")
-	srv := api.New(api.Options{AdminToken: adminToken, Keys: ks, Version: "test", Logger: log, Now: func() time.Time { return anNow },
-		Analytics: api.AnalyticsOptions{Metrics: metrics.NewReader(st), Realtime: f.rt, Limits: f.lim, Location: ny,
-			Retention: analytics.Retention{RawDays: 90, HourlyDays: 400}}})
-	srv.SetReady(true)
+	srv := api.New(api.Options{Gateway: gateway.Options{Keys: ks}, Admin: admin.Options{AdminToken: adminToken, Keys: ks, Version: "test", Analytics: admin.AnalyticsOptions{Metrics: metrics.NewReader(st), Realtime: f.rt, Limits: f.lim, Location: ny,
+		Retention: analytics.Retention{RawDays: 90, HourlyDays: 400}}}, Logger: log, Now: func() time.Time { return anNow }})
+	srv.Admin().SetReady(true)
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)
 	f.fixture = &fixture{srv: srv, http: hs, keys: ks, logs: logs}
@@ -124,8 +126,8 @@ func (f *anFixture) record(t testing.TB, i int, kr knownRequest) metrics.Record 
 		Path: kr.route + "?n=" + fmt.Sprint(i), Status: kr.status, Latency: time.Duration(kr.latencyMS) * time.Millisecond,
 		RequestBytes: kr.bytesIn, ResponseBytes: kr.bytesOut, ClientIP: netip.MustParseAddr("192.0.2.7"),
 		UserAgent: "test, \"quoted\"", Decision: kr.decision}
-	if r.Decision == "" {
-		r.Decision = metrics.DecisionValid
+	if r.Decision == decision.None {
+		r.Decision = decision.Valid
 	}
 	if kr.status == 201 {
 		r.Method = "POST"

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/api/admin"
+	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/enforce"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/limiter"
@@ -152,15 +154,10 @@ func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
 	if gc.headerTimout == 0 {
 		gc.headerTimout = 5 * time.Second
 	}
-	srv := api.New(api.Options{
-		AdminToken: adminToken,
-		Keys:       svc,
-		Gate: api.GateOptions{Engine: engine, Recorder: f.records, Trusted: trusted, ServiceToken: gc.serviceToken,
-			AuthorizeRateLimitedStatus: 429, MaxHeaderBytes: 8 << 10, CountryHeader: "Cf-Ipcountry", InternalSampleRate: gc.internalRate},
-		Proxy: api.ProxyOptions{Upstream: u, DialTimeout: time.Second, ResponseHeaderTimeout: gc.headerTimout,
-			IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 16, MaxBodyBytes: gc.maxBody},
-	})
-	srv.SetReady(true)
+	srv := api.New(api.Options{Gateway: gateway.Options{Keys: svc, Gate: gateway.GateOptions{Engine: engine, Recorder: f.records, Trusted: trusted, ServiceToken: gc.serviceToken,
+		AuthorizeRateLimitedStatus: 429, MaxHeaderBytes: 8 << 10, CountryHeader: "Cf-Ipcountry", InternalSampleRate: gc.internalRate}, Proxy: gateway.ProxyOptions{Upstream: u, DialTimeout: time.Second, ResponseHeaderTimeout: gc.headerTimout,
+		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 16, MaxBodyBytes: gc.maxBody}}, Admin: admin.Options{AdminToken: adminToken, Keys: svc}})
+	srv.Admin().SetReady(true)
 	f.proxy = httptest.NewServer(srv.EnforcementHandler())
 	t.Cleanup(f.proxy.Close)
 	f.admin = httptest.NewServer(srv.AdminHandler())
@@ -396,14 +393,14 @@ func TestProxyRecordsEveryRequest(t *testing.T) {
 	ok, fail, denied := recs[0], recs[1], recs[2]
 	if ok.Status != 200 || ok.Method != "POST" || ok.Route != "/api/forms/*" || ok.Path != "/api/forms/7" || ok.KeyID != f.ids["big"] ||
 		ok.OwnerID != "org_big" || ok.Tier != "enterprise" || ok.RequestBytes != 7 || ok.ResponseBytes == 0 || ok.UserAgent != "planner/1.0" ||
-		ok.Country != "DE" || ok.Decision != "VALID" || ok.CacheStatus != metrics.CacheHit || ok.RequestID == "" ||
+		ok.Country != "DE" || ok.Decision.String() != "VALID" || ok.CacheStatus != metrics.CacheHit || ok.RequestID == "" ||
 		ok.Latency <= 0 || ok.UpstreamLatency <= 0 || ok.UpstreamLatency > ok.Latency {
 		t.Errorf("allowed record %+v", ok)
 	}
 	if fail.Status != 503 || fail.ErrorCategory != metrics.ErrorUpstream5xx {
 		t.Errorf("upstream failure record %+v", fail)
 	}
-	if denied.Status != 401 || denied.Decision != "MISSING_KEY" || denied.ErrorCategory != metrics.ErrorAuth || denied.UpstreamLatency != 0 {
+	if denied.Status != 401 || denied.Decision.String() != "MISSING_KEY" || denied.ErrorCategory != metrics.ErrorAuth || denied.UpstreamLatency != 0 {
 		t.Errorf("denied record %+v", denied)
 	}
 }
@@ -587,8 +584,7 @@ func TestServiceRoutesOnlyWithoutProxyOnEnforcementListener(t *testing.T) {
 	defer svc.Close()
 	lim, _ := limiter.New(limiter.Options{Tiers: map[string]limiter.Tier{"free": {RequestsPerHour: 10, BurstPerMinute: 10}}})
 	routes, _ := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Public})
-	srv := api.New(api.Options{AdminToken: adminToken, Keys: svc,
-		Gate: api.GateOptions{Engine: enforce.NewEngine(svc, lim, enforce.Policy{Routes: routes, PublicTier: "free"})}})
+	srv := api.New(api.Options{Gateway: gateway.Options{Keys: svc, Gate: gateway.GateOptions{Engine: enforce.NewEngine(svc, lim, enforce.Policy{Routes: routes, PublicTier: "free"})}}, Admin: admin.Options{AdminToken: adminToken, Keys: svc}})
 	enf := httptest.NewServer(srv.EnforcementHandler())
 	defer enf.Close()
 	if r := do(t, "GET", enf.URL+"/v1/authorize", map[string]string{"X-Forwarded-Uri": "/x"}, ""); r.status != 200 {

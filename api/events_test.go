@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/api/admin"
+	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/metrics"
 	"github.com/apiwarden/apiwarden/store/storetest"
@@ -21,8 +23,7 @@ func newEventsServer(t *testing.T) (*httptest.Server, *metrics.Recorder, *metric
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Options{AdminToken: adminToken, Events: rec, SharedListener: true,
-		Gate: api.GateOptions{ServiceToken: "svc"}})
+	srv := api.New(api.Options{Gateway: gateway.Options{Events: rec, Gate: gateway.GateOptions{ServiceToken: "svc"}}, Admin: admin.Options{AdminToken: adminToken}, SharedListener: true})
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)
 	return hs, rec, metrics.NewReader(st)
@@ -122,7 +123,7 @@ func TestEventsTakeOwnerAndTierFromTheKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Options{AdminToken: adminToken, Events: rec, Keys: ks, SharedListener: true, Gate: api.GateOptions{ServiceToken: "svc"}})
+	srv := api.New(api.Options{Gateway: gateway.Options{Events: rec, Keys: ks, Gate: gateway.GateOptions{ServiceToken: "svc"}}, Admin: admin.Options{AdminToken: adminToken, Keys: ks}, SharedListener: true})
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)
 

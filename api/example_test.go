@@ -6,11 +6,12 @@ import (
 	"net/http/httptest"
 
 	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/api/admin"
 )
 
 func ExampleNew() {
-	srv := api.New(api.Options{AdminToken: "secret-token"})
-	srv.SetReady(true)
+	srv := api.New(api.Options{Admin: admin.Options{AdminToken: "secret-token"}})
+	srv.Admin().SetReady(true)
 	hs := httptest.NewServer(srv.AdminHandler())
 	defer hs.Close()
 

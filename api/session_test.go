@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/api/admin"
+	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
@@ -30,7 +32,7 @@ type sessionFixture struct {
 	clock *clock
 }
 
-func newSessionFixture(t *testing.T, token string, opts api.DashboardOptions) *sessionFixture {
+func newSessionFixture(t *testing.T, token string, opts admin.DashboardOptions) *sessionFixture {
 	t.Helper()
 	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	svc, err := keys.New(keys.Options{
@@ -43,7 +45,7 @@ func newSessionFixture(t *testing.T, token string, opts api.DashboardOptions) *s
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	srv := api.New(api.Options{AdminToken: token, Keys: svc, Dashboard: opts, Now: clk.Now})
+	srv := api.New(api.Options{Gateway: gateway.Options{Keys: svc}, Admin: admin.Options{AdminToken: token, Keys: svc, Dashboard: opts}, Now: clk.Now})
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)
 	return &sessionFixture{http: hs, keys: svc, clock: clk}
@@ -64,10 +66,10 @@ func (f *sessionFixture) request(t *testing.T, method, path, body, cookie, csrf 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: api.SessionCookie, Value: cookie})
+		req.AddCookie(&http.Cookie{Name: admin.SessionCookie, Value: cookie})
 	}
 	if csrf != "" {
-		req.Header.Set(api.CSRFHeader, csrf)
+		req.Header.Set(admin.CSRFHeader, csrf)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
@@ -99,7 +101,7 @@ func (f *sessionFixture) login(t *testing.T) (cookie, csrf string) {
 		t.Fatal(err)
 	}
 	for _, c := range resp.Cookies() {
-		if c.Name == api.SessionCookie {
+		if c.Name == admin.SessionCookie {
 			return c.Value, a.CSRFToken
 		}
 	}
@@ -119,7 +121,7 @@ func errorCode(t *testing.T, body []byte) string {
 }
 
 func TestLogin(t *testing.T) {
-	f := newSessionFixture(t, adminToken, api.DashboardOptions{SessionTTL: 2 * time.Hour})
+	f := newSessionFixture(t, adminToken, admin.DashboardOptions{SessionTTL: 2 * time.Hour})
 	cases := []struct {
 		name   string
 		body   string
@@ -166,7 +168,7 @@ func TestLogin(t *testing.T) {
 				t.Fatalf("%d cookies", len(cookies))
 			}
 			c := cookies[0]
-			if c.Name != api.SessionCookie || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" ||
+			if c.Name != admin.SessionCookie || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" ||
 				c.MaxAge != 7200 || c.Secure || len(c.Value) < 40 || c.Value == a.CSRFToken {
 				t.Fatalf("cookie %+v", c)
 			}
@@ -178,7 +180,7 @@ func TestLogin(t *testing.T) {
 }
 
 func TestLoginCookieIsSecureBehindTLS(t *testing.T) {
-	f := newSessionFixture(t, adminToken, api.DashboardOptions{})
+	f := newSessionFixture(t, adminToken, admin.DashboardOptions{})
 	resp, body := f.request(t, "POST", "/admin/v1/session", `{"token":"`+adminToken+`"}`, "", "", "X-Forwarded-Proto", "https")
 	if resp.StatusCode != 201 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
@@ -190,7 +192,7 @@ func TestLoginCookieIsSecureBehindTLS(t *testing.T) {
 }
 
 func TestLoginWithoutConfiguredToken(t *testing.T) {
-	f := newSessionFixture(t, "", api.DashboardOptions{})
+	f := newSessionFixture(t, "", admin.DashboardOptions{})
 	resp, body := f.request(t, "POST", "/admin/v1/session", `{"token":"anything"}`, "", "")
 	if resp.StatusCode != 401 || errorCode(t, body) != "ADMIN_TOKEN_NOT_CONFIGURED" {
 		t.Fatalf("%d %s", resp.StatusCode, body)
@@ -198,7 +200,7 @@ func TestLoginWithoutConfiguredToken(t *testing.T) {
 }
 
 func TestSessionAuthorizesAdminCalls(t *testing.T) {
-	f := newSessionFixture(t, adminToken, api.DashboardOptions{})
+	f := newSessionFixture(t, adminToken, admin.DashboardOptions{})
 	cookie, csrf := f.login(t)
 	other, otherCSRF := f.login(t)
 	if cookie == other || csrf == otherCSRF {
@@ -254,7 +256,7 @@ func TestSessionAuthorizesAdminCalls(t *testing.T) {
 }
 
 func TestLogoutEndsTheSession(t *testing.T) {
-	f := newSessionFixture(t, adminToken, api.DashboardOptions{})
+	f := newSessionFixture(t, adminToken, admin.DashboardOptions{})
 	cookie, csrf := f.login(t)
 	other, _ := f.login(t)
 	resp, body := f.request(t, "POST", "/admin/v1/session/logout", "", cookie, csrf)
@@ -277,7 +279,7 @@ func TestLogoutEndsTheSession(t *testing.T) {
 }
 
 func TestSessionExpires(t *testing.T) {
-	f := newSessionFixture(t, adminToken, api.DashboardOptions{SessionTTL: time.Hour})
+	f := newSessionFixture(t, adminToken, admin.DashboardOptions{SessionTTL: time.Hour})
 	cookie, _ := f.login(t)
 	steps := []struct {
 		advance time.Duration
@@ -302,7 +304,7 @@ func TestSessionExpires(t *testing.T) {
 }
 
 func TestSessionsAreBounded(t *testing.T) {
-	f := newSessionFixture(t, adminToken, api.DashboardOptions{MaxSessions: 2})
+	f := newSessionFixture(t, adminToken, admin.DashboardOptions{MaxSessions: 2})
 	first, _ := f.login(t)
 	f.clock.Add(time.Second)
 	second, _ := f.login(t)

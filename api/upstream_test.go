@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/enforce"
 )
 
@@ -48,11 +49,8 @@ func openProxy(t *testing.T, upstream string, headerTimeout time.Duration) *http
 	if headerTimeout == 0 {
 		headerTimeout = 5 * time.Second
 	}
-	srv := api.New(api.Options{
-		Gate: api.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes})},
-		Proxy: api.ProxyOptions{Upstream: u, DialTimeout: time.Second, ResponseHeaderTimeout: headerTimeout,
-			IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4},
-	})
+	srv := api.New(api.Options{Gateway: gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes})}, Proxy: gateway.ProxyOptions{Upstream: u, DialTimeout: time.Second, ResponseHeaderTimeout: headerTimeout,
+		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4}}})
 	hs := httptest.NewServer(srv.EnforcementHandler())
 	t.Cleanup(hs.Close)
 	return hs

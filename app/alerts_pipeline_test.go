@@ -7,6 +7,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/alerting"
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/limiter"
 	"github.com/apiwarden/apiwarden/metrics"
 )
@@ -60,8 +61,8 @@ func (p *pipeline) run(d time.Duration, mix trafficMix) {
 			if r.Method == "" {
 				r.Method = "GET"
 			}
-			if r.Decision == "" {
-				r.Decision = metrics.DecisionValid
+			if r.Decision == decision.None {
+				r.Decision = decision.Valid
 			}
 			p.rec.Record(&r)
 		})
@@ -93,7 +94,7 @@ func (p *pipeline) alerts(states ...alerting.State) map[string][]alerting.Alert 
 func req(key, route string, status int, latency time.Duration) metrics.Record {
 	r := metrics.Record{KeyID: key, OwnerID: "org_" + key, Tier: "basic", Route: route, Path: route, Status: status, Latency: latency}
 	if status == 429 {
-		r.Decision = metrics.DecisionRateLimited
+		r.Decision = decision.RateLimited
 	}
 	return r
 }
@@ -111,7 +112,7 @@ func TestEveryAlertTypeFiresAndResolvesThroughThePipeline(t *testing.T) {
 		for i := range 100 {
 			r := req("steady", "/api/guests/*", 200, 40*time.Millisecond)
 			r.Time = start.Add(-26*time.Hour + time.Duration(h)*time.Hour + time.Duration(i)*36*time.Second)
-			r.Method, r.Decision = "GET", metrics.DecisionValid
+			r.Method, r.Decision = "GET", decision.Valid
 			past = append(past, r)
 		}
 	}

@@ -20,6 +20,8 @@ import (
 	"github.com/apiwarden/apiwarden/alerting"
 	"github.com/apiwarden/apiwarden/analytics"
 	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/api/admin"
+	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/config"
 	"github.com/apiwarden/apiwarden/enforce"
 	"github.com/apiwarden/apiwarden/keys"
@@ -241,44 +243,49 @@ func (a *App) newAPI(version string) error {
 	recorder := teeRecorder{a.rec, a.realtime}
 	a.telemetry = telemetry.New(a.collectors()...)
 	a.api = api.New(api.Options{
-		AdminToken: cfg.Security.AdminToken.Value(),
-		Keys:       a.keys,
-		Events:     recorder,
-		Alerts:     a.alerts,
-		// The same service answers the analytics routes and gives the
-		// alert evaluator its history.
-		Analytics: api.AnalyticsOptions{
-			Service:  a.analytics,
-			Realtime: a.realtime,
-			Location: a.calendar.Location(),
+		Gateway: gateway.Options{
+			Gate: gateway.GateOptions{
+				Engine:                     a.engine,
+				Recorder:                   recorder,
+				Observer:                   a.telemetry,
+				Trusted:                    trusted,
+				ServiceToken:               cfg.Security.ServiceToken.Value(),
+				AuthorizeRateLimitedStatus: cfg.Server.AuthorizeRateLimitedStatus,
+				CountryHeader:              cfg.Metrics.CountryHeader,
+				MaxHeaderBytes:             cfg.Server.MaxHeaderBytes,
+				InternalSampleRate:         cfg.Metrics.InternalSampleRate,
+			},
+			Proxy: gateway.ProxyOptions{
+				Upstream:              upstream,
+				DialTimeout:           cfg.Proxy.DialTimeout.D(),
+				ResponseHeaderTimeout: cfg.Proxy.ResponseHeaderTimeout.D(),
+				IdleConnTimeout:       cfg.Proxy.IdleConnTimeout.D(),
+				MaxIdleConnsPerHost:   cfg.Proxy.MaxIdleConnsPerHost,
+				MaxBodyBytes:          cfg.Proxy.MaxBodyBytes,
+			},
+			Events: recorder,
+			Keys:   a.keys,
 		},
-		DebugPprof:   cfg.Server.DebugPprof,
-		Backup:       flushingBackup{a},
-		Dashboard:    api.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D()},
-		Metrics:      a.telemetry.Handler(),
-		MetricsToken: cfg.Security.MetricsToken.Value(),
-		ReadyChecks:  a.readyChecks(),
-		Gate: api.GateOptions{
-			Engine:                     a.engine,
-			Recorder:                   recorder,
-			Observer:                   a.telemetry,
-			Trusted:                    trusted,
-			ServiceToken:               cfg.Security.ServiceToken.Value(),
-			AuthorizeRateLimitedStatus: cfg.Server.AuthorizeRateLimitedStatus,
-			CountryHeader:              cfg.Metrics.CountryHeader,
-			MaxHeaderBytes:             cfg.Server.MaxHeaderBytes,
-			InternalSampleRate:         cfg.Metrics.InternalSampleRate,
-		},
-		Proxy: api.ProxyOptions{
-			Upstream:              upstream,
-			DialTimeout:           cfg.Proxy.DialTimeout.D(),
-			ResponseHeaderTimeout: cfg.Proxy.ResponseHeaderTimeout.D(),
-			IdleConnTimeout:       cfg.Proxy.IdleConnTimeout.D(),
-			MaxIdleConnsPerHost:   cfg.Proxy.MaxIdleConnsPerHost,
-			MaxBodyBytes:          cfg.Proxy.MaxBodyBytes,
+		Admin: admin.Options{
+			AdminToken: cfg.Security.AdminToken.Value(),
+			Keys:       a.keys,
+			Alerts:     a.alerts,
+			// The same service answers the analytics routes and gives the
+			// alert evaluator its history.
+			Analytics: admin.AnalyticsOptions{
+				Service:  a.analytics,
+				Realtime: a.realtime,
+				Location: a.calendar.Location(),
+			},
+			DebugPprof:   cfg.Server.DebugPprof,
+			Backup:       flushingBackup{a},
+			Dashboard:    admin.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D()},
+			Metrics:      a.telemetry.Handler(),
+			MetricsToken: cfg.Security.MetricsToken.Value(),
+			ReadyChecks:  a.readyChecks(),
+			Version:      version,
 		},
 		SharedListener: a.shared(),
-		Version:        version,
 		Now:            a.now,
 		Logger:         a.log,
 	})
@@ -306,7 +313,7 @@ func (a *App) bind() (err error) {
 	a.cleanups = append(a.cleanups, func() { a.adminLn.Close() })
 	a.adminSrv = a.httpServer(a.api.AdminHandler())
 	// Live streams never end on their own; Shutdown would wait for them.
-	a.adminSrv.RegisterOnShutdown(a.api.CloseStreams)
+	a.adminSrv.RegisterOnShutdown(a.api.Admin().CloseStreams)
 	if !a.shared() {
 		if a.enforceLn, err = net.Listen("tcp", s.Listen); err != nil {
 			return fmt.Errorf("listener: %w", err)
@@ -470,10 +477,10 @@ func (a *App) newAlerts() error {
 
 // readyChecks report conditions /readyz shows without failing: the
 // instance still serves when they are degraded.
-func (a *App) readyChecks() []api.ReadyCheck {
-	var checks []api.ReadyCheck
+func (a *App) readyChecks() []admin.ReadyCheck {
+	var checks []admin.ReadyCheck
 	if a.redis != nil {
-		checks = append(checks, api.ReadyCheck{Name: "redis", Check: func() string {
+		checks = append(checks, admin.ReadyCheck{Name: "redis", Check: func() string {
 			if a.redis.Healthy() {
 				return "ok"
 			}
@@ -524,14 +531,14 @@ func (a *App) Run(ctx context.Context) error {
 	if a.enforceSrv != nil {
 		serve("enforcement", a.enforceSrv, a.enforceLn)
 	}
-	a.api.SetReady(true)
+	a.api.Admin().SetReady(true)
 
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	a.api.SetReady(false)
+	a.api.Admin().SetReady(false)
 	if d := a.cfg.Server.ShutdownDelay.D(); d > 0 && runErr == nil {
 		a.log.Info("unready; serving until load balancers notice", "delay", d.String())
 		time.Sleep(d)

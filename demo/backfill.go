@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/apiwarden/apiwarden/api/gateway"
+	"github.com/apiwarden/apiwarden/api/httpapi"
 	"github.com/apiwarden/apiwarden/enforce"
 	"github.com/apiwarden/apiwarden/metrics"
 )
@@ -124,7 +126,7 @@ func Backfill(ctx context.Context, opts BackfillOptions) (BackfillResult, error)
 			rec := record(opts.Decider, upstream, c, incident)
 			rec.RequestID = requestIDPrefix + strconv.Itoa(res.Records)
 			res.Records++
-			res.ByDecision[string(rec.Decision)]++
+			res.ByDecision[rec.Decision.String()]++
 			res.ByStatus[rec.Status]++
 			recs = append(recs, rec)
 			if len(recs) == opts.Chunk {
@@ -138,7 +140,7 @@ func Backfill(ctx context.Context, opts BackfillOptions) (BackfillResult, error)
 }
 
 // record decides c and fills in its metrics record the way the proxy
-// does (api/gate.go newRecord, api/proxy.go).
+// does (api/gateway/gate.go newRecord, api/gateway/proxy.go).
 func record(d Decider, rng *rand.Rand, c *call, incident bool) metrics.Record {
 	ep := &endpoints[c.endpoint]
 	dec := d.Decide(c.at, &enforce.Facts{HeaderKey: c.key, Method: ep.Method, Path: pathOnly(c.path), ClientIP: c.clientIP})
@@ -149,19 +151,9 @@ func record(d Decider, rng *rand.Rand, c *call, incident bool) metrics.Record {
 		ClientIP:     c.clientIP,
 		UserAgent:    c.userAgent,
 		Country:      c.country,
-		Decision:     metrics.Decision(dec.Code.String()),
-		Tier:         dec.Tier,
 		RequestBytes: c.bodyBytes,
 	}
-	if dec.Route != nil {
-		rec.Route = dec.Route.Pattern
-	}
-	if id := dec.Identity; id != nil {
-		rec.KeyID, rec.OwnerID = id.ID, id.OwnerID
-		if rec.Tier == "" {
-			rec.Tier = id.Tier
-		}
-	}
+	gateway.AttributeRecord(&rec, &dec)
 	// apiwarden's own share of a request: a fraction of a millisecond.
 	overhead := time.Duration(150+rng.IntN(450)) * time.Microsecond
 	if dec.Allowed() {
@@ -171,7 +163,7 @@ func record(d Decider, rng *rand.Rand, c *call, incident bool) metrics.Record {
 		rec.Latency = o.latency + overhead
 		rec.ResponseBytes = o.bytes
 	} else {
-		rec.Status = dec.Code.Status()
+		rec.Status = httpapi.DecisionStatus(dec.Code)
 		rec.Latency = overhead
 		rec.ResponseBytes = 140 // the JSON error body
 	}

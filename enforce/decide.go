@@ -10,73 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/limiter"
 )
-
-// Code is a decision code of SPEC §5.
-type Code uint8
-
-// Decision codes.
-const (
-	Valid Code = iota
-	MissingKey
-	NotFound
-	Expired
-	Revoked
-	IPNotAllowed
-	OriginNotAllowed
-	InsufficientScope
-	RateLimited
-	QuotaExceeded
-)
-
-var codeNames = [...]string{
-	Valid: "VALID", MissingKey: "MISSING_KEY", NotFound: "NOT_FOUND", Expired: "EXPIRED", Revoked: "REVOKED",
-	IPNotAllowed: "IP_NOT_ALLOWED", OriginNotAllowed: "ORIGIN_NOT_ALLOWED", InsufficientScope: "INSUFFICIENT_SCOPE",
-	RateLimited: "RATE_LIMITED", QuotaExceeded: "QUOTA_EXCEEDED",
-}
-
-// String returns the code as SPEC writes it ("RATE_LIMITED").
-func (c Code) String() string { return codeNames[c] }
-
-// Status is the HTTP status a denial answers with (0 for Valid).
-func (c Code) Status() int {
-	switch c {
-	case Valid:
-		return 0
-	case MissingKey, NotFound, Expired, Revoked:
-		return 401
-	case IPNotAllowed, OriginNotAllowed, InsufficientScope:
-		return 403
-	}
-	return 429
-}
-
-// Message explains a denial to the client.
-func (c Code) Message() string {
-	switch c {
-	case MissingKey:
-		return "an API key is required: send it as Authorization: Bearer <key> or X-API-Key"
-	case NotFound:
-		return "the API key is not valid"
-	case Expired:
-		return "the API key has expired"
-	case Revoked:
-		return "the API key has been revoked"
-	case IPNotAllowed:
-		return "the API key may not be used from this IP address"
-	case OriginNotAllowed:
-		return "the API key may not be used from this origin"
-	case InsufficientScope:
-		return "the API key lacks a scope this route requires"
-	case RateLimited:
-		return "rate limit exceeded; retry after the time in Retry-After"
-	case QuotaExceeded:
-		return "monthly quota exhausted; it renews at the start of next month"
-	}
-	return ""
-}
 
 // Facts are what the entry points know of a request.
 type Facts struct {
@@ -91,7 +28,7 @@ type Facts struct {
 
 // Decision is the outcome for one request.
 type Decision struct {
-	Code  Code
+	Code  decision.Code
 	Route *Route
 	// Identity is the key's, when one was presented and found (also for
 	// Expired and Revoked, so the request can be attributed); nil on
@@ -108,7 +45,7 @@ type Decision struct {
 }
 
 // Allowed reports whether the request may pass.
-func (d *Decision) Allowed() bool { return d.Code == Valid }
+func (d *Decision) Allowed() bool { return d.Code.Allowed() }
 
 // KeyVerifier is what the engine needs of the key service.
 type KeyVerifier interface {
@@ -164,7 +101,7 @@ func (e *Engine) Policy() *Policy { return e.policy.Load() }
 func (e *Engine) Decide(now time.Time, f *Facts) Decision {
 	pol := e.policy.Load()
 	route := pol.Routes.Match(f.Method, f.Path)
-	d := Decision{Route: route}
+	d := Decision{Route: route, Code: decision.Valid}
 	cost := f.Cost
 	if cost <= 0 {
 		cost = max(route.Cost, 1)
@@ -186,7 +123,7 @@ func (e *Engine) Decide(now time.Time, f *Facts) Decision {
 		presented, d.UsedQueryKey = f.QueryKey, true
 	}
 	if presented == "" {
-		d.Code = MissingKey
+		d.Code = decision.MissingKey
 		return d
 	}
 	id, err := e.keys.Verify(now, presented)
@@ -194,29 +131,29 @@ func (e *Engine) Decide(now time.Time, f *Facts) Decision {
 	switch {
 	case err == nil:
 	case errors.Is(err, keys.ErrExpired):
-		d.Code = Expired
+		d.Code = decision.Expired
 		return d
 	case errors.Is(err, keys.ErrRevoked):
-		d.Code = Revoked
+		d.Code = decision.Revoked
 		return d
 	default: // malformed or unknown
-		d.Code = NotFound
+		d.Code = decision.NotFound
 		d.Identity = nil
 		return d
 	}
 	if !id.AllowsIP(f.ClientIP) {
 		e.keys.RecordDenial(now, id.ID, keys.EventIPDenied, f.ClientIP.String())
-		d.Code = IPNotAllowed
+		d.Code = decision.IPNotAllowed
 		return d
 	}
 	if !id.AllowsOrigin(f.Origin) {
 		e.keys.RecordDenial(now, id.ID, keys.EventOriginDenied, truncate(f.Origin, 200))
-		d.Code = OriginNotAllowed
+		d.Code = decision.OriginNotAllowed
 		return d
 	}
 	if !id.HasScopes(route.Scopes) || (route.Preset == Admin && !id.HasScopes(adminScope)) {
 		e.keys.RecordDenial(now, id.ID, keys.EventScopeDenied, route.Pattern)
-		d.Code = InsufficientScope
+		d.Code = decision.InsufficientScope
 		return d
 	}
 
@@ -241,9 +178,9 @@ func (e *Engine) limit(now time.Time, d Decision, subject, tier string, cost int
 	d.Limit = e.limits.AllowAt(now, req)
 	switch d.Limit.Reason {
 	case limiter.ReasonRateLimited:
-		d.Code = RateLimited
+		d.Code = decision.RateLimited
 	case limiter.ReasonQuotaExceeded:
-		d.Code = QuotaExceeded
+		d.Code = decision.QuotaExceeded
 	}
 	return d
 }

@@ -24,12 +24,12 @@ func ExampleEngine_Decide() {
 		fmt.Println(d.Code, d.Route.Pattern, d.Tier)
 	}
 	d := engine.Decide(now, &enforce.Facts{Method: "GET", Path: "/guests", ClientIP: guest})
-	fmt.Println(d.Code, d.Code.Status())
+	fmt.Println(d.Code, d.Allowed())
 	// Output:
 	// VALID /rsvp/* free
 	// VALID /rsvp/* free
 	// RATE_LIMITED /rsvp/* free
-	// MISSING_KEY 401
+	// MISSING_KEY false
 }
 
 func ExampleTrustedProxies_ClientIP() {

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/apiwarden/apiwarden/decision"
 )
 
 // A raw block packs up to maxBlockRecords records of one UTC day, sorted by
@@ -270,7 +272,7 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 
 		e.encodeRequestID(r.RequestID)
 
-		vals = [...]string{r.Method, r.Route, r.Path, r.KeyID, r.OwnerID, r.Tier, r.Country, r.UserAgent, string(r.Decision)}
+		vals = [...]string{r.Method, r.Route, r.Path, r.KeyID, r.OwnerID, r.Tier, r.Country, r.UserAgent, r.Decision.String()}
 		var keyPos uint32
 		for i, c := range stringColumns {
 			var p uint32
@@ -618,7 +620,7 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 			case colUserAgent:
 				recs[o].UserAgent = s
 			case colDecision:
-				recs[o].Decision = Decision(s)
+				recs[o].Decision, _ = decision.Parse(s) // every stored code was parsed or made by enforce
 			}
 		}
 		if err := finish(&r); err != nil {

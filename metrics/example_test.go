@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/metrics"
 	"github.com/apiwarden/apiwarden/store"
 )
@@ -53,7 +54,7 @@ func Example() {
 			KeyID:     "key_1",
 			Tier:      "premium",
 			ClientIP:  netip.MustParseAddr("203.0.113.9"),
-			Decision:  metrics.DecisionValid,
+			Decision:  decision.Valid,
 		})
 	}
 	rec.Stop() // drains and commits

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/apiwarden/apiwarden/decision"
 )
 
 // trafficGen makes realistic request records: 50 routes, 1,000 keys with
@@ -88,14 +90,14 @@ func (g *trafficGen) next(rec *Record) {
 	k := &g.keys[int(float64(len(g.keys))*math.Pow(g.rng.Float64(), 2.5))]
 	rt := &g.routes[int(float64(len(g.routes))*math.Pow(g.rng.Float64(), 1.8))]
 
-	status, decision := 200, DecisionValid
+	status, code := 200, decision.Valid
 	switch p := g.rng.IntN(1000); {
 	case p < 20:
-		status, decision = 401, []Decision{DecisionMissingKey, DecisionNotFound, DecisionExpired}[g.rng.IntN(3)]
+		status, code = 401, []decision.Code{decision.MissingKey, decision.NotFound, decision.Expired}[g.rng.IntN(3)]
 	case p < 30:
-		status, decision = 403, DecisionInsufficientScope
+		status, code = 403, decision.InsufficientScope
 	case p < 60:
-		status, decision = 429, DecisionRateLimited
+		status, code = 429, decision.RateLimited
 	case p < 70:
 		status = 500 + []int{0, 2, 3, 4}[g.rng.IntN(4)]
 	case p < 110:
@@ -107,7 +109,7 @@ func (g *trafficGen) next(rec *Record) {
 	}
 	latency := time.Duration(math.Exp(g.rng.NormFloat64()*0.8+math.Log(40)) * float64(time.Millisecond))
 	up := latency - time.Duration(100+g.rng.IntN(700))*time.Microsecond
-	if decision != DecisionValid {
+	if code != decision.Valid {
 		latency, up = time.Duration(50+g.rng.IntN(400))*time.Microsecond, 0
 	}
 	path := rt.pattern
@@ -152,9 +154,9 @@ func (g *trafficGen) next(rec *Record) {
 		ClientIP:        k.ips[g.rng.IntN(len(k.ips))],
 		Country:         k.country,
 		UserAgent:       ua,
-		ErrorCategory:   CategorizeError(status, decision),
+		ErrorCategory:   CategorizeError(status, code),
 		CacheStatus:     cache,
-		Decision:        decision,
+		Decision:        code,
 	}
 }
 
@@ -219,6 +221,6 @@ func randomRecord(rng *rand.Rand) Record {
 		UserAgent:       str(300),
 		ErrorCategory:   ErrorCategory(rng.IntN(int(errorCategoryCount))),
 		CacheStatus:     CacheStatus(rng.IntN(int(cacheStatusCount))),
-		Decision:        []Decision{"", DecisionValid, DecisionRateLimited, "CUSTOM"}[rng.IntN(4)],
+		Decision:        []decision.Code{decision.None, decision.Valid, decision.RateLimited, decision.QuotaExceeded}[rng.IntN(4)],
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/store"
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
@@ -67,7 +68,7 @@ func toGolden(r *Record) goldenRecord {
 		Path: r.Path, Status: r.Status, LatencyUS: r.Latency.Microseconds(), UpstreamUS: r.UpstreamLatency.Microseconds(),
 		RequestBytes: r.RequestBytes, ResponseBytes: r.ResponseBytes, KeyID: r.KeyID, OwnerID: r.OwnerID,
 		Tier: r.Tier, ClientIP: ip, Country: r.Country, UserAgent: r.UserAgent,
-		ErrorCategory: uint8(r.ErrorCategory), CacheStatus: uint8(r.CacheStatus), Decision: string(r.Decision),
+		ErrorCategory: uint8(r.ErrorCategory), CacheStatus: uint8(r.CacheStatus), Decision: r.Decision.String(),
 	}
 }
 
@@ -88,7 +89,7 @@ func (g *goldenRecord) record(t *testing.T) Record {
 		Latency: time.Duration(g.LatencyUS) * time.Microsecond, UpstreamLatency: time.Duration(g.UpstreamUS) * time.Microsecond,
 		RequestBytes: g.RequestBytes, ResponseBytes: g.ResponseBytes, KeyID: g.KeyID, OwnerID: g.OwnerID,
 		Tier: g.Tier, ClientIP: ip, Country: g.Country, UserAgent: g.UserAgent,
-		ErrorCategory: ErrorCategory(g.ErrorCategory), CacheStatus: CacheStatus(g.CacheStatus), Decision: Decision(g.Decision),
+		ErrorCategory: ErrorCategory(g.ErrorCategory), CacheStatus: CacheStatus(g.CacheStatus), Decision: mustParseDecision(g.Decision),
 	}
 }
 
@@ -122,7 +123,7 @@ func goldenTraffic() []Record {
 			UserAgent:       uas[k%len(uas)],
 			ErrorCategory:   ErrorCategory(rng.IntN(int(errorCategoryCount))),
 			CacheStatus:     CacheStatus(rng.IntN(int(cacheStatusCount))),
-			Decision:        []Decision{DecisionValid, DecisionValid, DecisionRateLimited, DecisionNotFound}[rng.IntN(4)],
+			Decision:        []decision.Code{decision.Valid, decision.Valid, decision.RateLimited, decision.NotFound}[rng.IntN(4)],
 			UpstreamLatency: time.Duration(rng.IntN(1000)) * time.Microsecond,
 		}
 		if i%3 == 0 { // the attacker's share
@@ -438,4 +439,13 @@ func putGoldenBlock(t *testing.T, st *store.Store, version int, shift time.Durat
 		t.Fatal(err)
 	}
 	return want
+}
+
+// mustParseDecision reads a golden file's decision code.
+func mustParseDecision(s string) decision.Code {
+	c, ok := decision.Parse(s)
+	if !ok {
+		panic("golden record with decision " + s)
+	}
+	return c
 }

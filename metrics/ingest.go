@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/apiwarden/apiwarden/decision"
 )
 
 // Ingest limits.
@@ -94,28 +96,6 @@ type eventJSON struct {
 	ErrorCategory     string   `json:"error_category,omitempty"`
 	CacheStatus       string   `json:"cache_status,omitempty"`
 	Decision          string   `json:"decision,omitempty"`
-}
-
-// MarshalJSON writes r with the field names ParseEvents reads, so an
-// export can be ingested again unchanged.
-func (r Record) MarshalJSON() ([]byte, error) {
-	t := r.Time.UTC().Format(time.RFC3339Nano)
-	e := eventJSON{
-		Time: &t, RequestID: r.RequestID, Method: r.Method, Route: r.Route, Path: r.Path,
-		Status: r.Status, RequestBytes: r.RequestBytes, ResponseBytes: r.ResponseBytes,
-		KeyID: r.KeyID, OwnerID: r.OwnerID, Tier: r.Tier, Country: r.Country, UserAgent: r.UserAgent,
-		ErrorCategory: r.ErrorCategory.String(), CacheStatus: r.CacheStatus.String(), Decision: string(r.Decision),
-	}
-	lat := float64(r.Latency.Microseconds()) / 1000
-	up := float64(r.UpstreamLatency.Microseconds()) / 1000
-	e.LatencyMS = &lat
-	if r.UpstreamLatency != 0 {
-		e.UpstreamLatencyMS = &up
-	}
-	if r.ClientIP.IsValid() {
-		e.ClientIP = r.ClientIP.String()
-	}
-	return json.Marshal(e)
 }
 
 // ParseEvents reads a batch of request records for POST /v1/events: a JSON
@@ -336,7 +316,7 @@ func (e *eventJSON) record(now time.Time) (Record, error) {
 		RequestID: e.RequestID, Method: e.Method, Route: e.Route, Path: e.Path, Status: e.Status,
 		RequestBytes: e.RequestBytes, ResponseBytes: e.ResponseBytes,
 		KeyID: e.KeyID, OwnerID: e.OwnerID, Tier: e.Tier, UserAgent: e.UserAgent,
-		Decision: Decision(e.Decision), CacheStatus: ParseCacheStatus(e.CacheStatus),
+		CacheStatus: ParseCacheStatus(e.CacheStatus),
 	}
 	if e.Time == nil {
 		bad("time is required")
@@ -407,10 +387,10 @@ func (e *eventJSON) record(now time.Time) (Record, error) {
 		}
 		rec.Country = strings.ToUpper(e.Country)
 	}
-	if e.Decision != "" && !rec.Decision.Known() {
-		bad("decision %q is not a decision code (VALID, MISSING_KEY, NOT_FOUND, EXPIRED, REVOKED, "+
-			"IP_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, INSUFFICIENT_SCOPE, RATE_LIMITED, QUOTA_EXCEEDED)",
-			truncateUTF8(e.Decision, 64))
+	if c, ok := decision.Parse(e.Decision); ok {
+		rec.Decision = c
+	} else {
+		bad("decision %q is not a decision code (%s)", truncateUTF8(e.Decision, 64), decisionCodeList)
 	}
 	if e.ErrorCategory == "" {
 		rec.ErrorCategory = CategorizeError(e.Status, rec.Decision)
@@ -441,3 +421,12 @@ func isToken(s string) bool {
 func isAlnum(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
+
+// decisionCodeList names the decision codes for ParseEvents' error messages.
+var decisionCodeList = func() string {
+	var names []string
+	for _, c := range decision.Codes() {
+		names = append(names, c.String())
+	}
+	return strings.Join(names, ", ")
+}()

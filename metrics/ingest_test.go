@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/decision"
 )
 
 var ingestNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -32,7 +34,7 @@ func TestParseEventsArray(t *testing.T) {
 		Route: "/api/forms/*", Path: "/api/forms/7?page=2", Status: 200, Latency: 12500 * time.Microsecond,
 		UpstreamLatency: 11250 * time.Microsecond, ResponseBytes: 5120, KeyID: "key_1", OwnerID: "org_1",
 		Tier: "premium", ClientIP: netip.MustParseAddr("203.0.113.9"), Country: "DE", UserAgent: "curl/8.5.0",
-		ErrorCategory: ErrorNone, CacheStatus: CacheHit, Decision: DecisionValid,
+		ErrorCategory: ErrorNone, CacheStatus: CacheHit, Decision: decision.Valid,
 	}
 	if !reflect.DeepEqual(batch.Records[0], want) {
 		t.Fatalf("got  %+v\nwant %+v", batch.Records[0], want)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/store"
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
@@ -310,9 +311,9 @@ func TestCellQueries(t *testing.T) {
 		{26 * time.Hour, "/b", 200, 70},
 	} {
 		rec := Record{Time: day.Add(x.at), Route: x.route, Method: "GET", Status: x.status,
-			Latency: time.Duration(x.ms) * time.Millisecond, Decision: DecisionValid, ResponseBytes: 100}
+			Latency: time.Duration(x.ms) * time.Millisecond, Decision: decision.Valid, ResponseBytes: 100}
 		if x.status == 429 {
-			rec.Decision = DecisionRateLimited
+			rec.Decision = decision.RateLimited
 		}
 		r.Record(&rec)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/apiwarden/apiwarden/decision"
 )
 
 // Limits on what a stored Record keeps. Longer strings are cut at a UTF-8
@@ -55,7 +57,7 @@ type Record struct {
 	UserAgent       string        // cut to MaxUserAgentBytes
 	ErrorCategory   ErrorCategory // why the request failed, ErrorNone if it did not
 	CacheStatus     CacheStatus   // from Cache-Status or X-Cache, see ParseCacheStatus
-	Decision        Decision      // the enforcement decision code (SPEC §5)
+	Decision        decision.Code // the enforcement decision, decision.None when the request was not decided
 }
 
 // StatusClass is the hundreds digit of Status (2 for 2xx), 0 if Status is
@@ -103,7 +105,6 @@ func (r *Record) sanitize() {
 	r.Tier = truncateUTF8(r.Tier, MaxIDBytes)
 	r.Method = truncateUTF8(r.Method, MaxMethodBytes)
 	r.Country = truncateUTF8(r.Country, MaxCountryBytes)
-	r.Decision = Decision(truncateUTF8(string(r.Decision), MaxIDBytes))
 	if r.ErrorCategory >= errorCategoryCount {
 		r.ErrorCategory = ErrorNone
 	}
@@ -226,7 +227,7 @@ func (c *ErrorCategory) UnmarshalText(b []byte) error {
 // when the caller knows nothing more specific (ParseEvents uses it for
 // records that leave error_category out). A proxy that saw the upstream time
 // out or refuse the connection should set those categories itself.
-func CategorizeError(status int, d Decision) ErrorCategory {
+func CategorizeError(status int, d decision.Code) ErrorCategory {
 	switch {
 	case d.IsRateLimited():
 		return ErrorRateLimited
@@ -242,53 +243,6 @@ func CategorizeError(status int, d Decision) ErrorCategory {
 		return ErrorClient
 	}
 	return ErrorNone
-}
-
-// Decision is an enforcement decision code (SPEC §5). The empty Decision
-// means the request did not go through enforcement (ingested events may
-// leave it out).
-type Decision string
-
-// The decision codes of SPEC §5.
-const (
-	DecisionValid             Decision = "VALID"
-	DecisionMissingKey        Decision = "MISSING_KEY"
-	DecisionNotFound          Decision = "NOT_FOUND"
-	DecisionExpired           Decision = "EXPIRED"
-	DecisionRevoked           Decision = "REVOKED"
-	DecisionIPNotAllowed      Decision = "IP_NOT_ALLOWED"
-	DecisionOriginNotAllowed  Decision = "ORIGIN_NOT_ALLOWED"
-	DecisionInsufficientScope Decision = "INSUFFICIENT_SCOPE"
-	DecisionRateLimited       Decision = "RATE_LIMITED"
-	DecisionQuotaExceeded     Decision = "QUOTA_EXCEEDED"
-)
-
-// Known reports whether d is one of the SPEC §5 codes.
-func (d Decision) Known() bool {
-	switch d {
-	case DecisionValid, DecisionMissingKey, DecisionNotFound, DecisionExpired, DecisionRevoked,
-		DecisionIPNotAllowed, DecisionOriginNotAllowed, DecisionInsufficientScope,
-		DecisionRateLimited, DecisionQuotaExceeded:
-		return true
-	}
-	return false
-}
-
-// IsAuthFailure reports whether d refuses a request for its key or
-// identity (the 401 and 403 codes).
-func (d Decision) IsAuthFailure() bool {
-	switch d {
-	case DecisionMissingKey, DecisionNotFound, DecisionExpired, DecisionRevoked,
-		DecisionIPNotAllowed, DecisionOriginNotAllowed, DecisionInsufficientScope:
-		return true
-	}
-	return false
-}
-
-// IsRateLimited reports whether d refuses a request for a limit (the 429
-// codes).
-func (d Decision) IsRateLimited() bool {
-	return d == DecisionRateLimited || d == DecisionQuotaExceeded
 }
 
 // CacheStatus is what a cache in front of or inside the upstream did with

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -234,7 +235,7 @@ func TestRetentionReclaimsClientChosenStrings(t *testing.T) {
 				clock.Set(now)
 				for i := range perDay {
 					rec := Record{Time: now.Add(time.Duration(i) * time.Second), Method: "GET", Route: "/api/forms",
-						Path: "/api/forms", Status: 404, UserAgent: "curl/8.5.0", Country: "US", Decision: DecisionMissingKey}
+						Path: "/api/forms", Status: 404, UserAgent: "curl/8.5.0", Country: "US", Decision: decision.MissingKey}
 					tc.set(&rec, fmt.Sprintf("%08x", rng.Uint32()))
 					if !r.Record(&rec) {
 						t.Fatal("buffer full")

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/decision"
 )
 
 // ScanCellsAt must see exactly the cells a full ScanCells sees at the
@@ -28,7 +30,7 @@ func TestScanCellsAtMatchesAFullScan(t *testing.T) {
 				continue
 			}
 			recs = append(recs, Record{Time: at.Add(time.Duration(rng.IntN(3600)) * time.Second), Method: "GET", Status: 200,
-				KeyID: fmt.Sprintf("key_%02d", k), Latency: time.Duration(1+rng.IntN(50)) * time.Millisecond, Decision: DecisionValid})
+				KeyID: fmt.Sprintf("key_%02d", k), Latency: time.Duration(1+rng.IntN(50)) * time.Millisecond, Decision: decision.Valid})
 		}
 	}
 	slices.SortFunc(recs, func(a, b Record) int { return a.Time.Compare(b.Time) })

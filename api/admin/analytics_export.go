@@ -1,0 +1,274 @@
+package admin
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/apiwarden/apiwarden/analytics"
+	"github.com/apiwarden/apiwarden/api/httpapi"
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// Export streaming: rows go through a buffer to the client and are
+// flushed every exportFlushRows rows (and at the end of every series
+// group); each flush pushes the write deadline exportWriteTimeout ahead,
+// so a long export outlives the server's WriteTimeout while a stalled
+// client is still cut off.
+const (
+	exportFlushRows    = 1000
+	exportWriteTimeout = 30 * time.Second
+)
+
+// recordColumns are the CSV columns of a raw export, in docs/API.md's
+// Record order.
+var recordColumns = []string{"time", "request_id", "method", "route", "path", "status", "latency_ms",
+	"upstream_latency_ms", "request_bytes", "response_bytes", "key_id", "owner_id", "tier", "client_ip",
+	"country", "user_agent", "error_category", "cache_status", "decision"}
+
+// seriesColumns are the CSV columns of a time series export.
+var seriesColumns = []string{"group", "t", "requests", "errors_4xx", "errors_5xx", "error_rate", "rate_limited",
+	"auth_failures", "bytes_in", "bytes_out", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "avg_ms"}
+
+// exportAnalytics streams raw records, or with interval= a time series,
+// as CSV or NDJSON, row by row: nothing is built in memory and nothing
+// holds the store open while the client reads.
+func (s *Server) exportAnalytics(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	q := r.URL.Query()
+	_, asSeries := q["interval"]
+	known := append([]string{"format"}, recordParams...)
+	if asSeries {
+		known = append([]string{"format"}, seriesParams...)
+	}
+	if err := checkParams(q, known...); err != nil {
+		return err
+	}
+	svc, err := s.analyticsService()
+	if err != nil {
+		return err
+	}
+	format := first(q, "format")
+	switch format {
+	case "":
+		format = "csv"
+	case "csv", "ndjson":
+	default:
+		return httpapi.Errorf(httpapi.CodeInvalidParameter, "format: must be csv or ndjson, got %q", format)
+	}
+
+	// Everything that can be refused is checked before the 200 goes out.
+	var plan *analytics.SeriesPlan
+	var rq analytics.RecordQuery
+	var from, to time.Time
+	if asSeries {
+		sq, err := seriesQuery(q, svc.Location())
+		if err != nil {
+			return err
+		}
+		if plan, err = svc.PlanSeries(sq); err != nil {
+			return analyticsError(err)
+		}
+		from, to = plan.From, plan.To
+	} else {
+		if rq, err = recordQuery(q); err != nil {
+			return err
+		}
+		rq.Order = metrics.OldestFirst
+		if from, to, err = svc.RecordRange(rq); err != nil {
+			return analyticsError(err)
+		}
+	}
+
+	ew := newExportWriter(w, format)
+	kind := "requests"
+	if asSeries {
+		kind = "timeseries"
+	}
+	name := "apiwarden-" + kind
+	if !from.IsZero() {
+		name += "-" + from.Format("20060102T150405Z")
+	}
+	name += "-" + to.Format("20060102T150405Z") + "." + format
+	h := w.Header()
+	h.Set("Content-Type", ew.contentType())
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	h.Set("X-Apiwarden-From", formatOrEmpty(from))
+	h.Set("X-Apiwarden-To", to.Format(time.RFC3339))
+	w.WriteHeader(http.StatusOK)
+
+	if asSeries {
+		ew.header(seriesColumns)
+		err = plan.Each(r.Context(), func(group string, points []analytics.Point) error {
+			for i := range points {
+				if err := ew.seriesRow(group, &points[i]); err != nil {
+					return err
+				}
+			}
+			return ew.flush()
+		})
+	} else {
+		ew.header(recordColumns)
+		err = svc.EachRecord(r.Context(), rq, ew.recordRow)
+	}
+	if err == nil {
+		err = ew.flush()
+	}
+	if err != nil && r.Context().Err() == nil && !errors.Is(err, errClientGone) {
+		// The 200 is out: the only way left to say the export is cut
+		// short is to end the connection without the final chunk.
+		s.log.Error("export failed mid-stream", "request_id", httpapi.RequestIDFrom(r.Context()), "err", err)
+		ew.abort()
+	}
+	return nil
+}
+
+func formatOrEmpty(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339)
+}
+
+// errClientGone marks a write that failed because the client is gone.
+var errClientGone = errors.New("api: client went away")
+
+// exportWriter writes rows as CSV or NDJSON through a buffer and flushes
+// to the client as it goes.
+type exportWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	buf     *bufio.Writer
+	csv     *csv.Writer // nil for NDJSON
+	json    *json.Encoder
+	row     []string
+	pending int
+	err     error
+}
+
+func newExportWriter(w http.ResponseWriter, format string) *exportWriter {
+	ew := &exportWriter{w: w, rc: http.NewResponseController(w)}
+	ew.buf = bufio.NewWriterSize(errWriter{ew}, 64<<10)
+	if format == "csv" {
+		ew.csv = csv.NewWriter(ew.buf)
+	} else {
+		ew.json = json.NewEncoder(ew.buf)
+		ew.json.SetEscapeHTML(false)
+	}
+	_ = ew.rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
+	return ew
+}
+
+// errWriter notes the first write error to the client.
+type errWriter struct{ ew *exportWriter }
+
+func (e errWriter) Write(p []byte) (int, error) {
+	n, err := e.ew.w.Write(p)
+	if err != nil && e.ew.err == nil {
+		e.ew.err = errClientGone
+	}
+	return n, err
+}
+
+func (ew *exportWriter) contentType() string {
+	if ew.csv != nil {
+		return "text/csv; charset=utf-8"
+	}
+	return "application/x-ndjson"
+}
+
+func (ew *exportWriter) header(cols []string) {
+	if ew.csv != nil {
+		_ = ew.csv.Write(cols)
+	}
+}
+
+// csvText defuses a text cell a spreadsheet would run as a formula
+// (=, +, -, @, tab, carriage return first): clients choose paths, user
+// agents and request ids, and exports are opened in spreadsheets. The
+// cell gets a leading apostrophe, as OWASP recommends.
+func csvText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+func (ew *exportWriter) recordRow(rec *metrics.Record) error {
+	if ew.csv == nil {
+		_ = ew.json.Encode(rec.JSON())
+		return ew.rowDone()
+	}
+	j := rec.JSON()
+	ew.row = append(ew.row[:0], j.Time, csvText(j.RequestID), j.Method, csvText(j.Route), csvText(j.Path), strconv.Itoa(j.Status),
+		fmtFloat(j.LatencyMS), fmtFloat(j.UpstreamLatencyMS), strconv.FormatInt(j.RequestBytes, 10),
+		strconv.FormatInt(j.ResponseBytes, 10), csvText(j.KeyID), csvText(j.OwnerID), csvText(j.Tier), j.ClientIP,
+		csvText(j.Country), csvText(j.UserAgent), j.ErrorCategory, j.CacheStatus, j.Decision)
+	_ = ew.csv.Write(ew.row)
+	return ew.rowDone()
+}
+
+// seriesLine is one NDJSON line of a time series export.
+type seriesLine struct {
+	Group string `json:"group"`
+	analytics.Point
+}
+
+func (ew *exportWriter) seriesRow(group string, p *analytics.Point) error {
+	if ew.csv == nil {
+		_ = ew.json.Encode(seriesLine{Group: group, Point: *p})
+		return ew.rowDone()
+	}
+	st := &p.Stats
+	ew.row = append(ew.row[:0], csvText(group), p.T.Format(time.RFC3339),
+		strconv.FormatUint(st.Requests, 10), strconv.FormatUint(st.Errors4xx, 10), strconv.FormatUint(st.Errors5xx, 10),
+		fmtFloat(st.ErrorRate), strconv.FormatUint(st.RateLimited, 10), strconv.FormatUint(st.AuthFailures, 10),
+		strconv.FormatUint(st.BytesIn, 10), strconv.FormatUint(st.BytesOut, 10),
+		fmtFloat(st.P50MS), fmtFloat(st.P90MS), fmtFloat(st.P95MS), fmtFloat(st.P99MS), fmtFloat(st.MaxMS), fmtFloat(st.AvgMS))
+	_ = ew.csv.Write(ew.row)
+	return ew.rowDone()
+}
+
+func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+func (ew *exportWriter) rowDone() error {
+	if ew.err != nil {
+		return ew.err
+	}
+	if ew.pending++; ew.pending >= exportFlushRows {
+		return ew.flush()
+	}
+	return nil
+}
+
+// flush sends what is buffered to the client now.
+func (ew *exportWriter) flush() error {
+	ew.pending = 0
+	if ew.csv != nil {
+		ew.csv.Flush()
+	}
+	_ = ew.buf.Flush()
+	if ew.err != nil {
+		return ew.err
+	}
+	_ = ew.rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
+	if err := ew.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return errClientGone
+	}
+	return nil
+}
+
+// abort ends the connection so the client sees a truncated body rather
+// than a complete-looking file.
+func (ew *exportWriter) abort() {
+	if conn, _, err := ew.rc.Hijack(); err == nil {
+		conn.Close()
+	}
+}

@@ -1,0 +1,4 @@
+package admin
+
+// UndocumentedRoutes is exported for the OpenAPI test.
+var UndocumentedRoutes = undocumentedRoutes

@@ -1,4 +1,0 @@
-package api
-
-// UndocumentedRoutes is exported for the OpenAPI test.
-var UndocumentedRoutes = undocumentedRoutes

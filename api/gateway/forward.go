@@ -1,0 +1,298 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apiwarden/apiwarden/api/httpapi"
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// maxLeanBody is the largest request body the lean path sends; larger
+// and streamed (chunked) uploads go through httputil.ReverseProxy, whose
+// transport reads the answer while the body is still being sent.
+const maxLeanBody = 64 << 10
+
+// lean reports whether forward can send r itself. Upgrades (WebSocket),
+// Expect: 100-continue and large or streamed bodies go through
+// httputil.ReverseProxy.
+func (p *proxy) lean(r *http.Request) bool {
+	return p.upstream != nil && r.ContentLength >= 0 && r.ContentLength <= maxLeanBody &&
+		r.Header.Get("Upgrade") == "" && r.Header.Get("Expect") == "" && r.ProtoAtLeast(1, 1)
+}
+
+// forward sends an allowed request to the upstream on a pooled connection
+// and copies the answer back: the request's own header map is sent (after
+// removing hop-by-hop headers), the answer's header slices are handed to
+// the response, and the body goes through a pooled buffer. A request
+// without a body that fails on a reused connection is retried once on a
+// newly dialed one, as http.Transport does for an upstream that closed an
+// idle connection, and the other idle connections are closed too: they
+// are as likely to be dead (an upstream restart closes them all).
+func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Request, uri string) {
+	removeHopHeaders(r.Header)
+	p.setForwarded(r)
+	ctx := r.Context()
+	start := time.Now()
+	var resp *http.Response
+	var pc *upstreamConn
+	for attempt := 0; ; attempt++ {
+		var reused bool
+		var err error
+		if attempt == 0 {
+			pc, reused, err = p.upstream.get(ctx)
+		} else {
+			pc, err = p.upstream.dial(ctx)
+		}
+		if err == nil {
+			resp, err = p.send(ctx, pc, r, uri)
+			if err != nil {
+				pc.Close()
+			}
+		}
+		if err == nil {
+			break
+		}
+		if reused && attempt == 0 && staleConnError(err) && ctx.Err() == nil {
+			p.upstream.closeIdle()
+			if r.ContentLength == 0 {
+				continue
+			}
+		}
+		ex.upstreamDur = time.Since(start)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = ctxErr
+		}
+		p.answerUpstreamError(w, r, err, ex)
+		return
+	}
+	ex.upstreamDur = time.Since(start)
+	if resp.StatusCode >= 500 {
+		ex.errCategory = metrics.ErrorUpstream5xx
+	}
+
+	h := w.Header()
+	connectionTokens := resp.Header["Connection"]
+	for k, vv := range resp.Header {
+		if !hopHeader(k) && !listed(connectionTokens, k) {
+			h[k] = vv
+		}
+	}
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		h["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	complete := copyBody(w, resp.Body, stream)
+	for k, vv := range resp.Trailer {
+		h[k] = vv
+	}
+	if complete {
+		resp.Body.Close()
+		if !resp.Close {
+			p.upstream.put(pc)
+			return
+		}
+	}
+	pc.Close()
+	if !complete && ctx.Err() == nil {
+		// The upstream broke off mid-body: abort the client's response
+		// too, so it cannot mistake a short body for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// send writes r on pc and reads the answer's head (skipping 1xx).
+func (p *proxy) send(ctx context.Context, pc *upstreamConn, r *http.Request, uri string) (*http.Response, error) {
+	// A cancelled request (the client went away) unblocks the I/O by
+	// expiring the connection's deadline; the connection is then closed.
+	stop := context.AfterFunc(ctx, func() { pc.SetDeadline(time.Unix(1, 0)) })
+	err := writeRequest(pc, r, uri)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	if p.upstream.headerTimeout > 0 {
+		pc.SetReadDeadline(time.Now().Add(p.upstream.headerTimeout))
+	}
+	var resp *http.Response
+	for {
+		resp, err = http.ReadResponse(pc.br, r)
+		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
+	if err != nil {
+		stop()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() && ctx.Err() == nil {
+			return nil, errUpstreamHeaderTimeout
+		}
+		return nil, err
+	}
+	if !stop() {
+		resp.Body.Close()
+		return nil, ctx.Err()
+	}
+	pc.SetReadDeadline(time.Time{})
+	return resp, nil
+}
+
+// writeRequest writes an HTTP/1.1 request from the incoming one: its
+// method, the (cleaned) URI, Host, the header map as it now is, and the
+// body, whose length is known and small (see lean).
+func writeRequest(pc *upstreamConn, r *http.Request, uri string) error {
+	bw := pc.bw
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(r.Host)
+	bw.WriteString("\r\n")
+	for k, vv := range r.Header {
+		if k == "Host" || k == "Content-Length" || k == "Transfer-Encoding" {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeHeaderValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+	switch {
+	case r.ContentLength > 0:
+		bw.WriteString("Content-Length: ")
+		var num [20]byte
+		bw.Write(strconv.AppendInt(num[:0], r.ContentLength, 10))
+		bw.WriteString("\r\n\r\n")
+		if _, err := io.CopyN(bw, r.Body, r.ContentLength); err != nil {
+			return err
+		}
+	case r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH":
+		bw.WriteString("Content-Length: 0\r\n\r\n")
+	default:
+		bw.WriteString("\r\n")
+	}
+	return bw.Flush()
+}
+
+// writeHeaderValue writes v with any CR or LF turned into a space, as
+// net/http's Header.Write does: a value apiwarden adds (an owner id set
+// through the admin API) must never be able to start a header of its own.
+func writeHeaderValue(bw *bufio.Writer, v string) {
+	if !strings.ContainsAny(v, "\r\n") {
+		bw.WriteString(v)
+		return
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' {
+			bw.WriteByte(' ')
+		} else {
+			bw.WriteByte(c)
+		}
+	}
+}
+
+// copyBody copies the upstream's body to the client, flushing each write
+// when the answer is a stream, and reports whether it reached the end.
+func copyBody(w http.ResponseWriter, body io.Reader, stream bool) bool {
+	bufp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bufp)
+	buf := *bufp
+	flusher, _ := w.(http.Flusher)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return false // the client went away
+			}
+			if stream && flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are
+// never forwarded.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func hopHeader(k string) bool {
+	for _, h := range hopHeaders {
+		if k == h {
+			return true
+		}
+	}
+	return false
+}
+
+// listed reports whether a Connection header names k.
+func listed(connection []string, k string) bool {
+	for _, v := range connection {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// removeHopHeaders deletes the hop-by-hop headers and those the
+// Connection header names, keeping "TE: trailers", which ends-to-end
+// semantics need.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				h.Del(tok)
+			}
+		}
+	}
+	te := h.Get("Te")
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	if strings.EqualFold(strings.TrimSpace(te), "trailers") {
+		h["Te"] = []string{"trailers"}
+	}
+}
+
+// setForwarded appends the peer to X-Forwarded-For and sets
+// X-Forwarded-Host and -Proto, keeping a trusted peer's own values.
+func (p *proxy) setForwarded(r *http.Request) {
+	peer := httpapi.PeerAddr(r)
+	ip := peer.String()
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+		ip = strings.Join(prior, ", ") + ", " + ip
+	}
+	r.Header["X-Forwarded-For"] = []string{ip}
+	trusted := p.gate.Trusted.Contains(peer)
+	if v := r.Header.Get("X-Forwarded-Host"); v == "" || !trusted {
+		r.Header["X-Forwarded-Host"] = []string{r.Host}
+	}
+	if v := r.Header.Get("X-Forwarded-Proto"); v == "" || !trusted {
+		proto := "http"
+		if r.TLS != nil {
+			proto = "https"
+		}
+		r.Header["X-Forwarded-Proto"] = []string{proto}
+	}
+}

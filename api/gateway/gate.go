@@ -1,0 +1,298 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/apiwarden/apiwarden/api/httpapi"
+	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/limiter"
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// Decider is what the entry points need of the enforcement engine.
+type Decider interface {
+	Decide(now time.Time, f *enforce.Facts) enforce.Decision
+}
+
+// RequestRecorder takes a record of every request that went through an
+// entry point. It must not block (metrics.Recorder drops when full).
+type RequestRecorder interface {
+	Record(rec *metrics.Record) bool
+}
+
+var (
+	_ Decider         = (*enforce.Engine)(nil)
+	_ RequestRecorder = (*metrics.Recorder)(nil)
+)
+
+// RequestObserver counts decided requests for /metrics.
+type RequestObserver interface {
+	ObserveRequest(entry, code, route, tier string, latency, upstream time.Duration)
+}
+
+// GateOptions configure the enforcement entry points.
+type GateOptions struct {
+	Engine   Decider
+	Recorder RequestRecorder // nil: nothing is recorded
+	Observer RequestObserver // nil: nothing is counted
+	Trusted  enforce.TrustedProxies
+	// ServiceToken, when set, guards /v1/* (X-Apiwarden-Token).
+	ServiceToken string
+	// AuthorizeRateLimitedStatus is 429, or 403 for nginx auth_request.
+	AuthorizeRateLimitedStatus int
+	// CountryHeader names the header a CDN puts the client's country in.
+	CountryHeader string
+	// MaxHeaderBytes: larger request headers are refused with 431.
+	MaxHeaderBytes int
+	// InternalSampleRate is the share of requests to internal routes
+	// that are recorded (0 records none; they are still counted in /metrics).
+	InternalSampleRate float64
+}
+
+// gate holds what the proxy, /v1/authorize and /v1/check share.
+type gate struct {
+	GateOptions
+	serviceTokenHash [32]byte
+	internalSeen     atomic.Uint64 // requests to internal routes, for sampling
+	internalEvery    uint64        // record one in this many; 0: none
+}
+
+func newGate(o GateOptions) *gate {
+	g := &gate{GateOptions: o}
+	if o.ServiceToken != "" {
+		g.serviceTokenHash = sha256.Sum256([]byte(o.ServiceToken))
+	}
+	if g.AuthorizeRateLimitedStatus == 0 {
+		g.AuthorizeRateLimitedStatus = http.StatusTooManyRequests
+	}
+	if o.InternalSampleRate > 0 {
+		g.internalEvery = uint64(math.Round(1 / min(o.InternalSampleRate, 1)))
+	}
+	return g
+}
+
+// checkServiceToken guards /v1/* when a service token is configured.
+func (g *gate) checkServiceToken(r *http.Request) *httpapi.Error {
+	if g.ServiceToken == "" {
+		return nil
+	}
+	got := sha256.Sum256([]byte(r.Header.Get("X-Apiwarden-Token")))
+	if subtle.ConstantTimeCompare(got[:], g.serviceTokenHash[:]) != 1 {
+		return httpapi.Errorf(httpapi.CodeUnauthorized, "send the service token as X-Apiwarden-Token")
+	}
+	return nil
+}
+
+// headerBytesOK enforces max_header_bytes with the JSON error body; the
+// server's own limit (twice as large) only stops the absurd.
+func (g *gate) headerBytesOK(r *http.Request) bool {
+	if g.MaxHeaderBytes <= 0 {
+		return true
+	}
+	n := len(r.RequestURI)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n <= g.MaxHeaderBytes
+}
+
+// presentedKey reads the key from X-API-Key or, when that is absent,
+// Authorization: Bearer. X-API-Key comes first so that an app whose own
+// users send JWTs in Authorization can take keys in X-API-Key side by
+// side. fromAuthorization says which, so the proxy strips the right one.
+func presentedKey(h http.Header) (key string, fromAuthorization bool) {
+	if k := h.Get("X-Api-Key"); k != "" {
+		return k, false
+	}
+	if k, ok := httpapi.Bearer(h.Get("Authorization")); ok {
+		return k, true
+	}
+	return "", false
+}
+
+// setLimitHeaders writes the rate-limit headers of SPEC §5: the IETF
+// draft's RateLimit-Policy and RateLimit, GitHub's X-RateLimit-*, and
+// Retry-After on a 429.
+func setLimitHeaders(h http.Header, d *enforce.Decision, now time.Time) {
+	if !d.Limited || d.Limit.NumBuckets == 0 {
+		return
+	}
+	// All values are written into one buffer that becomes one string, and
+	// the header slices share one array: three allocations, not twelve.
+	var buf [256]byte
+	b := d.Limit.AppendPolicyHeader(buf[:0])
+	var ends [6]int
+	ends[0] = len(b)
+	b = d.Limit.AppendRateLimitHeader(b)
+	ends[1] = len(b)
+	t, _ := d.Limit.Tightest()
+	b = strconv.AppendInt(b, t.Limit, 10)
+	ends[2] = len(b)
+	b = strconv.AppendInt(b, t.Remaining, 10)
+	ends[3] = len(b)
+	b = strconv.AppendInt(b, ceilUnix(now.Add(t.Reset)), 10)
+	ends[4] = len(b)
+	n := 5
+	if d.Code.IsRateLimited() {
+		b = strconv.AppendInt(b, retryAfterSeconds(d), 10)
+		ends[5] = len(b)
+		n = 6
+	}
+	all := string(b)
+	vals := new([6]string)
+	for i, from := 0, 0; i < n; i++ {
+		vals[i], from = all[from:ends[i]], ends[i]
+	}
+	h["Ratelimit-Policy"] = vals[0:1:1]
+	h["Ratelimit"] = vals[1:2:2]
+	h["X-Ratelimit-Limit"] = vals[2:3:3]
+	h["X-Ratelimit-Remaining"] = vals[3:4:4]
+	h["X-Ratelimit-Reset"] = vals[4:5:5]
+	if n == 6 {
+		h["Retry-After"] = vals[5:6:6]
+	}
+}
+
+// retryAfterSeconds rounds up, so a client that waits that long succeeds.
+// A cost larger than a bucket can ever hold gets the longest window.
+func retryAfterSeconds(d *enforce.Decision) int64 {
+	ra := d.Limit.RetryAfter
+	if ra == limiter.InfDuration {
+		ra = time.Hour
+		for _, b := range d.Limit.Applied() {
+			ra = max(ra, b.Window)
+		}
+	}
+	return int64(math.Ceil(ra.Seconds()))
+}
+
+// ceilUnix is t in Unix seconds, rounded up.
+func ceilUnix(t time.Time) int64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
+// setIdentityHeaders tells the upstream (or the forward-auth caller) who
+// the caller is.
+func setIdentityHeaders(h http.Header, d *enforce.Decision) {
+	if id := d.Identity; id != nil {
+		vals := &[4]string{id.ID, id.OwnerID, id.ScopesHeader, d.Tier}
+		h["X-Apiwarden-Key-Id"] = vals[0:1:1]
+		h["X-Apiwarden-Owner"] = vals[1:2:2]
+		h["X-Apiwarden-Scopes"] = vals[2:3:3]
+		if d.Tier != "" {
+			h["X-Apiwarden-Tier"] = vals[3:4:4]
+		}
+		return
+	}
+	if d.Tier != "" {
+		h["X-Apiwarden-Tier"] = []string{d.Tier}
+	}
+}
+
+// stripApiwardenHeaders removes identity headers a client sent itself, so
+// that an upstream trusting them can never be fooled.
+func stripApiwardenHeaders(h http.Header) {
+	for k := range h {
+		if len(k) > 11 && strings.EqualFold(k[:11], "X-Apiwarden") {
+			delete(h, k)
+		}
+	}
+}
+
+// recorded says whether a decided request goes to the recorder: always,
+// except on internal routes, of which one in internalEvery is kept.
+func (g *gate) recorded(d *enforce.Decision) bool {
+	if g.Recorder == nil {
+		return false
+	}
+	if d.Route == nil || d.Route.Preset != enforce.Internal {
+		return true
+	}
+	return g.internalEvery > 0 && g.internalSeen.Add(1)%g.internalEvery == 0
+}
+
+// observe counts a decided request for /metrics.
+func (g *gate) observe(entry string, d *enforce.Decision, latency, upstream time.Duration) {
+	if g.Observer == nil {
+		return
+	}
+	route := ""
+	if d.Route != nil {
+		route = d.Route.Pattern
+	}
+	g.Observer.ObserveRequest(entry, d.Code.String(), route, d.Tier, latency, upstream)
+}
+
+// newRecord starts the metrics record of a request.
+func (g *gate) newRecord(rec *metrics.Record, r *http.Request, start time.Time, d *enforce.Decision, client netip.Addr, path string) {
+	*rec = metrics.Record{
+		Time:         start,
+		RequestID:    httpapi.RequestIDFrom(r.Context()),
+		Method:       r.Method,
+		Path:         path,
+		ClientIP:     client,
+		UserAgent:    r.Header.Get("User-Agent"),
+		RequestBytes: max(r.ContentLength, 0),
+	}
+	AttributeRecord(rec, d)
+	if g.CountryHeader != "" {
+		rec.Country = countryCode(r.Header.Get(g.CountryHeader))
+	}
+}
+
+// AttributeRecord fills in what a decision says of a request's record:
+// the decision code, the route pattern, the key and its owner, and the
+// tier whose limits applied (the key's own when none did). Every entry
+// point, and the demo's backfill, attributes records this way.
+func AttributeRecord(rec *metrics.Record, d *enforce.Decision) {
+	rec.Decision, rec.Tier = d.Code, d.Tier
+	if d.Route != nil {
+		rec.Route = d.Route.Pattern
+	}
+	if id := d.Identity; id != nil {
+		rec.KeyID, rec.OwnerID = id.ID, id.OwnerID
+		if rec.Tier == "" {
+			rec.Tier = id.Tier
+		}
+	}
+}
+
+// countryCode returns a CDN's country header value as two upper-case
+// characters (ISO 3166 alpha-2, or a CDN's own such as Cloudflare's XX and
+// T1), or "" for anything else: without a CDN in front the header is the
+// client's to write, and analytics should not group by free text.
+func countryCode(v string) string {
+	if len(v) != 2 {
+		return ""
+	}
+	var b [2]byte
+	for i := range 2 {
+		c := v[i]
+		switch {
+		case 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		default:
+			return ""
+		}
+		b[i] = c
+	}
+	if b[0] == v[0] && b[1] == v[1] {
+		return v
+	}
+	return string(b[:])
+}

@@ -1,0 +1,253 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apiwarden/apiwarden/api/httpapi"
+	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// ProxyOptions configure the sidecar reverse proxy.
+type ProxyOptions struct {
+	Upstream              *url.URL
+	DialTimeout           time.Duration
+	ResponseHeaderTimeout time.Duration // an upstream slower than this answers 504
+	IdleConnTimeout       time.Duration
+	MaxIdleConnsPerHost   int
+	MaxBodyBytes          int64 // 0: unlimited
+}
+
+// proxy forwards allowed requests upstream.
+type proxy struct {
+	gate     *gate
+	upstream *upstreamPool          // the lean path; nil for a TLS upstream
+	rp       *httputil.ReverseProxy // upgrades, Expect, large and streamed bodies
+	maxBody  int64
+	now      func() time.Time
+	log      *slog.Logger
+	pool     sync.Pool // *proxyExchange
+}
+
+// proxyExchange is the per-request state shared between the handler, the
+// transport and the error handler. It is pooled, so a request costs no
+// allocation for it.
+type proxyExchange struct {
+	rec         metrics.Record
+	w           responseRecorder
+	upstreamDur time.Duration
+	errCategory metrics.ErrorCategory
+	client      netip.Addr
+}
+
+type exchangeKey struct{}
+
+func newProxy(g *gate, o ProxyOptions, now func() time.Time, log *slog.Logger) *proxy {
+	p := &proxy{gate: g, maxBody: o.MaxBodyBytes, now: now, log: log}
+	p.pool.New = func() any { return new(proxyExchange) }
+	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:                 nil, // never route the sidecar through HTTP_PROXY
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          o.MaxIdleConnsPerHost * 2,
+		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+		IdleConnTimeout:       o.IdleConnTimeout,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     false,
+		DisableCompression:    true, // pass bodies through as the upstream sent them
+	}
+	upstream := o.Upstream
+	p.upstream = newUpstreamPool(upstream, dialer, o.ResponseHeaderTimeout, o.IdleConnTimeout, o.MaxIdleConnsPerHost)
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			pr.Out.Host = pr.In.Host // the app sees the host the client asked for
+			forwardedHeaders(pr, g.Trusted)
+		},
+		Transport:    timedTransport{transport},
+		BufferPool:   bufferPool{},
+		ErrorHandler: p.upstreamError,
+		ModifyResponse: func(resp *http.Response) error {
+			if ex, ok := resp.Request.Context().Value(exchangeKey{}).(*proxyExchange); ok && resp.StatusCode >= 500 {
+				ex.errCategory = metrics.ErrorUpstream5xx
+			}
+			return nil
+		},
+	}
+	return p
+}
+
+// forwardedHeaders tells the upstream where the request came from. The
+// X-Forwarded-For chain is passed on with the peer appended, as proxies
+// do, so an app that trusts apiwarden reads the right-most hop. Host and
+// proto come from the peer's X-Forwarded-* headers only when the peer is
+// a trusted proxy (a TLS-terminating load balancer); otherwise they
+// describe this connection.
+func forwardedHeaders(pr *httputil.ProxyRequest, trusted enforce.TrustedProxies) {
+	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	pr.SetXForwarded()
+	if !trusted.Contains(httpapi.PeerAddr(pr.In)) {
+		return
+	}
+	for _, h := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
+		if v := pr.In.Header.Get(h); v != "" {
+			pr.Out.Header.Set(h, v)
+		}
+	}
+}
+
+// ServeHTTP decides the request and, if allowed, forwards it.
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := p.now()
+	ex := p.pool.Get().(*proxyExchange)
+	defer p.pool.Put(ex)
+	ex.w.reset(w)
+	ex.upstreamDur, ex.errCategory, ex.client = 0, metrics.ErrorNone, httpapi.PeerAddr(r)
+
+	path := enforce.CleanPath(r.URL.Path)
+	if !p.gate.headerBytesOK(r) {
+		httpapi.WriteError(&ex.w, r, p.log, httpapi.Errorf(httpapi.CodeHeadersTooLarge, "request headers are larger than %d bytes", p.gate.MaxHeaderBytes))
+		p.finish(ex, r, start, &enforce.Decision{}, path)
+		return
+	}
+	key, fromAuthorization := presentedKey(r.Header)
+	f := enforce.Facts{HeaderKey: key, Method: r.Method, Path: path, Origin: r.Header.Get("Origin")}
+	f.ClientIP = p.gate.Trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For"))
+	ex.client = f.ClientIP
+	if strings.Contains(r.URL.RawQuery, "api_key=") {
+		f.QueryKey = r.URL.Query().Get("api_key")
+	}
+	d := p.gate.Engine.Decide(start, &f)
+	setLimitHeaders(w.Header(), &d, start)
+	if !d.Allowed() {
+		httpapi.WriteError(&ex.w, r, p.log, httpapi.Denial(d.Code))
+		p.finish(ex, r, start, &d, path)
+		return
+	}
+
+	// The upstream sees who the caller is, never the key.
+	uri := r.RequestURI
+	switch {
+	case d.UsedQueryKey:
+		q := r.URL.Query()
+		q.Del("api_key")
+		r.URL.RawQuery = q.Encode()
+		uri = ""
+	case key != "" && fromAuthorization && d.Identity != nil:
+		r.Header.Del("Authorization")
+	case key != "" && d.Identity != nil:
+		r.Header.Del("X-Api-Key")
+	}
+	stripApiwardenHeaders(r.Header)
+	setIdentityHeaders(r.Header, &d)
+	r.Header["X-Request-Id"] = []string{httpapi.RequestIDFrom(r.Context())}
+	if path != r.URL.Path {
+		r.URL.Path, r.URL.RawPath = path, ""
+		uri = ""
+	}
+	if uri == "" || uri[0] != '/' {
+		uri = r.URL.RequestURI()
+	}
+	if p.maxBody > 0 {
+		if r.ContentLength > p.maxBody {
+			httpapi.WriteError(&ex.w, r, p.log, httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody))
+			p.finish(ex, r, start, &d, path)
+			return
+		}
+		r.Body = http.MaxBytesReader(&ex.w, r.Body, p.maxBody)
+	}
+	if p.lean(r) {
+		p.forward(ex, &ex.w, r, uri)
+	} else {
+		p.rp.ServeHTTP(&ex.w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	}
+	p.finish(ex, r, start, &d, path)
+}
+
+// finish records the request.
+func (p *proxy) finish(ex *proxyExchange, r *http.Request, start time.Time, d *enforce.Decision, path string) {
+	latency := p.now().Sub(start)
+	p.gate.observe("proxy", d, latency, ex.upstreamDur)
+	if !p.gate.recorded(d) {
+		return
+	}
+	p.gate.newRecord(&ex.rec, r, start, d, ex.client, path)
+	ex.rec.Status = ex.w.status
+	ex.rec.ResponseBytes = ex.w.bytes
+	ex.rec.Latency = latency
+	ex.rec.UpstreamLatency = ex.upstreamDur
+	ex.rec.CacheStatus = metrics.ParseCacheStatus(cacheHeader(ex.w.Header()))
+	ex.rec.ErrorCategory = ex.errCategory
+	if ex.rec.ErrorCategory == metrics.ErrorNone {
+		ex.rec.ErrorCategory = metrics.CategorizeError(ex.w.status, ex.rec.Decision)
+	}
+	p.gate.Recorder.Record(&ex.rec)
+}
+
+func cacheHeader(h http.Header) string {
+	if v := h.Get("Cache-Status"); v != "" {
+		return v
+	}
+	return h.Get("X-Cache")
+}
+
+// upstreamError answers 502 when the upstream cannot be reached and 504
+// when it does not answer in time.
+func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	ex, _ := r.Context().Value(exchangeKey{}).(*proxyExchange)
+	p.answerUpstreamError(w, r, err, ex)
+}
+
+func (p *proxy) answerUpstreamError(w http.ResponseWriter, r *http.Request, err error, ex *proxyExchange) {
+	var ne net.Error
+	var tooBig *http.MaxBytesError
+	e := &httpapi.Error{Code: httpapi.CodeUpstreamUnreachable, Message: "the upstream service cannot be reached", Err: err}
+	category := metrics.ErrorUpstreamUnreachable
+	switch {
+	case errors.As(err, &tooBig):
+		e = httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody)
+		category = metrics.ErrorClient
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		category = metrics.ErrorClient
+		e = &httpapi.Error{Code: httpapi.CodeUpstreamUnreachable, Message: "the client closed the request"}
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		e = &httpapi.Error{Code: httpapi.CodeUpstreamTimeout, Message: "the upstream service did not answer in time", Err: err}
+		category = metrics.ErrorUpstreamTimeout
+	}
+	if ex != nil {
+		ex.errCategory = category
+	}
+	httpapi.WriteError(w, r, p.log, e)
+}
+
+// timedTransport measures how long the upstream takes to send headers.
+type timedTransport struct{ base http.RoundTripper }
+
+func (t timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.base.RoundTrip(req)
+	if ex, ok := req.Context().Value(exchangeKey{}).(*proxyExchange); ok {
+		ex.upstreamDur = time.Since(start)
+	}
+	return resp, err
+}
+
+// bufferPool lends the proxy 32 KiB copy buffers.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }

@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+)
+
+type requestIDKey struct{}
+
+// WithRequestID returns a context carrying the request id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestIDFrom returns the request id of ctx, or "".
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// RequestIDs makes ids that are unique per process and cheap: a random
+// prefix drawn at start and a counter. The fixed prefix lets the metrics
+// encoder store an id in a few bytes, so both edges share one RequestIDs.
+// It is safe for concurrent use.
+type RequestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+// NewRequestIDs draws a fresh random prefix.
+func NewRequestIDs() *RequestIDs {
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return &RequestIDs{prefix: string(b) + "-"}
+}
+
+// Next returns a new id.
+func (g *RequestIDs) Next() string {
+	var buf [32]byte
+	b := append(buf[:0], g.prefix...)
+	b = strconv.AppendUint(b, g.n.Add(1), 10)
+	return string(b)
+}
+
+// FromRequest keeps a caller's X-Request-Id when it is a printable word
+// of at most 128 bytes, so traces join up across services, and makes a
+// new one otherwise.
+func (g *RequestIDs) FromRequest(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 && IsPrintableWord(id) {
+		return id
+	}
+	return g.Next()
+}
+
+// Middleware gives every request an id: it answers with it in
+// X-Request-Id and puts it in the request's context (RequestIDFrom).
+func (g *RequestIDs) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := g.FromRequest(r)
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(WithRequestID(r.Context(), id)))
+	})
+}
+
+// IsPrintableWord reports whether s is printable ASCII without spaces,
+// quotes or backslashes: safe to echo in a header, a log line or a JSON
+// string as it is. It is looser than an HTTP token (RFC 9110 tchar),
+// which a request id such as "a/b:1" would fail.
+func IsPrintableWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
