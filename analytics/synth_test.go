@@ -116,7 +116,7 @@ func (g *synth) next(rec *metrics.Record) {
 		Country:       "US",
 		UserAgent:     "synth/1.0",
 		ErrorCategory: metrics.CategorizeError(status, code),
-		Decision: code,
+		Decision:      code,
 	}
 }
 
