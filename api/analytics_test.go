@@ -107,8 +107,13 @@ func newAnFixture(t testing.TB) *anFixture {
 		t.Fatal(err)
 	}
 	ny, _ := time.LoadLocation("America/New_York")
-	srv := api.New(api.Options{Gateway: gateway.Options{Keys: ks}, Admin: admin.Options{AdminToken: adminToken, Keys: ks, Version: "test", Analytics: admin.AnalyticsOptions{Metrics: metrics.NewReader(st), Realtime: f.rt, Limits: f.lim, Location: ny,
-		Retention: analytics.Retention{RawDays: 90, HourlyDays: 400}}}, Logger: log, Now: func() time.Time { return anNow }})
+	svc, err := analytics.New(analytics.Options{Source: metrics.NewReader(st), Location: ny,
+		Retention: analytics.Retention{RawDays: 90, HourlyDays: 400}, Limits: f.lim, Now: func() time.Time { return anNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Options{Gateway: gateway.Options{Keys: ks}, Admin: admin.Options{AdminToken: adminToken, Keys: ks, Version: "test",
+		Analytics: admin.AnalyticsOptions{Service: svc, Realtime: f.rt}}, Logger: log, Now: func() time.Time { return anNow }})
 	srv.Admin().SetReady(true)
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)

@@ -275,7 +275,6 @@ func (a *App) newAPI(version string) error {
 			Analytics: admin.AnalyticsOptions{
 				Service:  a.analytics,
 				Realtime: a.realtime,
-				Location: a.calendar.Location(),
 			},
 			DebugPprof:   cfg.Server.DebugPprof,
 			Backup:       flushingBackup{a},

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -110,11 +109,11 @@ func (s *Server) getAlert(w http.ResponseWriter, r *http.Request, ps httprouter.
 	}
 	a, err := s.alerts.Get(id)
 	if err != nil {
-		return alertError(err)
+		return err
 	}
 	history, err := s.alerts.History(id)
 	if err != nil {
-		return alertError(err)
+		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"alert": a, "history": history})
 	return nil
@@ -134,7 +133,7 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, ps httprouter.
 	}
 	a, err := s.alerts.Acknowledge(ps.ByName("id"), actor(r), body.Note)
 	if err != nil {
-		return alertError(err)
+		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, a)
 	return nil
@@ -150,25 +149,10 @@ func (s *Server) resolveAlert(w http.ResponseWriter, r *http.Request, ps httprou
 	}
 	a, err := s.alerts.Resolve(r.Context(), ps.ByName("id"), actor(r), body.Note)
 	if err != nil {
-		return alertError(err)
+		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, a)
 	return nil
-}
-
-// alertError maps the evaluator's sentinels onto codes.
-func alertError(err error) error {
-	switch {
-	case errors.Is(err, alerting.ErrNotFound):
-		return httpapi.Errorf(httpapi.CodeResourceNotFound, "no alert with this id")
-	case errors.Is(err, alerting.ErrNotFiring):
-		return httpapi.Errorf(httpapi.CodeConflict, "only a firing alert can be acknowledged")
-	case errors.Is(err, alerting.ErrAlreadyAcknowledged):
-		return httpapi.Errorf(httpapi.CodeConflict, "the alert is already acknowledged")
-	case errors.Is(err, alerting.ErrAlreadyResolved):
-		return httpapi.Errorf(httpapi.CodeConflict, "the alert is already resolved")
-	}
-	return err
 }
 
 func splitParam(v string) []string {

@@ -1,8 +1,6 @@
 package admin
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,17 +11,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/analytics"
 	"github.com/apiwarden/apiwarden/api/httpapi"
-	"github.com/apiwarden/apiwarden/limiter"
-	"github.com/apiwarden/apiwarden/metrics"
 )
-
-// MetricsReader is what the analytics routes read: rollup cells and raw
-// records. *metrics.Reader is one.
-type MetricsReader interface {
-	ScanCells(ctx context.Context, q metrics.CellQuery, fn func(value string, start time.Time, c *metrics.Cell) error) error
-	ScanCellsAt(ctx context.Context, interval metrics.Interval, dim metrics.Dimension, at []time.Time, fn func(value string, start time.Time, c *metrics.Cell) error) error
-	Records(ctx context.Context, q metrics.RecordQuery) (metrics.RecordPage, error)
-}
 
 // RealtimeSource gives the realtime answer and the stream's snapshots.
 // *analytics.Realtime is one.
@@ -31,49 +19,16 @@ type RealtimeSource interface {
 	Snapshot(now time.Time, series bool) analytics.Snapshot
 }
 
-// LimitPeeker reads a key's live buckets without consuming.
-// *limiter.Limiter and *limiter.Redis are.
-type LimitPeeker interface {
-	Peek(now time.Time, subject, tier string) limiter.Usage
-}
-
-// CalendarRules names the calendar rules in force. *limiter.Calendar is
-// one.
-type CalendarRules interface {
-	Active(now time.Time) []string
-}
-
-var (
-	_ MetricsReader  = (*metrics.Reader)(nil)
-	_ RealtimeSource = (*analytics.Realtime)(nil)
-	_ LimitPeeker    = (*limiter.Limiter)(nil)
-	_ LimitPeeker    = (*limiter.Redis)(nil)
-	_ CalendarRules  = (*limiter.Calendar)(nil)
-)
+var _ RealtimeSource = (*analytics.Realtime)(nil)
 
 // AnalyticsOptions wire the analytics routes (/admin/v1/analytics/*,
 // /admin/v1/requests, /admin/v1/stream and /admin/v1/keys/{id}/usage).
 type AnalyticsOptions struct {
-	// Service, when set, answers the queries, and Metrics, Limits,
-	// Calendar and Retention are not used to build another one.
+	// Service answers the queries; nil answers 503 on every route that
+	// needs it. The same service gives the alert evaluator its history.
 	Service *analytics.Service
-	// Metrics reads rollups and raw records; nil answers 503 on every
-	// route that needs it.
-	Metrics MetricsReader
 	// Realtime serves /analytics/realtime and /stream; nil answers 503.
 	Realtime RealtimeSource
-	// Limits gives per-key usage its live bucket state; nil leaves the
-	// hour and minute buckets null.
-	Limits LimitPeeker
-	// Calendar names the calendar rules in force for per-key usage; nil
-	// means none.
-	Calendar CalendarRules
-	// Location is server.timezone: the billing month, a key's "today" and
-	// "this month", and the default tz of every query. Nil means UTC.
-	Location *time.Location
-	// Retention is the [metrics] retention in days, so answers are cut to
-	// what is still kept and say so.
-	Retention analytics.Retention
 	// StreamInterval is the time between two stream snapshots (default
 	// 1s); HeartbeatInterval between two heartbeat comments (default 15s).
 	StreamInterval    time.Duration
@@ -82,32 +37,16 @@ type AnalyticsOptions struct {
 
 // analyticsAPI is the analytics routes' state.
 type analyticsAPI struct {
-	svc      *analytics.Service // nil without Metrics
+	svc      *analytics.Service // nil: 503
 	realtime RealtimeSource
-	loc      *time.Location
 	hub      *streamHub // nil without Realtime
 	beat     time.Duration
 }
 
 func newAnalyticsAPI(opts AnalyticsOptions, now func() time.Time, log *slog.Logger) *analyticsAPI {
-	a := &analyticsAPI{realtime: opts.Realtime, loc: opts.Location, beat: opts.HeartbeatInterval}
-	if a.loc == nil {
-		a.loc = time.UTC
-	}
+	a := &analyticsAPI{svc: opts.Service, realtime: opts.Realtime, beat: opts.HeartbeatInterval}
 	if a.beat <= 0 {
 		a.beat = 15 * time.Second
-	}
-	switch {
-	case opts.Service != nil:
-		a.svc = opts.Service
-	case opts.Metrics != nil:
-		// New fails only without a Source or with negative retention;
-		// config validation rules the latter out, and a negative value
-		// here keeps everything rather than refusing to start.
-		ret := opts.Retention
-		ret.RawDays, ret.HourlyDays, ret.DailyDays = max(ret.RawDays, 0), max(ret.HourlyDays, 0), max(ret.DailyDays, 0)
-		a.svc, _ = analytics.New(analytics.Options{Source: opts.Metrics, Location: a.loc, Retention: ret,
-			Limits: opts.Limits, Calendar: opts.Calendar, Now: now})
 	}
 	if opts.Realtime != nil {
 		a.hub = newStreamHub(opts.Realtime, opts.StreamInterval, now, log)
@@ -132,20 +71,10 @@ func (s *Server) analyticsRoutes() []httpapi.Route {
 
 // service returns the analytics service or a 503.
 func (s *Server) analyticsService() (*analytics.Service, error) {
-	if s.analytics == nil || s.analytics.svc == nil {
+	if s.analytics.svc == nil {
 		return nil, httpapi.Errorf(httpapi.CodeUnavailable, "analytics are not enabled on this server (no metrics store)")
 	}
 	return s.analytics.svc, nil
-}
-
-// analyticsError turns an analytics error into the API's: a bad
-// parameter is a 400 whose message starts with the parameter's name.
-func analyticsError(err error) error {
-	var pe *analytics.ParamError
-	if errors.As(err, &pe) {
-		return httpapi.Errorf(httpapi.CodeInvalidParameter, "%s", pe.Error())
-	}
-	return err
 }
 
 // timeParam parses an optional from/to: RFC 3339 or Unix seconds.
@@ -247,7 +176,7 @@ func (s *Server) summaryAnalytics(w http.ResponseWriter, r *http.Request, _ http
 	period := analytics.PeriodDay
 	if v := first(q, "period"); v != "" {
 		if period, err = analytics.ParsePeriod(v); err != nil {
-			return analyticsError(err)
+			return err
 		}
 	}
 	loc, err := tzParam(q, svc.Location())
@@ -256,7 +185,7 @@ func (s *Server) summaryAnalytics(w http.ResponseWriter, r *http.Request, _ http
 	}
 	sum, err := svc.Summary(r.Context(), analytics.SummaryQuery{Period: period, Location: loc})
 	if err != nil {
-		return analyticsError(err)
+		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, sum)
 	return nil
@@ -276,11 +205,11 @@ func seriesQuery(q map[string][]string, defLoc *time.Location) (analytics.Series
 	sq.Interval = analytics.IntervalHour
 	if v := first(q, "interval"); v != "" {
 		if sq.Interval, err = analytics.ParseInterval(v); err != nil {
-			return sq, analyticsError(err)
+			return sq, err
 		}
 	}
 	if sq.GroupBy, err = analytics.ParseGroupBy(first(q, "group_by")); err != nil {
-		return sq, analyticsError(err)
+		return sq, err
 	}
 	if sq.Location, err = tzParam(q, defLoc); err != nil {
 		return sq, err
@@ -304,7 +233,7 @@ func (s *Server) timeseriesAnalytics(w http.ResponseWriter, r *http.Request, _ h
 	}
 	res, err := svc.Series(r.Context(), sq)
 	if err != nil {
-		return analyticsError(err)
+		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, res)
 	return nil
@@ -328,12 +257,12 @@ func (s *Server) topAnalytics(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	if v := first(q, "metric"); v != "" {
 		if tq.Metric, err = analytics.ParseMetric(v); err != nil {
-			return analyticsError(err)
+			return err
 		}
 	}
 	if v := first(q, "period"); v != "" {
 		if tq.Period, err = analytics.ParsePeriod(v); err != nil {
-			return analyticsError(err)
+			return err
 		}
 	}
 	if tq.From, tq.To, err = rangeParams(q); err != nil {
@@ -350,7 +279,7 @@ func (s *Server) topAnalytics(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	res, err := svc.Top(r.Context(), tq)
 	if err != nil {
-		return analyticsError(err)
+		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, res)
 	return nil

@@ -73,7 +73,7 @@ func (s *Server) exportAnalytics(w http.ResponseWriter, r *http.Request, _ httpr
 			return err
 		}
 		if plan, err = svc.PlanSeries(sq); err != nil {
-			return analyticsError(err)
+			return err
 		}
 		from, to = plan.From, plan.To
 	} else {
@@ -82,7 +82,7 @@ func (s *Server) exportAnalytics(w http.ResponseWriter, r *http.Request, _ httpr
 		}
 		rq.Order = metrics.OldestFirst
 		if from, to, err = svc.RecordRange(rq); err != nil {
-			return analyticsError(err)
+			return err
 		}
 	}
 

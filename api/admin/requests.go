@@ -65,7 +65,7 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, _ httprout
 	rq.Cursor, rq.Order = first(q, "cursor"), metrics.NewestFirst
 	page, err := svc.Records(r.Context(), rq)
 	if err != nil {
-		return analyticsError(err)
+		return err
 	}
 	out := requestsAnswer{To: page.To, Records: make([]metrics.RecordJSON, len(page.Records)), NextCursor: page.Next}
 	if !page.From.IsZero() {

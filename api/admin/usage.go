@@ -25,7 +25,7 @@ func (s *Server) keyUsage(w http.ResponseWriter, r *http.Request, ps httprouter.
 	}
 	u, err := svc.KeyUsage(r.Context(), analytics.KeyUsageQuery{KeyID: k.ID, Tier: k.Tier})
 	if err != nil {
-		return analyticsError(err)
+		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, u)
 	return nil
@@ -64,7 +64,7 @@ func (s *Server) billingReport(w http.ResponseWriter, r *http.Request, _ httprou
 	}
 	rep, err := svc.Billing(r.Context(), bq)
 	if err != nil {
-		return analyticsError(err)
+		return err
 	}
 	if format != "csv" {
 		httpapi.WriteJSON(w, http.StatusOK, rep)
