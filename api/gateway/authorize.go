@@ -115,16 +115,9 @@ func (s *Gateway) authorizeRequest(w http.ResponseWriter, r *http.Request, ps ht
 	if o.denyStatus != 0 {
 		rateLimitedStatus = o.denyStatus
 	}
-	method, path, rawQuery := o.method, enforce.CleanPath(o.path), o.rawQuery
-
 	key, _ := presentedKey(r.Header)
-	f := enforce.Facts{HeaderKey: key, Method: strings.ToUpper(method), Path: path, Origin: r.Header.Get("Origin")}
-	f.ClientIP = g.Trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For"))
-	if strings.Contains(rawQuery, "api_key=") {
-		if q, err := url.ParseQuery(rawQuery); err == nil {
-			f.QueryKey = q.Get("api_key")
-		}
-	}
+	f := newFacts(key, o.method, o.path, o.rawQuery, r.Header.Get("Origin"),
+		g.Trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For")))
 	d := g.Engine.Decide(start, &f)
 
 	h := w.Header()
@@ -143,7 +136,7 @@ func (s *Gateway) authorizeRequest(w http.ResponseWriter, r *http.Request, ps ht
 		}
 		httpapi.WriteErrorStatus(w, r, s.log, httpapi.Denial(d.Code), status)
 	}
-	s.recordDecision("authorize", r, start, &d, f.ClientIP, f.Method, path, status)
+	s.recordDecision("authorize", r, start, &d, f.ClientIP, f.Method, f.Path, status)
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/apiwarden/apiwarden/api/httpapi"
-	"github.com/apiwarden/apiwarden/enforce"
 )
 
 // checkRequest is the body of POST /v1/check.
@@ -73,8 +72,8 @@ func (s *Gateway) check(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 		client = a.Unmap()
 	}
 	path, _, _ := strings.Cut(req.Path, "?")
-	path = enforce.CleanPath(path)
-	f := enforce.Facts{HeaderKey: req.Key, Method: strings.ToUpper(req.Method), Path: path, ClientIP: client, Origin: req.Origin, Cost: req.Cost}
+	f := newFacts(req.Key, req.Method, path, "", req.Origin, client)
+	f.Cost = req.Cost
 	d := g.Engine.Decide(start, &f)
 
 	resp := CheckResponse{Allowed: d.Allowed(), Code: d.Code.String(), Tier: d.Tier, Scopes: []string{}}
@@ -92,6 +91,6 @@ func (s *Gateway) check(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	}
 	setLimitHeaders(w.Header(), &d, start)
 	httpapi.WriteJSON(w, http.StatusOK, resp)
-	s.recordDecision("check", r, start, &d, client, f.Method, path, httpapi.DecisionStatus(d.Code))
+	s.recordDecision("check", r, start, &d, client, f.Method, f.Path, httpapi.DecisionStatus(d.Code))
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apiwarden/apiwarden/api/httpapi"
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
@@ -37,7 +36,7 @@ func (p *proxy) lean(r *http.Request) bool {
 // are as likely to be dead (an upstream restart closes them all).
 func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Request, uri string) {
 	removeHopHeaders(r.Header)
-	p.setForwarded(r)
+	setForwarded(r.Header, r, p.gate.Trusted)
 	ctx := r.Context()
 	start := time.Now()
 	var resp *http.Response
@@ -272,27 +271,5 @@ func removeHopHeaders(h http.Header) {
 	}
 	if strings.EqualFold(strings.TrimSpace(te), "trailers") {
 		h["Te"] = []string{"trailers"}
-	}
-}
-
-// setForwarded appends the peer to X-Forwarded-For and sets
-// X-Forwarded-Host and -Proto, keeping a trusted peer's own values.
-func (p *proxy) setForwarded(r *http.Request) {
-	peer := httpapi.PeerAddr(r)
-	ip := peer.String()
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		ip = strings.Join(prior, ", ") + ", " + ip
-	}
-	r.Header["X-Forwarded-For"] = []string{ip}
-	trusted := p.gate.Trusted.Contains(peer)
-	if v := r.Header.Get("X-Forwarded-Host"); v == "" || !trusted {
-		r.Header["X-Forwarded-Host"] = []string{r.Host}
-	}
-	if v := r.Header.Get("X-Forwarded-Proto"); v == "" || !trusted {
-		proto := "http"
-		if r.TLS != nil {
-			proto = "https"
-		}
-		r.Header["X-Forwarded-Proto"] = []string{proto}
 	}
 }

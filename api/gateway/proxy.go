@@ -73,7 +73,7 @@ func newProxy(g *gate, o ProxyOptions, now func() time.Time, log *slog.Logger) *
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.Out.Host = pr.In.Host // the app sees the host the client asked for
-			forwardedHeaders(pr, g.Trusted)
+			setForwarded(pr.Out.Header, pr.In, g.Trusted)
 		},
 		Transport:    timedTransport{transport},
 		BufferPool:   bufferPool{},
@@ -88,22 +88,36 @@ func newProxy(g *gate, o ProxyOptions, now func() time.Time, log *slog.Logger) *
 	return p
 }
 
-// forwardedHeaders tells the upstream where the request came from. The
-// X-Forwarded-For chain is passed on with the peer appended, as proxies
-// do, so an app that trusts apiwarden reads the right-most hop. Host and
-// proto come from the peer's X-Forwarded-* headers only when the peer is
-// a trusted proxy (a TLS-terminating load balancer); otherwise they
-// describe this connection.
-func forwardedHeaders(pr *httputil.ProxyRequest, trusted enforce.TrustedProxies) {
-	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-	pr.SetXForwarded()
-	if !trusted.Contains(httpapi.PeerAddr(pr.In)) {
-		return
+// setForwarded tells the upstream where the request came from, on both
+// forwarding paths: the X-Forwarded-For chain of in is passed on with the
+// peer appended, as proxies do, so an app that trusts apiwarden reads the
+// right-most hop. Host and proto come from the peer's X-Forwarded-*
+// headers only when the peer is a trusted proxy (a TLS-terminating load
+// balancer); otherwise they describe this connection. out may be
+// in.Header: every value is read before it is written.
+func setForwarded(out http.Header, in *http.Request, trusted enforce.TrustedProxies) {
+	peer := httpapi.PeerAddr(in)
+	chain := peer.String()
+	if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+		chain = strings.Join(prior, ", ") + ", " + chain
 	}
-	for _, h := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
-		if v := pr.In.Header.Get(h); v != "" {
-			pr.Out.Header.Set(h, v)
+	host, proto := in.Header.Get("X-Forwarded-Host"), in.Header.Get("X-Forwarded-Proto")
+	if host == "" || !trusted.Contains(peer) {
+		host = in.Host
+	}
+	if proto == "" || !trusted.Contains(peer) {
+		proto = "http"
+		if in.TLS != nil {
+			proto = "https"
 		}
+	}
+	out["X-Forwarded-For"] = []string{chain}
+	// A trusted peer's values are often there already: keep their slices.
+	if out.Get("X-Forwarded-Host") != host {
+		out["X-Forwarded-Host"] = []string{host}
+	}
+	if out.Get("X-Forwarded-Proto") != proto {
+		out["X-Forwarded-Proto"] = []string{proto}
 	}
 }
 
@@ -122,12 +136,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key, fromAuthorization := presentedKey(r.Header)
-	f := enforce.Facts{HeaderKey: key, Method: r.Method, Path: path, Origin: r.Header.Get("Origin")}
-	f.ClientIP = p.gate.Trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For"))
+	f := newFacts(key, r.Method, path, r.URL.RawQuery, r.Header.Get("Origin"),
+		p.gate.Trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For")))
 	ex.client = f.ClientIP
-	if strings.Contains(r.URL.RawQuery, "api_key=") {
-		f.QueryKey = r.URL.Query().Get("api_key")
-	}
 	d := p.gate.Engine.Decide(start, &f)
 	setLimitHeaders(w.Header(), &d, start)
 	if !d.Allowed() {
