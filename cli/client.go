@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -19,6 +19,9 @@ type adminClient struct {
 	http  *http.Client
 }
 
+// newAdminClient is a client for the server at APIWARDEN_URL (default
+// http://127.0.0.1:8081) with the token APIWARDEN_ADMIN_TOKEN; without a
+// token it returns a usage error that says what to set.
 func newAdminClient(getenv func(string) string) (*adminClient, error) {
 	base := strings.TrimRight(getenv("APIWARDEN_URL"), "/")
 	if base == "" {
@@ -31,7 +34,8 @@ func newAdminClient(getenv func(string) string) (*adminClient, error) {
 	return &adminClient{base: base, token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
 }
 
-// decodeAPIError reads SPEC's error body, or describes a response without one.
+// decodeAPIError reads the admin API's error body (docs/API.md), or
+// describes a response without one.
 func decodeAPIError(resp *http.Response, data []byte) error {
 	var eb struct {
 		Error struct {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -25,7 +25,7 @@ const maxBackfillDays = 90
 
 // demoCmd runs apiwarden with the demo upstream, keys and traffic: one
 // command on a fresh clone shows every part of the product.
-func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, version string) error {
 	fs := newFlags("demo", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the dashboard and admin API")
 	backfill := fs.Int("backfill-days", 0, "write this many days of history first, so historical views and the unusual-activity alert have data (7 is a good choice)")
@@ -95,7 +95,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			prepared.Backfill.From.Format("2006-01-02 15:04"), prepared.Backfill.To.Format("2006-01-02 15:04"), prepared.BackfillTook.Seconds())
 	}
 
-	a, err := app.New(cfg, app.Options{Version: buildVersion(), Logger: log})
+	a, err := app.New(cfg, app.Options{Version: version, Logger: log})
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return fmt.Errorf("%w: pick a free address with -listen, e.g. -listen 127.0.0.1:8090", err)
 	}
