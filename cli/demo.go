@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/apiwarden/apiwarden/app"
@@ -23,77 +22,55 @@ import (
 // deleted as soon as it was written.
 const maxBackfillDays = 90
 
+// demoOptions are the demo command's flags.
+type demoOptions struct {
+	listen       string  // address of the dashboard and admin API
+	backfillDays int     // days of history to write first; 0 for none
+	dataDir      string  // data directory to keep; "" for a temporary one
+	rate         float64 // traffic multiplier
+}
+
 // demoCmd runs apiwarden with the demo upstream, keys and traffic: one
 // command on a fresh clone shows every part of the product.
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, version string) error {
-	fs := newFlags("demo", stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "address of the dashboard and admin API")
-	backfill := fs.Int("backfill-days", 0, "write this many days of history first, so historical views and the unusual-activity alert have data (7 is a good choice)")
-	dataDir := fs.String("data", "", "data directory to use and keep (default: a temporary one, removed on exit)")
-	rate := fs.Float64("rate", 1, "traffic multiplier: 1 is about 2.6 ordinary requests a second at the evening peak, plus the abusive key")
-	if err := parseFlags(fs, args); err != nil {
+	opts, err := parseDemoFlags(args, stderr)
+	if err != nil {
 		return err
 	}
-	switch {
-	case fs.NArg() > 0:
-		return usageError{"demo takes no arguments, got " + strings.Join(fs.Args(), " ")}
-	case *backfill < 0 || *backfill > maxBackfillDays:
-		return usageError{fmt.Sprintf("-backfill-days must be between 0 and %d (raw records are kept %d days), got %d", maxBackfillDays, maxBackfillDays, *backfill)}
-	case !(*rate > 0 && *rate <= 20):
-		return usageError{fmt.Sprintf("-rate must be more than 0 and at most 20, got %v", *rate)}
-	}
-
-	dir := *dataDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "apiwarden-demo-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir, removeDir, err := demoDataDir(opts.dataDir)
+	if err != nil {
 		return err
 	}
+	defer removeDir()
 	token, err := randomToken()
 	if err != nil {
 		return err
 	}
-
-	// The demo wedding API, in this process on a port of its own.
-	upstream := demo.NewUpstream(demo.UpstreamOptions{})
-	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	upstream, upstreamURL, stopUpstream, err := startDemoUpstream()
 	if err != nil {
-		return fmt.Errorf("demo upstream: %w", err)
+		return err
 	}
-	upSrv := &http.Server{Handler: upstream, ReadHeaderTimeout: 5 * time.Second}
-	go upSrv.Serve(upLn)
-	defer upSrv.Close()
+	defer stopUpstream()
 
 	cfg, err := demo.Config(demo.ConfigOptions{
-		AdminListen: *listen, Upstream: "http://" + upLn.Addr().String(), DataDir: dir, AdminToken: token,
+		AdminListen: opts.listen, Upstream: upstreamURL, DataDir: dir, AdminToken: token,
 	})
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, stderr)
 
-	if *backfill > 0 {
-		fmt.Fprintf(stdout, "Writing %d days of history…\n", *backfill)
+	if opts.backfillDays > 0 {
+		fmt.Fprintf(stdout, "Writing %d days of history…\n", opts.backfillDays)
 	}
-	prepared, err := demo.Prepare(ctx, cfg, demo.PrepareOptions{BackfillDays: *backfill, Scale: *rate, Logger: log})
+	prepared, err := demo.Prepare(ctx, cfg, demo.PrepareOptions{BackfillDays: opts.backfillDays, Scale: opts.rate, Logger: log})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // interrupted during the backfill
 		}
 		return err
 	}
-	switch {
-	case prepared.Reused && *backfill > 0:
-		fmt.Fprintf(stdout, "%s already holds the demo keys: they got new secrets, and no second history was written.\n", dir)
-	case *backfill > 0:
-		fmt.Fprintf(stdout, "Wrote %d requests from %s to %s in %.1fs.\n", prepared.Backfill.Records,
-			prepared.Backfill.From.Format("2006-01-02 15:04"), prepared.Backfill.To.Format("2006-01-02 15:04"), prepared.BackfillTook.Seconds())
-	}
+	printBackfill(stdout, dir, opts.backfillDays, prepared)
 
 	a, err := app.New(cfg, app.Options{Version: version, Logger: log})
 	if errors.Is(err, syscall.EADDRINUSE) {
@@ -104,9 +81,78 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, versi
 	}
 	proxyURL := "http://" + a.Addr()
 	gen := demo.NewGenerator(demo.GeneratorOptions{
-		Target: proxyURL, Keys: prepared.Keys, Scale: *rate, Incidents: upstream, Logger: log,
+		Target: proxyURL, Keys: prepared.Keys, Scale: opts.rate, Incidents: upstream, Logger: log,
 	})
+	return runDemo(ctx, stdout, a, gen, func() {
+		printDemoBanner(stdout, a.AdminAddr(), token, proxyURL, upstreamURL, dir, opts.dataDir == "", opts.backfillDays, prepared.Keys)
+	})
+}
 
+// parseDemoFlags reads the demo command's flags; values out of range are
+// usage errors.
+func parseDemoFlags(args []string, stderr io.Writer) (demoOptions, error) {
+	fs := newFlags("demo", stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address of the dashboard and admin API")
+	backfill := fs.Int("backfill-days", 0, "write this many days of history first, so historical views and the unusual-activity alert have data (7 is a good choice)")
+	dataDir := fs.String("data", "", "data directory to use and keep (default: a temporary one, removed on exit)")
+	rate := fs.Float64("rate", 1, "traffic multiplier: 1 is about 2.6 ordinary requests a second at the evening peak, plus the abusive key")
+	if err := parseFlags(fs, args); err != nil {
+		return demoOptions{}, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return demoOptions{}, usageError{"demo takes no arguments, got " + strings.Join(fs.Args(), " ")}
+	case *backfill < 0 || *backfill > maxBackfillDays:
+		return demoOptions{}, usageError{fmt.Sprintf("-backfill-days must be between 0 and %d (raw records are kept %d days), got %d", maxBackfillDays, maxBackfillDays, *backfill)}
+	case !(*rate > 0 && *rate <= 20):
+		return demoOptions{}, usageError{fmt.Sprintf("-rate must be more than 0 and at most 20, got %v", *rate)}
+	}
+	return demoOptions{listen: *listen, backfillDays: *backfill, dataDir: *dataDir, rate: *rate}, nil
+}
+
+// demoDataDir makes the data directory: dir, kept after the demo, or a
+// new temporary one when dir is "". remove deletes a temporary one and
+// does nothing for dir.
+func demoDataDir(dir string) (path string, remove func(), err error) {
+	if dir != "" {
+		return dir, func() {}, os.MkdirAll(dir, 0o700)
+	}
+	tmp, err := os.MkdirTemp("", "apiwarden-demo-")
+	if err != nil {
+		return "", nil, err
+	}
+	return tmp, func() { os.RemoveAll(tmp) }, nil
+}
+
+// startDemoUpstream serves the demo wedding API in this process, on a
+// loopback port of its own, until stop is called.
+func startDemoUpstream() (upstream *demo.Upstream, url string, stop func(), err error) {
+	upstream = demo.NewUpstream(demo.UpstreamOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("demo upstream: %w", err)
+	}
+	srv := &http.Server{Handler: upstream, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return upstream, "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// printBackfill says what Prepare wrote, when -backfill-days asked for
+// history.
+func printBackfill(stdout io.Writer, dir string, backfillDays int, prepared demo.Prepared) {
+	switch {
+	case prepared.Reused && backfillDays > 0:
+		fmt.Fprintf(stdout, "%s already holds the demo keys: they got new secrets, and no second history was written.\n", dir)
+	case backfillDays > 0:
+		fmt.Fprintf(stdout, "Wrote %d requests from %s to %s in %.1fs.\n", prepared.Backfill.Records,
+			prepared.Backfill.From.Format("2006-01-02 15:04"), prepared.Backfill.To.Format("2006-01-02 15:04"), prepared.BackfillTook.Seconds())
+	}
+}
+
+// runDemo runs the app and, once it is ready and started has printed the
+// banner, the traffic generator, until ctx ends or the app stops. It
+// returns the app's error; an interruption is no error.
+func runDemo(ctx context.Context, stdout io.Writer, a *app.App, gen *demo.Generator, started func()) error {
 	// Ctrl-C stops the traffic first, so that the app drains nothing but
 	// the requests already in flight, then the app, then the upstream.
 	appCtx, stopApp := context.WithCancel(context.Background())
@@ -121,10 +167,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, versi
 		}
 		return err
 	}
-	printDemoBanner(stdout, a.AdminAddr(), token, proxyURL, "http://"+upLn.Addr().String(), dir, *dataDir == "", *backfill, prepared.Keys)
+	started()
 	genDone := make(chan struct{})
 	go func() { gen.Run(ctx); close(genDone) }()
 
+	var err error
 	select {
 	case <-ctx.Done():
 		err = nil
@@ -181,60 +228,4 @@ func randomToken() (string, error) {
 		return "", err
 	}
 	return "demo_" + hex.EncodeToString(b), nil
-}
-
-// printDemoBanner says where everything is. The lines starting with a
-// label and two spaces are stable: tests and scripts read them.
-func printDemoBanner(w io.Writer, adminAddr, token, proxyURL, upstreamURL, dir string, temporary bool, backfill int, ks []demo.Key) {
-	admin := "http://" + adminAddr
-	fmt.Fprintf(w, `
-apiwarden demo is running. Press Ctrl-C to stop.
-
-  Dashboard:    %s/ui/
-  Admin token:  %s
-                (this run's only: sign in to the dashboard with it, or send it as a Bearer token)
-  Proxy:        %s
-  Upstream:     %s (the demo wedding API, behind the proxy)
-`, admin, token, proxyURL, upstreamURL)
-	if temporary {
-		fmt.Fprintf(w, "  Data:         %s (removed on exit; keep it with -data DIR)\n", dir)
-	} else {
-		fmt.Fprintf(w, "  Data:         %s\n", dir)
-	}
-
-	fmt.Fprintln(w, "\nDemo keys (traffic flows through the proxy with them):")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	var example string
-	for _, k := range ks {
-		status := ""
-		if k.Key.Status != "active" {
-			status = " (" + string(k.Key.Status) + ")"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s%s\n", k.Key.ID, k.Key.Tier, k.Key.OwnerID, k.Key.Name, status)
-		if k.Role == demo.RoleEnterprise {
-			example = k.Secret
-		}
-	}
-	tw.Flush()
-	if example != "" {
-		fmt.Fprintf(w, `
-Call the API through apiwarden with the planner suite's key:
-
-  curl -i -H "Authorization: Bearer %s" %s/api/guests/evt_1042
-`, example, proxyURL)
-	}
-	fmt.Fprintf(w, `
-Or ask the admin API what it sees:
-
-  curl -H "Authorization: Bearer %s" '%s/admin/v1/alerts?state=firing'
-
-Within a minute: a free-tier script (org_guestsync) hits its rate limit
-and monthly quota, an upstream incident starts at 20 s (and every few
-minutes after), and photo uploads are slow, so the rate_limit_exceeded,
-quota_warning, error_spike and performance_degradation alerts fire.
-`, token, admin)
-	if backfill == 0 {
-		fmt.Fprintln(w, "unusual_activity compares traffic with its history: run with -backfill-days 7 to see it too.")
-	}
-	fmt.Fprintln(w)
 }
