@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,8 +26,11 @@ func (k keyWithSecret) text() string {
 
 // keyDetail is one key, a field a line.
 func keyDetail(k keys.Key) string {
-	var b strings.Builder
-	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	return aligned(func(w io.Writer) { keyRows(w, k) })
+}
+
+// keyRows writes keyDetail's lines to w, name and value separated by a tab.
+func keyRows(w io.Writer, k keys.Key) {
 	row := func(name, value string) { fmt.Fprintf(w, "%s:\t%s\n", name, value) }
 	row("id", k.ID)
 	row("name", k.Name)
@@ -54,30 +58,34 @@ func keyDetail(k keys.Key) string {
 	for mk, mv := range k.Meta {
 		row("meta."+mk, mv)
 	}
-	w.Flush()
-	return b.String()
 }
 
 // keyTable is a list of keys, one a row.
 func keyTable(list []keys.Key) string {
-	var b strings.Builder
-	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tOWNER\tTIER\tSTATUS\tSTART\tLAST USED")
-	for _, k := range list {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s…\t%s\n", k.ID, k.Name, k.OwnerID, k.Tier, k.Status, k.Start, fmtTime(k.LastUsedAt))
-	}
-	w.Flush()
-	return b.String()
+	return aligned(func(w io.Writer) {
+		fmt.Fprintln(w, "ID\tNAME\tOWNER\tTIER\tSTATUS\tSTART\tLAST USED")
+		for _, k := range list {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s…\t%s\n", k.ID, k.Name, k.OwnerID, k.Tier, k.Status, k.Start, fmtTime(k.LastUsedAt))
+		}
+	})
 }
 
 // eventTable is a key's audit events, one a row.
 func eventTable(list []keys.Event) string {
+	return aligned(func(w io.Writer) {
+		fmt.Fprintln(w, "TIME\tTYPE\tACTOR\tCOUNT\tDETAIL")
+		for _, e := range list {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), e.Type, e.Actor, max(e.Count, 1), e.Detail)
+		}
+	})
+}
+
+// aligned is what write writes, with its tab-separated columns padded
+// to line up, two spaces apart.
+func aligned(write func(w io.Writer)) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TIME\tTYPE\tACTOR\tCOUNT\tDETAIL")
-	for _, e := range list {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), e.Type, e.Actor, max(e.Count, 1), e.Detail)
-	}
+	write(w)
 	w.Flush()
 	return b.String()
 }
