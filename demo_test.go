@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/cli"
 )
 
 // demoProcess is `apiwarden demo` running as a subprocess, with what its
@@ -281,8 +283,8 @@ func TestDemoFlags(t *testing.T) {
 		{"demo", "extra"},
 	} {
 		var stdout, stderr strings.Builder
-		if code := run(t.Context(), args, &stdout, &stderr, func(string) string { return "" }); code != exitUsage {
-			t.Errorf("%v: exit %d, want %d; %s", args, code, exitUsage, stderr.String())
+		if code := run(t.Context(), args, &stdout, &stderr, func(string) string { return "" }); code != cli.ExitUsage {
+			t.Errorf("%v: exit %d, want %d; %s", args, code, cli.ExitUsage, stderr.String())
 		}
 		if !strings.Contains(stderr.String(), "apiwarden:") {
 			t.Errorf("%v: %q", args, stderr.String())

@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/cli"
 	"github.com/apiwarden/apiwarden/config"
 )
 
@@ -92,7 +93,7 @@ func checkCommandLine(args []string) error {
 	noEnv := func(string) string { return "" }
 	var out bytes.Buffer
 	code := run(ctx, append(slices.Clone(args), "-h"), &out, &out, noEnv)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		// The first line says what is wrong; the rest is the usage text.
 		first, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
 		return fmt.Errorf("apiwarden %s -h: exit %d: %s", strings.Join(args, " "), code, first)
@@ -105,7 +106,7 @@ func checkCommandLine(args []string) error {
 			continue // a file the reader writes, not one of ours
 		}
 		out.Reset()
-		if code := run(ctx, []string{"config", "check", "-config", args[i+1]}, &out, &out, noEnv); code != exitOK {
+		if code := run(ctx, []string{"config", "check", "-config", args[i+1]}, &out, &out, noEnv); code != cli.ExitOK {
 			return fmt.Errorf("config check -config %s: exit %d:\n%s", args[i+1], code, out.String())
 		}
 	}

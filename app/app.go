@@ -1,7 +1,7 @@
 // Package app assembles apiwarden from its configuration: it opens the
 // data file, builds the core services, binds the listeners and runs
-// everything until its context ends, then shuts down in order. main.go
-// and the demo use it; tests start it on 127.0.0.1:0.
+// everything until its context ends, then shuts down in order. The serve
+// and demo commands (cli/) use it; tests start it on 127.0.0.1:0.
 package app
 
 import (

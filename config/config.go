@@ -1,6 +1,6 @@
 // Package config is apiwarden's TOML configuration: the schema with its
 // defaults, strict decoding that reports every problem with its line, and
-// validation. Core packages never import it; main.go and api/ translate a
+// validation. Core packages never import it; app/ translates a
 // Config into each package's own options.
 package config
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -19,11 +19,11 @@ type adminClient struct {
 	http  *http.Client
 }
 
+// newAdminClient is a client for the server at APIWARDEN_URL (default
+// http://127.0.0.1:8081) with the token APIWARDEN_ADMIN_TOKEN; without a
+// token it returns a usage error that says what to set.
 func newAdminClient(getenv func(string) string) (*adminClient, error) {
-	base := strings.TrimRight(getenv("APIWARDEN_URL"), "/")
-	if base == "" {
-		base = "http://127.0.0.1:8081"
-	}
+	base := adminBaseURL(getenv)
 	token := getenv("APIWARDEN_ADMIN_TOKEN")
 	if token == "" {
 		return nil, usageError{"set APIWARDEN_ADMIN_TOKEN to the server's admin token (and APIWARDEN_URL if it is not " + base + ")"}
@@ -31,7 +31,17 @@ func newAdminClient(getenv func(string) string) (*adminClient, error) {
 	return &adminClient{base: base, token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
 }
 
-// decodeAPIError reads SPEC's error body, or describes a response without one.
+// adminBaseURL is APIWARDEN_URL without a trailing slash, or the default
+// admin listener, http://127.0.0.1:8081.
+func adminBaseURL(getenv func(string) string) string {
+	if base := strings.TrimRight(getenv("APIWARDEN_URL"), "/"); base != "" {
+		return base
+	}
+	return "http://127.0.0.1:8081"
+}
+
+// decodeAPIError reads the admin API's error body (docs/API.md), or
+// describes a response without one.
 func decodeAPIError(resp *http.Response, data []byte) error {
 	var eb struct {
 		Error struct {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -40,11 +40,7 @@ func healthcheckCmd(ctx context.Context, args []string, stdout io.Writer, getenv
 		}
 		url = u
 	default:
-		base := strings.TrimRight(getenv("APIWARDEN_URL"), "/")
-		if base == "" {
-			base = "http://127.0.0.1:8081"
-		}
-		url = base + "/readyz"
+		url = adminBaseURL(getenv) + "/readyz"
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -87,3 +87,5 @@ func TestReadyzURLFromConfig(t *testing.T) {
 		}
 	}
 }
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
