@@ -3,9 +3,11 @@ package keys
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -159,10 +161,19 @@ func (s *Service) Flush() error {
 }
 
 // Run flushes the write-behind buffer every FlushInterval until ctx ends
-// or Stop is called, then flushes once more.
+// or Stop is called, then flushes once more and returns that flush's
+// error. A call while Run is active returns an error wrapping
+// lifecycle.ErrAlreadyRunning; a call after Stop, or after Run has
+// returned, returns nil at once.
 func (s *Service) Run(ctx context.Context) error {
-	s.running.Store(true)
-	defer close(s.done)
+	stop, finish, err := s.life.Start()
+	if errors.Is(err, lifecycle.ErrStopped) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	defer finish()
 	t := time.NewTicker(s.flushEvery)
 	defer t.Stop()
 	for {
@@ -173,19 +184,22 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		case <-ctx.Done():
 			return s.Flush()
-		case <-s.stop:
+		case <-stop:
 			return s.Flush()
 		}
 	}
 }
 
-// Stop ends Run and waits for its last flush. It is safe to call twice,
-// and when Run was never started.
+// Stop ends Run and waits for its last flush; when Run was never started,
+// Stop makes that flush itself (and a later Run returns at once). It is
+// safe to call twice and from several goroutines; every call returns
+// after the last flush.
 func (s *Service) Stop() {
-	s.stopOnce.Do(func() { close(s.stop) })
-	if s.running.Load() {
-		<-s.done
-	}
+	s.life.Stop(func() {
+		if err := s.Flush(); err != nil {
+			s.log.Error("final write of key usage failed", "err", err)
+		}
+	})
 }
 
 // Close stops the background cache goroutines. Call it after Run ended.

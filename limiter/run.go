@@ -2,30 +2,28 @@ package limiter
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 )
 
 // Run sweeps idle entries and, with a Store, snapshots bucket state every
 // SnapshotInterval, until ctx ends (it then writes one more snapshot) or
-// Stop is called (Stop writes it), and returns nil. Run may be called once:
-// later calls return ErrAlreadyRunning, and a call after Stop returns nil
-// at once.
+// Stop is called (Stop writes it), and returns nil. Run may be called
+// once: a call while Run is active returns an error wrapping
+// lifecycle.ErrAlreadyRunning, and a call after Stop, or after Run has
+// returned, returns nil at once.
 func (l *Limiter) Run(ctx context.Context) error {
-	l.runMu.Lock()
-	if l.runDone != nil {
-		l.runMu.Unlock()
-		return ErrAlreadyRunning
-	}
-	select {
-	case <-l.stopCh:
-		l.runMu.Unlock()
+	stop, finish, err := l.life.Start()
+	if errors.Is(err, lifecycle.ErrStopped) {
 		return nil
-	default:
 	}
-	done := make(chan struct{})
-	l.runDone = done
-	l.runMu.Unlock()
-	defer close(done)
+	if err != nil {
+		return fmt.Errorf("limiter: %w", err)
+	}
+	defer finish()
 
 	ticker := time.NewTicker(l.interval)
 	defer ticker.Stop()
@@ -37,7 +35,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 				l.log.Error("limiter: snapshot at shutdown failed", "err", err)
 			}
 			return nil
-		case <-l.stopCh:
+		case <-stop:
 			return nil
 		case <-ticker.C:
 			l.Sweep(l.now())
@@ -50,16 +48,11 @@ func (l *Limiter) Run(ctx context.Context) error {
 
 // Stop ends Run, waits for it, and writes a last snapshot. Call it after
 // the last request has been decided and before closing the Store. It is
-// safe to call more than once and from several goroutines; every call
-// returns after that snapshot.
+// safe to call more than once, before Run (a later Run then returns at
+// once) and from several goroutines; every call returns after that
+// snapshot.
 func (l *Limiter) Stop() {
-	l.stopOnce.Do(func() { close(l.stopCh) })
-	l.runMu.Lock()
-	done := l.runDone
-	l.runMu.Unlock()
-	if done != nil {
-		<-done
-	}
+	l.life.Stop(nil)
 	l.finalSnapshot()
 }
 
