@@ -2,7 +2,6 @@ package alerting
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -164,27 +163,21 @@ func (d *Dispatcher) Exec(_ context.Context, alerts ...Alert) ([]Alert, error) {
 // Run is active returns an error wrapping lifecycle.ErrAlreadyRunning; a
 // call after Stop, or after Run has returned, returns nil at once.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	stop, finish, err := d.life.Start()
-	if errors.Is(err, lifecycle.ErrStopped) {
+	return d.life.Run("alerting: dispatcher", func(stop <-chan struct{}) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var wg sync.WaitGroup
+		for _, q := range d.receivers {
+			wg.Go(func() { q.run(ctx) })
+		}
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		cancel()
+		wg.Wait()
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("alerting: dispatcher: %w", err)
-	}
-	defer finish()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, q := range d.receivers {
-		wg.Go(func() { q.run(ctx) })
-	}
-	select {
-	case <-ctx.Done():
-	case <-stop:
-	}
-	cancel()
-	wg.Wait()
-	return nil
+	})
 }
 
 func (q *receiverQueue) run(ctx context.Context) {

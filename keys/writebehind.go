@@ -3,11 +3,9 @@ package keys
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
-	"github.com/apiwarden/apiwarden/internal/lifecycle"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -166,28 +164,22 @@ func (s *Service) Flush() error {
 // lifecycle.ErrAlreadyRunning; a call after Stop, or after Run has
 // returned, returns nil at once.
 func (s *Service) Run(ctx context.Context) error {
-	stop, finish, err := s.life.Start()
-	if errors.Is(err, lifecycle.ErrStopped) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("keys: %w", err)
-	}
-	defer finish()
-	t := time.NewTicker(s.flushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			if err := s.Flush(); err != nil {
-				s.log.Error("writing key usage", "err", err)
+	return s.life.Run("keys", func(stop <-chan struct{}) error {
+		t := time.NewTicker(s.flushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if err := s.Flush(); err != nil {
+					s.log.Error("writing key usage", "err", err)
+				}
+			case <-ctx.Done():
+				return s.Flush()
+			case <-stop:
+				return s.Flush()
 			}
-		case <-ctx.Done():
-			return s.Flush()
-		case <-stop:
-			return s.Flush()
 		}
-	}
+	})
 }
 
 // Stop ends Run and waits for its last flush; when Run was never started,

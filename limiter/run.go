@@ -2,11 +2,7 @@ package limiter
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
-
-	"github.com/apiwarden/apiwarden/internal/lifecycle"
 )
 
 // Run sweeps idle entries and, with a Store, snapshots bucket state every
@@ -16,34 +12,27 @@ import (
 // lifecycle.ErrAlreadyRunning, and a call after Stop, or after Run has
 // returned, returns nil at once.
 func (l *Limiter) Run(ctx context.Context) error {
-	stop, finish, err := l.life.Start()
-	if errors.Is(err, lifecycle.ErrStopped) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("limiter: %w", err)
-	}
-	defer finish()
-
-	ticker := time.NewTicker(l.interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			// Requests may still be draining: Stop snapshots again after them.
-			if err := l.Snapshot(); err != nil {
-				l.log.Error("limiter: snapshot at shutdown failed", "err", err)
-			}
-			return nil
-		case <-stop:
-			return nil
-		case <-ticker.C:
-			l.Sweep(l.now())
-			if err := l.Snapshot(); err != nil {
-				l.log.Error("limiter: periodic snapshot failed; will retry", "err", err)
+	return l.life.Run("limiter", func(stop <-chan struct{}) error {
+		ticker := time.NewTicker(l.interval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				// Requests may still be draining: Stop snapshots again after them.
+				if err := l.Snapshot(); err != nil {
+					l.log.Error("limiter: snapshot at shutdown failed", "err", err)
+				}
+				return nil
+			case <-stop:
+				return nil
+			case <-ticker.C:
+				l.Sweep(l.now())
+				if err := l.Snapshot(); err != nil {
+					l.log.Error("limiter: periodic snapshot failed; will retry", "err", err)
+				}
 			}
 		}
-	}
+	})
 }
 
 // Stop ends Run, waits for it, and writes a last snapshot. Call it after

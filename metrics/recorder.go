@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -276,37 +275,34 @@ func (r *Recorder) Stats() Stats {
 // is active, and nil at once after Stop (which has drained already) or
 // after an earlier Run has returned.
 func (r *Recorder) Run(ctx context.Context) error {
-	stop, finish, err := r.life.Start()
-	if errors.Is(err, lifecycle.ErrStopped) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("metrics: recorder: %w", err)
-	}
-	defer finish()
+	return r.life.Run("metrics: recorder", func(stop <-chan struct{}) error {
+		retentionCtx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { r.retentionLoop(retentionCtx) })
+		r.flushUntil(ctx, stop)
+		cancel()
+		wg.Wait()
+		return r.drain()
+	})
+}
 
-	retentionCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { r.retentionLoop(retentionCtx) })
-
+// flushUntil flushes every flushInterval, and when the buffer is half
+// full, until ctx ends or stop is closed.
+func (r *Recorder) flushUntil(ctx context.Context, stop <-chan struct{}) {
 	ticker := time.NewTicker(r.flushInterval)
 	defer ticker.Stop()
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
+			return
 		case <-stop:
-			break loop
+			return
 		case <-ticker.C:
 			_ = r.Flush()
 		case <-r.kick:
 			_ = r.Flush()
 		}
 	}
-	cancel()
-	wg.Wait()
-	return r.drain()
 }
 
 // Stop ends Run, or drains directly if Run was never started, and returns

@@ -2,7 +2,6 @@ package lifecycle_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -19,28 +18,22 @@ type flusher struct {
 func (f *flusher) flush(why string) { fmt.Println("flush:", why) }
 
 func (f *flusher) Run(ctx context.Context) error {
-	stop, finish, err := f.life.Start()
-	if errors.Is(err, lifecycle.ErrStopped) {
-		return nil // Stop came first and has flushed
-	}
-	if err != nil {
-		return fmt.Errorf("flusher: %w", err)
-	}
-	defer finish()
-	ticker := time.NewTicker(time.Hour)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ticker.C:
-			f.flush("interval")
-		case <-ctx.Done():
-			f.flush("context ended")
-			return nil
-		case <-stop:
-			f.flush("stopped")
-			return nil
+	return f.life.Run("flusher", func(stop <-chan struct{}) error {
+		ticker := time.NewTicker(time.Hour)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ticker.C:
+				f.flush("interval")
+			case <-ctx.Done():
+				f.flush("context ended")
+				return nil
+			case <-stop:
+				f.flush("stopped")
+				return nil
+			}
 		}
-	}
+	})
 }
 
 func (f *flusher) Stop() { f.life.Stop(func() { f.flush("stopped before Run") }) }

@@ -4,8 +4,9 @@
 // stop rules, so that each part's Run and Stop behave alike and a caller
 // can shut them down in any order without reading their code.
 //
-// A part holds a State, calls Start at the top of its Run, and makes its
-// Stop call State.Stop. The rules, whatever the order and however many
+// A part holds a State, writes its Run as State.Run around its loop (or
+// calls Start itself when it has something to do even once stopped), and
+// makes its Stop call State.Stop. The rules, whatever the order and however many
 // goroutines call:
 //
 //   - A part runs at most once. Start succeeds for the first Run only;
@@ -28,6 +29,7 @@ package lifecycle
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -91,6 +93,23 @@ func (s *State) Start() (stop <-chan struct{}, finish func(), err error) {
 	}
 	s.phase = running
 	return s.stop, sync.OnceFunc(s.finish), nil
+}
+
+// Run is Start, loop and finish, for a part whose Run does nothing once
+// stopped. When Start succeeds, Run calls loop with the stop channel and
+// returns what loop returns, marking the part stopped after it; when the
+// part has stopped it returns nil at once; while another Run is active it
+// returns ErrAlreadyRunning wrapped as "name: already running".
+func (s *State) Run(name string, loop func(stop <-chan struct{}) error) error {
+	stop, finish, err := s.Start()
+	if errors.Is(err, ErrStopped) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer finish()
+	return loop(stop)
 }
 
 func (s *State) finish() {

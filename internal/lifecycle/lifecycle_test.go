@@ -49,6 +49,45 @@ func TestStartAnswersByPhase(t *testing.T) {
 	}
 }
 
+func TestRunWrapsStartAndFinish(t *testing.T) {
+	boom := errors.New("boom")
+	cases := []struct {
+		name      string
+		before    func(s *State)
+		loopErr   error
+		want      error // errors.Is
+		wantText  string
+		wantLoops int
+	}{
+		{"runs the loop and returns its error", func(*State) {}, boom, boom, "boom", 1},
+		{"after Stop: nil at once", func(s *State) { s.Stop(nil) }, boom, nil, "", 0},
+		{"while another Run is active", func(s *State) { _, _, _ = s.Start() }, nil, ErrAlreadyRunning, "part: already running", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var s State
+			tc.before(&s)
+			loops := 0
+			err := s.Run("part", func(stop <-chan struct{}) error {
+				loops++
+				if stop == nil || !s.Running() {
+					t.Error("loop called without a stop channel, or not running")
+				}
+				return tc.loopErr
+			})
+			if !errors.Is(err, tc.want) || (err != nil && err.Error() != tc.wantText) {
+				t.Fatalf("Run: %v, want %q", err, tc.wantText)
+			}
+			if loops != tc.wantLoops {
+				t.Fatalf("loop ran %d times, want %d", loops, tc.wantLoops)
+			}
+			if tc.wantLoops == 1 && (s.Running() || !isClosed(s.Stopped())) {
+				t.Fatal("the part is not stopped after its loop returned")
+			}
+		})
+	}
+}
+
 func TestStop(t *testing.T) {
 	cases := []struct {
 		name      string
