@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 )
 
 // Receiver is one destination for notifications and how to reach it.
@@ -56,10 +58,7 @@ type Dispatcher struct {
 	log       *slog.Logger
 	receivers []*receiverQueue
 
-	started  atomic.Bool
-	stop     chan struct{}
-	stopOnce sync.Once
-	done     chan struct{}
+	life lifecycle.State
 }
 
 type receiverQueue struct {
@@ -80,7 +79,7 @@ func NewDispatcher(receivers []Receiver, logger *slog.Logger) (*Dispatcher, erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Dispatcher{log: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	d := &Dispatcher{log: logger}
 	seen := map[string]bool{}
 	for i, r := range receivers {
 		switch {
@@ -160,25 +159,25 @@ func (d *Dispatcher) Exec(_ context.Context, alerts ...Alert) ([]Alert, error) {
 
 // Run delivers queued alerts until ctx ends or Stop is called; then it
 // abandons deliveries in flight (a retry waiting for its backoff gives up)
-// and returns. Batches still queued are left undelivered.
+// and returns nil. Batches still queued are left undelivered. A call while
+// Run is active returns an error wrapping lifecycle.ErrAlreadyRunning; a
+// call after Stop, or after Run has returned, returns nil at once.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	if !d.started.CompareAndSwap(false, true) {
-		return ErrRunning
-	}
-	defer close(d.done)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, q := range d.receivers {
-		wg.Go(func() { q.run(ctx) })
-	}
-	select {
-	case <-ctx.Done():
-	case <-d.stop:
-	}
-	cancel()
-	wg.Wait()
-	return nil
+	return d.life.Run("alerting: dispatcher", func(stop <-chan struct{}) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var wg sync.WaitGroup
+		for _, q := range d.receivers {
+			wg.Go(func() { q.run(ctx) })
+		}
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		cancel()
+		wg.Wait()
+		return nil
+	})
 }
 
 func (q *receiverQueue) run(ctx context.Context) {
@@ -193,17 +192,13 @@ func (q *receiverQueue) run(ctx context.Context) {
 	}
 }
 
-// Stop ends Run and waits for it. It is safe to call more than once, and
-// before Run (which then returns at once).
-func (d *Dispatcher) Stop() {
-	d.stopOnce.Do(func() { close(d.stop) })
-	if d.started.Load() {
-		<-d.done
-	}
-}
+// Stop ends Run and waits for it. It is safe to call more than once and
+// from several goroutines, and before Run (which then returns at once).
+func (d *Dispatcher) Stop() { d.life.Stop(nil) }
 
-// Done is closed when Run has returned.
-func (d *Dispatcher) Done() <-chan struct{} { return d.done }
+// Done is closed once the dispatcher has stopped: when Run has returned,
+// or when Stop was called before Run.
+func (d *Dispatcher) Done() <-chan struct{} { return d.life.Stopped() }
 
 // Stats returns the counters of every receiver, in configuration order.
 func (d *Dispatcher) Stats() []NotifierStats {

@@ -26,6 +26,4 @@ var (
 	ErrMissingSource = errors.New("alerting: a rule needs a data source that was not given")
 	// ErrInvalidReceiver means a receiver or notifier is misconfigured.
 	ErrInvalidReceiver = errors.New("alerting: invalid receiver")
-	// ErrRunning means Run was called on something already running.
-	ErrRunning = errors.New("alerting: already running")
 )

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -104,10 +105,7 @@ type Evaluator struct {
 	lastEval     atomic.Int64 // unix nanos
 	lastDuration atomic.Int64
 
-	started  atomic.Bool
-	stop     chan struct{}
-	stopOnce sync.Once
-	done     chan struct{}
+	life lifecycle.State
 }
 
 // compiledRule is a rule with the evaluator's working state.
@@ -150,8 +148,6 @@ func New(opts Options) (*Evaluator, error) {
 		recent:    map[SubjectKind]*recentHistory{},
 		active:    map[uint64]*tracked{},
 		cooldown:  map[uint64]time.Time{},
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
 	}
 	if e.interval <= 0 {
 		e.interval = DefaultInterval
@@ -280,40 +276,49 @@ func (e *Evaluator) SetRules(list []Rule) error {
 }
 
 // Run evaluates at once and then every Interval, until ctx ends or Stop is
-// called. Failed passes are logged; Run returns nil when stopped, or
-// ErrRunning when already running.
+// called. Failed passes are logged; Run returns nil when stopped, or an
+// error wrapping lifecycle.ErrAlreadyRunning while another Run is active.
+// A Run after Stop, or after an earlier Run has returned, makes one pass
+// and returns nil.
 func (e *Evaluator) Run(ctx context.Context) error {
-	if !e.started.CompareAndSwap(false, true) {
-		return ErrRunning
+	stop, finish, err := e.life.Start()
+	if errors.Is(err, lifecycle.ErrStopped) {
+		e.evalNow(ctx)
+		return nil
 	}
-	defer close(e.done)
+	if err != nil {
+		return fmt.Errorf("alerting: evaluator: %w", err)
+	}
+	defer finish()
 	ticker := time.NewTicker(e.interval)
 	defer ticker.Stop()
 	for {
-		if err := e.EvalAt(ctx, e.now()); err != nil {
-			e.log.Warn("alert evaluation incomplete", "err", err)
-		}
+		e.evalNow(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-e.stop:
+		case <-stop:
 			return nil
 		case <-ticker.C:
 		}
 	}
 }
 
-// Stop ends Run and waits for it to return. It is safe to call more than
-// once, and before Run (which then returns after one pass).
-func (e *Evaluator) Stop() {
-	e.stopOnce.Do(func() { close(e.stop) })
-	if e.started.Load() {
-		<-e.done
+// evalNow is one evaluation pass at the current time, with its failure logged.
+func (e *Evaluator) evalNow(ctx context.Context) {
+	if err := e.EvalAt(ctx, e.now()); err != nil {
+		e.log.Warn("alert evaluation incomplete", "err", err)
 	}
 }
 
-// Done is closed when Run has returned.
-func (e *Evaluator) Done() <-chan struct{} { return e.done }
+// Stop ends Run and waits for it to return. It is safe to call more than
+// once and from several goroutines, and before Run (which then returns
+// after one pass that Stop does not wait for).
+func (e *Evaluator) Stop() { e.life.Stop(nil) }
+
+// Done is closed once the evaluator has stopped: when Run has returned, or
+// when Stop was called before Run.
+func (e *Evaluator) Done() <-chan struct{} { return e.life.Stopped() }
 
 // ruleData is what one rule read in one pass.
 type ruleData struct {

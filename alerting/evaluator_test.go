@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/alerting"
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 )
 
 const tick = 10 * time.Second
@@ -656,7 +657,7 @@ func TestRunAndStop(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := h.ev.Run(ctx); !errors.Is(err, alerting.ErrRunning) {
+	if err := h.ev.Run(ctx); !errors.Is(err, lifecycle.ErrAlreadyRunning) {
 		t.Fatalf("second Run: %v", err)
 	}
 	h.ev.Stop()

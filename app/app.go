@@ -525,6 +525,10 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { recDone <- a.rec.Run(context.Background()) }()
 	go a.notify.Run(context.Background())
 	go a.alerts.Run(context.Background())
+	if a.redis != nil {
+		// Probes an open breaker with no traffic, so /readyz recovers.
+		go a.redis.Run(context.Background())
+	}
 
 	serve("admin", a.adminSrv, a.adminLn)
 	if a.enforceSrv != nil {
@@ -567,6 +571,9 @@ func (a *App) Run(ctx context.Context) error {
 	// buffered and save the buckets.
 	a.alerts.Stop()
 	a.notify.Stop()
+	if a.redis != nil {
+		a.redis.Stop()
+	}
 	a.rec.Stop()
 	if err := <-recDone; err != nil {
 		a.log.Error("final metrics flush failed", "err", err)

@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -57,10 +57,7 @@ type Service struct {
 	behind writeBehind
 
 	flushEvery time.Duration
-	stopOnce   sync.Once
-	running    atomic.Bool
-	stop       chan struct{}
-	done       chan struct{}
+	life       lifecycle.State
 }
 
 // New opens the key service over an open store, loading the hash index
@@ -101,8 +98,6 @@ func New(opts Options) (*Service, error) {
 		log:        opts.Logger,
 		cache:      cache,
 		flushEvery: opts.FlushInterval,
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
 	}
 	s.behind.init()
 	s.SetPolicy(opts.Policy)

@@ -159,33 +159,39 @@ func (s *Service) Flush() error {
 }
 
 // Run flushes the write-behind buffer every FlushInterval until ctx ends
-// or Stop is called, then flushes once more.
+// or Stop is called, then flushes once more and returns that flush's
+// error. A call while Run is active returns an error wrapping
+// lifecycle.ErrAlreadyRunning; a call after Stop, or after Run has
+// returned, returns nil at once.
 func (s *Service) Run(ctx context.Context) error {
-	s.running.Store(true)
-	defer close(s.done)
-	t := time.NewTicker(s.flushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			if err := s.Flush(); err != nil {
-				s.log.Error("writing key usage", "err", err)
+	return s.life.Run("keys", func(stop <-chan struct{}) error {
+		t := time.NewTicker(s.flushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if err := s.Flush(); err != nil {
+					s.log.Error("writing key usage", "err", err)
+				}
+			case <-ctx.Done():
+				return s.Flush()
+			case <-stop:
+				return s.Flush()
 			}
-		case <-ctx.Done():
-			return s.Flush()
-		case <-s.stop:
-			return s.Flush()
 		}
-	}
+	})
 }
 
-// Stop ends Run and waits for its last flush. It is safe to call twice,
-// and when Run was never started.
+// Stop ends Run and waits for its last flush; when Run was never started,
+// Stop makes that flush itself (and a later Run returns at once). It is
+// safe to call twice and from several goroutines; every call returns
+// after the last flush.
 func (s *Service) Stop() {
-	s.stopOnce.Do(func() { close(s.stop) })
-	if s.running.Load() {
-		<-s.done
-	}
+	s.life.Stop(func() {
+		if err := s.Flush(); err != nil {
+			s.log.Error("final write of key usage failed", "err", err)
+		}
+	})
 }
 
 // Close stops the background cache goroutines. Call it after Run ended.

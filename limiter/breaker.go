@@ -47,6 +47,25 @@ func (b *breaker) allow(now int64) bool {
 	return false
 }
 
+// probe is allow for a timer rather than a request: it lets a probe
+// through only when the breaker is open and its cool-down has ended (the
+// breaker is then half-open and the caller must report the outcome).
+// Otherwise it reports how long to wait before asking again: until the
+// cool-down ends, or a whole cool-down while the breaker is closed or
+// another probe is in flight.
+func (b *breaker) probe(now int64) (due bool, wait time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.state.Load() != breakerOpen:
+		return false, b.coolDown
+	case now < b.until:
+		return false, time.Duration(b.until - now)
+	}
+	b.state.Store(breakerHalfOpen)
+	return true, 0
+}
+
 // success records a call that worked and reports whether it closed the
 // breaker.
 func (b *breaker) success() (closed bool) {

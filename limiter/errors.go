@@ -29,12 +29,6 @@ var (
 	ErrSnapshot = errors.New("limiter: snapshot failed")
 )
 
-// Errors returned by the background loop.
-var (
-	// ErrAlreadyRunning means Run was called a second time.
-	ErrAlreadyRunning = errors.New("limiter: Run was already called")
-)
-
 // Errors returned by the Redis backend.
 var (
 	// ErrRedisUnavailable means a Redis call failed or timed out, or the

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -125,10 +126,7 @@ type Limiter struct {
 	lastDeleted  atomic.Int64
 	restoreSkips int
 
-	runMu     sync.Mutex
-	runDone   chan struct{}
-	stopCh    chan struct{}
-	stopOnce  sync.Once
+	life      lifecycle.State
 	finalOnce sync.Once
 }
 
@@ -168,7 +166,6 @@ func New(opts Options) (*Limiter, error) {
 		log:      opts.Logger,
 		interval: opts.SnapshotInterval,
 		seed:     maphash.MakeSeed(),
-		stopCh:   make(chan struct{}),
 	}
 	l.tiers.Store(tiers)
 	l.SetCalendar(opts.Calendar)

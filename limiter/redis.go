@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 )
 
 // Defaults for RedisOptions.
@@ -56,8 +58,10 @@ type RedisOptions struct {
 // When Redis fails or is slower than the timeout, the request is decided
 // by the local limiter instead and counted as a fallback; after
 // FailureThreshold consecutive failures the circuit breaker stops trying
-// for CoolDown, then probes with one request and returns to the shared
-// buckets when it succeeds. During an outage each instance enforces its
+// for CoolDown, then probes, with the next request or with a PING from
+// Run's timer, whichever comes first, and returns to the shared buckets
+// when the probe succeeds. Run it, so an idle instance notices Redis is
+// back within one CoolDown. During an outage each instance enforces its
 // own buckets, so together they may admit up to one capacity each.
 //
 // Over, Sweep and Snapshot remain the local limiter's: they see only the
@@ -73,6 +77,7 @@ type Redis struct {
 	timeout    time.Duration
 	log        *slog.Logger
 	breaker    breaker
+	life       lifecycle.State // of Run, the timer that probes an open breaker
 
 	calls     atomic.Uint64
 	failures  atomic.Uint64

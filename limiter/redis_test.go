@@ -273,6 +273,45 @@ func TestRedisFallbackAndRecovery(t *testing.T) {
 	}
 }
 
+// After Redis returns, Run's timer closes the breaker within about one
+// cool-down, with no request arriving to probe it (issue 18): an idle
+// instance must not report the fallback for ever.
+func TestRedisBreakerRecoversWithoutTraffic(t *testing.T) {
+	srv := startRedis(t)
+	const coolDown = 500 * time.Millisecond
+	r := newTestRedis(t, srv, RedisOptions{Timeout: 50 * time.Millisecond, FailureThreshold: 1, CoolDown: coolDown})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	defer func() {
+		r.Stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	srv.kill()
+	if !r.Allow(Request{Subject: "k", Tier: "free"}).Allowed || r.Healthy() {
+		t.Fatalf("one failure should open the breaker and fall back: %+v", r.Stats())
+	}
+	srv.start() // the same port; returns once Redis answers
+	back := time.Now()
+	// A probe is due at most one cool-down after the last failed one, and
+	// Redis was down then; the rest is slack for a loaded machine.
+	deadline := back.Add(coolDown + time.Second)
+	for !r.Healthy() {
+		if time.Now().After(deadline) {
+			t.Fatalf("breaker still %s %v after Redis returned, with no traffic", r.Stats().Breaker, time.Since(back))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := r.Stats(); st.Calls != 1 || st.Fallbacks != 1 {
+		t.Fatalf("a request, not the timer, probed: %+v", st)
+	}
+	if res := r.Allow(Request{Subject: "k", Tier: "free"}); !res.Allowed || r.Stats().Fallbacks != 1 {
+		t.Fatalf("the next request was not decided by Redis: %+v %+v", res, r.Stats())
+	}
+}
+
 func TestRedisTimeoutFallsBackQuickly(t *testing.T) {
 	srv := startRedis(t)
 	r := newTestRedis(t, srv, RedisOptions{Timeout: 50 * time.Millisecond, FailureThreshold: 1})
@@ -403,6 +442,49 @@ func TestBreakerTransitions(t *testing.T) {
 	}
 	if b.opens.Load() != 2 {
 		t.Errorf("opens = %d", b.opens.Load())
+	}
+}
+
+// probe, the timer's allow, lets a probe through only from open after
+// the cool-down, and otherwise says how long to wait.
+func TestBreakerProbe(t *testing.T) {
+	b := breaker{threshold: 1, coolDown: 10}
+	steps := []struct {
+		op    string // probe, ok, fail, allow
+		at    int64
+		due   bool
+		wait  time.Duration
+		state int32
+	}{
+		{"probe", 0, false, 10, breakerClosed}, // closed: look again in a cool-down
+		{"fail", 5, false, 0, breakerOpen},     // until 15
+		{"probe", 6, false, 9, breakerOpen},
+		{"probe", 15, true, 0, breakerHalfOpen},
+		{"probe", 15, false, 10, breakerHalfOpen}, // one probe at a time
+		{"allow", 15, false, 0, breakerHalfOpen},  // requests too
+		{"fail", 16, false, 0, breakerOpen},       // until 26
+		{"allow", 26, true, 0, breakerHalfOpen},   // a request probes first
+		{"probe", 26, false, 10, breakerHalfOpen},
+		{"ok", 27, false, 0, breakerClosed},
+		{"probe", 27, false, 10, breakerClosed},
+	}
+	for i, s := range steps {
+		var due bool
+		var wait time.Duration
+		switch s.op {
+		case "probe":
+			due, wait = b.probe(s.at)
+		case "allow":
+			due = b.allow(s.at)
+		case "ok":
+			b.success()
+		case "fail":
+			b.failure(s.at)
+		}
+		if due != s.due || wait != s.wait || b.state.Load() != s.state {
+			t.Fatalf("step %d %s@%d: due %v wait %v state %s, want %v %v %s", i, s.op, s.at, due, wait,
+				breakerStateName(b.state.Load()), s.due, s.wait, breakerStateName(s.state))
+		}
 	}
 }
 

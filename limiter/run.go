@@ -7,59 +7,41 @@ import (
 
 // Run sweeps idle entries and, with a Store, snapshots bucket state every
 // SnapshotInterval, until ctx ends (it then writes one more snapshot) or
-// Stop is called (Stop writes it), and returns nil. Run may be called once:
-// later calls return ErrAlreadyRunning, and a call after Stop returns nil
-// at once.
+// Stop is called (Stop writes it), and returns nil. Run may be called
+// once: a call while Run is active returns an error wrapping
+// lifecycle.ErrAlreadyRunning, and a call after Stop, or after Run has
+// returned, returns nil at once.
 func (l *Limiter) Run(ctx context.Context) error {
-	l.runMu.Lock()
-	if l.runDone != nil {
-		l.runMu.Unlock()
-		return ErrAlreadyRunning
-	}
-	select {
-	case <-l.stopCh:
-		l.runMu.Unlock()
-		return nil
-	default:
-	}
-	done := make(chan struct{})
-	l.runDone = done
-	l.runMu.Unlock()
-	defer close(done)
-
-	ticker := time.NewTicker(l.interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			// Requests may still be draining: Stop snapshots again after them.
-			if err := l.Snapshot(); err != nil {
-				l.log.Error("limiter: snapshot at shutdown failed", "err", err)
-			}
-			return nil
-		case <-l.stopCh:
-			return nil
-		case <-ticker.C:
-			l.Sweep(l.now())
-			if err := l.Snapshot(); err != nil {
-				l.log.Error("limiter: periodic snapshot failed; will retry", "err", err)
+	return l.life.Run("limiter", func(stop <-chan struct{}) error {
+		ticker := time.NewTicker(l.interval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				// Requests may still be draining: Stop snapshots again after them.
+				if err := l.Snapshot(); err != nil {
+					l.log.Error("limiter: snapshot at shutdown failed", "err", err)
+				}
+				return nil
+			case <-stop:
+				return nil
+			case <-ticker.C:
+				l.Sweep(l.now())
+				if err := l.Snapshot(); err != nil {
+					l.log.Error("limiter: periodic snapshot failed; will retry", "err", err)
+				}
 			}
 		}
-	}
+	})
 }
 
 // Stop ends Run, waits for it, and writes a last snapshot. Call it after
 // the last request has been decided and before closing the Store. It is
-// safe to call more than once and from several goroutines; every call
-// returns after that snapshot.
+// safe to call more than once, before Run (a later Run then returns at
+// once) and from several goroutines; every call returns after that
+// snapshot.
 func (l *Limiter) Stop() {
-	l.stopOnce.Do(func() { close(l.stopCh) })
-	l.runMu.Lock()
-	done := l.runDone
-	l.runMu.Unlock()
-	if done != nil {
-		<-done
-	}
+	l.life.Stop(nil)
 	l.finalSnapshot()
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
 
@@ -42,7 +43,7 @@ func TestRunSnapshotsAndSweepsUntilStop(t *testing.T) {
 	waitFor(t, "the sweep", func() bool { return l.Stats().Subjects == 0 })
 	waitFor(t, "the record's deletion", func() bool { return recordCount(t, s) == 0 })
 
-	if err := l.Run(context.Background()); !errors.Is(err, ErrAlreadyRunning) {
+	if err := l.Run(context.Background()); !errors.Is(err, lifecycle.ErrAlreadyRunning) {
 		t.Errorf("second Run: %v", err)
 	}
 	l.Stop()

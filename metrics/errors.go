@@ -4,11 +4,9 @@ import "errors"
 
 // Errors returned while configuring and running a Recorder.
 var (
-	// ErrBadOptions means New was given options it cannot work with; the
-	// wrapped message names the option.
-	ErrBadOptions = errors.New("metrics: invalid options")
-	// ErrAlreadyRunning means Run was called while another Run is active.
-	ErrAlreadyRunning = errors.New("metrics: recorder is already running")
+	// ErrInvalidOptions means New was given options it cannot work with;
+	// the wrapped message names the option.
+	ErrInvalidOptions = errors.New("metrics: invalid options")
 	// ErrFlush means a flush could not commit; the records stay in memory
 	// (up to Options.MaxPending) and are retried at the next flush.
 	ErrFlush = errors.New("metrics: flush failed")

@@ -10,12 +10,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 	"github.com/apiwarden/apiwarden/store"
 )
 
 // Defaults for Options fields left at zero. The retention defaults are
-// what SPEC §3 documents; Options itself reads 0 days as "keep forever", so
-// a config layer passes these through explicitly.
+// the configuration's (config.example.toml, [metrics]); Options itself
+// reads 0 days as "keep forever", so a config layer passes these through
+// explicitly.
 const (
 	DefaultFlushInterval       = time.Second
 	DefaultBufferSize          = 32768
@@ -113,37 +115,27 @@ type Recorder struct {
 	lastFlush     atomic.Int64 // nanoseconds
 	pendingLen    atomic.Int64
 
-	// Lifecycle, guarded by lifeMu.
-	lifeMu sync.Mutex
-	state  int
-	stop   chan struct{}
-	done   chan struct{}
+	life lifecycle.State
 }
 
-const (
-	stateIdle = iota
-	stateRunning
-	stateStopped
-)
-
 // New checks opts and returns a Recorder; call Run to start writing. It
-// returns ErrBadOptions naming the first invalid field.
+// returns ErrInvalidOptions naming the first invalid field.
 func New(opts Options) (*Recorder, error) {
 	switch {
 	case opts.Store == nil:
-		return nil, fmt.Errorf("%w: Store is required", ErrBadOptions)
+		return nil, fmt.Errorf("%w: Store is required", ErrInvalidOptions)
 	case opts.FlushInterval < 0:
-		return nil, fmt.Errorf("%w: FlushInterval must be ≥ 0, got %s", ErrBadOptions, opts.FlushInterval)
+		return nil, fmt.Errorf("%w: FlushInterval must be ≥ 0, got %s", ErrInvalidOptions, opts.FlushInterval)
 	case !(opts.SampleRate >= 0 && opts.SampleRate <= 1):
-		return nil, fmt.Errorf("%w: SampleRate must be in [0, 1], got %v", ErrBadOptions, opts.SampleRate)
+		return nil, fmt.Errorf("%w: SampleRate must be in [0, 1], got %v", ErrInvalidOptions, opts.SampleRate)
 	case opts.BufferSize < 0 || opts.BufferSize > maxBufferSize:
-		return nil, fmt.Errorf("%w: BufferSize must be in [0, %d], got %d", ErrBadOptions, maxBufferSize, opts.BufferSize)
+		return nil, fmt.Errorf("%w: BufferSize must be in [0, %d], got %d", ErrInvalidOptions, maxBufferSize, opts.BufferSize)
 	case opts.MaxPending < 0:
-		return nil, fmt.Errorf("%w: MaxPending must be ≥ 0, got %d", ErrBadOptions, opts.MaxPending)
+		return nil, fmt.Errorf("%w: MaxPending must be ≥ 0, got %d", ErrInvalidOptions, opts.MaxPending)
 	case opts.RawRetentionDays < 0 || opts.HourlyRetentionDays < 0 || opts.DailyRetentionDays < 0:
-		return nil, fmt.Errorf("%w: retention days must be ≥ 0 (0 keeps forever)", ErrBadOptions)
+		return nil, fmt.Errorf("%w: retention days must be ≥ 0 (0 keeps forever)", ErrInvalidOptions)
 	case opts.RetentionInterval < 0:
-		return nil, fmt.Errorf("%w: RetentionInterval must be ≥ 0, got %s", ErrBadOptions, opts.RetentionInterval)
+		return nil, fmt.Errorf("%w: RetentionInterval must be ≥ 0, got %s", ErrInvalidOptions, opts.RetentionInterval)
 	}
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = DefaultFlushInterval
@@ -186,8 +178,6 @@ func New(opts Options) (*Recorder, error) {
 		dict:              newDictWriter(),
 		agg:               newRollupAgg(),
 		rollups:           newRollupWriter(),
-		stop:              make(chan struct{}),
-		done:              make(chan struct{}),
 	}
 	return r, nil
 }
@@ -281,72 +271,47 @@ func (r *Recorder) Stats() Stats {
 // every FlushInterval (sooner when the buffer is half full) and retention
 // every RetentionInterval. Before returning it drains the buffer and
 // commits, and it returns the error of that last commit, if any. It returns
-// ErrAlreadyRunning at once while another Run is active, and nil at once
-// after Stop (which has drained already).
+// an error wrapping lifecycle.ErrAlreadyRunning at once while another Run
+// is active, and nil at once after Stop (which has drained already) or
+// after an earlier Run has returned.
 func (r *Recorder) Run(ctx context.Context) error {
-	r.lifeMu.Lock()
-	switch r.state {
-	case stateRunning:
-		r.lifeMu.Unlock()
-		return ErrAlreadyRunning
-	case stateStopped:
-		r.lifeMu.Unlock()
-		return nil
-	}
-	r.state = stateRunning
-	r.lifeMu.Unlock()
-	defer close(r.done)
+	return r.life.Run("metrics: recorder", func(stop <-chan struct{}) error {
+		retentionCtx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { r.retentionLoop(retentionCtx) })
+		r.flushUntil(ctx, stop)
+		cancel()
+		wg.Wait()
+		return r.drain()
+	})
+}
 
-	retentionCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { r.retentionLoop(retentionCtx) })
-
+// flushUntil flushes every flushInterval, and when the buffer is half
+// full, until ctx ends or stop is closed.
+func (r *Recorder) flushUntil(ctx context.Context, stop <-chan struct{}) {
 	ticker := time.NewTicker(r.flushInterval)
 	defer ticker.Stop()
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
-		case <-r.stop:
-			break loop
+			return
+		case <-stop:
+			return
 		case <-ticker.C:
 			_ = r.Flush()
 		case <-r.kick:
 			_ = r.Flush()
 		}
 	}
-	cancel()
-	wg.Wait()
-	r.lifeMu.Lock()
-	r.state = stateStopped
-	r.lifeMu.Unlock()
-	return r.drain()
 }
 
 // Stop ends Run, or drains directly if Run was never started, and returns
 // once every buffered record is committed (or, with the store failing, has
 // been tried drainAttempts times and logged as lost). Records arriving
 // after Stop are dropped and counted. Stop is safe to call more than once
-// and from several goroutines.
+// and from several goroutines; each call returns after the drain.
 func (r *Recorder) Stop() {
-	r.lifeMu.Lock()
-	switch r.state {
-	case stateIdle:
-		r.state = stateStopped
-		r.lifeMu.Unlock()
-		_ = r.drain()
-		close(r.done)
-		return
-	case stateRunning:
-		select {
-		case <-r.stop:
-		default:
-			close(r.stop)
-		}
-	}
-	r.lifeMu.Unlock()
-	<-r.done
+	r.life.Stop(func() { _ = r.drain() })
 }
 
 // drain closes the buffer and commits what is left.

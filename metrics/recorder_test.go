@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
 	"github.com/apiwarden/apiwarden/store"
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
@@ -320,15 +321,12 @@ func TestRunEndsWithContextAndDrains(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
 	for {
-		r.lifeMu.Lock()
-		running := r.state == stateRunning
-		r.lifeMu.Unlock()
-		if running {
+		if r.life.Running() {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := r.Run(ctx); !errors.Is(err, ErrAlreadyRunning) {
+	if err := r.Run(ctx); !errors.Is(err, lifecycle.ErrAlreadyRunning) {
 		t.Fatalf("second Run: %v", err)
 	}
 	rec := Record{Time: time.Now(), Method: "GET", Status: 200}
@@ -446,8 +444,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{Store: st, RawRetentionDays: -1},
 		{Store: st, FlushInterval: -time.Second},
 	} {
-		if _, err := New(o); !errors.Is(err, ErrBadOptions) {
-			t.Errorf("New(%+v) = %v, want ErrBadOptions", o, err)
+		if _, err := New(o); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("New(%+v) = %v, want ErrInvalidOptions", o, err)
 		}
 	}
 }
