@@ -20,15 +20,16 @@ type quotaSource struct {
 
 func (q quotaSource) Quotas(now time.Time) ([]alerting.QuotaUsage, error) {
 	var out []alerting.QuotaUsage
-	q.limits.Over(now, q.fraction(), func(subject string, u limiter.Usage) {
-		if len(subject) > 3 && subject[:3] == "ip:" {
+	q.limits.Over(now, q.fraction(), func(subject limiter.Subject, u limiter.Usage) {
+		keyID, ok := subject.KeyID()
+		if !ok {
 			return // public routes: not a key
 		}
-		usage := alerting.QuotaUsage{KeyID: subject, Tier: u.Tier, MonthlyUsed: u.MonthlyUsed, MonthlyQuota: u.MonthlyQuota}
+		usage := alerting.QuotaUsage{KeyID: keyID, Tier: u.Tier, MonthlyUsed: u.MonthlyUsed, MonthlyQuota: u.MonthlyQuota}
 		if u.Hour.Limit > 0 {
 			usage.HourlyUsed = 1 - float64(u.Hour.Remaining)/float64(u.Hour.Limit)
 		}
-		if k, err := q.keys.Get(subject); err == nil {
+		if k, err := q.keys.Get(keyID); err == nil {
 			usage.Owner = k.OwnerID
 		}
 		out = append(out, usage)

@@ -142,7 +142,7 @@ func TestEveryAlertTypeFiresAndResolvesThroughThePipeline(t *testing.T) {
 	// empties its hourly bucket.
 	quotaKey := "tinykey"
 	for range 20 {
-		if r := p.a.limits.AllowAt(p.now, limiter.Request{Subject: quotaKey, Tier: "tiny", Cost: 1}); !r.Allowed {
+		if r := p.a.limits.AllowAt(p.now, limiter.Request{Subject: limiter.KeySubject(quotaKey), Tier: "tiny", Cost: 1}); !r.Allowed {
 			t.Fatal("tiny key refused while draining its bucket")
 		}
 	}
