@@ -4,10 +4,8 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/alerting"
-	"github.com/apiwarden/apiwarden/analytics"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/limiter"
-	"github.com/apiwarden/apiwarden/metrics"
 )
 
 // quotaSource tells quota_warning rules how far keys are into their
@@ -45,26 +43,6 @@ func (c calendarSource) SeverityBoost(now time.Time) int {
 }
 
 func (c calendarSource) Active(now time.Time) []string { return c.limits.Calendar().Active(now) }
-
-// teeRecorder hands every request record to the metrics writer (disk) and
-// to the realtime ring (the last minutes, in memory).
-type teeRecorder struct {
-	rec      *metrics.Recorder
-	realtime *analytics.Realtime
-}
-
-func (t teeRecorder) Record(r *metrics.Record) bool {
-	t.realtime.Record(r)
-	return t.rec.Record(r)
-}
-
-func (t teeRecorder) RecordBatch(rs []metrics.Record) int {
-	n := t.rec.RecordBatch(rs)
-	for i := range rs[:n] {
-		t.realtime.Record(&rs[i])
-	}
-	return n
-}
 
 // lowestQuotaThreshold is the fraction Over must report from, so every
 // quota rule sees the keys it may fire for.
