@@ -241,7 +241,8 @@ func (a *App) newAPI(version string) error {
 		a.log.Warn("no admin token configured: the admin API refuses every call; set APIWARDEN_ADMIN_TOKEN (or security.admin_token) to enable it")
 	}
 	recorder := metrics.Tee{Recorder: a.rec, Live: a.realtime}
-	a.telemetry = telemetry.New(a.collectors()...)
+	a.telemetry = telemetry.New(telemetry.Limiter(a.limits), telemetry.Redis(a.redis),
+		telemetry.Recorder(a.rec), telemetry.Store(a.st), telemetry.Alerts(a.alerts))
 	a.api = api.New(api.Options{
 		Gateway: gateway.Options{
 			Gate: gateway.GateOptions{
