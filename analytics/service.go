@@ -22,7 +22,7 @@ var _ Source = (*metrics.Reader)(nil)
 // Peeker reads a subject's live bucket state without consuming anything.
 // *limiter.Limiter and *limiter.Redis satisfy it.
 type Peeker interface {
-	Peek(now time.Time, subject, tier string) limiter.Usage
+	Peek(now time.Time, subject limiter.Subject, tier string) limiter.Usage
 }
 
 var (

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apiwarden/apiwarden/limiter"
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
@@ -54,7 +55,7 @@ func (s *Service) KeyUsage(ctx context.Context, q KeyUsageQuery) (KeyUsage, erro
 	now := s.now()
 	out := KeyUsage{KeyID: q.KeyID, Tier: q.Tier, ActiveCalendarRules: []string{}}
 	if s.limits != nil {
-		u := s.limits.Peek(now, q.KeyID, q.Tier)
+		u := s.limits.Peek(now, limiter.KeySubject(q.KeyID), q.Tier)
 		out.Hour, out.Minute = bucketUsage(u.Hour.Limit, u.Hour.Remaining, u.Hour.Reset), bucketUsage(u.Minute.Limit, u.Minute.Remaining, u.Minute.Reset)
 		if u.MonthlyQuota > 0 {
 			out.MonthlyQuota = u.MonthlyQuota

@@ -13,7 +13,7 @@ import (
 func TestKeyUsageEndpoint(t *testing.T) {
 	f := newAnFixture(t)
 	for range 4 {
-		f.lim.AllowAt(anNow, limiter.Request{Subject: f.ids["a"], Tier: "basic"})
+		f.lim.AllowAt(anNow, limiter.Request{Subject: limiter.KeySubject(f.ids["a"]), Tier: "basic"})
 	}
 	type bucket struct {
 		Limit, Remaining int64

@@ -4,10 +4,8 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/alerting"
-	"github.com/apiwarden/apiwarden/analytics"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/limiter"
-	"github.com/apiwarden/apiwarden/metrics"
 )
 
 // quotaSource tells quota_warning rules how far keys are into their
@@ -20,15 +18,16 @@ type quotaSource struct {
 
 func (q quotaSource) Quotas(now time.Time) ([]alerting.QuotaUsage, error) {
 	var out []alerting.QuotaUsage
-	q.limits.Over(now, q.fraction(), func(subject string, u limiter.Usage) {
-		if len(subject) > 3 && subject[:3] == "ip:" {
+	q.limits.Over(now, q.fraction(), func(subject limiter.Subject, u limiter.Usage) {
+		keyID, ok := subject.KeyID()
+		if !ok {
 			return // public routes: not a key
 		}
-		usage := alerting.QuotaUsage{KeyID: subject, Tier: u.Tier, MonthlyUsed: u.MonthlyUsed, MonthlyQuota: u.MonthlyQuota}
+		usage := alerting.QuotaUsage{KeyID: keyID, Tier: u.Tier, MonthlyUsed: u.MonthlyUsed, MonthlyQuota: u.MonthlyQuota}
 		if u.Hour.Limit > 0 {
 			usage.HourlyUsed = 1 - float64(u.Hour.Remaining)/float64(u.Hour.Limit)
 		}
-		if k, err := q.keys.Get(subject); err == nil {
+		if k, err := q.keys.Get(keyID); err == nil {
 			usage.Owner = k.OwnerID
 		}
 		out = append(out, usage)
@@ -44,26 +43,6 @@ func (c calendarSource) SeverityBoost(now time.Time) int {
 }
 
 func (c calendarSource) Active(now time.Time) []string { return c.limits.Calendar().Active(now) }
-
-// teeRecorder hands every request record to the metrics writer (disk) and
-// to the realtime ring (the last minutes, in memory).
-type teeRecorder struct {
-	rec      *metrics.Recorder
-	realtime *analytics.Realtime
-}
-
-func (t teeRecorder) Record(r *metrics.Record) bool {
-	t.realtime.Record(r)
-	return t.rec.Record(r)
-}
-
-func (t teeRecorder) RecordBatch(rs []metrics.Record) int {
-	n := t.rec.RecordBatch(rs)
-	for i := range rs[:n] {
-		t.realtime.Record(&rs[i])
-	}
-	return n
-}
 
 // lowestQuotaThreshold is the fraction Over must report from, so every
 // quota rule sees the keys it may fire for.

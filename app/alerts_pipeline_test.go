@@ -20,7 +20,7 @@ type pipeline struct {
 	t   *testing.T
 	a   *App
 	now time.Time
-	rec teeRecorder
+	rec metrics.Tee
 }
 
 func newPipeline(t *testing.T, start time.Time) *pipeline {
@@ -43,7 +43,7 @@ func newPipeline(t *testing.T, start time.Time) *pipeline {
 		a.keys.Close()
 		a.st.Close()
 	})
-	p.a, p.rec = a, teeRecorder{a.rec, a.realtime}
+	p.a, p.rec = a, metrics.Tee{Recorder: a.rec, Live: a.realtime}
 	return p
 }
 
@@ -142,7 +142,7 @@ func TestEveryAlertTypeFiresAndResolvesThroughThePipeline(t *testing.T) {
 	// empties its hourly bucket.
 	quotaKey := "tinykey"
 	for range 20 {
-		if r := p.a.limits.AllowAt(p.now, limiter.Request{Subject: quotaKey, Tier: "tiny", Cost: 1}); !r.Allowed {
+		if r := p.a.limits.AllowAt(p.now, limiter.Request{Subject: limiter.KeySubject(quotaKey), Tier: "tiny", Cost: 1}); !r.Allowed {
 			t.Fatal("tiny key refused while draining its bucket")
 		}
 	}

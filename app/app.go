@@ -240,8 +240,9 @@ func (a *App) newAPI(version string) error {
 	if cfg.Security.AdminToken == "" {
 		a.log.Warn("no admin token configured: the admin API refuses every call; set APIWARDEN_ADMIN_TOKEN (or security.admin_token) to enable it")
 	}
-	recorder := teeRecorder{a.rec, a.realtime}
-	a.telemetry = telemetry.New(a.collectors()...)
+	recorder := metrics.Tee{Recorder: a.rec, Live: a.realtime}
+	a.telemetry = telemetry.New(telemetry.Limiter(a.limits), telemetry.Redis(a.redis),
+		telemetry.Recorder(a.rec), telemetry.Store(a.st), telemetry.Alerts(a.alerts))
 	a.api = api.New(api.Options{
 		Gateway: gateway.Options{
 			Gate: gateway.GateOptions{

@@ -115,7 +115,7 @@ func (e *Engine) Decide(now time.Time, f *Facts) Decision {
 		if tier == "" {
 			tier = pol.PublicTier
 		}
-		return e.limit(now, d, "ip:"+f.ClientIP.String(), tier, cost, false)
+		return e.limit(now, d, limiter.IPSubject(f.ClientIP), tier, cost, false)
 	}
 
 	presented := f.HeaderKey
@@ -164,15 +164,15 @@ func (e *Engine) Decide(now time.Time, f *Facts) Decision {
 			tier = pol.StrictestTier
 		}
 	}
-	return e.limit(now, d, id.ID, tier, cost, route.Preset == HighVolume)
+	return e.limit(now, d, limiter.KeySubject(id.ID), tier, cost, route.Preset == HighVolume)
 }
 
 var adminScope = []string{"admin"}
 
-func (e *Engine) limit(now time.Time, d Decision, subject, tier string, cost int, routeOnly bool) Decision {
+func (e *Engine) limit(now time.Time, d Decision, subject limiter.Subject, tier string, cost int, routeOnly bool) Decision {
 	req := limiter.Request{Subject: subject, Tier: tier, Cost: cost, RouteOnly: routeOnly}
 	if d.Route.RequestsPerMinute > 0 {
-		req.Route, req.RoutePerMinute = d.Route.bucketID, d.Route.RequestsPerMinute
+		req.Route, req.RoutePerMinute = d.Route.bucket, d.Route.RequestsPerMinute
 	}
 	d.Tier, d.Limited = tier, true
 	d.Limit = e.limits.AllowAt(now, req)

@@ -3,6 +3,8 @@ package enforce
 import (
 	"fmt"
 	"strings"
+
+	"github.com/apiwarden/apiwarden/limiter"
 )
 
 // Preset is what a route demands of a request (SPEC §3).
@@ -57,7 +59,7 @@ type Route struct {
 	AllowQueryKey     bool     // ?api_key= is accepted
 
 	segments []segment
-	bucketID string // "route:" + Pattern, the limiter's route id
+	bucket   limiter.RouteBucket // built once here, not per request
 }
 
 type segment struct {
@@ -94,7 +96,7 @@ func (r *Route) compile() error {
 	for i, m := range r.Methods {
 		r.Methods[i] = strings.ToUpper(m)
 	}
-	r.bucketID = "route:" + r.Pattern
+	r.bucket = limiter.RouteBucketOf(r.Pattern)
 	return nil
 }
 
@@ -146,7 +148,7 @@ func NewRoutes(routes []Route, def Route) (*Routes, error) {
 		}
 	}
 	rs.def.Pattern = "*"
-	rs.def.bucketID = "route:*"
+	rs.def.bucket = limiter.RouteBucketOf(rs.def.Pattern)
 	return rs, nil
 }
 

@@ -15,10 +15,10 @@ var benchTiers = map[string]Tier{
 	"big": {RequestsPerHour: 1 << 40, BurstPerMinute: 1 << 34},
 }
 
-func benchSubjects(n int) []string {
-	s := make([]string, n)
+func benchSubjects(n int) []Subject {
+	s := make([]Subject, n)
 	for i := range s {
-		s[i] = "ip:10.0." + strconv.Itoa(i)
+		s[i] = Subject("ip:10.0." + strconv.Itoa(i))
 	}
 	return s
 }
@@ -37,17 +37,17 @@ func BenchmarkAllowAt(b *testing.B) {
 // a fixed random order, so that neither the order the entries were created
 // in nor the order the subject strings were allocated in lets a hardware
 // prefetcher hide misses. In "copied" each request carries its own copy of
-// the subject string, as a server that builds "ip:"+address per request
+// the subject string, as a server that builds IPSubject(address) per request
 // does, so comparing it with the stored key reads the stored bytes.
 func BenchmarkAllowAtShuffled(b *testing.B) {
 	const n = 100_000
 	stored := benchSubjects(n)
 	order := rand.New(rand.NewPCG(1, 2)).Perm(n)
-	same := make([]string, n)
-	copied := make([]string, n)
+	same := make([]Subject, n)
+	copied := make([]Subject, n)
 	for i, j := range order {
 		same[i] = stored[j]
-		copied[i] = strings.Clone(stored[j])
+		copied[i] = Subject(strings.Clone(string(stored[j])))
 	}
 	benchAllowAt(b, "same", stored, same)
 	benchAllowAt(b, "copied", stored, copied)
@@ -55,7 +55,7 @@ func BenchmarkAllowAtShuffled(b *testing.B) {
 
 // benchAllowAt runs name/serial and name/parallel: a limiter that knows
 // the stored subjects decides requests for the requests' subjects in turn.
-func benchAllowAt(b *testing.B, name string, stored, requests []string) {
+func benchAllowAt(b *testing.B, name string, stored, requests []Subject) {
 	newLimiter := func(b *testing.B) *Limiter {
 		l := newTestLimiter(b, Options{Tiers: benchTiers})
 		for _, s := range stored {

@@ -247,7 +247,7 @@ func TestLimiterScalesByCalendar(t *testing.T) {
 		{"May Saturday: both rules", time.Date(2026, 5, 16, 12, 0, 0, 0, ny), "free", 112, 11},
 	}
 	for i, tc := range cases {
-		res := l.AllowAt(tc.at, Request{Subject: string(rune('a' + i)), Tier: tc.tier})
+		res := l.AllowAt(tc.at, Request{Subject: Subject(rune('a' + i)), Tier: tc.tier})
 		h, _ := find(res, PolicyHour)
 		m, _ := find(res, PolicyMinute)
 		if h.Limit != tc.hour || m.Limit != tc.minute {

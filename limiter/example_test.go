@@ -3,6 +3,7 @@ package limiter_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
@@ -24,7 +25,7 @@ func Example() {
 	defer l.Stop()
 
 	now := time.Date(2026, time.March, 10, 12, 0, 0, 0, time.UTC)
-	req := limiter.Request{Subject: "key_123", Tier: "free", Cost: 10}
+	req := limiter.Request{Subject: limiter.KeySubject("key_123"), Tier: "free", Cost: 10}
 	res := l.AllowAt(now, req)
 	fmt.Println(res.Allowed)
 
@@ -46,7 +47,7 @@ func ExampleLimiter_AllowAt() {
 	})
 	t0 := time.Date(2026, time.March, 10, 12, 0, 0, 0, time.UTC)
 	// A form upload route allows 2 a minute on top of the tier.
-	req := limiter.Request{Subject: "key_123", Tier: "free", Route: "forms.upload", RoutePerMinute: 2}
+	req := limiter.Request{Subject: limiter.KeySubject("key_123"), Tier: "free", Route: limiter.RouteBucketOf("/forms/upload"), RoutePerMinute: 2}
 	for _, at := range []time.Duration{0, 0, 0, 30 * time.Second} {
 		res := l.AllowAt(t0.Add(at), req)
 		tightest, _ := res.Tightest()
@@ -80,8 +81,8 @@ func ExampleLimiter_Peek() {
 		Tiers: map[string]limiter.Tier{"basic": {RequestsPerHour: 1000, BurstPerMinute: 50, MonthlyQuota: 50000}},
 	})
 	now := time.Date(2026, time.March, 10, 12, 0, 0, 0, time.UTC)
-	l.AllowAt(now, limiter.Request{Subject: "key_123", Tier: "basic", Cost: 20})
-	u := l.Peek(now, "key_123", "basic")
+	l.AllowAt(now, limiter.Request{Subject: limiter.KeySubject("key_123"), Tier: "basic", Cost: 20})
+	u := l.Peek(now, limiter.KeySubject("key_123"), "basic")
 	fmt.Printf("hour %d/%d, minute %d/%d, month %d/%d\n",
 		u.Hour.Remaining, u.Hour.Limit, u.Minute.Remaining, u.Minute.Limit, u.MonthlyUsed, u.MonthlyQuota)
 	// Output: hour 980/1000, minute 30/50, month 20/50000
@@ -92,7 +93,7 @@ func ExampleResult_AppendRateLimitHeader() {
 		Tiers: map[string]limiter.Tier{"free": {RequestsPerHour: 100, BurstPerMinute: 10}},
 	})
 	res := l.AllowAt(time.Date(2026, time.March, 10, 12, 0, 0, 0, time.UTC),
-		limiter.Request{Subject: "ip:192.0.2.7", Tier: "free", Cost: 3})
+		limiter.Request{Subject: limiter.IPSubject(netip.MustParseAddr("192.0.2.7")), Tier: "free", Cost: 3})
 	// Reuse one buffer per response: appending does not allocate.
 	buf := make([]byte, 0, 128)
 	buf = res.AppendRateLimitHeader(buf[:0])
@@ -111,7 +112,7 @@ func ExampleLimiter_Run() {
 	s, _ := store.Open(dir, store.Options{})
 	l, _ := limiter.New(limiter.Options{Store: s, Tiers: tiers, Now: func() time.Time { return t0 }})
 	go l.Run(context.Background()) // sweeps and snapshots every 10 s
-	l.Allow(limiter.Request{Subject: "key_123", Tier: "free", Cost: 10})
+	l.Allow(limiter.Request{Subject: limiter.KeySubject("key_123"), Tier: "free", Cost: 10})
 	l.Stop() // ends Run and writes the last snapshot
 	s.Close()
 
@@ -121,7 +122,7 @@ func ExampleLimiter_Run() {
 	later := t0.Add(30 * time.Second)
 	l, _ = limiter.New(limiter.Options{Store: s, Tiers: tiers, Now: func() time.Time { return later }})
 	defer l.Stop()
-	fmt.Println(l.Peek(later, "key_123", "free").Minute.Remaining)
+	fmt.Println(l.Peek(later, limiter.KeySubject("key_123"), "free").Minute.Remaining)
 	// Output: 5
 }
 
@@ -137,6 +138,6 @@ func ExampleNewRedis() {
 	defer shared.Close()
 	// Every instance using this Redis draws from the same buckets; when it
 	// cannot be reached, local decides and Healthy reports false.
-	res := shared.Allow(limiter.Request{Subject: "key_123", Tier: "free"})
+	res := shared.Allow(limiter.Request{Subject: limiter.KeySubject("key_123"), Tier: "free"})
 	fmt.Println(res.Allowed, shared.Healthy())
 }

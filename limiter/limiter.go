@@ -28,18 +28,19 @@ const maxShards = 64
 
 // Request is one request to be admitted or denied.
 type Request struct {
-	// Subject owns the buckets: a key id, or "ip:"+client address on
-	// public routes.
-	Subject string
+	// Subject owns the buckets: KeySubject for a key, IPSubject for a
+	// client address on public routes.
+	Subject Subject
 	// Tier names the subject's tier. An unknown tier gets the limits of
 	// the strictest tier.
 	Tier string
 	// Cost is the number of tokens the request takes from every bucket and
 	// from the monthly quota; values below 1 count as 1.
 	Cost int
-	// Route identifies an extra per-route bucket for this subject, "" for
-	// none. The route bucket exists only when RoutePerMinute > 0.
-	Route string
+	// Route identifies an extra per-route bucket for this subject
+	// (RouteBucketOf), "" for none. The route bucket exists only when
+	// RoutePerMinute > 0.
+	Route RouteBucket
 	// RoutePerMinute is the capacity of the route bucket, refilled over a
 	// minute. It is not scaled by the calendar: it protects an endpoint,
 	// whose capacity does not change with the season.
@@ -307,10 +308,10 @@ func (l *Limiter) viewAtNano(now time.Time, at int64) *limitsView {
 
 // locate returns the shard holding k and k's slotHash there.
 func (l *Limiter) locate(k entryKey) (*shard, uint32) {
-	h := maphash.String(l.seed, k.subject)
+	h := maphash.String(l.seed, string(k.subject))
 	sh := &l.shards[h&l.mask]
 	if k.route != "" {
-		h = routeHash(h, maphash.String(l.seed, k.route))
+		h = routeHash(h, maphash.String(l.seed, string(k.route)))
 	}
 	return sh, slotHash(h)
 }
@@ -344,7 +345,7 @@ func (l *Limiter) AllowAt(now time.Time, req Request) (res Result) {
 	}
 
 	// One hash of the subject picks the shard and the subject's slot.
-	h := maphash.String(l.seed, req.Subject)
+	h := maphash.String(l.seed, string(req.Subject))
 	sh := &l.shards[h&l.mask]
 	sh.mu.Lock()
 	var subject, route *entry
@@ -353,7 +354,7 @@ func (l *Limiter) AllowAt(now time.Time, req Request) (res Result) {
 		si, _ = sh.get(entryKey{subject: req.Subject}, slotHash(h), -1, at, day.monthID)
 	}
 	if useRoute {
-		rh := slotHash(routeHash(h, maphash.String(l.seed, req.Route)))
+		rh := slotHash(routeHash(h, maphash.String(l.seed, string(req.Route))))
 		ri, moved := sh.get(entryKey{subject: req.Subject, route: req.Route}, rh, si, at, day.monthID)
 		if moved && si >= 0 {
 			si = sh.find(entryKey{subject: req.Subject}, slotHash(h))
@@ -455,7 +456,7 @@ func (l *Limiter) AllowAt(now time.Time, req Request) (res Result) {
 
 // Peek returns the state of subject's hour and minute buckets and monthly
 // counter under tier at now, consuming nothing and creating nothing.
-func (l *Limiter) Peek(now time.Time, subject, tier string) Usage {
+func (l *Limiter) Peek(now time.Time, subject Subject, tier string) Usage {
 	at := now.UnixNano()
 	v := l.viewAt(now)
 	tl := v.lookup(tier)
@@ -493,9 +494,9 @@ func usageOf(e *entry, tl *tierLimits, day *calendarDay, at int64) Usage {
 // of its quota, at now (alerting: rate_limit_exceeded, quota_warning). Each
 // subject is judged under the tier of its last request. fn runs without any
 // limiter lock held and may call the limiter.
-func (l *Limiter) Over(now time.Time, fraction float64, fn func(subject string, u Usage)) {
+func (l *Limiter) Over(now time.Time, fraction float64, fn func(subject Subject, u Usage)) {
 	type hit struct {
-		subject string
+		subject Subject
 		usage   Usage
 	}
 	at := now.UnixNano()

@@ -303,7 +303,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				res := l.AllowAt(t0.Add(time.Duration(i)*time.Millisecond), Request{Subject: string(rune('a' + g)), Tier: "free"})
+				res := l.AllowAt(t0.Add(time.Duration(i)*time.Millisecond), Request{Subject: Subject(rune('a' + g)), Tier: "free"})
 				if res.NumBuckets != 2 {
 					t.Errorf("a request saw %d buckets during reload", res.NumBuckets)
 					return
@@ -352,8 +352,8 @@ func TestOver(t *testing.T) {
 	l.AllowAt(t0, Request{Subject: "quiet", Tier: "free", Cost: 1}) // hour 1/100
 	l.AllowAt(t0, Request{Subject: "billed", Tier: "metered", Cost: 4})
 	l.AllowAt(t0, Request{Subject: "busy", Tier: "tiny", Route: "r", RoutePerMinute: 1})
-	got := map[string]Usage{}
-	l.Over(t0, 0.5, func(subject string, u Usage) {
+	got := map[Subject]Usage{}
+	l.Over(t0, 0.5, func(subject Subject, u Usage) {
 		got[subject] = u
 		l.Peek(t0, subject, u.Tier) // calling back into the limiter must not deadlock
 	})
@@ -447,7 +447,7 @@ func TestMillionDistinctIPsStayUnderCap(t *testing.T) {
 		// evictions are idle ones. In the second half the clock stands
 		// still and every eviction is forced.
 		at := t0.Add(time.Duration(min(i, n/2)) * 5 * time.Millisecond)
-		res := l.AllowAt(at, Request{Subject: string(b), Tier: "free"})
+		res := l.AllowAt(at, Request{Subject: Subject(b), Tier: "free"})
 		if !res.Allowed {
 			t.Fatalf("fresh IP %s denied", b)
 		}

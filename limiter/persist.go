@@ -85,7 +85,7 @@ func decodeRecord(key, val []byte) (*entry, error) {
 	if w <= 0 || uint64(len(key)-w) < n {
 		return nil, fmt.Errorf("%w: bad key %q", ErrCorruptRecord, key)
 	}
-	e := &entry{key: entryKey{subject: string(key[w : w+int(n)]), route: string(key[w+int(n):])}}
+	e := &entry{key: entryKey{subject: Subject(key[w : w+int(n)]), route: RouteBucket(key[w+int(n):])}}
 	r := reader{buf: val}
 	if v := r.byte(); v != recordVersion {
 		return nil, fmt.Errorf("%w: %q: unknown version %d", ErrCorruptRecord, key, v)

@@ -50,9 +50,10 @@ func TestRestartKeepsRemaining(t *testing.T) {
 	later := t0.Add(12 * time.Second)
 	l2 := newTestLimiter(t, Options{Store: s, Now: func() time.Time { return later }})
 	cases := []struct {
-		subject, tier string
-		hour, minute  int64
-		used          int64
+		subject      Subject
+		tier         string
+		hour, minute int64
+		used         int64
 	}{
 		// k1 took 9 at t0: minute debt 54 s, 42 s after 12 s: 10-7 = 3;
 		// hour debt 324 s, 312 s after 12 s: 100-9 = 91.
@@ -105,7 +106,7 @@ func TestSnapshotIsIncrementalAndDeletesDropped(t *testing.T) {
 	l := newTestLimiter(t, Options{Store: s})
 	const n = 10_000 // more than one transaction's worth
 	for i := range n {
-		l.AllowAt(t0, Request{Subject: fmt.Sprintf("k%d", i), Tier: "free"})
+		l.AllowAt(t0, Request{Subject: Subject(fmt.Sprintf("k%d", i)), Tier: "free"})
 	}
 	if err := l.Snapshot(); err != nil {
 		t.Fatal(err)

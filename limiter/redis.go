@@ -306,17 +306,17 @@ return {tonumber(t[1]) * 1000000 + tonumber(t[2]), num(v[1]), num(v[2]), num(v[3
 
 // Keys share the hash tag {subject}, so a cluster keeps a subject's keys
 // in one slot, as a multi-key script needs.
-func (r *Redis) tierKey(subject string) string { return r.prefix + "{" + subject + "}" }
-func (r *Redis) routeKey(subject, route string) string {
-	return r.prefix + "{" + subject + "}:r:" + route
+func (r *Redis) tierKey(subject Subject) string { return r.prefix + "{" + string(subject) + "}" }
+func (r *Redis) routeKey(subject Subject, route RouteBucket) string {
+	return r.prefix + "{" + string(subject) + "}:r:" + string(route)
 }
-func (r *Redis) monthKey(subject string, month int32) string {
+func (r *Redis) monthKey(subject Subject, month int32) string {
 	m := int(month)%12 + 1
 	pad := ""
 	if m < 10 {
 		pad = "0"
 	}
-	return r.prefix + "{" + subject + "}:m:" + strconv.Itoa(int(month)/12) + "-" + pad + strconv.Itoa(m)
+	return r.prefix + "{" + string(subject) + "}:m:" + strconv.Itoa(int(month)/12) + "-" + pad + strconv.Itoa(m)
 }
 
 // microLimit is a limit with the same arithmetic in microseconds, the
@@ -406,7 +406,7 @@ func (r *Redis) AllowAt(now time.Time, req Request) Result {
 
 // Peek reads subject's shared buckets and monthly counter under tier
 // without consuming, or the local limiter's when Redis is unavailable.
-func (r *Redis) Peek(now time.Time, subject, tier string) Usage {
+func (r *Redis) Peek(now time.Time, subject Subject, tier string) Usage {
 	at := now.UnixNano()
 	if !r.breaker.allow(at) {
 		return r.local.Peek(now, subject, tier)

@@ -20,7 +20,7 @@ import (
 type decider interface {
 	AllowAt(now time.Time, req Request) Result
 	Allow(req Request) Result
-	Peek(now time.Time, subject, tier string) Usage
+	Peek(now time.Time, subject Subject, tier string) Usage
 }
 
 var (

@@ -87,7 +87,7 @@ func TestConcurrentStopsWait(t *testing.T) {
 	s := storetest.MustOpen(t)
 	l := newTestLimiter(t, Options{Store: s})
 	for i := range 1000 {
-		l.AllowAt(t0, Request{Subject: string(rune(0x4e00 + i)), Tier: "free"})
+		l.AllowAt(t0, Request{Subject: Subject(rune(0x4e00 + i)), Tier: "free"})
 	}
 	go func() { _ = l.Run(context.Background()) }()
 	stopped := make(chan struct{}, 3)

@@ -10,7 +10,8 @@ import (
 // monthly counter (route ""), or one of its route buckets. Both live in the
 // same shard, chosen by the subject, so one lock covers a whole request.
 type entryKey struct {
-	subject, route string
+	subject Subject
+	route   RouteBucket
 }
 
 // entry is the state of one key. A subject entry uses hour, minute and the

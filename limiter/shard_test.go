@@ -29,9 +29,9 @@ func TestShardTableMatchesModel(t *testing.T) {
 	keys := make([]entryKey, 200)
 	hashOf := map[entryKey]uint32{}
 	for i := range keys {
-		keys[i] = entryKey{subject: "s" + strconv.Itoa(i%50), route: []string{"", "r"}[i/50%2]}
+		keys[i] = entryKey{subject: Subject("s" + strconv.Itoa(i%50)), route: []RouteBucket{"", "r"}[i/50%2]}
 		if i >= 100 {
-			keys[i].route = "q" + strconv.Itoa(i)
+			keys[i].route = RouteBucket("q" + strconv.Itoa(i))
 		}
 		// Five hash values, one of them at the top of any table size so
 		// its run wraps to slot 0.
@@ -76,7 +76,7 @@ func TestSweepWithWrappedProbeRuns(t *testing.T) {
 	// Every key hashes to the last slot, so the run wraps; alternate idle
 	// and busy entries so each removal shifts the rest.
 	for i := range 6 {
-		k := entryKey{subject: strconv.Itoa(i)}
+		k := entryKey{subject: Subject(strconv.Itoa(i))}
 		j, _ := s.get(k, 0xffffffff, -1, 0, 0)
 		if i%2 == 1 {
 			s.entries[j].hour = bucket{full: int64(time.Hour), capacity: 1}
@@ -86,7 +86,7 @@ func TestSweepWithWrappedProbeRuns(t *testing.T) {
 		t.Fatalf("swept %d, want the 3 idle entries", n)
 	}
 	for i := range 6 {
-		k := entryKey{subject: strconv.Itoa(i)}
+		k := entryKey{subject: Subject(strconv.Itoa(i))}
 		if got := s.find(k, 0xffffffff) >= 0; got != (i%2 == 1) {
 			t.Errorf("entry %d held: %v", i, got)
 		}
