@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Presets a route may use; see SPEC §3.
+// Presets a route may use; README.md, "What apiwarden decides", lists what each does.
 var presets = []string{"public", "protected", "admin", "high_volume", "internal"}
 
 // Severities in increasing order.

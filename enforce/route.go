@@ -7,7 +7,8 @@ import (
 	"github.com/apiwarden/apiwarden/limiter"
 )
 
-// Preset is what a route demands of a request (SPEC §3).
+// Preset is what a route demands of a request (README.md, "Routes" under "What apiwarden decides";
+// config.example.toml).
 type Preset uint8
 
 // Presets.

@@ -120,7 +120,7 @@ func presentedKey(h http.Header) (key string, fromAuthorization bool) {
 	return "", false
 }
 
-// setLimitHeaders writes the rate-limit headers of SPEC §5: the IETF
+// setLimitHeaders writes the rate-limit headers README.md lists: the IETF
 // draft's RateLimit-Policy and RateLimit, GitHub's X-RateLimit-*, and
 // Retry-After on a 429.
 func setLimitHeaders(h http.Header, d *enforce.Decision, now time.Time) {
