@@ -51,7 +51,7 @@ type Route struct {
 	// Pattern is the path pattern; it names the route in metrics and is
 	// the id of its per-route bucket. The default route's is "*".
 	Pattern           string
-	Methods           []string // upper case; empty: every method
+	Methods           []string // upper case; empty: every method; GET includes HEAD
 	Preset            Preset
 	Scopes            []string // a key must hold all of them
 	RequestsPerMinute int64    // the route's own bucket per key; 0 = none
@@ -119,12 +119,16 @@ func (r *Route) matchPath(path string) bool {
 	return rest == ""
 }
 
+// matchMethod reports whether the route lists method. HEAD matches
+// wherever GET does: frameworks answer HEAD with the GET handler, so a
+// HEAD that skipped a GET route would reach the same handler past that
+// route's limits, on whatever looser route came after it.
 func (r *Route) matchMethod(method string) bool {
 	if len(r.Methods) == 0 {
 		return true
 	}
 	for _, m := range r.Methods {
-		if m == method || m == "*" {
+		if m == method || m == "*" || (m == "GET" && method == "HEAD") {
 			return true
 		}
 	}

@@ -56,6 +56,32 @@ func TestRouteMatching(t *testing.T) {
 	}
 }
 
+// HEAD matches a GET route (and only where GET does), so it meets that
+// route's limits instead of falling through to a looser one.
+func TestHeadMatchesWhereGetDoes(t *testing.T) {
+	routes, err := NewRoutes([]Route{
+		{Pattern: "/reports/*", Methods: []string{"GET"}, Preset: Protected, RequestsPerMinute: 3},
+		{Pattern: "/forms/*", Methods: []string{"POST"}, Preset: Admin},
+		{Pattern: "/head-only", Methods: []string{"HEAD"}, Preset: Public},
+		{Pattern: "/*", Preset: Internal},
+	}, Route{Preset: Protected})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ method, path, want string }{
+		{"HEAD", "/reports/1", "/reports/*"},
+		{"GET", "/reports/1", "/reports/*"},
+		{"HEAD", "/forms/1", "/*"},
+		{"HEAD", "/head-only", "/head-only"},
+		{"GET", "/head-only", "/*"}, // HEAD does not include GET
+	}
+	for _, c := range cases {
+		if got := routes.Match(c.method, c.path).Pattern; got != c.want {
+			t.Errorf("%s %s matched %q, want %q", c.method, c.path, got, c.want)
+		}
+	}
+}
+
 func TestCleanPath(t *testing.T) {
 	cases := map[string]string{
 		"":                      "/",
