@@ -82,6 +82,34 @@ func TestHeadMatchesWhereGetDoes(t *testing.T) {
 	}
 }
 
+// IgnoreCase matches literal segments in any case; parameters and the
+// rest are taken as they are, and the table it was made from is unchanged.
+func TestRoutesIgnoreCase(t *testing.T) {
+	routes, err := NewRoutes([]Route{
+		{Pattern: "/api/admin/*", Preset: Admin},
+		{Pattern: "/api/Guests/:id", Preset: Public},
+	}, Route{Preset: Protected})
+	if err != nil {
+		t.Fatal(err)
+	}
+	folded := routes.IgnoreCase()
+	cases := []struct{ path, exact, folded string }{
+		{"/api/admin/users", "/api/admin/*", "/api/admin/*"},
+		{"/API/Admin/users", "*", "/api/admin/*"},
+		{"/api/guests/AbC", "*", "/api/Guests/:id"},
+		{"/api/Guests/AbC", "/api/Guests/:id", "/api/Guests/:id"},
+		{"/api/admins", "*", "*"},
+	}
+	for _, c := range cases {
+		if got := routes.Match("GET", c.path).Pattern; got != c.exact {
+			t.Errorf("exact: %s matched %q, want %q", c.path, got, c.exact)
+		}
+		if got := folded.Match("GET", c.path).Pattern; got != c.folded {
+			t.Errorf("ignoring case: %s matched %q, want %q", c.path, got, c.folded)
+		}
+	}
+}
+
 func TestCleanPath(t *testing.T) {
 	cases := map[string]string{
 		"":                      "/",
