@@ -250,6 +250,7 @@ func (a *App) newAPI(version string) error {
 				Recorder:                   recorder,
 				Observer:                   a.telemetry,
 				Trusted:                    trusted,
+				Paths:                      PathRules(cfg),
 				ServiceToken:               cfg.Security.ServiceToken.Value(),
 				AuthorizeRateLimitedStatus: cfg.Server.AuthorizeRateLimitedStatus,
 				CountryHeader:              cfg.Metrics.CountryHeader,
@@ -422,10 +423,12 @@ func restartOnly(old, cur *config.Config) []string {
 	var changed []string
 	oldAlerts, curAlerts := old.Alerts, cur.Alerts
 	oldAlerts.Rules, curAlerts.Rules = nil, nil // reloaded
+	oldServer, curServer := old.Server, cur.Server
+	oldServer.CaseInsensitiveRoutes, curServer.CaseInsensitiveRoutes = false, false // reloaded with the routes
 	oldKeys, curKeys := old.Keys, cur.Keys
 	oldKeys.Scopes, curKeys.Scopes, oldKeys.GracePeriod, curKeys.GracePeriod = nil, nil, 0, 0 // reloaded
 	for name, differ := range map[string]bool{
-		"server":                                 !reflect.DeepEqual(old.Server, cur.Server),
+		"server":                                 !reflect.DeepEqual(oldServer, curServer),
 		"security":                               !reflect.DeepEqual(old.Security, cur.Security),
 		"proxy":                                  !reflect.DeepEqual(old.Proxy, cur.Proxy),
 		"metrics":                                !reflect.DeepEqual(old.Metrics, cur.Metrics),

@@ -37,6 +37,15 @@ type Server struct {
 	// turns anything but 401/403 into a 500.
 	AuthorizeRateLimitedStatus int `toml:"authorize_rate_limited_status"`
 
+	// Request paths that upstreams read in different ways are refused
+	// with 400 on the proxy, /v1/authorize and /v1/check; each of these
+	// lets one kind through for an upstream that needs it.
+	AllowPathSemicolons     bool `toml:"allow_path_semicolons"`      // ";" and %3B
+	AllowPathBackslashes    bool `toml:"allow_path_backslashes"`     // "\" and %5C
+	AllowPathEncodedSlashes bool `toml:"allow_path_encoded_slashes"` // %2F
+	AllowPathDotSegments    bool `toml:"allow_path_dot_segments"`    // ".." (resolved)
+	CaseInsensitiveRoutes   bool `toml:"case_insensitive_routes"`    // for IIS-style upstreams
+
 	MaxHeaderBytes    int      `toml:"max_header_bytes"`
 	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
 	ReadTimeout       Duration `toml:"read_timeout"`

@@ -44,6 +44,9 @@ type GateOptions struct {
 	Recorder RequestRecorder // nil: nothing is recorded
 	Observer RequestObserver // nil: nothing is counted
 	Trusted  enforce.TrustedProxies
+	// Paths refuses request paths that upstreams read in different ways
+	// (the zero value refuses them all) on every entry point.
+	Paths enforce.PathRules
 	// ServiceToken, when set, guards /v1/* (X-Apiwarden-Token).
 	ServiceToken string
 	// AuthorizeRateLimitedStatus is 429, or 403 for nginx auth_request.
