@@ -34,7 +34,9 @@ type EventsResponse struct {
 
 // ingestEvents takes request records from apps that report their own
 // traffic: a JSON array or NDJSON, up to 10,000 records. Bad records are
-// listed with their line and the good ones are kept.
+// listed with their line and the good ones are kept. The body is read as
+// a stream, so memory grows with the records, each held to the field caps
+// of metrics.ParseEvents, not with the body.
 func (s *Gateway) ingestEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	if e := s.gate.checkServiceToken(r); e != nil {
 		return e
@@ -43,7 +45,8 @@ func (s *Gateway) ingestEvents(w http.ResponseWriter, r *http.Request, _ httprou
 		return httpapi.Errorf(httpapi.CodeUnavailable, "request recording is not enabled on this server")
 	}
 	body := http.MaxBytesReader(w, r.Body, maxEventsBody)
-	batch, err := metrics.ParseEventsChecked(body, r.Header.Get("Content-Type"), s.now(), s.eventOwners())
+	batch, err := metrics.ParseEventsWith(body, r.Header.Get("Content-Type"), metrics.IngestOptions{
+		Now: s.now(), Check: s.eventOwners()})
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
