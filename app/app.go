@@ -325,9 +325,9 @@ func (a *App) bind() (err error) {
 }
 
 // warnOpenServiceAPI says so when /v1/check, /v1/authorize and /v1/events
-// answer without a service token on an address other machines can reach:
-// the SPEC leaves the token optional for a sidecar on loopback, but there
-// anyone could check keys or file traffic.
+// have no service token on an address other machines can reach: they
+// answer loopback clients only there (protected mode, api/gateway), so a
+// proxy or app on another host is refused until a token is set.
 func (a *App) warnOpenServiceAPI() {
 	if a.cfg.Security.ServiceToken.Value() != "" {
 		return
@@ -339,7 +339,7 @@ func (a *App) warnOpenServiceAPI() {
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
 		return
 	}
-	a.log.Warn("security.service_token is empty: /v1/check, /v1/authorize and /v1/events answer anyone who reaches this address; set a token or listen on loopback",
+	a.log.Warn("security.service_token is empty: /v1/check, /v1/authorize and /v1/events answer loopback clients only, and refuse callers from other hosts with 403; set a service token for them",
 		"addr", ln.Addr().String())
 }
 
