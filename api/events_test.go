@@ -20,6 +20,10 @@ import (
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
 
+// eventsNow is the servers' clock: the events below are of that morning,
+// inside the 24 hours /v1/events takes.
+var eventsNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
 func newEventsServer(t *testing.T) (*httptest.Server, *metrics.Recorder, *metrics.Reader) {
 	t.Helper()
 	st := storetest.MustOpen(t)
@@ -27,7 +31,8 @@ func newEventsServer(t *testing.T) (*httptest.Server, *metrics.Recorder, *metric
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Options{Gateway: gateway.Options{Events: rec, Gate: gateway.GateOptions{ServiceToken: "svc"}}, Admin: admin.Options{AdminToken: adminToken}, SharedListener: true})
+	srv := api.New(api.Options{Gateway: gateway.Options{Events: rec, Gate: gateway.GateOptions{ServiceToken: "svc"}}, Admin: admin.Options{AdminToken: adminToken}, SharedListener: true,
+		Now: func() time.Time { return eventsNow }})
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)
 	return hs, rec, metrics.NewReader(st)
@@ -127,7 +132,8 @@ func TestEventsTakeOwnerAndTierFromTheKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Options{Gateway: gateway.Options{Events: rec, Keys: ks, Gate: gateway.GateOptions{ServiceToken: "svc"}}, Admin: admin.Options{AdminToken: adminToken, Keys: ks}, SharedListener: true})
+	srv := api.New(api.Options{Gateway: gateway.Options{Events: rec, Keys: ks, Gate: gateway.GateOptions{ServiceToken: "svc"}}, Admin: admin.Options{AdminToken: adminToken, Keys: ks}, SharedListener: true,
+		Now: func() time.Time { return eventsNow }})
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)
 

@@ -265,6 +265,10 @@ func (a *App) newAPI(version string) error {
 			},
 			Events: recorder,
 			Keys:   a.keys,
+			Ingest: gateway.IngestLimits{
+				MaxAge:    cfg.Metrics.MaxIngestedAge.D(),
+				MaxFuture: cfg.Metrics.MaxIngestedFuture.D(),
+			},
 		},
 		Admin: admin.Options{
 			AdminToken: cfg.Security.AdminToken.Value(),

@@ -142,6 +142,11 @@ type Metrics struct {
 	InternalSampleRate float64 `toml:"internal_sample_rate"`
 	CountryHeader      string  `toml:"country_header"`
 	BufferSize         int     `toml:"buffer_size"`
+	// MaxIngestedAge and MaxIngestedFuture bound the time of a record
+	// POST /v1/events takes, against the server's clock: older records
+	// would change days already reported or billed.
+	MaxIngestedAge    Duration `toml:"max_ingested_age"`
+	MaxIngestedFuture Duration `toml:"max_ingested_future"`
 }
 
 // Alerts holds the alert rules and where notifications go.
@@ -275,6 +280,8 @@ func Default() *Config {
 			SampleRate:          1.0,
 			InternalSampleRate:  0.1,
 			BufferSize:          65536,
+			MaxIngestedAge:      Duration(24 * time.Hour),
+			MaxIngestedFuture:   Duration(5 * time.Minute),
 		},
 		Alerts: Alerts{
 			EvaluationInterval: Duration(10 * time.Second),

@@ -227,6 +227,8 @@ func (c *Config) validateMetrics(pl *problemList) {
 	if m.BufferSize < 64 {
 		pl.add("metrics.buffer_size", "must be at least 64, got %d", m.BufferSize)
 	}
+	positive(pl, "metrics.max_ingested_age", m.MaxIngestedAge)
+	positive(pl, "metrics.max_ingested_future", m.MaxIngestedFuture)
 }
 
 func (c *Config) validateAlerts(pl *problemList) {

@@ -32,7 +32,10 @@ const (
 	MaxEventFieldBytes = 8 << 10
 	// DefaultMaxEventFuture is how far past the server's clock a record's
 	// time may be when IngestOptions.MaxFuture is 0, for clocks that drift.
-	DefaultMaxEventFuture = time.Hour
+	DefaultMaxEventFuture = 5 * time.Minute
+	// DefaultMaxEventAge is the age past which /v1/events refuses a record
+	// unless configured otherwise ([metrics] max_ingested_age).
+	DefaultMaxEventAge = 24 * time.Hour
 	// maxEventLatencyMS bounds latency_ms and upstream_latency_ms: a day.
 	maxEventLatencyMS = 24 * 60 * 60 * 1000
 	// maxEventMessageBytes bounds the message of one EventError, whatever
@@ -49,6 +52,9 @@ type IngestOptions struct {
 	// Now is the server's clock for the time window; zero skips the
 	// window (a record may still not be dated before 2000).
 	Now time.Time
+	// MaxAge refuses records dated before Now-MaxAge, so that a caller
+	// cannot file traffic into a period already billed; 0 takes any age.
+	MaxAge time.Duration
 	// MaxFuture refuses records dated after Now+MaxFuture; 0 means
 	// DefaultMaxEventFuture.
 	MaxFuture time.Duration
@@ -147,8 +153,8 @@ func ParseEvents(body io.Reader, contentType string, now time.Time) (EventBatch,
 	return ParseEventsWith(body, contentType, IngestOptions{Now: now})
 }
 
-// ParseEventsWith is ParseEvents with the clock and the final check of
-// opts. Errors as ParseEvents.
+// ParseEventsWith is ParseEvents with the time window and the final check
+// of opts. Errors as ParseEvents.
 func ParseEventsWith(body io.Reader, contentType string, opts IngestOptions) (EventBatch, error) {
 	if opts.MaxFuture <= 0 {
 		opts.MaxFuture = DefaultMaxEventFuture
@@ -428,7 +434,8 @@ func (e *eventJSON) record(opts *IngestOptions) (Record, error) {
 }
 
 // checkTime reads the record's time and checks it against the window of
-// opts: not before 2000, not more than MaxFuture ahead of Now.
+// opts: not before 2000, not older than MaxAge, not more than MaxFuture
+// ahead of Now.
 func (e *eventJSON) checkTime(opts *IngestOptions, bad func(string, ...any)) time.Time {
 	if e.Time == nil {
 		bad("time is required")
@@ -443,6 +450,8 @@ func (e *eventJSON) checkTime(opts *IngestOptions, bad func(string, ...any)) tim
 	case t.Before(earliestEventTime):
 		bad("time %s is before 2000", *e.Time)
 	case now.IsZero():
+	case opts.MaxAge > 0 && t.Before(now.Add(-opts.MaxAge)):
+		bad("time %s is more than %s in the past", *e.Time, opts.MaxAge)
 	case t.After(now.Add(opts.MaxFuture)):
 		bad("time %s is more than %s in the future", *e.Time, opts.MaxFuture)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -16,6 +17,18 @@ import (
 // maxEventsBody caps POST /v1/events: 10,000 records of a few hundred
 // bytes each fit easily.
 const maxEventsBody = 32 << 20
+
+// IngestLimits bound what POST /v1/events files; a zero field takes its
+// default.
+type IngestLimits struct {
+	// MaxAge refuses records older than this, so that no caller files
+	// traffic into days already reported or billed. Default
+	// metrics.DefaultMaxEventAge.
+	MaxAge time.Duration
+	// MaxFuture refuses records dated further ahead of the server's
+	// clock. Default metrics.DefaultMaxEventFuture.
+	MaxFuture time.Duration
+}
 
 // EventSink takes ingested records. metrics.Recorder is one.
 type EventSink interface {
@@ -46,7 +59,7 @@ func (s *Gateway) ingestEvents(w http.ResponseWriter, r *http.Request, _ httprou
 	}
 	body := http.MaxBytesReader(w, r.Body, maxEventsBody)
 	batch, err := metrics.ParseEventsWith(body, r.Header.Get("Content-Type"), metrics.IngestOptions{
-		Now: s.now(), Check: s.eventOwners()})
+		Now: s.now(), MaxAge: s.ingest.MaxAge, MaxFuture: s.ingest.MaxFuture, Check: s.eventOwners()})
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
