@@ -49,6 +49,7 @@ type App struct {
 	redis     *limiter.Redis // nil without [redis] url
 	engine    *enforce.Engine
 	rec       *metrics.Recorder
+	routeCap  *metrics.RouteCap // distinct routes /v1/events may file
 	realtime  *analytics.Realtime
 	analytics *analytics.Service
 	alerts    *alerting.Evaluator
@@ -209,6 +210,9 @@ func (a *App) newRecording() (err error) {
 	if err != nil {
 		return err
 	}
+	if a.routeCap, err = a.newRouteCap(); err != nil {
+		return err
+	}
 	if a.realtime, err = analytics.NewRealtime(analytics.RealtimeOptions{Now: a.now}); err != nil {
 		return err
 	}
@@ -221,6 +225,21 @@ func (a *App) newRecording() (err error) {
 		Now:       a.now,
 	})
 	return err
+}
+
+// newRouteCap caps the distinct routes /v1/events may file. It knows the
+// configured patterns and the routes already stored, so that a restart
+// makes no new room.
+func (a *App) newRouteCap() (*metrics.RouteCap, error) {
+	max := a.cfg.Metrics.MaxIngestedRoutes
+	known, err := metrics.NewReader(a.st).Values(context.Background(), metrics.DimRoute, max)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stored routes: %w", err)
+	}
+	for _, r := range a.cfg.Routes {
+		known = append(known, r.Path)
+	}
+	return metrics.NewRouteCap(max, known...), nil
 }
 
 // newAPI builds the HTTP handlers over the services.
@@ -268,6 +287,7 @@ func (a *App) newAPI(version string) error {
 			Ingest: gateway.IngestLimits{
 				MaxAge:    cfg.Metrics.MaxIngestedAge.D(),
 				MaxFuture: cfg.Metrics.MaxIngestedFuture.D(),
+				Routes:    a.routeCap,
 			},
 		},
 		Admin: admin.Options{

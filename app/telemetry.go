@@ -21,6 +21,9 @@ var (
 	descMetricsFailures  = telemetry.NewDesc("metrics_flush_failures_total", "Metrics commits that failed and will be retried.")
 	descMetricsFlushDur  = telemetry.NewDesc("metrics_last_flush_seconds", "Duration of the last metrics commit.")
 	descMetricsBuffer    = telemetry.NewDesc("metrics_buffer_records", "Records waiting in the buffer for the next flush.")
+	descIngestedRoutes   = telemetry.NewDesc("ingested_routes", "Distinct routes POST /v1/events may file (configured, stored, or ingested since start).")
+	descIngestedMax      = telemetry.NewDesc("ingested_routes_max", "The cap on them: metrics.max_ingested_routes.")
+	descIngestedOverflow = telemetry.NewDesc("ingested_route_overflow_total", "Ingested records filed under the route \"(overflow)\" because their own would pass the cap.")
 	descStoreSize        = telemetry.NewDesc("store_file_bytes", "Size of the bbolt data file.")
 	descStoreFreePages   = telemetry.NewDesc("store_free_pages", "Pages on the data file's freelist.")
 	descStoreReadTxs     = telemetry.NewDesc("store_read_transactions_total", "Read transactions started since the file was opened.")
@@ -85,6 +88,17 @@ func (a *App) collectors() []prometheus.Collector {
 			}
 		},
 	}
+	ingestSource := telemetry.Func{
+		Families: []*prometheus.Desc{descIngestedRoutes, descIngestedMax, descIngestedOverflow},
+		Read: func() []telemetry.Reading {
+			s := a.routeCap.Stats()
+			return []telemetry.Reading{
+				{Desc: descIngestedRoutes, Type: prometheus.GaugeValue, Value: float64(s.Known)},
+				{Desc: descIngestedMax, Type: prometheus.GaugeValue, Value: float64(s.Max)},
+				{Desc: descIngestedOverflow, Type: prometheus.CounterValue, Value: float64(s.Overflowed)},
+			}
+		},
+	}
 	storeSource := telemetry.Func{
 		Families: []*prometheus.Desc{descStoreSize, descStoreFreePages, descStoreReadTxs, descStoreOpenReadTxs, descStoreWriteTime},
 		Read: func() []telemetry.Reading {
@@ -117,5 +131,5 @@ func (a *App) collectors() []prometheus.Collector {
 			return out
 		},
 	}
-	return []prometheus.Collector{limiterSource, redisSource, metricsSource, storeSource, alertSource}
+	return []prometheus.Collector{limiterSource, redisSource, metricsSource, ingestSource, storeSource, alertSource}
 }

@@ -147,6 +147,9 @@ type Metrics struct {
 	// would change days already reported or billed.
 	MaxIngestedAge    Duration `toml:"max_ingested_age"`
 	MaxIngestedFuture Duration `toml:"max_ingested_future"`
+	// MaxIngestedRoutes caps the distinct routes POST /v1/events may
+	// file; records with further routes are filed under "(overflow)".
+	MaxIngestedRoutes int `toml:"max_ingested_routes"`
 }
 
 // Alerts holds the alert rules and where notifications go.
@@ -282,6 +285,7 @@ func Default() *Config {
 			BufferSize:          65536,
 			MaxIngestedAge:      Duration(24 * time.Hour),
 			MaxIngestedFuture:   Duration(5 * time.Minute),
+			MaxIngestedRoutes:   1000,
 		},
 		Alerts: Alerts{
 			EvaluationInterval: Duration(10 * time.Second),

@@ -229,6 +229,9 @@ func (c *Config) validateMetrics(pl *problemList) {
 	}
 	positive(pl, "metrics.max_ingested_age", m.MaxIngestedAge)
 	positive(pl, "metrics.max_ingested_future", m.MaxIngestedFuture)
+	if m.MaxIngestedRoutes < 1 || m.MaxIngestedRoutes > 1_000_000 {
+		pl.add("metrics.max_ingested_routes", "must be 1 to 1000000, got %d", m.MaxIngestedRoutes)
+	}
 }
 
 func (c *Config) validateAlerts(pl *problemList) {

@@ -28,7 +28,18 @@ type IngestLimits struct {
 	// MaxFuture refuses records dated further ahead of the server's
 	// clock. Default metrics.DefaultMaxEventFuture.
 	MaxFuture time.Duration
+	// Routes caps the distinct routes of ingested records. Default: a
+	// metrics.RouteCap of metrics.DefaultMaxIngestedRoutes.
+	Routes RouteAdmitter
 }
+
+// RouteAdmitter caps the distinct routes ingested records may file: Admit
+// returns the route to file a record under, its own or an overflow value.
+type RouteAdmitter interface {
+	Admit(route string) string
+}
+
+var _ RouteAdmitter = (*metrics.RouteCap)(nil)
 
 // EventSink takes ingested records. metrics.Recorder is one.
 type EventSink interface {
@@ -59,7 +70,7 @@ func (s *Gateway) ingestEvents(w http.ResponseWriter, r *http.Request, _ httprou
 	}
 	body := http.MaxBytesReader(w, r.Body, maxEventsBody)
 	batch, err := metrics.ParseEventsWith(body, r.Header.Get("Content-Type"), metrics.IngestOptions{
-		Now: s.now(), MaxAge: s.ingest.MaxAge, MaxFuture: s.ingest.MaxFuture, Check: s.eventOwners()})
+		Now: s.now(), MaxAge: s.ingest.MaxAge, MaxFuture: s.ingest.MaxFuture, Check: s.eventCheck()})
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -78,6 +89,22 @@ func (s *Gateway) ingestEvents(w http.ResponseWriter, r *http.Request, _ httprou
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, resp)
 	return nil
+}
+
+// eventCheck returns the last check of an ingested record: its key and
+// owner (eventOwners), then its route against the cap. The cap comes last
+// so that only records that are kept take room in it.
+func (s *Gateway) eventCheck() func(*metrics.Record) error {
+	owners := s.eventOwners()
+	return func(rec *metrics.Record) error {
+		if owners != nil {
+			if err := owners(rec); err != nil {
+				return err
+			}
+		}
+		rec.Route = s.ingest.Routes.Admit(rec.Route)
+		return nil
+	}
 }
 
 // eventOwners returns the check that ties ingested records to the key

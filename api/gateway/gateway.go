@@ -69,6 +69,9 @@ func New(opts Options) *Gateway {
 	if opts.Ingest.MaxAge <= 0 {
 		opts.Ingest.MaxAge = metrics.DefaultMaxEventAge
 	}
+	if opts.Ingest.Routes == nil {
+		opts.Ingest.Routes = metrics.NewRouteCap(metrics.DefaultMaxIngestedRoutes)
+	}
 	g := &Gateway{gate: newGate(opts.Gate), events: opts.Events, keys: opts.Keys, ingest: opts.Ingest,
 		ids: opts.RequestIDs, now: opts.Now, log: opts.Logger}
 	if opts.Proxy.Upstream != nil {
