@@ -211,12 +211,5 @@ func BenchmarkParseEventsArray(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := ParseEvents(bytes.NewReader(body), "", ingestNow); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
+	benchParseEvents(b, body, len(records))
 }
