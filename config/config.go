@@ -151,6 +151,14 @@ type Metrics struct {
 	InternalSampleRate float64 `toml:"internal_sample_rate"`
 	CountryHeader      string  `toml:"country_header"`
 	BufferSize         int     `toml:"buffer_size"`
+	// MaxIngestedAge and MaxIngestedFuture bound the time of a record
+	// POST /v1/events takes, against the server's clock: older records
+	// would change days already reported or billed.
+	MaxIngestedAge    Duration `toml:"max_ingested_age"`
+	MaxIngestedFuture Duration `toml:"max_ingested_future"`
+	// MaxIngestedRoutes caps the distinct routes POST /v1/events may
+	// file; records with further routes are filed under "(overflow)".
+	MaxIngestedRoutes int `toml:"max_ingested_routes"`
 }
 
 // Alerts holds the alert rules and where notifications go.
@@ -284,6 +292,9 @@ func Default() *Config {
 			SampleRate:          1.0,
 			InternalSampleRate:  0.1,
 			BufferSize:          65536,
+			MaxIngestedAge:      Duration(24 * time.Hour),
+			MaxIngestedFuture:   Duration(5 * time.Minute),
+			MaxIngestedRoutes:   1000,
 		},
 		Alerts: Alerts{
 			EvaluationInterval: Duration(10 * time.Second),
