@@ -19,7 +19,7 @@ import (
 // Ingest limits.
 const (
 	// MaxEventsPerBatch is the most records one POST /v1/events body may
-	// hold (SPEC §5); more is ErrTooManyEvents.
+	// hold (README.md, "The three ways in"); more is ErrTooManyEvents.
 	MaxEventsPerBatch = 10000
 	// MaxEventLineBytes bounds one NDJSON line or one array element; a
 	// longer one is rejected on its own.
@@ -107,7 +107,7 @@ type EventBatch struct {
 //	                     status and decision when left out (CategorizeError)
 //	cache_status         hit|miss|stale|bypass, or a raw Cache-Status/X-Cache
 //	                     value to normalise (ParseCacheStatus)
-//	decision             a SPEC §5 decision code (VALID, RATE_LIMITED, …)
+//	decision             a decision code (package decision: VALID, RATE_LIMITED, …)
 type eventJSON struct {
 	Time              *string  `json:"time"`
 	RequestID         string   `json:"request_id,omitempty"`
