@@ -141,7 +141,7 @@ func (s *Gateway) authorizeRequest(w http.ResponseWriter, r *http.Request, ps ht
 	h["X-Apiwarden-Code"] = []string{d.Code.String()}
 	status := http.StatusOK
 	if d.Allowed() {
-		setIdentityHeaders(h, &d)
+		setIdentityHeaders(h, d.Identity, d.Tier)
 		h["X-Request-Id"] = []string{httpapi.RequestIDFrom(r.Context())}
 		h["Content-Length"] = []string{"0"}
 		w.WriteHeader(http.StatusOK)

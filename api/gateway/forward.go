@@ -36,7 +36,7 @@ func (p *proxy) lean(r *http.Request) bool {
 // are as likely to be dead (an upstream restart closes them all).
 func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Request, uri string) {
 	removeHopHeaders(r.Header)
-	setForwarded(r.Header, r, p.gate.Trusted)
+	p.setUpstreamHeaders(r.Header, r, ex)
 	ctx := r.Context()
 	start := time.Now()
 	var resp *http.Response

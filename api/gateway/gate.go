@@ -13,6 +13,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/api/httpapi"
 	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/limiter"
 	"github.com/apiwarden/apiwarden/metrics"
 )
@@ -197,20 +198,21 @@ func ceilUnix(t time.Time) int64 {
 }
 
 // setIdentityHeaders tells the upstream (or the forward-auth caller) who
-// the caller is.
-func setIdentityHeaders(h http.Header, d *enforce.Decision) {
-	if id := d.Identity; id != nil {
-		vals := &[4]string{id.ID, id.OwnerID, id.ScopesHeader, d.Tier}
+// the caller is: the key's identity, when one was found, and the tier
+// whose limits applied.
+func setIdentityHeaders(h http.Header, id *keys.Identity, tier string) {
+	if id != nil {
+		vals := &[4]string{id.ID, id.OwnerID, id.ScopesHeader, tier}
 		h["X-Apiwarden-Key-Id"] = vals[0:1:1]
 		h["X-Apiwarden-Owner"] = vals[1:2:2]
 		h["X-Apiwarden-Scopes"] = vals[2:3:3]
-		if d.Tier != "" {
+		if tier != "" {
 			h["X-Apiwarden-Tier"] = vals[3:4:4]
 		}
 		return
 	}
-	if d.Tier != "" {
-		h["X-Apiwarden-Tier"] = []string{d.Tier}
+	if tier != "" {
+		h["X-Apiwarden-Tier"] = []string{tier}
 	}
 }
 

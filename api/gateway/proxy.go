@@ -15,6 +15,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/api/httpapi"
 	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
@@ -48,6 +49,10 @@ type proxyExchange struct {
 	upstreamDur time.Duration
 	errCategory metrics.ErrorCategory
 	client      netip.Addr
+	// identity and tier are what setUpstreamHeaders tells the upstream
+	// of an allowed request.
+	identity *keys.Identity
+	tier     string
 }
 
 type exchangeKey struct{}
@@ -73,7 +78,9 @@ func newProxy(g *gate, o ProxyOptions, now func() time.Time, log *slog.Logger) *
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.Out.Host = pr.In.Host // the app sees the host the client asked for
-			setForwarded(pr.Out.Header, pr.In, g.Trusted)
+			if ex, ok := pr.In.Context().Value(exchangeKey{}).(*proxyExchange); ok {
+				p.setUpstreamHeaders(pr.Out.Header, pr.In, ex)
+			}
 		},
 		Transport:    timedTransport{transport},
 		BufferPool:   bufferPool{},
@@ -121,6 +128,16 @@ func setForwarded(out http.Header, in *http.Request, trusted enforce.TrustedProx
 	}
 }
 
+// setUpstreamHeaders adds what the upstream is told of a request: where it
+// came from (setForwarded), who the caller is (setIdentityHeaders) and the
+// request id. Both forwarding paths call it after removing the hop-by-hop
+// headers, so that a client's Connection header cannot name these away.
+func (p *proxy) setUpstreamHeaders(out http.Header, in *http.Request, ex *proxyExchange) {
+	setForwarded(out, in, p.gate.Trusted)
+	setIdentityHeaders(out, ex.identity, ex.tier)
+	out["X-Request-Id"] = []string{httpapi.RequestIDFrom(in.Context())}
+}
+
 // ServeHTTP decides the request and, if allowed, forwards it.
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.now()
@@ -128,6 +145,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.pool.Put(ex)
 	ex.w.reset(w)
 	ex.upstreamDur, ex.errCategory, ex.client = 0, metrics.ErrorNone, httpapi.PeerAddr(r)
+	ex.identity, ex.tier = nil, ""
 
 	path := enforce.CleanPath(r.URL.Path)
 	if !p.gate.headerBytesOK(r) {
@@ -167,8 +185,8 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del("X-Api-Key")
 	}
 	stripApiwardenHeaders(r.Header)
-	setIdentityHeaders(r.Header, &d)
-	r.Header["X-Request-Id"] = []string{httpapi.RequestIDFrom(r.Context())}
+	// The forwarding path adds the identity headers (setUpstreamHeaders).
+	ex.identity, ex.tier = d.Identity, d.Tier
 	if path != r.URL.Path {
 		r.URL.Path, r.URL.RawPath = path, ""
 		uri = ""
