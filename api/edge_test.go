@@ -77,3 +77,50 @@ func TestConnectionHeaderCannotDropIdentityHeaders(t *testing.T) {
 		})
 	}
 }
+
+// apiwardenLookAlike reports whether a header name reads as one of
+// apiwarden's to a CGI/WSGI-style upstream (HTTP_X_APIWARDEN_…).
+func apiwardenLookAlike(name string) bool {
+	return strings.HasPrefix(strings.ReplaceAll(strings.ToLower(name), "_", "-"), "x-apiwarden-")
+}
+
+// Headers that an upstream reading HTTP_X_APIWARDEN_* takes for
+// apiwarden's own never reach it from the client.
+func TestLookAlikeIdentityHeadersAreStripped(t *testing.T) {
+	f := newGateFixture(t, gateConfig{})
+	spoofed := "X_Apiwarden_Owner: org_admin\r\nx_apiwarden_scopes: admin\r\nX-APIWARDEN_TIER: enterprise\r\n" +
+		"X_apiwarden-Key_Id: spoofed\r\nX-Apiwarden_Code: VALID\r\nX-Apiwarden-Owner: org_admin\r\n"
+	cases := []struct {
+		name, path, key string
+		want            map[string]string
+	}{
+		{"public route", "/public/x", "", map[string]string{"X-Apiwarden-Tier": "free"}},
+		{"protected route", "/api/forms/1", "basic", map[string]string{"X-Apiwarden-Key-Id": f.ids["basic"], "X-Apiwarden-Owner": "org_b",
+			"X-Apiwarden-Tier": "basic", "X-Apiwarden-Scopes": "forms:read"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			key := ""
+			if c.key != "" {
+				key = "X-API-Key: " + f.secrets[c.key] + "\r\n"
+			}
+			if status, body := dialRaw(t, f.proxy.URL).roundTrip("GET " + c.path + " HTTP/1.1\r\nHost: app.example\r\n" + key + spoofed + "\r\n"); status != 200 {
+				t.Fatalf("status %d %s", status, body)
+			}
+			got := map[string]string{}
+			for k, vs := range f.upstream.last().Header {
+				if apiwardenLookAlike(k) {
+					got[k] = strings.Join(vs, "|")
+				}
+			}
+			if len(got) != len(c.want) {
+				t.Fatalf("upstream received %v, want %v", got, c.want)
+			}
+			for k, v := range c.want {
+				if got[k] != v {
+					t.Fatalf("upstream received %v, want %v", got, c.want)
+				}
+			}
+		})
+	}
+}

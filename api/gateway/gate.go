@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -213,16 +212,6 @@ func setIdentityHeaders(h http.Header, id *keys.Identity, tier string) {
 	}
 	if tier != "" {
 		h["X-Apiwarden-Tier"] = []string{tier}
-	}
-}
-
-// stripApiwardenHeaders removes identity headers a client sent itself, so
-// that an upstream trusting them can never be fooled.
-func stripApiwardenHeaders(h http.Header) {
-	for k := range h {
-		if len(k) > 11 && strings.EqualFold(k[:11], "X-Apiwarden") {
-			delete(h, k)
-		}
 	}
 }
 

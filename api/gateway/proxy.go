@@ -184,7 +184,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case key != "" && d.Identity != nil:
 		r.Header.Del("X-Api-Key")
 	}
-	stripApiwardenHeaders(r.Header)
+	scrubHeaders(r.Header)
 	// The forwarding path adds the identity headers (setUpstreamHeaders).
 	ex.identity, ex.tier = d.Identity, d.Tier
 	if path != r.URL.Path {
