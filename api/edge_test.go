@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -46,6 +48,135 @@ func (c *rawConn) roundTrip(request string) (status int, body string) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, string(b)
+}
+
+// tunnelUpstream answers 101 to any Upgrade, as an h2c-capable app
+// server does, and then reads HTTP/1.1 requests on the switched
+// connection: each one it reads there reached the app past the gateway.
+type tunnelUpstream struct {
+	*httptest.Server
+	mu       sync.Mutex
+	tunneled []http.Header
+	plain    []http.Header
+}
+
+func newTunnelUpstream(t *testing.T) *tunnelUpstream {
+	u := &tunnelUpstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upgrade := r.Header.Get("Upgrade")
+		if upgrade == "" {
+			u.mu.Lock()
+			u.plain = append(u.plain, r.Header.Clone())
+			u.mu.Unlock()
+			io.WriteString(w, "plain")
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + upgrade + "\r\n\r\n")
+		rw.Flush()
+		for {
+			req, err := http.ReadRequest(rw.Reader)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			u.mu.Lock()
+			u.tunneled = append(u.tunneled, req.Header)
+			u.mu.Unlock()
+			rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ntunneled")
+			rw.Flush()
+		}
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *tunnelUpstream) counts() (tunneled, plain int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.tunneled), len(u.plain)
+}
+
+// An Upgrade other than websocket must not open a tunnel to the upstream:
+// every later request on a tunnel would skip the key, the limits and the
+// record, with forged identity headers intact.
+func TestUpgradeCannotTunnelPastTheGateway(t *testing.T) {
+	cases := []struct {
+		name, path, key, upgrade string
+		wantSwitch               bool
+	}{
+		{"h2c on a public route", "/public/x", "", "h2c", false},
+		{"h2c with a valid key", "/api/forms/1", "basic", "h2c", false},
+		{"h2c in capitals", "/public/x", "", "H2C", false},
+		{"websocket listed with h2c", "/public/x", "", "websocket, h2c", false},
+		{"another protocol", "/public/x", "", "TLS/1.2", false},
+		{"websocket without a key", "/api/forms/1", "", "websocket", false},
+		{"websocket, allowed", "/public/x", "", "websocket", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			up := newTunnelUpstream(t)
+			f := newGateFixture(t, gateConfig{upstreamURL: up.URL})
+			key := ""
+			if c.key != "" {
+				key = "X-API-Key: " + f.secrets[c.key] + "\r\n"
+			}
+			conn := dialRaw(t, f.proxy.URL)
+			status, _ := conn.roundTrip("GET " + c.path + " HTTP/1.1\r\nHost: app.example\r\n" + key +
+				"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: " + c.upgrade + "\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+			if c.wantSwitch {
+				if status != http.StatusSwitchingProtocols {
+					t.Fatalf("an allowed websocket upgrade answered %d", status)
+				}
+				return
+			}
+			if status == http.StatusSwitchingProtocols {
+				t.Errorf("the upgrade to %q was passed: 101", c.upgrade)
+			}
+			if status == 0 {
+				return // refused by closing: nothing more can be sent
+			}
+			passed := 0
+			for range 15 {
+				st, body := conn.roundTrip("GET /admin/x HTTP/1.1\r\nHost: app.example\r\nX-Apiwarden-Scopes: admin\r\n\r\n")
+				if st == 0 {
+					break
+				}
+				if st != http.StatusUnauthorized || body == "tunneled" {
+					passed++
+				}
+			}
+			tunneled, _ := up.counts()
+			if tunneled != 0 || passed != 0 {
+				t.Fatalf("%d of 15 keyless requests got past the gateway; the upstream read %d on the switched connection", passed, tunneled)
+			}
+		})
+	}
+}
+
+// An upstream that answers 101 to a request that asked for no upgrade
+// must not turn the pooled connection into a tunnel either.
+func TestUnaskedSwitchingProtocolsIsAnUpstreamError(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+		rw.Flush()
+		io.Copy(io.Discard, rw)
+	}))
+	defer up.Close()
+	f := newGateFixture(t, gateConfig{upstreamURL: up.URL})
+	status, _ := dialRaw(t, f.proxy.URL).roundTrip("GET /public/x HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	if status != http.StatusBadGateway {
+		t.Fatalf("an unasked-for 101 from the upstream answered %d, want 502", status)
+	}
 }
 
 // The identity headers apiwarden adds reach the upstream whatever the

@@ -127,7 +127,12 @@ func (p *proxy) send(ctx context.Context, pc *upstreamConn, r *http.Request, uri
 	var resp *http.Response
 	for {
 		resp, err = http.ReadResponse(pc.br, r)
-		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+		if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+			// The lean path never asks for an upgrade (see lean): a 101
+			// would turn the pooled connection into a tunnel.
+			err = errUnaskedUpgrade
+		}
+		if err != nil || resp.StatusCode >= 200 {
 			break
 		}
 	}

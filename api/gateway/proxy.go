@@ -253,6 +253,8 @@ func (p *proxy) answerUpstreamError(w http.ResponseWriter, r *http.Request, err 
 	case errors.As(err, &tooBig):
 		e = httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody)
 		category = metrics.ErrorClient
+	case errors.Is(err, errUnaskedUpgrade):
+		e = &httpapi.Error{Code: httpapi.CodeUpstreamUnreachable, Message: "the upstream answered with a protocol switch nobody asked for", Err: err}
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		category = metrics.ErrorClient

@@ -106,6 +106,10 @@ func (p *upstreamPool) put(pc *upstreamConn) {
 // Timeout() true, so the proxy answers 504.
 var errUpstreamHeaderTimeout = &timeoutError{"timeout awaiting response headers from the upstream"}
 
+// errUnaskedUpgrade is an upstream's 101 to a request that asked for no
+// upgrade; the proxy answers 502 and closes the connection.
+var errUnaskedUpgrade = errors.New("the upstream switched protocols without being asked to")
+
 type timeoutError struct{ msg string }
 
 func (e *timeoutError) Error() string   { return e.msg }
