@@ -2,10 +2,12 @@ package api_test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -255,3 +257,77 @@ func TestLookAlikeIdentityHeadersAreStripped(t *testing.T) {
 		})
 	}
 }
+
+// upstreamSaw reports whether a secret appears anywhere in what the
+// upstream received: the request line or any header.
+func upstreamSaw(r *http.Request, secret string) bool {
+	if strings.Contains(r.RequestURI, secret) || strings.Contains(r.URL.String(), secret) {
+		return true
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			if strings.Contains(k+": "+v, secret) {
+				return true
+			}
+			if b, ok := strings.CutPrefix(v, "Basic "); ok {
+				if up, err := base64.StdEncoding.DecodeString(b); err == nil && strings.Contains(string(up), secret) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// A live key never reaches the upstream: not on public or internal
+// routes, where no key was needed, nor in a second header or the query
+// beside the one the decision used.
+func TestLiveKeysNeverReachTheUpstream(t *testing.T) {
+	f := newGateFixture(t, gateConfig{trusted: []string{"127.0.0.1/32"}})
+	basic, big, revoked := f.secrets["basic"], f.secrets["big"], f.secrets["revoked"]
+	cases := []struct {
+		name, path string
+		headers    map[string]string
+		secrets    []string
+		keep       []string // what must still reach the upstream
+	}{
+		{"x-api-key on a public route", "/public/x", map[string]string{"X-API-Key": basic}, []string{basic}, nil},
+		{"bearer on an internal route", "/internal/x", map[string]string{"Authorization": "Bearer " + basic}, []string{basic}, nil},
+		{"query key on a public route", "/public/x?a=1&api_key=" + basic + "&b=2", nil, []string{basic}, []string{"a=1&b=2"}},
+		{"query key with a percent-encoded name", "/public/x?api%5Fkey=" + basic + "&b=2", nil, []string{basic}, []string{"b=2"}},
+		{"key as another query parameter", "/internal/x?token=" + basic, nil, []string{basic}, nil},
+		{"revoked key on a public route", "/public/x", map[string]string{"X-API-Key": revoked}, []string{revoked}, nil},
+		{"key in a custom header", "/public/x", map[string]string{"X-Custom-Token": basic, "X-Other": "kept"}, []string{basic}, []string{"kept"}},
+		{"key as a basic-auth user", "/public/x", map[string]string{"Authorization": "Basic " + base64Basic(basic+":")}, []string{basic}, nil},
+		{"key in a cookie", "/public/x", map[string]string{"Cookie": "theme=dark; token=" + big}, []string{big}, []string{"theme=dark"}},
+		{"key in the referer's query", "/public/x", map[string]string{"Referer": "http://app.example/export/all?api_key=" + big + "&format=csv"}, []string{big}, []string{"format=csv"}},
+		{"second key in bearer on a protected route", "/api/forms/1", map[string]string{"X-API-Key": basic, "Authorization": "Bearer " + big}, []string{basic, big}, nil},
+		{"second key in the query on a protected route", "/api/forms/1?api_key=" + big, map[string]string{"X-API-Key": basic}, []string{basic, big}, nil},
+		{"app's own bearer token is kept", "/api/forms/1", map[string]string{"X-API-Key": basic, "Authorization": "Bearer app-user-jwt"}, []string{basic}, []string{"Bearer app-user-jwt"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.headers == nil {
+				c.headers = map[string]string{}
+			}
+			c.headers["X-Forwarded-For"] = "192.0.2." + strconv.Itoa(i+1) // one address each: no per-IP limit
+			r := do(t, "GET", f.proxy.URL+c.path, c.headers, "")
+			if r.status != 200 {
+				t.Fatalf("status %d %s", r.status, r.body)
+			}
+			got := f.upstream.last()
+			for _, s := range c.secrets {
+				if upstreamSaw(got, s) {
+					t.Errorf("the upstream received a live key: %s %v", got.RequestURI, got.Header)
+				}
+			}
+			for _, s := range c.keep {
+				if !upstreamSaw(got, s) {
+					t.Errorf("%q did not reach the upstream: %s %v", s, got.RequestURI, got.Header)
+				}
+			}
+		})
+	}
+}
+
+func base64Basic(userPass string) string { return base64.StdEncoding.EncodeToString([]byte(userPass)) }

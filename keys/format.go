@@ -60,6 +60,12 @@ func appendChecksum(dst []byte, sum uint32) []byte {
 	return append(dst, digits[:]...)
 }
 
+// LooksLikeKey reports whether s has the shape of a key of any prefix
+// ("<prefix>_<body>") and its checksum matches: what a secret scanner
+// flags, and what the proxy keeps from the upstream. It neither looks the
+// key up nor allocates, so callers can test every header value with it.
+func LooksLikeKey(s string) bool { return wellFormed(s) }
+
 // wellFormed reports whether s looks like a key and its checksum matches.
 // It allocates nothing, so rejecting noise is cheap.
 func wellFormed(s string) bool {

@@ -159,7 +159,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.finish(ex, r, start, &enforce.Decision{}, path)
 		return
 	}
-	key, fromAuthorization := presentedKey(r.Header)
+	key, _ := presentedKey(r.Header)
 	f := newFacts(key, r.Method, routePath, r.URL.RawQuery, r.Header.Get("Origin"),
 		p.gate.Trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For")))
 	ex.client = f.ClientIP
@@ -171,22 +171,15 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// The upstream sees who the caller is, never the key.
-	uri := r.RequestURI
-	switch {
-	case d.UsedQueryKey:
-		q := r.URL.Query()
-		q.Del("api_key")
-		r.URL.RawQuery = q.Encode()
-		uri = ""
-	case key != "" && fromAuthorization && d.Identity != nil:
-		r.Header.Del("Authorization")
-	case key != "" && d.Identity != nil:
-		r.Header.Del("X-Api-Key")
-	}
-	scrubHeaders(r.Header)
-	// The forwarding path adds the identity headers (setUpstreamHeaders).
+	// The upstream sees who the caller is, never a key: the forwarding
+	// path adds the identity headers (setUpstreamHeaders).
 	ex.identity, ex.tier = d.Identity, d.Tier
+	scrubHeaders(r.Header)
+	uri := r.RequestURI
+	if q, changed := scrubQuery(r.URL.RawQuery); changed {
+		r.URL.RawQuery, r.URL.ForceQuery = q, false
+		uri = ""
+	}
 	if path != r.URL.Path {
 		r.URL.Path, r.URL.RawPath = path, ""
 		uri = ""

@@ -1,9 +1,84 @@
 package gateway
 
 import (
+	"encoding/base64"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/apiwarden/apiwarden/keys"
 )
+
+// sampleKey has a key's shape and a matching checksum (keys.LooksLikeKey).
+const sampleKey = "wsk_0szFgYdSmloyEYeF8nGoeGY0Od59lV2vssa1"
+
+func TestSampleKeyLooksLikeAKey(t *testing.T) {
+	if !keys.LooksLikeKey(sampleKey) || keys.LooksLikeKey(sampleKey[:len(sampleKey)-1]+"2") {
+		t.Fatal("sampleKey must pass the format check, and only with its own checksum")
+	}
+}
+
+func TestScrubQuery(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"", ""},
+		{"a=1&b=2", "a=1&b=2"},
+		{"api_key=" + sampleKey, ""},
+		{"a=1&api_key=x&b=2", "a=1&b=2"},
+		{"API_KEY=x;a=1", "a=1"},
+		{"a=1;api%5Fkey=x&b", "a=1&b"},
+		{"token=" + sampleKey + "&a=1", "a=1"},
+		{"token=" + strings.Replace(sampleKey, "_", "%5F", 1), ""},
+		{"a=%zz&api_key", "a=%zz"},
+		{"a=1&&b=2", "a=1&&b=2"},
+	}
+	for _, c := range cases {
+		got, changed := scrubQuery(c.in)
+		if got != c.want || changed != (c.in != c.want) {
+			t.Errorf("scrubQuery(%q) = %q, %v; want %q", c.in, got, changed, c.want)
+		}
+	}
+}
+
+func TestScrubCookies(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"theme=dark", "theme=dark"},
+		{"token=" + sampleKey + ";theme=dark", "theme=dark"},
+		{`token="` + sampleKey + `"`, ""},
+	}
+	for _, c := range cases {
+		got, changed := scrubCookies(c.in)
+		if got != c.want || changed != (c.in != c.want) {
+			t.Errorf("scrubCookies(%q) = %q, %v; want %q", c.in, got, changed, c.want)
+		}
+	}
+}
+
+func TestCarriesKey(t *testing.T) {
+	basic := func(s string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(s)) }
+	cases := []struct {
+		value string
+		want  bool
+	}{
+		{sampleKey, true},
+		{"  " + sampleKey + " ", true},
+		{"Bearer " + sampleKey, true},
+		{"bearer   " + sampleKey, true},
+		{"Token " + sampleKey, true},
+		{basic(sampleKey + ":"), true},
+		{basic("user:" + sampleKey), true},
+		{basic("user:password"), false},
+		{"Basic !!!", false},
+		{"Bearer app-user-jwt", false},
+		{sampleKey[:len(sampleKey)-1], false},
+		{"Mozilla/5.0 (X11; Linux x86_64)", false},
+	}
+	for _, c := range cases {
+		if got := carriesKey(c.value); got != c.want {
+			t.Errorf("carriesKey(%q) = %v, want %v", c.value, got, c.want)
+		}
+	}
+}
 
 func TestApiwardenHeader(t *testing.T) {
 	for name, want := range map[string]bool{
@@ -39,4 +114,118 @@ func TestScrubHeadersUpgrade(t *testing.T) {
 			t.Errorf("Upgrade %q: HTTP2-Settings kept %v", c.upgrade, ok)
 		}
 	}
+}
+
+// The common request, with nothing to scrub or only its key header to
+// drop, costs no allocation.
+func TestScrubbingTheCommonRequestAllocatesNothing(t *testing.T) {
+	h := http.Header{"Accept": {"*/*"}, "User-Agent": {"Mozilla/5.0 (X11; Linux x86_64)"}, "Cookie": {"theme=dark; lang=en"},
+		"Referer": {"https://app.example/page?x=1"}, "Authorization": {"Bearer app-user-jwt"}}
+	keyValue := []string{sampleKey}
+	if n := testing.AllocsPerRun(100, func() {
+		h["X-Api-Key"] = keyValue
+		scrubHeaders(h)
+		scrubQuery("a=1&b=2")
+	}); n != 0 || h["X-Api-Key"] != nil || len(h) != 5 {
+		t.Fatalf("%v allocations; headers left %v", n, h)
+	}
+}
+
+func TestScrubValuesKeepsTheOthers(t *testing.T) {
+	values := []string{"a", sampleKey, "b", "Bearer " + sampleKey}
+	h := http.Header{"X-List": values}
+	scrubHeaders(h)
+	if got := h["X-List"]; !slices.Equal(got, []string{"a", "b"}) || values[1] != sampleKey {
+		t.Fatalf("X-List %q (the original slice now %q)", got, values)
+	}
+}
+
+// queryParts splits a query as scrubQuery does, leaving out empty parts.
+func queryParts(q string) []string {
+	return slices.DeleteFunc(strings.FieldsFunc(q, func(r rune) bool { return r == '&' || r == ';' }), func(s string) bool { return s == "" })
+}
+
+// FuzzScrubQuery: what is left has no key parameter, keeps every other
+// parameter in order, and scrubbing it again changes nothing.
+// Seeds: testdata/fuzz/FuzzScrubQuery.
+func FuzzScrubQuery(f *testing.F) {
+	f.Add("a=1&api_key=" + sampleKey + ";b=2")
+	f.Fuzz(func(t *testing.T, q string) {
+		clean, changed := scrubQuery(q)
+		if !changed && clean != q {
+			t.Fatalf("unchanged, but %q became %q", q, clean)
+		}
+		want := slices.DeleteFunc(queryParts(q), dropParam)
+		if got := queryParts(clean); !slices.Equal(got, want) {
+			t.Fatalf("%q became %q: parameters %q, want %q", q, clean, got, want)
+		}
+		if again, changed := scrubQuery(clean); changed {
+			t.Fatalf("%q scrubbed twice: %q, then %q", q, clean, again)
+		}
+	})
+}
+
+// cookieParts splits a Cookie header as scrubCookies does.
+func cookieParts(v string) []string {
+	var parts []string
+	for _, p := range strings.Split(v, ";") {
+		if p = strings.TrimSpace(p); p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return parts
+}
+
+// FuzzScrubCookies: what is left has no key,
+// keeps every other cookie in order, and scrubbing it again changes
+// nothing. Seeds: testdata/fuzz/FuzzScrubCookies.
+func FuzzScrubCookies(f *testing.F) {
+	f.Add("theme=dark; token=" + sampleKey)
+	f.Fuzz(func(t *testing.T, v string) {
+		clean, changed := scrubCookies(v)
+		if !changed {
+			if clean != v {
+				t.Fatalf("unchanged, but %q became %q", v, clean)
+			}
+			return
+		}
+		want := slices.DeleteFunc(cookieParts(v), dropCookie)
+		if got := cookieParts(clean); !slices.Equal(got, want) {
+			t.Fatalf("%q became %q: cookies %q, want %q", v, clean, got, want)
+		}
+		if again, changed := scrubCookies(clean); changed {
+			t.Fatalf("%q scrubbed twice: %q, then %q", v, clean, again)
+		}
+	})
+}
+
+// FuzzScrubHeaders: after scrubbing, no header reads as apiwarden's, no
+// value carries a key, and a second scrub changes nothing.
+// Seeds: testdata/fuzz/FuzzScrubHeaders.
+func FuzzScrubHeaders(f *testing.F) {
+	f.Add("Authorization", "Bearer "+sampleKey)
+	f.Fuzz(func(t *testing.T, name, value string) {
+		h := http.Header{name: {value, "kept"}, "Referer": {value}, "Cookie": {value}}
+		scrubHeaders(h)
+		for k, vs := range h {
+			if apiwardenHeader(k) {
+				t.Fatalf("%s survived", k)
+			}
+			for _, v := range vs {
+				if carriesKey(v) {
+					t.Fatalf("%s: %q survived", k, v)
+				}
+			}
+		}
+		again := h.Clone()
+		scrubHeaders(again)
+		if len(again) != len(h) {
+			t.Fatalf("a second scrub changed %v into %v", h, again)
+		}
+		for k, vs := range h {
+			if !slices.Equal(again[k], vs) {
+				t.Fatalf("a second scrub changed %v into %v", h, again)
+			}
+		}
+	})
 }
