@@ -258,6 +258,74 @@ func TestLookAlikeIdentityHeadersAreStripped(t *testing.T) {
 	}
 }
 
+// dashboardLogin logs in on the admin listener and returns the session
+// cookie it set; behindTLS says the request came through a TLS proxy.
+func dashboardLogin(t *testing.T, adminURL string, behindTLS bool) *http.Cookie {
+	t.Helper()
+	req, _ := http.NewRequest("POST", adminURL+"/admin/v1/session", strings.NewReader(`{"token":"`+adminToken+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if behindTLS {
+		req.Header.Set("X-Forwarded-Proto", "https")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || len(resp.Cookies()) != 1 {
+		t.Fatalf("login: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	return resp.Cookies()[0]
+}
+
+// The dashboard's session cookie is scoped to the host, not the port, so
+// the browser sends it to the proxied app too: apiwarden takes it out of
+// every proxied request and leaves the app's own cookies alone.
+func TestSessionCookieNeverReachesTheApp(t *testing.T) {
+	// Each request comes from its own address (through a trusted proxy),
+	// so the public routes' per-IP limit stays out of the way.
+	f := newGateFixture(t, gateConfig{trusted: []string{"127.0.0.1/32"}})
+	client := 0
+	plain := dashboardLogin(t, f.admin.URL, false)
+	secure := dashboardLogin(t, f.admin.URL, true)
+	if !strings.HasPrefix(secure.Name, "__Host-") || !secure.Secure || secure.Path != "/" || secure.Domain != "" {
+		t.Errorf("session cookie behind TLS %+v: want a __Host- name, Secure, Path=/ and no Domain", secure)
+	}
+	// The __Host- session works for the admin API behind TLS.
+	req, _ := http.NewRequest("GET", f.admin.URL+"/admin/v1/keys", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.AddCookie(&http.Cookie{Name: secure.Name, Value: secure.Value})
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("admin call with the secure session: %v %v", resp, err)
+	}
+	for _, path := range []string{"/public/x", "/internal/x", "/api/forms/1"} {
+		for _, c := range []*http.Cookie{plain, secure} {
+			cookie := "theme=dark; " + c.Name + "=" + c.Value + "; lang=en"
+			client++
+			r := do(t, "GET", f.proxy.URL+path, map[string]string{"Cookie": cookie, "X-API-Key": f.secrets["big"],
+				"X-Forwarded-For": "192.0.2." + strconv.Itoa(client)}, "")
+			if r.status != 200 {
+				t.Fatalf("%s: status %d %s", path, r.status, r.body)
+			}
+			got := f.upstream.last().Header.Values("Cookie")
+			joined := strings.Join(got, "; ")
+			if strings.Contains(joined, c.Value) || strings.Contains(joined, "apiwarden_session") {
+				t.Errorf("%s: the app received the session cookie %s: %q", path, c.Name, got)
+			}
+			if !strings.Contains(joined, "theme=dark") || !strings.Contains(joined, "lang=en") {
+				t.Errorf("%s: the app's own cookies were lost: %q", path, got)
+			}
+		}
+	}
+	// A request whose only cookie is the session carries no Cookie header.
+	if r := do(t, "GET", f.proxy.URL+"/public/x", map[string]string{"Cookie": plain.Name + "=" + plain.Value, "X-Forwarded-For": "192.0.2.100"}, ""); r.status != 200 {
+		t.Fatalf("status %d %s", r.status, r.body)
+	}
+	if got := f.upstream.last().Header.Values("Cookie"); len(got) != 0 {
+		t.Errorf("the app received Cookie %q", got)
+	}
+}
+
 // upstreamSaw reports whether a secret appears anywhere in what the
 // upstream received: the request line or any header.
 func upstreamSaw(r *http.Request, secret string) bool {

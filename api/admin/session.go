@@ -22,8 +22,13 @@ import (
 // every POST, PATCH and DELETE. Sessions live in memory: a restart logs
 // everyone out, which is the safe way round.
 
-// SessionCookie is the name of the dashboard's session cookie.
-const SessionCookie = "apiwarden_session"
+// SessionCookie is the name of the dashboard's session cookie over plain
+// HTTP; over HTTPS it is SecureSessionCookie (see httpapi.SessionCookie).
+const SessionCookie = httpapi.SessionCookie
+
+// SecureSessionCookie is the name of the dashboard's session cookie over
+// HTTPS: a __Host- cookie, which only this host can set.
+const SecureSessionCookie = httpapi.SecureSessionCookie
 
 // CSRFHeader carries the session's CSRF token on state-changing calls.
 const CSRFHeader = "X-CSRF-Token"
@@ -140,9 +145,23 @@ func (t *sessions) evictOneLocked() {
 	delete(t.byID, oldest)
 }
 
-// sessionCookie returns the request's session cookie value, if any.
+// sessionCookieName is the session cookie's name for the way the browser
+// reached us: the __Host- name over HTTPS only. A __Host- cookie must be
+// Secure, and browsers refuse a Secure cookie from a plain-HTTP page
+// (Chromium excepts loopback addresses), so a dashboard opened as
+// http://10.0.0.5:8081 could not log in with it.
+func sessionCookieName(r *http.Request) string {
+	if overTLS(r) {
+		return SecureSessionCookie
+	}
+	return SessionCookie
+}
+
+// sessionCookie returns the request's session cookie value, if any. Over
+// HTTPS only the __Host- cookie counts, so one that another host set in
+// its place under the plain name is never read.
 func sessionCookie(r *http.Request) (string, bool) {
-	c, err := r.Cookie(SessionCookie)
+	c, err := r.Cookie(sessionCookieName(r))
 	if err != nil || c.Value == "" {
 		return "", false
 	}
@@ -227,7 +246,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 	}
 	id, sess := s.sessions.create()
 	http.SetCookie(w, &http.Cookie{
-		Name:     SessionCookie,
+		Name:     sessionCookieName(r),
 		Value:    id,
 		Path:     "/",
 		Expires:  sess.expires,
@@ -267,7 +286,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 		s.sessions.end(id)
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
+		Name: sessionCookieName(r), Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: overTLS(r), SameSite: http.SameSiteStrictMode,
 	})
 	w.Header().Set("Cache-Control", "no-store")

@@ -6,22 +6,24 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/apiwarden/apiwarden/api/httpapi"
 	"github.com/apiwarden/apiwarden/keys"
 )
 
 // What of a client's request never reaches the upstream, whatever the
 // route and the decision: headers that read as apiwarden's own, apiwarden
-// keys wherever a header or the query carries one, and an Upgrade to
-// anything but WebSocket. The common request has none of these but its
-// key header, and scrubbing it allocates nothing.
+// keys wherever a header or the query carries one, the dashboard's
+// session cookie, and an Upgrade to anything but WebSocket. The common
+// request carries none of these but its key header, and scrubbing it
+// allocates nothing.
 
 // scrubHeaders removes from h, in one pass over it:
 //   - every header whose name starts with X-Apiwarden in any case, with
 //     '_' read as '-': CGI and WSGI upstreams read X_Apiwarden_Owner as
 //     HTTP_X_APIWARDEN_OWNER, the header apiwarden sets;
 //   - every value that is a key (see carriesKey), in any header;
-//   - from Cookie, cookies whose value is a key; from Referer, key
-//     parameters of its query;
+//   - from Cookie, the dashboard's session cookie and cookies whose value
+//     is a key; from Referer, key parameters of its query;
 //   - Upgrade and HTTP2-Settings unless the request is a WebSocket
 //     handshake: after a 101 the upstream would read every later request
 //     on the connection directly, undecided and unrecorded.
@@ -144,8 +146,9 @@ func basicCarriesKey(credentials string) bool {
 	return keys.LooksLikeKey(user) || keys.LooksLikeKey(password)
 }
 
-// scrubCookies removes from a Cookie header value any cookie whose value
-// is a key, and keeps the others in order. changed is false, and nothing is
+// scrubCookies removes from a Cookie header value the dashboard's session
+// cookie (under either of its names) and any cookie whose value is a key,
+// and keeps the others in order. changed is false, and nothing is
 // allocated, when there is nothing to remove.
 func scrubCookies(v string) (clean string, changed bool) {
 	if !anyPart(v, ';', dropCookie) {
@@ -172,9 +175,13 @@ func dropCookie(pair string) bool {
 	if carriesKey(pair) {
 		return true
 	}
-	_, value, ok := strings.Cut(pair, "=")
+	name, value, ok := strings.Cut(pair, "=")
 	if !ok {
 		return false
+	}
+	name = strings.TrimSpace(name)
+	if name == httpapi.SessionCookie || name == httpapi.SecureSessionCookie {
+		return true
 	}
 	return carriesKey(strings.Trim(strings.TrimSpace(value), `"`))
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apiwarden/apiwarden/api/httpapi"
 	"github.com/apiwarden/apiwarden/keys"
 )
 
@@ -43,8 +44,11 @@ func TestScrubQuery(t *testing.T) {
 func TestScrubCookies(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"theme=dark", "theme=dark"},
+		{"theme=dark; " + httpapi.SessionCookie + "=s; lang=en", "theme=dark; lang=en"},
+		{httpapi.SecureSessionCookie + "=s", ""},
 		{"token=" + sampleKey + ";theme=dark", "theme=dark"},
 		{`token="` + sampleKey + `"`, ""},
+		{"xapiwarden_session=s", "xapiwarden_session=s"},
 	}
 	for _, c := range cases {
 		got, changed := scrubCookies(c.in)
@@ -176,11 +180,11 @@ func cookieParts(v string) []string {
 	return parts
 }
 
-// FuzzScrubCookies: what is left has no key,
+// FuzzScrubCookies: what is left has no session cookie and no key,
 // keeps every other cookie in order, and scrubbing it again changes
 // nothing. Seeds: testdata/fuzz/FuzzScrubCookies.
 func FuzzScrubCookies(f *testing.F) {
-	f.Add("theme=dark; token=" + sampleKey)
+	f.Add("theme=dark; " + httpapi.SessionCookie + "=s; token=" + sampleKey)
 	f.Fuzz(func(t *testing.T, v string) {
 		clean, changed := scrubCookies(v)
 		if !changed {
