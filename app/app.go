@@ -284,6 +284,10 @@ func (a *App) newAPI(version string) error {
 			MetricsToken: cfg.Security.MetricsToken.Value(),
 			ReadyChecks:  a.readyChecks(),
 			Version:      version,
+
+			// Wrong admin tokens per client, answered 429 past the limit.
+			AuthFailureLimit:  authFailureLimit(cfg),
+			AuthFailureWindow: cfg.Security.AuthFailureWindow.D(),
 		},
 		SharedListener: a.shared(),
 		Now:            a.now,

@@ -137,6 +137,15 @@ func TrustedProxies(cfg *config.Config) (enforce.TrustedProxies, error) {
 	return out, nil
 }
 
+// authFailureLimit is security.auth_failure_limit as admin.Options
+// reads it: there 0 is the default and a negative limit is off.
+func authFailureLimit(cfg *config.Config) int {
+	if cfg.Security.AuthFailureLimit == 0 {
+		return -1
+	}
+	return cfg.Security.AuthFailureLimit
+}
+
 // Upstream parses proxy.upstream; nil when proxy mode is off.
 func Upstream(cfg *config.Config) (*url.URL, error) {
 	if cfg.Proxy.Upstream == "" {

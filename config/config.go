@@ -64,6 +64,11 @@ type Security struct {
 	// bearer token: authorization.credentials in the scrape config).
 	MetricsToken Secret `toml:"metrics_token"`
 	KeyPrefix    string `toml:"key_prefix"`
+	// Past AuthFailureLimit wrong admin tokens from one client within
+	// AuthFailureWindow, further wrong ones are answered 429 until the
+	// window ends; the right token always works. 0 turns this off.
+	AuthFailureLimit  int      `toml:"auth_failure_limit"`
+	AuthFailureWindow Duration `toml:"auth_failure_window"`
 }
 
 // Proxy configures the sidecar reverse proxy on Server.Listen.
@@ -238,6 +243,9 @@ func Default() *Config {
 			AdminToken: "env:APIWARDEN_ADMIN_TOKEN",
 			KeySecret:  "env:APIWARDEN_KEY_SECRET",
 			KeyPrefix:  "wsk",
+
+			AuthFailureLimit:  20,
+			AuthFailureWindow: Duration(5 * time.Minute),
 		},
 		Proxy: Proxy{
 			DialTimeout:           Duration(5 * time.Second),

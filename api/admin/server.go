@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -72,9 +73,10 @@ type Options struct {
 	// Dashboard configures the /ui/ dashboard's login sessions
 	// (dashboard.session_ttl).
 	Dashboard DashboardOptions
-	// AuthFailureLimit wrong admin tokens from one client address within
-	// AuthFailureWindow lock the address out until the window ends;
-	// 0 means DefaultAuthFailureLimit, negative turns the throttle off.
+	// Past AuthFailureLimit wrong admin tokens from one client within
+	// AuthFailureWindow, further wrong ones are answered 429 until the
+	// window ends; the right token always passes. 0 means
+	// DefaultAuthFailureLimit, negative turns the throttle off.
 	AuthFailureLimit  int
 	AuthFailureWindow time.Duration
 }
@@ -201,21 +203,27 @@ func (s *Server) authorizeAdmin(r *http.Request) *httpapi.Error {
 }
 
 // checkAdminToken compares a presented admin token in constant time (both
-// sides hashed, so not even its length leaks) and throttles addresses
-// that keep presenting wrong ones.
+// sides hashed, so not even its length leaks). The right token always
+// passes; a wrong one is 401, or 429 once its client network has sent
+// too many (see authThrottle).
 func (s *Server) checkAdminToken(r *http.Request, token string) *httpapi.Error {
-	ip := s.trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For"))
-	if wait, blocked := s.throttle.blocked(ip); blocked {
-		return &httpapi.Error{Code: httpapi.CodeTooManyAttempts, Message: fmt.Sprintf("too many wrong admin tokens from this address; try again in %d seconds",
-			int(wait.Seconds())+1)}
-	}
 	got := sha256.Sum256([]byte(token))
-	if subtle.ConstantTimeCompare(got[:], s.adminTokenHash[:]) != 1 {
-		s.throttle.failed(ip)
+	if subtle.ConstantTimeCompare(got[:], s.adminTokenHash[:]) == 1 {
+		return nil
+	}
+	ip := s.trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For"))
+	client := netip.PrefixFrom(ip, ip.BitLen())
+	f := s.throttle.failed(client)
+	if !f.over {
 		return httpapi.Errorf(httpapi.CodeUnauthorized, "the admin token is not valid")
 	}
-	s.throttle.succeeded(ip)
-	return nil
+	if f.firstOver {
+		s.log.Warn("wrong admin tokens keep coming from one client: answering them 429 until the window ends; the right token still works",
+			"client", client.String(), "retry_after", f.retryAfter.Round(time.Second).String())
+	}
+	wait := max(int((f.retryAfter+time.Second-1)/time.Second), 1) // whole seconds, rounded up
+	return &httpapi.Error{Code: httpapi.CodeTooManyAttempts, RetryAfter: wait,
+		Message: fmt.Sprintf("the admin token is not valid, and too many wrong ones came from this address; wait %d seconds before trying again", wait)}
 }
 
 // actor names who made an admin change, for audit events. Scripts may add
