@@ -288,6 +288,7 @@ func (a *App) newAPI(version string) error {
 			// Wrong admin tokens per client, answered 429 past the limit.
 			AuthFailureLimit:  authFailureLimit(cfg),
 			AuthFailureWindow: cfg.Security.AuthFailureWindow.D(),
+			IPv6Prefix:        cfg.Server.ClientIPv6Prefix,
 		},
 		SharedListener: a.shared(),
 		Now:            a.now,
@@ -409,6 +410,9 @@ func (a *App) Reload(cfg *config.Config) error {
 		return err
 	}
 	a.limits.SetCalendar(calendar)
+	// server.client_ipv6_prefix is read at start, like the rest of
+	// [server] (the admin-token throttle has it too): keep the running one.
+	policy.IPv6Prefix = a.engine.Policy().IPv6Prefix
 	a.engine.SetPolicy(policy)
 	a.keys.SetPolicy(KeyPolicy(cfg))
 	for _, name := range restartOnly(a.cfg, cfg) {

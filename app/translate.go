@@ -93,7 +93,8 @@ func EnforcePolicy(cfg *config.Config) (enforce.Policy, error) {
 	if err != nil {
 		return enforce.Policy{}, err
 	}
-	return enforce.Policy{Routes: routes, PublicTier: publicTier(cfg), StrictestTier: strictestTier(cfg)}, nil
+	return enforce.Policy{Routes: routes, PublicTier: publicTier(cfg), StrictestTier: strictestTier(cfg),
+		IPv6Prefix: cfg.Server.ClientIPv6Prefix}, nil
 }
 
 // publicTier limits client IPs on public routes: "free" when it exists,

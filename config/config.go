@@ -31,7 +31,11 @@ type Server struct {
 	DataDir     string `toml:"data_dir"`
 	// TrustedProxies may set X-Forwarded-For; CIDRs or single addresses.
 	TrustedProxies []string `toml:"trusted_proxies"`
-	Timezone       string   `toml:"timezone"`
+	// ClientIPv6Prefix is how many leading bits of an IPv6 address name
+	// one client, for per-IP limits on public routes and the admin-token
+	// throttle; IPv4 addresses count one by one.
+	ClientIPv6Prefix int    `toml:"client_ipv6_prefix"`
+	Timezone         string `toml:"timezone"`
 	// AuthorizeRateLimitedStatus is the status /v1/authorize answers a
 	// rate-limited request with: 429, or 403 for nginx auth_request, which
 	// turns anything but 401/403 into a 500.
@@ -228,6 +232,7 @@ func Default() *Config {
 			AdminListen:                "127.0.0.1:8081",
 			DataDir:                    "./data",
 			TrustedProxies:             []string{"127.0.0.1/32", "::1/128"},
+			ClientIPv6Prefix:           64,
 			Timezone:                   "UTC",
 			AuthorizeRateLimitedStatus: 429,
 			MaxHeaderBytes:             32 << 10,

@@ -56,6 +56,9 @@ func (c *Config) validateServer(pl *problemList) {
 			pl.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
 		}
 	}
+	if s.ClientIPv6Prefix < 32 || s.ClientIPv6Prefix > 128 {
+		pl.add("server.client_ipv6_prefix", "must be 32 to 128 (bits of an IPv6 address that name one client), got %d", s.ClientIPv6Prefix)
+	}
 	if _, err := time.LoadLocation(s.Timezone); err != nil || s.Timezone == "" {
 		pl.add("server.timezone", "must be an IANA time zone such as \"UTC\" or \"Europe/Berlin\", got %q", s.Timezone)
 	}

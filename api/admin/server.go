@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -79,6 +78,9 @@ type Options struct {
 	// DefaultAuthFailureLimit, negative turns the throttle off.
 	AuthFailureLimit  int
 	AuthFailureWindow time.Duration
+	// IPv6Prefix groups IPv6 clients by network for that count (see
+	// enforce.ClientNetwork); 0 means enforce.DefaultIPv6Prefix.
+	IPv6Prefix int
 }
 
 // Server holds the handlers. Build it with New; serve AdminHandler on
@@ -96,8 +98,9 @@ type Server struct {
 	analytics *analyticsAPI
 	checks    []ReadyCheck
 
-	sessions *sessions     // the dashboard's logins
-	throttle *authThrottle // wrong admin tokens per client address
+	sessions   *sessions     // the dashboard's logins
+	throttle   *authThrottle // wrong admin tokens per client network
+	ipv6Prefix int           // bits of an IPv6 address that name one client
 
 	adminTokenSet  bool
 	adminTokenHash [32]byte
@@ -134,6 +137,7 @@ func New(opts Options) *Server {
 	s.checks = opts.ReadyChecks
 	s.sessions = newSessions(opts.Dashboard, opts.Now)
 	s.throttle = newAuthThrottle(opts.AuthFailureLimit, opts.AuthFailureWindow, opts.Now)
+	s.ipv6Prefix = opts.IPv6Prefix
 	s.routes = append(s.adminRoutes(), s.dashboardRoutes()...)
 	if opts.Metrics != nil {
 		h, want := opts.Metrics, sha256.Sum256([]byte(opts.MetricsToken))
@@ -211,8 +215,7 @@ func (s *Server) checkAdminToken(r *http.Request, token string) *httpapi.Error {
 	if subtle.ConstantTimeCompare(got[:], s.adminTokenHash[:]) == 1 {
 		return nil
 	}
-	ip := s.trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For"))
-	client := netip.PrefixFrom(ip, ip.BitLen())
+	client := enforce.ClientNetwork(s.trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For")), s.ipv6Prefix)
 	f := s.throttle.failed(client)
 	if !f.over {
 		return httpapi.Errorf(httpapi.CodeUnauthorized, "the admin token is not valid")
