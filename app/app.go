@@ -472,6 +472,7 @@ func (a *App) newAlerts() error {
 		History:        a.analytics,
 		Quotas:         quotaSource{limits: a.limits, keys: a.keys, fraction: func() float64 { return lowestQuotaThreshold(a.alerts.Rules()) }},
 		Calendar:       calendarSource{a.limits},
+		Keys:           keyDirectory{a.keys},
 		Location:       a.calendar.Location(), // server.timezone needs a restart, like the evaluator
 		Notify:         a.notify,
 		Interval:       a.cfg.Alerts.EvaluationInterval.D(),
