@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,26 +11,9 @@ import (
 // testAdminToken is long enough for config validation's minimum.
 const testAdminToken = "app-test-admin-token-0123456789"
 
-// adminCall sends one request to the admin listener with a bearer token.
-func adminCall(t *testing.T, method, url, token, body string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+// bearer is the header that presents token.
+func bearer(token string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + token}
 }
 
 // Someone sharing the admins' address (one NAT, one corporate proxy)
@@ -42,25 +24,26 @@ func TestWrongAdminTokensDoNotLockOutTheRightOne(t *testing.T) {
 	base := "http://" + a.AdminAddr()
 	var refused int
 	for i := range 30 {
-		resp, body := adminCall(t, "GET", base+"/admin/v1/keys", "wrong-token-"+strings.Repeat("x", i), "")
-		switch resp.StatusCode {
+		r := call(t, "GET", base+"/admin/v1/keys", bearer("wrong-token-"+strings.Repeat("x", i)), "")
+		switch r.status {
 		case http.StatusUnauthorized:
 		case http.StatusTooManyRequests:
 			refused++
-			if resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "TOO_MANY_ATTEMPTS") {
-				t.Fatalf("wrong token %d: 429 without Retry-After or code: %v %s", i, resp.Header, body)
+			if r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "TOO_MANY_ATTEMPTS") {
+				t.Fatalf("wrong token %d: 429 without Retry-After or code: %v %s", i, r.header, r.body)
 			}
 		default:
-			t.Fatalf("wrong token %d: %d %s", i, resp.StatusCode, body)
+			t.Fatalf("wrong token %d: %d %s", i, r.status, r.body)
 		}
 	}
 	if refused == 0 {
 		t.Errorf("30 wrong tokens from one address were all answered 401: nothing slows guessing")
 	}
-	if resp, body := adminCall(t, "GET", base+"/admin/v1/keys", testAdminToken, ""); resp.StatusCode != http.StatusOK {
-		t.Fatalf("the right token after others' wrong ones: %d %s", resp.StatusCode, body)
+	if r := call(t, "GET", base+"/admin/v1/keys", bearer(testAdminToken), ""); r.status != http.StatusOK {
+		t.Fatalf("the right token after others' wrong ones: %d %s", r.status, r.body)
 	}
-	if resp, body := adminCall(t, "POST", base+"/admin/v1/session", "", `{"token":"`+testAdminToken+`"}`); resp.StatusCode != http.StatusCreated {
-		t.Fatalf("dashboard login with the right token after others' wrong ones: %d %s", resp.StatusCode, body)
+	login := call(t, "POST", base+"/admin/v1/session", map[string]string{"Content-Type": "application/json"}, `{"token":"`+testAdminToken+`"}`)
+	if login.status != http.StatusCreated {
+		t.Fatalf("dashboard login with the right token after others' wrong ones: %d %s", login.status, login.body)
 	}
 }

@@ -33,40 +33,25 @@ func TestOneIPv6NetworkSharesItsLimits(t *testing.T) {
 
 	statuses := map[int]int{}
 	for i := range 30 {
-		req, _ := http.NewRequest("GET", "http://"+a.Addr()+"/public/x", nil)
-		req.Header.Set("X-Forwarded-For", fmt.Sprintf("2001:db8:1:2::%x", i+1))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		statuses[resp.StatusCode]++
+		r := call(t, "GET", "http://"+a.Addr()+"/public/x", map[string]string{"X-Forwarded-For": fmt.Sprintf("2001:db8:1:2::%x", i+1)}, "")
+		statuses[r.status]++
 	}
 	if statuses[200] != 10 || statuses[429] != 20 || reached.Load() != 10 {
 		t.Errorf("30 requests from 30 addresses of one /64: statuses %v, %d reached the app; want 10 passed, 20 limited",
 			statuses, reached.Load())
 	}
-	req, _ := http.NewRequest("GET", "http://"+a.Addr()+"/public/x", nil)
-	req.Header.Set("X-Forwarded-For", "2001:db8:1:3::1")
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("the next /64 is another client: %v %v", resp.Status, err)
+	if r := call(t, "GET", "http://"+a.Addr()+"/public/x", map[string]string{"X-Forwarded-For": "2001:db8:1:3::1"}, ""); r.status != 200 {
+		t.Fatalf("the next /64 is another client: %d %s", r.status, r.body)
 	}
 
 	statuses = map[int]int{}
 	for i := range 30 {
-		req, _ := http.NewRequest("GET", "http://"+a.AdminAddr()+"/admin/v1/keys", nil)
-		req.Header.Set("Authorization", "Bearer wrong-admin-token")
-		req.Header.Set("X-Forwarded-For", fmt.Sprintf("2001:db8:1:2:%x::1", i+1))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		r := call(t, "GET", "http://"+a.AdminAddr()+"/admin/v1/keys", map[string]string{
+			"Authorization": "Bearer wrong-admin-token", "X-Forwarded-For": fmt.Sprintf("2001:db8:1:2:%x::1", i+1)}, "")
+		if r.status == 429 && !strings.Contains(r.body, "TOO_MANY_ATTEMPTS") {
+			t.Fatalf("429 %s", r.body)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == 429 && !strings.Contains(string(b), "TOO_MANY_ATTEMPTS") {
-			t.Fatalf("429 %s", b)
-		}
-		statuses[resp.StatusCode]++
+		statuses[r.status]++
 	}
 	if statuses[401] != 20 || statuses[429] != 10 {
 		t.Errorf("30 wrong admin tokens from 30 addresses of one /64: statuses %v; want 20 answered 401, then 429", statuses)
