@@ -61,7 +61,7 @@ func runCLI(t *testing.T, env func(string) string, args ...string) string {
 func TestBackupAndRestore(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	cfgPath, addr := serveConfig(t, dataDir)
-	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "tok", "APIWARDEN_KEY_SECRET": "restore-test-secret-0123456789",
+	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "restore-test-admin-token-0123", "APIWARDEN_KEY_SECRET": "restore-test-secret-0123456789",
 		"APIWARDEN_URL": "http://" + addr})
 	stop := startServe(t, cfgPath, addr, env)
 
@@ -103,7 +103,7 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Fatalf("restored history: %d raw, %d rollup; want 5", raw, rollup)
 	}
 	cfg2, addr2 := serveConfig(t, restoredDir)
-	env2 := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "tok", "APIWARDEN_KEY_SECRET": "restore-test-secret-0123456789",
+	env2 := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "restore-test-admin-token-0123", "APIWARDEN_KEY_SECRET": "restore-test-secret-0123456789",
 		"APIWARDEN_URL": "http://" + addr2})
 	stop2 := startServe(t, cfg2, addr2, env2)
 	defer stop2()

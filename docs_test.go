@@ -64,13 +64,16 @@ func TestDocCommandsParse(t *testing.T) {
 				continue
 			}
 			for _, c := range shellCommands(b.body, b.line+1, b.lang == "console") {
+				where := fmt.Sprintf("%s:%d: %s", file, c.line, strings.Join(c.words, " "))
+				if msg := checkTokenAssignments(c.words); msg != "" {
+					t.Errorf("%s\n\t%s", where, msg)
+				}
 				args, ok := apiwardenArgs(c.words)
 				if !ok {
 					continue
 				}
 				total++
-				where := fmt.Sprintf("%s:%d: %s", file, c.line, strings.Join(c.words, " "))
-				if err := checkCommandLine(args); err != nil {
+				if err := checkCommandLine(args, assignments(c.words)); err != nil {
 					t.Errorf("%s\n\t%v", where, err)
 				}
 			}
@@ -83,11 +86,51 @@ func TestDocCommandsParse(t *testing.T) {
 	}
 }
 
+// tokenAssignment is a literal admin, service or metrics token set in a
+// shell line: APIWARDEN_ADMIN_TOKEN=... .
+var (
+	tokenAssignment = regexp.MustCompile(`^APIWARDEN_(ADMIN|SERVICE|METRICS)_TOKEN=(.*)$`)
+	envName         = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// checkTokenAssignments finds a token written out in a command that
+// serve would refuse: readers copy the docs' tokens. A value made by a
+// command ($(openssl rand -hex 24)), a printf verb or "..." is not one.
+func checkTokenAssignments(words []string) string {
+	for _, w := range words {
+		m := tokenAssignment.FindStringSubmatch(w)
+		if m == nil || m[2] == "..." || strings.ContainsAny(m[2], "$%") {
+			continue
+		}
+		if n := len(m[2]); n < config.MinTokenLength {
+			return fmt.Sprintf("the token %q is %d characters; serve refuses fewer than %d (use $(openssl rand -hex 24))",
+				m[2], n, config.MinTokenLength)
+		}
+	}
+	return ""
+}
+
+// assignments are the environment a command line sets for itself
+// (NAME=value before the command), without values a shell computes.
+func assignments(words []string) map[string]string {
+	env := map[string]string{}
+	for _, w := range words {
+		name, value, ok := strings.Cut(w, "=")
+		if !ok || !envName.MatchString(name) {
+			break
+		}
+		if !strings.Contains(value, "$") {
+			env[name] = value
+		}
+	}
+	return env
+}
+
 // checkCommandLine runs args with -h appended: a real subcommand parses
 // its flags (rejecting unknown ones and badly typed values) and then
 // prints its help. A -config that names a file in this repository is
-// checked with `config check` too.
-func checkCommandLine(args []string) error {
+// checked with `config check` too, in the environment the line sets.
+func checkCommandLine(args []string, env map[string]string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // nothing may start: a command that ignored -h would stop at once
 	noEnv := func(string) string { return "" }
@@ -106,7 +149,8 @@ func checkCommandLine(args []string) error {
 			continue // a file the reader writes, not one of ours
 		}
 		out.Reset()
-		if code := run(ctx, []string{"config", "check", "-config", args[i+1]}, &out, &out, noEnv); code != cli.ExitOK {
+		getenv := func(name string) string { return env[name] }
+		if code := run(ctx, []string{"config", "check", "-config", args[i+1]}, &out, &out, getenv); code != cli.ExitOK {
 			return fmt.Errorf("config check -config %s: exit %d:\n%s", args[i+1], code, out.String())
 		}
 	}
@@ -275,7 +319,7 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("ENTRYPOINT %v and HEALTHCHECK %v should both be just the binary", entry, health)
 	}
 	for _, args := range [][]string{cmd, health[1:]} {
-		if err := checkCommandLine(args); err != nil {
+		if err := checkCommandLine(args, nil); err != nil {
 			t.Error(err)
 		}
 	}
@@ -376,7 +420,7 @@ func TestSystemdUnit(t *testing.T) {
 	if len(execStart) == 0 || filepath.Base(execStart[0]) != "apiwarden" {
 		t.Fatalf("ExecStart=%s: want the apiwarden binary", get("Service.ExecStart"))
 	}
-	if err := checkCommandLine(execStart[1:]); err != nil {
+	if err := checkCommandLine(execStart[1:], nil); err != nil {
 		t.Error(err)
 	}
 	want := map[string]string{
@@ -455,7 +499,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if err := json.Unmarshal([]byte(find(`(?m)^\s+args: (\[.*\])$`)[1]), &args); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkCommandLine(args); err != nil {
+	if err := checkCommandLine(args, nil); err != nil {
 		t.Error(err)
 	}
 	if got, want := flagValue(args, "-config"), find(`(?m)^\s+- name: config\n\s+mountPath: (\S+)`)[1]+"/apiwarden.toml"; got != want {
@@ -808,10 +852,10 @@ func TestShellExtraction(t *testing.T) {
 	if len(cmds) != 2 || cmds[1].line != 13 || strings.Join(cmds[1].words, " ") != "apiwarden version --x" {
 		t.Errorf("here-document and continuation: %+v", cmds)
 	}
-	if err := checkCommandLine([]string{"keys", "create", "-nmae", "x"}); err == nil {
+	if err := checkCommandLine([]string{"keys", "create", "-nmae", "x"}, nil); err == nil {
 		t.Error("an unknown flag passed the check")
 	}
-	if err := checkCommandLine([]string{"frobnicate"}); err == nil {
+	if err := checkCommandLine([]string{"frobnicate"}, nil); err == nil {
 		t.Error("an unknown command passed the check")
 	}
 	for code, bad := range map[string]bool{

@@ -246,28 +246,47 @@ func TestDashboardEndToEnd(t *testing.T) {
 				t.Fatalf("request %d to the failing upstream: %d %s", i, status, body)
 			}
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		var alertID string
-		for alertID == "" {
-			var list struct {
-				Alerts []struct{ ID, State, Rule string } `json:"alerts"`
+		// A key past 5% of its hourly bucket (tier e2e: 100 an hour).
+		var quotaKey struct {
+			Key    struct{ ID string } `json:"key"`
+			Secret string              `json:"secret"`
+		}
+		if err := json.Unmarshal([]byte(env.adminDo(t, "POST", "/admin/v1/keys", `{"name":"e2e quota key","owner_id":"org_e2e","tier":"e2e"}`, 201)), &quotaKey); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 10; i++ {
+			if status, body := env.proxyGet(t, "/ok/"+strconv.Itoa(i), quotaKey.Secret); status != 200 {
+				t.Fatalf("request %d with the quota key: %d %s", i, status, body)
 			}
-			_ = json.Unmarshal([]byte(env.adminGet(t, "/admin/v1/alerts?state=firing")), &list)
-			for _, a := range list.Alerts {
-				if a.Rule == "e2e-errors" {
-					alertID = a.ID
+		}
+		firing := func(rule string) string {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				var list struct {
+					Alerts []struct{ ID, State, Rule string } `json:"alerts"`
 				}
-			}
-			if alertID == "" {
+				_ = json.Unmarshal([]byte(env.adminGet(t, "/admin/v1/alerts?state=firing")), &list)
+				for _, a := range list.Alerts {
+					if a.Rule == rule {
+						return a.ID
+					}
+				}
 				if time.Now().After(deadline) {
-					t.Fatal("no e2e-errors alert fired within 30 s of 20 upstream errors")
+					t.Fatalf("no %s alert fired within 30 s", rule)
 				}
 				time.Sleep(250 * time.Millisecond)
 			}
 		}
+		alertID, quotaID := firing("e2e-errors"), firing("e2e-quota")
 		b.login()
 		b.nav("alerts", `li[data-alert-id="`+alertID+`"] button[data-action="ack"]`)
+		b.run("see the quota alert", chromedp.WaitVisible(chromedp.CSS(`li[data-alert-id="`+quotaID+`"]`)))
 		b.shot("alerts-firing")
+		checkAlertSubjects(b, `li[data-alert-id="`+alertID+`"]`, `li[data-alert-id="`+quotaID+`"]`, quotaKey.Key.ID)
+		b.nav("overview", `[data-testid="overview-alerts"] li`)
+		checkAlertSubjects(b, `[data-testid="overview-alerts"] li:has([data-subject-kind="global"])`,
+			`[data-testid="overview-alerts"] li:has([data-subject-kind="key"])`, quotaKey.Key.ID)
+		b.nav("alerts", `li[data-alert-id="`+alertID+`"] button[data-action="ack"]`)
 		b.run("acknowledge the alert",
 			chromedp.Click(chromedp.CSS(`li[data-alert-id="`+alertID+`"] button[data-action="ack"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`[data-testid="alert-note"]`)),
@@ -286,6 +305,27 @@ func TestDashboardEndToEnd(t *testing.T) {
 			chromedp.Click(chromedp.CSS("#logout")),
 			chromedp.WaitVisible(chromedp.CSS("#login-token")))
 	})
+}
+
+// checkAlertSubjects reads two alerts as a person sees them: the one on
+// the whole service says so (not "global undefined"), and the one on a
+// key names it by its name and owner, with its id in an element that
+// selects whole on a click, to copy.
+func checkAlertSubjects(b *browserSession, globalAlert, keyAlert, keyID string) {
+	b.t.Helper()
+	if text := b.text(globalAlert); strings.Contains(text, "undefined") || !strings.Contains(text, "whole service") {
+		b.t.Errorf("the alert on the whole service reads %q", text)
+	}
+	if title := b.text(keyAlert + " .title"); !strings.Contains(title, `"e2e quota key"`) || !strings.Contains(title, "org_e2e") {
+		b.t.Errorf("the key's alert title %q does not name the key and its owner", title)
+	}
+	id := eval[struct{ Text, Select string }](b, `(() => {
+		const el = document.querySelector(`+strconv.Quote(keyAlert+` [data-subject-kind="key"] code`)+`);
+		return el ? {Text: el.textContent, Select: getComputedStyle(el).userSelect} : {Text: '', Select: ''};
+	})()`)
+	if id.Text != keyID || id.Select != "all" {
+		b.t.Errorf("the key's id to copy: %q (user-select %q), want %q selecting whole", id.Text, id.Select, keyID)
+	}
 }
 
 // findChromium returns the browser to drive, or skips (fails when
@@ -335,9 +375,12 @@ func startDashboardApp(t *testing.T) *dashboardEnv {
 	cfg.Security.KeySecret = config.Secret("e2e-key-secret-e2e-key-secret")
 	cfg.Proxy.Upstream = upstream.URL
 	cfg.Alerts.EvaluationInterval = config.Duration(time.Second)
+	cfg.Tiers["e2e"] = config.Tier{RequestsPerHour: 100, BurstPerMinute: 50}
 	cfg.Alerts.Rules = []config.AlertRule{{
 		Name: "e2e-errors", Type: "error_spike", Subject: "global", Window: config.Duration(time.Minute),
 		Threshold: 0.2, MinRequests: 5, Severity: "high",
+	}, {
+		Name: "e2e-quota", Type: "quota_warning", Subject: "key", Threshold: 0.05, Severity: "low",
 	}}
 	a, err := app.New(cfg, app.Options{Version: "e2e"})
 	if err != nil {

@@ -89,7 +89,7 @@ func waitReady(t *testing.T, base string) {
 // client creates and lists a key against it.
 func TestServeExampleConfigAndKeysClient(t *testing.T) {
 	cfgPath, adminAddr := exampleConfig(t)
-	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "e2e-token", "APIWARDEN_URL": "http://" + adminAddr})
+	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "e2e-serve-admin-token-0123", "APIWARDEN_URL": "http://" + adminAddr})
 	ctx, cancel := context.WithCancel(context.Background())
 	var serveErr bytes.Buffer
 	done := make(chan int)

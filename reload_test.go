@@ -30,8 +30,8 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		}
 	}
 	write(2, "")
-	p := startProcess(t, bin, cfgPath, addr, addr, "APIWARDEN_ADMIN_TOKEN=tok")
-	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "tok", "APIWARDEN_URL": "http://" + addr})
+	p := startProcess(t, bin, cfgPath, addr, addr, "APIWARDEN_ADMIN_TOKEN=reload-test-admin-token-0123")
+	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "reload-test-admin-token-0123", "APIWARDEN_URL": "http://" + addr})
 	var created struct {
 		Secret string `json:"secret"`
 	}

@@ -50,8 +50,8 @@ burst_per_minute = 100000000
 path = "/public/*"
 preset = "public"
 `, listen, admin, filepath.Join(t.TempDir(), "data"), up.URL)), 0o600)
-	p := startProcess(t, bin, cfg, listen, admin, "APIWARDEN_ADMIN_TOKEN=soak")
-	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "soak", "APIWARDEN_URL": "http://" + admin})
+	p := startProcess(t, bin, cfg, listen, admin, "APIWARDEN_ADMIN_TOKEN=soak-test-admin-token-0123")
+	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": "soak-test-admin-token-0123", "APIWARDEN_URL": "http://" + admin})
 	var secrets []string
 	for range 50 {
 		out := runCLI(t, env, "keys", "create", "-tier", "soak", "-json")

@@ -23,8 +23,8 @@ type Alert struct {
 	State    State    `json:"state"`
 
 	// Labels identify the alert to receivers: alertname, severity,
-	// rule_type, subject_kind, subject and, when known, key_id, owner_id,
-	// tier and route.
+	// rule_type, subject_kind, subject and, when known, key_id, key_name,
+	// owner_id, tier and route.
 	Labels map[string]string `json:"labels"`
 	// Summary and Description are human text of the last evaluation in
 	// which the condition held.
@@ -118,8 +118,9 @@ func alertID(fp string, seq uint64) string {
 	return fp + "-" + strconv.FormatUint(seq, 10)
 }
 
-// labelsFor builds an alert's labels.
-func labelsFor(r *Rule, sev Severity, s Subject, owner, tier string) map[string]string {
+// labelsFor builds the labels of an alert on the subject of o.
+func labelsFor(r *Rule, sev Severity, o *observation) map[string]string {
+	s := o.subject
 	l := map[string]string{
 		"alertname":    r.Name,
 		"severity":     string(sev),
@@ -137,11 +138,14 @@ func labelsFor(r *Rule, sev Severity, s Subject, owner, tier string) map[string]
 	case SubjectRoute:
 		l["route"] = s.Value
 	}
-	if owner != "" {
-		l["owner_id"] = owner
+	if o.name != "" {
+		l["key_name"] = o.name
 	}
-	if tier != "" {
-		l["tier"] = tier
+	if o.owner != "" {
+		l["owner_id"] = o.owner
+	}
+	if o.tier != "" {
+		l["tier"] = o.tier
 	}
 	return l
 }

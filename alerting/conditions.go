@@ -12,6 +12,7 @@ import (
 type observation struct {
 	subject     Subject
 	owner, tier string
+	name        string  // a key subject's name, when the directory knows it
 	value       float64 // compared with the threshold
 
 	requests int64
@@ -152,7 +153,7 @@ func quotaHits(r *Rule, usage []QuotaUsage, hits []observation) []observation {
 
 // describe writes an alert's summary and description.
 func describe(r *Rule, o *observation) (summary, description string) {
-	subject := o.subject.String()
+	subject := subjectText(o)
 	window := formatDuration(r.Window)
 	switch r.Type {
 	case ErrorSpike:
@@ -199,6 +200,24 @@ func describe(r *Rule, o *observation) (summary, description string) {
 			percent(o.hourly), monthly, percent(r.Threshold))
 	}
 	return summary, description
+}
+
+// subjectText names an alert's subject in its summary: a key by its name
+// and owner when they are known (`key "planner app" of org_42`; the id
+// stays in the subject and the key_id label), anything else as
+// Subject.String does.
+func subjectText(o *observation) string {
+	if o.subject.Kind != SubjectKey {
+		return o.subject.String()
+	}
+	who := o.subject.String()
+	if o.name != "" {
+		who = fmt.Sprintf("key %q", o.name)
+	}
+	if o.owner != "" {
+		who += " of " + o.owner
+	}
+	return who
 }
 
 func percent(f float64) string { return trimFloat(f*100) + "%" }

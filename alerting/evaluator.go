@@ -36,6 +36,8 @@ type Options struct {
 	History  HistorySource
 	Quotas   QuotaSource
 	Calendar CalendarSource // nil: no severity boost
+	// Keys names the keys alerts are about; nil: alerts name them by id.
+	Keys KeyDirectory
 	// Location is server.timezone: unusual_activity compares an hour with
 	// the same local wall-clock hour of past weeks in it, across
 	// daylight-saving changes. Nil means UTC.
@@ -72,6 +74,7 @@ type Evaluator struct {
 	history  HistorySource
 	quotas   QuotaSource
 	calendar CalendarSource
+	keys     KeyDirectory
 	loc      *time.Location
 	notify   Stage
 	interval time.Duration
@@ -137,6 +140,7 @@ func New(opts Options) (*Evaluator, error) {
 		history:   opts.History,
 		quotas:    opts.Quotas,
 		calendar:  opts.Calendar,
+		keys:      opts.Keys,
 		loc:       opts.Location,
 		notify:    opts.Notify,
 		interval:  opts.Interval,
@@ -394,6 +398,7 @@ func (e *Evaluator) read(now time.Time) ([]ruleData, error) {
 	var quotas []QuotaUsage
 	var quotaErr error
 	quotasRead := false
+	var names map[string]keyName // key subjects' names, asked once a pass
 
 	var errs []error
 	data := make([]ruleData, len(e.rules))
@@ -445,9 +450,46 @@ func (e *Evaluator) read(now time.Time) ([]ruleData, error) {
 			errs = append(errs, fmt.Errorf("alerting: rule %s: read data: %w", r.Name, err))
 			continue
 		}
+		names = e.nameKeys(r.hits, names)
 		data[i].ok = true
 	}
 	return data, errors.Join(errs...)
+}
+
+// keyName is a key as people know it.
+type keyName struct {
+	name, owner string
+	ok          bool
+}
+
+// nameKeys fills the name (and a missing owner) of the key subjects among
+// hits from the key directory, asking once per key: names caches the
+// answers of this pass and is returned, made on first use.
+func (e *Evaluator) nameKeys(hits []observation, names map[string]keyName) map[string]keyName {
+	if e.keys == nil {
+		return names
+	}
+	for i := range hits {
+		o := &hits[i]
+		if o.subject.Kind != SubjectKey {
+			continue
+		}
+		if names == nil {
+			names = map[string]keyName{}
+		}
+		k, seen := names[o.subject.Value]
+		if !seen {
+			k.name, k.owner, k.ok = e.keys.KeyName(o.subject.Value)
+			names[o.subject.Value] = k
+		}
+		if k.ok {
+			o.name = k.name
+			if o.owner == "" {
+				o.owner = k.owner
+			}
+		}
+	}
+	return names
 }
 
 // baselinesFor returns the baselines of kind for the hour of now,
@@ -531,7 +573,7 @@ func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, e
 					}
 					delete(e.cooldown, fp)
 				}
-				t = e.open(r, fp, o.subject, o.owner, o.tier)
+				t = e.open(r, fp, o)
 				e.active[fp] = t
 			}
 			t.seen = e.pass
@@ -588,8 +630,9 @@ func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, e
 	return announce, nil
 }
 
-// open makes a new alert, not yet pending, for a rule and subject.
-func (e *Evaluator) open(r *compiledRule, fp uint64, s Subject, owner, tier string) *tracked {
+// open makes a new alert, not yet pending, for a rule and the subject of
+// an observation.
+func (e *Evaluator) open(r *compiledRule, fp uint64, o *observation) *tracked {
 	e.seq++
 	fps := formatFingerprint(fp)
 	return &tracked{
@@ -599,10 +642,10 @@ func (e *Evaluator) open(r *compiledRule, fp uint64, s Subject, owner, tier stri
 			Fingerprint: fps,
 			Rule:        r.Name,
 			Type:        r.Type,
-			Subject:     s,
+			Subject:     o.subject,
 			Severity:    r.Severity,
 			State:       StateInactive,
-			Labels:      labelsFor(&r.Rule, r.Severity, s, owner, tier),
+			Labels:      labelsFor(&r.Rule, r.Severity, o),
 			Threshold:   r.Threshold,
 		},
 	}

@@ -689,3 +689,50 @@ func TestNewRejectsBadSetups(t *testing.T) {
 		}
 	}
 }
+
+// keyNames is a KeyDirectory that counts its lookups.
+type keyNames struct {
+	names map[string][2]string // id -> name, owner
+	asked map[string]int
+}
+
+func (k *keyNames) KeyName(id string) (name, owner string, ok bool) {
+	k.asked[id]++
+	n, ok := k.names[id]
+	return n[0], n[1], ok
+}
+
+// An alert on a key names it as people know it, in its summary and its
+// labels; the id stays in the subject and the key_id label.
+func TestKeyAlertsNameTheKey(t *testing.T) {
+	rl := alerting.Rule{Name: "rl", Type: alerting.RateLimitExceeded, Subject: alerting.SubjectKey,
+		Window: 5 * time.Minute, Threshold: 0.5, MinRequests: 10, Severity: alerting.SeverityLow}
+	rl2 := rl
+	rl2.Name, rl2.Severity = "rl-high", alerting.SeverityHigh
+	dir := &keyNames{names: map[string][2]string{key1.Value: {"planner app", "org_42"}}, asked: map[string]int{}}
+	h := newHarness(t, []alerting.Rule{rl, rl2}, func(o *alerting.Options) { o.Keys = dir })
+	unknown := alerting.Subject{Kind: alerting.SubjectKey, Value: "key_gone"}
+	h.traffic.set(alerting.SubjectKey,
+		alerting.Aggregate{Subject: key1, Requests: 100, RateLimited: 90},
+		alerting.Aggregate{Subject: unknown, Owner: "org_7", Requests: 100, RateLimited: 90})
+	h.step(tick)
+	byKey := map[string]alerting.Alert{}
+	for _, a := range h.open() {
+		if a.Rule == "rl" {
+			byKey[a.Subject.Value] = a
+		}
+	}
+	named := byKey[key1.Value]
+	if want := `key "planner app" of org_42 rate limited on 90% of its requests`; named.Summary != want {
+		t.Errorf("summary %q, want %q", named.Summary, want)
+	}
+	if named.Subject != key1 || named.Labels["key_id"] != key1.Value || named.Labels["key_name"] != "planner app" || named.Labels["owner_id"] != "org_42" {
+		t.Errorf("subject %v, labels %v", named.Subject, named.Labels)
+	}
+	if want := "key:key_gone of org_7 rate limited on 90% of its requests"; byKey["key_gone"].Summary != want {
+		t.Errorf("a key the directory does not know: summary %q, want %q", byKey["key_gone"].Summary, want)
+	}
+	if dir.asked[key1.Value] != 1 || dir.asked["key_gone"] != 1 {
+		t.Errorf("lookups in one pass with two rules: %v, want one per key", dir.asked)
+	}
+}

@@ -81,3 +81,12 @@ type QuotaSource interface {
 type CalendarSource interface {
 	SeverityBoost(now time.Time) int
 }
+
+// KeyDirectory names keys for people: an alert on a key says which one
+// by its name and owner, not by its id alone.
+type KeyDirectory interface {
+	// KeyName returns the name and owner of the key with id; ok is false
+	// when there is no such key. The evaluator asks only for keys whose
+	// alert condition holds, once per key in a pass.
+	KeyName(id string) (name, owner string, ok bool)
+}

@@ -6,12 +6,16 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/apiwarden/apiwarden/metrics"
 )
 
 // FuzzCheckAndAuthorize sends arbitrary /v1/check bodies and arbitrary
 // forwarded request lines to /v1/authorize, over loopback, with a real
 // key. Bad input is the caller's mistake: the answer is never a 5xx, and
-// /v1/check always answers JSON. Seeds: testdata/fuzz/FuzzCheckAndAuthorize.
+// /v1/check always answers JSON. A request decided (and so recorded) had
+// an HTTP method: anything else is refused with 400 before it can reach
+// an export. Seeds: testdata/fuzz/FuzzCheckAndAuthorize.
 func FuzzCheckAndAuthorize(f *testing.F) {
 	fx := newGateFixture(f, gateConfig{serviceToken: "svc-token"})
 	secret := fx.secrets["bench"] // unlimited: the fuzzer never runs out of tokens
@@ -33,11 +37,17 @@ func FuzzCheckAndAuthorize(f *testing.F) {
 		if resp.StatusCode >= 500 || !json.Valid(b) {
 			t.Fatalf("/v1/check %q: %d %.300s", body, resp.StatusCode, b)
 		}
+		var asked struct{ Method string }
+		if resp.StatusCode == http.StatusOK && json.Unmarshal([]byte(body), &asked) == nil &&
+			asked.Method != "" && !metrics.ValidMethod(asked.Method) {
+			t.Fatalf("/v1/check decided a request with method %q: %.300s", asked.Method, b)
+		}
 
 		req, err = http.NewRequest("GET", fx.admin.URL+"/v1/authorize", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("X-Apiwarden-Token", "svc-token")
 		req.Header.Set("X-Api-Key", secret)
 		req.Header.Set("X-Original-Method", method)
 		req.Header.Set("X-Original-URI", uri)
@@ -49,6 +59,10 @@ func FuzzCheckAndAuthorize(f *testing.F) {
 		resp.Body.Close()
 		if resp.StatusCode >= 500 {
 			t.Fatalf("/v1/authorize %q %q: %d %.300s", method, uri, resp.StatusCode, b)
+		}
+		// The server reads a header value without its surrounding blanks.
+		if sent := strings.Trim(method, " \t"); resp.StatusCode != http.StatusBadRequest && sent != "" && !metrics.ValidMethod(sent) {
+			t.Fatalf("/v1/authorize decided a request with method %q: %d %.300s", method, resp.StatusCode, b)
 		}
 	})
 }

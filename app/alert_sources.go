@@ -35,6 +35,18 @@ func (q quotaSource) Quotas(now time.Time) ([]alerting.QuotaUsage, error) {
 	return out, nil
 }
 
+// keyDirectory gives alerts the names and owners of the keys they are
+// about.
+type keyDirectory struct{ keys *keys.Service }
+
+func (d keyDirectory) KeyName(id string) (name, owner string, ok bool) {
+	k, err := d.keys.Get(id)
+	if err != nil {
+		return "", "", false
+	}
+	return k.Name, k.OwnerID, true
+}
+
 // calendarSource reads the calendar in force, which a reload may swap.
 type calendarSource struct{ limits *limiter.Limiter }
 

@@ -309,6 +309,11 @@ func (a *App) newAPI(version string) error {
 			MetricsToken: cfg.Security.MetricsToken.Value(),
 			ReadyChecks:  a.readyChecks(),
 			Version:      version,
+
+			// Wrong admin tokens per client, answered 429 past the limit.
+			AuthFailureLimit:  authFailureLimit(cfg),
+			AuthFailureWindow: cfg.Security.AuthFailureWindow.D(),
+			IPv6Prefix:        cfg.Server.ClientIPv6Prefix,
 		},
 		SharedListener: a.shared(),
 		Now:            a.now,
@@ -430,6 +435,9 @@ func (a *App) Reload(cfg *config.Config) error {
 		return err
 	}
 	a.limits.SetCalendar(calendar)
+	// server.client_ipv6_prefix is read at start, like the rest of
+	// [server] (the admin-token throttle has it too): keep the running one.
+	policy.IPv6Prefix = a.engine.Policy().IPv6Prefix
 	a.engine.SetPolicy(policy)
 	a.keys.SetPolicy(KeyPolicy(cfg))
 	for _, name := range restartOnly(a.cfg, cfg) {
@@ -491,6 +499,7 @@ func (a *App) newAlerts() error {
 		History:        a.analytics,
 		Quotas:         quotaSource{limits: a.limits, keys: a.keys, fraction: func() float64 { return lowestQuotaThreshold(a.alerts.Rules()) }},
 		Calendar:       calendarSource{a.limits},
+		Keys:           keyDirectory{a.keys},
 		Location:       a.calendar.Location(), // server.timezone needs a restart, like the evaluator
 		Notify:         a.notify,
 		Interval:       a.cfg.Alerts.EvaluationInterval.D(),

@@ -29,11 +29,14 @@ func nonLoopbackAddr(t *testing.T) string {
 	return ""
 }
 
+// answer is what call got back.
 type answer struct {
 	status int
+	header http.Header
 	body   string
 }
 
+// call sends one request and reads the whole answer.
 func call(t *testing.T, method, rawURL string, headers map[string]string, body string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, rawURL, strings.NewReader(body))
@@ -49,7 +52,7 @@ func call(t *testing.T, method, rawURL string, headers map[string]string, body s
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, string(b)}
+	return answer{resp.StatusCode, resp.Header, string(b)}
 }
 
 // portOf is the port of a listener's address.

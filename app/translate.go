@@ -96,7 +96,8 @@ func EnforcePolicy(cfg *config.Config) (enforce.Policy, error) {
 	if cfg.Server.CaseInsensitiveRoutes {
 		routes = routes.IgnoreCase()
 	}
-	return enforce.Policy{Routes: routes, PublicTier: publicTier(cfg), StrictestTier: strictestTier(cfg)}, nil
+	return enforce.Policy{Routes: routes, PublicTier: publicTier(cfg), StrictestTier: strictestTier(cfg),
+		IPv6Prefix: cfg.Server.ClientIPv6Prefix}, nil
 }
 
 // publicTier limits client IPs on public routes: "free" when it exists,
@@ -146,6 +147,15 @@ func TrustedProxies(cfg *config.Config) (enforce.TrustedProxies, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// authFailureLimit is security.auth_failure_limit as admin.Options
+// reads it: there 0 is the default and a negative limit is off.
+func authFailureLimit(cfg *config.Config) int {
+	if cfg.Security.AuthFailureLimit == 0 {
+		return -1
+	}
+	return cfg.Security.AuthFailureLimit
 }
 
 // Upstream parses proxy.upstream; nil when proxy mode is off.

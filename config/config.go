@@ -31,7 +31,11 @@ type Server struct {
 	DataDir     string `toml:"data_dir"`
 	// TrustedProxies may set X-Forwarded-For; CIDRs or single addresses.
 	TrustedProxies []string `toml:"trusted_proxies"`
-	Timezone       string   `toml:"timezone"`
+	// ClientIPv6Prefix is how many leading bits of an IPv6 address name
+	// one client, for per-IP limits on public routes and the admin-token
+	// throttle; IPv4 addresses count one by one.
+	ClientIPv6Prefix int    `toml:"client_ipv6_prefix"`
+	Timezone         string `toml:"timezone"`
 	// AuthorizeRateLimitedStatus is the status /v1/authorize answers a
 	// rate-limited request with: 429, or 403 for nginx auth_request, which
 	// turns anything but 401/403 into a 500.
@@ -73,6 +77,11 @@ type Security struct {
 	// bearer token: authorization.credentials in the scrape config).
 	MetricsToken Secret `toml:"metrics_token"`
 	KeyPrefix    string `toml:"key_prefix"`
+	// Past AuthFailureLimit wrong admin tokens from one client within
+	// AuthFailureWindow, further wrong ones are answered 429 until the
+	// window ends; the right token always works. 0 turns this off.
+	AuthFailureLimit  int      `toml:"auth_failure_limit"`
+	AuthFailureWindow Duration `toml:"auth_failure_window"`
 }
 
 // Proxy configures the sidecar reverse proxy on Server.Listen.
@@ -240,6 +249,7 @@ func Default() *Config {
 			AdminListen:                "127.0.0.1:8081",
 			DataDir:                    "./data",
 			TrustedProxies:             []string{"127.0.0.1/32", "::1/128"},
+			ClientIPv6Prefix:           64,
 			Timezone:                   "UTC",
 			AuthorizeRateLimitedStatus: 429,
 			MaxHeaderBytes:             32 << 10,
@@ -255,6 +265,9 @@ func Default() *Config {
 			AdminToken: "env:APIWARDEN_ADMIN_TOKEN",
 			KeySecret:  "env:APIWARDEN_KEY_SECRET",
 			KeyPrefix:  "wsk",
+
+			AuthFailureLimit:  20,
+			AuthFailureWindow: Duration(5 * time.Minute),
 		},
 		Proxy: Proxy{
 			DialTimeout:           Duration(5 * time.Second),

@@ -117,11 +117,11 @@ func TestProblemsCarryLineAndKey(t *testing.T) {
 func TestOverridesAndSecrets(t *testing.T) {
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(secretFile, []byte("from-file\nignored\n"), 0o600); err != nil {
+	if err := os.WriteFile(secretFile, []byte("admin-token-from-a-file-0123\nignored\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfgFile := filepath.Join(dir, "a.toml")
-	body := "[security]\nadmin_token = \"file:" + secretFile + "\"\nkey_secret = \"env:MY_PEPPER\"\nservice_token = \"literal\"\n"
+	body := "[security]\nadmin_token = \"file:" + secretFile + "\"\nkey_secret = \"env:MY_PEPPER\"\nservice_token = \"literal-service-token-0123\"\n"
 	if err := os.WriteFile(cfgFile, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +130,10 @@ func TestOverridesAndSecrets(t *testing.T) {
 		env                map[string]string
 		admin, pepper, svc string
 	}{
-		{"references", map[string]string{"MY_PEPPER": "pepper"}, "from-file", "pepper", "literal"},
-		{"env overrides win", map[string]string{"MY_PEPPER": "pepper", "APIWARDEN_ADMIN_TOKEN": "tok", "APIWARDEN_KEY_SECRET": "k2"}, "tok", "k2", "literal"},
-		{"unset env is empty", nil, "from-file", "", "literal"},
+		{"references", map[string]string{"MY_PEPPER": "pepper"}, "admin-token-from-a-file-0123", "pepper", "literal-service-token-0123"},
+		{"env overrides win", map[string]string{"MY_PEPPER": "pepper", "APIWARDEN_ADMIN_TOKEN": "admin-token-from-the-env-0123", "APIWARDEN_KEY_SECRET": "k2"},
+			"admin-token-from-the-env-0123", "k2", "literal-service-token-0123"},
+		{"unset env is empty", nil, "admin-token-from-a-file-0123", "", "literal-service-token-0123"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

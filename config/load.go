@@ -63,6 +63,9 @@ func parse(data []byte, name string) (*Config, lineIndex, error) {
 	return cfg, pl.lines, nil
 }
 
+// resolveSecrets replaces env:/file: references with their values,
+// applies the environment overrides and then checks the tokens' length,
+// naming where a short one came from when the file does not hold it.
 func (c *Config) resolveSecrets(pl *problemList, getenv func(string) string) {
 	resolve := func(key string, s *Secret) {
 		v, err := s.resolve(getenv)
@@ -71,6 +74,13 @@ func (c *Config) resolveSecrets(pl *problemList, getenv func(string) string) {
 			return
 		}
 		*s = v
+	}
+	tokens := c.tokens()
+	from := make([]string, len(tokens))
+	for i, t := range tokens {
+		if isReference(string(*t.value)) {
+			from[i] = string(*t.value)
+		}
 	}
 	resolve("security.admin_token", &c.Security.AdminToken)
 	resolve("security.key_secret", &c.Security.KeySecret)
@@ -84,8 +94,12 @@ func (c *Config) resolveSecrets(pl *problemList, getenv func(string) string) {
 	}
 	if v := getenv("APIWARDEN_ADMIN_TOKEN"); v != "" {
 		c.Security.AdminToken = Secret(v)
+		from[0] = "APIWARDEN_ADMIN_TOKEN"
 	}
 	if v := getenv("APIWARDEN_KEY_SECRET"); v != "" {
 		c.Security.KeySecret = Secret(v)
+	}
+	for i, t := range tokens {
+		checkTokenLength(pl, t.key, *t.value, from[i])
 	}
 }

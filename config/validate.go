@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Presets a route may use; README.md, "What apiwarden decides", lists what each does.
@@ -55,6 +56,9 @@ func (c *Config) validateServer(pl *problemList) {
 			pl.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
 		}
 	}
+	if s.ClientIPv6Prefix < 32 || s.ClientIPv6Prefix > 128 {
+		pl.add("server.client_ipv6_prefix", "must be 32 to 128 (bits of an IPv6 address that name one client), got %d", s.ClientIPv6Prefix)
+	}
 	if _, err := time.LoadLocation(s.Timezone); err != nil || s.Timezone == "" {
 		pl.add("server.timezone", "must be an IANA time zone such as \"UTC\" or \"Europe/Berlin\", got %q", s.Timezone)
 	}
@@ -75,9 +79,20 @@ func (c *Config) validateServer(pl *problemList) {
 }
 
 func (c *Config) validateSecurity(pl *problemList) {
+	// A reference is checked by Load, once resolved; config check and
+	// Parse see only the file, where a literal token is already its value.
+	for _, t := range c.tokens() {
+		if !isReference(string(*t.value)) {
+			checkTokenLength(pl, t.key, *t.value, "")
+		}
+	}
 	if !prefixPattern.MatchString(c.Security.KeyPrefix) {
 		pl.add("security.key_prefix", "must be 1 to 16 lowercase letters or digits, got %q", c.Security.KeyPrefix)
 	}
+	if c.Security.AuthFailureLimit < 0 {
+		pl.add("security.auth_failure_limit", "must be >= 0 (0 = no limit), got %d", c.Security.AuthFailureLimit)
+	}
+	positive(pl, "security.auth_failure_window", c.Security.AuthFailureWindow)
 }
 
 func (c *Config) validateProxy(pl *problemList) {
@@ -349,6 +364,43 @@ func (c *Config) checkTier(pl *problemList, key, tier string) {
 	if _, ok := c.Tiers[tier]; !ok {
 		pl.add(key, "names tier %q, which is not defined under [tiers]", tier)
 	}
+}
+
+// MinTokenLength is the fewest characters an admin, service or metrics
+// token may have. A presented token is compared whole, so its length is
+// all that stands between the port and a guesser: 24 random hex
+// characters are 96 bits, out of reach of any number of attempts.
+const MinTokenLength = 24
+
+// tokenSetting is a setting that holds a bearer token.
+type tokenSetting struct {
+	key   string
+	value *Secret
+}
+
+// tokens lists the bearer tokens, the admin token first.
+func (c *Config) tokens() []tokenSetting {
+	return []tokenSetting{
+		{"security.admin_token", &c.Security.AdminToken},
+		{"security.service_token", &c.Security.ServiceToken},
+		{"security.metrics_token", &c.Security.MetricsToken},
+	}
+}
+
+// checkTokenLength refuses a set token shorter than MinTokenLength; an
+// empty one turns its feature off and is fine. from names where the
+// value came from when it is not the file's own text ("env:SVC_TOKEN",
+// "APIWARDEN_ADMIN_TOKEN").
+func checkTokenLength(pl *problemList, key string, token Secret, from string) {
+	n := utf8.RuneCountInString(string(token))
+	if n == 0 || n >= MinTokenLength {
+		return
+	}
+	if from != "" {
+		from = " (from " + from + ")"
+	}
+	pl.add(key, "must be at least %d characters, got %d%s; make one with `openssl rand -hex 24`",
+		MinTokenLength, n, from)
 }
 
 func positive(pl *problemList, key string, d Duration) {

@@ -55,6 +55,28 @@ func (t TrustedProxies) ClientIP(peer netip.Addr, xff []string) netip.Addr {
 	return client
 }
 
+// DefaultIPv6Prefix is how many leading bits of an IPv6 address name one
+// client: a /64 is what one subscriber, one VM or one container commonly
+// holds, and hands out addresses from at will.
+const DefaultIPv6Prefix = 64
+
+// ClientNetwork is the network a client address is counted as, for
+// per-client limits: an IPv4 address alone (a /32), an IPv6 address as
+// its network of ipv6Prefix bits (0 means DefaultIPv6Prefix; the zone is
+// dropped). An invalid address is returned as the zero Prefix.
+func ClientNetwork(addr netip.Addr, ipv6Prefix int) netip.Prefix {
+	addr = addr.Unmap()
+	bits := addr.BitLen()
+	if addr.Is6() {
+		bits = ipv6Prefix
+		if bits <= 0 || bits > 128 {
+			bits = DefaultIPv6Prefix
+		}
+	}
+	p, _ := addr.Prefix(bits)
+	return p
+}
+
 // parseHop reads an address as proxies write it: "1.2.3.4",
 // "2001:db8::1", "[2001:db8::1]:443" or "1.2.3.4:5678".
 func parseHop(s string) (netip.Addr, bool) {

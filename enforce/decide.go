@@ -70,6 +70,9 @@ type Policy struct {
 	PublicTier string
 	// StrictestTier limits admin routes without their own tier.
 	StrictestTier string
+	// IPv6Prefix groups IPv6 clients of public routes by network (see
+	// ClientNetwork); 0 means DefaultIPv6Prefix.
+	IPv6Prefix int
 }
 
 // Engine decides requests. It is safe for concurrent use; SetPolicy swaps
@@ -115,7 +118,7 @@ func (e *Engine) Decide(now time.Time, f *Facts) Decision {
 		if tier == "" {
 			tier = pol.PublicTier
 		}
-		return e.limit(now, d, limiter.IPSubject(f.ClientIP), tier, cost, false)
+		return e.limit(now, d, limiter.NetworkSubject(ClientNetwork(f.ClientIP, pol.IPv6Prefix)), tier, cost, false)
 	}
 
 	presented := f.HeaderKey

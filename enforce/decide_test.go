@@ -2,6 +2,7 @@ package enforce_test
 
 import (
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,6 +167,19 @@ func TestLimitsPerPreset(t *testing.T) {
 	if n, _ := count("", "/public/a", "198.51.100.2", 5); n != 3 {
 		t.Fatalf("public ip 2: %d passed, want 3", n)
 	}
+	// IPv6: one bucket per /64, whichever of its addresses is used.
+	passed := 0
+	for i := range 5 {
+		if d := w.decide("", "GET", "/public/a", "2001:db8:1:2::"+strconv.Itoa(i+1), ""); d.Allowed() {
+			passed++
+		}
+	}
+	if passed != 3 {
+		t.Fatalf("public, five addresses of one /64: %d passed, want 3", passed)
+	}
+	if n, _ := count("", "/public/a", "2001:db8:1:3::1", 5); n != 3 {
+		t.Fatalf("public, the next /64: %d passed, want 3", n)
+	}
 	// high_volume: only the route's 2 a minute, not the tier.
 	if n, last := count("noscope", "/bulk/x", "192.0.2.1", 4); n != 2 || last.Limit.NumBuckets != 1 {
 		t.Fatalf("high_volume: %d passed, %d buckets", n, last.Limit.NumBuckets)
@@ -225,4 +239,20 @@ func BenchmarkDecide(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkDecidePublic: a public route, limited per client network. The
+// subject's string is the one allocation.
+func BenchmarkDecidePublic(b *testing.B) {
+	for _, ip := range []string{"198.51.100.7", "2001:db8:85a3::8a2e:370:7334"} {
+		b.Run(ip, func(b *testing.B) {
+			w := newWorld(b)
+			f := enforce.Facts{Method: "GET", Path: "/public/a", ClientIP: netip.MustParseAddr(ip)}
+			b.ReportAllocs()
+			for b.Loop() {
+				f := f
+				w.engine.Decide(t0, &f)
+			}
+		})
+	}
 }

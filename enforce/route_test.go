@@ -168,3 +168,26 @@ func BenchmarkMatch(b *testing.B) {
 		routes.Match("GET", "/api/clients/42/notes")
 	}
 }
+
+func TestClientNetwork(t *testing.T) {
+	for _, c := range []struct {
+		addr   string
+		prefix int
+		want   string
+	}{
+		{"198.51.100.7", 64, "198.51.100.7/32"},
+		{"::ffff:198.51.100.7", 64, "198.51.100.7/32"},
+		{"2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:3:4:5:6", 0, "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:3:4:5:6", 48, "2001:db8:1::/48"},
+		{"2001:db8:1:2:3:4:5:6", 128, "2001:db8:1:2:3:4:5:6/128"},
+		{"fe80::1%eth0", 64, "fe80::/64"},
+	} {
+		if got := ClientNetwork(netip.MustParseAddr(c.addr), c.prefix); got.String() != c.want {
+			t.Errorf("ClientNetwork(%s, %d) = %s, want %s", c.addr, c.prefix, got, c.want)
+		}
+	}
+	if got := ClientNetwork(netip.Addr{}, 64); got.IsValid() {
+		t.Errorf("ClientNetwork of no address = %s, want the zero Prefix", got)
+	}
+}

@@ -6,12 +6,14 @@ import (
 )
 
 // Subject names who owns a set of buckets: an API key (KeySubject), or a
-// client address on public routes (IPSubject). Its bytes are the bbolt
-// snapshot key (persist.go) and the Redis hash tag (redis.go), so the
-// spelling is a storage format: a key subject is the key id as it is, an
-// address subject is "ip:" followed by the address in netip.Addr.String
-// form. Changing either would orphan saved buckets and hand out fresh
-// quotas after an upgrade; subject_test.go pins both.
+// client address or network on public routes (IPSubject, NetworkSubject).
+// Its bytes are the bbolt snapshot key (persist.go) and the Redis hash tag
+// (redis.go), so the spelling is a storage format: a key subject is the
+// key id as it is, an address subject is "ip:" followed by the address in
+// netip.Addr.String form, and a network subject "ip:" followed by the
+// network in netip.Prefix.String form ("ip:2001:db8:1:2::/64"). Changing
+// any would orphan saved buckets and hand out fresh quotas after an
+// upgrade; subject_test.go pins them.
 type Subject string
 
 // ipPrefix marks an address subject. Key ids never start with it: they
@@ -30,8 +32,21 @@ func IPSubject(addr netip.Addr) Subject {
 	return Subject(addr.AppendTo(append(buf[:0], ipPrefix...)))
 }
 
+// NetworkSubject is the subject of a client network: every address in it
+// shares its buckets, so a host that holds an IPv6 /64 cannot draw a
+// fresh bucket for each of its addresses. A network of one address (an
+// IPv4 /32, an IPv6 /128) is spelled as IPSubject spells the address. It
+// allocates once, for the subject's bytes.
+func NetworkSubject(network netip.Prefix) Subject {
+	if !network.IsValid() || network.IsSingleIP() {
+		return IPSubject(network.Addr())
+	}
+	var buf [64]byte
+	return Subject(network.AppendTo(append(buf[:0], ipPrefix...)))
+}
+
 // IP returns the client address of an address subject; ok is false for a
-// key subject or a malformed address.
+// key subject, a network subject or a malformed address.
 func (s Subject) IP() (addr netip.Addr, ok bool) {
 	rest, found := strings.CutPrefix(string(s), ipPrefix)
 	if !found {
@@ -39,6 +54,21 @@ func (s Subject) IP() (addr netip.Addr, ok bool) {
 	}
 	addr, err := netip.ParseAddr(rest)
 	return addr, err == nil
+}
+
+// Network returns the client network of an address or network subject
+// (an address as a network of one); ok is false for a key subject or a
+// malformed one.
+func (s Subject) Network() (network netip.Prefix, ok bool) {
+	rest, found := strings.CutPrefix(string(s), ipPrefix)
+	if !found {
+		return netip.Prefix{}, false
+	}
+	if addr, err := netip.ParseAddr(rest); err == nil {
+		return netip.PrefixFrom(addr, addr.BitLen()), true
+	}
+	network, err := netip.ParsePrefix(rest)
+	return network, err == nil
 }
 
 // KeyID returns the key id of a key subject; ok is false for an address

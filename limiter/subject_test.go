@@ -19,6 +19,9 @@ func TestSubjectSpelling(t *testing.T) {
 		{"IPv6", string(IPSubject(netip.MustParseAddr("2001:db8::1"))), "ip:2001:db8::1"},
 		{"IPv4-mapped", string(IPSubject(netip.MustParseAddr("::ffff:192.0.2.7"))), "ip:::ffff:192.0.2.7"},
 		{"zone", string(IPSubject(netip.MustParseAddr("fe80::1%eth0"))), "ip:fe80::1%eth0"},
+		{"IPv6 /64", string(NetworkSubject(netip.MustParsePrefix("2001:db8:1:2::/64"))), "ip:2001:db8:1:2::/64"},
+		{"IPv6 /128 as an address", string(NetworkSubject(netip.MustParsePrefix("2001:db8::1/128"))), "ip:2001:db8::1"},
+		{"IPv4 /32 as an address", string(NetworkSubject(netip.MustParsePrefix("192.0.2.7/32"))), "ip:192.0.2.7"},
 		{"route", string(RouteBucketOf("GET /v1/forms/{id}")), "route:GET /v1/forms/{id}"},
 		{"catch-all route", string(RouteBucketOf("*")), "route:*"},
 		{"snapshot key", string(appendKey(nil, entryKey{
@@ -54,9 +57,28 @@ func TestSubjectAccessors(t *testing.T) {
 	}
 }
 
+func TestNetworkSubjectAccessors(t *testing.T) {
+	for _, want := range []netip.Prefix{netip.MustParsePrefix("2001:db8:1:2::/64"), netip.MustParsePrefix("192.0.2.7/32")} {
+		s := NetworkSubject(want)
+		if got, ok := s.Network(); !ok || got != want {
+			t.Errorf("NetworkSubject(%v).Network() = %v, %v", want, got, ok)
+		}
+	}
+	if _, ok := NetworkSubject(netip.MustParsePrefix("2001:db8:1:2::/64")).IP(); ok {
+		t.Error("a network subject reads as one address")
+	}
+	if got, ok := KeySubject("key_abc").Network(); ok {
+		t.Errorf("KeySubject.Network() = %v, true; want not a network", got)
+	}
+}
+
 func TestIPSubjectAllocatesOnce(t *testing.T) {
 	addr := netip.MustParseAddr("2001:db8:85a3::8a2e:370:7334")
 	if n := testing.AllocsPerRun(100, func() { _ = IPSubject(addr) }); n > 1 {
 		t.Errorf("IPSubject allocates %v times, want at most 1", n)
+	}
+	network := netip.MustParsePrefix("2001:db8:85a3::/64")
+	if n := testing.AllocsPerRun(100, func() { _ = NetworkSubject(network) }); n > 1 {
+		t.Errorf("NetworkSubject allocates %v times, want at most 1", n)
 	}
 }

@@ -363,7 +363,7 @@ func (e *eventJSON) record(opts *IngestOptions) (Record, error) {
 	switch {
 	case e.Method == "":
 		bad("method is required")
-	case len(e.Method) > MaxMethodBytes || !isToken(e.Method):
+	case !ValidMethod(e.Method):
 		bad("method %q is not an HTTP method", truncateUTF8(e.Method, MaxMethodBytes))
 	}
 	if e.Status < 100 || e.Status > 599 {
@@ -475,18 +475,6 @@ func (e *eventJSON) checkLengths(bad func(string, ...any)) {
 			bad("%s is longer than %d bytes", f.name, f.limit)
 		}
 	}
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 tchar).
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if isAlnum(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
-			continue
-		}
-		return false
-	}
-	return s != ""
 }
 
 func isAlnum(c byte) bool {

@@ -23,6 +23,24 @@ const (
 	MaxCountryBytes   = 8   // Country (ISO 3166 alpha-2 in practice)
 )
 
+// ValidMethod reports whether m can be a Record's Method: an HTTP token
+// (RFC 9110 tchar) of 1 to MaxMethodBytes bytes. Every edge that takes a
+// method from a client's words rather than its request line (forward
+// auth's X-Forwarded-Method, /v1/check, /v1/events) refuses others.
+// Tokens a spreadsheet reads as formulas ("-2+3", "+1+1") pass: exports
+// defuse every cell.
+func ValidMethod(m string) bool {
+	if m == "" || len(m) > MaxMethodBytes {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; !isAlnum(c) && strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Record times are clamped to [minRecordTime, maxRecordTime] when stored,
 // so day names and interval numbers stay in range (ParseEvents refuses
 // times outside a much narrower window).

@@ -128,3 +128,15 @@ func TestCategorizeError(t *testing.T) {
 		}
 	}
 }
+
+func TestValidMethod(t *testing.T) {
+	for m, want := range map[string]bool{
+		"GET": true, "PROPFIND": true, "-2+3": true, "+1+1": true, "M-SEARCH": true,
+		"": false, "=HYPERLINK(\"http://ev.il\",\"x\")": false, "@SUM": false, "GET /": false, "GE\tT": false,
+		strings.Repeat("A", MaxMethodBytes): true, strings.Repeat("A", MaxMethodBytes+1): false,
+	} {
+		if got := ValidMethod(m); got != want {
+			t.Errorf("ValidMethod(%q) = %v, want %v", m, got, want)
+		}
+	}
+}

@@ -186,14 +186,27 @@ func (ew *exportWriter) contentType() string {
 
 func (ew *exportWriter) header(cols []string) {
 	if ew.csv != nil {
-		_ = ew.csv.Write(cols)
+		ew.row = append(ew.row[:0], cols...)
+		_ = writeCSVRow(ew.csv, ew.row)
 	}
 }
 
-// csvText defuses a text cell a spreadsheet would run as a formula
-// (=, +, -, @, tab, carriage return first): clients choose paths, user
-// agents and request ids, and exports are opened in spreadsheets. The
-// cell gets a leading apostrophe, as OWASP recommends.
+// writeCSVRow writes row with every cell defused by csvText, in place:
+// clients choose paths, user agents, request ids and methods ("-2+3" is
+// a valid one), and exports are opened in spreadsheets. Defusing every
+// cell, not the columns thought to hold client text, keeps a new column
+// safe too.
+func writeCSVRow(w *csv.Writer, row []string) error {
+	for i, cell := range row {
+		row[i] = csvText(cell)
+	}
+	return w.Write(row)
+}
+
+// csvText defuses a cell a spreadsheet would run as a formula (=, +, -,
+// @, tab, carriage return first) with a leading apostrophe, as OWASP
+// recommends. The numbers an export writes are never negative, so no
+// number is turned into text.
 func csvText(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s
@@ -207,11 +220,11 @@ func (ew *exportWriter) recordRow(rec *metrics.Record) error {
 		return ew.rowDone()
 	}
 	j := rec.JSON()
-	ew.row = append(ew.row[:0], j.Time, csvText(j.RequestID), j.Method, csvText(j.Route), csvText(j.Path), strconv.Itoa(j.Status),
+	ew.row = append(ew.row[:0], j.Time, j.RequestID, j.Method, j.Route, j.Path, strconv.Itoa(j.Status),
 		fmtFloat(j.LatencyMS), fmtFloat(j.UpstreamLatencyMS), strconv.FormatInt(j.RequestBytes, 10),
-		strconv.FormatInt(j.ResponseBytes, 10), csvText(j.KeyID), csvText(j.OwnerID), csvText(j.Tier), j.ClientIP,
-		csvText(j.Country), csvText(j.UserAgent), j.ErrorCategory, j.CacheStatus, j.Decision)
-	_ = ew.csv.Write(ew.row)
+		strconv.FormatInt(j.ResponseBytes, 10), j.KeyID, j.OwnerID, j.Tier, j.ClientIP,
+		j.Country, j.UserAgent, j.ErrorCategory, j.CacheStatus, j.Decision)
+	_ = writeCSVRow(ew.csv, ew.row)
 	return ew.rowDone()
 }
 
@@ -227,12 +240,12 @@ func (ew *exportWriter) seriesRow(group string, p *analytics.Point) error {
 		return ew.rowDone()
 	}
 	st := &p.Stats
-	ew.row = append(ew.row[:0], csvText(group), p.T.Format(time.RFC3339),
+	ew.row = append(ew.row[:0], group, p.T.Format(time.RFC3339),
 		strconv.FormatUint(st.Requests, 10), strconv.FormatUint(st.Errors4xx, 10), strconv.FormatUint(st.Errors5xx, 10),
 		fmtFloat(st.ErrorRate), strconv.FormatUint(st.RateLimited, 10), strconv.FormatUint(st.AuthFailures, 10),
 		strconv.FormatUint(st.BytesIn, 10), strconv.FormatUint(st.BytesOut, 10),
 		fmtFloat(st.P50MS), fmtFloat(st.P90MS), fmtFloat(st.P95MS), fmtFloat(st.P99MS), fmtFloat(st.MaxMS), fmtFloat(st.AvgMS))
-	_ = ew.csv.Write(ew.row)
+	_ = writeCSVRow(ew.csv, ew.row)
 	return ew.rowDone()
 }
 

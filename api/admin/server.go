@@ -72,11 +72,15 @@ type Options struct {
 	// Dashboard configures the /ui/ dashboard's login sessions
 	// (dashboard.session_ttl).
 	Dashboard DashboardOptions
-	// AuthFailureLimit wrong admin tokens from one client address within
-	// AuthFailureWindow lock the address out until the window ends;
-	// 0 means DefaultAuthFailureLimit, negative turns the throttle off.
+	// Past AuthFailureLimit wrong admin tokens from one client within
+	// AuthFailureWindow, further wrong ones are answered 429 until the
+	// window ends; the right token always passes. 0 means
+	// DefaultAuthFailureLimit, negative turns the throttle off.
 	AuthFailureLimit  int
 	AuthFailureWindow time.Duration
+	// IPv6Prefix groups IPv6 clients by network for that count (see
+	// enforce.ClientNetwork); 0 means enforce.DefaultIPv6Prefix.
+	IPv6Prefix int
 }
 
 // Server holds the handlers. Build it with New; serve AdminHandler on
@@ -94,8 +98,9 @@ type Server struct {
 	analytics *analyticsAPI
 	checks    []ReadyCheck
 
-	sessions *sessions     // the dashboard's logins
-	throttle *authThrottle // wrong admin tokens per client address
+	sessions   *sessions     // the dashboard's logins
+	throttle   *authThrottle // wrong admin tokens per client network
+	ipv6Prefix int           // bits of an IPv6 address that name one client
 
 	adminTokenSet  bool
 	adminTokenHash [32]byte
@@ -132,6 +137,7 @@ func New(opts Options) *Server {
 	s.checks = opts.ReadyChecks
 	s.sessions = newSessions(opts.Dashboard, opts.Now)
 	s.throttle = newAuthThrottle(opts.AuthFailureLimit, opts.AuthFailureWindow, opts.Now)
+	s.ipv6Prefix = opts.IPv6Prefix
 	s.routes = append(s.adminRoutes(), s.dashboardRoutes()...)
 	if opts.Metrics != nil {
 		h, want := opts.Metrics, sha256.Sum256([]byte(opts.MetricsToken))
@@ -201,21 +207,26 @@ func (s *Server) authorizeAdmin(r *http.Request) *httpapi.Error {
 }
 
 // checkAdminToken compares a presented admin token in constant time (both
-// sides hashed, so not even its length leaks) and throttles addresses
-// that keep presenting wrong ones.
+// sides hashed, so not even its length leaks). The right token always
+// passes; a wrong one is 401, or 429 once its client network has sent
+// too many (see authThrottle).
 func (s *Server) checkAdminToken(r *http.Request, token string) *httpapi.Error {
-	ip := s.trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For"))
-	if wait, blocked := s.throttle.blocked(ip); blocked {
-		return &httpapi.Error{Code: httpapi.CodeTooManyAttempts, Message: fmt.Sprintf("too many wrong admin tokens from this address; try again in %d seconds",
-			int(wait.Seconds())+1)}
-	}
 	got := sha256.Sum256([]byte(token))
-	if subtle.ConstantTimeCompare(got[:], s.adminTokenHash[:]) != 1 {
-		s.throttle.failed(ip)
+	if subtle.ConstantTimeCompare(got[:], s.adminTokenHash[:]) == 1 {
+		return nil
+	}
+	client := enforce.ClientNetwork(s.trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For")), s.ipv6Prefix)
+	f := s.throttle.failed(client)
+	if !f.over {
 		return httpapi.Errorf(httpapi.CodeUnauthorized, "the admin token is not valid")
 	}
-	s.throttle.succeeded(ip)
-	return nil
+	if f.firstOver {
+		s.log.Warn("wrong admin tokens keep coming from one client: answering them 429 until the window ends; the right token still works",
+			"client", client.String(), "retry_after", f.retryAfter.Round(time.Second).String())
+	}
+	wait := max(int((f.retryAfter+time.Second-1)/time.Second), 1) // whole seconds, rounded up
+	return &httpapi.Error{Code: httpapi.CodeTooManyAttempts, RetryAfter: wait,
+		Message: fmt.Sprintf("the admin token is not valid, and too many wrong ones came from this address; wait %d seconds before trying again", wait)}
 }
 
 // actor names who made an admin change, for audit events. Scripts may add

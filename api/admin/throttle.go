@@ -10,21 +10,27 @@ import (
 const (
 	DefaultAuthFailureLimit  = 20
 	DefaultAuthFailureWindow = 5 * time.Minute
-	maxThrottled             = 10_000 // client addresses remembered at most
+	maxThrottled             = 10_000 // client networks remembered at most
 )
 
-// authThrottle slows down guessing of the admin token: after limit failed
-// attempts from one client address within window, further attempts from
-// it are refused unchecked until the window has passed. A right token
-// clears the address's count. A strong token cannot be guessed anyway;
-// this keeps a weak one ("change-me") from falling to a script.
+// authThrottle slows down wrong admin tokens without locking anyone out.
+// It counts wrong tokens per client network (an IPv4 address, an IPv6
+// network of the configured prefix: one host often holds a whole /64);
+// past limit within window, a wrong token is answered 429 with
+// Retry-After instead of 401, until the window ends.
+//
+// It never refuses a token unchecked: the token is compared first, so
+// the right one works whatever others sent from the same address (one
+// NAT, one corporate proxy). What keeps the token from being guessed is
+// its length, which config requires; the throttle tells a script that
+// keeps failing to back off, and makes guessing visible in the log.
 type authThrottle struct {
-	limit  int
+	limit  int // <= 0: off
 	window time.Duration
 	now    func() time.Time
 
-	mu   sync.Mutex
-	byIP map[netip.Addr]*authFailures
+	mu    sync.Mutex
+	byNet map[netip.Prefix]*authFailures
 }
 
 type authFailures struct {
@@ -32,6 +38,15 @@ type authFailures struct {
 	since time.Time // first failure of the current window
 }
 
+// failure is what the throttle says about one more wrong token.
+type failure struct {
+	over       bool          // past the limit: answer 429
+	firstOver  bool          // the first failure past it in this window
+	retryAfter time.Duration // until the window ends
+}
+
+// newAuthThrottle makes a throttle; limit 0 means DefaultAuthFailureLimit
+// and a negative limit turns it off.
 func newAuthThrottle(limit int, window time.Duration, now func() time.Time) *authThrottle {
 	if limit == 0 {
 		limit = DefaultAuthFailureLimit
@@ -39,69 +54,47 @@ func newAuthThrottle(limit int, window time.Duration, now func() time.Time) *aut
 	if window <= 0 {
 		window = DefaultAuthFailureWindow
 	}
-	return &authThrottle{limit: limit, window: window, now: now, byIP: map[netip.Addr]*authFailures{}}
+	return &authThrottle{limit: limit, window: window, now: now, byNet: map[netip.Prefix]*authFailures{}}
 }
 
-// blocked reports whether ip has used up its attempts, and for how long.
-func (t *authThrottle) blocked(ip netip.Addr) (time.Duration, bool) {
-	if t.limit < 0 {
-		return 0, false
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f := t.byIP[ip]
-	if f == nil {
-		return 0, false
-	}
-	left := f.since.Add(t.window).Sub(t.now())
-	if left <= 0 {
-		delete(t.byIP, ip)
-		return 0, false
-	}
-	return left, f.count >= t.limit
-}
-
-// failed counts a wrong token from ip.
-func (t *authThrottle) failed(ip netip.Addr) {
-	if t.limit < 0 {
-		return
+// failed counts a wrong token from client and says whether client is
+// now past the limit.
+func (t *authThrottle) failed(client netip.Prefix) failure {
+	if t.limit <= 0 {
+		return failure{}
 	}
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := t.byIP[ip]
+	f := t.byNet[client]
 	if f == nil || now.Sub(f.since) >= t.window {
-		if len(t.byIP) >= maxThrottled {
+		if f == nil && len(t.byNet) >= maxThrottled {
 			t.forgetExpired(now)
 		}
 		f = &authFailures{since: now}
-		t.byIP[ip] = f
+		t.byNet[client] = f
 	}
 	f.count++
-}
-
-// succeeded clears ip's count.
-func (t *authThrottle) succeeded(ip netip.Addr) {
-	if t.limit < 0 {
-		return
+	return failure{
+		over:       f.count > t.limit,
+		firstOver:  f.count == t.limit+1,
+		retryAfter: f.since.Add(t.window).Sub(now),
 	}
-	t.mu.Lock()
-	delete(t.byIP, ip)
-	t.mu.Unlock()
 }
 
 // forgetExpired drops finished windows, and when that is not enough an
 // arbitrary half, so the table stays bounded under a flood of addresses.
+// It needs mu.
 func (t *authThrottle) forgetExpired(now time.Time) {
-	for ip, f := range t.byIP {
+	for client, f := range t.byNet {
 		if now.Sub(f.since) >= t.window {
-			delete(t.byIP, ip)
+			delete(t.byNet, client)
 		}
 	}
-	for ip := range t.byIP {
-		if len(t.byIP) < maxThrottled/2 {
+	for client := range t.byNet {
+		if len(t.byNet) < maxThrottled/2 {
 			break
 		}
-		delete(t.byIP, ip)
+		delete(t.byNet, client)
 	}
 }

@@ -81,17 +81,17 @@ func (s *Server) billingReport(w http.ResponseWriter, r *http.Request, _ httprou
 		header = append(header, "key_id")
 	}
 	header = append(header, "requests", "errors_4xx", "errors_5xx", "rate_limited", "bytes_in", "bytes_out")
-	_ = cw.Write(header)
+	_ = writeCSVRow(cw, header)
 	row := make([]string, 0, len(header))
 	for _, br := range rep.Rows {
-		row = append(row[:0], rep.Month, csvText(br.OwnerID))
+		row = append(row[:0], rep.Month, br.OwnerID)
 		if rep.GroupBy == analytics.GroupKey {
-			row = append(row, csvText(br.KeyID))
+			row = append(row, br.KeyID)
 		}
 		for _, n := range []uint64{br.Requests, br.Errors4xx, br.Errors5xx, br.RateLimited, br.BytesIn, br.BytesOut} {
 			row = append(row, strconv.FormatUint(n, 10))
 		}
-		if err := cw.Write(row); err != nil {
+		if err := writeCSVRow(cw, row); err != nil {
 			return nil // the client went away
 		}
 	}

@@ -69,6 +69,10 @@ func originalRequest(r *http.Request, ps httprouter.Params) (original, *httpapi.
 	if e != nil {
 		return o, e
 	}
+	if method != "" && !metrics.ValidMethod(method) {
+		// Recorded as given, it would reach exports and the dashboard.
+		return o, httpapi.Errorf(httpapi.CodeInvalidRequest, "X-Forwarded-Method / X-Original-Method must be an HTTP method (an RFC 9110 token of at most %d characters)", metrics.MaxMethodBytes)
+	}
 	uri, e := agreeingHeader(r.Header, "X-Forwarded-Uri", "X-Original-Uri")
 	if e != nil {
 		return o, e

@@ -8,6 +8,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/apiwarden/apiwarden/api/httpapi"
+	"github.com/apiwarden/apiwarden/metrics"
 )
 
 // checkRequest is the body of POST /v1/check.
@@ -56,6 +57,9 @@ func (s *Gateway) check(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	}
 	if req.Method == "" {
 		req.Method = "GET"
+	}
+	if !metrics.ValidMethod(req.Method) {
+		return httpapi.Errorf(httpapi.CodeInvalidRequest, "method: must be an HTTP method (an RFC 9110 token of at most %d characters)", metrics.MaxMethodBytes)
 	}
 	if req.Path == "" {
 		req.Path = "/"

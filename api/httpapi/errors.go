@@ -24,6 +24,8 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error
+	// RetryAfter, when > 0, is sent as Retry-After (seconds).
+	RetryAfter int
 }
 
 func (e *Error) Error() string {

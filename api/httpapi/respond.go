@@ -45,6 +45,9 @@ func WriteErrorStatus(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 		// RFC 9110 asks a 401 to name the scheme it wants.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="apiwarden"`)
 	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
 	var body errorBody
 	body.Error.Code, body.Error.Message, body.Error.RequestID = e.Code, e.Message, rid
 	WriteJSON(w, status, &body)

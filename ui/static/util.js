@@ -130,6 +130,24 @@ export function notice(kind, title, text, extra) {
     h('strong', null, title), text ? h('span', null, text) : null, extra || null);
 }
 
+/**
+ * alertSubject says what an alert is about, for its meta line: "whole
+ * service" for the global subject, else the kind and the id (key, owner)
+ * or route pattern in a <code> that selects whole on a click, to copy. The
+ * summary already names a key by its name and owner.
+ */
+export function alertSubject(a) {
+  const s = a.subject || {};
+  if (!s.value) return h('span', { dataset: { subjectKind: s.kind || 'global' } }, 'whole service');
+  return h('span', { dataset: { subjectKind: s.kind } }, s.kind + ' ',
+    h('code', { class: 'copyable', title: 'Click to select, then copy' }, s.value));
+}
+
+/** joined puts sep between the parts that are set (strings or nodes). */
+export function joined(parts, sep = ' · ') {
+  return parts.filter(Boolean).flatMap((p, i) => (i ? [sep, p] : [p]));
+}
+
 /** empty is the placeholder of a table or chart with nothing to show. */
 export function empty(text) { return h('div', { class: 'empty' }, text); }
 

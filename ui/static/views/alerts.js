@@ -2,7 +2,7 @@
 // note, resolve; the configured rules.
 
 import { api, query } from '../api.js';
-import { h, field, select, dialog, toast, errorNotice, empty, fmtAgo, fmtTime, fmtNum } from '../util.js';
+import { h, field, select, dialog, toast, errorNotice, empty, fmtAgo, fmtTime, fmtNum, alertSubject, joined } from '../util.js';
 
 const TABS = [['firing', 'Firing'], ['acknowledged', 'Acknowledged'], ['pending', 'Pending'], ['recovering', 'Recovering'], ['resolved', 'Resolved'], ['', 'All']];
 
@@ -50,12 +50,12 @@ export function mount(root, { signal, params }) {
       h('div', { class: 'main' },
         h('div', { class: 'title' }, h('span', { class: 'badge ' + a.severity }, a.severity), ' ', h('span', { class: 'badge ' + a.state }, a.state), ' ', a.summary || a.rule),
         a.description ? h('div', null, a.description) : null,
-        h('div', { class: 'meta' }, [
-          a.rule, a.type, a.subject && a.subject.kind ? `${a.subject.kind} ${a.subject.value}` : null,
+        h('div', { class: 'meta' }, joined([
+          a.rule, a.type, alertSubject(a),
           a.value != null ? `value ${fmtNum(a.value)} (threshold ${fmtNum(a.threshold)})` : null,
           a.fired_at ? `fired ${fmtAgo(a.fired_at)}` : a.active_at ? `pending since ${fmtAgo(a.active_at)}` : null,
           a.resolved_at ? `resolved ${fmtTime(a.resolved_at)}${a.resolved_by ? ' by ' + a.resolved_by : ''}` : null,
-        ].filter(Boolean).join(' · ')),
+        ])),
         a.inhibited_by && open ? h('div', { class: 'meta', dataset: { testid: 'alert-inhibited' } }, `Not sent to receivers: a higher-severity alert on the same ${a.subject && a.subject.kind || 'subject'} fires (${a.inhibited_by})`) : null,
         ack ? h('div', { class: 'meta' }, `Acknowledged by ${ack.by || 'someone'} ${fmtAgo(ack.at)}${ack.note ? ': “' + ack.note + '”' : ''}`) : null),
       h('div', null,

@@ -4,7 +4,7 @@
 
 import { api, APIError } from '../api.js';
 import { TimeChart, Sparkline } from '../chart.js';
-import { h, errorNotice, fmtNum, fmtInt, fmtRate, fmtMs, fmtAgo, empty } from '../util.js';
+import { h, errorNotice, fmtNum, fmtInt, fmtRate, fmtMs, fmtAgo, empty, alertSubject, joined } from '../util.js';
 
 const WINDOW = 15 * 60 * 1000;
 const CAP = 900;
@@ -30,7 +30,7 @@ export function mount(root, { signal }) {
   });
   const trafficBox = h('div');
   const latencyBox = h('div');
-  const alertsBox = h('div', null, h('p', { class: 'muted' }, 'Loading alerts…'));
+  const alertsBox = h('div', { dataset: { testid: 'overview-alerts' } }, h('p', { class: 'muted' }, 'Loading alerts…'));
   const routesBox = h('div');
 
   root.append(
@@ -188,7 +188,7 @@ export function mount(root, { signal }) {
       alertsBox.replaceChildren(h('ul', { class: 'list' }, list.slice(0, 8).map((a) => h('li', null,
         h('div', { class: 'main' },
           h('div', { class: 'title' }, h('span', { class: 'badge ' + a.severity }, a.severity), ' ', a.summary || a.rule),
-          h('div', { class: 'meta' }, `${a.type} · ${a.subject ? a.subject.kind + ' ' + a.subject.value : ''} · firing ${fmtAgo(a.fired_at || a.active_at)}`)),
+          h('div', { class: 'meta' }, joined([a.type, alertSubject(a), `firing ${fmtAgo(a.fired_at || a.active_at)}`]))),
         h('a', { href: '#/alerts' }, 'Open')))));
     } catch (e) {
       if (e.name === 'AbortError') return;
