@@ -22,6 +22,7 @@ import (
 	"github.com/apiwarden/apiwarden/api"
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/api/gateway"
+	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/config"
 	"github.com/apiwarden/apiwarden/enforce"
 	"github.com/apiwarden/apiwarden/keys"
@@ -55,6 +56,8 @@ type App struct {
 	notify    *alerting.Dispatcher
 	telemetry *telemetry.Telemetry
 	api       *api.Server
+	cluster   *cluster.Cluster  // nil without [cluster] postgres_url
+	listener  *cluster.Listener // keeps the key mirror current; nil without cluster
 
 	calendar *limiter.Calendar // as configured at start; the limiter holds the one in force
 	cleanups []func()          // undo what New opened, when a later step fails
@@ -106,7 +109,7 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 func secretsResolved(cfg *config.Config) error {
 	for name, v := range map[string]config.Secret{"security.admin_token": cfg.Security.AdminToken,
 		"security.key_secret": cfg.Security.KeySecret, "security.service_token": cfg.Security.ServiceToken,
-		"security.metrics_token": cfg.Security.MetricsToken} {
+		"security.metrics_token": cfg.Security.MetricsToken, "cluster.postgres_url": cfg.Cluster.PostgresURL} {
 		if s := v.Value(); strings.HasPrefix(s, "env:") || strings.HasPrefix(s, "file:") {
 			return fmt.Errorf("%s is the unresolved reference %q: load the configuration with config.Load", name, s)
 		}
@@ -125,6 +128,9 @@ func (a *App) openStore() (err error) {
 	if err != nil {
 		return err
 	}
+	if err := a.openCluster(secret); err != nil {
+		return err
+	}
 	a.keys, err = keys.New(keys.Options{
 		Store:         a.st,
 		Secret:        secret,
@@ -134,11 +140,13 @@ func (a *App) openStore() (err error) {
 		FlushInterval: cfg.Keys.LastUsedFlushInterval.D(),
 		Now:           a.now,
 		Logger:        a.log,
+		Records:       a.keyRecords(),
 	})
 	if err != nil {
 		return err
 	}
 	a.cleanups = append(a.cleanups, a.keys.Close)
+	a.startMirror()
 	return nil
 }
 
@@ -242,7 +250,7 @@ func (a *App) newAPI(version string) error {
 	}
 	recorder := metrics.Tee{Recorder: a.rec, Live: a.realtime}
 	a.telemetry = telemetry.New(telemetry.Limiter(a.limits), telemetry.Redis(a.redis),
-		telemetry.Recorder(a.rec), telemetry.Store(a.st), telemetry.Alerts(a.alerts))
+		telemetry.Recorder(a.rec), telemetry.Store(a.st), telemetry.Alerts(a.alerts), telemetry.ClusterStore(a.healthReporter()))
 	a.api = api.New(api.Options{
 		Gateway: gateway.Options{
 			Gate: gateway.GateOptions{
@@ -431,6 +439,7 @@ func restartOnly(old, cur *config.Config) []string {
 		"metrics":                                !reflect.DeepEqual(old.Metrics, cur.Metrics),
 		"limiter":                                !reflect.DeepEqual(old.Limiter, cur.Limiter),
 		"redis":                                  !reflect.DeepEqual(old.Redis, cur.Redis),
+		"cluster":                                !reflect.DeepEqual(old.Cluster, cur.Cluster),
 		"dashboard":                              !reflect.DeepEqual(old.Dashboard, cur.Dashboard),
 		"keys (other than scopes, grace_period)": !reflect.DeepEqual(oldKeys, curKeys),
 		"alerts (other than rules)":              !reflect.DeepEqual(oldAlerts, curAlerts),
@@ -487,6 +496,9 @@ func (a *App) readyChecks() []admin.ReadyCheck {
 			return "fallback: Redis unreachable, limits are per instance until it returns"
 		}})
 	}
+	if a.cluster != nil {
+		checks = append(checks, a.clusterCheck())
+	}
 	return checks
 }
 
@@ -529,6 +541,10 @@ func (a *App) Run(ctx context.Context) error {
 	if a.redis != nil {
 		// Probes an open breaker with no traffic, so /readyz recovers.
 		go a.redis.Run(context.Background())
+	}
+	listenerDone := make(chan error, 1)
+	if a.listener != nil {
+		go func() { listenerDone <- a.listener.Run(context.Background()) }()
 	}
 
 	serve("admin", a.adminSrv, a.adminLn)
@@ -584,6 +600,12 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("limiter", "err", err)
 	}
 
+	if a.listener != nil {
+		// No admin write can come any more; stop following the cluster
+		// before the key service flushes and closes.
+		a.listener.Stop()
+		<-listenerDone
+	}
 	a.keys.Stop()
 	if err := <-keysDone; err != nil {
 		a.log.Error("final write of key usage failed", "err", err)
@@ -591,6 +613,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.keys.Close()
 	if a.redis != nil {
 		a.redis.Close()
+	}
+	if a.cluster != nil {
+		a.cluster.Close()
 	}
 	if err := a.st.Close(); err != nil && runErr == nil {
 		runErr = err

@@ -173,3 +173,7 @@ func unreachable(err error) bool {
 	}
 	return true
 }
+
+// Ready reports whether the schema has been checked: PostgreSQL has been
+// reached since start.
+func (c *Cluster) Ready() bool { return c.ready.Load() }
