@@ -542,10 +542,7 @@ func (a *App) Run(ctx context.Context) error {
 		// Probes an open breaker with no traffic, so /readyz recovers.
 		go a.redis.Run(context.Background())
 	}
-	listenerDone := make(chan error, 1)
-	if a.listener != nil {
-		go func() { listenerDone <- a.listener.Run(context.Background()) }()
-	}
+	stopMirror := a.runMirror()
 
 	serve("admin", a.adminSrv, a.adminLn)
 	if a.enforceSrv != nil {
@@ -600,12 +597,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("limiter", "err", err)
 	}
 
-	if a.listener != nil {
-		// No admin write can come any more; stop following the cluster
-		// before the key service flushes and closes.
-		a.listener.Stop()
-		<-listenerDone
-	}
+	stopMirror() // before the key service flushes and closes
 	a.keys.Stop()
 	if err := <-keysDone; err != nil {
 		a.log.Error("final write of key usage failed", "err", err)
@@ -614,9 +606,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.redis != nil {
 		a.redis.Close()
 	}
-	if a.cluster != nil {
-		a.cluster.Close()
-	}
+	a.closeCluster()
 	if err := a.st.Close(); err != nil && runErr == nil {
 		runErr = err
 	}

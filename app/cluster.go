@@ -101,3 +101,27 @@ func (a *App) healthReporter() telemetry.HealthReporter {
 	}
 	return a.cluster
 }
+
+// runMirror runs the listener that keeps the key mirror current (cluster
+// mode) and returns the function that stops it and waits until it has.
+// Without a cluster both do nothing.
+func (a *App) runMirror() (stop func()) {
+	if a.listener == nil {
+		return func() {}
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.listener.Run(context.Background()) }()
+	return func() {
+		a.listener.Stop()
+		if err := <-done; err != nil {
+			a.log.Error("cluster listener", "err", err)
+		}
+	}
+}
+
+// closeCluster closes the pool, once nothing uses it.
+func (a *App) closeCluster() {
+	if a.cluster != nil {
+		a.cluster.Close()
+	}
+}

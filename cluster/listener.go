@@ -83,7 +83,13 @@ func (l *Listener) Run(ctx context.Context) error {
 			if connected {
 				backoff = l.opts.MinBackoff
 			}
-			l.c.log.Warn("cluster listener lost PostgreSQL; serving keys from the local mirror", "err", err, "retry_in", backoff.String())
+			if unreachable(err) {
+				l.c.log.Warn("cluster listener lost PostgreSQL; serving keys from the local mirror", "err", err, "retry_in", backoff.String())
+			} else {
+				// A newer schema, another key secret: retrying will not help
+				// until a person acts, but it costs little and recovers then.
+				l.c.log.Error("cluster listener: PostgreSQL refused this instance; serving keys from the local mirror", "err", err, "retry_in", backoff.String())
+			}
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
