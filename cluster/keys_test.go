@@ -25,7 +25,7 @@ type instance struct {
 	done     chan error
 }
 
-func newInstance(t *testing.T, url string) *instance {
+func newInstance(t testing.TB, url string) *instance {
 	t.Helper()
 	ctx := ctxFor(t, 30*time.Second)
 	c, err := cluster.Open(ctx, cluster.Options{URL: url, InstanceID: t.Name(), KeySecretCheck: keys.SecretCheck([]byte(testSecret))})
@@ -49,7 +49,7 @@ func newInstance(t *testing.T, url string) *instance {
 }
 
 // within polls cond until it holds or d has passed.
-func within(t *testing.T, d time.Duration, what string, cond func() bool) {
+func within(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
