@@ -11,7 +11,7 @@ import (
 // RuleType names what a rule watches.
 type RuleType string
 
-// The rule types of SPEC §8.
+// The rule types (README.md, "Alerts"; config.example.toml).
 const (
 	// RateLimitExceeded: the share of a subject's requests answered 429
 	// over the window reaches Threshold (a fraction, 0 < t ≤ 1).
@@ -31,7 +31,7 @@ const (
 	QuotaWarning RuleType = "quota_warning"
 )
 
-// RuleTypes lists every type, in the order of SPEC §8.
+// RuleTypes lists every type, in the order config.example.toml documents them.
 func RuleTypes() []RuleType {
 	return []RuleType{RateLimitExceeded, UnusualActivity, ErrorSpike, PerformanceDegradation, QuotaWarning}
 }

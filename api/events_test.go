@@ -2,8 +2,12 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +20,10 @@ import (
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
 
+// eventsNow is the servers' clock: the events below are of that morning,
+// inside the 24 hours /v1/events takes.
+var eventsNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
 func newEventsServer(t *testing.T) (*httptest.Server, *metrics.Recorder, *metrics.Reader) {
 	t.Helper()
 	st := storetest.MustOpen(t)
@@ -23,7 +31,8 @@ func newEventsServer(t *testing.T) (*httptest.Server, *metrics.Recorder, *metric
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Options{Gateway: gateway.Options{Events: rec, Gate: gateway.GateOptions{ServiceToken: "svc"}}, Admin: admin.Options{AdminToken: adminToken}, SharedListener: true})
+	srv := api.New(api.Options{Gateway: gateway.Options{Events: rec, Gate: gateway.GateOptions{ServiceToken: "svc"}}, Admin: admin.Options{AdminToken: adminToken}, SharedListener: true,
+		Now: func() time.Time { return eventsNow }})
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)
 	return hs, rec, metrics.NewReader(st)
@@ -123,7 +132,8 @@ func TestEventsTakeOwnerAndTierFromTheKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Options{Gateway: gateway.Options{Events: rec, Keys: ks, Gate: gateway.GateOptions{ServiceToken: "svc"}}, Admin: admin.Options{AdminToken: adminToken, Keys: ks}, SharedListener: true})
+	srv := api.New(api.Options{Gateway: gateway.Options{Events: rec, Keys: ks, Gate: gateway.GateOptions{ServiceToken: "svc"}}, Admin: admin.Options{AdminToken: adminToken, Keys: ks}, SharedListener: true,
+		Now: func() time.Time { return eventsNow }})
 	hs := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(hs.Close)
 
@@ -160,5 +170,59 @@ func TestEventsTakeOwnerAndTierFromTheKey(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Errorf("%d records stored, want 3", len(got))
+	}
+}
+
+// A record with one huge field is refused on its own, and reading it
+// costs memory bounded by the per-record caps, not by the field: six such
+// posts in parallel used to grow the process by 700 MB, all answered 202.
+func TestEventsHugeFieldIsRefusedWithBoundedMemory(t *testing.T) {
+	hs, rec, rd := newEventsServer(t)
+	const huge = 24 << 20
+	// The client sends one MiB 24 times over, read by read (hiding
+	// WriteTo, which would copy each MiB), so that what is counted is the
+	// server's.
+	mib := strings.Repeat("a", 1<<20)
+	parts := []io.Reader{strings.NewReader("[" + event(1, 200) + `,{"time":"2026-11-27T10:00:02Z","method":"GET","status":200,"user_agent":"`)}
+	for range huge >> 20 {
+		parts = append(parts, strings.NewReader(mib))
+	}
+	body := struct{ io.Reader }{io.MultiReader(append(parts, strings.NewReader(`"},`+event(3, 200)+"]"))...)}
+	req, err := http.NewRequest("POST", hs.URL+"/v1/events", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Apiwarden-Token", "svc")
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	runtime.ReadMemStats(&after)
+
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("a %d MiB field: %d KiB allocated while the request was served", huge>>20, allocated>>10)
+	if allocated > 4<<20 {
+		t.Errorf("serving a batch with a %d MiB field allocated %d MiB; want under 4 MiB", huge>>20, allocated>>20)
+	}
+	var a struct {
+		Accepted, Rejected int
+		Errors             []metrics.EventError
+	}
+	if err := json.Unmarshal(answer, &a); err != nil {
+		t.Fatalf("%d %s", resp.StatusCode, answer)
+	}
+	if resp.StatusCode != 202 || a.Accepted != 2 || a.Rejected != 1 || len(a.Errors) != 1 ||
+		a.Errors[0].Index != 1 || !strings.Contains(a.Errors[0].Message, "user_agent") {
+		t.Fatalf("%d %s", resp.StatusCode, answer)
+	}
+	if n := len(storedRecords(t, rec, rd)); n != 2 {
+		t.Fatalf("%d records stored, want 2", n)
 	}
 }

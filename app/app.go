@@ -50,6 +50,7 @@ type App struct {
 	redis     *limiter.Redis // nil without [redis] url
 	engine    *enforce.Engine
 	rec       *metrics.Recorder
+	routeCap  *metrics.RouteCap // distinct routes /v1/events may file
 	realtime  *analytics.Realtime
 	analytics *analytics.Service
 	alerts    *alerting.Evaluator
@@ -217,6 +218,9 @@ func (a *App) newRecording() (err error) {
 	if err != nil {
 		return err
 	}
+	if a.routeCap, err = a.newRouteCap(); err != nil {
+		return err
+	}
 	if a.realtime, err = analytics.NewRealtime(analytics.RealtimeOptions{Now: a.now}); err != nil {
 		return err
 	}
@@ -229,6 +233,21 @@ func (a *App) newRecording() (err error) {
 		Now:       a.now,
 	})
 	return err
+}
+
+// newRouteCap caps the distinct routes /v1/events may file. It knows the
+// configured patterns and the routes already stored, so that a restart
+// makes no new room.
+func (a *App) newRouteCap() (*metrics.RouteCap, error) {
+	max := a.cfg.Metrics.MaxIngestedRoutes
+	known, err := metrics.NewReader(a.st).Values(context.Background(), metrics.DimRoute, max)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stored routes: %w", err)
+	}
+	for _, r := range a.cfg.Routes {
+		known = append(known, r.Path)
+	}
+	return metrics.NewRouteCap(max, known...), nil
 }
 
 // newAPI builds the HTTP handlers over the services.
@@ -250,7 +269,8 @@ func (a *App) newAPI(version string) error {
 	}
 	recorder := metrics.Tee{Recorder: a.rec, Live: a.realtime}
 	a.telemetry = telemetry.New(telemetry.Limiter(a.limits), telemetry.Redis(a.redis),
-		telemetry.Recorder(a.rec), telemetry.Store(a.st), telemetry.Alerts(a.alerts), telemetry.ClusterStore(a.healthReporter()))
+		telemetry.Recorder(a.rec), telemetry.IngestedRoutes(a.routeCap), telemetry.Store(a.st), telemetry.Alerts(a.alerts),
+		telemetry.ClusterStore(a.healthReporter()))
 	a.api = api.New(api.Options{
 		Gateway: gateway.Options{
 			Gate: gateway.GateOptions{
@@ -258,6 +278,7 @@ func (a *App) newAPI(version string) error {
 				Recorder:                   recorder,
 				Observer:                   a.telemetry,
 				Trusted:                    trusted,
+				Paths:                      PathRules(cfg),
 				ServiceToken:               cfg.Security.ServiceToken.Value(),
 				AuthorizeRateLimitedStatus: cfg.Server.AuthorizeRateLimitedStatus,
 				CountryHeader:              cfg.Metrics.CountryHeader,
@@ -274,6 +295,11 @@ func (a *App) newAPI(version string) error {
 			},
 			Events: recorder,
 			Keys:   a.keys,
+			Ingest: gateway.IngestLimits{
+				MaxAge:    cfg.Metrics.MaxIngestedAge.D(),
+				MaxFuture: cfg.Metrics.MaxIngestedFuture.D(),
+				Routes:    a.routeCap,
+			},
 		},
 		Admin: admin.Options{
 			AdminToken: cfg.Security.AdminToken.Value(),
@@ -334,9 +360,9 @@ func (a *App) bind() (err error) {
 }
 
 // warnOpenServiceAPI says so when /v1/check, /v1/authorize and /v1/events
-// answer without a service token on an address other machines can reach:
-// the SPEC leaves the token optional for a sidecar on loopback, but there
-// anyone could check keys or file traffic.
+// have no service token on an address other machines can reach: they
+// answer loopback clients only there (protected mode, api/gateway), so a
+// proxy or app on another host is refused until a token is set.
 func (a *App) warnOpenServiceAPI() {
 	if a.cfg.Security.ServiceToken.Value() != "" {
 		return
@@ -348,7 +374,7 @@ func (a *App) warnOpenServiceAPI() {
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
 		return
 	}
-	a.log.Warn("security.service_token is empty: /v1/check, /v1/authorize and /v1/events answer anyone who reaches this address; set a token or listen on loopback",
+	a.log.Warn("security.service_token is empty: /v1/check, /v1/authorize and /v1/events answer loopback clients only, and refuse callers from other hosts with 403; set a service token for them",
 		"addr", ln.Addr().String())
 }
 
@@ -430,10 +456,12 @@ func restartOnly(old, cur *config.Config) []string {
 	var changed []string
 	oldAlerts, curAlerts := old.Alerts, cur.Alerts
 	oldAlerts.Rules, curAlerts.Rules = nil, nil // reloaded
+	oldServer, curServer := old.Server, cur.Server
+	oldServer.CaseInsensitiveRoutes, curServer.CaseInsensitiveRoutes = false, false // reloaded with the routes
 	oldKeys, curKeys := old.Keys, cur.Keys
 	oldKeys.Scopes, curKeys.Scopes, oldKeys.GracePeriod, curKeys.GracePeriod = nil, nil, 0, 0 // reloaded
 	for name, differ := range map[string]bool{
-		"server":                                 !reflect.DeepEqual(old.Server, cur.Server),
+		"server":                                 !reflect.DeepEqual(oldServer, curServer),
 		"security":                               !reflect.DeepEqual(old.Security, cur.Security),
 		"proxy":                                  !reflect.DeepEqual(old.Proxy, cur.Proxy),
 		"metrics":                                !reflect.DeepEqual(old.Metrics, cur.Metrics),

@@ -54,6 +54,7 @@ func TestNginxAuthRequest(t *testing.T) {
 
 	premium := aw.createKey(t, `{"name":"nginx premium","owner_id":"org_nginx","tier":"premium","scopes":["forms:read","guests:read"]}`)
 	tiny := aw.createKey(t, `{"name":"nginx tiny","owner_id":"org_tiny","tier":"tiny"}`)
+	premiumNoScopes := aw.createKey(t, `{"name":"nginx no scopes","owner_id":"org_noscopes","tier":"premium"}`)
 	client := &http.Client{Timeout: 10 * time.Second}
 
 	t.Run("allowed with X-API-Key", func(t *testing.T) {
@@ -136,6 +137,9 @@ func TestNginxAuthRequest(t *testing.T) {
 		// snippet blanks it, or this request would be judged as public.
 		{"spoofed X-Forwarded-Uri", "/api/forms/1", map[string]string{"X-Forwarded-Uri": "/public/status", "X-Forwarded-Method": "GET"}, 401, "MISSING_KEY"},
 		{"missing scope", "/api/guests/1", map[string]string{"X-API-Key": tiny.Secret}, 403, "INSUFFICIENT_SCOPE"},
+		// Tomcat and Spring serve /api;/guests/1 as /api/guests/1; nginx
+		// passes the path on as sent, so apiwarden refuses it.
+		{"path parameter", "/api;/guests/1", map[string]string{"X-API-Key": premiumNoScopes.Secret}, 403, "INVALID_PATH"},
 	}
 	for _, tc := range denials {
 		t.Run(tc.name, func(t *testing.T) {

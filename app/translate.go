@@ -93,6 +93,9 @@ func EnforcePolicy(cfg *config.Config) (enforce.Policy, error) {
 	if err != nil {
 		return enforce.Policy{}, err
 	}
+	if cfg.Server.CaseInsensitiveRoutes {
+		routes = routes.IgnoreCase()
+	}
 	return enforce.Policy{Routes: routes, PublicTier: publicTier(cfg), StrictestTier: strictestTier(cfg)}, nil
 }
 
@@ -122,6 +125,14 @@ func strictestTier(cfg *config.Config) string {
 		}
 	}
 	return best
+}
+
+// PathRules are the server.allow_path_* settings: which request paths the
+// request edge lets through.
+func PathRules(cfg *config.Config) enforce.PathRules {
+	s := cfg.Server
+	return enforce.PathRules{AllowSemicolons: s.AllowPathSemicolons, AllowBackslashes: s.AllowPathBackslashes,
+		AllowEncodedSlashes: s.AllowPathEncodedSlashes, AllowDotSegments: s.AllowPathDotSegments}
 }
 
 // TrustedProxies parses server.trusted_proxies.

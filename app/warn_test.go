@@ -31,7 +31,8 @@ func (l *lockedBuffer) String() string {
 }
 
 // Without a service token, /v1/check, /v1/authorize and /v1/events answer
-// anyone who reaches them: fine on loopback, worth a warning elsewhere.
+// loopback clients only: nothing to say on loopback, worth a warning on
+// an address other hosts reach, whose callers are refused.
 func TestWarnsWhenTheServiceAPIIsOpen(t *testing.T) {
 	cases := []struct {
 		name, listen, token, upstream string

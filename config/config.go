@@ -38,6 +38,15 @@ type Server struct {
 	// turns anything but 401/403 into a 500.
 	AuthorizeRateLimitedStatus int `toml:"authorize_rate_limited_status"`
 
+	// Request paths that upstreams read in different ways are refused
+	// with 400 on the proxy, /v1/authorize and /v1/check; each of these
+	// lets one kind through for an upstream that needs it.
+	AllowPathSemicolons     bool `toml:"allow_path_semicolons"`      // ";" and %3B
+	AllowPathBackslashes    bool `toml:"allow_path_backslashes"`     // "\" and %5C
+	AllowPathEncodedSlashes bool `toml:"allow_path_encoded_slashes"` // %2F
+	AllowPathDotSegments    bool `toml:"allow_path_dot_segments"`    // ".." (resolved)
+	CaseInsensitiveRoutes   bool `toml:"case_insensitive_routes"`    // for IIS-style upstreams
+
 	MaxHeaderBytes    int      `toml:"max_header_bytes"`
 	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
 	ReadTimeout       Duration `toml:"read_timeout"`
@@ -143,6 +152,14 @@ type Metrics struct {
 	InternalSampleRate float64 `toml:"internal_sample_rate"`
 	CountryHeader      string  `toml:"country_header"`
 	BufferSize         int     `toml:"buffer_size"`
+	// MaxIngestedAge and MaxIngestedFuture bound the time of a record
+	// POST /v1/events takes, against the server's clock: older records
+	// would change days already reported or billed.
+	MaxIngestedAge    Duration `toml:"max_ingested_age"`
+	MaxIngestedFuture Duration `toml:"max_ingested_future"`
+	// MaxIngestedRoutes caps the distinct routes POST /v1/events may
+	// file; records with further routes are filed under "(overflow)".
+	MaxIngestedRoutes int `toml:"max_ingested_routes"`
 }
 
 // Alerts holds the alert rules and where notifications go.
@@ -276,6 +293,9 @@ func Default() *Config {
 			SampleRate:          1.0,
 			InternalSampleRate:  0.1,
 			BufferSize:          65536,
+			MaxIngestedAge:      Duration(24 * time.Hour),
+			MaxIngestedFuture:   Duration(5 * time.Minute),
+			MaxIngestedRoutes:   1000,
 		},
 		Alerts: Alerts{
 			EvaluationInterval: Duration(10 * time.Second),

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Presets a route may use; see SPEC §3.
+// Presets a route may use; README.md, "What apiwarden decides", lists what each does.
 var presets = []string{"public", "protected", "admin", "high_volume", "internal"}
 
 // Severities in increasing order.
@@ -227,6 +227,11 @@ func (c *Config) validateMetrics(pl *problemList) {
 	}
 	if m.BufferSize < 64 {
 		pl.add("metrics.buffer_size", "must be at least 64, got %d", m.BufferSize)
+	}
+	positive(pl, "metrics.max_ingested_age", m.MaxIngestedAge)
+	positive(pl, "metrics.max_ingested_future", m.MaxIngestedFuture)
+	if m.MaxIngestedRoutes < 1 || m.MaxIngestedRoutes > 1_000_000 {
+		pl.add("metrics.max_ingested_routes", "must be 1 to 1000000, got %d", m.MaxIngestedRoutes)
 	}
 }
 

@@ -7,7 +7,8 @@ import (
 	"github.com/apiwarden/apiwarden/limiter"
 )
 
-// Preset is what a route demands of a request (SPEC §3).
+// Preset is what a route demands of a request (README.md, "Routes" under "What apiwarden decides";
+// config.example.toml).
 type Preset uint8
 
 // Presets.
@@ -50,7 +51,7 @@ type Route struct {
 	// Pattern is the path pattern; it names the route in metrics and is
 	// the id of its per-route bucket. The default route's is "*".
 	Pattern           string
-	Methods           []string // upper case; empty: every method
+	Methods           []string // upper case; empty: every method; GET includes HEAD
 	Preset            Preset
 	Scopes            []string // a key must hold all of them
 	RequestsPerMinute int64    // the route's own bucket per key; 0 = none
@@ -100,17 +101,21 @@ func (r *Route) compile() error {
 	return nil
 }
 
-// matchPath reports whether path (starting with "/") fits the pattern. A
-// trailing slash is tolerated ("/a/b/" matches "/a/b"). It walks the path
-// without splitting it, so it allocates nothing.
-func (r *Route) matchPath(path string) bool {
+// matchPath reports whether path (starting with "/") fits the pattern,
+// comparing literal segments in any case when foldCase is set. A trailing
+// slash is tolerated ("/a/b/" matches "/a/b"). It walks the path without
+// splitting it, so it allocates nothing.
+func (r *Route) matchPath(path string, foldCase bool) bool {
 	rest := path[1:]
 	for _, seg := range r.segments {
 		if seg.kind == segRest {
 			return true
 		}
 		part, tail, _ := strings.Cut(rest, "/")
-		if (seg.kind == segLiteral && part != seg.literal) || (seg.kind == segParam && part == "") {
+		if seg.kind == segLiteral && part != seg.literal && (!foldCase || !strings.EqualFold(part, seg.literal)) {
+			return false
+		}
+		if seg.kind == segParam && part == "" {
 			return false
 		}
 		rest = tail
@@ -118,12 +123,16 @@ func (r *Route) matchPath(path string) bool {
 	return rest == ""
 }
 
+// matchMethod reports whether the route lists method. HEAD matches
+// wherever GET does: frameworks answer HEAD with the GET handler, so a
+// HEAD that skipped a GET route would reach the same handler past that
+// route's limits, on whatever looser route came after it.
 func (r *Route) matchMethod(method string) bool {
 	if len(r.Methods) == 0 {
 		return true
 	}
 	for _, m := range r.Methods {
-		if m == method || m == "*" {
+		if m == method || m == "*" || (m == "GET" && method == "HEAD") {
 			return true
 		}
 	}
@@ -133,8 +142,20 @@ func (r *Route) matchMethod(method string) bool {
 // Routes is a compiled, immutable route table: first match wins, and the
 // default applies to everything else.
 type Routes struct {
-	list []Route
-	def  Route
+	list     []Route
+	def      Route
+	foldCase bool // literal segments match in any case (IgnoreCase)
+}
+
+// IgnoreCase returns a table with the same routes whose literal segments
+// match a path in any case (Unicode simple folding), for upstreams that
+// serve /API/Admin as /api/admin (IIS, and apps on case-insensitive file
+// systems): otherwise such a path escapes an /api/admin/* route. rs itself
+// is unchanged.
+func (rs *Routes) IgnoreCase() *Routes {
+	folded := *rs
+	folded.foldCase = true
+	return &folded
 }
 
 // NewRoutes compiles routes and the default (whose Pattern is ignored).
@@ -157,7 +178,7 @@ func NewRoutes(routes []Route, def Route) (*Routes, error) {
 func (rs *Routes) Match(method, path string) *Route {
 	for i := range rs.list {
 		r := &rs.list[i]
-		if r.matchMethod(method) && r.matchPath(path) {
+		if r.matchMethod(method) && r.matchPath(path, rs.foldCase) {
 			return r
 		}
 	}

@@ -56,6 +56,60 @@ func TestRouteMatching(t *testing.T) {
 	}
 }
 
+// HEAD matches a GET route (and only where GET does), so it meets that
+// route's limits instead of falling through to a looser one.
+func TestHeadMatchesWhereGetDoes(t *testing.T) {
+	routes, err := NewRoutes([]Route{
+		{Pattern: "/reports/*", Methods: []string{"GET"}, Preset: Protected, RequestsPerMinute: 3},
+		{Pattern: "/forms/*", Methods: []string{"POST"}, Preset: Admin},
+		{Pattern: "/head-only", Methods: []string{"HEAD"}, Preset: Public},
+		{Pattern: "/*", Preset: Internal},
+	}, Route{Preset: Protected})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ method, path, want string }{
+		{"HEAD", "/reports/1", "/reports/*"},
+		{"GET", "/reports/1", "/reports/*"},
+		{"HEAD", "/forms/1", "/*"},
+		{"HEAD", "/head-only", "/head-only"},
+		{"GET", "/head-only", "/*"}, // HEAD does not include GET
+	}
+	for _, c := range cases {
+		if got := routes.Match(c.method, c.path).Pattern; got != c.want {
+			t.Errorf("%s %s matched %q, want %q", c.method, c.path, got, c.want)
+		}
+	}
+}
+
+// IgnoreCase matches literal segments in any case; parameters and the
+// rest are taken as they are, and the table it was made from is unchanged.
+func TestRoutesIgnoreCase(t *testing.T) {
+	routes, err := NewRoutes([]Route{
+		{Pattern: "/api/admin/*", Preset: Admin},
+		{Pattern: "/api/Guests/:id", Preset: Public},
+	}, Route{Preset: Protected})
+	if err != nil {
+		t.Fatal(err)
+	}
+	folded := routes.IgnoreCase()
+	cases := []struct{ path, exact, folded string }{
+		{"/api/admin/users", "/api/admin/*", "/api/admin/*"},
+		{"/API/Admin/users", "*", "/api/admin/*"},
+		{"/api/guests/AbC", "*", "/api/Guests/:id"},
+		{"/api/Guests/AbC", "/api/Guests/:id", "/api/Guests/:id"},
+		{"/api/admins", "*", "*"},
+	}
+	for _, c := range cases {
+		if got := routes.Match("GET", c.path).Pattern; got != c.exact {
+			t.Errorf("exact: %s matched %q, want %q", c.path, got, c.exact)
+		}
+		if got := folded.Match("GET", c.path).Pattern; got != c.folded {
+			t.Errorf("ignoring case: %s matched %q, want %q", c.path, got, c.folded)
+		}
+	}
+}
+
 func TestCleanPath(t *testing.T) {
 	cases := map[string]string{
 		"":                      "/",

@@ -11,7 +11,7 @@ import (
 	"github.com/apiwarden/apiwarden/store"
 )
 
-// EventType names an audit event (SPEC §4).
+// EventType names an audit event (docs/API.md, "Keys": the events route).
 type EventType string
 
 // Audit event types: every change to a key and every class of denial.

@@ -3,7 +3,7 @@ package keys
 import "errors"
 
 // Verification errors. Verify returns exactly one of these (or nil); the
-// API maps them onto the decision codes of SPEC §5.
+// engine maps them onto the decision codes of package decision.
 var (
 	// ErrMalformed means the presented string is not shaped like a key or
 	// its checksum does not match; it was rejected without any lookup.

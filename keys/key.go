@@ -27,7 +27,7 @@ const (
 	StatusExpired Status = "expired"
 )
 
-// Key is a key's record as the admin API returns it (SPEC §4). It never
+// Key is a key's record as the admin API returns it (docs/API.md, "Keys"). It never
 // contains the secret.
 type Key struct {
 	ID             string            `json:"id"`

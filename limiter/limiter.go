@@ -328,6 +328,12 @@ func (l *Limiter) Allow(req Request) Result { return l.AllowAt(l.now(), req) }
 // buckets, quota and routes) are serialised by its shard's lock, so
 // concurrent requests never take more together than the buckets hold,
 // while other subjects' decisions proceed on other shards.
+//
+// It is longer than a screen on purpose: it is the hot path, and the
+// whole decision runs under one shard lock with every bucket's state in
+// locals, checked before any is written. Whoever splits it must keep
+// BenchmarkAllowAt and its variants (limiter/bench_test.go) at 0 allocs
+// and their ns/op within noise of docs/BENCHMARKS.md.
 func (l *Limiter) AllowAt(now time.Time, req Request) (res Result) {
 	// res is named so it is built in the caller's memory: it is 184 bytes,
 	// and copying it out was about a tenth of a decision.

@@ -42,7 +42,7 @@
 // Route, key id, owner, tier
 // and decision are interned in store.BucketDict ("s"+string -> id, "i"+id
 // -> string), whose entries are never deleted; they come from the
-// configuration, the key store and SPEC §5 (or from an authenticated
+// configuration, the key store and package decision (or from an authenticated
 // service posting events), so the dictionary stays small. Method, path,
 // country, user agent and client address are chosen by clients and use a
 // block-local table instead, which retention deletes with its block: a

@@ -19,21 +19,51 @@ import (
 // Ingest limits.
 const (
 	// MaxEventsPerBatch is the most records one POST /v1/events body may
-	// hold (SPEC §5); more is ErrTooManyEvents.
+	// hold (README.md, "The three ways in"); more is ErrTooManyEvents.
 	MaxEventsPerBatch = 10000
-	// MaxEventLineBytes bounds one NDJSON line; a longer line is rejected
-	// on its own.
+	// MaxEventLineBytes bounds one NDJSON line or one array element; a
+	// longer one is rejected on its own.
 	MaxEventLineBytes = 64 << 10
-	// MaxEventFuture is how far past the server's clock an event's time
-	// may be, for clocks that drift.
-	MaxEventFuture = time.Hour
+	// MaxEventFieldBytes bounds every string and number of a record, field
+	// names included; a record with a longer one is rejected on its own.
+	// 8 KiB holds any path a web server takes in a request line (nginx's
+	// large_client_header_buffers); what is stored is cut shorter still
+	// (MaxPathBytes, MaxUserAgentBytes).
+	MaxEventFieldBytes = 8 << 10
+	// DefaultMaxEventFuture is how far past the server's clock a record's
+	// time may be when IngestOptions.MaxFuture is 0, for clocks that drift.
+	DefaultMaxEventFuture = 5 * time.Minute
+	// DefaultMaxEventAge is the age past which /v1/events refuses a record
+	// unless configured otherwise ([metrics] max_ingested_age).
+	DefaultMaxEventAge = 24 * time.Hour
 	// maxEventLatencyMS bounds latency_ms and upstream_latency_ms: a day.
 	maxEventLatencyMS = 24 * 60 * 60 * 1000
+	// maxEventMessageBytes bounds the message of one EventError, whatever
+	// a record quotes into it.
+	maxEventMessageBytes = 512
 )
 
 // earliestEventTime rejects times that are surely mistakes (a zero or
 // Unix-seconds-as-milliseconds timestamp).
 var earliestEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// IngestOptions are the checks of ParseEventsWith beyond each field's own.
+type IngestOptions struct {
+	// Now is the server's clock for the time window; zero skips the
+	// window (a record may still not be dated before 2000).
+	Now time.Time
+	// MaxAge refuses records dated before Now-MaxAge, so that a caller
+	// cannot file traffic into a period already billed; 0 takes any age.
+	MaxAge time.Duration
+	// MaxFuture refuses records dated after Now+MaxFuture; 0 means
+	// DefaultMaxEventFuture.
+	MaxFuture time.Duration
+	// Check sees each record that passed every other check and may change
+	// it (fill in fields) or refuse it with an error, which is reported
+	// like theirs, with the record's index and line. Nil accepts all. It
+	// runs last, so a record it accepts is in the batch.
+	Check func(*Record) error
+}
 
 // EventError is the problem with one record of a batch. The API returns a
 // list of them next to the accepted count.
@@ -53,10 +83,12 @@ type EventBatch struct {
 }
 
 // eventJSON is the wire form of a Record for POST /v1/events and for
-// exports. Unknown fields are an error for that record.
+// exports. Unknown fields are an error for that record, and so is any
+// string or number longer than MaxEventFieldBytes.
 //
 //	time                 RFC 3339 with optional fraction, required; not before
-//	                     2000 and at most MaxEventFuture after the server's clock
+//	                     2000 and within IngestOptions' window of the
+//	                     server's clock
 //	request_id           up to 128 bytes, kept exactly
 //	method               required, an HTTP token up to 32 bytes ("GET")
 //	route                the matched pattern, up to 256 bytes
@@ -75,7 +107,7 @@ type EventBatch struct {
 //	                     status and decision when left out (CategorizeError)
 //	cache_status         hit|miss|stale|bypass, or a raw Cache-Status/X-Cache
 //	                     value to normalise (ParseCacheStatus)
-//	decision             a SPEC §5 decision code (VALID, RATE_LIMITED, …)
+//	decision             a decision code (package decision: VALID, RATE_LIMITED, …)
 type eventJSON struct {
 	Time              *string  `json:"time"`
 	RequestID         string   `json:"request_id,omitempty"`
@@ -105,23 +137,28 @@ type eventJSON struct {
 // non-space byte: '[' is an array, '{' is NDJSON (a single object is a
 // batch of one). Field names and checks are documented on eventJSON.
 //
+// The body is read as a stream: memory grows with the records accepted,
+// each bounded by the field caps, never with the size of one element or
+// line (MaxEventLineBytes, MaxEventFieldBytes).
+//
 // A record that fails a check is reported in EventBatch.Errors and the
 // others are still accepted. now is the server's clock, for the future
-// check (zero skips it).
+// check (zero skips it); any age from 2000 on is taken.
 //
 // It returns ErrTooManyEvents (413) once the batch passes
 // MaxEventsPerBatch records, and ErrMalformedEvents (400) for a body that is
 // empty, is neither an array nor NDJSON, is an array cut off or broken
 // mid-way, or is NDJSON of which no line is JSON at all.
 func ParseEvents(body io.Reader, contentType string, now time.Time) (EventBatch, error) {
-	return ParseEventsChecked(body, contentType, now, nil)
+	return ParseEventsWith(body, contentType, IngestOptions{Now: now})
 }
 
-// ParseEventsChecked is ParseEvents with one more check: check sees each
-// record that passed the others and may change it (fill in fields) or
-// refuse it with an error, which is reported like theirs, with the
-// record's index and line. A nil check accepts all.
-func ParseEventsChecked(body io.Reader, contentType string, now time.Time, check func(*Record) error) (EventBatch, error) {
+// ParseEventsWith is ParseEvents with the time window and the final check
+// of opts. Errors as ParseEvents.
+func ParseEventsWith(body io.Reader, contentType string, opts IngestOptions) (EventBatch, error) {
+	if opts.MaxFuture <= 0 {
+		opts.MaxFuture = DefaultMaxEventFuture
+	}
 	br := bufio.NewReaderSize(body, 64<<10)
 	first, err := firstByte(br)
 	if err != nil {
@@ -131,9 +168,9 @@ func ParseEventsChecked(body io.Reader, contentType string, now time.Time, check
 		if first != '{' && !isNDJSON(contentType) {
 			return EventBatch{}, fmt.Errorf("%w: body starts with %q, want '[' or '{'", ErrMalformedEvents, first)
 		}
-		return parseNDJSON(br, now, check)
+		return parseNDJSON(br, &opts)
 	}
-	return parseArray(br, now, check)
+	return parseArray(br, &opts)
 }
 
 func isNDJSON(contentType string) bool {
@@ -170,40 +207,50 @@ func firstByte(br *bufio.Reader) (byte, error) {
 	}
 }
 
-func parseArray(br *bufio.Reader, now time.Time, check func(*Record) error) (EventBatch, error) {
+func parseArray(br *bufio.Reader, opts *IngestOptions) (EventBatch, error) {
 	var batch EventBatch
-	dec := json.NewDecoder(br)
-	if _, err := dec.Token(); err != nil { // '['
-		return EventBatch{}, fmt.Errorf("%w: %v", ErrMalformedEvents, err)
-	}
-	for index := 0; dec.More(); index++ {
+	a := arrayReader{br: br}
+	more, err := a.open()
+	for index := 0; more && err == nil; index++ {
 		if index == MaxEventsPerBatch {
 			return EventBatch{}, fmt.Errorf("%w: more than %d", ErrTooManyEvents, MaxEventsPerBatch)
 		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return EventBatch{}, fmt.Errorf("%w: element %d: %v", ErrMalformedEvents, index, err)
+		var raw []byte
+		var problem error
+		if raw, problem, err = a.element(); err != nil {
+			break
 		}
-		rec, err := parseEvent(raw, now)
-		if err == nil && check != nil {
-			err = check(&rec)
+		if problem == nil && !json.Valid(raw) {
+			return EventBatch{}, fmt.Errorf("%w: element %d is not valid JSON", ErrMalformedEvents, index)
 		}
-		if err != nil {
-			batch.Errors = append(batch.Errors, EventError{Index: index, Message: err.Error()})
-			continue
-		}
-		batch.Records = append(batch.Records, rec)
+		batch.add(index, 0, raw, problem, opts)
+		more, err = a.separator(index)
 	}
-	if _, err := dec.Token(); err != nil { // ']'
-		return EventBatch{}, fmt.Errorf("%w: %v", ErrMalformedEvents, err)
+	if err != nil {
+		return EventBatch{}, err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return EventBatch{}, fmt.Errorf("%w: data after the array", ErrMalformedEvents)
-	}
-	return batch, nil
+	return batch, a.close()
 }
 
-func parseNDJSON(br *bufio.Reader, now time.Time, check func(*Record) error) (EventBatch, error) {
+// add parses one record and files it as accepted or as the error of
+// element index (line, for NDJSON). A non-nil problem refuses it unread.
+func (b *EventBatch) add(index, line int, raw []byte, problem error, opts *IngestOptions) {
+	var rec Record
+	err := problem
+	if err == nil {
+		rec, err = parseEvent(raw, opts)
+	}
+	if err == nil && opts.Check != nil {
+		err = opts.Check(&rec)
+	}
+	if err != nil {
+		b.Errors = append(b.Errors, EventError{Index: index, Line: line, Message: truncateUTF8(err.Error(), maxEventMessageBytes)})
+		return
+	}
+	b.Records = append(b.Records, rec)
+}
+
+func parseNDJSON(br *bufio.Reader, opts *IngestOptions) (EventBatch, error) {
 	var batch EventBatch
 	var line []byte
 	index, lineNo, jsonLines := 0, 0, 0
@@ -229,23 +276,16 @@ func parseNDJSON(br *bufio.Reader, now time.Time, check func(*Record) error) (Ev
 		if index == MaxEventsPerBatch {
 			return EventBatch{}, fmt.Errorf("%w: more than %d", ErrTooManyEvents, MaxEventsPerBatch)
 		}
-		var rec Record
+		var problem error
 		switch {
 		case tooLong:
-			err = fmt.Errorf("line is longer than %d bytes", MaxEventLineBytes)
+			problem = fmt.Errorf("line is longer than %d bytes", MaxEventLineBytes)
 		case !json.Valid(trimmed):
-			err = fmt.Errorf("not valid JSON")
+			problem = errors.New("not valid JSON")
 		default:
 			jsonLines++
-			if rec, err = parseEvent(trimmed, now); err == nil && check != nil {
-				err = check(&rec)
-			}
 		}
-		if err != nil {
-			batch.Errors = append(batch.Errors, EventError{Index: index, Line: lineNo, Message: err.Error()})
-		} else {
-			batch.Records = append(batch.Records, rec)
-		}
+		batch.add(index, lineNo, trimmed, problem, opts)
 		index++
 		if atEOF {
 			break
@@ -286,7 +326,7 @@ func readLine(br *bufio.Reader, buf []byte) (line []byte, tooLong bool, err erro
 }
 
 // parseEvent decodes and checks one record.
-func parseEvent(raw []byte, now time.Time) (Record, error) {
+func parseEvent(raw []byte, opts *IngestOptions) (Record, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return Record{}, errors.New("a record must be a JSON object")
 	}
@@ -296,7 +336,7 @@ func parseEvent(raw []byte, now time.Time) (Record, error) {
 	if err := dec.Decode(&e); err != nil {
 		return Record{}, jsonProblem(err)
 	}
-	return e.record(now)
+	return e.record(opts)
 }
 
 // jsonProblem turns encoding/json's errors into messages for API clients.
@@ -309,7 +349,7 @@ func jsonProblem(err error) error {
 }
 
 // record checks e and converts it; the error lists every problem found.
-func (e *eventJSON) record(now time.Time) (Record, error) {
+func (e *eventJSON) record(opts *IngestOptions) (Record, error) {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	rec := Record{
@@ -318,18 +358,8 @@ func (e *eventJSON) record(now time.Time) (Record, error) {
 		KeyID: e.KeyID, OwnerID: e.OwnerID, Tier: e.Tier, UserAgent: e.UserAgent,
 		CacheStatus: ParseCacheStatus(e.CacheStatus),
 	}
-	if e.Time == nil {
-		bad("time is required")
-	} else if t, err := time.Parse(time.RFC3339Nano, *e.Time); err != nil {
-		bad("time %q is not RFC 3339 (e.g. 2026-11-27T09:30:00.123Z)", *e.Time)
-	} else {
-		rec.Time = t.UTC()
-		if t.Before(earliestEventTime) {
-			bad("time %s is before 2000", *e.Time)
-		} else if !now.IsZero() && t.After(now.Add(MaxEventFuture)) {
-			bad("time %s is more than %s in the future", *e.Time, MaxEventFuture)
-		}
-	}
+	rec.Time = e.checkTime(opts, bad)
+	e.checkLengths(bad)
 	switch {
 	case e.Method == "":
 		bad("method is required")
@@ -363,17 +393,6 @@ func (e *eventJSON) record(now time.Time) (Record, error) {
 	if e.ResponseBytes < 0 {
 		bad("response_bytes %d is negative", e.ResponseBytes)
 	}
-	for _, f := range []struct {
-		name, value string
-		limit       int
-	}{
-		{"request_id", e.RequestID, MaxIDBytes}, {"key_id", e.KeyID, MaxIDBytes},
-		{"owner_id", e.OwnerID, MaxIDBytes}, {"tier", e.Tier, MaxIDBytes}, {"route", e.Route, MaxRouteBytes},
-	} {
-		if len(f.value) > f.limit {
-			bad("%s is longer than %d bytes", f.name, f.limit)
-		}
-	}
 	if e.ClientIP != "" {
 		ip, err := netip.ParseAddr(e.ClientIP)
 		if err != nil {
@@ -403,7 +422,59 @@ func (e *eventJSON) record(now time.Time) (Record, error) {
 		return Record{}, errors.New(strings.Join(problems, "; "))
 	}
 	rec.sanitize()
+	// A cut string would keep the whole decoded one alive as long as the
+	// record waits in the recorder's buffer.
+	if len(rec.Path) < len(e.Path) {
+		rec.Path = strings.Clone(rec.Path)
+	}
+	if len(rec.UserAgent) < len(e.UserAgent) {
+		rec.UserAgent = strings.Clone(rec.UserAgent)
+	}
 	return rec, nil
+}
+
+// checkTime reads the record's time and checks it against the window of
+// opts: not before 2000, not older than MaxAge, not more than MaxFuture
+// ahead of Now.
+func (e *eventJSON) checkTime(opts *IngestOptions, bad func(string, ...any)) time.Time {
+	if e.Time == nil {
+		bad("time is required")
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, *e.Time)
+	if err != nil {
+		bad("time %q is not RFC 3339 (e.g. 2026-11-27T09:30:00.123Z)", truncateUTF8(*e.Time, 64))
+		return time.Time{}
+	}
+	switch now := opts.Now; {
+	case t.Before(earliestEventTime):
+		bad("time %s is before 2000", *e.Time)
+	case now.IsZero():
+	case opts.MaxAge > 0 && t.Before(now.Add(-opts.MaxAge)):
+		bad("time %s is more than %s in the past", *e.Time, opts.MaxAge)
+	case t.After(now.Add(opts.MaxFuture)):
+		bad("time %s is more than %s in the future", *e.Time, opts.MaxFuture)
+	}
+	return t.UTC()
+}
+
+// checkLengths refuses strings longer than their caps: the ids that must
+// round-trip exactly at their stored length, the others (cut when stored)
+// at MaxEventFieldBytes. The other fields' own checks refuse long values.
+func (e *eventJSON) checkLengths(bad func(string, ...any)) {
+	for _, f := range []struct {
+		name, value string
+		limit       int
+	}{
+		{"request_id", e.RequestID, MaxIDBytes}, {"key_id", e.KeyID, MaxIDBytes},
+		{"owner_id", e.OwnerID, MaxIDBytes}, {"tier", e.Tier, MaxIDBytes}, {"route", e.Route, MaxRouteBytes},
+		{"path", e.Path, MaxEventFieldBytes}, {"user_agent", e.UserAgent, MaxEventFieldBytes},
+		{"cache_status", e.CacheStatus, MaxEventFieldBytes},
+	} {
+		if len(f.value) > f.limit {
+			bad("%s is longer than %d bytes", f.name, f.limit)
+		}
+	}
 }
 
 // isToken reports whether s is an HTTP token (RFC 9110 tchar).

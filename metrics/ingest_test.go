@@ -244,7 +244,11 @@ func BenchmarkParseEvents(b *testing.B) {
 		buf.Write(bj)
 		buf.WriteByte('\n')
 	}
-	body := buf.Bytes()
+	benchParseEvents(b, buf.Bytes(), 1000)
+}
+
+// benchParseEvents parses body, which holds n events, b.N times.
+func benchParseEvents(b *testing.B, body []byte, n int) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
@@ -252,5 +256,44 @@ func BenchmarkParseEvents(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/event")
+}
+
+// The time window: MaxAge back (when set), MaxFuture ahead (5 minutes
+// when not set), both inclusive; never before 2000.
+func TestParseEventsTimeWindow(t *testing.T) {
+	at := func(d time.Duration) string {
+		return `{"time":"` + ingestNow.Add(d).Format(time.RFC3339) + `","method":"GET","status":200}`
+	}
+	for _, tc := range []struct {
+		name   string
+		opts   IngestOptions
+		offset time.Duration
+		want   string // "" = taken
+	}{
+		{"a day back, at the edge", IngestOptions{MaxAge: 24 * time.Hour}, -24 * time.Hour, ""},
+		{"a second more", IngestOptions{MaxAge: 24 * time.Hour}, -24*time.Hour - time.Second, "more than 24h0m0s in the past"},
+		{"a month back", IngestOptions{MaxAge: 24 * time.Hour}, -30 * 24 * time.Hour, "in the past"},
+		{"no age bound", IngestOptions{}, -30 * 24 * time.Hour, ""},
+		{"five minutes ahead, at the edge", IngestOptions{}, 5 * time.Minute, ""},
+		{"a second more", IngestOptions{}, 5*time.Minute + time.Second, "more than 5m0s in the future"},
+		{"half an hour ahead", IngestOptions{}, 30 * time.Minute, "in the future"},
+		{"a wider future", IngestOptions{MaxFuture: time.Hour}, 30 * time.Minute, ""},
+		{"before 2000 without an age bound", IngestOptions{}, -30 * 365 * 24 * time.Hour, "before 2000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := tc.opts
+			opts.Now = ingestNow
+			batch, err := ParseEventsWith(strings.NewReader(at(tc.offset)), "", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.want == "" && len(batch.Records) != 1:
+				t.Errorf("refused: %+v", batch.Errors)
+			case tc.want != "" && (len(batch.Errors) != 1 || !strings.Contains(batch.Errors[0].Message, tc.want)):
+				t.Errorf("errors %+v, want one saying %q", batch.Errors, tc.want)
+			}
+		})
+	}
 }

@@ -31,7 +31,7 @@ var (
 	maxRecordTime = time.Date(2399, 12, 31, 23, 59, 59, 999999000, time.UTC)
 )
 
-// Record is one request as the metrics package stores it (SPEC §6). The API
+// Record is one request as the metrics package stores it (docs/API.md, Record). The API
 // layer fills it in and hands it to Recorder.Record; readers get it back from
 // Reader.Records.
 //
@@ -168,7 +168,7 @@ func containsFold(s, sub string) bool {
 	return false
 }
 
-// ErrorCategory says why a request failed (SPEC §6).
+// ErrorCategory says why a request failed (docs/API.md, Record).
 type ErrorCategory uint8
 
 // The error categories. The zero value is ErrorNone.
@@ -187,7 +187,7 @@ var errorCategoryNames = [errorCategoryCount]string{
 	"none", "client", "auth", "rate_limited", "upstream_5xx", "upstream_timeout", "upstream_unreachable",
 }
 
-// String returns the category's name as the SPEC spells it.
+// String returns the category's name as docs/API.md spells it.
 func (c ErrorCategory) String() string {
 	if c < errorCategoryCount {
 		return errorCategoryNames[c]

@@ -142,6 +142,25 @@ func Alerts(e *alerting.Evaluator) prometheus.Collector {
 	}
 }
 
+// IngestedRoutes reports how full rc, the cap on routes /v1/events may
+// file, is and how many records it filed under the overflow route.
+func IngestedRoutes(rc *metrics.RouteCap) prometheus.Collector {
+	known := NewDesc("ingested_routes", "Distinct routes POST /v1/events may file (configured, stored, or ingested since start).")
+	maxRoutes := NewDesc("ingested_routes_max", "The cap on them: metrics.max_ingested_routes.")
+	overflow := NewDesc("ingested_route_overflow_total", "Ingested records filed under the route \"(overflow)\" because their own would pass the cap.")
+	return Func{
+		Families: []*prometheus.Desc{known, maxRoutes, overflow},
+		Read: func() []Reading {
+			s := rc.Stats()
+			return []Reading{
+				{Desc: known, Type: prometheus.GaugeValue, Value: float64(s.Known)},
+				{Desc: maxRoutes, Type: prometheus.GaugeValue, Value: float64(s.Max)},
+				{Desc: overflow, Type: prometheus.CounterValue, Value: float64(s.Overflowed)},
+			}
+		},
+	}
+}
+
 // HealthReporter is what ClusterStore reads: cluster.Cluster in the app.
 type HealthReporter interface {
 	// Healthy reports whether the component's remote store answers.

@@ -178,7 +178,7 @@ func (s *Server) OpenAPI() map[string]any {
 			"securitySchemes": map[string]any{
 				"adminToken":   map[string]any{"type": "http", "scheme": "bearer", "description": "security.admin_token"},
 				"session":      map[string]any{"type": "apiKey", "in": "cookie", "name": SessionCookie, "description": "the dashboard's session; state-changing calls also send X-CSRF-Token"},
-				"serviceToken": map[string]any{"type": "apiKey", "in": "header", "name": "X-Apiwarden-Token", "description": "security.service_token, when set"},
+				"serviceToken": map[string]any{"type": "apiKey", "in": "header", "name": "X-Apiwarden-Token", "description": "security.service_token; when it is not set, only loopback clients are answered, without a token"},
 			},
 			"schemas": schemas,
 		},

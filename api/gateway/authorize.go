@@ -3,7 +3,6 @@ package gateway
 import (
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -37,8 +36,12 @@ func (s *Gateway) authorize(w http.ResponseWriter, r *http.Request, ps httproute
 
 // original is what forward auth learns of the request it decides.
 type original struct {
-	method, path, rawQuery string
-	denyStatus             int // 0: configured default
+	method   string
+	path     string // as the client sent it, percent-encoded
+	rawQuery string
+	// denyStatus is the status of a rate-limited request, and of a
+	// refused path when it is 401 or 403; 0: the configured default.
+	denyStatus int
 }
 
 // originalRequest reads the original method and URI. Proxies name them
@@ -49,12 +52,17 @@ type original struct {
 // the path it is judged on.
 //
 // Envoy instead calls /v1/authorize/<original path>?<original query>
-// with the original method; its path is already decoded by the router,
-// and its query is the original's, so ?deny_status does not apply there.
+// with the original method; the path is read from the request line, as
+// sent, and the query is the original's, so ?deny_status does not apply
+// there.
 func originalRequest(r *http.Request, ps httprouter.Params) (original, *httpapi.Error) {
 	var o original
 	if suffix := ps.ByName("path"); suffix != "" && suffix != "/" {
-		o.method, o.path, o.rawQuery = r.Method, suffix, r.URL.RawQuery
+		path, ok := strings.CutPrefix(escapedPath(r), "/v1/authorize/")
+		if !ok {
+			return o, httpapi.Errorf(httpapi.CodeInvalidPath, "the path must start with /v1/authorize/ as written, not percent-encoded")
+		}
+		o.method, o.path, o.rawQuery = r.Method, "/"+path, r.URL.RawQuery
 		return o, nil
 	}
 	method, e := agreeingHeader(r.Header, "X-Forwarded-Method", "X-Original-Method")
@@ -69,11 +77,7 @@ func originalRequest(r *http.Request, ps httprouter.Params) (original, *httpapi.
 	if o.method == "" {
 		o.method = r.Method
 	}
-	path, rawQuery, _ := strings.Cut(uri, "?")
-	if p, err := url.PathUnescape(path); err == nil {
-		path = p
-	}
-	o.path, o.rawQuery = path, rawQuery
+	o.path, o.rawQuery, _ = strings.Cut(uri, "?")
 	if v := r.URL.Query().Get("deny_status"); v != "" {
 		switch v {
 		case "401", "403", "429":
@@ -115,8 +119,20 @@ func (s *Gateway) authorizeRequest(w http.ResponseWriter, r *http.Request, ps ht
 	if o.denyStatus != 0 {
 		rateLimitedStatus = o.denyStatus
 	}
+	path, e := g.checkPath(o.path)
+	if e != nil {
+		if rateLimitedStatus == http.StatusTooManyRequests {
+			return e
+		}
+		// A proxy that cannot pass a 429 on (nginx's auth_request passes
+		// only 401 and 403) cannot pass a 400 either: a refused path takes
+		// the status asked for, rather than become the proxy's 500.
+		w.Header()["X-Apiwarden-Code"] = []string{e.Code}
+		httpapi.WriteErrorStatus(w, r, s.log, e, rateLimitedStatus)
+		return nil
+	}
 	key, _ := presentedKey(r.Header)
-	f := newFacts(key, o.method, o.path, o.rawQuery, r.Header.Get("Origin"),
+	f := newFacts(key, o.method, path, o.rawQuery, r.Header.Get("Origin"),
 		g.Trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For")))
 	d := g.Engine.Decide(start, &f)
 

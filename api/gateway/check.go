@@ -71,7 +71,11 @@ func (s *Gateway) check(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 		}
 		client = a.Unmap()
 	}
-	path, _, _ := strings.Cut(req.Path, "?")
+	escaped, _, _ := strings.Cut(req.Path, "?")
+	path, e := g.checkPath(escaped)
+	if e != nil {
+		return e
+	}
 	f := newFacts(req.Key, req.Method, path, "", req.Origin, client)
 	f.Cost = req.Cost
 	d := g.Engine.Decide(start, &f)

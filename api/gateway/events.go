@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -16,6 +17,29 @@ import (
 // maxEventsBody caps POST /v1/events: 10,000 records of a few hundred
 // bytes each fit easily.
 const maxEventsBody = 32 << 20
+
+// IngestLimits bound what POST /v1/events files; a zero field takes its
+// default.
+type IngestLimits struct {
+	// MaxAge refuses records older than this, so that no caller files
+	// traffic into days already reported or billed. Default
+	// metrics.DefaultMaxEventAge.
+	MaxAge time.Duration
+	// MaxFuture refuses records dated further ahead of the server's
+	// clock. Default metrics.DefaultMaxEventFuture.
+	MaxFuture time.Duration
+	// Routes caps the distinct routes of ingested records. Default: a
+	// metrics.RouteCap of metrics.DefaultMaxIngestedRoutes.
+	Routes RouteAdmitter
+}
+
+// RouteAdmitter caps the distinct routes ingested records may file: Admit
+// returns the route to file a record under, its own or an overflow value.
+type RouteAdmitter interface {
+	Admit(route string) string
+}
+
+var _ RouteAdmitter = (*metrics.RouteCap)(nil)
 
 // EventSink takes ingested records. metrics.Recorder is one.
 type EventSink interface {
@@ -34,7 +58,9 @@ type EventsResponse struct {
 
 // ingestEvents takes request records from apps that report their own
 // traffic: a JSON array or NDJSON, up to 10,000 records. Bad records are
-// listed with their line and the good ones are kept.
+// listed with their line and the good ones are kept. The body is read as
+// a stream, so memory grows with the records, each held to the field caps
+// of metrics.ParseEvents, not with the body.
 func (s *Gateway) ingestEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	if e := s.gate.checkServiceToken(r); e != nil {
 		return e
@@ -43,7 +69,8 @@ func (s *Gateway) ingestEvents(w http.ResponseWriter, r *http.Request, _ httprou
 		return httpapi.Errorf(httpapi.CodeUnavailable, "request recording is not enabled on this server")
 	}
 	body := http.MaxBytesReader(w, r.Body, maxEventsBody)
-	batch, err := metrics.ParseEventsChecked(body, r.Header.Get("Content-Type"), s.now(), s.eventOwners())
+	batch, err := metrics.ParseEventsWith(body, r.Header.Get("Content-Type"), metrics.IngestOptions{
+		Now: s.now(), MaxAge: s.ingest.MaxAge, MaxFuture: s.ingest.MaxFuture, Check: s.eventCheck()})
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -62,6 +89,22 @@ func (s *Gateway) ingestEvents(w http.ResponseWriter, r *http.Request, _ httprou
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, resp)
 	return nil
+}
+
+// eventCheck returns the last check of an ingested record: its key and
+// owner (eventOwners), then its route against the cap. The cap comes last
+// so that only records that are kept take room in it.
+func (s *Gateway) eventCheck() func(*metrics.Record) error {
+	owners := s.eventOwners()
+	return func(rec *metrics.Record) error {
+		if owners != nil {
+			if err := owners(rec); err != nil {
+				return err
+			}
+		}
+		rec.Route = s.ingest.Routes.Admit(rec.Route)
+		return nil
+	}
 }
 
 // eventOwners returns the check that ties ingested records to the key

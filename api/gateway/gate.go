@@ -44,7 +44,11 @@ type GateOptions struct {
 	Recorder RequestRecorder // nil: nothing is recorded
 	Observer RequestObserver // nil: nothing is counted
 	Trusted  enforce.TrustedProxies
-	// ServiceToken, when set, guards /v1/* (X-Apiwarden-Token).
+	// Paths refuses request paths that upstreams read in different ways
+	// (the zero value refuses them all) on every entry point.
+	Paths enforce.PathRules
+	// ServiceToken, when set, guards /v1/* (X-Apiwarden-Token); when
+	// empty, /v1/* answers loopback peers only.
 	ServiceToken string
 	// AuthorizeRateLimitedStatus is 429, or 403 for nginx auth_request.
 	AuthorizeRateLimitedStatus int
@@ -79,10 +83,17 @@ func newGate(o GateOptions) *gate {
 	return g
 }
 
-// checkServiceToken guards /v1/* when a service token is configured.
+// checkServiceToken guards /v1/*. With a service token, the caller must
+// send it. Without one, only loopback clients are answered (protected
+// mode, as Redis does without a password): the socket peer decides, never
+// X-Forwarded-For, which any client can write.
 func (g *gate) checkServiceToken(r *http.Request) *httpapi.Error {
 	if g.ServiceToken == "" {
-		return nil
+		if httpapi.PeerAddr(r).IsLoopback() {
+			return nil
+		}
+		return httpapi.Errorf(httpapi.CodeForbidden, "security.service_token is not set, so /v1 answers loopback clients only; "+
+			"set a service token and send it as X-Apiwarden-Token")
 	}
 	got := sha256.Sum256([]byte(r.Header.Get("X-Apiwarden-Token")))
 	if subtle.ConstantTimeCompare(got[:], g.serviceTokenHash[:]) != 1 {
@@ -120,7 +131,7 @@ func presentedKey(h http.Header) (key string, fromAuthorization bool) {
 	return "", false
 }
 
-// setLimitHeaders writes the rate-limit headers of SPEC §5: the IETF
+// setLimitHeaders writes the rate-limit headers README.md lists: the IETF
 // draft's RateLimit-Policy and RateLimit, GitHub's X-RateLimit-*, and
 // Retry-After on a 429.
 func setLimitHeaders(h http.Header, d *enforce.Decision, now time.Time) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/api/httpapi"
 	"github.com/apiwarden/apiwarden/keys"
+	"github.com/apiwarden/apiwarden/metrics"
 )
 
 // KeyLookup is what event ingest needs of the key service: a key's owner
@@ -34,6 +35,8 @@ type Options struct {
 	Events EventSink
 	// Keys checks the key ids of ingested records; nil checks nothing.
 	Keys KeyLookup
+	// Ingest bounds the records Events takes.
+	Ingest IngestLimits
 	// RequestIDs names requests; nil draws a generator of its own.
 	RequestIDs *httpapi.RequestIDs
 	Now        func() time.Time
@@ -45,6 +48,7 @@ type Gateway struct {
 	gate   *gate
 	events EventSink
 	keys   KeyLookup
+	ingest IngestLimits
 	proxy  *proxy // nil without an upstream
 	ids    *httpapi.RequestIDs
 	now    func() time.Time
@@ -62,8 +66,14 @@ func New(opts Options) *Gateway {
 	if opts.RequestIDs == nil {
 		opts.RequestIDs = httpapi.NewRequestIDs()
 	}
-	g := &Gateway{gate: newGate(opts.Gate), events: opts.Events, keys: opts.Keys, ids: opts.RequestIDs,
-		now: opts.Now, log: opts.Logger}
+	if opts.Ingest.MaxAge <= 0 {
+		opts.Ingest.MaxAge = metrics.DefaultMaxEventAge
+	}
+	if opts.Ingest.Routes == nil {
+		opts.Ingest.Routes = metrics.NewRouteCap(metrics.DefaultMaxIngestedRoutes)
+	}
+	g := &Gateway{gate: newGate(opts.Gate), events: opts.Events, keys: opts.Keys, ingest: opts.Ingest,
+		ids: opts.RequestIDs, now: opts.Now, log: opts.Logger}
 	if opts.Proxy.Upstream != nil {
 		g.proxy = newProxy(g.gate, opts.Proxy, opts.Now, opts.Logger)
 	}

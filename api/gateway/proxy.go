@@ -135,8 +135,14 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.finish(ex, r, start, &enforce.Decision{}, path)
 		return
 	}
+	routePath, e := p.gate.checkPath(escapedPath(r))
+	if e != nil {
+		httpapi.WriteError(&ex.w, r, p.log, e)
+		p.finish(ex, r, start, &enforce.Decision{}, path)
+		return
+	}
 	key, fromAuthorization := presentedKey(r.Header)
-	f := newFacts(key, r.Method, path, r.URL.RawQuery, r.Header.Get("Origin"),
+	f := newFacts(key, r.Method, routePath, r.URL.RawQuery, r.Header.Get("Origin"),
 		p.gate.Trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For")))
 	ex.client = f.ClientIP
 	d := p.gate.Engine.Decide(start, &f)

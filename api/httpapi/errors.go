@@ -45,6 +45,7 @@ const (
 	CodeInvalidJSON         = "INVALID_JSON"
 	CodeInvalidRequest      = "INVALID_REQUEST"
 	CodeInvalidParameter    = "INVALID_PARAMETER"
+	CodeInvalidPath         = "INVALID_PATH"
 	CodeResourceNotFound    = "RESOURCE_NOT_FOUND"
 	CodeRouteNotFound       = "ROUTE_NOT_FOUND"
 	CodeMethodNotAllowed    = "METHOD_NOT_ALLOWED"
@@ -79,6 +80,7 @@ var codeStatus = map[string]int{
 	CodeInvalidJSON:         http.StatusBadRequest,
 	CodeInvalidRequest:      http.StatusBadRequest,
 	CodeInvalidParameter:    http.StatusBadRequest,
+	CodeInvalidPath:         http.StatusBadRequest,
 	CodeResourceNotFound:    http.StatusNotFound,
 	CodeRouteNotFound:       http.StatusNotFound,
 	CodeMethodNotAllowed:    http.StatusMethodNotAllowed,

@@ -17,7 +17,7 @@ type Access int
 const (
 	AccessOpen    Access = iota // health checks, the dashboard's pages
 	AccessAdmin                 // the admin token (or a dashboard session)
-	AccessService               // /v1: the service token when one is set (checked by the handler)
+	AccessService               // /v1: the service token, or a loopback peer without one (checked by the handler)
 	// AccessAdminShadowed is an admin route that the router cannot hold
 	// beside a :param route at the same place; that route serves it. It
 	// is listed for the OpenAPI document and the tests only.
