@@ -158,7 +158,8 @@ func TestConcurrentWritesSerialise(t *testing.T) {
 
 // Changes made while an instance was not listening (its notifications
 // are lost for good) reach its mirror when its listener starts: a start
-// always resyncs from the mirror's last sequence.
+// always resyncs from the mirror's last sequence, in as many batches as
+// the backlog needs (more than one here).
 func TestMirrorCatchesUpAfterMissedNotifications(t *testing.T) {
 	url := pg.Database(t)
 	a := newInstance(t, url)
@@ -173,8 +174,9 @@ func TestMirrorCatchesUpAfterMissedNotifications(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer late.Close()
+	const missed = 510 // more than one sync batch (500)
 	var secrets []string
-	for range 3 {
+	for range missed {
 		_, s, err := a.keys.Create(keys.CreateParams{Name: "missed"}, "admin")
 		if err != nil {
 			t.Fatal(err)
@@ -188,8 +190,8 @@ func TestMirrorCatchesUpAfterMissedNotifications(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- l.Run(context.Background()) }()
 	defer func() { l.Stop(); <-done }()
-	within(t, 2*time.Second, "caught up on start", func() bool { return late.MirrorSeq() == 3 })
-	for _, s := range secrets {
+	within(t, 5*time.Second, "caught up on start", func() bool { return late.MirrorSeq() == missed })
+	for _, s := range []string{secrets[0], secrets[499], secrets[500], secrets[missed-1]} {
 		if _, err := late.Verify(time.Now(), s); err != nil {
 			t.Fatalf("missed key: %v", err)
 		}

@@ -158,9 +158,10 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 	}
 }
 
+// sync brings the mirror up to date. It sets no deadline of its own: a
+// large backlog (a new, empty mirror) takes as many batches as it needs,
+// and each call to PostgreSQL is bounded by the cluster's timeout.
 func (l *Listener) sync(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 4*l.c.timeout)
-	defer cancel()
 	return l.mirror.Sync(ctx)
 }
 
