@@ -27,6 +27,12 @@ type instance struct {
 
 func newInstance(t testing.TB, url string) *instance {
 	t.Helper()
+	return newInstanceResync(t, url, time.Second)
+}
+
+// newInstanceResync is newInstance with the listener's resync interval.
+func newInstanceResync(t testing.TB, url string, resync time.Duration) *instance {
+	t.Helper()
 	ctx := ctxFor(t, 30*time.Second)
 	c, err := cluster.Open(ctx, cluster.Options{URL: url, InstanceID: t.Name(), KeySecretCheck: keys.SecretCheck([]byte(testSecret))})
 	if err != nil {
@@ -37,7 +43,7 @@ func newInstance(t testing.TB, url string) *instance {
 		t.Fatal(err)
 	}
 	in := &instance{keys: svc, cluster: c, done: make(chan error, 1)}
-	in.listener = cluster.NewListener(c, svc, cluster.ListenerOptions{ResyncInterval: time.Second, MaxBackoff: 200 * time.Millisecond})
+	in.listener = cluster.NewListener(c, svc, cluster.ListenerOptions{ResyncInterval: resync, MaxBackoff: 200 * time.Millisecond})
 	go func() { in.done <- in.listener.Run(context.Background()) }()
 	t.Cleanup(func() {
 		in.listener.Stop()
@@ -196,6 +202,52 @@ func TestMirrorCatchesUpAfterMissedNotifications(t *testing.T) {
 			t.Fatalf("missed key: %v", err)
 		}
 	}
+}
+
+// A notification that never came (here: a change committed without one)
+// leaves a gap the next notification reveals; the listener then reads
+// every change after its mirror's last, so the silent change arrives
+// with the announced one, long before the periodic resync.
+func TestGapInNotificationsResyncs(t *testing.T) {
+	url := pg.Database(t)
+	a := newInstance(t, url)
+	b := newInstanceResync(t, url, time.Hour)
+	within(t, 5*time.Second, "listeners connected", func() bool { return a.cluster.Healthy() && b.cluster.Healthy() })
+	k, secret, err := a.keys.Create(keys.CreateParams{Name: "silently revoked"}, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, time.Second, "key on B", func() bool { return verifies(b, secret) == nil })
+
+	// A revoke committed with no NOTIFY, as if the notification was lost.
+	ctx := ctxFor(t, 10*time.Second)
+	tx, err := a.cluster.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	if err := tx.QueryRow(ctx, "UPDATE apiwarden_key_changes SET last_seq = last_seq + 1 RETURNING last_seq").Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE apiwarden_keys SET seq = $2,
+		record = jsonb_set(record, '{revoked_at}', to_jsonb(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))) WHERE id = $1`, k.ID, seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO apiwarden_key_events (seq, key_id, type, actor, at) VALUES ($1, $2, 'revoked', 'admin', now())", seq, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := verifies(b, secret); err != nil {
+		t.Fatalf("B learned of a change nobody announced: %v (the test is not testing a gap)", err)
+	}
+
+	if _, _, err := a.keys.Create(keys.CreateParams{Name: "announced"}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	within(t, time.Second, "the silent revoke on B after the next notification", func() bool { return errors.Is(verifies(b, secret), keys.ErrRevoked) })
 }
 
 func ptr[T any](v T) *T { return &v }
