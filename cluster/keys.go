@@ -126,20 +126,6 @@ func (c *Cluster) KeyChanges(ctx context.Context, after int64, limit int) ([]key
 	return out, nil
 }
 
-// LastKeySeq returns the sequence of the last committed key change.
-func (c *Cluster) LastKeySeq(ctx context.Context) (int64, error) {
-	ctx, cancel := c.deadline(ctx)
-	defer cancel()
-	if err := c.ensureReady(ctx); err != nil {
-		return 0, unavailable(err)
-	}
-	var seq int64
-	if err := c.pool.QueryRow(ctx, "SELECT last_seq FROM apiwarden_key_changes").Scan(&seq); err != nil {
-		return 0, unavailable(err)
-	}
-	return seq, nil
-}
-
 // nextSeq takes the next change sequence. The row stays locked until the
 // transaction ends, which is what keeps sequences gapless and in commit
 // order; it also queues the NOTIFY, which PostgreSQL sends on commit.

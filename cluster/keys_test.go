@@ -251,3 +251,49 @@ func TestGapInNotificationsResyncs(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A database restored from a backup ends its change log before the
+// mirror's last sequence. The mirror notices and replays the log from the
+// start: it follows the restored database again, without duplicating the
+// audit events it already had.
+func TestMirrorAheadOfRestoredDatabaseReplays(t *testing.T) {
+	url := pg.Database(t)
+	a := newInstance(t, url)
+	first, _, err := a.keys.Create(keys.CreateParams{Name: "before the backup"}, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := a.keys.Create(keys.CreateParams{Name: "before the backup too"}, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.keys.Create(keys.CreateParams{Name: "lost with the restore"}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if a.keys.MirrorSeq() != 3 {
+		t.Fatalf("mirror at %d, want 3", a.keys.MirrorSeq())
+	}
+	// "Restore" the database as it was after change 2, then change it.
+	ctx := ctxFor(t, 10*time.Second)
+	if _, err := a.cluster.Pool().Exec(ctx, `DELETE FROM apiwarden_key_events WHERE seq = 3;
+		DELETE FROM apiwarden_keys WHERE seq = 3; UPDATE apiwarden_key_changes SET last_seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.keys.Update(second.ID, keys.Patch{Name: ptr("after the restore")}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.keys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.keys.MirrorSeq() != 3 {
+		t.Fatalf("mirror at %d after the replay, want 3 (the restored log plus one change)", a.keys.MirrorSeq())
+	}
+	got, err := a.keys.Get(second.ID)
+	if err != nil || got.Name != "after the restore" {
+		t.Fatalf("the change after the restore did not reach the mirror: %+v %v", got, err)
+	}
+	events, _, err := a.keys.Events(first.ID, "", 10)
+	if err != nil || len(events) != 1 {
+		t.Fatalf("%d events for the first key after the replay (%v), want 1: a replay must not duplicate", len(events), err)
+	}
+}

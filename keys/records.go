@@ -62,6 +62,9 @@ func SecretCheck(secret []byte) string {
 // of the system of record this store has applied.
 var mirrorSeqKey = []byte("keys_mirror_seq")
 
+// mirrorLastKey holds the fingerprint of that change.
+var mirrorLastKey = []byte("keys_mirror_last")
+
 // syncBatch is how many changes one Sync round reads and applies in one
 // bbolt transaction.
 const syncBatch = 500
@@ -76,6 +79,13 @@ func (s *Service) MirrorSeq() int64 { return s.mirrorSeq.Load() }
 // every key they touch. Calls are serialised; a call that waited for
 // another finds little or nothing left to do. Without a system of record
 // it does nothing. Errors wrap what the system of record returned.
+//
+// Each round also reads the last change applied, and compares it with what
+// the mirror remembers of it: a database restored from a backup (or
+// replaced) may hold another change under that sequence, or none. The
+// mirror then replays the whole log: records are overwritten and
+// replicated events are keyed by sequence, so nothing is duplicated; keys
+// the mirror has and the database lacks stay in the mirror.
 func (s *Service) Sync(ctx context.Context) error {
 	if s.records == nil {
 		return nil
@@ -83,14 +93,24 @@ func (s *Service) Sync(ctx context.Context) error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	for {
-		changes, err := s.records.KeyChanges(ctx, s.mirrorSeq.Load(), syncBatch)
+		after := s.mirrorSeq.Load()
+		changes, err := s.records.KeyChanges(ctx, max(after-1, 0), syncBatch+1)
 		if err != nil {
 			return fmt.Errorf("keys: sync: %w", err)
+		}
+		if after > 0 {
+			if len(changes) == 0 || changes[0].Seq != after || fingerprint(changes[0]) != s.mirrorLast {
+				s.log.Warn("the cluster's key change log differs from this mirror's (a restored or replaced database?): replaying it from the start; keys only this mirror has stay in it and keep working on this instance",
+					"mirror_seq", after)
+				s.mirrorSeq.Store(0)
+				continue
+			}
+			changes = changes[1:]
 		}
 		if len(changes) == 0 {
 			return nil
 		}
-		if err := s.applyChanges(changes); err != nil {
+		if err := s.applyChanges(changes, after == 0); err != nil {
 			return fmt.Errorf("keys: sync: %w", err)
 		}
 		if len(changes) < syncBatch {
@@ -99,19 +119,31 @@ func (s *Service) Sync(ctx context.Context) error {
 	}
 }
 
+// fingerprint identifies a change well enough to tell it from another
+// change with the same sequence in a restored database.
+func fingerprint(ch Change) string {
+	return fmt.Sprintf("%d %s %s %d", ch.Seq, ch.Event.KeyID, ch.Event.Type, ch.Event.At.UnixNano())
+}
+
 // applyChanges writes changes into the mirror in one transaction and then
 // makes every verification of the keys they touch reload. A change the
-// mirror has applied already is skipped, so applying twice is harmless.
-func (s *Service) applyChanges(changes []Change) error {
+// mirror has applied already is skipped, so applying twice is harmless;
+// fromStart replays changes whatever the mirror has applied. It needs
+// syncMu.
+func (s *Service) applyChanges(changes []Change, fromStart bool) error {
 	var touched [][]byte
 	var applied int64
+	last := s.mirrorLast
 	err := s.store.Update(func(tx *store.Tx) error {
-		touched = touched[:0]
+		touched, last = touched[:0], s.mirrorLast
 		meta, err := tx.CreateBucketIfNotExists(store.BucketMeta)
 		if err != nil {
 			return err
 		}
 		applied = readSeq(meta.Get(mirrorSeqKey))
+		if fromStart {
+			applied = 0
+		}
 		for _, ch := range changes {
 			if ch.Seq <= applied {
 				continue
@@ -130,10 +162,13 @@ func (s *Service) applyChanges(changes []Change) error {
 				return err
 			}
 			touched = append(touched, hashes...)
-			if err := appendEvent(tx, ch.Event); err != nil {
+			if err := putReplicatedEvent(tx, ch.Seq, ch.Event); err != nil {
 				return err
 			}
-			applied = ch.Seq
+			applied, last = ch.Seq, fingerprint(ch)
+		}
+		if err := meta.Put(mirrorLastKey, []byte(last)); err != nil {
+			return err
 		}
 		return meta.Put(mirrorSeqKey, binary.BigEndian.AppendUint64(nil, uint64(applied)))
 	})
@@ -142,7 +177,26 @@ func (s *Service) applyChanges(changes []Change) error {
 	}
 	s.afterApply(touched)
 	s.mirrorSeq.Store(applied)
+	s.mirrorLast = last
 	return nil
+}
+
+// replicatedEventSeq marks the bucket sequence part of a replicated
+// event's key: it is the change's own sequence with the top bit set, so
+// applying a change twice writes the same entry, and the key space never
+// meets the bucket's own NextSequence values of local events.
+const replicatedEventSeq = 1 << 63
+
+func putReplicatedEvent(tx *store.Tx, seq int64, ev Event) error {
+	b, err := tx.MustBucket(store.BucketKeyEvents)
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return b.Put(eventKey(ev.KeyID, ev.At, replicatedEventSeq|uint64(seq)), v)
 }
 
 // applyRecord replaces a key's record in the mirror with rec, keeping what
@@ -224,6 +278,7 @@ func (s *Service) loadMirrorSeq() error {
 	return s.store.View(func(tx *store.Tx) error {
 		if meta := tx.Bucket(store.BucketMeta); meta != nil {
 			s.mirrorSeq.Store(readSeq(meta.Get(mirrorSeqKey)))
+			s.mirrorLast = string(meta.Get(mirrorLastKey))
 		}
 		return nil
 	})

@@ -71,6 +71,7 @@ type Service struct {
 	writeTimeout time.Duration
 	syncMu       sync.Mutex   // serialises Sync
 	mirrorSeq    atomic.Int64 // last change of records applied to store
+	mirrorLast   string       // fingerprint of that change; needs syncMu
 }
 
 // New opens the key service over an open store, loading the hash index
