@@ -22,6 +22,7 @@ import (
 	"github.com/apiwarden/apiwarden/api"
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/api/gateway"
+	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/config"
 	"github.com/apiwarden/apiwarden/enforce"
 	"github.com/apiwarden/apiwarden/keys"
@@ -56,6 +57,8 @@ type App struct {
 	notify    *alerting.Dispatcher
 	telemetry *telemetry.Telemetry
 	api       *api.Server
+	cluster   *cluster.Cluster  // nil without [cluster] postgres_url
+	listener  *cluster.Listener // keeps the key mirror current; nil without cluster
 
 	calendar *limiter.Calendar // as configured at start; the limiter holds the one in force
 	cleanups []func()          // undo what New opened, when a later step fails
@@ -107,7 +110,7 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 func secretsResolved(cfg *config.Config) error {
 	for name, v := range map[string]config.Secret{"security.admin_token": cfg.Security.AdminToken,
 		"security.key_secret": cfg.Security.KeySecret, "security.service_token": cfg.Security.ServiceToken,
-		"security.metrics_token": cfg.Security.MetricsToken} {
+		"security.metrics_token": cfg.Security.MetricsToken, "cluster.postgres_url": cfg.Cluster.PostgresURL} {
 		if s := v.Value(); strings.HasPrefix(s, "env:") || strings.HasPrefix(s, "file:") {
 			return fmt.Errorf("%s is the unresolved reference %q: load the configuration with config.Load", name, s)
 		}
@@ -126,6 +129,9 @@ func (a *App) openStore() (err error) {
 	if err != nil {
 		return err
 	}
+	if err := a.openCluster(secret); err != nil {
+		return err
+	}
 	a.keys, err = keys.New(keys.Options{
 		Store:         a.st,
 		Secret:        secret,
@@ -135,11 +141,13 @@ func (a *App) openStore() (err error) {
 		FlushInterval: cfg.Keys.LastUsedFlushInterval.D(),
 		Now:           a.now,
 		Logger:        a.log,
+		Records:       a.keyRecords(),
 	})
 	if err != nil {
 		return err
 	}
 	a.cleanups = append(a.cleanups, a.keys.Close)
+	a.startMirror()
 	return nil
 }
 
@@ -261,7 +269,8 @@ func (a *App) newAPI(version string) error {
 	}
 	recorder := metrics.Tee{Recorder: a.rec, Live: a.realtime}
 	a.telemetry = telemetry.New(telemetry.Limiter(a.limits), telemetry.Redis(a.redis),
-		telemetry.Recorder(a.rec), telemetry.IngestedRoutes(a.routeCap), telemetry.Store(a.st), telemetry.Alerts(a.alerts))
+		telemetry.Recorder(a.rec), telemetry.IngestedRoutes(a.routeCap), telemetry.Store(a.st), telemetry.Alerts(a.alerts),
+		telemetry.ClusterStore(a.healthReporter()))
 	a.api = api.New(api.Options{
 		Gateway: gateway.Options{
 			Gate: gateway.GateOptions{
@@ -466,6 +475,7 @@ func restartOnly(old, cur *config.Config) []string {
 		"metrics":                                !reflect.DeepEqual(old.Metrics, cur.Metrics),
 		"limiter":                                !reflect.DeepEqual(old.Limiter, cur.Limiter),
 		"redis":                                  !reflect.DeepEqual(old.Redis, cur.Redis),
+		"cluster":                                !reflect.DeepEqual(old.Cluster, cur.Cluster),
 		"dashboard":                              !reflect.DeepEqual(old.Dashboard, cur.Dashboard),
 		"keys (other than scopes, grace_period)": !reflect.DeepEqual(oldKeys, curKeys),
 		"alerts (other than rules)":              !reflect.DeepEqual(oldAlerts, curAlerts),
@@ -523,6 +533,9 @@ func (a *App) readyChecks() []admin.ReadyCheck {
 			return "fallback: Redis unreachable, limits are per instance until it returns"
 		}})
 	}
+	if a.cluster != nil {
+		checks = append(checks, a.clusterCheck())
+	}
 	return checks
 }
 
@@ -566,6 +579,7 @@ func (a *App) Run(ctx context.Context) error {
 		// Probes an open breaker with no traffic, so /readyz recovers.
 		go a.redis.Run(context.Background())
 	}
+	stopMirror := a.runMirror()
 
 	serve("admin", a.adminSrv, a.adminLn)
 	if a.enforceSrv != nil {
@@ -620,6 +634,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("limiter", "err", err)
 	}
 
+	stopMirror() // before the key service flushes and closes
 	a.keys.Stop()
 	if err := <-keysDone; err != nil {
 		a.log.Error("final write of key usage failed", "err", err)
@@ -628,6 +643,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.redis != nil {
 		a.redis.Close()
 	}
+	a.closeCluster()
 	if err := a.st.Close(); err != nil && runErr == nil {
 		runErr = err
 	}

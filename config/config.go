@@ -22,6 +22,7 @@ type Config struct {
 	Alerts        Alerts          `toml:"alerts"`
 	Dashboard     Dashboard       `toml:"dashboard"`
 	Redis         Redis           `toml:"redis"`
+	Cluster       Cluster         `toml:"cluster"`
 }
 
 // Server holds the listeners and process-wide settings.

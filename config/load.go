@@ -31,6 +31,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	}
 	pl := &problemList{file: path, lines: lines}
 	cfg.resolveSecrets(pl, getenv)
+	cfg.validateClusterResolved(pl)
 	if len(pl.list) > 0 {
 		return nil, pl.list.sorted()
 	}
@@ -87,6 +88,7 @@ func (c *Config) resolveSecrets(pl *problemList, getenv func(string) string) {
 	resolve("security.service_token", &c.Security.ServiceToken)
 	resolve("security.metrics_token", &c.Security.MetricsToken)
 	resolve("redis.url", &c.Redis.URL)
+	resolve("cluster.postgres_url", &c.Cluster.PostgresURL)
 	for i := range c.Alerts.Notify {
 		n := &c.Alerts.Notify[i]
 		resolve(fmt.Sprintf("alerts.notify[%d].url", i), &n.URL)

@@ -42,6 +42,7 @@ func (c *Config) validate(pl *problemList) {
 	c.validateMetrics(pl)
 	c.validateAlerts(pl)
 	c.validateRedis(pl)
+	c.validateCluster(pl)
 }
 
 func (c *Config) validateServer(pl *problemList) {

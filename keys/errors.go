@@ -31,3 +31,11 @@ var (
 	// secret: no stored key would verify.
 	ErrSecretMismatch = errors.New("keys: the key secret is not the one this data file was written with")
 )
+
+// Errors of a shared system of record (cluster mode).
+var (
+	// ErrUnavailable means the system of record (the cluster's
+	// PostgreSQL) could not be reached or did not confirm the write.
+	// Verification is unaffected: it reads the local mirror.
+	ErrUnavailable = errors.New("keys: the cluster's system of record is unavailable")
+)

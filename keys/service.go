@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,13 @@ type Options struct {
 	FlushInterval time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
+	// Records, when set, is the system of record the keys are shared
+	// through (cluster mode): admin writes go there first and Store
+	// becomes its mirror, brought up to date by Sync. Nil: Store is the
+	// only copy, as for a single instance.
+	Records SystemOfRecord
+	// WriteTimeout bounds each call to Records (default 5s).
+	WriteTimeout time.Duration
 }
 
 // Service manages keys. All methods are safe for concurrent use.
@@ -58,6 +66,12 @@ type Service struct {
 
 	flushEvery time.Duration
 	life       lifecycle.State
+
+	records      SystemOfRecord // nil: single instance
+	writeTimeout time.Duration
+	syncMu       sync.Mutex   // serialises Sync
+	mirrorSeq    atomic.Int64 // last change of records applied to store
+	mirrorLast   string       // fingerprint of that change; needs syncMu
 }
 
 // New opens the key service over an open store, loading the hash index
@@ -81,6 +95,9 @@ func New(opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 5 * time.Second
+	}
 	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *cacheEntry]{
 		NumCounters:        int64(opts.CacheSize) * 10,
 		MaxCost:            int64(opts.CacheSize),
@@ -91,13 +108,15 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("keys: cache: %w", err)
 	}
 	s := &Service{
-		store:      opts.Store,
-		hasher:     newHasher(opts.Secret),
-		prefix:     opts.Prefix,
-		now:        opts.Now,
-		log:        opts.Logger,
-		cache:      cache,
-		flushEvery: opts.FlushInterval,
+		store:        opts.Store,
+		hasher:       newHasher(opts.Secret),
+		prefix:       opts.Prefix,
+		now:          opts.Now,
+		log:          opts.Logger,
+		cache:        cache,
+		flushEvery:   opts.FlushInterval,
+		records:      opts.Records,
+		writeTimeout: opts.WriteTimeout,
 	}
 	s.behind.init()
 	s.SetPolicy(opts.Policy)
@@ -106,6 +125,10 @@ func New(opts Options) (*Service, error) {
 		return nil, err
 	}
 	if err := s.loadIndex(); err != nil {
+		cache.Close()
+		return nil, err
+	}
+	if err := s.loadMirrorSeq(); err != nil {
 		cache.Close()
 		return nil, err
 	}
@@ -177,19 +200,26 @@ func (s *Service) Create(params CreateParams, actor string) (Key, string, error)
 	hash := s.hasher.sum(secret)
 	k.Start = start(secret)
 	rec := &record{Key: k, Hash: hash[:]}
+	ev := Event{KeyID: k.ID, Type: EventCreated, Actor: actor, At: now}
+	if s.records != nil {
+		created, err := s.createShared(rec, ev)
+		if err != nil {
+			return Key{}, "", err
+		}
+		return s.present(created.Key, now), secret, nil
+	}
+	var touched [][]byte
 	err := s.store.Update(func(tx *store.Tx) error {
-		if err := putRecord(tx, rec); err != nil {
+		var err error
+		if touched, err = applyRecord(tx, rec); err != nil {
 			return err
 		}
-		if err := putHash(tx, hash[:], k.ID, hashCurrent); err != nil {
-			return err
-		}
-		return appendEvent(tx, Event{KeyID: k.ID, Type: EventCreated, Actor: actor, At: now})
+		return appendEvent(tx, ev)
 	})
 	if err != nil {
 		return Key{}, "", fmt.Errorf("keys: create: %w", err)
 	}
-	s.index.add(prefixOf(&hash))
+	s.afterApply(touched)
 	return s.present(rec.Key, now), secret, nil
 }
 
@@ -286,13 +316,14 @@ func (s *Service) List(f Filter) ([]Key, string, error) {
 	return out, next, err
 }
 
-// Update applies a patch. Errors: ErrNotFound, ErrInvalid, ErrAlreadyRevoked.
+// Update applies a patch. Errors: ErrNotFound, ErrInvalid,
+// ErrAlreadyRevoked, ErrUnavailable (cluster mode).
 func (s *Service) Update(id string, p Patch, actor string) (Key, error) {
 	pol := s.policy.Load()
 	now := s.now().UTC().Truncate(time.Millisecond)
-	var changed []string
-	rec, err := s.modify(id, func(tx *store.Tx, rec *record) error {
+	rec, err := s.modify(id, func(rec *record) (Event, error) {
 		k := &rec.Key
+		var changed []string
 		set := func(name string, apply func()) {
 			apply()
 			changed = append(changed, name)
@@ -322,11 +353,11 @@ func (s *Service) Update(id string, p Patch, actor string) (Key, error) {
 			set("meta", func() { k.Meta = *p.Meta })
 		}
 		if err := validate(k, pol, now, false); err != nil {
-			return err
+			return Event{}, err
 		}
 		k.UpdatedAt = now
-		return appendEvent(tx, Event{KeyID: id, Type: EventUpdated, Actor: actor, At: now,
-			Detail: "changed " + strings.Join(changed, ", ")})
+		return Event{KeyID: id, Type: EventUpdated, Actor: actor, At: now,
+			Detail: "changed " + strings.Join(changed, ", ")}, nil
 	})
 	if err != nil {
 		return Key{}, err
@@ -338,7 +369,7 @@ func (s *Service) Update(id string, p Patch, actor string) (Key, error) {
 // valid until now+grace (the policy's grace period when grace is nil; 0
 // ends it at once). The key id, and so its buckets and history, stay.
 // A secret older than the previous one stops working at once. Errors:
-// ErrNotFound, ErrAlreadyRevoked, ErrInvalid.
+// ErrNotFound, ErrAlreadyRevoked, ErrInvalid, ErrUnavailable (cluster mode).
 func (s *Service) Rotate(id string, grace *time.Duration, actor string) (Key, string, error) {
 	g := s.policy.Load().GracePeriod
 	if grace != nil {
@@ -350,61 +381,36 @@ func (s *Service) Rotate(id string, grace *time.Duration, actor string) (Key, st
 	now := s.now().UTC().Truncate(time.Millisecond)
 	secret := generate(s.prefix)
 	hash := s.hasher.sum(secret)
-	var dropped []byte
-	rec, err := s.modify(id, func(tx *store.Tx, rec *record) error {
-		hashes, err := tx.MustBucket(store.BucketKeyHashes)
-		if err != nil {
-			return err
-		}
-		if rec.PreviousHash != nil {
-			dropped = rec.PreviousHash
-			if err := hashes.Delete(rec.PreviousHash); err != nil {
-				return err
-			}
-		}
-		rec.PreviousHash = nil
-		rec.GraceUntil = nil
+	rec, err := s.modify(id, func(rec *record) (Event, error) {
+		// The hash bucket follows the record (applyRecord): the secret
+		// before the previous one, or the old one without grace, is gone.
+		rec.PreviousHash, rec.GraceUntil = nil, nil
 		if g > 0 {
 			until := now.Add(g)
 			rec.PreviousHash, rec.GraceUntil = rec.Hash, &until
-			if err := putHash(tx, rec.Hash, id, hashPrevious); err != nil {
-				return err
-			}
-		} else {
-			dropped = rec.Hash
-			if err := hashes.Delete(rec.Hash); err != nil {
-				return err
-			}
 		}
 		rec.Hash = hash[:]
 		rec.Start = start(secret)
 		rec.RotatedAt = &now
 		rec.UpdatedAt = now
-		if err := putHash(tx, hash[:], id, hashCurrent); err != nil {
-			return err
-		}
-		return appendEvent(tx, Event{KeyID: id, Type: EventRotated, Actor: actor, At: now,
-			Detail: "grace " + g.String()})
+		return Event{KeyID: id, Type: EventRotated, Actor: actor, At: now, Detail: "grace " + g.String()}, nil
 	})
 	if err != nil {
 		return Key{}, "", err
-	}
-	s.index.add(prefixOf(&hash))
-	if dropped != nil {
-		s.invalidate(dropped)
 	}
 	return s.present(rec.Key, now), secret, nil
 }
 
 // Revoke ends a key for good; the very next verification on this
-// instance refuses it. Revoking a revoked key returns ErrAlreadyRevoked.
-// Errors: ErrNotFound, ErrAlreadyRevoked.
+// instance refuses it (and, in cluster mode, on every other instance once
+// its mirror has the change). Revoking a revoked key returns
+// ErrAlreadyRevoked. Errors: ErrNotFound, ErrAlreadyRevoked, ErrUnavailable.
 func (s *Service) Revoke(id, actor, reason string) (Key, error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
-	rec, err := s.modify(id, func(tx *store.Tx, rec *record) error {
+	rec, err := s.modify(id, func(rec *record) (Event, error) {
 		rec.RevokedAt = &now
 		rec.UpdatedAt = now
-		return appendEvent(tx, Event{KeyID: id, Type: EventRevoked, Actor: actor, At: now, Detail: reason})
+		return Event{KeyID: id, Type: EventRevoked, Actor: actor, At: now, Detail: reason}, nil
 	})
 	if err != nil {
 		return Key{}, err
@@ -412,11 +418,17 @@ func (s *Service) Revoke(id, actor, reason string) (Key, error) {
 	return s.present(rec.Key, now), nil
 }
 
-// modify runs change on a key's record in one transaction and, once that
-// has committed, invalidates every cached verification of the key, so the
-// change is in force for the next request.
-func (s *Service) modify(id string, change func(*store.Tx, *record) error) (*record, error) {
+// modify applies change to a key's record and stores the result with the
+// event change returns: in one bbolt transaction for a single instance,
+// or in the system of record first (cluster mode; see modifyShared). Once
+// the store has the new record, every cached verification of the key is
+// stale, so the change is in force for the next request.
+func (s *Service) modify(id string, change func(*record) (Event, error)) (*record, error) {
+	if s.records != nil {
+		return s.modifyShared(id, change)
+	}
 	var rec *record
+	var touched [][]byte
 	err := s.store.Update(func(tx *store.Tx) error {
 		var err error
 		if rec, err = getRecord(tx, id); err != nil {
@@ -425,18 +437,19 @@ func (s *Service) modify(id string, change func(*store.Tx, *record) error) (*rec
 		if rec.RevokedAt != nil {
 			return ErrAlreadyRevoked
 		}
-		if err := change(tx, rec); err != nil {
+		ev, err := change(rec)
+		if err != nil {
 			return err
 		}
-		return putRecord(tx, rec)
+		if touched, err = applyRecord(tx, rec); err != nil {
+			return err
+		}
+		return appendEvent(tx, ev)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.invalidate(rec.Hash)
-	if rec.PreviousHash != nil {
-		s.invalidate(rec.PreviousHash)
-	}
+	s.afterApply(touched)
 	return rec, nil
 }
 

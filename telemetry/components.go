@@ -160,3 +160,34 @@ func IngestedRoutes(rc *metrics.RouteCap) prometheus.Collector {
 		},
 	}
 }
+
+// HealthReporter is what ClusterStore reads: cluster.Cluster in the app.
+type HealthReporter interface {
+	// Healthy reports whether the component's remote store answers.
+	Healthy() bool
+}
+
+// ClusterStore reports whether this instance reaches the cluster's
+// PostgreSQL (its system of record for keys). c may be nil (no [cluster]
+// postgres_url): then it reports cluster_enabled 0 and no
+// cluster_store_up, so a dashboard can tell "single instance" from "down".
+func ClusterStore(c HealthReporter) prometheus.Collector {
+	enabled := NewDesc("cluster_enabled", "1 when [cluster] postgres_url is set: keys are shared through PostgreSQL.")
+	up := NewDesc("cluster_store_up", "1 while the cluster's PostgreSQL answers and this instance's key mirror follows it; 0 while it is down (keys are served from the mirror, admin writes answer 503).")
+	return Func{
+		Families: []*prometheus.Desc{enabled, up},
+		Read: func() []Reading {
+			if c == nil {
+				return []Reading{{Desc: enabled, Type: prometheus.GaugeValue, Value: 0}}
+			}
+			v := 0.0
+			if c.Healthy() {
+				v = 1
+			}
+			return []Reading{
+				{Desc: enabled, Type: prometheus.GaugeValue, Value: 1},
+				{Desc: up, Type: prometheus.GaugeValue, Value: v},
+			}
+		},
+	}
+}

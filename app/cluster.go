@@ -1,0 +1,127 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/apiwarden/apiwarden/api/admin"
+	"github.com/apiwarden/apiwarden/cluster"
+	"github.com/apiwarden/apiwarden/keys"
+	"github.com/apiwarden/apiwarden/telemetry"
+)
+
+// clusterStartTimeout bounds what cluster mode does during New: reaching
+// PostgreSQL, migrating and the first sync of the key mirror. When
+// PostgreSQL does not answer in time the instance starts anyway and
+// serves from its mirror.
+const clusterStartTimeout = 10 * time.Second
+
+// openCluster connects to the cluster's PostgreSQL when [cluster]
+// postgres_url is set (and does nothing otherwise). It runs before the
+// key service is built, which then writes through it.
+func (a *App) openCluster(secret []byte) error {
+	url := a.cfg.Cluster.PostgresURL.Value()
+	if url == "" {
+		return nil
+	}
+	if a.cfg.Security.KeySecret.Value() == "" {
+		return fmt.Errorf("cluster mode needs security.key_secret (or APIWARDEN_KEY_SECRET), the same on every instance: a secret generated into one data directory would make every key fail on the others")
+	}
+	id := a.cfg.Cluster.InstanceID
+	if id == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("cluster.instance_id is empty and the host name is unknown: %w", err)
+		}
+		id = host
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterStartTimeout)
+	defer cancel()
+	c, err := cluster.Open(ctx, cluster.Options{
+		URL:            url,
+		InstanceID:     id,
+		KeySecretCheck: keys.SecretCheck(secret),
+		Logger:         a.log.With("instance", id),
+	})
+	if err != nil {
+		return err
+	}
+	a.cluster = c
+	a.cleanups = append(a.cleanups, c.Close)
+	a.log.Info("cluster mode: keys are shared through PostgreSQL", "instance", id)
+	return nil
+}
+
+// keyRecords is the key service's system of record: the cluster, or nil
+// (an untyped nil, so keys sees "single instance").
+func (a *App) keyRecords() keys.SystemOfRecord {
+	if a.cluster == nil {
+		return nil
+	}
+	return a.cluster
+}
+
+// startMirror syncs the key mirror once before the instance serves, so a
+// fresh data directory (a new pod) knows the cluster's keys when /readyz
+// first says ready, and makes the listener that keeps it current. When
+// PostgreSQL is down the instance serves what its mirror has; the
+// listener catches up once it connects.
+func (a *App) startMirror() {
+	if a.cluster == nil {
+		return
+	}
+	a.listener = cluster.NewListener(a.cluster, a.keys, cluster.ListenerOptions{})
+	if !a.cluster.Ready() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterStartTimeout)
+	defer cancel()
+	if err := a.keys.Sync(ctx); err != nil {
+		a.log.Warn("key mirror not synced at start; serving what it has until PostgreSQL answers", "err", err)
+	}
+}
+
+// clusterCheck is /readyz's view of the cluster: degraded, not failing,
+// while PostgreSQL is unreachable, since known keys still pass.
+func (a *App) clusterCheck() admin.ReadyCheck {
+	return admin.ReadyCheck{Name: "cluster", Check: func() string {
+		if a.cluster.Healthy() {
+			return "ok"
+		}
+		return "degraded: the cluster's PostgreSQL is unreachable; keys are served from the local mirror and admin writes answer 503 until it returns"
+	}}
+}
+
+// healthReporter is the cluster for telemetry, or an untyped nil.
+func (a *App) healthReporter() telemetry.HealthReporter {
+	if a.cluster == nil {
+		return nil
+	}
+	return a.cluster
+}
+
+// runMirror runs the listener that keeps the key mirror current (cluster
+// mode) and returns the function that stops it and waits until it has.
+// Without a cluster both do nothing.
+func (a *App) runMirror() (stop func()) {
+	if a.listener == nil {
+		return func() {}
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.listener.Run(context.Background()) }()
+	return func() {
+		a.listener.Stop()
+		if err := <-done; err != nil {
+			a.log.Error("cluster listener", "err", err)
+		}
+	}
+}
+
+// closeCluster closes the pool, once nothing uses it.
+func (a *App) closeCluster() {
+	if a.cluster != nil {
+		a.cluster.Close()
+	}
+}

@@ -1,0 +1,58 @@
+package config
+
+import (
+	"regexp"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Cluster joins several instances through PostgreSQL (SPEC §9). With
+// PostgresURL empty the instance runs alone, as it always has, and
+// nothing else here is read.
+type Cluster struct {
+	// PostgresURL is the cluster's system of record, a secret like the
+	// others ("env:NAME", "file:PATH" or the URL itself). Empty: single
+	// instance.
+	PostgresURL Secret `toml:"postgres_url"`
+	// InstanceID names this instance in the cluster; unique per instance.
+	// Empty: the host name.
+	InstanceID string `toml:"instance_id"`
+}
+
+// instanceIDPattern keeps instance ids printable and short enough for
+// logs, PostgreSQL's application_name and a dashboard panel.
+var instanceIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$`)
+
+// validateCluster checks what can be checked before secrets are resolved:
+// a literal URL and the instance id.
+func (c *Config) validateCluster(pl *problemList) {
+	if u := string(c.Cluster.PostgresURL); u != "" && !isReference(u) {
+		checkPostgresURL(pl, u)
+	}
+	if id := c.Cluster.InstanceID; id != "" && !instanceIDPattern.MatchString(id) {
+		pl.add("cluster.instance_id", "must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit, got %q", id)
+	}
+}
+
+// validateClusterResolved checks what needs resolved secrets: the URL an
+// env:/file: reference points at, and that every instance of a cluster can
+// share one key secret (a secret generated into each data directory would
+// make every key fail on every other instance).
+func (c *Config) validateClusterResolved(pl *problemList) {
+	u := c.Cluster.PostgresURL.Value()
+	if u == "" {
+		return
+	}
+	checkPostgresURL(pl, u)
+	if c.Security.KeySecret.Value() == "" {
+		pl.add("security.key_secret", "must be set when cluster.postgres_url is: every instance hashes keys with it, so all need the same one (set APIWARDEN_KEY_SECRET)")
+	}
+}
+
+// checkPostgresURL accepts what pgx accepts. The value is never repeated
+// in the message: it may hold a password.
+func checkPostgresURL(pl *problemList, u string) {
+	if _, err := pgconn.ParseConfig(u); err != nil {
+		pl.add("cluster.postgres_url", "must be a PostgreSQL URL such as postgres://apiwarden:PASSWORD@db.internal:5432/apiwarden?sslmode=verify-full (not shown here: it may hold a password)")
+	}
+}
