@@ -130,7 +130,7 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// checkError asserts SPEC's error body with the status and code expected.
+// checkError asserts the error body with the status and code expected.
 func checkError(t *testing.T, r response, status int, code string) errorBody {
 	t.Helper()
 	if r.status != status {

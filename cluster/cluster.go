@@ -1,4 +1,5 @@
-// Package cluster joins apiwarden instances through PostgreSQL (SPEC §9).
+// Package cluster joins apiwarden instances through PostgreSQL
+// (README.md, "Cluster mode").
 //
 // PostgreSQL is the system of record for keys and their audit events; each
 // instance keeps serving from its own bbolt file, which package keys keeps

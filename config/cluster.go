@@ -6,8 +6,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Cluster joins several instances through PostgreSQL (SPEC §9). With
-// PostgresURL empty the instance runs alone, as it always has, and
+// Cluster joins several instances through PostgreSQL (README.md,
+// "Cluster mode"). With PostgresURL empty the instance runs alone, as it always has, and
 // nothing else here is read.
 type Cluster struct {
 	// PostgresURL is the cluster's system of record, a secret like the
