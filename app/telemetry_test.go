@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -66,25 +67,24 @@ func TestPrometheusMetrics(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	time.Sleep(150 * time.Millisecond) // let the metrics writer flush
-
 	if resp, err := http.Get("http://" + a.AdminAddr() + "/metrics"); err != nil || resp.StatusCode != 401 {
 		t.Fatalf("/metrics without the metrics token: %v %v", resp.Status, err)
 	}
-	req, _ := http.NewRequest("GET", "http://"+a.AdminAddr()+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer scrape")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("not the Prometheus text format: %v", err)
+	// The writer flushes within its interval; scrape until it has, rather
+	// than sleep a guess that a loaded machine outlasts.
+	var families map[string]*dto.MetricFamily
+	var flushed float64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		families = scrapeMetrics(t, a.AdminAddr(), "scrape")
+		flushed = 0
+		for _, m := range families["apiwarden_metrics_records_total"].GetMetric() {
+			if m.GetLabel()[0].GetValue() == "flushed" {
+				flushed = m.GetCounter().GetValue()
+			}
+		}
+		if flushed >= 3 || time.Now().After(deadline) {
+			break
+		}
 	}
 	for _, name := range []string{
 		"apiwarden_decisions_total", "apiwarden_request_duration_seconds", "apiwarden_upstream_duration_seconds",
@@ -110,13 +110,29 @@ func TestPrometheusMetrics(t *testing.T) {
 	if h := families["apiwarden_upstream_duration_seconds"].GetMetric()[0].GetHistogram(); h.GetSampleCount() != 2 {
 		t.Fatalf("upstream latency observed %d times, want 2", h.GetSampleCount())
 	}
-	var flushed float64
-	for _, m := range families["apiwarden_metrics_records_total"].GetMetric() {
-		if m.GetLabel()[0].GetValue() == "flushed" {
-			flushed = m.GetCounter().GetValue()
-		}
-	}
 	if flushed != 3 {
 		t.Fatalf("records flushed %v, want 3", flushed)
 	}
+}
+
+// scrapeMetrics reads /metrics with the metrics token and parses it as
+// the Prometheus text format.
+func scrapeMetrics(t *testing.T, adminAddr, token string) map[string]*dto.MetricFamily {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+adminAddr+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("not the Prometheus text format: %v", err)
+	}
+	return families
 }
