@@ -46,13 +46,21 @@ func TestMethodsDoNotBecomeFormulasInTheExport(t *testing.T) {
 	if r := call(t, "GET", admin+"/v1/authorize", map[string]string{"X-Forwarded-Method": "+1+1", "X-Forwarded-Uri": "/public/c"}, ""); r.status != http.StatusOK {
 		t.Fatalf("/v1/authorize with method +1+1: %d %s", r.status, r.body)
 	}
-	time.Sleep(200 * time.Millisecond) // let the metrics writer flush
-
-	export := call(t, "GET", admin+"/admin/v1/analytics/export?format=csv", bearer(testAdminToken), "")
-	if export.status != http.StatusOK {
-		t.Fatalf("export: %d %s", export.status, export.body)
+	// Export until the writer has flushed both records (header + 2 rows),
+	// rather than sleep a guess that a loaded machine outlasts.
+	var export answer
+	var rows [][]string
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		export = call(t, "GET", admin+"/admin/v1/analytics/export?format=csv", bearer(testAdminToken), "")
+		if export.status != http.StatusOK {
+			t.Fatalf("export: %d %s", export.status, export.body)
+		}
+		rows, err = csv.NewReader(strings.NewReader(export.body)).ReadAll()
+		if (err == nil && len(rows) >= 3) || time.Now().After(deadline) {
+			break
+		}
 	}
-	rows, err := csv.NewReader(strings.NewReader(export.body)).ReadAll()
 	if err != nil || len(rows) < 3 {
 		t.Fatalf("export: %v, %d rows:\n%s", err, len(rows), export.body)
 	}
