@@ -518,45 +518,43 @@ func (e *Evaluator) baselinesFor(kind SubjectKind, now time.Time) (*baselines, e
 // changed and returns the alerts to announce. It needs mu.
 func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, error) {
 	e.pass++
-	var (
-		trs     []Transition
-		changed = map[uint64]*tracked{}
-		deleted []string
-		notify  []noticed // announcements, before inhibition
-	)
-	step := func(t *tracked, fp uint64, cond bool) {
-		before := len(trs)
-		var n notice
-		tm := timing{For: t.rule.For, KeepFiringFor: t.rule.KeepFiringFor}
-		trs, n = advance(&t.alert, cond, now, tm, trs)
-		if len(trs) == before {
-			return
-		}
-		for _, tr := range trs[before:] {
-			if tr.To == StatePending || tr.To == StateFiring && tr.From == StatePending {
-				// Severity is set when the alert starts firing, with the
-				// calendar boost in force then; a later, larger boost raises
-				// it (escalate, below).
-				t.alert.Severity = t.rule.Severity.Raise(boost)
-				t.alert.Labels["severity"] = string(t.alert.Severity)
-			}
-		}
-		switch t.alert.State {
-		case StateInactive:
-			delete(e.active, fp)
-			delete(changed, fp)
-			deleted = append(deleted, t.alert.ID)
-			return
-		case StateResolved:
-			delete(e.active, fp)
-			e.startCooldown(fp, t.rule, now)
-		}
-		if n != noticeNone {
-			notify = append(notify, noticed{fp, t})
-		}
-		changed[fp] = t
-	}
+	p := &passChanges{now: now, boost: boost, changed: map[uint64]*tracked{}}
+	e.applyHits(p, data)
+	e.applyMisses(p, data)
 
+	announce := e.inhibit(now, p.notify, p.changed)
+	slices.SortFunc(announce, func(a, b Alert) int { return strings.Compare(a.ID, b.ID) })
+	if len(p.changed) == 0 && len(p.deleted) == 0 && len(p.trs) == 0 {
+		return announce, nil
+	}
+	put := make([]Alert, 0, len(p.changed))
+	for _, t := range p.changed {
+		put = append(put, t.alert.clone())
+	}
+	if err := e.save(put, p.deleted, p.trs); err != nil {
+		e.storeErrors.Add(1)
+		e.log.Error("saving alerts failed; state is kept in memory", "err", err)
+		return announce, err
+	}
+	return announce, nil
+}
+
+// passChanges collects what one pass of apply changed: the transitions to
+// record, the alerts to save and delete, and the alerts to announce
+// before inhibition.
+type passChanges struct {
+	now     time.Time
+	boost   int // the calendar's severity boost in force
+	trs     []Transition
+	changed map[uint64]*tracked
+	deleted []string
+	notify  []noticed
+}
+
+// applyHits steps every alert whose condition held this pass, opening
+// one for a subject that has none unless the subject is cooling down.
+// It needs mu.
+func (e *Evaluator) applyHits(p *passChanges, data []ruleData) {
 	for _, d := range data {
 		if !d.ok {
 			continue
@@ -568,7 +566,7 @@ func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, e
 			t := e.active[fp]
 			if t == nil {
 				if until, cooling := e.cooldown[fp]; cooling {
-					if now.Before(until) {
+					if p.now.Before(until) {
 						continue
 					}
 					delete(e.cooldown, fp)
@@ -579,11 +577,15 @@ func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, e
 			t.seen = e.pass
 			t.alert.Value = o.value
 			t.alert.Summary, t.alert.Description = describe(&r.Rule, o)
-			step(t, fp, true)
+			e.stepAlert(p, t, fp, true)
 		}
 	}
+}
 
-	// Open alerts whose condition did not hold this pass, and repeats.
+// applyMisses steps the open alerts whose condition did not hold this
+// pass (of rules whose data was read), escalates firing alerts when the
+// calendar boost grew, and queues due repeats. It needs mu.
+func (e *Evaluator) applyMisses(p *passChanges, data []ruleData) {
 	ok := make(map[*compiledRule]bool, len(data))
 	for _, d := range data {
 		ok[d.rule] = d.ok
@@ -593,41 +595,62 @@ func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, e
 			continue
 		}
 		if t.seen != e.pass {
-			step(t, fp, false)
+			e.stepAlert(p, t, fp, false)
 			if !t.alert.State.open() {
 				continue
 			}
 		}
 		if t.alert.State == StateFiring {
-			if sev := t.rule.Severity.Raise(boost); sev.Rank() > t.alert.Severity.Rank() {
-				trs = append(trs, escalate(&t.alert, sev, now))
-				changed[fp] = t
+			if sev := t.rule.Severity.Raise(p.boost); sev.Rank() > t.alert.Severity.Rank() {
+				p.trs = append(p.trs, escalate(&t.alert, sev, p.now))
+				p.changed[fp] = t
 				if t.alert.Acknowledgement == nil {
-					notify = append(notify, noticed{fp, t})
+					p.notify = append(p.notify, noticed{fp, t})
 					continue
 				}
 			}
 		}
-		if t.alert.Firing() && e.repeatDue(&t.alert, now) {
-			notify = append(notify, noticed{fp, t})
+		if t.alert.Firing() && e.repeatDue(&t.alert, p.now) {
+			p.notify = append(p.notify, noticed{fp, t})
 		}
 	}
+}
 
-	announce := e.inhibit(now, notify, changed)
-	slices.SortFunc(announce, func(a, b Alert) int { return strings.Compare(a.ID, b.ID) })
-	if len(changed) == 0 && len(deleted) == 0 && len(trs) == 0 {
-		return announce, nil
+// stepAlert moves alert t through the state machine with the condition's
+// value this pass and records in p what changed. An alert that goes back
+// to inactive is forgotten; a resolved one starts its rule's cooldown.
+// It needs mu.
+func (e *Evaluator) stepAlert(p *passChanges, t *tracked, fp uint64, cond bool) {
+	before := len(p.trs)
+	var n notice
+	tm := timing{For: t.rule.For, KeepFiringFor: t.rule.KeepFiringFor}
+	p.trs, n = advance(&t.alert, cond, p.now, tm, p.trs)
+	if len(p.trs) == before {
+		return
 	}
-	put := make([]Alert, 0, len(changed))
-	for _, t := range changed {
-		put = append(put, t.alert.clone())
+	for _, tr := range p.trs[before:] {
+		if tr.To == StatePending || tr.To == StateFiring && tr.From == StatePending {
+			// Severity is set when the alert starts firing, with the
+			// calendar boost in force then; a later, larger boost raises
+			// it (escalate, in applyMisses).
+			t.alert.Severity = t.rule.Severity.Raise(p.boost)
+			t.alert.Labels["severity"] = string(t.alert.Severity)
+		}
 	}
-	if err := e.save(put, deleted, trs); err != nil {
-		e.storeErrors.Add(1)
-		e.log.Error("saving alerts failed; state is kept in memory", "err", err)
-		return announce, err
+	switch t.alert.State {
+	case StateInactive:
+		delete(e.active, fp)
+		delete(p.changed, fp)
+		p.deleted = append(p.deleted, t.alert.ID)
+		return
+	case StateResolved:
+		delete(e.active, fp)
+		e.startCooldown(fp, t.rule, p.now)
 	}
-	return announce, nil
+	if n != noticeNone {
+		p.notify = append(p.notify, noticed{fp, t})
+	}
+	p.changed[fp] = t
 }
 
 // open makes a new alert, not yet pending, for a rule and the subject of

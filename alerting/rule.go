@@ -371,117 +371,149 @@ func (r Rule) Validate() error {
 	if name == "" {
 		name = "(unnamed " + string(r.Type) + ")"
 	}
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &RuleError{Rule: name, Field: field, Problem: fmt.Sprintf(format, args...)})
+	p := &ruleProblems{rule: name}
+	r.checkName(p)
+	if !r.Type.valid() {
+		p.add("type", "must be one of rate_limit_exceeded, unusual_activity, error_spike, performance_degradation, quota_warning; got %q", r.Type)
+		return errors.Join(p.errs...)
 	}
+	r.checkSeverityAndSubject(p)
+	r.checkWindow(p)
+	r.checkThreshold(p)
+	r.checkNonNegative(p)
+	r.checkTypeSpecific(p)
+	r.checkFilter(p, "routes", r.Routes, SubjectRoute)
+	r.checkFilter(p, "tiers", r.Tiers, SubjectKey)
+	r.checkFilter(p, "owners", r.Owners, SubjectKey, SubjectOwner)
+	r.checkFilter(p, "keys", r.Keys, SubjectKey)
+	return errors.Join(p.errs...)
+}
 
+// ruleProblems collects the problems Validate finds in one rule, in the
+// order it finds them.
+type ruleProblems struct {
+	rule string // the rule's name as RuleError shows it
+	errs []error
+}
+
+func (p *ruleProblems) add(field, format string, args ...any) {
+	p.errs = append(p.errs, &RuleError{Rule: p.rule, Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (r *Rule) checkName(p *ruleProblems) {
 	switch {
 	case r.Name == "":
-		bad("name", "must be set")
+		p.add("name", "must be set")
 	case len(r.Name) > 64:
-		bad("name", "must be at most 64 characters, got %d", len(r.Name))
+		p.add("name", "must be at most 64 characters, got %d", len(r.Name))
 	case !validName(r.Name):
-		bad("name", "may use only letters, digits, '-', '_' and '.', got %q", r.Name)
+		p.add("name", "may use only letters, digits, '-', '_' and '.', got %q", r.Name)
 	}
-	if !r.Type.valid() {
-		bad("type", "must be one of rate_limit_exceeded, unusual_activity, error_spike, performance_degradation, quota_warning; got %q", r.Type)
-		return errors.Join(errs...)
-	}
+}
+
+func (r *Rule) checkSeverityAndSubject(p *ruleProblems) {
 	if r.Severity.Rank() == 0 {
-		bad("severity", "must be low, medium, high or critical; got %q", r.Severity)
+		p.add("severity", "must be low, medium, high or critical; got %q", r.Severity)
 	}
 	switch {
 	case !r.Subject.valid():
-		bad("subject", "must be global, key, owner or route; got %q", r.Subject)
+		p.add("subject", "must be global, key, owner or route; got %q", r.Subject)
 	case r.Type == QuotaWarning && r.Subject != SubjectKey:
-		bad("subject", "must be key for quota_warning (quotas belong to keys); got %q", r.Subject)
+		p.add("subject", "must be key for quota_warning (quotas belong to keys); got %q", r.Subject)
 	}
+}
 
+func (r *Rule) checkWindow(p *ruleProblems) {
 	if r.Type == QuotaWarning {
 		if r.Window < 0 || r.Window > MaxWindow {
-			bad("window", "is not used by quota_warning; leave it out")
+			p.add("window", "is not used by quota_warning; leave it out")
 		}
 	} else if r.Window <= 0 || r.Window > MaxWindow {
-		bad("window", "must be between 1s and %s, got %s", MaxWindow, r.Window)
+		p.add("window", "must be between 1s and %s, got %s", MaxWindow, r.Window)
 	}
+}
 
+// checkThreshold checks Threshold (and BaselineFactor, its alternative
+// for performance_degradation) against what the rule's type measures.
+func (r *Rule) checkThreshold(p *ruleProblems) {
 	switch r.Type {
 	case RateLimitExceeded, ErrorSpike, QuotaWarning:
 		if !(r.Threshold > 0 && r.Threshold <= 1) {
-			bad("threshold", "is a fraction for %s and must be in (0, 1], e.g. 0.05 for 5%%; got %g", r.Type, r.Threshold)
+			p.add("threshold", "is a fraction for %s and must be in (0, 1], e.g. 0.05 for 5%%; got %g", r.Type, r.Threshold)
 		}
 	case UnusualActivity:
 		if !(r.Threshold > 0 && r.Threshold <= 100) {
-			bad("threshold", "is a robust z-score for unusual_activity and must be in (0, 100], e.g. 5; got %g", r.Threshold)
+			p.add("threshold", "is a robust z-score for unusual_activity and must be in (0, 100], e.g. 5; got %g", r.Threshold)
 		}
 	case PerformanceDegradation:
 		if r.Threshold < 0 {
-			bad("threshold", "is a p95 latency in milliseconds and must be >= 0; got %g", r.Threshold)
+			p.add("threshold", "is a p95 latency in milliseconds and must be >= 0; got %g", r.Threshold)
 		}
 		if r.BaselineFactor != 0 && r.BaselineFactor <= 1 {
-			bad("baseline_factor", "must be > 1 (a multiple of the usual p95) or 0 to turn it off; got %g", r.BaselineFactor)
+			p.add("baseline_factor", "must be > 1 (a multiple of the usual p95) or 0 to turn it off; got %g", r.BaselineFactor)
 		}
 		if r.Threshold <= 0 && r.BaselineFactor <= 0 {
-			bad("threshold", "or baseline_factor must be set for performance_degradation")
+			p.add("threshold", "or baseline_factor must be set for performance_degradation")
 		}
 	}
+}
 
+func (r *Rule) checkNonNegative(p *ruleProblems) {
 	if r.MinRequests < 0 {
-		bad("min_requests", "must be >= 0, got %d", r.MinRequests)
+		p.add("min_requests", "must be >= 0, got %d", r.MinRequests)
 	}
 	if r.For < 0 {
-		bad("for", "must be >= 0, got %s", r.For)
+		p.add("for", "must be >= 0, got %s", r.For)
 	}
 	if r.KeepFiringFor < 0 {
-		bad("keep_firing_for", "must be >= 0, got %s", r.KeepFiringFor)
+		p.add("keep_firing_for", "must be >= 0, got %s", r.KeepFiringFor)
 	}
 	if r.Cooldown < 0 {
-		bad("cooldown", "must be >= 0, got %s", r.Cooldown)
+		p.add("cooldown", "must be >= 0, got %s", r.Cooldown)
 	}
+}
 
+// checkTypeSpecific checks the fields that only one rule type uses:
+// Direction, BaselineFactor and Quota.
+func (r *Rule) checkTypeSpecific(p *ruleProblems) {
 	if r.Type == UnusualActivity {
 		switch r.Direction {
 		case DirectionSpike, DirectionDrop, DirectionBoth:
 		default:
-			bad("direction", "must be spike, drop or both; got %q", r.Direction)
+			p.add("direction", "must be spike, drop or both; got %q", r.Direction)
 		}
 	} else if r.Direction != "" {
-		bad("direction", "applies only to unusual_activity rules")
+		p.add("direction", "applies only to unusual_activity rules")
 	}
 	if r.Type != PerformanceDegradation && r.BaselineFactor != 0 {
-		bad("baseline_factor", "applies only to performance_degradation rules")
+		p.add("baseline_factor", "applies only to performance_degradation rules")
 	}
 	switch {
 	case r.Type != QuotaWarning && r.Quota != "":
-		bad("quota", "applies only to quota_warning rules")
+		p.add("quota", "applies only to quota_warning rules")
 	case r.Quota != QuotaAny && r.Quota != QuotaHourly && r.Quota != QuotaMonthly:
-		bad("quota", "must be hourly, monthly or left out for either; got %q", r.Quota)
+		p.add("quota", "must be hourly, monthly or left out for either; got %q", r.Quota)
 	}
+}
 
-	checkFilter := func(field string, list []string, allowed ...SubjectKind) {
-		if len(list) == 0 {
-			return
-		}
-		ok := false
-		for _, k := range allowed {
-			ok = ok || r.Subject == k
-		}
-		if !ok {
-			bad(field, "cannot filter a rule whose subject is %s (allowed with subject %v)", r.Subject, allowed)
-		}
-		for _, p := range list {
-			if _, err := path.Match(p, ""); err != nil || p == "" {
-				bad(field, "has an invalid pattern %q", p)
-			}
+// checkFilter checks one filter list: it may be set only for the allowed
+// subjects, and each entry must be a valid path.Match pattern.
+func (r *Rule) checkFilter(p *ruleProblems, field string, list []string, allowed ...SubjectKind) {
+	if len(list) == 0 {
+		return
+	}
+	ok := false
+	for _, k := range allowed {
+		ok = ok || r.Subject == k
+	}
+	if !ok {
+		p.add(field, "cannot filter a rule whose subject is %s (allowed with subject %v)", r.Subject, allowed)
+	}
+	for _, pattern := range list {
+		if _, err := path.Match(pattern, ""); err != nil || pattern == "" {
+			p.add(field, "has an invalid pattern %q", pattern)
 		}
 	}
-	checkFilter("routes", r.Routes, SubjectRoute)
-	checkFilter("tiers", r.Tiers, SubjectKey)
-	checkFilter("owners", r.Owners, SubjectKey, SubjectOwner)
-	checkFilter("keys", r.Keys, SubjectKey)
-
-	return errors.Join(errs...)
 }
 
 func validName(s string) bool {

@@ -384,15 +384,9 @@ func (a *App) warnOpenServiceAPI() {
 }
 
 // keySecret is the configured HMAC pepper, or one generated into the
-// data directory on first start.
+// data directory on first start (keys.ResolveSecret), with a warning then.
 func (a *App) keySecret() ([]byte, error) {
-	if s := a.cfg.Security.KeySecret.Value(); s != "" {
-		if len(s) < 16 {
-			return nil, errors.New("security.key_secret (or APIWARDEN_KEY_SECRET) must be at least 16 characters; use 32 or more random ones")
-		}
-		return []byte(s), nil
-	}
-	secret, created, err := keys.LoadOrCreateSecret(a.cfg.Server.DataDir)
+	secret, created, err := keys.ResolveSecret(a.cfg.Security.KeySecret.Value(), a.cfg.Server.DataDir)
 	if err != nil {
 		return nil, err
 	}

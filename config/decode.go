@@ -22,68 +22,102 @@ import (
 func (pl *problemList) decodeInto(path string, data any, rv reflect.Value) {
 	if rv.CanAddr() {
 		if tu, ok := rv.Addr().Interface().(encoding.TextUnmarshaler); ok {
-			s, isString := data.(string)
-			if !isString {
-				pl.add(path, "must be a string, got %s", tomlTypeName(data))
-				return
-			}
-			if err := tu.UnmarshalText([]byte(s)); err != nil {
-				pl.add(path, "%v", err)
-			}
+			pl.decodeText(path, data, tu)
 			return
 		}
 	}
 	switch rv.Kind() {
 	case reflect.Struct:
-		table, ok := data.(map[string]any)
-		if !ok {
-			pl.add(path, "must be a table, got %s", tomlTypeName(data))
-			return
-		}
-		fields := tomlFields(rv.Type())
-		for _, name := range sortedKeys(table) {
-			sub := join(path, name)
-			i, known := fields[name]
-			if !known {
-				pl.add(sub, "is not a known setting%s", suggest(name, fields))
-				continue
-			}
-			pl.decodeInto(sub, table[name], rv.Field(i))
-		}
+		pl.decodeStruct(path, data, rv)
 	case reflect.Map:
-		table, ok := data.(map[string]any)
-		if !ok {
-			pl.add(path, "must be a table, got %s", tomlTypeName(data))
-			return
-		}
-		if rv.IsNil() {
-			rv.Set(reflect.MakeMap(rv.Type()))
-		}
-		for _, name := range sortedKeys(table) {
-			elem := reflect.New(rv.Type().Elem()).Elem()
-			if old := rv.MapIndex(reflect.ValueOf(name)); old.IsValid() {
-				elem.Set(old)
-			}
-			pl.decodeInto(join(path, name), table[name], elem)
-			rv.SetMapIndex(reflect.ValueOf(name), elem)
-		}
+		pl.decodeMap(path, data, rv)
 	case reflect.Slice:
-		items, ok := asSlice(data)
-		if !ok {
-			pl.add(path, "must be an array, got %s", tomlTypeName(data))
-			return
+		pl.decodeSlice(path, data, rv)
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64:
+		pl.decodeScalar(path, data, rv)
+	default:
+		pl.add(path, "has a type the loader does not handle (%s)", rv.Type())
+	}
+}
+
+// decodeText decodes a TOML string into a value that parses its own text
+// (a Duration, for one).
+func (pl *problemList) decodeText(path string, data any, tu encoding.TextUnmarshaler) {
+	s, isString := data.(string)
+	if !isString {
+		pl.add(path, "must be a string, got %s", tomlTypeName(data))
+		return
+	}
+	if err := tu.UnmarshalText([]byte(s)); err != nil {
+		pl.add(path, "%v", err)
+	}
+}
+
+// decodeStruct decodes a TOML table over a struct, field by field, naming
+// every key the struct lacks.
+func (pl *problemList) decodeStruct(path string, data any, rv reflect.Value) {
+	table, ok := data.(map[string]any)
+	if !ok {
+		pl.add(path, "must be a table, got %s", tomlTypeName(data))
+		return
+	}
+	fields := tomlFields(rv.Type())
+	for _, name := range sortedKeys(table) {
+		sub := join(path, name)
+		i, known := fields[name]
+		if !known {
+			pl.add(sub, "is not a known setting%s", suggest(name, fields))
+			continue
 		}
-		if len(items) == 0 {
-			// An empty array means "none", the same as the zero value, so a
-			// file that spells out `tiers = []` equals one that omits it.
-			rv.Set(reflect.Zero(rv.Type()))
-			return
+		pl.decodeInto(sub, table[name], rv.Field(i))
+	}
+}
+
+// decodeMap decodes a TOML table into a map, each entry over the entry of
+// the same name already there.
+func (pl *problemList) decodeMap(path string, data any, rv reflect.Value) {
+	table, ok := data.(map[string]any)
+	if !ok {
+		pl.add(path, "must be a table, got %s", tomlTypeName(data))
+		return
+	}
+	if rv.IsNil() {
+		rv.Set(reflect.MakeMap(rv.Type()))
+	}
+	for _, name := range sortedKeys(table) {
+		elem := reflect.New(rv.Type().Elem()).Elem()
+		if old := rv.MapIndex(reflect.ValueOf(name)); old.IsValid() {
+			elem.Set(old)
 		}
-		out := reflect.MakeSlice(rv.Type(), len(items), len(items))
-		for i, item := range items {
-			pl.decodeInto(path+"["+strconv.Itoa(i)+"]", item, out.Index(i))
-		}
-		rv.Set(out)
+		pl.decodeInto(join(path, name), table[name], elem)
+		rv.SetMapIndex(reflect.ValueOf(name), elem)
+	}
+}
+
+// decodeSlice decodes a TOML array into a slice, replacing the default.
+func (pl *problemList) decodeSlice(path string, data any, rv reflect.Value) {
+	items, ok := asSlice(data)
+	if !ok {
+		pl.add(path, "must be an array, got %s", tomlTypeName(data))
+		return
+	}
+	if len(items) == 0 {
+		// An empty array means "none", the same as the zero value, so a
+		// file that spells out `tiers = []` equals one that omits it.
+		rv.Set(reflect.Zero(rv.Type()))
+		return
+	}
+	out := reflect.MakeSlice(rv.Type(), len(items), len(items))
+	for i, item := range items {
+		pl.decodeInto(path+"["+strconv.Itoa(i)+"]", item, out.Index(i))
+	}
+	rv.Set(out)
+}
+
+// decodeScalar decodes a TOML string, boolean or number into a value of
+// the kind decodeInto routes here.
+func (pl *problemList) decodeScalar(path string, data any, rv reflect.Value) {
+	switch rv.Kind() {
 	case reflect.String:
 		s, ok := data.(string)
 		if !ok {
@@ -122,8 +156,6 @@ func (pl *problemList) decodeInto(path string, data any, rv reflect.Value) {
 		default:
 			pl.add(path, "must be a number, got %s", tomlTypeName(data))
 		}
-	default:
-		pl.add(path, "has a type the loader does not handle (%s)", rv.Type())
 	}
 }
 

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -197,5 +198,19 @@ func TestPrepareReusesKeys(t *testing.T) {
 		case b.Secret == "" || b.Secret == a.Secret:
 			t.Errorf("%s: not given a new secret", a.Role)
 		}
+	}
+}
+
+// Prepare resolves the key secret as the app does: a configured one
+// shorter than the app accepts is refused before the data file is opened.
+func TestPrepareRefusesAShortKeySecret(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := Config(ConfigOptions{AdminListen: "127.0.0.1:0", Upstream: "http://127.0.0.1:1", DataDir: dir, AdminToken: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Security.KeySecret = "too-short"
+	if _, err := Prepare(context.Background(), cfg, PrepareOptions{}); !errors.Is(err, keys.ErrSecretTooShort) {
+		t.Fatalf("got %v, want ErrSecretTooShort", err)
 	}
 }

@@ -7,12 +7,11 @@ import (
 	"github.com/apiwarden/apiwarden/config"
 )
 
+// configTOML is the demo's configuration file: the demo API's routes and
+// alert rules, decoded over the defaults by Config.
+//
 //go:embed config.toml
 var configTOML []byte
-
-// ConfigTOML returns the demo's configuration file: the defaults plus the
-// demo API's routes and alert rules.
-func ConfigTOML() []byte { return append([]byte(nil), configTOML...) }
 
 // ConfigOptions are what Config cannot choose itself.
 type ConfigOptions struct {

@@ -241,9 +241,6 @@ var personas = []Persona{
 	},
 }
 
-// Personas returns a copy of the demo's callers.
-func Personas() []Persona { return append([]Persona(nil), personas...) }
-
 // dailyCurve is the weekday traffic at each full hour of local time,
 // busiest = 1: quieter nights (customers in other time zones keep them
 // from going silent), vendors from the morning on, couples in the

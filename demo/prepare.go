@@ -45,8 +45,9 @@ type Prepared struct {
 // holds the file lock while it runs): it seeds the demo keys and, for new
 // keys, writes opts.BackfillDays of history. New keys are dated to the
 // start of that history, so that a key is never used before it existed.
-// The key secret is the one the app will use: the configured one, or the
-// one it keeps in the data directory (created here when missing).
+// The key secret is the one the app will use (keys.ResolveSecret): the
+// configured one, or the one it keeps in the data directory (created here
+// when missing).
 func Prepare(ctx context.Context, cfg *config.Config, opts PrepareOptions) (_ Prepared, err error) {
 	now := opts.Now
 	if now == nil {
@@ -56,11 +57,9 @@ func Prepare(ctx context.Context, cfg *config.Config, opts PrepareOptions) (_ Pr
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	secret := []byte(cfg.Security.KeySecret.Value())
-	if len(secret) == 0 {
-		if secret, _, err = keys.LoadOrCreateSecret(cfg.Server.DataDir); err != nil {
-			return Prepared{}, err
-		}
+	secret, _, err := keys.ResolveSecret(cfg.Security.KeySecret.Value(), cfg.Server.DataDir)
+	if err != nil {
+		return Prepared{}, err
 	}
 	st, err := store.Open(cfg.Server.DataDir, store.Options{Logger: log})
 	if err != nil {

@@ -27,6 +27,9 @@ var (
 	ErrBadCursor = errors.New("keys: invalid cursor")
 	// ErrNoSecret means the service was started without an HMAC secret.
 	ErrNoSecret = errors.New("keys: no key secret configured")
+	// ErrSecretTooShort means a configured key secret is shorter than
+	// MinSecretLength.
+	ErrSecretTooShort = errors.New("keys: key secret too short")
 	// ErrSecretMismatch means the data file was written with another key
 	// secret: no stored key would verify.
 	ErrSecretMismatch = errors.New("keys: the key secret is not the one this data file was written with")

@@ -640,3 +640,25 @@ func TestWrongSecretIsRefusedAtStart(t *testing.T) {
 	}
 	again.Close()
 }
+
+func TestResolveSecret(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := keys.ResolveSecret("fifteen-chars-x", dir); !errors.Is(err, keys.ErrSecretTooShort) {
+		t.Fatalf("a 15-character secret: got %v, want ErrSecretTooShort", err)
+	}
+	got, created, err := keys.ResolveSecret("sixteen-chars-xy", dir)
+	if err != nil || created || string(got) != "sixteen-chars-xy" {
+		t.Fatalf("configured: %q %v %v", got, created, err)
+	}
+	if _, err := os.Stat(dir + "/" + keys.SecretFileName); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a configured secret wrote %s: %v", keys.SecretFileName, err)
+	}
+	generated, created, err := keys.ResolveSecret("", dir)
+	if err != nil || !created || len(generated) < 32 {
+		t.Fatalf("generated: %q %v %v", generated, created, err)
+	}
+	again, created, err := keys.ResolveSecret("", dir)
+	if err != nil || created || !bytes.Equal(again, generated) {
+		t.Fatalf("kept: %q %v %v", again, created, err)
+	}
+}

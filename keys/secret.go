@@ -14,6 +14,29 @@ import (
 // SecretFileName is where LoadOrCreateSecret keeps a generated key secret.
 const SecretFileName = "key_secret"
 
+// MinSecretLength is the shortest key secret a configuration may set. 32
+// or more random characters are better; a generated secret has 64.
+const MinSecretLength = 16
+
+// ResolveSecret returns the key secret for the data directory dir: the
+// configured one when it is not empty, else the one LoadOrCreateSecret
+// keeps in dir (created then says it was generated just now). A
+// configured secret shorter than MinSecretLength is ErrSecretTooShort.
+//
+// Every program that opens a data directory's keys (the server, the demo)
+// resolves the secret here, so that they agree on which secret a data
+// file was written with; keys.New then checks it against the file.
+func ResolveSecret(configured, dir string) (secret []byte, created bool, err error) {
+	if configured != "" {
+		if len(configured) < MinSecretLength {
+			return nil, false, fmt.Errorf("%w: security.key_secret (or APIWARDEN_KEY_SECRET) must be at least %d characters; use 32 or more random ones",
+				ErrSecretTooShort, MinSecretLength)
+		}
+		return []byte(configured), false, nil
+	}
+	return LoadOrCreateSecret(dir)
+}
+
 // LoadOrCreateSecret returns the key secret stored in dir, creating a
 // random one (256 bits, file mode 0600) on first use. created says that it
 // was just made, so the caller can tell the operator to back it up: without

@@ -130,14 +130,18 @@ func ExampleNewRedis() {
 	local, _ := limiter.New(limiter.Options{
 		Tiers: map[string]limiter.Tier{"free": {RequestsPerHour: 100, BurstPerMinute: 10}},
 	})
-	shared, err := limiter.NewRedis(local, limiter.RedisOptions{URL: "redis://127.0.0.1:6379/0"})
+	// Every instance using this Redis draws from the same buckets. Nothing
+	// listens on port 1, so here the call fails, local decides, and after
+	// FailureThreshold failures in a row (one here; 3 by default) the
+	// breaker opens: Healthy reports false and, for CoolDown, local decides
+	// without trying Redis.
+	shared, err := limiter.NewRedis(local, limiter.RedisOptions{URL: "redis://127.0.0.1:1/0", FailureThreshold: 1})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer shared.Close()
-	// Every instance using this Redis draws from the same buckets; when it
-	// cannot be reached, local decides and Healthy reports false.
 	res := shared.Allow(limiter.Request{Subject: limiter.KeySubject("key_123"), Tier: "free"})
 	fmt.Println(res.Allowed, shared.Healthy())
+	// Output: true false
 }

@@ -23,6 +23,7 @@ import (
 //	go test -run '^$' -bench BytesOnDisk -benchtime 1x ./metrics/
 //	go test -run '^$' -bench 'CellMerge|Histogram' -benchmem ./metrics/
 //	go test -run '^$' -bench 'AnalyticsReads|RecordsPage' -benchmem ./metrics/
+//	go test -run '^$' -bench 'DecodeBlock|RecordsPage' -benchmem ./metrics/
 
 func benchRecords(n int, rps float64) []Record {
 	g := newTrafficGen(42, time.Date(2026, 6, 6, 14, 0, 0, 0, time.UTC), rps)
@@ -428,6 +429,45 @@ func BenchmarkRecordsPage(b *testing.B) {
 					b.Fatal(err)
 				}
 				q.Cursor = page.Next // walk on; start again at the end
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeBlock decodes one full block of realistic records, every
+// row and then one row in 100, the work a raw-record page does per block
+// it opens.
+func BenchmarkDecodeBlock(b *testing.B) {
+	recs := benchRecords(maxBlockRecords, 100)
+	dict := newMemDict()
+	block, err := newBlockEncoder().encode(nil, sortedPointers(recs), dict.intern)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, body, err := parseBlockHeader(block)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var dec blockDecoder
+	sparse := make([]bool, h.count)
+	for i := 0; i < len(sparse); i += 100 {
+		sparse[i] = true
+	}
+	for _, bc := range []struct {
+		name string
+		sel  []bool
+	}{{"all", nil}, {"sparse", sparse}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var out []Record
+			for b.Loop() {
+				cols, err := dec.columns(h, body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if out, err = decodeColumns(h, cols, dict.resolve, out[:0], bc.sel); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

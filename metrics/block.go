@@ -512,9 +512,41 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 	if len(cols[colTime].rows) < n || (sel != nil && len(sel) != n) {
 		return out, fmt.Errorf("%w: time column shorter than %d records", ErrCorruptBlock, n)
 	}
-	// slot[i] is row i's index in recs, -1 when it is not selected.
-	slot := make([]int32, n)
-	selected := 0
+	slot, selected := selectedSlots(n, sel)
+	base := len(out)
+	out = append(out, make([]Record, selected)...)
+	recs := out[base:]
+	if err := decodeTimes(h, cols[colTime], slot, recs); err != nil {
+		return out[:base], err
+	}
+	if err := decodeRequestIDs(cols[colRequestID], n, slot, recs); err != nil {
+		return out[:base], corruptColumn("request id", err)
+	}
+	if err := decodeStrings(h, &cols, resolve, slot, recs); err != nil {
+		return out[:base], err
+	}
+	if err := decodeClientIPs(cols[colClientIP], slot, recs); err != nil {
+		return out[:base], err
+	}
+	if err := decodeNumbers(&cols, slot, recs); err != nil {
+		return out[:base], err
+	}
+	if err := decodeFlags(cols[colFlags], slot, recs); err != nil {
+		return out[:base], err
+	}
+	return out, nil
+}
+
+// corruptColumn is the error for damage found in one column.
+func corruptColumn(col string, err error) error {
+	return fmt.Errorf("%w: %s column: %v", ErrCorruptBlock, col, err)
+}
+
+// selectedSlots maps each of n rows to its index among the selected rows
+// (all of them when sel is nil), -1 when it is not selected, and counts
+// the selected rows.
+func selectedSlots(n int, sel []bool) (slot []int32, selected int) {
+	slot = make([]int32, n)
 	for i := range slot {
 		if sel == nil || sel[i] {
 			slot[i] = int32(selected)
@@ -523,141 +555,157 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 			slot[i] = -1
 		}
 	}
-	base := len(out)
-	out = append(out, make([]Record, selected)...)
-	recs := out[base:]
-	corrupt := func(col string, err error) ([]Record, error) {
-		return out[:base], fmt.Errorf("%w: %s column: %v", ErrCorruptBlock, col, err)
-	}
+	return slot, selected
+}
 
-	// time
-	r := byteReader{b: cols[colTime].rows}
+// decodeTimes reads the time column: deltas from the block's min time,
+// none past its max time.
+func decodeTimes(h blockHeader, col blockColumn, slot []int32, recs []Record) error {
+	r := byteReader{b: col.rows}
 	t := h.minTime
-	for i := range n {
+	for i, o := range slot {
 		delta := r.uvarint()
 		if delta > uint64(h.maxTime-t) {
-			return corrupt("time", fmt.Errorf("record %d after the block's max time", i))
+			return corruptColumn("time", fmt.Errorf("record %d after the block's max time", i))
 		}
 		t += int64(delta)
-		if o := slot[i]; o >= 0 {
+		if o >= 0 {
 			recs[o].Time = time.UnixMicro(t).UTC()
 		}
 	}
 	if err := finish(&r); err != nil {
-		return corrupt("time", err)
+		return corruptColumn("time", err)
 	}
-	if len(cols[colTime].table) != 0 {
-		return corrupt("time", fmt.Errorf("unexpected table"))
+	if len(col.table) != 0 {
+		return corruptColumn("time", fmt.Errorf("unexpected table"))
 	}
+	return nil
+}
 
-	if err := decodeRequestIDs(cols[colRequestID], n, slot, recs); err != nil {
-		return corrupt("request id", err)
-	}
-
-	// string columns
-	var keyPos []uint32
-	keys := 0 // distinct keys in the block
-	var col stringTable
+// decodeStrings reads the string columns in the order of stringColumns:
+// the key first, so that the owner and tier rows it predicts can be read.
+func decodeStrings(h blockHeader, cols *[numColumns]blockColumn, resolve func(uint64) (string, error), slot []int32, recs []Record) error {
+	n := len(slot)
+	var keyPos []uint32 // each row's position in the key table
+	keys := 0           // distinct keys in the block
+	var table stringTable
 	for _, c := range stringColumns {
-		if err := col.load(cols[c], n, inDict(h.version, c), resolve); err != nil {
-			return corrupt(columnName(c), err)
+		if err := table.load(cols[c], n, inDict(h.version, c), resolve); err != nil {
+			return corruptColumn(columnName(c), err)
 		}
-		if c == colKey {
-			keys = col.len()
+		var last []int64 // for a predicted column, the value last seen with each key
+		switch c {
+		case colKey:
+			keys = table.len()
 			keyPos = make([]uint32, n)
-		}
-		r := byteReader{b: cols[c].rows}
-		var last []int64
-		if c == colOwner || c == colTier {
+		case colOwner, colTier:
 			last = make([]int64, keys)
 			for i := range last {
 				last[i] = -1
 			}
 		}
-		for i := range n {
-			v := r.uvarint()
-			if last != nil { // predicted by the key
-				k := keyPos[i]
-				if int(k) >= len(last) {
-					return corrupt(columnName(c), fmt.Errorf("key position %d", k))
-				}
-				if v == 0 {
-					if last[k] < 0 {
-						return corrupt(columnName(c), fmt.Errorf("record %d predicts an unseen value", i))
-					}
-					v = uint64(last[k])
-				} else {
-					v--
-					last[k] = int64(v)
-				}
-			}
-			if v >= uint64(col.len()) {
-				return corrupt(columnName(c), fmt.Errorf("record %d: position %d of %d", i, v, col.len()))
-			}
-			if c == colKey {
-				keyPos[i] = uint32(v)
-			}
-			o := slot[i]
-			if o < 0 {
-				continue
-			}
-			s := col.get(int(v))
-			switch c {
-			case colMethod:
-				recs[o].Method = s
-			case colRoute:
-				recs[o].Route = s
-			case colPath:
-				recs[o].Path = s
-			case colKey:
-				recs[o].KeyID = s
-			case colOwner:
-				recs[o].OwnerID = s
-			case colTier:
-				recs[o].Tier = s
-			case colCountry:
-				recs[o].Country = s
-			case colUserAgent:
-				recs[o].UserAgent = s
-			case colDecision:
-				recs[o].Decision, _ = decision.Parse(s) // every stored code was parsed or made by enforce
-			}
-		}
-		if err := finish(&r); err != nil {
-			return corrupt(columnName(c), err)
+		if err := decodeStringRows(c, cols[c].rows, &table, keyPos, last, slot, recs); err != nil {
+			return corruptColumn(columnName(c), err)
 		}
 	}
+	return nil
+}
 
-	// client IP
-	rawIPs, err := rawTable(cols[colClientIP].table, n)
+// decodeStringRows reads the rows of string column c as positions in
+// table. For the key column it fills keyPos; for a column the key
+// predicts (last is not nil) a row of 0 repeats last[key].
+func decodeStringRows(c int, rows []byte, table *stringTable, keyPos []uint32, last []int64, slot []int32, recs []Record) error {
+	r := byteReader{b: rows}
+	for i, o := range slot {
+		v := r.uvarint()
+		if last != nil { // predicted by the key
+			k := keyPos[i]
+			if int(k) >= len(last) {
+				return fmt.Errorf("key position %d", k)
+			}
+			if v == 0 {
+				if last[k] < 0 {
+					return fmt.Errorf("record %d predicts an unseen value", i)
+				}
+				v = uint64(last[k])
+			} else {
+				v--
+				last[k] = int64(v)
+			}
+		}
+		if v >= uint64(table.len()) {
+			return fmt.Errorf("record %d: position %d of %d", i, v, table.len())
+		}
+		if c == colKey {
+			keyPos[i] = uint32(v)
+		}
+		if o >= 0 {
+			setStringField(&recs[o], c, table.get(int(v)))
+		}
+	}
+	return finish(&r)
+}
+
+// setStringField sets the field of rec that string column c holds.
+func setStringField(rec *Record, c int, s string) {
+	switch c {
+	case colMethod:
+		rec.Method = s
+	case colRoute:
+		rec.Route = s
+	case colPath:
+		rec.Path = s
+	case colKey:
+		rec.KeyID = s
+	case colOwner:
+		rec.OwnerID = s
+	case colTier:
+		rec.Tier = s
+	case colCountry:
+		rec.Country = s
+	case colUserAgent:
+		rec.UserAgent = s
+	case colDecision:
+		rec.Decision, _ = decision.Parse(s) // every stored code was parsed or made by enforce
+	}
+}
+
+// decodeClientIPs reads the client IP column: a block-local table of
+// addresses and a position per row.
+func decodeClientIPs(col blockColumn, slot []int32, recs []Record) error {
+	rawIPs, err := rawTable(col.table, len(slot))
 	if err != nil {
-		return corrupt("client ip", err)
+		return corruptColumn("client ip", err)
 	}
 	ips := make([]netip.Addr, len(rawIPs))
 	for j, raw := range rawIPs {
 		if err := ips[j].UnmarshalBinary(raw); err != nil {
-			return corrupt("client ip", err)
+			return corruptColumn("client ip", err)
 		}
 	}
-	r = byteReader{b: cols[colClientIP].rows}
-	for i := range n {
+	r := byteReader{b: col.rows}
+	for i, o := range slot {
 		v := r.uvarint()
 		if v >= uint64(len(ips)) {
-			return corrupt("client ip", fmt.Errorf("record %d: position %d", i, v))
+			return corruptColumn("client ip", fmt.Errorf("record %d: position %d", i, v))
 		}
-		if o := slot[i]; o >= 0 {
+		if o >= 0 {
 			recs[o].ClientIP = ips[v]
 		}
 	}
 	if err := finish(&r); err != nil {
-		return corrupt("client ip", err)
+		return corruptColumn("client ip", err)
 	}
+	return nil
+}
 
-	// numbers
+// decodeNumbers reads the status, latency, upstream latency and byte
+// count columns together, a record at a time, checking each is in range.
+func decodeNumbers(cols *[numColumns]blockColumn, slot []int32, recs []Record) error {
 	const maxMicros = math.MaxInt64 / int64(time.Microsecond)
 	for _, c := range [...]int{colStatus, colLatency, colUpstream, colRequestBytes, colResponseBytes} {
 		if len(cols[c].table) != 0 {
-			return corrupt(columnName(c), fmt.Errorf("unexpected table"))
+			return corruptColumn(columnName(c), fmt.Errorf("unexpected table"))
 		}
 	}
 	rs := byteReader{b: cols[colStatus].rows}
@@ -665,16 +713,16 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 	ru := byteReader{b: cols[colUpstream].rows}
 	rq := byteReader{b: cols[colRequestBytes].rows}
 	rp := byteReader{b: cols[colResponseBytes].rows}
-	for i := range n {
+	for i, o := range slot {
 		status, lat, diff, in, outb := rs.uvarint(), rl.uvarint(), ru.varint(), rq.uvarint(), rp.uvarint()
 		if status > 999 || lat > uint64(maxMicros) || in > math.MaxInt64 || outb > math.MaxInt64 {
-			return corrupt("number", fmt.Errorf("record %d out of range", i))
+			return corruptColumn("number", fmt.Errorf("record %d out of range", i))
 		}
 		up := int64(lat) - diff
 		if (diff < 0 && up < int64(lat)) || up < 0 || up > maxMicros {
-			return corrupt("upstream", fmt.Errorf("record %d out of range", i))
+			return corruptColumn("upstream", fmt.Errorf("record %d out of range", i))
 		}
-		if o := slot[i]; o >= 0 {
+		if o >= 0 {
 			rec := &recs[o]
 			rec.Status = int(status)
 			rec.Latency = time.Duration(lat) * time.Microsecond
@@ -685,24 +733,28 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 	}
 	for _, rr := range []*byteReader{&rs, &rl, &ru, &rq, &rp} {
 		if err := finish(rr); err != nil {
-			return corrupt("number", err)
+			return corruptColumn("number", err)
 		}
 	}
+	return nil
+}
 
-	// flags
-	if len(cols[colFlags].table) != 0 || len(cols[colFlags].rows) != n {
-		return corrupt("flags", fmt.Errorf("%d bytes for %d records", len(cols[colFlags].rows), n))
+// decodeFlags reads the flags column: a byte a row, error category in
+// the low nibble, cache status in the high one.
+func decodeFlags(col blockColumn, slot []int32, recs []Record) error {
+	if len(col.table) != 0 || len(col.rows) != len(slot) {
+		return corruptColumn("flags", fmt.Errorf("%d bytes for %d records", len(col.rows), len(slot)))
 	}
-	for i, f := range cols[colFlags].rows {
+	for i, f := range col.rows {
 		ec, cs := ErrorCategory(f&0x0f), CacheStatus(f>>4)
 		if ec >= errorCategoryCount || cs >= cacheStatusCount {
-			return corrupt("flags", fmt.Errorf("record %d: %#x", i, f))
+			return corruptColumn("flags", fmt.Errorf("record %d: %#x", i, f))
 		}
 		if o := slot[i]; o >= 0 {
 			recs[o].ErrorCategory, recs[o].CacheStatus = ec, cs
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // finish checks that a column's rows were read exactly.

@@ -532,27 +532,7 @@ func step(c *store.Cursor, newest bool) ([]byte, []byte) {
 func (s *scan) blocks(b *store.Bucket, day uint32) (full bool, err error) {
 	newest := s.q.Order == NewestFirst
 	c := b.Cursor()
-	var k, v []byte
-	resumeSeq := uint64(0)
-	resuming := s.start != nil && s.start.day == day
-	switch {
-	case resuming:
-		resumeSeq = s.start.seq
-		want := blockKey(resumeSeq)
-		k, v = c.Seek(want)
-		if newest {
-			if k == nil {
-				k, v = c.Last()
-			} else if !bytes.Equal(k, want) {
-				k, v = c.Prev()
-			}
-		}
-	case newest:
-		k, v = c.Last()
-	default:
-		k, v = c.First()
-	}
-	for ; k != nil; k, v = step(c, newest) {
+	for k, v := s.firstBlock(c, day); k != nil; k, v = step(c, newest) {
 		if err := s.ctx.Err(); err != nil {
 			return false, err
 		}
@@ -560,85 +540,142 @@ func (s *scan) blocks(b *store.Bucket, day uint32) (full bool, err error) {
 			continue
 		}
 		seq := binary.BigEndian.Uint64(k)
-		h, body, err := parseBlockHeader(v)
+		full, err := s.block(day, seq, v)
 		if err != nil {
 			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
 		}
-		if h.maxTime < s.f.fromMicro || h.minTime >= s.f.toMicro {
-			continue
-		}
-		if key := &s.f.strs[filterKey]; key.s != "" {
-			// Records returned early if the dictionary lacks the key.
-			if ok, err := h.mayHoldKey(key.id); err != nil {
-				return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
-			} else if !ok {
-				continue
-			}
-		}
-		cols, err := s.dec.columns(h, body)
-		if err != nil {
-			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
-		}
-		s.sel = append(s.sel[:0], make([]bool, h.count)...)
-		hit, err := s.f.selectRows(h, &cols, s.sel)
-		if err != nil {
-			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
-		}
-		if hit && resuming && seq == resumeSeq {
-			// Only the rows past the cursor, in the scan's direction.
-			hit = false
-			for i, ok := range s.sel {
-				if (newest && i >= s.start.index) || (!newest && i <= s.start.index) {
-					s.sel[i] = false
-				} else if ok {
-					hit = true
-				}
-			}
-		}
-		if !hit {
-			continue
-		}
-		// selectRows applies every filter of the query, so only as many
-		// rows as the page still needs are worth decoding.
-		wanted := s.limit - len(s.page.Records)
-		for j := range s.sel {
-			i := j
-			if newest {
-				i = len(s.sel) - 1 - j
-			}
-			if s.sel[i] {
-				if wanted == 0 {
-					s.sel[i] = false
-				} else {
-					wanted--
-				}
-			}
-		}
-		s.recs, err = decodeColumns(h, cols, s.resolve, s.recs[:0], s.sel)
-		if err != nil {
-			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
-		}
-		s.rows = s.rows[:0]
-		for i, ok := range s.sel {
-			if ok {
-				s.rows = append(s.rows, i)
-			}
-		}
-		for j := range s.rows {
-			if newest {
-				j = len(s.rows) - 1 - j
-			}
-			if !s.f.match(&s.recs[j]) {
-				continue
-			}
-			s.page.Records = append(s.page.Records, s.recs[j])
-			if len(s.page.Records) == s.limit {
-				s.page.Next = position{order: s.q.Order, day: day, seq: seq, index: s.rows[j]}.encode()
-				return true, nil
-			}
+		if full {
+			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// firstBlock moves c to the block the scan of a day starts at: the
+// cursor's block (or the nearest one in the scan's direction) when the
+// scan resumes in this day, else the day's last block newest first and
+// its first one oldest first.
+func (s *scan) firstBlock(c *store.Cursor, day uint32) (k, v []byte) {
+	newest := s.q.Order == NewestFirst
+	switch {
+	case s.start != nil && s.start.day == day:
+		want := blockKey(s.start.seq)
+		k, v = c.Seek(want)
+		switch {
+		case newest && k == nil:
+			return c.Last()
+		case newest && !bytes.Equal(k, want):
+			return c.Prev()
+		}
+		return k, v
+	case newest:
+		return c.Last()
+	default:
+		return c.First()
+	}
+}
+
+// block adds to the page the records of block seq of a day (its value v)
+// that match the query, in the scan's order; full reports that the page
+// is complete.
+func (s *scan) block(day uint32, seq uint64, v []byte) (full bool, err error) {
+	h, body, err := parseBlockHeader(v)
+	if err != nil {
+		return false, err
+	}
+	if h.maxTime < s.f.fromMicro || h.minTime >= s.f.toMicro {
+		return false, nil
+	}
+	if key := &s.f.strs[filterKey]; key.s != "" {
+		// Records returned early if the dictionary lacks the key.
+		if ok, err := h.mayHoldKey(key.id); err != nil || !ok {
+			return false, err
+		}
+	}
+	cols, err := s.dec.columns(h, body)
+	if err != nil {
+		return false, err
+	}
+	s.sel = append(s.sel[:0], make([]bool, h.count)...)
+	hit, err := s.f.selectRows(h, &cols, s.sel)
+	if err != nil {
+		return false, err
+	}
+	if hit && s.start != nil && s.start.day == day && s.start.seq == seq {
+		hit = s.selectPastCursor()
+	}
+	if !hit {
+		return false, nil
+	}
+	s.selectPageRows()
+	s.recs, err = decodeColumns(h, cols, s.resolve, s.recs[:0], s.sel)
+	if err != nil {
+		return false, err
+	}
+	return s.appendMatches(day, seq), nil
+}
+
+// selectPastCursor leaves selected, in the cursor's block, only the rows
+// past the cursor in the scan's direction, and reports whether any is.
+func (s *scan) selectPastCursor() bool {
+	newest := s.q.Order == NewestFirst
+	hit := false
+	for i, ok := range s.sel {
+		if (newest && i >= s.start.index) || (!newest && i <= s.start.index) {
+			s.sel[i] = false
+		} else if ok {
+			hit = true
+		}
+	}
+	return hit
+}
+
+// selectPageRows leaves selected only as many rows, taken in the scan's
+// order, as the page still needs: selectRows applies every filter of the
+// query, so no more are worth decoding.
+func (s *scan) selectPageRows() {
+	newest := s.q.Order == NewestFirst
+	wanted := s.limit - len(s.page.Records)
+	for j := range s.sel {
+		i := j
+		if newest {
+			i = len(s.sel) - 1 - j
+		}
+		if s.sel[i] {
+			if wanted == 0 {
+				s.sel[i] = false
+			} else {
+				wanted--
+			}
+		}
+	}
+}
+
+// appendMatches appends the decoded rows of block seq of a day that match
+// the query to the page, in the scan's order. When that fills the page it
+// sets the page's Next and reports true.
+func (s *scan) appendMatches(day uint32, seq uint64) (full bool) {
+	newest := s.q.Order == NewestFirst
+	s.rows = s.rows[:0]
+	for i, ok := range s.sel {
+		if ok {
+			s.rows = append(s.rows, i)
+		}
+	}
+	for j := range s.rows {
+		if newest {
+			j = len(s.rows) - 1 - j
+		}
+		if !s.f.match(&s.recs[j]) {
+			continue
+		}
+		s.page.Records = append(s.page.Records, s.recs[j])
+		if len(s.page.Records) == s.limit {
+			s.page.Next = position{order: s.q.Order, day: day, seq: seq, index: s.rows[j]}.encode()
+			return true
+		}
+	}
+	return false
 }
 
 // ceilMicro is t in µs since the epoch, rounded up, so comparing stored
