@@ -221,7 +221,9 @@ func TestRedisSharedBetweenInstances(t *testing.T) {
 
 func TestRedisFallbackAndRecovery(t *testing.T) {
 	srv := startRedis(t)
-	r := newTestRedis(t, srv, RedisOptions{Timeout: 50 * time.Millisecond, FailureThreshold: 2, CoolDown: time.Minute})
+	// A killed server on loopback refuses at once, so the timeout only has
+	// to outlast a slow first call on a loaded machine (50 ms did not).
+	r := newTestRedis(t, srv, RedisOptions{Timeout: 2 * time.Second, FailureThreshold: 2, CoolDown: time.Minute})
 	now := time.Now()
 	req := Request{Subject: "k", Tier: "tiny"}
 	if !r.AllowAt(now, req).Allowed || !r.Healthy() {
@@ -279,7 +281,9 @@ func TestRedisFallbackAndRecovery(t *testing.T) {
 func TestRedisBreakerRecoversWithoutTraffic(t *testing.T) {
 	srv := startRedis(t)
 	const coolDown = 500 * time.Millisecond
-	r := newTestRedis(t, srv, RedisOptions{Timeout: 50 * time.Millisecond, FailureThreshold: 1, CoolDown: coolDown})
+	// Refused calls fail at once; the timeout only has to outlast a slow
+	// probe on a loaded machine.
+	r := newTestRedis(t, srv, RedisOptions{Timeout: time.Second, FailureThreshold: 1, CoolDown: coolDown})
 	done := make(chan error, 1)
 	go func() { done <- r.Run(context.Background()) }()
 	defer func() {
