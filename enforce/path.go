@@ -11,6 +11,7 @@ var (
 	ErrPathBackslash    = errors.New("enforce: the path has a '\\', raw or as %5C")
 	ErrPathEncodedSlash = errors.New("enforce: the path has an encoded '/' (%2F)")
 	ErrPathNUL          = errors.New("enforce: the path has a NUL byte (%00)")
+	ErrPathLineBreak    = errors.New("enforce: the path has an encoded line break (%0A or %0D)")
 	ErrPathDotSegment   = errors.New("enforce: the path has a '..' segment")
 	ErrPathEncoding     = errors.New("enforce: the path has a '%' that is not followed by two hex digits")
 )
@@ -25,8 +26,9 @@ var (
 // one that does not resolve "..", or resolves it after decoding, serves
 // another path than the one judged. The zero value refuses all of these,
 // as Spring's StrictHttpFirewall does; each Allow field lets one kind
-// through for an upstream that needs it. NUL and malformed percent-encoding
-// are always refused.
+// through for an upstream that needs it. NUL, encoded line breaks (which
+// split log lines and headers where an upstream echoes a decoded path)
+// and malformed percent-encoding are always refused.
 type PathRules struct {
 	// AllowSemicolons lets ';' and %3B through. Routes are then matched
 	// as Tomcat reads the path: a raw ';' ends the segment's name.
@@ -64,7 +66,7 @@ func (pr PathRules) Normalize(escaped string) (string, error) {
 			i += 2
 		case ';', '\\':
 		default:
-			if c != 0 {
+			if c != 0 && c != '\r' && c != '\n' {
 				continue
 			}
 		}
@@ -88,6 +90,8 @@ func (pr PathRules) check(c byte) error {
 	switch {
 	case c == 0:
 		return ErrPathNUL
+	case c == '\r' || c == '\n':
+		return ErrPathLineBreak
 	case c == ';' && !pr.AllowSemicolons:
 		return ErrPathSemicolon
 	case c == '\\' && !pr.AllowBackslashes:

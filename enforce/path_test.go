@@ -37,6 +37,8 @@ func TestNormalizePath(t *testing.T) {
 		{strict, "/api/a%2fb", "", ErrPathEncodedSlash},
 		{strict, "/api/a%00b", "", ErrPathNUL},
 		{strict, "/api/a\x00b", "", ErrPathNUL},
+		{strict, "/api/a%0Ab", "", ErrPathLineBreak},
+		{strict, "/api/a%0db", "", ErrPathLineBreak},
 		{strict, "/api/../admin", "", ErrPathDotSegment},
 		{strict, "/api/..", "", ErrPathDotSegment},
 		{strict, "/api/%2e%2E/admin", "", ErrPathDotSegment},
@@ -72,6 +74,7 @@ func TestNormalizePath(t *testing.T) {
 
 		{all, `/api/public/..;x\admin%2Fusers`, "/api/admin/users", nil},
 		{all, "/api/a%00b", "", ErrPathNUL},
+		{all, "/api/a%0d%0aX-Injected:%20yes", "", ErrPathLineBreak},
 		{all, "/api/%", "", ErrPathEncoding},
 	}
 	for _, c := range cases {
@@ -117,7 +120,7 @@ func FuzzNormalizePath(f *testing.F) {
 			if hasDotDot(decoded) {
 				t.Fatalf("strict rules accept %q, which decodes to %q", p, decoded)
 			}
-			for _, refused := range []string{";", "\\", "\x00", "%2f", "%5c", "%3b", "%00"} {
+			for _, refused := range []string{";", "\\", "\x00", "%2f", "%5c", "%3b", "%00", "%0a", "%0d"} {
 				if strings.Contains(strings.ToLower(p), refused) {
 					t.Fatalf("strict rules accept %q, which has %q", p, refused)
 				}
@@ -135,8 +138,8 @@ func FuzzNormalizePath(f *testing.F) {
 		if strictErr == nil && got != strictGot {
 			t.Fatalf("%+v reads %q as %q, the strict rules as %q", rules, p, got, strictGot)
 		}
-		if CleanPath(got) != got || strings.IndexByte(got, 0) >= 0 {
-			t.Fatalf("%+v.Normalize(%q) = %q: not clean, or has a NUL", rules, p, got)
+		if CleanPath(got) != got || strings.ContainsAny(got, "\x00\r\n") {
+			t.Fatalf("%+v.Normalize(%q) = %q: not clean, or has a NUL or a line break", rules, p, got)
 		}
 	})
 }
