@@ -57,8 +57,12 @@ type App struct {
 	notify    *alerting.Dispatcher
 	telemetry *telemetry.Telemetry
 	api       *api.Server
-	cluster   *cluster.Cluster  // nil without [cluster] postgres_url
-	listener  *cluster.Listener // keeps the key mirror current; nil without cluster
+	cluster   *cluster.Cluster   // nil without [cluster] postgres_url
+	listener  *cluster.Listener  // keeps the key mirror current; nil without cluster
+	heartbeat *cluster.Heartbeat // this instance's row in GET /admin/v1/cluster; nil without cluster
+	instance  string             // cluster.instance_id, or the host name
+	version   string
+	startedAt time.Time
 
 	calendar *limiter.Calendar // as configured at start; the limiter holds the one in force
 	cleanups []func()          // undo what New opened, when a later step fails
@@ -82,7 +86,7 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 	if err := secretsResolved(cfg); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: opts.Logger, now: opts.Now}
+	a := &App{cfg: cfg, log: opts.Logger, now: opts.Now, version: opts.Version, startedAt: opts.Now()}
 	defer func() {
 		if err != nil {
 			for i := len(a.cleanups) - 1; i >= 0; i-- {
@@ -317,6 +321,7 @@ func (a *App) newAPI(version string) error {
 			Metrics:      a.telemetry.Handler(),
 			MetricsToken: cfg.Security.MetricsToken.Value(),
 			ReadyChecks:  a.readyChecks(),
+			Cluster:      a.clusterView(),
 			Version:      version,
 
 			// Wrong admin tokens per client, answered 429 past the limit.

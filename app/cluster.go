@@ -48,7 +48,7 @@ func (a *App) openCluster(secret []byte) error {
 	if err != nil {
 		return err
 	}
-	a.cluster = c
+	a.cluster, a.instance = c, id
 	a.cleanups = append(a.cleanups, c.Close)
 	a.log.Info("cluster mode: keys are shared through PostgreSQL", "instance", id)
 	return nil
@@ -73,6 +73,8 @@ func (a *App) startMirror() {
 		return
 	}
 	a.listener = cluster.NewListener(a.cluster, a.keys, cluster.ListenerOptions{})
+	a.heartbeat = cluster.NewHeartbeat(a.cluster, a.keys, cluster.HeartbeatOptions{
+		ID: a.instance, Version: a.version, StartedAt: a.startedAt})
 	if !a.cluster.Ready() {
 		return
 	}
@@ -102,21 +104,33 @@ func (a *App) healthReporter() telemetry.HealthReporter {
 	return a.cluster
 }
 
-// runMirror runs the listener that keeps the key mirror current (cluster
-// mode) and returns the function that stops it and waits until it has.
-// Without a cluster both do nothing.
+// runMirror runs the listener that keeps the key mirror current and the
+// heartbeat (cluster mode), and returns the function that stops both and
+// waits until they have. Without a cluster both do nothing.
 func (a *App) runMirror() (stop func()) {
 	if a.listener == nil {
 		return func() {}
 	}
-	done := make(chan error, 1)
-	go func() { done <- a.listener.Run(context.Background()) }()
+	listenerDone, beatDone := make(chan error, 1), make(chan error, 1)
+	go func() { listenerDone <- a.listener.Run(context.Background()) }()
+	go func() { beatDone <- a.heartbeat.Run(context.Background()) }()
 	return func() {
+		a.heartbeat.Stop()
 		a.listener.Stop()
-		if err := <-done; err != nil {
-			a.log.Error("cluster listener", "err", err)
+		for name, done := range map[string]chan error{"heartbeat": beatDone, "listener": listenerDone} {
+			if err := <-done; err != nil {
+				a.log.Error("cluster "+name, "err", err)
+			}
 		}
 	}
+}
+
+// clusterView is the cluster for GET /admin/v1/cluster, or an untyped nil.
+func (a *App) clusterView() admin.ClusterView {
+	if a.cluster == nil {
+		return nil
+	}
+	return a.cluster
 }
 
 // closeCluster closes the pool, once nothing uses it.

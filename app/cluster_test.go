@@ -193,6 +193,56 @@ func TestClusterKeysPropagateBetweenInstances(t *testing.T) {
 	}
 }
 
+// GET /admin/v1/cluster on either instance lists both, with this build's
+// version and mirrors that caught up; a single instance says it is alone.
+func TestClusterListsInstances(t *testing.T) {
+	url := pg.Database(t)
+	a, _ := startClusterApp(t, url, "pod-a", "")
+	b, _ := startClusterApp(t, url, "pod-b", "")
+	waitReadyz(t, 10*time.Second, "ready", a, b)
+	createKey(t, a)
+
+	type answer struct {
+		Cluster   bool `json:"cluster"`
+		Instances []struct {
+			ID            string    `json:"id"`
+			LastHeartbeat time.Time `json:"last_heartbeat"`
+			MirrorSeq     int64     `json:"mirror_seq"`
+			MirrorLag     int64     `json:"mirror_lag"`
+		} `json:"instances"`
+	}
+	var got answer
+	// Each instance beats at start and every 5 s; the lag is 0 once B's
+	// beat follows its mirror's catching up with A's key.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		status, body := adminCall(t, b, "GET", "/admin/v1/cluster", "")
+		if status != http.StatusOK || json.Unmarshal(body, &got) != nil {
+			t.Fatalf("cluster: %d %s", status, body)
+		}
+		caughtUp := len(got.Instances) == 2
+		for _, in := range got.Instances {
+			caughtUp = caughtUp && in.MirrorSeq == 1 && in.MirrorLag == 0
+		}
+		if caughtUp || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !got.Cluster || len(got.Instances) != 2 || got.Instances[0].ID != "pod-a" || got.Instances[1].ID != "pod-b" {
+		t.Fatalf("cluster answer %+v, want pod-a and pod-b", got)
+	}
+	for _, in := range got.Instances {
+		if in.MirrorSeq != 1 || in.MirrorLag != 0 || time.Since(in.LastHeartbeat) > time.Minute {
+			t.Errorf("%s: mirror at %d, lag %d, last beat %v", in.ID, in.MirrorSeq, in.MirrorLag, in.LastHeartbeat)
+		}
+	}
+
+	single, _ := startApp(t, nil)
+	status, body := adminCall(t, single, "GET", "/admin/v1/cluster", "")
+	if status != http.StatusOK || string(body) != `{"cluster":false,"instances":[]}`+"\n" {
+		t.Fatalf("single instance: %d %s", status, body)
+	}
+}
+
 // PostgreSQL stopped: known keys still pass on both instances, admin
 // writes answer 503 UNAVAILABLE, /readyz says degraded and the gauge says
 // down. Started again, without restarting the apps: writes work and the

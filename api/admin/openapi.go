@@ -64,6 +64,7 @@ var opDocs = map[string]opDoc{
 	"POST /admin/v1/keys/{id}/rotate":    {Request: "Rotate", Response: "KeyWithSecret"},
 	"GET /admin/v1/keys/{id}/events":     {Query: []param{pCursor, pLimit}, Response: "KeyEvents"},
 	"GET /admin/v1/backup":               {Content: "application/octet-stream"},
+	"GET /admin/v1/cluster":              {Response: "Cluster"},
 	"GET /admin/v1/alerts":               {Query: []param{q("state", "comma-separated states", "pending", "firing", "recovering", "resolved", "acknowledged"), q("severity", "comma-separated severities"), q("type", "comma-separated rule types"), q("rule", "rule name"), q("subject", "subject value, e.g. a key id"), pLimit}, Response: "AlertList"},
 	"GET /admin/v1/alerts/{id}":          {Response: "AlertDetail"},
 	"GET /admin/v1/alerts/rules":         {Response: "AlertRules"},

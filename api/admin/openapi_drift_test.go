@@ -29,6 +29,7 @@ func TestOpenAPISchemasListEveryField(t *testing.T) {
 		{"Requests", reflect.TypeFor[requestsAnswer]()},
 		{"EventsAccepted", reflect.TypeFor[gateway.EventsResponse]()},
 		{"Session", reflect.TypeFor[sessionAnswer]()},
+		{"Cluster", reflect.TypeFor[clusterAnswer]()},
 		{"KeyUsage", reflect.TypeFor[analytics.KeyUsage]()},
 		{"Realtime", reflect.TypeFor[analytics.Snapshot]()},
 		{"Summary", reflect.TypeFor[analytics.Summary]()},

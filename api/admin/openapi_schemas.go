@@ -41,6 +41,10 @@ var schemas = map[string]any{
 	"Login":   obj(map[string]any{"token": str}, "token"),
 	"Session": obj(map[string]any{"actor": str, "csrf_token": str, "expires_at": dateTime}),
 
+	"Cluster": obj(map[string]any{"cluster": boolean, "instances": arr(obj(map[string]any{
+		"id": str, "version": str, "started_at": dateTime, "last_heartbeat": dateTime,
+		"mirror_seq": integer, "mirror_lag": integer}))}),
+
 	"Key": obj(map[string]any{
 		"id": str, "name": str, "owner_id": str, "tier": str, "scopes": strList, "allowed_ips": strList,
 		"allowed_origins": strList, "expires_at": nullTime, "created_at": dateTime, "updated_at": dateTime,

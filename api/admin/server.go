@@ -59,6 +59,9 @@ type Options struct {
 	// ReadyChecks are shown by /readyz; they report degradation (such as
 	// Redis fallback) without making the instance unready.
 	ReadyChecks []ReadyCheck
+	// Cluster lists the cluster's instances for GET /admin/v1/cluster;
+	// nil means a single instance.
+	Cluster ClusterView
 	// Service are routes of the request edge that this listener serves
 	// too: the /v1 routes in proxy mode, or when listen and admin_listen
 	// are one address (gateway.Gateway.Routes).
@@ -97,6 +100,7 @@ type Server struct {
 	alerts    AlertAdmin
 	analytics *analyticsAPI
 	checks    []ReadyCheck
+	cluster   ClusterView // nil: a single instance
 
 	sessions   *sessions     // the dashboard's logins
 	throttle   *authThrottle // wrong admin tokens per client network
@@ -135,6 +139,7 @@ func New(opts Options) *Server {
 	s.alerts = opts.Alerts
 	s.analytics = newAnalyticsAPI(opts.Analytics, opts.Now, opts.Logger)
 	s.checks = opts.ReadyChecks
+	s.cluster = opts.Cluster
 	s.sessions = newSessions(opts.Dashboard, opts.Now)
 	s.throttle = newAuthThrottle(opts.AuthFailureLimit, opts.AuthFailureWindow, opts.Now)
 	s.ipv6Prefix = opts.IPv6Prefix
@@ -179,6 +184,7 @@ func (s *Server) adminRoutes() []httpapi.Route {
 		{Method: "POST", Path: "/admin/v1/keys/:id/rotate", Summary: "rotate a key's secret", Access: httpapi.AccessAdmin, Handle: s.rotateKey},
 		{Method: "GET", Path: "/admin/v1/keys/:id/events", Summary: "a key's audit events", Access: httpapi.AccessAdmin, Handle: s.keyEvents},
 		{Method: "GET", Path: "/admin/v1/backup", Summary: "a consistent snapshot of the data file", Access: httpapi.AccessAdmin, Handle: s.backup},
+		{Method: "GET", Path: "/admin/v1/cluster", Summary: "the instances of a cluster and their heartbeats", Access: httpapi.AccessAdmin, Handle: s.listInstances},
 		{Method: "GET", Path: "/admin/v1/openapi.json", Summary: "this API's OpenAPI 3.1 description", Access: httpapi.AccessAdmin, Handle: s.openAPI},
 	}, append(s.alertRoutes(), s.analyticsRoutes()...)...)
 }

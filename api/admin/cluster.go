@@ -1,0 +1,41 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/apiwarden/apiwarden/api/httpapi"
+	"github.com/apiwarden/apiwarden/cluster"
+)
+
+// ClusterView lists the instances of a cluster; *cluster.Cluster is one.
+type ClusterView interface {
+	Instances(ctx context.Context) ([]cluster.Instance, error)
+}
+
+var _ ClusterView = (*cluster.Cluster)(nil)
+
+// clusterAnswer is the body of GET /admin/v1/cluster.
+type clusterAnswer struct {
+	// Cluster says whether cluster mode is on; without it the instance
+	// runs alone and Instances is empty.
+	Cluster   bool               `json:"cluster"`
+	Instances []cluster.Instance `json:"instances"`
+}
+
+// listInstances answers with every instance of the cluster and its last
+// heartbeat; a single instance answers cluster: false.
+func (s *Server) listInstances(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	if s.cluster == nil {
+		httpapi.WriteJSON(w, http.StatusOK, clusterAnswer{Instances: []cluster.Instance{}})
+		return nil
+	}
+	in, err := s.cluster.Instances(r.Context())
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, clusterAnswer{Cluster: true, Instances: in})
+	return nil
+}
