@@ -666,8 +666,15 @@ type blockJob struct {
 
 // run inflates body and selects rows, then closes done. It only reads f,
 // and body must stay valid (inside the transaction) until done is closed.
+// A panic becomes ErrCorruptBlock, as store.View does for the reads that
+// stay on its goroutine: in a goroutine of its own it would end the process.
 func (j *blockJob) run(f *recordFilter, body []byte) {
 	defer close(j.done)
+	defer func() {
+		if r := recover(); r != nil {
+			j.err = fmt.Errorf("%w: panic while reading: %v", ErrCorruptBlock, r)
+		}
+	}()
 	if j.cols, j.err = j.dec.columns(j.h, body); j.err != nil {
 		return
 	}

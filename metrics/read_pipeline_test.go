@@ -99,3 +99,14 @@ func TestRecordsPipelinedCorruptBlock(t *testing.T) {
 		t.Fatalf("err %v, want ErrCorruptBlock", err)
 	}
 }
+
+// A panic in a job, which runs on a goroutine of its own, comes back as
+// ErrCorruptBlock instead of ending the process.
+func TestBlockJobPanicIsCorruptBlock(t *testing.T) {
+	j := blockJob{h: blockHeader{version: blockVersion, flags: blockFlagFlate, count: 1}, done: make(chan struct{})}
+	go j.run(&recordFilter{q: &RecordQuery{}}, []byte{1}) // no decoder: a nil dereference
+	<-j.done
+	if !errors.Is(j.err, ErrCorruptBlock) {
+		t.Fatalf("err %v, want ErrCorruptBlock", j.err)
+	}
+}
