@@ -19,7 +19,10 @@
 // Reader.ScanCells, Series, Totals and Sum read rollup cells of one
 // Dimension (total, route, key, owner, tier, status class) at one Interval
 // (Hourly, Daily); Reader.Records pages through raw records with filters
-// and a resumable cursor. Percentiles come from merged Histograms.
+// and a resumable cursor. A Records call filtered by key, route, method
+// or status inflates the next block on a second goroutine while it
+// decodes the current one, both inside its one read transaction.
+// Percentiles come from merged Histograms.
 //
 // # On-disk layout
 //

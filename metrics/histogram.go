@@ -365,7 +365,15 @@ type byteReader struct {
 	err error
 }
 
+// uvarint reads an unsigned varint. Most numbers in a block's rows fit
+// one byte, so that case skips binary.Uvarint's loop (an error leaves r.b
+// empty, so it cannot return data past one).
 func (r *byteReader) uvarint() uint64 {
+	if len(r.b) > 0 && r.b[0] < 0x80 {
+		v := r.b[0]
+		r.b = r.b[1:]
+		return uint64(v)
+	}
 	if r.err != nil {
 		return 0
 	}
@@ -399,6 +407,7 @@ func (r *byteReader) byte() byte {
 	}
 	if len(r.b) == 0 {
 		r.err = errShortVarint
+		r.b = nil
 		return 0
 	}
 	c := r.b[0]

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -312,6 +313,13 @@ type stringFilter struct {
 	inDict bool // the dictionary has s; else no block that interns col can match
 }
 
+// selective reports whether the filters can leave most rows of a block
+// out (key, route, method, status), so that a page reads many blocks.
+func (f *recordFilter) selective() bool {
+	q := f.q
+	return q.KeyID != "" || q.Route != "" || q.Method != "" || q.Status != 0 || q.StatusClass != 0
+}
+
 func (f *recordFilter) match(rec *Record) bool {
 	q := f.q
 	t := rec.Time.UnixMicro()
@@ -425,11 +433,13 @@ func (r *Reader) Records(ctx context.Context, q RecordQuery) (RecordPage, error)
 		dayHi = min(dayHi, Daily.number(q.To.Add(-time.Nanosecond)))
 	}
 
-	dec, _ := r.decoders.Get().(*blockDecoder)
-	if dec == nil {
-		dec = new(blockDecoder)
+	var decs [jobsAhead + 1]*blockDecoder // one per blockJob slot
+	for i := range decs {
+		if decs[i], _ = r.decoders.Get().(*blockDecoder); decs[i] == nil {
+			decs[i] = new(blockDecoder)
+		}
+		defer r.decoders.Put(decs[i])
 	}
-	defer r.decoders.Put(dec)
 
 	err := r.st.View(func(tx *store.Tx) error {
 		for i := range f.strs {
@@ -450,8 +460,16 @@ func (r *Reader) Records(ctx context.Context, q RecordQuery) (RecordPage, error)
 			return err
 		}
 		resolve := r.dict.resolver(tx)
-		s := scan{q: &q, f: &f, dec: dec, resolve: resolve, limit: limit, start: start, page: &page, ctx: ctx}
-		return s.days(raw, dayLo, dayHi)
+		s := scan{q: &q, f: &f, resolve: resolve, limit: limit, start: start, page: &page, ctx: ctx}
+		for i := range s.jobs {
+			s.jobs[i].dec = decs[i]
+		}
+		s.async = f.selective() && runtime.GOMAXPROCS(0) > 1
+		defer s.wait() // a job in flight reads the transaction's memory
+		if err := s.days(raw, dayLo, dayHi); err != nil {
+			return err
+		}
+		return s.drain()
 	})
 	if err != nil {
 		return RecordPage{}, err
@@ -464,7 +482,6 @@ type scan struct {
 	ctx     context.Context
 	q       *RecordQuery
 	f       *recordFilter
-	dec     *blockDecoder
 	resolve func(uint64) (string, error)
 	limit   int
 	start   *position
@@ -472,7 +489,20 @@ type scan struct {
 	recs    []Record // decoded rows of the current block
 	sel     []bool   // which rows of the current block to decode
 	rows    []int    // the block row index of each of recs
+
+	// async runs each block's job (see blockJob) in its own goroutine,
+	// up to jobsAhead of them ahead of the block being decoded. Job n
+	// uses slot n mod len(jobs); jobs from finished to started-1 are in
+	// flight.
+	async             bool
+	jobs              [jobsAhead + 1]blockJob
+	started, finished int
 }
+
+// jobsAhead is how many blocks a selective scan inflates ahead of the one
+// it decodes, and so how many blocks' work a page that ends early wastes.
+// Two measured no faster than one on a 2-core machine.
+const jobsAhead = 1
 
 func (s *scan) days(raw *store.Bucket, dayLo, dayHi uint32) error {
 	newest := s.q.Order == NewestFirst
@@ -539,10 +569,9 @@ func (s *scan) blocks(b *store.Bucket, day uint32) (full bool, err error) {
 		if v == nil || len(k) != 8 {
 			continue
 		}
-		seq := binary.BigEndian.Uint64(k)
-		full, err := s.block(day, seq, v)
+		full, err := s.block(day, binary.BigEndian.Uint64(k), v)
 		if err != nil {
-			return false, fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
+			return false, err
 		}
 		if full {
 			return true, nil
@@ -577,11 +606,13 @@ func (s *scan) firstBlock(c *store.Cursor, day uint32) (k, v []byte) {
 
 // block adds to the page the records of block seq of a day (its value v)
 // that match the query, in the scan's order; full reports that the page
-// is complete.
+// is complete. Without async it reads the block at once; with async it
+// starts the block's job and, once jobsAhead are in flight, finishes the
+// oldest, so the page may be completed by an earlier block.
 func (s *scan) block(day uint32, seq uint64, v []byte) (full bool, err error) {
 	h, body, err := parseBlockHeader(v)
 	if err != nil {
-		return false, err
+		return false, blockError(err, day, seq)
 	}
 	if h.maxTime < s.f.fromMicro || h.minTime >= s.f.toMicro {
 		return false, nil
@@ -589,30 +620,110 @@ func (s *scan) block(day uint32, seq uint64, v []byte) (full bool, err error) {
 	if key := &s.f.strs[filterKey]; key.s != "" {
 		// Records returned early if the dictionary lacks the key.
 		if ok, err := h.mayHoldKey(key.id); err != nil || !ok {
-			return false, err
+			return false, blockError(err, day, seq)
 		}
 	}
-	cols, err := s.dec.columns(h, body)
-	if err != nil {
-		return false, err
+	j := &s.jobs[s.started%len(s.jobs)]
+	s.started++
+	j.day, j.seq, j.h, j.done = day, seq, h, make(chan struct{})
+	if !s.async {
+		j.run(s.f, body)
+		s.finished++
+		return s.finish(j)
 	}
-	s.sel = append(s.sel[:0], make([]bool, h.count)...)
-	hit, err := s.f.selectRows(h, &cols, s.sel)
-	if err != nil {
-		return false, err
+	go j.run(s.f, body)
+	if s.started-s.finished <= jobsAhead {
+		return false, nil
 	}
-	if hit && s.start != nil && s.start.day == day && s.start.seq == seq {
+	oldest := &s.jobs[s.finished%len(s.jobs)]
+	s.finished++
+	return s.finish(oldest)
+}
+
+// blockError names the block an error was found in; nil stays nil.
+func blockError(err error, day uint32, seq uint64) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w (day %s block %d)", err, dayName(day), seq)
+}
+
+// blockJob is the part of reading a block that needs nothing of the page
+// being built: inflating the body and marking the rows the filters
+// select. It is most of the cost of a block, so a selective scan runs it
+// for the next block while it decodes the current one.
+type blockJob struct {
+	day  uint32
+	seq  uint64
+	h    blockHeader
+	dec  *blockDecoder // owned by the job's slot; cols point into it
+	cols [numColumns]blockColumn
+	sel  []bool
+	hit  bool
+	err  error
+	done chan struct{} // closed when the fields above are set
+}
+
+// run inflates body and selects rows, then closes done. It only reads f,
+// and body must stay valid (inside the transaction) until done is closed.
+// A panic becomes ErrCorruptBlock, as store.View does for the reads that
+// stay on its goroutine: in a goroutine of its own it would end the process.
+func (j *blockJob) run(f *recordFilter, body []byte) {
+	defer close(j.done)
+	defer func() {
+		if r := recover(); r != nil {
+			j.err = fmt.Errorf("%w: panic while reading: %v", ErrCorruptBlock, r)
+		}
+	}()
+	if j.cols, j.err = j.dec.columns(j.h, body); j.err != nil {
+		return
+	}
+	j.sel = append(j.sel[:0], make([]bool, j.h.count)...)
+	j.hit, j.err = f.selectRows(j.h, &j.cols, j.sel)
+}
+
+// finish waits for job j and adds its selected rows to the page; full
+// reports that the page is complete.
+func (s *scan) finish(j *blockJob) (full bool, err error) {
+	<-j.done
+	if j.err != nil {
+		return false, blockError(j.err, j.day, j.seq)
+	}
+	s.sel = j.sel
+	hit := j.hit
+	if hit && s.start != nil && s.start.day == j.day && s.start.seq == j.seq {
 		hit = s.selectPastCursor()
 	}
 	if !hit {
 		return false, nil
 	}
 	s.selectPageRows()
-	s.recs, err = decodeColumns(h, cols, s.resolve, s.recs[:0], s.sel)
+	s.recs, err = decodeColumns(j.h, j.cols, s.resolve, s.recs[:0], s.sel)
 	if err != nil {
-		return false, err
+		return false, blockError(err, j.day, j.seq)
 	}
-	return s.appendMatches(day, seq), nil
+	return s.appendMatches(j.day, j.seq), nil
+}
+
+// drain finishes the jobs in flight, in order, once the walk is over,
+// until the page is complete.
+func (s *scan) drain() error {
+	for s.finished < s.started && len(s.page.Records) < s.limit {
+		j := &s.jobs[s.finished%len(s.jobs)]
+		s.finished++
+		if full, err := s.finish(j); err != nil || full {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait blocks until no job is in flight; Records calls it before its read
+// transaction ends.
+func (s *scan) wait() {
+	for ; s.finished < s.started; s.finished++ {
+		<-s.jobs[s.finished%len(s.jobs)].done
+	}
 }
 
 // selectPastCursor leaves selected, in the cursor's block, only the rows
