@@ -21,7 +21,7 @@ func (g *gate) checkPath(escaped string) (string, *httpapi.Error) {
 	return p, nil
 }
 
-const invalidPathMessage = "the request path has a semicolon, a backslash, an encoded slash, backslash or semicolon, a NUL or a dot-dot segment, which servers read in different ways"
+const invalidPathMessage = "the request path has a semicolon, a backslash, an encoded slash, backslash or semicolon, a NUL, an encoded line break or a dot-dot segment, which servers read in different ways"
 
 // escapedPath is the path of r as the client sent it: percent-encoding
 // kept, no query. The server's decoded r.URL.Path has lost the
