@@ -317,7 +317,7 @@ func (a *App) newAPI(version string) error {
 			},
 			DebugPprof:   cfg.Server.DebugPprof,
 			Backup:       flushingBackup{a},
-			Dashboard:    admin.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D()},
+			Dashboard:    admin.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D(), Store: a.sessionStore()},
 			Metrics:      a.telemetry.Handler(),
 			MetricsToken: cfg.Security.MetricsToken.Value(),
 			ReadyChecks:  a.readyChecks(),

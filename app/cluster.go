@@ -139,3 +139,12 @@ func (a *App) closeCluster() {
 		a.cluster.Close()
 	}
 }
+
+// sessionStore keeps dashboard sessions in the cluster's PostgreSQL, or
+// is an untyped nil (sessions in memory).
+func (a *App) sessionStore() admin.SessionStore {
+	if a.cluster == nil {
+		return nil
+	}
+	return a.cluster
+}

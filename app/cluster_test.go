@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/config"
 	"github.com/apiwarden/apiwarden/internal/pgtest"
@@ -240,6 +241,58 @@ func TestClusterListsInstances(t *testing.T) {
 	status, body := adminCall(t, single, "GET", "/admin/v1/cluster", "")
 	if status != http.StatusOK || string(body) != `{"cluster":false,"instances":[]}`+"\n" {
 		t.Fatalf("single instance: %d %s", status, body)
+	}
+}
+
+// A dashboard login made on A works on B, changes through B need the
+// CSRF token A gave, and a logout on B ends the session on A too.
+func TestClusterSharesDashboardSessions(t *testing.T) {
+	url := pg.Database(t)
+	a, _ := startClusterApp(t, url, "a", "")
+	b, _ := startClusterApp(t, url, "b", "")
+	waitReadyz(t, 10*time.Second, "ready", a, b)
+
+	session := func(in *app.App, method, path, cookie, csrf, body string) (int, []byte, []*http.Cookie) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+in.AdminAddr()+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if cookie != "" {
+			req.Header.Set("Cookie", admin.SessionCookie+"="+cookie)
+		}
+		if csrf != "" {
+			req.Header.Set(admin.CSRFHeader, csrf)
+		}
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, out, resp.Cookies()
+	}
+	status, body, cookies := session(a, "POST", "/admin/v1/session", "", "", `{"token":"tok"}`)
+	var login struct {
+		CSRF string `json:"csrf_token"`
+	}
+	if status != http.StatusCreated || json.Unmarshal(body, &login) != nil || len(cookies) == 0 {
+		t.Fatalf("login on A: %d %s", status, body)
+	}
+	cookie := cookies[0].Value
+
+	if status, body, _ := session(b, "GET", "/admin/v1/keys", cookie, "", ""); status != http.StatusOK {
+		t.Fatalf("A's session on B: %d %s", status, body)
+	}
+	if status, _, _ := session(b, "POST", "/admin/v1/keys", cookie, "", `{"name":"x"}`); status != http.StatusForbidden {
+		t.Fatalf("a change on B without the CSRF token: %d, want 403", status)
+	}
+	if status, body, _ := session(b, "POST", "/admin/v1/keys", cookie, login.CSRF, `{"name":"x"}`); status != http.StatusCreated {
+		t.Fatalf("a change on B with A's CSRF token: %d %s", status, body)
+	}
+	if status, body, _ := session(b, "POST", "/admin/v1/session/logout", cookie, login.CSRF, ""); status != http.StatusNoContent {
+		t.Fatalf("logout on B: %d %s", status, body)
+	}
+	if status, _, _ := session(a, "GET", "/admin/v1/keys", cookie, "", ""); status != http.StatusUnauthorized {
+		t.Fatalf("the session on A after logout on B: %d, want 401", status)
 	}
 }
 

@@ -39,3 +39,5 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request, _ httprou
 	httpapi.WriteJSON(w, http.StatusOK, clusterAnswer{Cluster: true, Instances: in})
 	return nil
 }
+
+var _ SessionStore = (*cluster.Cluster)(nil)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -19,8 +20,11 @@ import (
 // The dashboard logs in by trading the admin token for a session: an
 // HttpOnly, SameSite=Strict cookie that the browser sends by itself, and a
 // CSRF token that the page keeps in memory and sends as X-CSRF-Token with
-// every POST, PATCH and DELETE. Sessions live in memory: a restart logs
-// everyone out, which is the safe way round.
+// every POST, PATCH and DELETE. A single instance keeps sessions in
+// memory (a restart logs everyone out, which is the safe way round); in
+// cluster mode they live in a SessionStore every instance reads, so a
+// login works on any instance behind a load balancer and a logout ends it
+// on all of them.
 
 // SessionCookie is the name of the dashboard's session cookie over plain
 // HTTP; over HTTPS it is SecureSessionCookie (see httpapi.SessionCookie).
@@ -42,8 +46,26 @@ type DashboardOptions struct {
 	// (config dashboard.session_ttl). Zero means DefaultSessionTTL.
 	SessionTTL time.Duration
 	// MaxSessions bounds the memory sessions take; a login beyond it ends
-	// the session closest to expiry. Zero means 1000.
+	// the session closest to expiry. Zero means 1000. A Store keeps its
+	// own bound.
 	MaxSessions int
+	// Store, when set, keeps the sessions instead of this instance's
+	// memory (cluster mode: *cluster.Cluster).
+	Store SessionStore
+}
+
+// SessionStore keeps dashboard sessions where every instance reads them.
+// It sees only SHA-256 hashes of session ids, never a cookie value. Its
+// errors are answered as the error translation in api/httpapi says (503
+// while the cluster's PostgreSQL is unreachable).
+type SessionStore interface {
+	// SaveSession records a session until expires.
+	SaveSession(ctx context.Context, idHash [32]byte, csrf string, expires time.Time) error
+	// LoadSession returns a session's CSRF token and expiry; ok is false
+	// when there is none (never made, ended, or dropped after expiry).
+	LoadSession(ctx context.Context, idHash [32]byte) (csrf string, expires time.Time, ok bool, err error)
+	// EndSession removes a session; ending an unknown one is not an error.
+	EndSession(ctx context.Context, idHash [32]byte) error
 }
 
 // DefaultSessionTTL is dashboard.session_ttl's default.
@@ -56,11 +78,12 @@ type session struct {
 	expires time.Time
 }
 
-// sessions is the in-memory session table.
+// sessions is the session table: in memory, or in a SessionStore.
 type sessions struct {
-	ttl time.Duration
-	max int
-	now func() time.Time
+	ttl   time.Duration
+	max   int
+	now   func() time.Time
+	store SessionStore // nil: byID holds them
 
 	mu   sync.Mutex
 	byID map[[32]byte]session
@@ -73,7 +96,7 @@ func newSessions(opts DashboardOptions, now func() time.Time) *sessions {
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = 1000
 	}
-	return &sessions{ttl: opts.SessionTTL, max: opts.MaxSessions, now: now, byID: map[[32]byte]session{}}
+	return &sessions{ttl: opts.SessionTTL, max: opts.MaxSessions, now: now, store: opts.Store, byID: map[[32]byte]session{}}
 }
 
 // randomToken is 256 bits from crypto/rand, base64url without padding.
@@ -84,10 +107,13 @@ func randomToken() string {
 }
 
 // create starts a session and returns its id (the cookie value).
-func (t *sessions) create() (id string, s session) {
+func (t *sessions) create(ctx context.Context) (id string, s session, err error) {
 	now := t.now()
 	id = randomToken()
 	s = session{csrf: randomToken(), expires: now.Add(t.ttl)}
+	if t.store != nil {
+		return id, s, t.store.SaveSession(ctx, sha256.Sum256([]byte(id)), s.csrf, s.expires)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.pruneLocked(now)
@@ -95,33 +121,44 @@ func (t *sessions) create() (id string, s session) {
 		t.evictOneLocked()
 	}
 	t.byID[sha256.Sum256([]byte(id))] = s
-	return id, s
+	return id, s, nil
 }
 
 // get returns the live session with this id. The id is looked up by its
 // SHA-256, so timing tells nothing about how much of a guess matched.
-func (t *sessions) get(id string) (session, bool) {
+func (t *sessions) get(ctx context.Context, id string) (session, bool, error) {
 	h := sha256.Sum256([]byte(id))
 	now := t.now()
+	if t.store != nil {
+		csrf, expires, ok, err := t.store.LoadSession(ctx, h)
+		if err != nil || !ok || !now.Before(expires) {
+			return session{}, false, err
+		}
+		return session{csrf: csrf, expires: expires}, true, nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.byID[h]
 	if !ok {
-		return session{}, false
+		return session{}, false, nil
 	}
 	if !now.Before(s.expires) {
 		delete(t.byID, h)
-		return session{}, false
+		return session{}, false, nil
 	}
-	return s, true
+	return s, true, nil
 }
 
 // end removes a session; ending an unknown one is not an error.
-func (t *sessions) end(id string) {
+func (t *sessions) end(ctx context.Context, id string) error {
 	h := sha256.Sum256([]byte(id))
+	if t.store != nil {
+		return t.store.EndSession(ctx, h)
+	}
 	t.mu.Lock()
 	delete(t.byID, h)
 	t.mu.Unlock()
+	return nil
 }
 
 // pruneLocked drops expired sessions. Caller holds t.mu.
@@ -186,7 +223,10 @@ func usesSession(r *http.Request) bool {
 // proxies that get SameSite wrong.
 func (s *Server) authorizeSession(r *http.Request) *httpapi.Error {
 	id, _ := sessionCookie(r)
-	sess, ok := s.sessions.get(id)
+	sess, ok, err := s.sessions.get(r.Context(), id)
+	if err != nil {
+		return httpapi.AsError(err)
+	}
 	if !ok {
 		return httpapi.Errorf(httpapi.CodeUnauthorized, "the dashboard session has expired or was ended; log in again")
 	}
@@ -244,7 +284,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 	if e := s.checkAdminToken(r, token); e != nil {
 		return e
 	}
-	id, sess := s.sessions.create()
+	id, sess, err := s.sessions.create(r.Context())
+	if err != nil {
+		return err
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookieName(r),
 		Value:    id,
@@ -270,7 +313,10 @@ func (s *Server) currentSession(w http.ResponseWriter, r *http.Request, _ httpro
 		return nil
 	}
 	id, _ := sessionCookie(r)
-	sess, ok := s.sessions.get(id)
+	sess, ok, err := s.sessions.get(r.Context(), id)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return httpapi.Errorf(httpapi.CodeUnauthorized, "the dashboard session has expired or was ended; log in again")
 	}
@@ -283,7 +329,9 @@ func (s *Server) currentSession(w http.ResponseWriter, r *http.Request, _ httpro
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	ui.SetSecurityHeaders(w.Header())
 	if id, ok := sessionCookie(r); ok {
-		s.sessions.end(id)
+		if err := s.sessions.end(r.Context(), id); err != nil {
+			return err
+		}
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookieName(r), Value: "", Path: "/", MaxAge: -1,
