@@ -161,7 +161,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	key, _ := presentedKey(r.Header)
 	f := newFacts(key, r.Method, routePath, r.URL.RawQuery, r.Header.Get("Origin"),
-		p.gate.Trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For")))
+		p.gate.Trusted.ClientIP(ex.client, r.Header.Values("X-Forwarded-For"))) // ex.client is the peer until here
 	ex.client = f.ClientIP
 	d := p.gate.Engine.Decide(start, &f)
 	setLimitHeaders(w.Header(), &d, start)
