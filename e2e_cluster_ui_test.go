@@ -13,9 +13,10 @@ import (
 
 // The dashboard's instance panel in Chromium against a real cluster: two
 // instances sharing a throwaway PostgreSQL. The overview on one lists
-// both with their version; once the other stops, its heartbeat goes stale
-// and the panel marks it so, while the live one stays unmarked. A single
-// instance says it is alone.
+// both with their version and which holds the alerts duty; once the other
+// stops, its heartbeat goes stale and the panel marks it so, while the
+// live one stays unmarked and holds the duty. A single instance says it
+// is alone.
 func TestDashboardInstancesPanel(t *testing.T) {
 	browser := findChromium(t)
 	if testing.Short() {
@@ -49,6 +50,10 @@ func TestDashboardInstancesPanel(t *testing.T) {
 	if got := b.text(`[data-testid="instances-summary"]`); !strings.HasPrefix(got, "2 of 2 instances beating") {
 		t.Errorf("summary %q, want 2 of 2 beating", got)
 	}
+	// One of them holds the alerts duty (a lease of half the 1 s
+	// evaluation interval), and the panel says which.
+	b.waitJS("one alerts leader", 20*time.Second,
+		`document.querySelectorAll('#instances tbody [data-duty="alerts"]').length === 1`)
 	b.shot("instances-two")
 
 	// pod-b's last beat falls behind pod-a's, which goes on every 5 s:
@@ -59,6 +64,10 @@ func TestDashboardInstancesPanel(t *testing.T) {
 	if row := b.text(`#instances tr[data-instance="pod-a"]`); strings.Contains(row, "stale") {
 		t.Errorf("the live instance is marked: %q", row)
 	}
+	b.waitJS("pod-a holds the alerts duty", 20*time.Second, `(() => {
+		const holders = [...document.querySelectorAll('#instances tbody [data-duty="alerts"]')].map((e) => e.closest('tr').dataset.instance);
+		return holders.length === 1 && holders[0] === 'pod-a';
+	})()`)
 	if got := b.text(`[data-testid="instances-summary"]`); !strings.HasPrefix(got, "1 of 2 instances beating") {
 		t.Errorf("summary %q, want 1 of 2 beating", got)
 	}

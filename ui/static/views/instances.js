@@ -16,15 +16,17 @@ const STALE_AFTER = 15000;
 const GONE_AFTER = 3600 * 1000;
 
 /**
- * leaderOf names the instance that evaluates alerts, or '' while the
- * server does not say. It reads a top-level `leader` id, or an instance
- * with `leader: true`; servers without a leader field show no leader.
+ * dutiesOf maps each instance id to the duties it holds for the cluster
+ * (`leaders` in the answer: "alerts" is the one evaluating alert rules).
+ * A duty whose lease lapsed is absent from the answer, so held by no one.
  */
-function leaderOf(answer) {
-  if (typeof answer.leader === 'string') return answer.leader;
-  if (answer.leader && typeof answer.leader.id === 'string') return answer.leader.id;
-  const marked = (answer.instances || []).find((i) => i.leader === true);
-  return marked ? marked.id : '';
+function dutiesOf(answer) {
+  const duties = new Map();
+  for (const l of answer.leaders || []) {
+    if (!l || typeof l.holder !== 'string') continue;
+    duties.set(l.holder, [...(duties.get(l.holder) || []), l.name]);
+  }
+  return duties;
 }
 
 /** classify adds each instance's silence (ms behind the newest beat). */
@@ -38,10 +40,11 @@ function classify(instances) {
   });
 }
 
-function row(i, leader) {
+function row(i, duties) {
   return h('tr', { dataset: { instance: i.id, stale: i.stale ? 'true' : 'false' } },
     h('th', { scope: 'row' }, h('span', { class: 'mono' }, i.id),
-      i.id === leader ? [' ', h('span', { class: 'badge ok', dataset: { leader: 'true' }, title: 'This instance evaluates the alert rules' }, 'alert leader')] : null),
+      (duties.get(i.id) || []).map((d) => [' ', h('span', { class: 'badge ok', dataset: { duty: d },
+        title: `This instance holds the ${d} duty for the whole cluster` }, `${d} leader`)])),
     h('td', null, i.version || '–'),
     h('td', { title: fmtTime(i.started_at) }, fmtAgo(i.started_at)),
     h('td', { title: fmtTime(i.last_heartbeat) }, fmtAgo(i.last_heartbeat),
@@ -54,18 +57,18 @@ function table(answer) {
   const all = classify(answer.instances || []);
   const shown = all.filter((i) => i.silence <= GONE_AFTER).sort((a, b) => (a.stale - b.stale) || a.id.localeCompare(b.id));
   const gone = all.length - shown.length;
-  const leader = leaderOf(answer);
+  const duties = dutiesOf(answer);
   const live = shown.filter((i) => !i.stale).length;
   return [
     h('p', { class: 'muted', dataset: { testid: 'instances-summary' } },
       `${live} of ${shown.length} instance${shown.length === 1 ? '' : 's'} beating`,
-      leader ? ` · alerts evaluated by ${leader}` : '',
+      (answer.leaders || []).map((l) => ` · ${l.name} leader: ${l.holder}`),
       gone ? ` · ${gone} silent for over an hour (replaced or stopped) not shown` : ''),
     shown.length ? h('div', { class: 'table-wrap' }, h('table', null,
       h('thead', null, h('tr', null,
         h('th', { scope: 'col' }, 'Instance'), h('th', { scope: 'col' }, 'Version'), h('th', { scope: 'col' }, 'Started'),
         h('th', { scope: 'col' }, 'Last heartbeat'), h('th', { class: 'num', scope: 'col' }, 'Mirror lag'))),
-      h('tbody', null, shown.map((i) => row(i, leader))))) : null,
+      h('tbody', null, shown.map((i) => row(i, duties))))) : null,
   ];
 }
 
