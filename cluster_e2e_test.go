@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/apiwarden/apiwarden/internal/pgtest"
 )
@@ -43,6 +45,54 @@ func TestClusterProcessesShareKeys(t *testing.T) {
 	}
 	b.waitCode(t, k2.Secret, "NOT_FOUND", "old secret after a rotation without grace on A")
 	b.waitCode(t, rotated.Secret, "VALID", "new secret after a rotation on A")
+}
+
+// A burst of 20 shared by two processes through Redis: 60 checks of one
+// key, sent at once and split between A and B, admit exactly 20 in all.
+// Without [redis] each process has its own buckets and admits 20 itself
+// (39 or 40 in all), which is how this test was seen to fail.
+func TestClusterProcessesShareBurst(t *testing.T) {
+	a, b := startPair(t, true)
+
+	k := a.createKey(t, "burst20")
+	// Until B's mirror has the key its checks answer NOT_FOUND and take
+	// nothing; the first VALID takes the first of the 20 tokens.
+	b.waitCode(t, k.Secret, "VALID", "burst key created on A")
+
+	const requests = 60
+	codes := make(chan string, requests)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range requests {
+		node := a
+		if i%2 == 1 {
+			node = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			code, err := node.check(k.Secret)
+			if err != nil {
+				code = "error: " + err.Error()
+			}
+			codes <- code
+		}()
+	}
+	began := time.Now()
+	close(start)
+	wg.Wait()
+	close(codes)
+	t.Logf("%d concurrent checks on two processes answered in %s", requests, time.Since(began).Round(time.Millisecond))
+
+	counts := map[string]int{}
+	for c := range codes {
+		counts[c]++
+	}
+	admitted := 1 + counts["VALID"] // with B's first check
+	if admitted != 20 || counts["RATE_LIMITED"] != requests-counts["VALID"] {
+		t.Fatalf("admitted %d in all (answers %v), want exactly 20 and the rest RATE_LIMITED", admitted, counts)
+	}
 }
 
 // startPair starts nodes a and b on a new database of the package's
