@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/internal/pgtest"
 )
 
@@ -92,6 +93,32 @@ func TestClusterProcessesShareBurst(t *testing.T) {
 	admitted := 1 + counts["VALID"] // with B's first check
 	if admitted != 20 || counts["RATE_LIMITED"] != requests-counts["VALID"] {
 		t.Fatalf("admitted %d in all (answers %v), want exactly 20 and the rest RATE_LIMITED", admitted, counts)
+	}
+}
+
+// A dashboard session made on A works on B, and a logout on B ends it on
+// A: sessions live in PostgreSQL, not in either process.
+func TestClusterProcessesShareSessions(t *testing.T) {
+	a, b := startPair(t, false)
+
+	status, body, cookies := a.request(t, "POST", "/admin/v1/session", `{"token":"`+clusterAdminToken+`"}`, nil)
+	var login struct {
+		CSRF string `json:"csrf_token"`
+	}
+	if status != http.StatusCreated || json.Unmarshal(body, &login) != nil || len(cookies) == 0 {
+		t.Fatalf("login on A: %d %s", status, body)
+	}
+	session := http.Header{"Cookie": {admin.SessionCookie + "=" + cookies[0].Value}}
+	if status, body, _ := b.request(t, "GET", "/admin/v1/keys", "", session); status != http.StatusOK {
+		t.Fatalf("A's session on B: %d %s", status, body)
+	}
+	logout := session.Clone()
+	logout.Set(admin.CSRFHeader, login.CSRF)
+	if status, body, _ := b.request(t, "POST", "/admin/v1/session/logout", "", logout); status != http.StatusNoContent {
+		t.Fatalf("logout on B: %d %s", status, body)
+	}
+	if status, body, _ := a.request(t, "GET", "/admin/v1/keys", "", session); status != http.StatusUnauthorized {
+		t.Fatalf("the session on A after a logout on B: %d %s, want 401", status, body)
 	}
 }
 
