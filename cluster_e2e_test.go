@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +14,8 @@ import (
 )
 
 // pg is this package's PostgreSQL server, started by the first cluster
-// test.
+// test. TestClusterProcessesSurvivePostgresDown stops and starts it, so
+// no cluster test runs in parallel.
 var pg pgtest.Server
 
 func TestMain(m *testing.M) {
@@ -122,6 +124,62 @@ func TestClusterProcessesShareSessions(t *testing.T) {
 	}
 }
 
+// PostgreSQL stopped under traffic, the processes running: a known key
+// keeps passing on both, admin writes answer 503 UNAVAILABLE and /readyz
+// says degraded. Started again, without restarting either process: writes
+// work on both and B's mirror gets a key created on A.
+func TestClusterProcessesSurvivePostgresDown(t *testing.T) {
+	a, b := startPair(t, true)
+	known := a.createKey(t, "polled")
+	b.waitCode(t, known.Secret, "VALID", "known key created on A")
+
+	stopTraffic := checkUntilStopped(known.Secret, a, b)
+	startPostgres := stopPostgres(t)
+	for _, n := range []*clusterNode{a, b} {
+		took := waitWithin(t, 10*time.Second, func() bool { return n.readyz(t) == "degraded" }, "/readyz degraded on "+n.name)
+		t.Logf("%s degraded %s after PostgreSQL stopped", n.name, took.Round(time.Millisecond))
+	}
+	for _, n := range []*clusterNode{a, b} {
+		status, body := n.adminCall(t, "POST", "/admin/v1/keys", `{"name":"refused","tier":"polled"}`)
+		var e struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		if status != http.StatusServiceUnavailable || json.Unmarshal(body, &e) != nil || e.Error.Code != "UNAVAILABLE" {
+			t.Fatalf("create on %s with PostgreSQL down: %d %s, want 503 UNAVAILABLE", n.name, status, body)
+		}
+		if status, body := n.adminCall(t, "DELETE", "/admin/v1/keys/"+known.Key.ID, ""); status != http.StatusServiceUnavailable {
+			t.Fatalf("revoke on %s with PostgreSQL down: %d %s, want 503", n.name, status, body)
+		}
+	}
+	during := stopTraffic()
+	t.Logf("checks of the known key while PostgreSQL went down: %v", during)
+	for _, n := range []*clusterNode{a, b} {
+		if got := during[n.name]; len(got) != 1 || got["VALID"] == 0 {
+			t.Fatalf("checks of a known key on %s while PostgreSQL went down: %v, want only VALID", n.name, got)
+		}
+		// And with PostgreSQL down for certain, not only before.
+		for i := range 50 {
+			if got := n.mustCheck(t, known.Secret); got != "VALID" {
+				t.Fatalf("check %d of a known key on %s with PostgreSQL down: %s", i, n.name, got)
+			}
+		}
+	}
+
+	startPostgres()
+	for _, n := range []*clusterNode{a, b} {
+		took := waitWithin(t, 20*time.Second, func() bool { return n.readyz(t) == "ready" }, "/readyz ready on "+n.name)
+		t.Logf("%s ready %s after PostgreSQL started", n.name, took.Round(time.Millisecond))
+	}
+	fresh := a.createKey(t, "polled")
+	b.waitCode(t, fresh.Secret, "VALID", "created on A after PostgreSQL returned")
+	if status, body := b.adminCall(t, "DELETE", "/admin/v1/keys/"+known.Key.ID, ""); status != http.StatusOK {
+		t.Fatalf("revoke on B after PostgreSQL returned: %d %s", status, body)
+	}
+	a.waitCode(t, known.Secret, "REVOKED", "revoked on B after PostgreSQL returned")
+}
+
 // startPair starts nodes a and b on a new database of the package's
 // PostgreSQL, sharing a new redis-server when withRedis is set.
 func startPair(t *testing.T, withRedis bool) (a, b *clusterNode) {
@@ -131,4 +189,63 @@ func startPair(t *testing.T, withRedis bool) (a, b *clusterNode) {
 		redisAddr = startRedis(t)
 	}
 	return startNode(t, "a", url, redisAddr), startNode(t, "b", url, redisAddr)
+}
+
+// checkUntilStopped checks secret on every node in a loop, one goroutine
+// per node, until the returned stop is called; stop returns, per node,
+// how many checks got each answer (transport errors as "error: …").
+func checkUntilStopped(secret string, nodes ...*clusterNode) (stop func() map[string]map[string]int) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	counts := make([]map[string]int, len(nodes))
+	for i, n := range nodes {
+		counts[i] = map[string]int{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				code, err := n.check(secret)
+				if err != nil {
+					code = "error: " + strings.SplitN(err.Error(), "\n", 2)[0]
+				}
+				counts[i][code]++
+			}
+		}()
+	}
+	return func() map[string]map[string]int {
+		close(done)
+		wg.Wait()
+		out := map[string]map[string]int{}
+		for i, n := range nodes {
+			out[n.name] = counts[i]
+		}
+		return out
+	}
+}
+
+// stopPostgres stops the package's server and returns the function that
+// starts it again; if the test ends first, its cleanup starts it.
+func stopPostgres(t *testing.T) (start func()) {
+	t.Helper()
+	if err := pg.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	running := false
+	t.Cleanup(func() {
+		if !running {
+			_ = pg.StartServer()
+		}
+	})
+	return func() {
+		t.Helper()
+		if err := pg.StartServer(); err != nil {
+			t.Fatal(err)
+		}
+		running = true
+	}
 }

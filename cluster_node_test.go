@@ -168,6 +168,25 @@ func (n *clusterNode) mustCheck(t *testing.T, secret string) string {
 	return code
 }
 
+// readyz returns the status field of n's /readyz ("ready", "degraded"),
+// or the HTTP status when it is not 200.
+func (n *clusterNode) readyz(t *testing.T) string {
+	t.Helper()
+	resp, err := n.client.Get("http://" + n.adminAddr + "/readyz")
+	if err != nil {
+		t.Fatalf("node %s: /readyz: %v", n.name, err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&r)
+	if resp.StatusCode != http.StatusOK {
+		return resp.Status
+	}
+	return r.Status
+}
+
 // waitWithin polls cond every 10 ms until it holds and returns how long
 // that took; it fails the test when d passes first.
 func waitWithin(t *testing.T, d time.Duration, cond func() bool, what string) time.Duration {
