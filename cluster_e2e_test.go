@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,8 +17,7 @@ import (
 )
 
 // pg is this package's PostgreSQL server, started by the first cluster
-// test. TestClusterProcessesSurvivePostgresDown stops and starts it, so
-// no cluster test runs in parallel.
+// test. Some cluster tests stop and start it, so none runs in parallel.
 var pg pgtest.Server
 
 func TestMain(m *testing.M) {
@@ -178,6 +180,39 @@ func TestClusterProcessesSurvivePostgresDown(t *testing.T) {
 		t.Fatalf("revoke on B after PostgreSQL returned: %d %s", status, body)
 	}
 	a.waitCode(t, known.Secret, "REVOKED", "revoked on B after PostgreSQL returned")
+}
+
+// A node SIGKILLed and started again on its data directory while
+// PostgreSQL is down serves the keys its mirror has and says degraded;
+// once PostgreSQL returns it catches up with the key created while it was
+// dead, without another restart.
+func TestClusterProcessRestartsWhilePostgresDown(t *testing.T) {
+	a, b := startPair(t, false)
+	known := a.createKey(t, "polled")
+	b.waitCode(t, known.Secret, "VALID", "known key created on A")
+	var exit *exec.ExitError
+	if err := b.signal(t, syscall.SIGKILL); !errors.As(err, &exit) {
+		t.Fatalf("B did not die of SIGKILL: %v", err)
+	}
+	missed := a.createKey(t, "polled")
+
+	startPostgres := stopPostgres(t)
+	began := time.Now()
+	b.restart(t)
+	t.Logf("B answered /readyz %s after a start with PostgreSQL down", time.Since(began).Round(time.Millisecond))
+	if got := b.readyz(t); got != "degraded" {
+		t.Fatalf("/readyz of B started with PostgreSQL down: %q, want degraded", got)
+	}
+	if got := b.mustCheck(t, known.Secret); got != "VALID" {
+		t.Fatalf("a mirrored key on B started with PostgreSQL down: %s", got)
+	}
+	if got := b.mustCheck(t, missed.Secret); got != "NOT_FOUND" {
+		t.Fatalf("a key B's mirror never had, with PostgreSQL down: %s, want NOT_FOUND", got)
+	}
+
+	startPostgres()
+	b.waitCode(t, missed.Secret, "VALID", "created on A while B was dead, after PostgreSQL returned")
+	waitWithin(t, 20*time.Second, func() bool { return b.readyz(t) == "ready" }, "/readyz ready on B")
 }
 
 // startPair starts nodes a and b on a new database of the package's

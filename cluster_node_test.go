@@ -43,7 +43,9 @@ burst_per_minute = 20
 type clusterNode struct {
 	name string
 	*process
-	client *http.Client
+	client  *http.Client
+	cfgPath string
+	env     []string
 }
 
 // startNode starts node name of the cluster on database pgURL, with
@@ -80,14 +82,29 @@ instance_id = %q
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startProcess(t, buildBinary(t), path, listen, admin,
-		"APIWARDEN_ADMIN_TOKEN="+clusterAdminToken, "APIWARDEN_KEY_SECRET="+clusterKeySecret)
+	n := &clusterNode{name: name, client: &http.Client{Timeout: 20 * time.Second}, cfgPath: path,
+		env: []string{"APIWARDEN_ADMIN_TOKEN=" + clusterAdminToken, "APIWARDEN_KEY_SECRET=" + clusterKeySecret}}
+	n.start(t, listen, admin)
+	return n
+}
+
+// restart starts n's process again, after it exited, with the same
+// configuration, addresses and data directory, and waits until it answers
+// /readyz.
+func (n *clusterNode) restart(t *testing.T) {
+	t.Helper()
+	n.start(t, n.listen, n.adminAddr)
+}
+
+func (n *clusterNode) start(t *testing.T, listen, admin string) {
+	t.Helper()
+	p := startProcess(t, buildBinary(t), n.cfgPath, listen, admin, n.env...)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("log of node %s:\n%s", name, p.log.String())
+			t.Logf("log of node %s:\n%s", n.name, p.log.String())
 		}
 	})
-	return &clusterNode{name: name, process: p, client: &http.Client{Timeout: 20 * time.Second}}
+	n.process = p
 }
 
 // adminCall sends an admin API request with the admin token and returns
