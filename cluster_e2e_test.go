@@ -27,9 +27,11 @@ func TestMain(m *testing.M) {
 }
 
 // Two processes sharing PostgreSQL and Redis: a key created on A passes
-// on B, a revoke on B is refused on A, and a rotation without grace on A
-// refuses the old secret on B and accepts the new one there. The goal is
-// a second each; the deadline is 10 s and the log shows the real figure.
+// on B, a revoke on B is refused on A, a rotation without grace on A
+// refuses the old secret on B and accepts the new one there, a tier set
+// on B is in force on A, and after a rotation with grace on B both
+// secrets pass on A. The goal is a second each; the deadline is 10 s and
+// the log shows the real figure.
 func TestClusterProcessesShareKeys(t *testing.T) {
 	a, b := startPair(t, true)
 
@@ -50,6 +52,23 @@ func TestClusterProcessesShareKeys(t *testing.T) {
 	}
 	b.waitCode(t, k2.Secret, "NOT_FOUND", "old secret after a rotation without grace on A")
 	b.waitCode(t, rotated.Secret, "VALID", "new secret after a rotation on A")
+
+	if status, body := b.adminCall(t, "PATCH", "/admin/v1/keys/"+k2.Key.ID, `{"tier":"enterprise"}`); status != http.StatusOK {
+		t.Fatalf("update on B: %d %s", status, body)
+	}
+	took := waitWithin(t, 10*time.Second, func() bool { return a.mustCheck(t, rotated.Secret).Tier == "enterprise" },
+		"the tier set on B to be in force on A")
+	t.Logf("tier updated on B: in force on a after %s", took.Round(time.Millisecond))
+
+	status, body = b.adminCall(t, "POST", "/admin/v1/keys/"+k2.Key.ID+"/rotate", `{"grace_period":"1h"}`)
+	var graced nodeKey
+	if status != http.StatusOK || json.Unmarshal(body, &graced) != nil || graced.Secret == "" {
+		t.Fatalf("rotate with grace on B: %d %s", status, body)
+	}
+	a.waitCode(t, graced.Secret, "VALID", "new secret after a rotation with grace on B")
+	if got := a.mustCheck(t, rotated.Secret).Code; got != "VALID" {
+		t.Fatalf("the previous secret on A within the grace period of a rotation on B: %s", got)
+	}
 }
 
 // A burst of 20 shared by two processes through Redis: 60 checks of one
@@ -77,11 +96,11 @@ func TestClusterProcessesShareBurst(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			code, err := node.check(k.Secret)
+			answer, err := node.check(k.Secret)
 			if err != nil {
-				code = "error: " + err.Error()
+				answer.Code = "error: " + err.Error()
 			}
-			codes <- code
+			codes <- answer.Code
 		}()
 	}
 	began := time.Now()
@@ -163,7 +182,7 @@ func TestClusterProcessesSurvivePostgresDown(t *testing.T) {
 		}
 		// And with PostgreSQL down for certain, not only before.
 		for i := range 50 {
-			if got := n.mustCheck(t, known.Secret); got != "VALID" {
+			if got := n.mustCheck(t, known.Secret).Code; got != "VALID" {
 				t.Fatalf("check %d of a known key on %s with PostgreSQL down: %s", i, n.name, got)
 			}
 		}
@@ -203,10 +222,10 @@ func TestClusterProcessRestartsWhilePostgresDown(t *testing.T) {
 	if got := b.readyz(t); got != "degraded" {
 		t.Fatalf("/readyz of B started with PostgreSQL down: %q, want degraded", got)
 	}
-	if got := b.mustCheck(t, known.Secret); got != "VALID" {
+	if got := b.mustCheck(t, known.Secret).Code; got != "VALID" {
 		t.Fatalf("a mirrored key on B started with PostgreSQL down: %s", got)
 	}
-	if got := b.mustCheck(t, missed.Secret); got != "NOT_FOUND" {
+	if got := b.mustCheck(t, missed.Secret).Code; got != "NOT_FOUND" {
 		t.Fatalf("a key B's mirror never had, with PostgreSQL down: %s, want NOT_FOUND", got)
 	}
 
@@ -244,11 +263,11 @@ func checkUntilStopped(secret string, nodes ...*clusterNode) (stop func() map[st
 					return
 				default:
 				}
-				code, err := n.check(secret)
+				answer, err := n.check(secret)
 				if err != nil {
-					code = "error: " + strings.SplitN(err.Error(), "\n", 2)[0]
+					answer.Code = "error: " + strings.SplitN(err.Error(), "\n", 2)[0]
 				}
-				counts[i][code]++
+				counts[i][answer.Code]++
 			}
 		}()
 	}

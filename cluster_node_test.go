@@ -156,33 +156,37 @@ func (n *clusterNode) createKey(t *testing.T, tier string) nodeKey {
 	return k
 }
 
-// check asks n's /v1/check whether secret may call GET /x and returns the
-// decision code ("VALID" when it may). An allowed check takes a token.
-func (n *clusterNode) check(secret string) (string, error) {
+// checkAnswer is what /v1/check says about a key.
+type checkAnswer struct {
+	Code string `json:"code"` // "VALID" when the request may pass
+	Tier string `json:"tier"` // the key's tier, when the key is known
+}
+
+// check asks n's /v1/check whether secret may call GET /x. An allowed
+// check takes a token.
+func (n *clusterNode) check(secret string) (checkAnswer, error) {
 	body, _ := json.Marshal(map[string]string{"key": secret, "method": "GET", "path": "/x", "ip": "192.0.2.1"})
+	var answer checkAnswer
 	resp, err := n.client.Post("http://"+n.listen+"/v1/check", "application/json", bytes.NewReader(body))
 	if err != nil {
-		return "", err
+		return answer, err
 	}
 	defer resp.Body.Close()
-	var answer struct {
-		Code string `json:"code"`
-	}
 	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
-		return "", fmt.Errorf("node %s: /v1/check answered %s: %w", n.name, resp.Status, err)
+		return answer, fmt.Errorf("node %s: /v1/check answered %s: %w", n.name, resp.Status, err)
 	}
-	return answer.Code, nil
+	return answer, nil
 }
 
 // mustCheck is check that fails the test on an error; call it on the
 // test's goroutine.
-func (n *clusterNode) mustCheck(t *testing.T, secret string) string {
+func (n *clusterNode) mustCheck(t *testing.T, secret string) checkAnswer {
 	t.Helper()
-	code, err := n.check(secret)
+	answer, err := n.check(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return code
+	return answer
 }
 
 // readyz returns the status field of n's /readyz ("ready", "degraded"),
@@ -223,7 +227,7 @@ func waitWithin(t *testing.T, d time.Duration, cond func() bool, what string) ti
 func (n *clusterNode) waitCode(t *testing.T, secret, want, what string) time.Duration {
 	t.Helper()
 	took := waitWithin(t, 10*time.Second, func() bool {
-		return n.mustCheck(t, secret) == want
+		return n.mustCheck(t, secret).Code == want
 	}, fmt.Sprintf("%s (%s on %s)", what, want, n.name))
 	t.Logf("%s: %s on %s after %s", what, want, n.name, took.Round(time.Millisecond))
 	return took
