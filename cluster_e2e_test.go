@@ -202,9 +202,9 @@ func TestClusterProcessesSurvivePostgresDown(t *testing.T) {
 }
 
 // A node SIGKILLed and started again on its data directory while
-// PostgreSQL is down serves the keys its mirror has and says degraded;
-// once PostgreSQL returns it catches up with the key created while it was
-// dead, without another restart.
+// PostgreSQL is down serves the keys its mirror has, says degraded and
+// stops cleanly on SIGTERM; once PostgreSQL returns it catches up with
+// the key created while it was dead, without another restart.
 func TestClusterProcessRestartsWhilePostgresDown(t *testing.T) {
 	a, b := startPair(t, false)
 	known := a.createKey(t, "polled")
@@ -228,6 +228,12 @@ func TestClusterProcessRestartsWhilePostgresDown(t *testing.T) {
 	if got := b.mustCheck(t, missed.Secret).Code; got != "NOT_FOUND" {
 		t.Fatalf("a key B's mirror never had, with PostgreSQL down: %s, want NOT_FOUND", got)
 	}
+	// A rolling upgrade may stop a pod while PostgreSQL is away: the
+	// listener's reconnect loop must not hold up a clean exit.
+	if err := b.signal(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("B's exit on SIGTERM with PostgreSQL down: %v", err)
+	}
+	b.restart(t)
 
 	startPostgres()
 	b.waitCode(t, missed.Secret, "VALID", "created on A while B was dead, after PostgreSQL returned")
