@@ -28,7 +28,7 @@ func (im *importer) buckets(ctx context.Context) (StepResult, error) {
 	if err != nil {
 		return res, err
 	}
-	im.progress("buckets: %d saved states; merged into Redis %d, skipped %d (Redis as spent already: %d; full again by now: %d)",
+	im.progress("buckets: %d in the data file; merged into Redis %d, skipped %d (Redis as spent already: %d; full again by now: %d)",
 		n.Total, n.Merged, n.Unchanged+n.Idle, n.Unchanged, n.Idle)
 	if n.Idle > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d bucket states skipped as full again by now", n.Idle))
