@@ -90,6 +90,13 @@ func openClusterFor(t *testing.T, url, secret string) *cluster.Cluster {
 
 func runImport(t *testing.T, c *cluster.Cluster, path string, opts cluster.ImportOptions) cluster.ImportReport {
 	t.Helper()
+	report, _ := runImportProgress(t, c, path, opts)
+	return report
+}
+
+// runImportProgress is runImport that also returns the progress lines.
+func runImportProgress(t *testing.T, c *cluster.Cluster, path string, opts cluster.ImportOptions) (cluster.ImportReport, string) {
+	t.Helper()
 	src, err := store.OpenReadOnly(path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +109,7 @@ func runImport(t *testing.T, c *cluster.Cluster, path string, opts cluster.Impor
 		t.Fatalf("import: %v\n%s", err, progress.String())
 	}
 	t.Logf("import progress:\n%s", progress.String())
-	return report
+	return report, progress.String()
 }
 
 // dump is the cluster's key rows, events and last sequence as text, to
@@ -156,7 +163,10 @@ func TestImportTwiceChangesNothing(t *testing.T) {
 	a := newInstance(t, url) // running before the import: follows it by NOTIFY
 	c := openClusterFor(t, url, testSecret)
 
-	first := runImport(t, c, si.path, cluster.ImportOptions{})
+	first, progress := runImportProgress(t, c, si.path, cluster.ImportOptions{ProgressEvery: 2})
+	if !strings.Contains(progress, "keys: 2/4 (imported 2, skipped 0, conflicts 0)\n") {
+		t.Errorf("no progress line after 2 of 4 keys:\n%s", progress)
+	}
 	ks := step(t, first, "keys")
 	if ks.Imported != 4 || ks.Skipped != 0 || len(ks.Conflicts) != 0 || ks.EventsImported != si.events || ks.EventsSkipped != 0 {
 		t.Fatalf("first import: %+v, want 4 keys and %d events imported", ks, si.events)
