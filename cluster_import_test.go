@@ -186,6 +186,19 @@ func TestClusterImportCommand(t *testing.T) {
 	if status != 1 || !strings.Contains(out, "stop that apiwarden first") {
 		t.Fatalf("import while the instance runs: exit %d\n%s", status, out)
 	}
+	// A hot backup of the running instance can be imported meanwhile; a
+	// dry run of it shows what would come in and writes nothing.
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	cmd := exec.Command(bin, "backup", "-out", backup)
+	cmd.Env = append(os.Environ(), "APIWARDEN_URL=http://"+admin, "APIWARDEN_ADMIN_TOKEN="+importAdminToken)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("backup: %v\n%s", err, b)
+	}
+	status, out = runImportCmd(t, bin, "-config", importCfg, "-from", backup, "-dry-run")
+	if status != 0 || summaryCount(t, out, "keys") != 2 || !strings.Contains(out, "dry run: nothing was written") {
+		t.Fatalf("dry run of a backup: exit %d\n%s", status, out)
+	}
+
 	if err := p.signal(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("single instance did not stop cleanly: %v\n%s", err, p.log.String())
 	}
