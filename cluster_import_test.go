@@ -54,9 +54,9 @@ key_secret = %q
 	return path, listen, admin
 }
 
-// adminRequest sends an admin API request to a process and decodes the
+// importAdminRequest sends an admin API request to a process and decodes the
 // answer into out.
-func adminRequest(t *testing.T, admin, method, path, body string, out any) {
+func importAdminRequest(t *testing.T, admin, method, path, body string, out any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, "http://"+admin+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+importAdminToken)
@@ -72,8 +72,8 @@ func adminRequest(t *testing.T, admin, method, path, body string, out any) {
 	}
 }
 
-// checkCode asks a process's /v1/check about secret on GET /x.
-func checkCode(t *testing.T, listen, secret string) string {
+// importCheckCode asks a process's /v1/check about secret on GET /x.
+func importCheckCode(t *testing.T, listen, secret string) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"key": secret, "method": "GET", "path": "/x", "ip": "192.0.2.1"})
 	resp, err := http.Post("http://"+listen+"/v1/check", "application/json", bytes.NewReader(body))
@@ -106,10 +106,10 @@ func runImportCmd(t *testing.T, bin string, args ...string) (int, string) {
 	return 0, out.String()
 }
 
-// startRedisServer runs a real redis-server on a free loopback port for
+// importRedisServer runs a real redis-server on a free loopback port for
 // the test, or skips it when none is installed (fails when
 // APIWARDEN_REQUIRE_REDIS=1).
-func startRedisServer(t *testing.T) string {
+func importRedisServer(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -137,8 +137,8 @@ func startRedisServer(t *testing.T) string {
 	return "redis://" + addr + "/0"
 }
 
-// summaryCount reads "imported N" of a step from the import's summary.
-func summaryCount(t *testing.T, out, step string) int {
+// importSummaryCount reads "imported N" of a step from the import's summary.
+func importSummaryCount(t *testing.T, out, step string) int {
 	t.Helper()
 	m := regexp.MustCompile(`(?m)^  ` + step + `\s+imported (\d+)`).FindStringSubmatch(out)
 	if m == nil {
@@ -161,7 +161,7 @@ func TestClusterImportCommand(t *testing.T) {
 	var pg pgtest.Server
 	t.Cleanup(pg.Close)
 	postgresURL := pg.Database(t)
-	redisURL := startRedisServer(t)
+	redisURL := importRedisServer(t)
 
 	single := t.TempDir()
 	cfg, listen, admin := importConfig(t, single, "", "")
@@ -172,11 +172,11 @@ func TestClusterImportCommand(t *testing.T) {
 		} `json:"key"`
 		Secret string `json:"secret"`
 	}
-	adminRequest(t, admin, "POST", "/admin/v1/keys", `{"name":"kept","owner_id":"org_1"}`, &kept)
-	adminRequest(t, admin, "POST", "/admin/v1/keys", `{"name":"leaked","owner_id":"org_1"}`, &revoked)
-	adminRequest(t, admin, "DELETE", "/admin/v1/keys/"+revoked.Key.ID, "", nil)
+	importAdminRequest(t, admin, "POST", "/admin/v1/keys", `{"name":"kept","owner_id":"org_1"}`, &kept)
+	importAdminRequest(t, admin, "POST", "/admin/v1/keys", `{"name":"leaked","owner_id":"org_1"}`, &revoked)
+	importAdminRequest(t, admin, "DELETE", "/admin/v1/keys/"+revoked.Key.ID, "", nil)
 	for range 3 {
-		if code := checkCode(t, listen, kept.Secret); code != "VALID" {
+		if code := importCheckCode(t, listen, kept.Secret); code != "VALID" {
 			t.Fatalf("single instance: %s", code)
 		}
 	}
@@ -195,7 +195,7 @@ func TestClusterImportCommand(t *testing.T) {
 		t.Fatalf("backup: %v\n%s", err, b)
 	}
 	status, out = runImportCmd(t, bin, "-config", importCfg, "-from", backup, "-dry-run")
-	if status != 0 || summaryCount(t, out, "keys") != 2 || !strings.Contains(out, "dry run: nothing was written") {
+	if status != 0 || importSummaryCount(t, out, "keys") != 2 || !strings.Contains(out, "dry run: nothing was written") {
 		t.Fatalf("dry run of a backup: exit %d\n%s", status, out)
 	}
 
@@ -205,12 +205,12 @@ func TestClusterImportCommand(t *testing.T) {
 
 	status, out = runImportCmd(t, bin, "-config", importCfg)
 	t.Logf("first import:\n%s", out)
-	if status != 0 || summaryCount(t, out, "keys") != 2 || summaryCount(t, out, "buckets") == 0 {
+	if status != 0 || importSummaryCount(t, out, "keys") != 2 || importSummaryCount(t, out, "buckets") == 0 {
 		t.Fatalf("first import: exit %d, want 2 keys and the spent buckets imported\n%s", status, out)
 	}
 	status, out = runImportCmd(t, bin, "-config", importCfg)
 	t.Logf("second import:\n%s", out)
-	if status != 0 || summaryCount(t, out, "keys") != 0 || summaryCount(t, out, "buckets") != 0 ||
+	if status != 0 || importSummaryCount(t, out, "keys") != 0 || importSummaryCount(t, out, "buckets") != 0 ||
 		!strings.Contains(out, "keys     imported 0, skipped 2, conflicts 0; audit events imported 0, skipped 3") {
 		t.Fatalf("second import: exit %d, want nothing imported\n%s", status, out)
 	}
@@ -218,10 +218,10 @@ func TestClusterImportCommand(t *testing.T) {
 	for _, name := range []string{"a", "b"} {
 		cfg, listen, admin := importConfig(t, filepath.Join(t.TempDir(), name), postgresURL, redisURL)
 		startProcess(t, bin, cfg, listen, admin)
-		if code := checkCode(t, listen, kept.Secret); code != "VALID" {
+		if code := importCheckCode(t, listen, kept.Secret); code != "VALID" {
 			t.Errorf("instance %s: imported key answered %s, want VALID", name, code)
 		}
-		if code := checkCode(t, listen, revoked.Secret); code != "REVOKED" {
+		if code := importCheckCode(t, listen, revoked.Secret); code != "REVOKED" {
 			t.Errorf("instance %s: revoked key answered %s, want REVOKED", name, code)
 		}
 	}

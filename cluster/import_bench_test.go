@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -17,15 +16,7 @@ import (
 // rerun.
 func BenchmarkImportKeys(b *testing.B) {
 	const n = 2000
-	dir := b.TempDir()
-	st, err := store.Open(dir, store.Options{NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	svc, err := keys.New(keys.Options{Store: st, Secret: []byte(testSecret), Policy: testPolicy})
-	if err != nil {
-		b.Fatal(err)
-	}
+	path, svc, closeFile := openSingle(b)
 	for i := range n {
 		k, _, err := svc.Create(keys.CreateParams{Name: "k" + strconv.Itoa(i), OwnerID: "org"}, "admin")
 		if err != nil {
@@ -36,9 +27,8 @@ func BenchmarkImportKeys(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	svc.Close()
-	st.Close()
-	src, err := store.OpenReadOnly(filepath.Join(dir, store.FileName), store.Options{})
+	closeFile()
+	src, err := store.OpenReadOnly(path, store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

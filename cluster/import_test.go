@@ -29,18 +29,31 @@ type singleInstance struct {
 	events  int // audit events of kinds the cluster shares
 }
 
-func newSingleInstance(t *testing.T) *singleInstance {
+// openSingle opens a new data file with a key service of its own, as a
+// single instance (no system of record) has; close closes both.
+func openSingle(t testing.TB) (path string, svc *keys.Service, close func()) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(dir, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := keys.New(keys.Options{Store: st, Secret: []byte(testSecret), Policy: testPolicy})
+	svc, err = keys.New(keys.Options{Store: st, Secret: []byte(testSecret), Policy: testPolicy})
 	if err != nil {
 		t.Fatal(err)
 	}
-	si := &singleInstance{path: filepath.Join(dir, store.FileName), secrets: map[string]string{}, ids: map[string]string{}}
+	return filepath.Join(dir, store.FileName), svc, func() {
+		svc.Close()
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func newSingleInstance(t *testing.T) *singleInstance {
+	t.Helper()
+	path, svc, closeFile := openSingle(t)
+	si := &singleInstance{path: path, secrets: map[string]string{}, ids: map[string]string{}}
 	create := func(name string) string {
 		k, secret, err := svc.Create(keys.CreateParams{Name: name, OwnerID: "org_" + name, Scopes: []string{"read"}}, "admin")
 		if err != nil {
@@ -71,10 +84,7 @@ func newSingleInstance(t *testing.T) *singleInstance {
 	if err := svc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	svc.Close()
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeFile()
 	return si
 }
 
