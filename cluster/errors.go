@@ -22,3 +22,10 @@ var (
 	// the schema is not known to be current; calls fail until it is.
 	ErrNotReady = errors.New("cluster: PostgreSQL not reached yet")
 )
+
+// Errors of importing a single instance's data file (Cluster.Import).
+var (
+	// ErrImportSecret means the data file's keys were hashed with another
+	// key secret than the one given: imported, none of them would verify.
+	ErrImportSecret = errors.New("cluster: import: the data file's keys were made with another key secret than security.key_secret")
+)
