@@ -24,7 +24,8 @@ import (
 // over all of them for APIWARDEN_CONNS_DURATION (default 30s), and reports
 // the proxy's resident memory (VmRSS, VmHWM) and goroutines with no
 // connection, with every connection idle, under load, idle again, and
-// after the connections are closed. It fails on any transport error or
+// after the connections are closed (waiting up to APIWARDEN_CONNS_SETTLE,
+// default 30s, for the memory to come back). It fails on any transport error or
 // non-2xx answer, on a peak RSS over APIWARDEN_CONNS_MAX_RSS_MB (default
 // 256), and when goroutines do not come back to the count before the
 // connections were opened. APIWARDEN_CONNS_BINARY runs another build
@@ -45,6 +46,10 @@ func TestConnections(t *testing.T) {
 	maxRSS := 256.0
 	if v, err := strconv.ParseFloat(os.Getenv("APIWARDEN_CONNS_MAX_RSS_MB"), 64); err == nil && v > 0 {
 		maxRSS = v
+	}
+	settleAfter := 30 * time.Second // for memory to come back once the connections are closed
+	if d, err := time.ParseDuration(os.Getenv("APIWARDEN_CONNS_SETTLE")); err == nil && d > 0 {
+		settleAfter = d
 	}
 	raiseFileLimit(t, n)
 
@@ -133,12 +138,12 @@ burst_per_minute = 1000000000000
 	busy := sample(fmt.Sprintf("%d busy, %s", n, duration))
 	t.Logf("under load: %d requests, %.0f req/s; highest sampled: RSS %.1f MiB, heap in use %.1f MiB, stacks %.1f MiB, goroutines %d",
 		load.done.Load(), float64(load.done.Load())/duration.Seconds(), busyPeak.rss, busyHeap, busyStacks, busyPeak.goroutines)
-	settle(t, pid, sample, fmt.Sprintf("%d idle again", n), idle.rss)
+	settle(t, pid, sample, fmt.Sprintf("%d idle again", n), idle.rss, 30*time.Second)
 	for _, c := range conns {
 		c.Close()
 	}
 	closed := waitGoroutines(t, admin, base.goroutines)
-	settle(t, pid, sample, "connections closed", base.rss)
+	settle(t, pid, sample, "connections closed", base.rss, settleAfter)
 
 	perIdle := (idle.rss - base.rss) * 1024 / float64(n)
 	perBusy := (busy.hwm - base.rss) * 1024 / float64(n)
@@ -363,12 +368,12 @@ func waitGoroutines(t *testing.T, admin string, want int) int {
 	return g
 }
 
-// settle polls the process's RSS every second for up to 30 s, until it
+// settle polls the process's RSS every second for up to wait, until it
 // is within 10% of target (the Go runtime hands freed memory back to the
 // system over a few seconds), then takes the phase's sample.
-func settle(t *testing.T, pid int, sample func(string) connsSample, phase string, target float64) connsSample {
+func settle(t *testing.T, pid int, sample func(string) connsSample, phase string, target float64, wait time.Duration) connsSample {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(time.Second) {
 		if rss, _ := memoryOf(t, pid); rss <= target*1.1 {
 			break
 		}
