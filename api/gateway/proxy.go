@@ -27,8 +27,10 @@ type ProxyOptions struct {
 	IdleConnTimeout       time.Duration
 	MaxIdleConnsPerHost   int
 	// MaxConnsPerHost bounds the lean path's upstream connections that
-	// carry a request at once; more requests wait for one to come free.
-	// 0 means DefaultMaxConnsPerHost.
+	// carry a request at once (see forward.go); more requests wait for one
+	// to come free. Upgrades, Expect and large or streamed bodies go
+	// through httputil.ReverseProxy and are not counted. 0 means
+	// DefaultMaxConnsPerHost.
 	MaxConnsPerHost int
 	MaxBodyBytes    int64 // 0: unlimited
 }
