@@ -295,6 +295,7 @@ func (a *App) newAPI(version string) error {
 				ResponseHeaderTimeout: cfg.Proxy.ResponseHeaderTimeout.D(),
 				IdleConnTimeout:       cfg.Proxy.IdleConnTimeout.D(),
 				MaxIdleConnsPerHost:   cfg.Proxy.MaxIdleConnsPerHost,
+				MaxConnsPerHost:       cfg.Proxy.MaxConnsPerHost,
 				MaxBodyBytes:          cfg.Proxy.MaxBodyBytes,
 			},
 			Events: recorder,
