@@ -139,6 +139,10 @@ func (s *Service) writeBatch(lastUsed map[string]time.Time, events map[eventClas
 	var flushSeq int64
 	if s.records != nil {
 		flushSeq = s.usage.nextFlush()
+		// PostgreSQL keeps microseconds: every instance shows one time.
+		for id, t := range lastUsed {
+			lastUsed[id] = t.Truncate(time.Microsecond)
+		}
 	}
 	var shared []SharedEvent
 	err := s.store.Update(func(tx *store.Tx) error {
@@ -164,8 +168,8 @@ func (s *Service) writeBatch(lastUsed map[string]time.Time, events map[eventClas
 				}
 				continue
 			}
-			// PostgreSQL keeps microseconds: the mirror's copy and the
-			// one pulled back must have the same time to have one key.
+			// The mirror's copy and the one pulled back need the same
+			// time to have one bbolt key.
 			sev := SharedEvent{Origin: s.usage.origin, FlushSeq: flushSeq, Event: *ev}
 			sev.At = sev.At.Truncate(time.Microsecond)
 			if err := putSharedEvent(tx, sev); err != nil {
