@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -291,5 +292,33 @@ func TestUsageOutboxBounded(t *testing.T) {
 	}
 	if got := svc.UsageDropped(); got != 7 {
 		t.Fatalf("dropped %d, want 7", got)
+	}
+}
+
+// A key's expiry is recorded once in the cluster: an instance that pulled
+// another's "expired" event does not add its own.
+func TestExpiryRecordedOnce(t *testing.T) {
+	url := pg.Database(t)
+	a, b := newInstance(t, url), newInstance(t, url)
+	expires := time.Now().UTC().Add(time.Hour).Truncate(time.Second)
+	k, secret, err := a.keys.Create(keys.CreateParams{Name: "short", ExpiresAt: &expires}, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "key mirrored on B", func() bool { return verifies(b, secret) == nil })
+	late := expires.Add(time.Minute)
+	if _, err := a.keys.Verify(late, secret); !errors.Is(err, keys.ErrExpired) {
+		t.Fatalf("A after expiry: %v", err)
+	}
+	flush(t, a, b)
+	if _, err := b.keys.Verify(late.Add(time.Minute), secret); !errors.Is(err, keys.ErrExpired) {
+		t.Fatalf("B after expiry: %v", err)
+	}
+	flush(t, b, a)
+	want := []string{"created 0", "expired 0 presented after expires_at"}
+	for name, in := range map[string]*instance{"A": a, "B": b} {
+		if got := eventSummary(t, in, k.ID); !slices.Equal(got, want) {
+			t.Fatalf("%s lists %q, want %q", name, got, want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
@@ -241,6 +242,11 @@ func (s *Service) applyUsage(ch UsageChanges) error {
 			if err := putSharedEvent(tx, ev); err != nil {
 				return err
 			}
+			if ev.Type == EventExpired {
+				if err := markExpiryRecorded(tx, ev); err != nil {
+					return err
+				}
+			}
 		}
 		meta, err := tx.CreateBucketIfNotExists(store.BucketMeta)
 		if err != nil {
@@ -248,4 +254,20 @@ func (s *Service) applyUsage(ch UsageChanges) error {
 		}
 		return meta.Put(usageSeqKey, binary.BigEndian.AppendUint64(nil, uint64(ch.Seq)))
 	})
+}
+
+// markExpiryRecorded notes in the mirror that another instance recorded
+// the key's expiry, so this one does not record it again.
+func markExpiryRecorded(tx *store.Tx, ev SharedEvent) error {
+	rec, err := getRecord(tx, ev.KeyID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if rec.ExpiryRecorded || rec.ExpiresAt == nil || ev.At.Before(rec.ExpiresAt.Truncate(time.Microsecond)) {
+		return nil // an earlier expiry, since moved by an update
+	}
+	rec.ExpiryRecorded = true
+	return putRecord(tx, rec)
 }
