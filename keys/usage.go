@@ -93,7 +93,9 @@ func putSharedEvent(tx *store.Tx, ev SharedEvent) error {
 }
 
 // usageOutbox holds what flushes wrote to the mirror and the system of
-// record has not confirmed yet. Its lock serialises pushUsage and
+// record has not confirmed yet. It lives in memory: a process killed
+// while the system of record is down loses it from the cluster's view
+// (its mirror keeps it), as a crash loses one unflushed interval. Its lock serialises pushUsage and
 // pullUsage too: a merge and the next one never overlap.
 type usageOutbox struct {
 	mu       sync.Mutex
