@@ -27,10 +27,14 @@ func TestMain(m *testing.M) {
 }
 
 // startClusterApp starts an instance of a cluster on its own data dir
-// (dataDir "" for a fresh one) and the shared database url.
-func startClusterApp(t *testing.T, url, id, dataDir string) (*app.App, func()) {
+// (dataDir "" for a fresh one) and the shared database url; more changes
+// the config further.
+func startClusterApp(t *testing.T, url, id, dataDir string, more ...func(*config.Config)) (*app.App, func()) {
 	t.Helper()
 	return startApp(t, func(c *config.Config) {
+		for _, change := range more {
+			defer change(c)
+		}
 		c.Cluster.PostgresURL = config.Secret(url)
 		c.Cluster.InstanceID = id
 		if dataDir != "" {
