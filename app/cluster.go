@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/apiwarden/apiwarden/alerting"
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/keys"
@@ -179,4 +180,21 @@ func (a *App) sessionStore() admin.SessionStore {
 		return nil
 	}
 	return a.cluster
+}
+
+// alertState keeps the alerts in the cluster's PostgreSQL, shared by
+// every instance, or is an untyped nil (the data file).
+func (a *App) alertState() alerting.StateStore {
+	if a.cluster == nil {
+		return nil
+	}
+	return a.cluster.AlertStore()
+}
+
+// alertLeadership says whether this instance evaluates the alerts: an
+// untyped nil (always) until the cluster's leader election is wired in.
+// Meanwhile every instance of a cluster evaluates, and the alerts' lock
+// and reload keep that to one alert and one notification per condition.
+func (a *App) alertLeadership() alerting.Leadership {
+	return nil
 }
