@@ -113,17 +113,23 @@ func (t alertTx) Load(resolvedSince time.Time) (alerting.Snapshot, error) {
 
 // alerts runs a query that selects the alert column.
 func (t alertTx) alerts(sql string, args ...any) ([]alerting.Alert, error) {
+	return collectJSON[alerting.Alert](t, sql, args...)
+}
+
+// collectJSON runs a query that selects one jsonb column and decodes
+// each row into a T.
+func collectJSON[T any](t alertTx, sql string, args ...any) ([]T, error) {
 	rows, err := t.tx.Query(t.ctx, sql, args...)
 	if err != nil {
 		return nil, alertsUnavailable(err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (alerting.Alert, error) {
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) {
 		var raw []byte
-		var a alerting.Alert
+		var v T
 		if err := row.Scan(&raw); err != nil {
-			return a, err
+			return v, err
 		}
-		return a, json.Unmarshal(raw, &a)
+		return v, json.Unmarshal(raw, &v)
 	})
 	if err != nil {
 		return nil, alertsUnavailable(err)
@@ -188,22 +194,8 @@ func (t alertTx) List(q alerting.Query) ([]alerting.Alert, error) {
 
 // History returns the transitions of alert a, oldest first.
 func (t alertTx) History(a *alerting.Alert) ([]alerting.Transition, error) {
-	rows, err := t.tx.Query(t.ctx, "SELECT transition FROM apiwarden_alert_history WHERE alert_id = $1 ORDER BY at, seq", a.ID)
-	if err != nil {
-		return nil, alertsUnavailable(err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (alerting.Transition, error) {
-		var raw []byte
-		var tr alerting.Transition
-		if err := row.Scan(&raw); err != nil {
-			return tr, err
-		}
-		return tr, json.Unmarshal(raw, &tr)
-	})
-	if err != nil {
-		return nil, alertsUnavailable(err)
-	}
-	return out, nil
+	return collectJSON[alerting.Transition](t,
+		"SELECT transition FROM apiwarden_alert_history WHERE alert_id = $1 ORDER BY at, seq", a.ID)
 }
 
 // Save writes c in one batch: deletions, then resolved alerts, then the

@@ -114,7 +114,7 @@ func errorSpike() alerting.Rule {
 }
 
 // newAlertNode is one instance's evaluator on the shared database.
-func newAlertNode(t *testing.T, url string, traffic alerting.TrafficSource, leading bool, tweak func(*alerting.Options)) *alertNode {
+func newAlertNode(t testing.TB, url string, traffic alerting.TrafficSource, leading bool, tweak func(*alerting.Options)) *alertNode {
 	t.Helper()
 	c, err := cluster.Open(ctxFor(t, 30*time.Second), cluster.Options{URL: url, InstanceID: t.Name()})
 	if err != nil {
@@ -136,7 +136,7 @@ func newAlertNode(t *testing.T, url string, traffic alerting.TrafficSource, lead
 	return n
 }
 
-func (n *alertNode) eval(t *testing.T, at time.Time) {
+func (n *alertNode) eval(t testing.TB, at time.Time) {
 	t.Helper()
 	if err := n.ev.EvalAt(context.Background(), at); err != nil {
 		t.Fatalf("pass at %s: %v", at.Format(time.TimeOnly), err)
@@ -306,17 +306,23 @@ func TestClusterAlertLeadershipMoves(t *testing.T) {
 	}
 }
 
+// firingOnTwo starts a leader A and a follower B on a new database, and
+// has A open a firing alert on the shared traffic; it returns its id.
+func firingOnTwo(t *testing.T) (a, b *alertNode, traffic *sharedTraffic, id string) {
+	t.Helper()
+	url := pg.Database(t)
+	traffic = &sharedTraffic{}
+	a = newAlertNode(t, url, traffic, true, nil)
+	b = newAlertNode(t, url, traffic, false, nil)
+	traffic.set(100, 20)
+	a.eval(t, alertT0)
+	return a, b, traffic, b.only(t).ID
+}
+
 // An ack committed while a pass reads its inputs is applied, not
 // overwritten by the pass, which works on the alerts as stored.
 func TestClusterAlertAckDuringPassReadIsKept(t *testing.T) {
-	url := pg.Database(t)
-	traffic := &sharedTraffic{}
-	a := newAlertNode(t, url, traffic, true, nil)
-	b := newAlertNode(t, url, traffic, false, nil)
-	traffic.set(100, 20)
-	a.eval(t, alertT0)
-	id := b.only(t).ID
-
+	a, b, traffic, id := firingOnTwo(t)
 	traffic.set(100, 40) // the pass will write the alert's new value
 	entered, release := traffic.holdNext()
 	done := make(chan error, 1)
@@ -337,14 +343,7 @@ func TestClusterAlertAckDuringPassReadIsKept(t *testing.T) {
 // An ack sent while a pass holds the alerts' lock waits for it and is
 // applied after it, on what the pass committed.
 func TestClusterAlertAckDuringPassApplyWaits(t *testing.T) {
-	url := pg.Database(t)
-	traffic := &sharedTraffic{}
-	a := newAlertNode(t, url, traffic, true, nil)
-	b := newAlertNode(t, url, traffic, false, nil)
-	traffic.set(100, 20)
-	a.eval(t, alertT0)
-	id := b.only(t).ID
-
+	a, b, traffic, id := firingOnTwo(t)
 	traffic.set(100, 40)
 	gate := make(chan struct{})
 	a.lead.asked = make(chan struct{})
