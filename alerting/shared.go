@@ -26,20 +26,9 @@ func (e *Evaluator) applyShared(ctx context.Context, now time.Time, data []ruleD
 		if err != nil {
 			return err
 		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		orphans, err := e.adopt(snap, now)
-		if err != nil {
-			return err
-		}
 		var c Changes
-		announce, c = e.apply(now, data, boost)
-		if len(orphans) > 0 {
-			resolveOrphans(&c, orphans, now)
-			e.log.Info("resolved alerts of rules no longer configured", "alerts", len(orphans))
-		}
-		if c.empty() {
-			return nil
+		if announce, c, err = e.applySnapshot(snap, now, data, boost); err != nil || c.empty() {
+			return err
 		}
 		return w.Save(c)
 	})
@@ -53,4 +42,23 @@ func (e *Evaluator) applyShared(ctx context.Context, now time.Time, data []ruleD
 		return nil, readError(err, "evaluate alerts")
 	}
 	return announce, nil
+}
+
+// applySnapshot makes snap the alerts in memory and moves them through
+// the state machine, resolving those of rules no longer configured. It
+// returns the alerts to announce and the changes to store. It takes mu,
+// and releases it before the caller writes the changes.
+func (e *Evaluator) applySnapshot(snap Snapshot, now time.Time, data []ruleData, boost int) ([]Alert, Changes, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	orphans, err := e.adopt(snap, now)
+	if err != nil {
+		return nil, Changes{}, err
+	}
+	announce, c := e.apply(now, data, boost)
+	if len(orphans) > 0 {
+		resolveOrphans(&c, orphans, now)
+		e.log.Info("resolved alerts of rules no longer configured", "alerts", len(orphans))
+	}
+	return announce, c, nil
 }
