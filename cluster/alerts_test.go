@@ -371,3 +371,26 @@ func TestClusterAlertAckDuringPassApplyWaits(t *testing.T) {
 		t.Fatalf("ack %+v, value %v; want both", got.Acknowledgement, got.Value)
 	}
 }
+
+// An instance whose configuration lacks a rule (a rolling upgrade) leaves
+// that rule's alerts alone when it starts; the leader's pass resolves
+// them once its own configuration drops the rule.
+func TestClusterAlertOfRemovedRuleResolvedByTheLeaderOnly(t *testing.T) {
+	a, _, _, id := firingOnTwo(t)
+	other := alerting.Rule{Name: "other", Type: alerting.ErrorSpike, Threshold: 0.9}
+	newer := newAlertNode(t, a.cluster.Pool().Config().ConnString(), &sharedTraffic{}, false,
+		func(o *alerting.Options) { o.Rules = []alerting.Rule{other} })
+	if got := newer.only(t); got.ID != id || got.State != alerting.StateFiring {
+		t.Fatalf("after a follower without the rule started: %s %s, want %s firing", got.ID, got.State, id)
+	}
+	if err := a.ev.SetRules([]alerting.Rule{other}); err != nil {
+		t.Fatal(err)
+	}
+	a.eval(t, alertT0.Add(10*time.Second))
+	if got := newer.only(t); got.State != alerting.StateResolved || got.ResolvedBy != "system" {
+		t.Fatalf("after the leader's pass: %s by %q, want resolved by system", got.State, got.ResolvedBy)
+	}
+	if f, r := a.notified.count(); f != 1 || r != 0 {
+		t.Fatalf("announced %d firing and %d resolved, want the firing only", f, r)
+	}
+}
