@@ -191,10 +191,12 @@ func (a *App) alertState() alerting.StateStore {
 	return a.cluster.AlertStore()
 }
 
-// alertLeadership says whether this instance evaluates the alerts: an
-// untyped nil (always) until the cluster's leader election is wired in.
-// Meanwhile every instance of a cluster evaluates, and the alerts' lock
-// and reload keep that to one alert and one notification per condition.
+// alertLeadership says whether this instance evaluates the alerts: the
+// cluster's election of the alerts duty, or an untyped nil (always, as a
+// single instance).
 func (a *App) alertLeadership() alerting.Leadership {
-	return nil
+	if a.leader == nil {
+		return nil
+	}
+	return a.leader
 }
