@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,9 +49,9 @@ func (h *hookCounter) count(status string) int {
 // startAlertingClusterApp is a cluster instance with one rule, throttled
 // (most of the last minute's requests answered 429), evaluated ten times
 // a second and announced to hook.
-func startAlertingClusterApp(t *testing.T, url, id, hook string) *app.App {
+func startAlertingClusterApp(t *testing.T, url, id, hook string) (*app.App, func()) {
 	t.Helper()
-	a, _ := startApp(t, func(c *config.Config) {
+	return startApp(t, func(c *config.Config) {
 		c.Cluster.PostgresURL = config.Secret(url)
 		c.Cluster.InstanceID = id
 		c.Tiers["tiny"] = config.Tier{RequestsPerHour: 2, BurstPerMinute: 2}
@@ -59,7 +60,6 @@ func startAlertingClusterApp(t *testing.T, url, id, hook string) *app.App {
 			Window: config.Duration(time.Minute), Threshold: 0.5, MinRequests: 10, Severity: "high"}}
 		c.Alerts.Notify = []config.NotifyRule{{Type: "webhook", URL: config.Secret(hook)}}
 	})
-	return a
 }
 
 type alertList struct {
@@ -89,34 +89,13 @@ func TestClusterAlertsSharedThroughPostgres(t *testing.T) {
 	receiver := httptest.NewServer(hook)
 	defer receiver.Close()
 	url := pg.Database(t)
-	a := startAlertingClusterApp(t, url, "a", receiver.URL)
-	b := startAlertingClusterApp(t, url, "b", receiver.URL)
-	waitReadyz(t, 10*time.Second, "ready", a, b)
-
-	status, body := adminCall(t, a, "POST", "/admin/v1/keys", `{"name":"busy","owner_id":"org_1","tier":"tiny"}`)
-	var k clusterKey
-	if status != http.StatusCreated || json.Unmarshal(body, &k) != nil {
-		t.Fatalf("create: %d %s", status, body)
-	}
-	eventually(t, 10*time.Second, b, k.Secret, "VALID", "the key on B")
-	for _, in := range []*app.App{a, b} {
-		for range 20 {
-			checkKey(t, in, k.Secret)
-		}
-	}
-
-	var id string
-	pollFor(t, 10*time.Second, "one firing alert, announced once", func() bool {
-		l := listAlerts(t, b)
-		if len(l.Alerts) == 1 && l.Alerts[0].State == "firing" {
-			id = l.Alerts[0].ID
-		}
-		return id != "" && hook.count("firing") == 1
-	})
+	a, _ := startAlertingClusterApp(t, url, "a", receiver.URL)
+	b, _ := startAlertingClusterApp(t, url, "b", receiver.URL)
+	id := throttleBoth(t, hook, a, b)
 	if status, body := adminCall(t, b, "POST", "/admin/v1/alerts/"+id+"/ack", `{"note":"on it"}`); status != http.StatusOK {
 		t.Fatalf("ack on B: %d %s", status, body)
 	}
-	status, body = adminCall(t, a, "GET", "/admin/v1/alerts/"+id, "")
+	status, body := adminCall(t, a, "GET", "/admin/v1/alerts/"+id, "")
 	if status != http.StatusOK || !strings.Contains(string(body), `"note":"on it"`) {
 		t.Fatalf("A's view of the alert B acknowledged: %d %s", status, body)
 	}
@@ -152,6 +131,93 @@ func TestClusterAlertsSharedThroughPostgres(t *testing.T) {
 	if f, r := hook.count("firing"), hook.count("resolved"); f != 2 || r != 1 {
 		t.Fatalf("receiver heard %d firing and %d resolved, want 2 and 1", f, r)
 	}
+}
+
+// throttleBoth waits until a and b are ready, sends each the same
+// throttled traffic, and returns the id of the one alert it raises once
+// hook has heard of it.
+func throttleBoth(t *testing.T, hook *hookCounter, a, b *app.App) string {
+	t.Helper()
+	waitReadyz(t, 10*time.Second, "ready", a, b)
+	status, body := adminCall(t, a, "POST", "/admin/v1/keys", `{"name":"busy","owner_id":"org_1","tier":"tiny"}`)
+	var k clusterKey
+	if status != http.StatusCreated || json.Unmarshal(body, &k) != nil {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	eventually(t, 10*time.Second, b, k.Secret, "VALID", "the key on B")
+	for _, in := range []*app.App{a, b} {
+		for range 20 {
+			checkKey(t, in, k.Secret)
+		}
+	}
+	var id string
+	pollFor(t, 10*time.Second, "one firing alert, announced once", func() bool {
+		l := listAlerts(t, b)
+		if len(l.Alerts) == 1 && l.Alerts[0].State == "firing" {
+			id = l.Alerts[0].ID
+		}
+		return id != "" && hook.count("firing") == 1
+	})
+	return id
+}
+
+// The alerts duty moves when its holder shuts down: the other instance
+// carries on with the same alert, announcing it no second time, and
+// acknowledges and evaluates it from then on.
+func TestClusterAlertsContinueOnTheNextLeader(t *testing.T) {
+	hook := &hookCounter{status: map[string]int{}}
+	receiver := httptest.NewServer(hook)
+	defer receiver.Close()
+	url := pg.Database(t)
+	a, stopA := startAlertingClusterApp(t, url, "a", receiver.URL)
+	b, stopB := startAlertingClusterApp(t, url, "b", receiver.URL)
+	id := throttleBoth(t, hook, a, b)
+
+	pollFor(t, 10*time.Second, "a leader", func() bool { return alertLeader(t, a) != "" })
+	next, nextID, stopLeader := b, "b", stopA
+	if alertLeader(t, a) == "b" {
+		next, nextID, stopLeader = a, "a", stopB
+	}
+	passes := evaluations(t, next)
+	if passes != 0 {
+		t.Fatalf("the follower made %d passes", passes)
+	}
+	stopLeader()
+	pollFor(t, 10*time.Second, "the other instance leads and evaluates", func() bool {
+		return alertLeader(t, next) == nextID && evaluations(t, next) >= 3
+	})
+	l := listAlerts(t, next)
+	if len(l.Alerts) != 1 || l.Alerts[0].ID != id || l.Alerts[0].State != "firing" {
+		t.Fatalf("after the handover: %+v, want %s firing alone", l.Alerts, id)
+	}
+	if status, body := adminCall(t, next, "POST", "/admin/v1/alerts/"+id+"/ack", `{}`); status != http.StatusOK {
+		t.Fatalf("ack on the new leader: %d %s", status, body)
+	}
+	if f, r := hook.count("firing"), hook.count("resolved"); f != 1 || r != 0 {
+		t.Fatalf("receiver heard %d firing and %d resolved, want the one firing", f, r)
+	}
+}
+
+// evaluations reads apiwarden_alert_evaluations_total from in's /metrics.
+func evaluations(t *testing.T, in *app.App) int {
+	t.Helper()
+	resp, err := http.Get("http://" + in.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "apiwarden_alert_evaluations_total "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("evaluations %q", v)
+			}
+			return n
+		}
+	}
+	t.Fatal("no apiwarden_alert_evaluations_total on /metrics")
+	return 0
 }
 
 // pollFor polls cond until it holds, failing after d.
