@@ -85,13 +85,8 @@ func listAlerts(t *testing.T, in *app.App) alertList {
 // A. With PostgreSQL down an ack answers 503 UNAVAILABLE and neither
 // instance fails; once it is back evaluation goes on.
 func TestClusterAlertsSharedThroughPostgres(t *testing.T) {
-	hook := &hookCounter{status: map[string]int{}}
-	receiver := httptest.NewServer(hook)
-	defer receiver.Close()
-	url := pg.Database(t)
-	a, _ := startAlertingClusterApp(t, url, "a", receiver.URL)
-	b, _ := startAlertingClusterApp(t, url, "b", receiver.URL)
-	id := throttleBoth(t, hook, a, b)
+	p := newAlertingPair(t)
+	a, b, hook, id := p.a, p.b, p.hook, p.id
 	if status, body := adminCall(t, b, "POST", "/admin/v1/alerts/"+id+"/ack", `{"note":"on it"}`); status != http.StatusOK {
 		t.Fatalf("ack on B: %d %s", status, body)
 	}
@@ -133,6 +128,29 @@ func TestClusterAlertsSharedThroughPostgres(t *testing.T) {
 	}
 }
 
+// alertingPair is two alerting instances on one new database, both
+// announcing to hook, and the one alert their traffic raised.
+type alertingPair struct {
+	a, b         *app.App
+	stopA, stopB func()
+	hook         *hookCounter
+	id           string
+}
+
+// newAlertingPair starts the pair, sends each instance the same
+// throttled traffic, and waits until hook has heard of the one alert.
+func newAlertingPair(t *testing.T) *alertingPair {
+	t.Helper()
+	p := &alertingPair{hook: &hookCounter{status: map[string]int{}}}
+	receiver := httptest.NewServer(p.hook)
+	t.Cleanup(receiver.Close)
+	url := pg.Database(t)
+	p.a, p.stopA = startAlertingClusterApp(t, url, "a", receiver.URL)
+	p.b, p.stopB = startAlertingClusterApp(t, url, "b", receiver.URL)
+	p.id = throttleBoth(t, p.hook, p.a, p.b)
+	return p
+}
+
 // throttleBoth waits until a and b are ready, sends each the same
 // throttled traffic, and returns the id of the one alert it raises once
 // hook has heard of it.
@@ -165,18 +183,13 @@ func throttleBoth(t *testing.T, hook *hookCounter, a, b *app.App) string {
 // carries on with the same alert, announcing it no second time, and
 // acknowledges and evaluates it from then on.
 func TestClusterAlertsContinueOnTheNextLeader(t *testing.T) {
-	hook := &hookCounter{status: map[string]int{}}
-	receiver := httptest.NewServer(hook)
-	defer receiver.Close()
-	url := pg.Database(t)
-	a, stopA := startAlertingClusterApp(t, url, "a", receiver.URL)
-	b, stopB := startAlertingClusterApp(t, url, "b", receiver.URL)
-	id := throttleBoth(t, hook, a, b)
+	p := newAlertingPair(t)
+	a, b, hook, id := p.a, p.b, p.hook, p.id
 
 	pollFor(t, 10*time.Second, "a leader", func() bool { return alertLeader(t, a) != "" })
-	next, nextID, stopLeader := b, "b", stopA
+	next, nextID, stopLeader := b, "b", p.stopA
 	if alertLeader(t, a) == "b" {
-		next, nextID, stopLeader = a, "a", stopB
+		next, nextID, stopLeader = a, "a", p.stopB
 	}
 	passes := evaluations(t, next)
 	if passes != 0 {
@@ -201,23 +214,12 @@ func TestClusterAlertsContinueOnTheNextLeader(t *testing.T) {
 // evaluations reads apiwarden_alert_evaluations_total from in's /metrics.
 func evaluations(t *testing.T, in *app.App) int {
 	t.Helper()
-	resp, err := http.Get("http://" + in.AdminAddr() + "/metrics")
+	v := metricValue(t, in, "apiwarden_alert_evaluations_total")
+	n, err := strconv.Atoi(v)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("apiwarden_alert_evaluations_total: %q", v)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "apiwarden_alert_evaluations_total "); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatalf("evaluations %q", v)
-			}
-			return n
-		}
-	}
-	t.Fatal("no apiwarden_alert_evaluations_total on /metrics")
-	return 0
+	return n
 }
 
 // pollFor polls cond until it holds, failing after d.
