@@ -181,7 +181,9 @@ func throttleBoth(t *testing.T, hook *hookCounter, a, b *app.App) string {
 
 // The alerts duty moves when its holder shuts down: the other instance
 // carries on with the same alert, announcing it no second time, and
-// acknowledges and evaluates it from then on.
+// acknowledges and evaluates it from then on. (That a follower makes no
+// pass is shown in package alerting and cluster, with a Leadership the
+// test moves; here the real lease may move on its own under load.)
 func TestClusterAlertsContinueOnTheNextLeader(t *testing.T) {
 	p := newAlertingPair(t)
 	a, b, hook, id := p.a, p.b, p.hook, p.id
@@ -191,13 +193,12 @@ func TestClusterAlertsContinueOnTheNextLeader(t *testing.T) {
 	if alertLeader(t, a) == "b" {
 		next, nextID, stopLeader = a, "a", p.stopB
 	}
+	// A loaded machine may let the short lease lapse and the duty move
+	// before this; passes counted from here are the survivor's own.
 	passes := evaluations(t, next)
-	if passes != 0 {
-		t.Fatalf("the follower made %d passes", passes)
-	}
 	stopLeader()
 	pollFor(t, 10*time.Second, "the other instance leads and evaluates", func() bool {
-		return alertLeader(t, next) == nextID && evaluations(t, next) >= 3
+		return alertLeader(t, next) == nextID && evaluations(t, next) >= passes+3
 	})
 	l := listAlerts(t, next)
 	if len(l.Alerts) != 1 || l.Alerts[0].ID != id || l.Alerts[0].State != "firing" {
