@@ -3,6 +3,7 @@ package alerting
 import (
 	"maps"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -116,6 +117,16 @@ func formatFingerprint(fp uint64) string {
 // alertID makes the id of the seq-th alert opened for a fingerprint.
 func alertID(fp string, seq uint64) string {
 	return fp + "-" + strconv.FormatUint(seq, 10)
+}
+
+// idSeq is the sequence number of an alert id, 0 when it has none.
+func idSeq(id string) uint64 {
+	if i := strings.LastIndexByte(id, '-'); i >= 0 {
+		if n, err := strconv.ParseUint(id[i+1:], 10, 64); err == nil {
+			return n
+		}
+	}
+	return 0
 }
 
 // labelsFor builds the labels of an alert on the subject of o.

@@ -12,7 +12,9 @@
 //     never raw request records. Every pass moves each alert through the
 //     state machine in state.go and hands the alerts that need a
 //     notification to a [Stage]. Alerts and every transition are kept in
-//     the store, so a restart neither loses nor re-announces them.
+//     a [StateStore] (the data file, or PostgreSQL shared by a cluster's
+//     instances), so a restart neither loses nor re-announces them;
+//     [Leadership] says which instance of a cluster evaluates.
 //   - Notification (notify.go, dispatch.go) is a pipeline of one-method
 //     stages in the manner of Prometheus Alertmanager: filter by severity,
 //     group, retry with backoff, send. A [Dispatcher] gives every receiver

@@ -16,6 +16,10 @@ var (
 	ErrAlreadyResolved = errors.New("alerting: alert is already resolved")
 	// ErrMissingActor means a human action was given no name to record.
 	ErrMissingActor = errors.New("alerting: who acted must be given")
+	// ErrUnavailable means a shared StateStore (the cluster's PostgreSQL)
+	// could not be reached or did not confirm: nothing was changed, or
+	// the change is not known to have been; retry when it is back.
+	ErrUnavailable = errors.New("alerting: the alert store is unavailable")
 )
 
 // Errors returned while building an evaluator or a dispatcher.

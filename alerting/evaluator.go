@@ -23,12 +23,22 @@ const (
 	cleanupEvery          = time.Hour
 )
 
-// Options configure an Evaluator. Store and Rules are required, and the
-// sources the rules need: Traffic for every type but quota_warning,
-// History for unusual_activity and for performance_degradation with a
-// BaselineFactor, Quotas for quota_warning.
+// Options configure an Evaluator. Rules and Store (or State) are
+// required, and the sources the rules need: Traffic for every type but
+// quota_warning, History for unusual_activity and for
+// performance_degradation with a BaselineFactor, Quotas for
+// quota_warning.
 type Options struct {
+	// Store is the data file the alerts are kept in when State is nil.
 	Store *store.Store
+	// State keeps the alerts instead of Store: package cluster's
+	// AlertStore in cluster mode.
+	State StateStore
+	// Leadership gates Run: it makes no pass (no evaluation, notification
+	// or cleanup) while Leading is false, and reloads the alerts from the
+	// store before its first pass once it leads again. Nil: always
+	// leading, as a single instance.
+	Leadership Leadership
 	// Rules are filled with WithDefaults and must pass ValidateRules.
 	Rules []Rule
 
@@ -67,7 +77,9 @@ type Options struct {
 // call Run (a pass every Interval) or drive it with EvalAt. All methods are
 // safe for concurrent use.
 type Evaluator struct {
-	store    *store.Store
+	state    StateStore
+	shared   bool // state.Shared(): memory is a cache of the store
+	leader   Leadership
 	rules    []*compiledRule
 	byName   map[string]*compiledRule
 	traffic  TrafficSource
@@ -130,11 +142,17 @@ type tracked struct {
 // without notification. It returns errors wrapping ErrInvalidRule and
 // ErrMissingSource, or the store's error.
 func New(opts Options) (*Evaluator, error) {
-	if opts.Store == nil {
-		return nil, errors.New("alerting: Options.Store is required")
+	state := opts.State
+	if state == nil {
+		if opts.Store == nil {
+			return nil, errors.New("alerting: Options.Store or Options.State is required")
+		}
+		state = NewStoreState(opts.Store)
 	}
 	e := &Evaluator{
-		store:     opts.Store,
+		state:     state,
+		shared:    state.Shared(),
+		leader:    opts.Leadership,
 		byName:    map[string]*compiledRule{},
 		traffic:   opts.Traffic,
 		history:   opts.History,
@@ -176,8 +194,13 @@ func New(opts Options) (*Evaluator, error) {
 	if e.rules, e.byName, err = e.compile(opts.Rules); err != nil {
 		return nil, err
 	}
-	if err := e.restore(e.now()); err != nil {
-		return nil, err
+	if err := e.restore(context.Background(), e.now()); err != nil {
+		if !e.shared {
+			return nil, err
+		}
+		// The cluster's store may be down at start; every pass reads it
+		// again, so the instance starts and evaluates once it answers.
+		e.log.Warn("alerts not loaded at start; the first pass will load them", "err", err)
 	}
 	return e, nil
 }
@@ -237,8 +260,9 @@ func (e *Evaluator) Rules() []Rule {
 // SetRules replaces the rules (a configuration reload) between two passes.
 // Open alerts of a rule that is still there, by name, carry on under its
 // new settings; alerts of a rule that is gone are resolved without a
-// notification, as on a restart. It returns the errors of New for bad
-// rules, and then changes nothing.
+// notification, as on a restart (with a Shared store, by the next pass,
+// so only the leader resolves them). It returns the errors of New for
+// bad rules, and then changes nothing.
 func (e *Evaluator) SetRules(list []Rule) error {
 	rules, byName, err := e.compile(list)
 	if err != nil {
@@ -257,7 +281,7 @@ func (e *Evaluator) SetRules(list []Rule) error {
 	var trs []Transition
 	var gone []uint64
 	for fp, t := range e.active {
-		if r := byName[t.alert.Rule]; r != nil {
+		if r := byName[t.alert.Rule]; r != nil || e.shared {
 			t.rule = r
 			continue
 		}
@@ -269,7 +293,7 @@ func (e *Evaluator) SetRules(list []Rule) error {
 	if len(orphans) == 0 {
 		return nil
 	}
-	if err := e.save(orphans, nil, trs); err != nil {
+	if err := e.save(Changes{Put: orphans, Transitions: trs, Seq: e.seq}); err != nil {
 		return err
 	}
 	for _, fp := range gone {
@@ -280,14 +304,17 @@ func (e *Evaluator) SetRules(list []Rule) error {
 }
 
 // Run evaluates at once and then every Interval, until ctx ends or Stop is
-// called. Failed passes are logged; Run returns nil when stopped, or an
-// error wrapping lifecycle.ErrAlreadyRunning while another Run is active.
-// A Run after Stop, or after an earlier Run has returned, makes one pass
-// and returns nil.
+// called, skipping the passes while Options.Leadership says another
+// instance leads. Failed passes are logged; Run returns nil when stopped,
+// or an error wrapping lifecycle.ErrAlreadyRunning while another Run is
+// active. A Run after Stop, or after an earlier Run has returned, makes
+// one pass (if leading) and returns nil.
 func (e *Evaluator) Run(ctx context.Context) error {
 	stop, finish, err := e.life.Start()
 	if errors.Is(err, lifecycle.ErrStopped) {
-		e.evalNow(ctx)
+		if e.leading() {
+			e.evalNow(ctx)
+		}
 		return nil
 	}
 	if err != nil {
@@ -296,8 +323,9 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	defer finish()
 	ticker := time.NewTicker(e.interval)
 	defer ticker.Stop()
+	following := false
 	for {
-		e.evalNow(ctx)
+		following = e.leadOrFollow(ctx, following)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -307,6 +335,31 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// leadOrFollow makes Run's pass when this evaluator leads, first
+// reloading the alerts when it followed until now (another leader changed
+// them meanwhile). It returns whether it still follows: it does not lead,
+// or the reload failed.
+func (e *Evaluator) leadOrFollow(ctx context.Context, following bool) bool {
+	if !e.leading() {
+		return true
+	}
+	if following {
+		e.evalMu.Lock()
+		err := e.restore(ctx, e.now())
+		e.evalMu.Unlock()
+		if err != nil {
+			e.log.Warn("leading, but the alerts could not be reloaded; skipping the pass", "err", err)
+			return true
+		}
+		e.log.Info("leading the alert evaluation")
+	}
+	e.evalNow(ctx)
+	return false
+}
+
+// leading reports whether this evaluator evaluates now.
+func (e *Evaluator) leading() bool { return e.leader == nil || e.leader.Leading() }
 
 // evalNow is one evaluation pass at the current time, with its failure logged.
 func (e *Evaluator) evalNow(ctx context.Context) {
@@ -336,6 +389,15 @@ type ruleData struct {
 // whose data cannot be read is skipped for the pass, its alerts left as
 // they were (missing data never resolves an alert); the errors are
 // returned joined, after the rest of the pass has been done.
+//
+// With a Shared store the state machine runs inside one Update that
+// first reloads the alerts, so it works on what the store holds, an
+// acknowledgement made a moment ago on another instance included, and
+// the alerts are announced only once that Update has committed. When it
+// fails nothing is announced and the next pass starts from the store
+// again. EvalAt does not ask Options.Leadership (Run does), except that
+// with a Shared store a pass that finds it no longer leads once it holds
+// the store's lock changes nothing.
 func (e *Evaluator) EvalAt(ctx context.Context, now time.Time) error {
 	e.evalMu.Lock()
 	defer e.evalMu.Unlock()
@@ -347,9 +409,15 @@ func (e *Evaluator) EvalAt(ctx context.Context, now time.Time) error {
 		boost = e.calendar.SeverityBoost(now)
 	}
 
-	e.mu.Lock()
-	announce, storeErr := e.apply(now, data, boost)
-	e.mu.Unlock()
+	var announce []Alert
+	var storeErr error
+	if e.shared {
+		announce, storeErr = e.applyShared(ctx, now, data, boost)
+	} else {
+		e.mu.Lock()
+		announce, storeErr = e.applyLocal(now, data, boost)
+		e.mu.Unlock()
+	}
 
 	if len(announce) > 0 && e.notify != nil {
 		if _, err := e.notify.Exec(ctx, announce...); err != nil {
@@ -514,9 +582,26 @@ func (e *Evaluator) baselinesFor(kind SubjectKind, now time.Time) (*baselines, e
 	return b, nil
 }
 
-// apply moves the alerts through the state machine, persists what
-// changed and returns the alerts to announce. It needs mu.
-func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, error) {
+// applyLocal moves the alerts in memory through the state machine,
+// persists what changed and returns the alerts to announce. The memory
+// is the newest copy of a store of its own, so a failed write loses
+// nothing the next one will not carry. It needs mu.
+func (e *Evaluator) applyLocal(now time.Time, data []ruleData, boost int) ([]Alert, error) {
+	announce, c := e.apply(now, data, boost)
+	if c.empty() {
+		return announce, nil
+	}
+	if err := e.save(c); err != nil {
+		e.storeErrors.Add(1)
+		e.log.Error("saving alerts failed; state is kept in memory", "err", err)
+		return announce, err
+	}
+	return announce, nil
+}
+
+// apply moves the alerts through the state machine and returns the
+// alerts to announce and the changes to store. It needs mu.
+func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, Changes) {
 	e.pass++
 	p := &passChanges{now: now, boost: boost, changed: map[uint64]*tracked{}}
 	e.applyHits(p, data)
@@ -524,19 +609,14 @@ func (e *Evaluator) apply(now time.Time, data []ruleData, boost int) ([]Alert, e
 
 	announce := e.inhibit(now, p.notify, p.changed)
 	slices.SortFunc(announce, func(a, b Alert) int { return strings.Compare(a.ID, b.ID) })
-	if len(p.changed) == 0 && len(p.deleted) == 0 && len(p.trs) == 0 {
-		return announce, nil
+	c := Changes{Deleted: p.deleted, Transitions: p.trs, Seq: e.seq}
+	if len(p.changed) > 0 {
+		c.Put = make([]Alert, 0, len(p.changed))
+		for _, t := range p.changed {
+			c.Put = append(c.Put, t.alert.clone())
+		}
 	}
-	put := make([]Alert, 0, len(p.changed))
-	for _, t := range p.changed {
-		put = append(put, t.alert.clone())
-	}
-	if err := e.save(put, p.deleted, p.trs); err != nil {
-		e.storeErrors.Add(1)
-		e.log.Error("saving alerts failed; state is kept in memory", "err", err)
-		return announce, err
-	}
-	return announce, nil
+	return announce, c
 }
 
 // passChanges collects what one pass of apply changed: the transitions to
@@ -575,8 +655,13 @@ func (e *Evaluator) applyHits(p *passChanges, data []ruleData) {
 				e.active[fp] = t
 			}
 			t.seen = e.pass
+			summary, description := describe(&r.Rule, o)
+			if e.shared && (t.alert.Value != o.value || t.alert.Summary != summary || t.alert.Description != description) {
+				// Other instances read the alert from the store only.
+				p.changed[fp] = t
+			}
 			t.alert.Value = o.value
-			t.alert.Summary, t.alert.Description = describe(&r.Rule, o)
+			t.alert.Summary, t.alert.Description = summary, description
 			e.stepAlert(p, t, fp, true)
 		}
 	}
@@ -693,99 +778,6 @@ func (e *Evaluator) findOpen(id string) (uint64, *tracked) {
 		}
 	}
 	return 0, nil
-}
-
-// Acknowledge records that by has seen the firing alert id, with an
-// optional note. Repeat notifications stop until the alert resolves. It
-// returns ErrMissingActor, ErrNotFound, ErrNotFiring (pending or resolved)
-// or ErrAlreadyAcknowledged.
-func (e *Evaluator) Acknowledge(id, by, note string) (Alert, error) {
-	if by == "" {
-		return Alert{}, ErrMissingActor
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, t := e.findOpen(id)
-	if t == nil {
-		return Alert{}, e.notOpen(id, ErrNotFiring)
-	}
-	switch {
-	case !t.alert.Firing():
-		return Alert{}, fmt.Errorf("%w: %s is %s", ErrNotFiring, id, t.alert.State)
-	case t.alert.Acknowledged():
-		return Alert{}, fmt.Errorf("%w: by %s at %s", ErrAlreadyAcknowledged,
-			t.alert.Acknowledgement.By, t.alert.Acknowledgement.At.Format(time.RFC3339))
-	}
-	a := t.alert.clone()
-	tr := acknowledge(&a, e.now(), by, note)
-	if err := e.save([]Alert{a}, nil, []Transition{tr}); err != nil {
-		return Alert{}, err
-	}
-	t.alert = a
-	return a.clone(), nil
-}
-
-// Resolve closes an open alert by hand: by is recorded as the actor.
-// Receivers that were told it fired are told it resolved. If the
-// condition still holds, the next pass opens a new alert, which goes
-// through pending and For again. It returns ErrMissingActor, ErrNotFound
-// or ErrAlreadyResolved.
-func (e *Evaluator) Resolve(ctx context.Context, id, by, note string) (Alert, error) {
-	if by == "" {
-		return Alert{}, ErrMissingActor
-	}
-	e.mu.Lock()
-	fp, t := e.findOpen(id)
-	if t == nil {
-		e.mu.Unlock()
-		return Alert{}, e.notOpen(id, ErrAlreadyResolved)
-	}
-	a := t.alert.clone()
-	// Receivers hear of the resolve only if they heard of the alert: not
-	// of a pending one, nor of one inhibited since it started firing.
-	told := a.Firing() && !a.LastNotifiedAt.IsZero()
-	now := e.now()
-	tr := resolveByHand(&a, now, by, note)
-	if told {
-		a.LastNotifiedAt = now
-	}
-	if err := e.save([]Alert{a}, nil, []Transition{tr}); err != nil {
-		e.mu.Unlock()
-		return Alert{}, err
-	}
-	delete(e.active, fp)
-	e.startCooldown(fp, t.rule, now)
-	e.mu.Unlock()
-
-	if told && e.notify != nil {
-		if _, err := e.notify.Exec(ctx, a.clone()); err != nil {
-			e.log.Warn("handing a resolved alert to the notifiers failed", "alert", id, "err", err)
-		}
-	}
-	return a, nil
-}
-
-// notOpen explains why id is not an open alert: ErrNotFound when it does
-// not exist, else ifClosed.
-func (e *Evaluator) notOpen(id string, ifClosed error) error {
-	a, err := e.load(id)
-	if err != nil {
-		return err
-	}
-	return fmt.Errorf("%w: %s is %s", ifClosed, id, a.State)
-}
-
-// Get returns one alert, open or resolved, or ErrNotFound.
-func (e *Evaluator) Get(id string) (Alert, error) {
-	e.mu.Lock()
-	_, t := e.findOpen(id)
-	if t != nil {
-		a := t.alert.clone()
-		e.mu.Unlock()
-		return a, nil
-	}
-	e.mu.Unlock()
-	return e.load(id)
 }
 
 // Stats is a reading for monitoring.

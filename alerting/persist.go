@@ -1,244 +1,185 @@
 package alerting
 
 import (
-	"bytes"
-	"cmp"
-	"encoding/binary"
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/apiwarden/apiwarden/store"
 )
 
-// Storage layout (buckets owned by this package):
-//
-//	alerts         alert id -> Alert (JSON); its sequence numbers alert ids
-//	alert_history  unix nanos (8 bytes BE) + sequence (8 bytes BE) -> Transition (JSON)
-//
-// Every open alert is written on each transition, so the store always
-// holds what the evaluator holds, give or take the value and text of the
-// latest pass. A pending alert that returns to inactive is deleted; its
-// transitions stay in the history until the retention removes them.
+// The evaluator's side of its StateStore: restoring the alerts on start,
+// writing each change, and the reads of the admin API. With a store that
+// is not Shared the open alerts in memory are the newest copy and reads
+// merge them in; with a Shared one every read goes to the store.
 
-// save writes alerts, deletes ids and appends transitions in one
-// transaction. It needs mu (it reads e.seq).
-func (e *Evaluator) save(put []Alert, deleted []string, trs []Transition) error {
-	err := e.store.Update(func(tx *store.Tx) error {
-		alerts, err := tx.MustBucket(store.BucketAlerts)
-		if err != nil {
-			return err
-		}
-		history, err := tx.MustBucket(store.BucketAlertHistory)
-		if err != nil {
-			return err
-		}
-		// Keep the bucket's sequence at or above the ids handed out, so a
-		// restart never reuses an id.
-		for alerts.Sequence() < e.seq {
-			if _, err := alerts.NextSequence(); err != nil {
-				return err
-			}
-		}
-		for i := range put {
-			v, err := json.Marshal(&put[i])
-			if err != nil {
-				return err
-			}
-			if err := alerts.Put([]byte(put[i].ID), v); err != nil {
-				return err
-			}
-		}
-		for _, id := range deleted {
-			if err := alerts.Delete([]byte(id)); err != nil {
-				return err
-			}
-		}
-		for i := range trs {
-			seq, err := history.NextSequence()
-			if err != nil {
-				return err
-			}
-			v, err := json.Marshal(&trs[i])
-			if err != nil {
-				return err
-			}
-			if err := history.Put(historyKey(trs[i].At, seq), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+// save writes c in one transaction.
+func (e *Evaluator) save(c Changes) error {
+	if err := e.state.Update(context.Background(), func(w StateWriter) error { return w.Save(c) }); err != nil {
 		return fmt.Errorf("alerting: save alerts: %w", err)
 	}
 	return nil
 }
 
-func historyKey(at time.Time, seq uint64) []byte {
-	k := make([]byte, 16)
-	binary.BigEndian.PutUint64(k, uint64(at.UnixNano()))
-	binary.BigEndian.PutUint64(k[8:], seq)
-	return k
-}
-
-// restore loads the open alerts and the cool-downs still running at now.
-func (e *Evaluator) restore(now time.Time) error {
-	var orphans []Alert
-	var trs []Transition
-	err := e.store.View(func(tx *store.Tx) error {
-		b, err := tx.MustBucket(store.BucketAlerts)
-		if err != nil {
-			return err
-		}
-		e.seq = b.Sequence()
-		return b.ForEach(func(k, v []byte) error {
-			var a Alert
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("alert %s: %w", k, err)
-			}
-			if i := strings.LastIndexByte(a.ID, '-'); i >= 0 {
-				if n, err := strconv.ParseUint(a.ID[i+1:], 10, 64); err == nil {
-					e.seq = max(e.seq, n)
-				}
-			}
-			fp, err := strconv.ParseUint(a.Fingerprint, 16, 64)
-			if err != nil {
-				return fmt.Errorf("alert %s: bad fingerprint %q", a.ID, a.Fingerprint)
-			}
-			r := e.byName[a.Rule]
-			switch {
-			case a.State.open() && r == nil:
-				trs = append(trs, resolveByHand(&a, now, "system", "rule no longer configured"))
-				orphans = append(orphans, a)
-			case a.State.open():
-				if a.Labels == nil {
-					a.Labels = map[string]string{}
-				}
-				e.active[fp] = &tracked{alert: a, rule: r}
-			case r != nil && r.Cooldown > 0:
-				if until := a.ResolvedAt.Add(r.Cooldown); until.After(now) && until.After(e.cooldown[fp]) {
-					e.cooldown[fp] = until
-				}
-			}
-			return nil
-		})
+// restore replaces the alerts in memory with the store's: the open
+// alerts, the cool-downs still running at now, and the sequence. With a
+// store of its own it resolves, without notification, the open alerts of
+// rules no longer configured; with a Shared one it leaves them to the
+// next pass, which only the leader makes. It needs evalMu, or to run
+// before the evaluator is shared.
+func (e *Evaluator) restore(ctx context.Context, now time.Time) error {
+	var snap Snapshot
+	err := e.state.View(ctx, func(r StateReader) error {
+		var err error
+		snap, err = r.Load(now.Add(-e.cooldownHorizon()))
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("alerting: restore alerts: %w", err)
 	}
-	if len(orphans) > 0 {
-		e.log.Info("resolved alerts of rules no longer configured", "alerts", len(orphans))
-		return e.save(orphans, nil, trs)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	orphans, err := e.adopt(snap, now)
+	if err != nil || len(orphans) == 0 || e.shared {
+		return err
 	}
-	return nil
+	c := Changes{Seq: e.seq}
+	resolveOrphans(&c, orphans, now)
+	e.log.Info("resolved alerts of rules no longer configured", "alerts", len(orphans))
+	return e.save(c)
 }
 
-// load reads one alert from the store.
-func (e *Evaluator) load(id string) (Alert, error) {
-	var a Alert
-	found := false
-	err := e.store.View(func(tx *store.Tx) error {
-		b, err := tx.MustBucket(store.BucketAlerts)
+// cooldownHorizon is the longest cool-down of the rules: a resolved alert
+// older than that starts none.
+func (e *Evaluator) cooldownHorizon() time.Duration {
+	e.rulesMu.RLock()
+	defer e.rulesMu.RUnlock()
+	var longest time.Duration
+	for _, r := range e.rules {
+		longest = max(longest, r.Cooldown)
+	}
+	return longest
+}
+
+// adopt makes snap the alert state in memory: the open alerts of
+// configured rules, the cool-downs their resolved alerts still impose at
+// now, and the highest sequence seen. It returns the open alerts of rules
+// no longer configured, which it leaves out. It needs mu and evalMu (or
+// no concurrent pass).
+func (e *Evaluator) adopt(snap Snapshot, now time.Time) ([]Alert, error) {
+	active := make(map[uint64]*tracked, len(snap.Open))
+	cooldown := map[uint64]time.Time{}
+	seq := snap.Seq
+	var orphans []Alert
+	for _, a := range snap.Open {
+		seq = max(seq, idSeq(a.ID))
+		fp, err := strconv.ParseUint(a.Fingerprint, 16, 64)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("alerting: alert %s: bad fingerprint %q", a.ID, a.Fingerprint)
 		}
-		v := b.Get([]byte(id))
-		if v == nil {
-			return nil
+		r := e.byName[a.Rule]
+		if r == nil {
+			orphans = append(orphans, a)
+			continue
 		}
-		found = true
-		return json.Unmarshal(v, &a)
+		if a.Labels == nil {
+			a.Labels = map[string]string{}
+		}
+		active[fp] = &tracked{alert: a, rule: r}
+	}
+	for _, a := range snap.Resolved {
+		seq = max(seq, idSeq(a.ID))
+		r := e.byName[a.Rule]
+		if r == nil || r.Cooldown <= 0 {
+			continue
+		}
+		fp, err := strconv.ParseUint(a.Fingerprint, 16, 64)
+		if err != nil {
+			continue // a resolved alert with a bad fingerprint starts no cool-down
+		}
+		if until := a.ResolvedAt.Add(r.Cooldown); until.After(now) && until.After(cooldown[fp]) {
+			cooldown[fp] = until
+		}
+	}
+	e.active, e.cooldown, e.seq = active, cooldown, seq
+	return orphans, nil
+}
+
+// resolveOrphans adds to c the resolution of alerts whose rule is gone.
+func resolveOrphans(c *Changes, orphans []Alert, now time.Time) {
+	for _, a := range orphans {
+		c.Transitions = append(c.Transitions, resolveByHand(&a, now, "system", "rule no longer configured"))
+		c.Put = append(c.Put, a)
+	}
+}
+
+// Get returns one alert, open or resolved, or ErrNotFound.
+func (e *Evaluator) Get(id string) (Alert, error) {
+	if !e.shared {
+		e.mu.Lock()
+		_, t := e.findOpen(id)
+		if t != nil {
+			a := t.alert.clone()
+			e.mu.Unlock()
+			return a, nil
+		}
+		e.mu.Unlock()
+	}
+	var a Alert
+	err := e.state.View(context.Background(), func(r StateReader) error {
+		var err error
+		a, err = r.Get(id)
+		return err
 	})
-	switch {
-	case err != nil:
-		return Alert{}, fmt.Errorf("alerting: read alert %s: %w", id, err)
-	case !found:
-		return Alert{}, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	return a, nil
+	return a, readError(err, "read alert "+id)
 }
 
-// Query selects alerts for List. Empty fields select everything.
-type Query struct {
-	States      []State
-	Severities  []Severity
-	Types       []RuleType
-	Rule        string
-	SubjectKind SubjectKind
-	Subject     string // the subject value, e.g. a key id
-	// Acknowledged, when set, keeps only alerts that are (or are not)
-	// acknowledged.
-	Acknowledged *bool
-	// Limit caps the answer; 0 means no cap.
-	Limit int
-}
-
-func (q *Query) match(a *Alert) bool {
-	switch {
-	case len(q.States) > 0 && !slices.Contains(q.States, a.State),
-		len(q.Severities) > 0 && !slices.Contains(q.Severities, a.Severity),
-		len(q.Types) > 0 && !slices.Contains(q.Types, a.Type),
-		q.Rule != "" && q.Rule != a.Rule,
-		q.SubjectKind != "" && q.SubjectKind != a.Subject.Kind,
-		q.Subject != "" && q.Subject != a.Subject.Value,
-		q.Acknowledged != nil && *q.Acknowledged != a.Acknowledged():
-		return false
+// readError wraps the store's errors; ErrNotFound stays as it is.
+func readError(err error, what string) error {
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return err
 	}
-	return true
+	return fmt.Errorf("alerting: %s: %w", what, err)
 }
 
 // List returns the alerts that match q, open and resolved (within the
 // retention), newest first.
 func (e *Evaluator) List(q Query) ([]Alert, error) {
-	e.mu.Lock()
-	open := make(map[string]Alert, len(e.active))
-	for _, t := range e.active {
-		open[t.alert.ID] = t.alert.clone()
-	}
-	e.mu.Unlock()
-
-	var out []Alert
-	err := e.store.View(func(tx *store.Tx) error {
-		b, err := tx.MustBucket(store.BucketAlerts)
-		if err != nil {
-			return err
+	var open map[string]Alert
+	stored := q
+	if !e.shared {
+		e.mu.Lock()
+		open = make(map[string]Alert, len(e.active))
+		for _, t := range e.active {
+			open[t.alert.ID] = t.alert.clone()
 		}
-		return b.ForEach(func(k, v []byte) error {
-			if _, ok := open[string(k)]; ok {
-				return nil // the memory copy is newer
-			}
-			var a Alert
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("alert %s: %w", k, err)
-			}
-			if q.match(&a) {
-				out = append(out, a)
-			}
-			return nil
-		})
+		e.mu.Unlock()
+		stored.Limit = 0 // the memory copies may push stored ones out
+	}
+	var list []Alert
+	err := e.state.View(context.Background(), func(r StateReader) error {
+		var err error
+		list, err = r.List(stored)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("alerting: list alerts: %w", err)
+		return nil, readError(err, "list alerts")
 	}
-	for _, a := range open {
-		if q.match(&a) {
+	if open == nil {
+		return newestFirst(list, q.Limit), nil
+	}
+	out := list[:0]
+	for _, a := range list {
+		if _, ok := open[a.ID]; !ok { // else the memory copy is newer
 			out = append(out, a)
 		}
 	}
-	slices.SortFunc(out, func(a, b Alert) int {
-		if c := b.ActiveAt.Compare(a.ActiveAt); c != 0 {
-			return c
+	for _, a := range open {
+		if q.Match(&a) {
+			out = append(out, a)
 		}
-		return cmp.Compare(a.ID, b.ID)
-	})
-	if q.Limit > 0 && len(out) > q.Limit {
-		out = out[:q.Limit]
 	}
-	return out, nil
+	return newestFirst(out, q.Limit), nil
 }
 
 // History returns the transitions of one alert, oldest first, or
@@ -249,86 +190,23 @@ func (e *Evaluator) History(id string) ([]Transition, error) {
 		return nil, err
 	}
 	var out []Transition
-	err = e.store.View(func(tx *store.Tx) error {
-		b, err := tx.MustBucket(store.BucketAlertHistory)
-		if err != nil {
-			return err
-		}
-		c := b.Cursor()
-		from := historyKey(a.ActiveAt, 0)
-		for k, v := c.Seek(from); k != nil; k, v = c.Next() {
-			if a.State == StateResolved && int64(binary.BigEndian.Uint64(k)) > a.ResolvedAt.UnixNano() {
-				break
-			}
-			if !bytes.Contains(v, []byte(`"alert_id":"`+id+`"`)) {
-				continue
-			}
-			var t Transition
-			if err := json.Unmarshal(v, &t); err != nil {
-				return err
-			}
-			if t.AlertID == id {
-				out = append(out, t)
-			}
-		}
-		return nil
+	err = e.state.View(context.Background(), func(r StateReader) error {
+		var err error
+		out, err = r.History(&a)
+		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("alerting: read history of %s: %w", id, err)
-	}
-	return out, nil
+	return out, readError(err, "read history of "+id)
 }
 
 // Cleanup removes resolved alerts and history entries older than the
 // retention at now, and forgets cool-downs that have ended. It returns how
 // many records it removed. The evaluation loop calls it hourly.
 func (e *Evaluator) Cleanup(now time.Time) (int, error) {
-	cutoff := now.Add(-e.retain)
-	removed := 0
-	err := e.store.Update(func(tx *store.Tx) error {
-		alerts, err := tx.MustBucket(store.BucketAlerts)
-		if err != nil {
-			return err
-		}
-		var old [][]byte
-		err = alerts.ForEach(func(k, v []byte) error {
-			var a struct {
-				State      State     `json:"state"`
-				ResolvedAt time.Time `json:"resolved_at"`
-			}
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("alert %s: %w", k, err)
-			}
-			if a.State == StateResolved && a.ResolvedAt.Before(cutoff) {
-				old = append(old, bytes.Clone(k))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		history, err := tx.MustBucket(store.BucketAlertHistory)
-		if err != nil {
-			return err
-		}
-		end := historyKey(cutoff, 0)
-		var oldHistory [][]byte
-		c := history.Cursor()
-		for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.Next() {
-			oldHistory = append(oldHistory, bytes.Clone(k))
-		}
-		for _, k := range old {
-			if err := alerts.Delete(k); err != nil {
-				return err
-			}
-		}
-		for _, k := range oldHistory {
-			if err := history.Delete(k); err != nil {
-				return err
-			}
-		}
-		removed = len(old) + len(oldHistory)
-		return nil
+	var removed int
+	err := e.state.Update(context.Background(), func(w StateWriter) error {
+		var err error
+		removed, err = w.Cleanup(now.Add(-e.retain))
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("alerting: cleanup: %w", err)

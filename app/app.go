@@ -504,6 +504,8 @@ func (a *App) newAlerts() error {
 	}
 	a.alerts, err = alerting.New(alerting.Options{
 		Store:          a.st,
+		State:          a.alertState(),
+		Leadership:     a.alertLeadership(),
 		Rules:          rules,
 		Traffic:        a.realtime,
 		History:        a.analytics,

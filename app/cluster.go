@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/apiwarden/apiwarden/alerting"
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/keys"
@@ -179,4 +180,23 @@ func (a *App) sessionStore() admin.SessionStore {
 		return nil
 	}
 	return a.cluster
+}
+
+// alertState keeps the alerts in the cluster's PostgreSQL, shared by
+// every instance, or is an untyped nil (the data file).
+func (a *App) alertState() alerting.StateStore {
+	if a.cluster == nil {
+		return nil
+	}
+	return a.cluster.AlertStore()
+}
+
+// alertLeadership says whether this instance evaluates the alerts: the
+// cluster's election of the alerts duty, or an untyped nil (always, as a
+// single instance).
+func (a *App) alertLeadership() alerting.Leadership {
+	if a.leader == nil {
+		return nil
+	}
+	return a.leader
 }

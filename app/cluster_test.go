@@ -147,6 +147,13 @@ func waitReadyz(t *testing.T, d time.Duration, want string, apps ...*app.App) {
 // clusterStoreUp reads apiwarden_cluster_store_up from /metrics.
 func clusterStoreUp(t *testing.T, a *app.App) string {
 	t.Helper()
+	return metricValue(t, a, "apiwarden_cluster_store_up")
+}
+
+// metricValue reads the value of an unlabelled series from a's /metrics,
+// "missing" when there is none.
+func metricValue(t *testing.T, a *app.App, series string) string {
+	t.Helper()
 	resp, err := http.Get("http://" + a.AdminAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +161,7 @@ func clusterStoreUp(t *testing.T, a *app.App) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "apiwarden_cluster_store_up "); ok {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			return v
 		}
 	}

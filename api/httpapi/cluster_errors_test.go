@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apiwarden/apiwarden/alerting"
 	"github.com/apiwarden/apiwarden/api/httpapi"
 	"github.com/apiwarden/apiwarden/keys"
 )
@@ -22,6 +23,19 @@ func TestClusterUnavailableIs503(t *testing.T) {
 		t.Fatalf("the cause is not kept for the log: %v", e.Err)
 	}
 	if e.Message == "" || strings.Contains(e.Message, "10.0.0.5") {
+		t.Fatalf("message %q", e.Message)
+	}
+}
+
+// An acknowledgement or resolve the cluster's PostgreSQL did not take
+// answers 503 UNAVAILABLE too.
+func TestClusterAlertStoreUnavailableIs503(t *testing.T) {
+	cause := errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")
+	e := httpapi.AsError(fmt.Errorf("alerting: acknowledge x: %w", fmt.Errorf("%w: %w", alerting.ErrUnavailable, cause)))
+	if e.Code != httpapi.CodeUnavailable || httpapi.StatusOf(e.Code) != 503 || !errors.Is(e.Err, cause) {
+		t.Fatalf("got %s (%d), err %v; want UNAVAILABLE (503) with the cause kept", e.Code, httpapi.StatusOf(e.Code), e.Err)
+	}
+	if strings.Contains(e.Message, "10.0.0.5") {
 		t.Fatalf("message %q", e.Message)
 	}
 }

@@ -158,6 +158,8 @@ func AsError(err error) *Error {
 		return &Error{Code: CodeStorageFull, Message: "the data disk is full; nothing was changed", Err: err}
 	case errors.Is(err, keys.ErrUnavailable):
 		return &Error{Code: CodeUnavailable, Message: "the cluster's PostgreSQL is unreachable or did not confirm; retry when it is back (keys already in force keep working)", Err: err}
+	case errors.Is(err, alerting.ErrUnavailable):
+		return &Error{Code: CodeUnavailable, Message: "the cluster's PostgreSQL is unreachable or did not confirm; retry when it is back", Err: err}
 	case errors.Is(err, store.ErrClosed):
 		return &Error{Code: CodeUnavailable, Message: "the server is shutting down", Err: err}
 	}
