@@ -54,6 +54,13 @@ type clusterNode struct {
 // if t failed.
 func startNode(t *testing.T, name, pgURL, redisAddr string) *clusterNode {
 	t.Helper()
+	return startNodeWith(t, name, pgURL, redisAddr, "")
+}
+
+// startNodeWith is startNode with extra TOML appended to the node's
+// configuration.
+func startNodeWith(t *testing.T, name, pgURL, redisAddr, extra string) *clusterNode {
+	t.Helper()
 	listen, admin := freeAddr(t), freeAddr(t)
 	cfg := fmt.Sprintf(`
 [server]
@@ -72,7 +79,7 @@ preset = "protected"
 [cluster]
 postgres_url = %q
 instance_id = %q
-`, listen, admin, filepath.Join(t.TempDir(), "data"), pgURL, name) + clusterTiers
+`, listen, admin, filepath.Join(t.TempDir(), "data"), pgURL, name) + clusterTiers + extra
 	if redisAddr != "" {
 		// A generous timeout: on a loaded machine a slow Redis call would
 		// otherwise fall back to this node's own buckets.
