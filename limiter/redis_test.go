@@ -540,9 +540,11 @@ func BenchmarkRedisAllowAt(b *testing.B) {
 				})
 			}
 			b.StopTimer()
-			if st := r.Stats(); st.Fallbacks != 0 {
+			st := r.Stats()
+			if st.Fallbacks != 0 {
 				b.Fatalf("%d decisions fell back", st.Fallbacks)
 			}
+			b.ReportMetric(float64(st.Calls)/float64(max(st.RoundTrips, 1)), "scripts/roundtrip")
 		})
 	}
 }
