@@ -57,10 +57,10 @@ type RedisOptions struct {
 // SetCalendar on it apply here too), and the now passed to AllowAt picks
 // the calendar day and month; the buckets run on Redis's clock.
 //
-// Concurrent decisions share round trips: the scripts of the requests
-// that arrive while one is in flight go together in one pipeline, in
-// arrival order per subject, and each script still runs atomically
-// (see scriptBatcher). A lone request is sent at once.
+// Concurrent decisions share round trips: the decisions of the requests
+// that arrive while one is in flight go together in one script call (a
+// pipeline on a cluster), in arrival order per subject, and each is still
+// atomic (see scriptBatcher). A lone request is sent at once.
 //
 // When Redis fails or is slower than the timeout, the request is decided
 // by the local limiter instead and counted as a fallback; after
@@ -218,7 +218,9 @@ func (r *Redis) Allow(req Request) Result { return r.AllowAt(r.local.now(), req)
 //
 // It returns {allowed, reason, now, hour full, minute full, route full,
 // monthly used, wait (-1: never)}. It mirrors bucket.rescale, wait and take.
-var allowScript = redis.NewScript(`
+var allowScript = redis.NewScript(allowScriptSource)
+
+const allowScriptSource = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cost = tonumber(ARGV[1])
@@ -303,7 +305,7 @@ if routeChanged then
 end
 if never then wait = -1 end
 return {allowed and 1 or 0, reason, now, h, m, r, used, wait}
-`)
+`
 
 // peekScript reads a subject's tier buckets and counter without changing
 // them: KEYS as allowScript's 1 and 3. It returns {now, h, hc, m, mc, c, used}.

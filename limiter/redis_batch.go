@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -45,15 +46,18 @@ type lane struct {
 }
 
 // scriptBatcher sends allowScript calls to Redis, coalescing the calls
-// that arrive while a round trip is in flight into one pipeline, as
+// that arrive while a round trip is in flight into one batch, as
 // gubernator batches the requests it forwards to a peer. There is no
 // timer and no wait: a call that finds its lane idle is sent at once,
 // alone, so a lone request pays one round trip, as without batching.
 //
-// Each script still runs atomically on Redis; a pipeline only saves the
-// round trips and system calls of the calls in it. One round trip per
-// lane at a time, one lane per subject, and calls queued in arrival
-// order: a subject's scripts run in the order its requests arrived.
+// A batch goes to a single server as one allowBatchScript call, to a
+// cluster or a ring as a pipeline of allowScript calls. Either way each
+// decision is still the atomic script, and a batch saves the round trips
+// and system calls of the calls in it (one call also saves Redis each
+// script call's own set-up). One round trip per lane at a time, one lane
+// per subject, and calls queued and sent in arrival order: a subject's
+// decisions run in the order its requests arrived.
 //
 // The batcher has no goroutine of its own. The caller that finds its lane
 // idle sends; when its round trip ends it hands the queue to the oldest
@@ -61,6 +65,7 @@ type lane struct {
 // for at most the round trip in flight and its own.
 type scriptBatcher struct {
 	client   redis.UniversalClient
+	oneCall  bool // batches go as one allowBatchScript call, not a pipeline
 	seed     maphash.Seed
 	maxBatch int
 	lanes    [redisLanes]lane
@@ -70,7 +75,11 @@ type scriptBatcher struct {
 }
 
 func newScriptBatcher(client redis.UniversalClient) *scriptBatcher {
-	b := &scriptBatcher{client: client, seed: maphash.MakeSeed(), maxBatch: defaultMaxRedisBatch}
+	// A cluster or a ring spreads keys over servers: one script call can
+	// only hold keys of one server, so those get pipelines, which go-redis
+	// splits per server.
+	_, oneServer := client.(*redis.Client)
+	b := &scriptBatcher{client: client, oneCall: oneServer, seed: maphash.MakeSeed(), maxBatch: defaultMaxRedisBatch}
 	b.calls.New = func() any { return &scriptCall{done: make(chan struct{}, 1)} }
 	return b
 }
@@ -131,10 +140,11 @@ func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 	}
 }
 
-// roundTrip runs every call of batch and sets its vals or err: one script
-// call when alone, else one pipeline, which gives up at the earliest
-// deadline in it. A call whose reply is lost fails alone: the replies read
-// before stay good.
+// roundTrip runs every call of batch and sets its vals or err: one
+// allowScript call when alone, else one allowBatchScript call or one
+// pipeline, which gives up at the earliest deadline in it. In a pipeline
+// a call whose reply is lost fails alone: the replies read before stay
+// good.
 func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 	deadline := batch[0].deadline
 	for _, c := range batch[1:] {
@@ -148,6 +158,10 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 		c := batch[0]
 		b.roundTrips.Add(1)
 		c.vals, c.err = allowScript.Run(ctx, b.client, c.keys, c.args...).Int64Slice()
+		return
+	}
+	if b.oneCall {
+		b.callBatch(ctx, batch)
 		return
 	}
 	cmds := b.pipeline(ctx, batch)
@@ -174,6 +188,29 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 	}
 }
 
+// callBatch makes batch's decisions in one allowBatchScript call. Its
+// reply, or its error, is every call's.
+func (b *scriptBatcher) callBatch(ctx context.Context, batch []*scriptCall) {
+	b.roundTrips.Add(1)
+	keys := make([]string, 0, 3*len(batch))
+	args := make([]any, 0, 7*len(batch))
+	for _, c := range batch {
+		keys = append(keys, c.keys...)
+		args = append(args, c.args...)
+	}
+	vals, err := allowBatchScript.Run(ctx, b.client, keys, args...).Int64Slice()
+	if err == nil && len(vals) != 8*len(batch) {
+		err = fmt.Errorf("unexpected batch reply of %d values for %d decisions", len(vals), len(batch))
+	}
+	for i, c := range batch {
+		if err != nil {
+			c.err = err
+			continue
+		}
+		c.vals = vals[8*i : 8*i+8 : 8*i+8]
+	}
+}
+
 // pipeline sends batch's calls as EVALSHAs in one pipeline and returns
 // their commands, each with its own reply or error.
 func (b *scriptBatcher) pipeline(ctx context.Context, batch []*scriptCall) []*redis.Cmd {
@@ -186,3 +223,20 @@ func (b *scriptBatcher) pipeline(ctx context.Context, batch []*scriptCall) []*re
 	_, _ = pipe.Exec(ctx) // each command holds its own error
 	return cmds
 }
+
+// allowBatchScript makes several decisions in one call: allowScript's
+// body once per decision, in order. KEYS holds each decision's 3 keys and
+// ARGV its 7 arguments, one decision after another; the reply is each
+// decision's 8 values, one after another. The whole batch is atomic, which
+// is more than the decisions need; one call instead of one per decision
+// saves Redis the parsing, lookup and Lua set-up of each.
+var allowBatchScript = redis.NewScript(`
+local keys, argv, out = KEYS, ARGV, {}
+for i = 0, #keys / 3 - 1 do
+  local KEYS = {keys[i*3+1], keys[i*3+2], keys[i*3+3]}
+  local ARGV = {argv[i*7+1], argv[i*7+2], argv[i*7+3], argv[i*7+4], argv[i*7+5], argv[i*7+6], argv[i*7+7]}
+  local reply = (function()` + allowScriptSource + `end)()
+  for j = 1, 8 do out[#out+1] = reply[j] end
+end
+return out
+`)

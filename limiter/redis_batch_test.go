@@ -24,6 +24,13 @@ func (b *scriptBatcher) pending() int {
 	return n
 }
 
+// forEachBatchMode runs test with batches sent as one allowBatchScript
+// call (a single server) and as pipelines (a cluster or a ring).
+func forEachBatchMode(t *testing.T, test func(t *testing.T, oneCall bool)) {
+	t.Run("one call", func(t *testing.T) { test(t, true) })
+	t.Run("pipeline", func(t *testing.T) { test(t, false) })
+}
+
 // waitPending polls until the batcher holds n calls.
 func waitPending(t *testing.T, r *Redis, n int) {
 	t.Helper()
@@ -98,11 +105,14 @@ func admitted(results []Result) int {
 // callers than tokens, exactly the burst, the route's capacity and the
 // monthly quota are admitted, whether the calls queued up behind a paused
 // server (batches capped at 16) or just ran concurrently.
-func TestRedisBatchAdmitsExactly(t *testing.T) {
+func TestRedisBatchAdmitsExactly(t *testing.T) { forEachBatchMode(t, testRedisBatchAdmitsExactly) }
+
+func testRedisBatchAdmitsExactly(t *testing.T, oneCall bool) {
 	srv := startRedis(t)
 	// Generous timeout: nothing here may fall back under the race detector
 	// on a loaded machine.
 	r := newTestRedis(t, srv, RedisOptions{Timeout: 10 * time.Second})
+	r.batch.oneCall = oneCall
 	r.batch.maxBatch = 16
 	now := time.Now()
 	r.AllowAt(now, Request{Subject: "warm-up", Tier: "free"}) // loads the script
@@ -155,8 +165,13 @@ func TestRedisBatchAdmitsExactly(t *testing.T) {
 // A subject's scripts run in the order its requests arrived: the calls
 // queued one by one behind a paused server find the tokens in that order.
 func TestRedisBatchKeepsArrivalOrder(t *testing.T) {
+	forEachBatchMode(t, testRedisBatchKeepsArrivalOrder)
+}
+
+func testRedisBatchKeepsArrivalOrder(t *testing.T, oneCall bool) {
 	srv := startRedis(t)
 	r := newTestRedis(t, srv, RedisOptions{Timeout: 10 * time.Second})
+	r.batch.oneCall = oneCall
 	now := time.Now()
 	req := Request{Subject: "ordered", Tier: "free"}
 	r.AllowAt(now, Request{Subject: "warm-up", Tier: "free"})
@@ -195,8 +210,13 @@ func TestRedisBatchKeepsArrivalOrder(t *testing.T) {
 // decision the single path gives: the local limiter's, counted as a
 // fallback and a failure.
 func TestRedisBatchTimeoutFallsBackForEach(t *testing.T) {
+	forEachBatchMode(t, testRedisBatchTimeoutFallsBackForEach)
+}
+
+func testRedisBatchTimeoutFallsBackForEach(t *testing.T, oneCall bool) {
 	srv := startRedis(t)
 	r := newTestRedis(t, srv, RedisOptions{Timeout: 3 * time.Second, FailureThreshold: 100})
+	r.batch.oneCall = oneCall
 	now := time.Now()
 	r.AllowAt(now, Request{Subject: "warm-up", Tier: "free"})
 
@@ -225,8 +245,13 @@ func TestRedisBatchTimeoutFallsBackForEach(t *testing.T) {
 // breaker opens; restarted, Redis decides again (the probe reloads the
 // script the restart lost).
 func TestRedisBatchKilledAndRestarted(t *testing.T) {
+	forEachBatchMode(t, testRedisBatchKilledAndRestarted)
+}
+
+func testRedisBatchKilledAndRestarted(t *testing.T, oneCall bool) {
 	srv := startRedis(t)
 	r := newTestRedis(t, srv, RedisOptions{Timeout: 10 * time.Second, FailureThreshold: 1, CoolDown: time.Minute})
+	r.batch.oneCall = oneCall
 	now := time.Now()
 	r.AllowAt(now, Request{Subject: "warm-up", Tier: "free"})
 
@@ -259,11 +284,16 @@ func TestRedisBatchKilledAndRestarted(t *testing.T) {
 	}
 }
 
-// A pipeline sent after Redis lost its script cache loads the script and
-// sends the scripts again; each runs once.
+// A batch sent after Redis lost its script cache loads the script and
+// sends the decisions again; each runs once.
 func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
+	forEachBatchMode(t, testRedisBatchReloadsAFlushedScript)
+}
+
+func testRedisBatchReloadsAFlushedScript(t *testing.T, oneCall bool) {
 	srv := startRedis(t)
 	r := newTestRedis(t, srv, RedisOptions{Timeout: 10 * time.Second})
+	r.batch.oneCall = oneCall
 	r.Allow(Request{Subject: "warm-up", Tier: "free"})
 	if err := srv.client(t).ScriptFlush(context.Background()).Err(); err != nil {
 		t.Fatal(err)
@@ -283,7 +313,8 @@ func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
 			t.Errorf("call %d: %v %v, want allowed %v", i, c.vals, c.err, i < 4)
 		}
 	}
-	if got := r.Stats().RoundTrips - before; got != 2 {
-		t.Errorf("%d pipelines, want the first and the one sent again", got)
+	// A pipeline is sent again; one call is retried inside Script.Run.
+	if got, want := r.Stats().RoundTrips-before, map[bool]uint64{true: 1, false: 2}[oneCall]; got != want {
+		t.Errorf("%d round trips counted, want %d", got, want)
 	}
 }
