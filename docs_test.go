@@ -478,7 +478,8 @@ func TestSystemdUnit(t *testing.T) {
 }
 
 // The Kubernetes manifests agree with the configuration they mount:
-// ports, probes, mounts and the termination grace period.
+// ports, probes, mounts, the termination grace period, and cluster mode
+// for the replicas and their rolling update.
 func TestKubernetesManifests(t *testing.T) {
 	const cfgFile = "deploy/kubernetes/apiwarden.toml"
 	cfg, err := config.Parse([]byte(readFile(t, cfgFile)), cfgFile)
@@ -533,10 +534,21 @@ func TestKubernetesManifests(t *testing.T) {
 	if drain := cfg.Server.ShutdownTimeout.D(); time.Duration(grace)*time.Second < time.Duration(sleep)*time.Second+drain+5*time.Second {
 		t.Errorf("terminationGracePeriodSeconds %d: want at least the preStop sleep (%ds) + shutdown_timeout (%s) + 5s", grace, sleep, drain)
 	}
-	for _, want := range []string{"runAsNonRoot: true", "readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", `drop: ["ALL"]`, "type: Recreate"} {
+	for _, want := range []string{"runAsNonRoot: true", "readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", `drop: ["ALL"]`,
+		"replicas: 3", "type: RollingUpdate", "maxUnavailable: 0", "maxSurge: 1"} {
 		if !strings.Contains(dep, want) {
 			t.Errorf("deployment.yaml lacks %s", want)
 		}
+	}
+	// Several replicas, each with an emptyDir, are only right in cluster
+	// mode: the keys come from PostgreSQL, named in the Secret.
+	find(`(?m)^\s+- name: data\n\s+emptyDir:`)
+	if cfg.Cluster.PostgresURL != "env:APIWARDEN_POSTGRES_URL" || cfg.Cluster.InstanceID != "" {
+		t.Errorf("%s: want postgres_url from env:APIWARDEN_POSTGRES_URL and instance_id empty (the pod's name), have %q, %q",
+			cfgFile, cfg.Cluster.PostgresURL, cfg.Cluster.InstanceID)
+	}
+	if !strings.Contains(readFile(t, "deploy/kubernetes/secret.example.yaml"), "APIWARDEN_POSTGRES_URL:") {
+		t.Error("secret.example.yaml lacks APIWARDEN_POSTGRES_URL, which apiwarden.toml reads")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,58 +40,8 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drives a browser; not in -short")
 	}
-	shots := os.Getenv("APIWARDEN_E2E_ARTIFACTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots: %s", shots)
-
 	env := startDashboardApp(t)
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		append(chromedp.DefaultExecAllocatorOptions[:],
-			chromedp.ExecPath(browser),
-			chromedp.Headless,
-			chromedp.NoSandbox,
-			chromedp.DisableGPU,
-			chromedp.NoFirstRun,
-			chromedp.Flag("disable-quic", true),
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-sync", true),
-			chromedp.UserDataDir(t.TempDir()),
-			chromedp.WindowSize(1280, 900),
-		)...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
-
-	// The first action starts the browser; it lives as long as the context
-	// given here, so later steps may use shorter ones.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", browser, err)
-	}
-	b := &browserSession{t: t, ctx: ctx, shots: shots, env: env}
-	// Record what the page would rather hide: CSP violations (an inline
-	// style or script slipped in) and uncaught errors.
-	b.run("watch for CSP violations and page errors", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
-			window.__problems = [];
-			document.addEventListener('securitypolicyviolation', (e) => window.__problems.push('CSP: ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber));
-			window.addEventListener('error', (e) => window.__problems.push('error: ' + e.message + ' ' + e.filename + ':' + e.lineno));
-			window.addEventListener('unhandledrejection', (e) => window.__problems.push('unhandled rejection: ' + (e.reason && e.reason.message || e.reason)));`})
-		return err
-	}))
-	checkProblems := func() {
-		t.Helper()
-		if problems := eval[[]string](b, `window.__problems || ['the watcher script did not run']`); len(problems) > 0 {
-			t.Errorf("the page reported problems:\n%s", strings.Join(problems, "\n"))
-		}
-	}
+	b := startBrowser(t, browser, env)
 
 	// Log in.
 	b.run("open the login page",
@@ -200,7 +151,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 		b.shot("keys-phone")
 	})
 
-	checkProblems()
+	b.checkProblems()
 
 	// Revoke with confirmation; the key's next request is rejected.
 	b.nav("keys", `tr[data-key-name="e2e-key"]`)
@@ -221,7 +172,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 	}
 
 	// Log out: the page returns to the login form and the cookie no longer works.
-	checkProblems()
+	b.checkProblems()
 	b.run("log out",
 		chromedp.Click(chromedp.CSS("#logout")),
 		chromedp.WaitVisible(chromedp.CSS("#login-token")))
@@ -328,6 +279,67 @@ func checkAlertSubjects(b *browserSession, globalAlert, keyAlert, keyID string) 
 	}
 }
 
+// startBrowser starts Chromium on a fresh profile, headless, and returns
+// a session on its tab that records CSP violations (an inline style or
+// script slipped in) and uncaught errors for checkProblems. Screenshots
+// go to $APIWARDEN_E2E_ARTIFACTS or the test's temporary directory. The
+// browser stops when the test ends.
+func startBrowser(t *testing.T, browser string, env *dashboardEnv) *browserSession {
+	t.Helper()
+	shots := os.Getenv("APIWARDEN_E2E_ARTIFACTS")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots: %s", shots)
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		append(chromedp.DefaultExecAllocatorOptions[:],
+			chromedp.ExecPath(browser),
+			chromedp.Headless,
+			chromedp.NoSandbox,
+			chromedp.DisableGPU,
+			chromedp.NoFirstRun,
+			chromedp.Flag("disable-quic", true),
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.UserDataDir(t.TempDir()),
+			chromedp.WindowSize(1280, 900),
+		)...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(cancelBrowser)
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	t.Cleanup(cancel)
+
+	// The first action starts the browser; it lives as long as the context
+	// given here, so later steps may use shorter ones.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", browser, err)
+	}
+	b := &browserSession{t: t, ctx: ctx, shots: shots, env: env}
+	b.run("watch for CSP violations and page errors", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
+			window.__problems = [];
+			document.addEventListener('securitypolicyviolation', (e) => window.__problems.push('CSP: ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber));
+			window.addEventListener('error', (e) => window.__problems.push('error: ' + e.message + ' ' + e.filename + ':' + e.lineno));
+			window.addEventListener('unhandledrejection', (e) => window.__problems.push('unhandled rejection: ' + (e.reason && e.reason.message || e.reason)));`})
+		return err
+	}))
+	return b
+}
+
+// checkProblems fails the test if the page reported CSP violations or
+// uncaught errors since it was opened.
+func (b *browserSession) checkProblems() {
+	b.t.Helper()
+	if problems := eval[[]string](b, `window.__problems || ['the watcher script did not run']`); len(problems) > 0 {
+		b.t.Errorf("the page reported problems:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
 // findChromium returns the browser to drive, or skips (fails when
 // APIWARDEN_REQUIRE_BROWSER=1).
 func findChromium(t *testing.T) string {
@@ -357,6 +369,15 @@ const e2eAdminToken = "e2e-admin-token-0123456789"
 
 func startDashboardApp(t *testing.T) *dashboardEnv {
 	t.Helper()
+	env, _ := startDashboardAppWith(t, nil)
+	return env
+}
+
+// startDashboardAppWith starts the app of startDashboardApp with mutate
+// applied to its configuration, and returns the function that stops it
+// (also called when the test ends, if not before).
+func startDashboardAppWith(t *testing.T, mutate func(*config.Config)) (*dashboardEnv, func()) {
+	t.Helper()
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/fail") {
 			http.Error(w, `{"error":"upstream broke"}`, http.StatusInternalServerError)
@@ -382,6 +403,9 @@ func startDashboardApp(t *testing.T) *dashboardEnv {
 	}, {
 		Name: "e2e-quota", Type: "quota_warning", Subject: "key", Threshold: 0.05, Severity: "low",
 	}}
+	if mutate != nil {
+		mutate(cfg)
+	}
 	a, err := app.New(cfg, app.Options{Version: "e2e"})
 	if err != nil {
 		t.Fatal(err)
@@ -389,16 +413,20 @@ func startDashboardApp(t *testing.T) *dashboardEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app: %v", err)
-		}
-	})
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("app: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	env := &dashboardEnv{admin: "http://" + a.AdminAddr(), proxy: "http://" + a.Addr(), token: e2eAdminToken,
 		client: &http.Client{Timeout: 10 * time.Second}}
 	waitReady(t, env.admin)
-	return env
+	return env, stop
 }
 
 func (e *dashboardEnv) adminDo(t *testing.T, method, path, body string, want int) string {

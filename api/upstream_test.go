@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -41,16 +42,22 @@ func newCountingUpstream(t *testing.T, h http.HandlerFunc) *countingUpstream {
 // internal (no key, no limit): only forwarding is under test.
 func openProxy(t *testing.T, upstream string, headerTimeout time.Duration) *httptest.Server {
 	t.Helper()
+	if headerTimeout == 0 {
+		headerTimeout = 5 * time.Second
+	}
+	return openProxyWith(t, upstream, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: headerTimeout,
+		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4})
+}
+
+// openProxyWith is openProxy with the proxy options given.
+func openProxyWith(t *testing.T, upstream string, o gateway.ProxyOptions) *httptest.Server {
+	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(upstream)
-	if headerTimeout == 0 {
-		headerTimeout = 5 * time.Second
-	}
-	srv := api.New(api.Options{Gateway: gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes})}, Proxy: gateway.ProxyOptions{Upstream: u, DialTimeout: time.Second, ResponseHeaderTimeout: headerTimeout,
-		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4}}})
+	o.Upstream, _ = url.Parse(upstream)
+	srv := api.New(api.Options{Gateway: gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes})}, Proxy: o}})
 	hs := httptest.NewServer(srv.EnforcementHandler())
 	t.Cleanup(hs.Close)
 	return hs
@@ -113,6 +120,102 @@ func TestForwardingReusesUpstreamConnections(t *testing.T) {
 	}
 	if n := up.conns.Load(); n != 1 {
 		t.Fatalf("%d upstream connections for sequential requests, want 1 reused", n)
+	}
+}
+
+// TestForwardingBoundsUpstreamConnections sends eight requests at once
+// through a proxy allowed two upstream connections: the upstream never
+// sees more than two at a time, the others wait for a connection to come
+// free rather than fail, and the two connections carry all eight.
+func TestForwardingBoundsUpstreamConnections(t *testing.T) {
+	release := make(chan struct{})
+	var inside, most atomic.Int64
+	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		n := inside.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		inside.Add(-1)
+		io.WriteString(w, "ok")
+	})
+	px := openProxyWith(t, up.URL, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4, MaxConnsPerHost: 2})
+	const requests = 8
+	errs := make(chan error, requests)
+	for range requests {
+		go func() {
+			resp, err := http.Get(px.URL + "/a")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "ok" {
+					err = fmt.Errorf("%d %q", resp.StatusCode, b)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); inside.Load() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests reached the upstream, want 2", inside.Load())
+		}
+	}
+	for range requests {
+		release <- struct{}{}
+	}
+	for range requests {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if m := most.Load(); m != 2 {
+		t.Errorf("the upstream had %d requests at once, want at most 2", m)
+	}
+	if n := up.conns.Load(); n > 2 {
+		t.Errorf("%d upstream connections, want at most 2", n)
+	}
+}
+
+// TestForwardingStreamFreesItsConnectionSlot holds an event stream open
+// through a proxy allowed one upstream connection: a stream may last for
+// hours, so once its headers have arrived it must not keep the next
+// request waiting.
+func TestForwardingStreamFreesItsConnectionSlot(t *testing.T) {
+	done := make(chan struct{})
+	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/events" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: one\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-done:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	defer close(done)
+	px := openProxyWith(t, up.URL, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4, MaxConnsPerHost: 1})
+	stream, err := http.Get(px.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	line, err := bufio.NewReader(stream.Body).ReadString('\n')
+	if err != nil || line != "data: one\n" {
+		t.Fatalf("stream: %q %v", line, err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second} // the proxy would answer 504 after 30 s
+	resp, err := client.Get(px.URL + "/a")
+	if err != nil {
+		t.Fatalf("a request behind an open stream: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "ok" {
+		t.Fatalf("a request behind an open stream: %d %q", resp.StatusCode, b)
 	}
 }
 

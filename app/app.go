@@ -60,6 +60,7 @@ type App struct {
 	cluster   *cluster.Cluster   // nil without [cluster] postgres_url
 	listener  *cluster.Listener  // keeps the key mirror current; nil without cluster
 	heartbeat *cluster.Heartbeat // this instance's row in GET /admin/v1/cluster; nil without cluster
+	leader    *cluster.Leader    // elects the one instance that evaluates alerts; nil without cluster
 	instance  string             // cluster.instance_id, or the host name
 	version   string
 	startedAt time.Time
@@ -151,8 +152,7 @@ func (a *App) openStore() (err error) {
 		return err
 	}
 	a.cleanups = append(a.cleanups, a.keys.Close)
-	a.startMirror()
-	return nil
+	return a.startMirror()
 }
 
 // newEnforcement builds the limiter (shared through Redis when
@@ -295,6 +295,7 @@ func (a *App) newAPI(version string) error {
 				ResponseHeaderTimeout: cfg.Proxy.ResponseHeaderTimeout.D(),
 				IdleConnTimeout:       cfg.Proxy.IdleConnTimeout.D(),
 				MaxIdleConnsPerHost:   cfg.Proxy.MaxIdleConnsPerHost,
+				MaxConnsPerHost:       cfg.Proxy.MaxConnsPerHost,
 				MaxBodyBytes:          cfg.Proxy.MaxBodyBytes,
 			},
 			Events: recorder,

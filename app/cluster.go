@@ -68,21 +68,42 @@ func (a *App) keyRecords() keys.SystemOfRecord {
 // first says ready, and makes the listener that keeps it current. When
 // PostgreSQL is down the instance serves what its mirror has; the
 // listener catches up once it connects.
-func (a *App) startMirror() {
+func (a *App) startMirror() error {
 	if a.cluster == nil {
-		return
+		return nil
 	}
-	a.listener = cluster.NewListener(a.cluster, a.keys, cluster.ListenerOptions{})
+	leader, err := cluster.NewLeader(a.cluster, cluster.LeaderOptions{
+		Name: AlertsDuty, Holder: a.instance, TTL: alertLeaseTTL(a.cfg.Alerts.EvaluationInterval.D())})
+	if err != nil {
+		return err
+	}
+	a.leader = leader
+	a.listener = cluster.NewListener(a.cluster, a.keys, cluster.ListenerOptions{
+		Handlers: map[string]func(string){cluster.LeadersChannel: leader.Resigned}})
 	a.heartbeat = cluster.NewHeartbeat(a.cluster, a.keys, cluster.HeartbeatOptions{
 		ID: a.instance, Version: a.version, StartedAt: a.startedAt})
 	if !a.cluster.Ready() {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterStartTimeout)
 	defer cancel()
 	if err := a.keys.Sync(ctx); err != nil {
 		a.log.Warn("key mirror not synced at start; serving what it has until PostgreSQL answers", "err", err)
 	}
+	return nil
+}
+
+// AlertsDuty is the name of the alert evaluator's leadership in
+// apiwarden_leaders and GET /admin/v1/cluster.
+const AlertsDuty = "alerts"
+
+// alertLeaseTTL is the alert leader's lease for an evaluation interval:
+// half of it. A leader that dies holds the duty at most that long; a
+// follower tries every half lease, and the new leader's evaluator runs
+// within one interval after taking it: the next evaluation comes at most
+// 1.75 intervals after the old leader's last renewal.
+func alertLeaseTTL(interval time.Duration) time.Duration {
+	return max(interval/2, 250*time.Millisecond)
 }
 
 // clusterCheck is /readyz's view of the cluster: degraded, not failing,
@@ -104,22 +125,33 @@ func (a *App) healthReporter() telemetry.HealthReporter {
 	return a.cluster
 }
 
-// runMirror runs the listener that keeps the key mirror current and the
-// heartbeat (cluster mode), and returns the function that stops both and
-// waits until they have. Without a cluster both do nothing.
+// runMirror runs the listener that keeps the key mirror current, the
+// heartbeat and the alert leader's election (cluster mode), and returns
+// the function that stops them (the leader resigns) and waits until they
+// have. Without a cluster it does nothing.
 func (a *App) runMirror() (stop func()) {
 	if a.listener == nil {
 		return func() {}
 	}
-	listenerDone, beatDone := make(chan error, 1), make(chan error, 1)
-	go func() { listenerDone <- a.listener.Run(context.Background()) }()
-	go func() { beatDone <- a.heartbeat.Run(context.Background()) }()
+	// Stopped in this order: the leader resigns while the listener still
+	// runs, so nothing on this instance lags behind the handover.
+	parts := []struct {
+		name string
+		part interface {
+			Run(context.Context) error
+			Stop()
+		}
+		done chan error
+	}{{"leader", a.leader, make(chan error, 1)}, {"heartbeat", a.heartbeat, make(chan error, 1)},
+		{"listener", a.listener, make(chan error, 1)}}
+	for _, p := range parts {
+		go func() { p.done <- p.part.Run(context.Background()) }()
+	}
 	return func() {
-		a.heartbeat.Stop()
-		a.listener.Stop()
-		for name, done := range map[string]chan error{"heartbeat": beatDone, "listener": listenerDone} {
-			if err := <-done; err != nil {
-				a.log.Error("cluster "+name, "err", err)
+		for _, p := range parts {
+			p.part.Stop()
+			if err := <-p.done; err != nil {
+				a.log.Error("cluster "+p.name, "err", err)
 			}
 		}
 	}

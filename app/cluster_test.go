@@ -27,10 +27,14 @@ func TestMain(m *testing.M) {
 }
 
 // startClusterApp starts an instance of a cluster on its own data dir
-// (dataDir "" for a fresh one) and the shared database url.
-func startClusterApp(t *testing.T, url, id, dataDir string) (*app.App, func()) {
+// (dataDir "" for a fresh one) and the shared database url; more changes
+// the config further.
+func startClusterApp(t *testing.T, url, id, dataDir string, more ...func(*config.Config)) (*app.App, func()) {
 	t.Helper()
 	return startApp(t, func(c *config.Config) {
+		for _, change := range more {
+			defer change(c)
+		}
 		c.Cluster.PostgresURL = config.Secret(url)
 		c.Cluster.InstanceID = id
 		if dataDir != "" {
@@ -239,9 +243,58 @@ func TestClusterListsInstances(t *testing.T) {
 
 	single, _ := startApp(t, nil)
 	status, body := adminCall(t, single, "GET", "/admin/v1/cluster", "")
-	if status != http.StatusOK || string(body) != `{"cluster":false,"instances":[]}`+"\n" {
+	if status != http.StatusOK || string(body) != `{"cluster":false,"instances":[],"leaders":[]}`+"\n" {
 		t.Fatalf("single instance: %d %s", status, body)
 	}
+}
+
+// alertLeader is who holds the alert duty as GET /admin/v1/cluster on a
+// says, or "" when nobody does.
+func alertLeader(t *testing.T, a *app.App) string {
+	t.Helper()
+	var got struct {
+		Leaders []struct {
+			Name, Holder string
+		} `json:"leaders"`
+	}
+	status, body := adminCall(t, a, "GET", "/admin/v1/cluster", "")
+	if status != http.StatusOK || json.Unmarshal(body, &got) != nil {
+		t.Fatalf("cluster: %d %s", status, body)
+	}
+	for _, l := range got.Leaders {
+		if l.Name == app.AlertsDuty {
+			return l.Holder
+		}
+	}
+	return ""
+}
+
+// One of two instances leads alert evaluation; when it shuts down it
+// resigns and the other takes the duty at once.
+func TestClusterElectsOneAlertLeader(t *testing.T) {
+	url := pg.Database(t)
+	a, stopA := startClusterApp(t, url, "pod-a", "")
+	waitReadyz(t, 10*time.Second, "ready", a)
+	for deadline := time.Now().Add(10 * time.Second); alertLeader(t, a) != "pod-a"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pod-a, alone, does not lead: %q", alertLeader(t, a))
+		}
+	}
+	b, _ := startClusterApp(t, url, "pod-b", "")
+	waitReadyz(t, 10*time.Second, "ready", b)
+	if got := alertLeader(t, b); got != "pod-a" {
+		t.Fatalf("after pod-b joined the leader is %q; want pod-a still", got)
+	}
+	began := time.Now()
+	stopA()
+	// The lease (half the 10 s evaluation interval) would keep pod-b
+	// waiting up to 5 s; the resignation hands the duty on at once.
+	for deadline := time.Now().Add(4 * time.Second); alertLeader(t, b) != "pod-b"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pod-b did not take the duty after pod-a resigned: leader %q", alertLeader(t, b))
+		}
+	}
+	t.Logf("handover on shutdown: %v", time.Since(began))
 }
 
 // A dashboard login made on A works on B, changes through B need the

@@ -5,6 +5,7 @@
 //	apiwarden demo    [-listen ADDR] [-backfill-days N]
 //	apiwarden keys    create|list|show|rotate|revoke|events ...
 //	apiwarden backup  -out FILE
+//	apiwarden cluster import [-config FILE] [-from FILE] [-dry-run] [-force]
 //	apiwarden healthcheck [-url URL | -config FILE]
 //	apiwarden config  check [-config FILE]
 //	apiwarden version
@@ -47,6 +48,8 @@ Usage:
   apiwarden keys    create|list|show|rotate|revoke|events ...
                                             admin client (APIWARDEN_URL, APIWARDEN_ADMIN_TOKEN)
   apiwarden backup  -out FILE               hot backup of a running server's data file
+  apiwarden cluster import [-config FILE] [-from FILE] [-dry-run] [-force]
+                                            copy a stopped single instance's keys into the cluster
   apiwarden healthcheck [-url URL | -config FILE]   exit 0 when /readyz answers 200
   apiwarden config  check [-config FILE]    validate a configuration file
   apiwarden version
@@ -79,6 +82,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = configCmd(rest, stdout, getenv)
 	case "backup":
 		err = backupCmd(ctx, rest, stdout, getenv)
+	case "cluster":
+		err = clusterCmd(ctx, rest, stdout, getenv)
 	case "healthcheck":
 		err = healthcheckCmd(ctx, rest, stdout, getenv)
 	case "version", "-version", "--version":

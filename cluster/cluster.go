@@ -9,7 +9,11 @@
 // Listener holds one dedicated connection that LISTENs for those
 // announcements and brings the mirror up to date after each one, after
 // every (re)connect and on a timer, so a mirror converges even when a
-// notification was lost.
+// notification was lost. Last-used times and denial events are merged in
+// by each instance's write-behind flush and pulled back by the others'
+// (usage.go), apart from the key changes. A Leader elects the one
+// instance that performs a duty for all (alert evaluation) through a row
+// with a lease.
 //
 // Nothing on the request path calls into this package: keys are verified
 // from the mirror. While PostgreSQL is unreachable, writes fail with an

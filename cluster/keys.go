@@ -102,7 +102,11 @@ func (c *Cluster) KeyChanges(ctx context.Context, after int64, limit int) ([]key
 	if err := c.ensureReady(ctx); err != nil {
 		return nil, unavailable(err)
 	}
-	rows, err := c.pool.Query(ctx, `SELECT e.seq, e.key_id, e.type, e.actor, e.at, e.detail, k.record
+	// The record carries the cluster's last_used_at (usage.go), which
+	// the stored record leaves out, so a new mirror learns it with the key.
+	rows, err := c.pool.Query(ctx, `SELECT e.seq, e.key_id, e.type, e.actor, e.at, e.detail,
+			CASE WHEN k.last_used_at IS NULL THEN k.record
+				ELSE jsonb_set(k.record, '{last_used_at}', to_jsonb(k.last_used_at)) END
 		FROM apiwarden_key_events e JOIN apiwarden_keys k ON k.id = e.key_id
 		WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`, after, limit)
 	if err != nil {

@@ -28,6 +28,11 @@ type ListenerOptions struct {
 	// MinBackoff and MaxBackoff bound the wait between reconnects, which
 	// doubles after each failure (defaults 100ms and 5s).
 	MinBackoff, MaxBackoff time.Duration
+	// Handlers receive the notifications of other channels on the same
+	// connection (one LISTEN connection for every topic), by channel name,
+	// e.g. LeadersChannel. They are called on the listener's goroutine
+	// and must not block.
+	Handlers map[string]func(payload string)
 }
 
 // Listener holds this instance's one dedicated LISTEN connection and keeps
@@ -122,8 +127,10 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 	if err := l.c.ensureReady(callCtx); err != nil {
 		return false, err
 	}
-	if _, err := conn.Exec(callCtx, "LISTEN "+KeysChannel); err != nil {
-		return false, err
+	for _, ch := range l.channels() {
+		if _, err := conn.Exec(callCtx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			return false, err
+		}
 	}
 	if err := l.sync(ctx); err != nil {
 		return false, err
@@ -147,6 +154,10 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 			}
 		case err != nil:
 			return true, err
+		case n.Channel != KeysChannel:
+			if handle := l.opts.Handlers[n.Channel]; handle != nil {
+				handle(n.Payload)
+			}
 		default:
 			if seq, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil && seq <= l.mirror.MirrorSeq() {
 				continue // this instance's own write, applied already
@@ -156,6 +167,18 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 			}
 		}
 	}
+}
+
+// channels are the channels the listener LISTENs on: the key changes and
+// each handler's.
+func (l *Listener) channels() []string {
+	out := []string{KeysChannel}
+	for ch := range l.opts.Handlers {
+		if ch != KeysChannel {
+			out = append(out, ch)
+		}
+	}
+	return out
 }
 
 // sync brings the mirror up to date. It sets no deadline of its own: a

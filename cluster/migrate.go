@@ -25,9 +25,11 @@ type migration struct {
 
 var migrationName = regexp.MustCompile(`^(\d{3})_([a-z0-9_]+)\.up\.sql$`)
 
-// migrations reads the embedded files, in version order. Versions must be
-// 1, 2, 3, ... without gaps, so that "the database's version" says which
-// files have run.
+// migrations reads the embedded files, in version order. Versions are
+// unique and increasing but may have gaps: numbers are handed out to
+// branches developed side by side, and one merged ahead of another leaves
+// a gap for a while. The version table records each file that has run,
+// so a file that arrives later with a lower number still runs.
 func migrations() ([]migration, error) {
 	entries, err := fs.ReadDir(migrationFiles, "migrations")
 	if err != nil {
@@ -48,11 +50,21 @@ func migrations() ([]migration, error) {
 	}
 	slices.SortFunc(list, func(a, b migration) int { return a.Version - b.Version })
 	for i, m := range list {
-		if m.Version != i+1 {
-			return nil, fmt.Errorf("%w: expected version %d, found %d", ErrBadMigration, i+1, m.Version)
+		if m.Version < 1 || (i > 0 && m.Version == list[i-1].Version) {
+			return nil, fmt.Errorf("%w: version %03d is zero or used twice", ErrBadMigration, m.Version)
 		}
 	}
 	return list, nil
+}
+
+// SchemaVersions lists the versions of the embedded migrations, in order.
+func SchemaVersions() []int {
+	list, _ := migrations()
+	out := make([]int, len(list))
+	for i, m := range list {
+		out[i] = m.Version
+	}
+	return out
 }
 
 // SchemaVersion is the schema version this binary migrates to.
@@ -98,14 +110,23 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, list []migration) ([]int, 
 			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 			return err
 		}
-		var current int
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM apiwarden_migration").Scan(&current); err != nil {
+		done, err := appliedVersions(ctx, tx)
+		if err != nil {
 			return err
 		}
-		if known := len(list); current > known {
-			return fmt.Errorf("%w: the database is at version %d, this binary knows up to %d; upgrade apiwarden", ErrSchemaNewer, current, known)
+		known := make(map[int]bool, len(list))
+		for _, m := range list {
+			known[m.Version] = true
 		}
-		for _, m := range list[current:] {
+		for _, v := range done {
+			if !known[v] {
+				return fmt.Errorf("%w: the database has version %d, which this binary does not know (it knows up to %d); upgrade apiwarden", ErrSchemaNewer, v, SchemaVersion())
+			}
+		}
+		for _, m := range list {
+			if slices.Contains(done, m.Version) {
+				continue
+			}
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return fmt.Errorf("cluster: migration %03d_%s: %w", m.Version, m.Name, err)
 			}
@@ -120,4 +141,13 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, list []migration) ([]int, 
 		return nil, err
 	}
 	return applied, nil
+}
+
+// appliedVersions reads the version table.
+func appliedVersions(ctx context.Context, tx pgx.Tx) ([]int, error) {
+	rows, err := tx.Query(ctx, "SELECT version FROM apiwarden_migration ORDER BY version")
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int])
 }

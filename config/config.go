@@ -92,6 +92,7 @@ type Proxy struct {
 	ResponseHeaderTimeout Duration `toml:"response_header_timeout"`
 	IdleConnTimeout       Duration `toml:"idle_conn_timeout"`
 	MaxIdleConnsPerHost   int      `toml:"max_idle_conns_per_host"`
+	MaxConnsPerHost       int      `toml:"max_conns_per_host"`
 	MaxBodyBytes          int64    `toml:"max_body_bytes"` // 0 = unlimited
 }
 
@@ -275,6 +276,7 @@ func Default() *Config {
 			ResponseHeaderTimeout: Duration(30 * time.Second),
 			IdleConnTimeout:       Duration(90 * time.Second),
 			MaxIdleConnsPerHost:   256,
+			MaxConnsPerHost:       1024,
 		},
 		Keys: Keys{
 			Scopes: []string{"forms:read", "forms:write", "clients:read", "clients:write", "guests:read",

@@ -109,6 +109,9 @@ func (c *Config) validateProxy(pl *problemList) {
 	if p.MaxIdleConnsPerHost < 1 {
 		pl.add("proxy.max_idle_conns_per_host", "must be at least 1, got %d", p.MaxIdleConnsPerHost)
 	}
+	if p.MaxConnsPerHost < 1 {
+		pl.add("proxy.max_conns_per_host", "must be at least 1, got %d", p.MaxConnsPerHost)
+	}
 	if p.MaxBodyBytes < 0 {
 		pl.add("proxy.max_body_bytes", "must be >= 0 (0 = unlimited), got %d", p.MaxBodyBytes)
 	}

@@ -37,8 +37,22 @@ type SystemOfRecord interface {
 	// returned as it is. Errors: ErrNotFound, ErrUnavailable.
 	ModifyKey(ctx context.Context, id string, change func(record []byte) ([]byte, Event, error)) (seq int64, record []byte, err error)
 	// KeyChanges returns at most limit changes after sequence after, in
-	// sequence order.
+	// sequence order. Each record carries the key's cluster-wide
+	// last_used_at, so a new mirror learns it with the key.
 	KeyChanges(ctx context.Context, after int64, limit int) ([]Change, error)
+
+	// MergeUsage merges what flushes of the write-behind learnt, in one
+	// transaction: each key's last_used_at moves forward to the batch's
+	// time when that is later (never back), and each event is inserted
+	// once per identity (Origin, FlushSeq, KeyID, Type), so retrying a
+	// merge that did commit adds nothing. A merge that changes something
+	// takes the next usage sequence, a counter of its own: usage is not a
+	// key change. Keys the system of record does not have are skipped.
+	MergeUsage(ctx context.Context, batch UsageBatch) error
+	// UsageChanges returns what the merges after usage sequence after,
+	// and at most limit of them, changed. Like key changes, usage
+	// sequences have no gaps and become visible in order.
+	UsageChanges(ctx context.Context, after int64, limit int) (UsageChanges, error)
 }
 
 // Change is one committed write in a SystemOfRecord.
@@ -273,11 +287,13 @@ func readSeq(v []byte) int64 {
 	return int64(binary.BigEndian.Uint64(v))
 }
 
-// loadMirrorSeq reads the last applied change sequence at start.
+// loadMirrorSeq reads the last applied change sequence, and the last
+// usage merge pulled, at start.
 func (s *Service) loadMirrorSeq() error {
 	return s.store.View(func(tx *store.Tx) error {
 		if meta := tx.Bucket(store.BucketMeta); meta != nil {
 			s.mirrorSeq.Store(readSeq(meta.Get(mirrorSeqKey)))
+			s.usage.pulledSeq.Store(readSeq(meta.Get(usageSeqKey)))
 			s.mirrorLast = string(meta.Get(mirrorLastKey))
 		}
 		return nil

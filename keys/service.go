@@ -63,6 +63,7 @@ type Service struct {
 	cache  *ristretto.Cache[uint64, *cacheEntry]
 	epochs [epochShards]atomic.Uint64
 	behind writeBehind
+	usage  usageOutbox // cluster mode: what flushes share (usage.go)
 
 	flushEvery time.Duration
 	life       lifecycle.State
@@ -119,6 +120,10 @@ func New(opts Options) (*Service, error) {
 		writeTimeout: opts.WriteTimeout,
 	}
 	s.behind.init()
+	if err := s.usage.init(); err != nil {
+		cache.Close()
+		return nil, err
+	}
 	s.SetPolicy(opts.Policy)
 	if err := s.checkSecret(); err != nil {
 		cache.Close()

@@ -107,31 +107,48 @@ func (s *Service) RecordDenial(now time.Time, keyID string, typ EventType, detai
 }
 
 // Flush writes what the request path has queued. Run calls it on every
-// interval and once more when stopping.
+// interval and once more when stopping. In cluster mode it then shares
+// what it wrote with the other instances through the system of record
+// and brings theirs into the mirror (usage.go); a failure there is logged
+// and retried on the next flush, and does not make Flush fail. It returns
+// the error of writing the store, after which the batch waits for the
+// next flush.
 func (s *Service) Flush() error {
 	lastUsed, events, dropped := s.behind.take()
-	if len(lastUsed) == 0 && len(events) == 0 {
-		return nil
-	}
 	if dropped > 0 {
 		s.log.Warn("audit events dropped: too many distinct denials in one interval", "dropped", dropped)
 	}
-	err := s.store.Update(func(tx *store.Tx) error {
+	var shared []SharedEvent
+	if len(lastUsed) > 0 || len(events) > 0 {
+		var err error
+		if shared, err = s.writeBatch(lastUsed, events); err != nil {
+			s.behind.putBack(lastUsed, events)
+			return err
+		}
+	}
+	if s.records != nil {
+		s.shareUsage(lastUsed, shared)
+	}
+	return nil
+}
+
+// writeBatch writes one flush's last-used times and events to the store
+// in one transaction. In cluster mode each event is written under its
+// shared identity (usage.go), which writeBatch returns for the merge.
+func (s *Service) writeBatch(lastUsed map[string]time.Time, events map[eventClass]*Event) ([]SharedEvent, error) {
+	var flushSeq int64
+	if s.records != nil {
+		flushSeq = s.usage.nextFlush()
+		// PostgreSQL keeps microseconds: every instance shows one time.
 		for id, t := range lastUsed {
-			rec, err := getRecord(tx, id)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			} else if err != nil {
-				return err
-			}
-			if rec.LastUsedAt != nil && !t.After(*rec.LastUsedAt) {
-				continue
-			}
-			t := t.UTC()
-			rec.LastUsedAt = &t
-			if err := putRecord(tx, rec); err != nil {
-				return err
-			}
+			lastUsed[id] = t.Truncate(time.Microsecond)
+		}
+	}
+	var shared []SharedEvent
+	err := s.store.Update(func(tx *store.Tx) error {
+		shared = shared[:0]
+		if err := writeLastUsed(tx, lastUsed); err != nil {
+			return err
 		}
 		for _, ev := range events {
 			if ev.Type == EventExpired {
@@ -145,15 +162,43 @@ func (s *Service) Flush() error {
 				}
 				ev.Count = 0
 			}
-			if err := appendEvent(tx, *ev); err != nil {
+			if s.records == nil {
+				if err := appendEvent(tx, *ev); err != nil {
+					return err
+				}
+				continue
+			}
+			// The mirror's copy and the one pulled back need the same
+			// time to have one bbolt key.
+			sev := SharedEvent{Origin: s.usage.origin, FlushSeq: flushSeq, Event: *ev}
+			sev.At = sev.At.Truncate(time.Microsecond)
+			if err := putSharedEvent(tx, sev); err != nil {
 				return err
 			}
+			shared = append(shared, sev)
 		}
 		return nil
 	})
-	if err != nil {
-		s.behind.putBack(lastUsed, events)
-		return err
+	return shared, err
+}
+
+// writeLastUsed moves each key's last_used_at forward to the time given.
+func writeLastUsed(tx *store.Tx, lastUsed map[string]time.Time) error {
+	for id, t := range lastUsed {
+		rec, err := getRecord(tx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if rec.LastUsedAt != nil && !t.After(*rec.LastUsedAt) {
+			continue
+		}
+		t := t.UTC()
+		rec.LastUsedAt = &t
+		if err := putRecord(tx, rec); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -41,6 +41,8 @@ type Options struct {
 	// 0 means DefaultAllocSize. bbolt's own default (16 MiB) leaves a small
 	// installation with a file much larger than its data.
 	AllocSize int
+
+	readOnly bool // set by OpenReadOnly
 }
 
 // DefaultAllocSize is the growth step of the data file.
@@ -94,6 +96,7 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 	db, err = bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:      opts.LockTimeout,
 		NoSync:       opts.NoSync,
+		ReadOnly:     opts.readOnly,
 		FreelistType: bolt.FreelistMapType,
 	})
 	switch {

@@ -44,15 +44,11 @@ func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Reques
 	for attempt := 0; ; attempt++ {
 		var reused bool
 		var err error
-		if attempt == 0 {
-			pc, reused, err = p.upstream.get(ctx)
-		} else {
-			pc, err = p.upstream.dial(ctx)
-		}
+		pc, reused, err = p.upstream.get(ctx, attempt > 0)
 		if err == nil {
 			resp, err = p.send(ctx, pc, r, uri)
 			if err != nil {
-				pc.Close()
+				p.upstream.discard(pc)
 			}
 		}
 		if err == nil {
@@ -92,6 +88,9 @@ func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Reques
 	}
 	w.WriteHeader(resp.StatusCode)
 	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if stream {
+		p.upstream.release(pc)
+	}
 	complete := copyBody(w, resp.Body, stream)
 	for k, vv := range resp.Trailer {
 		h[k] = vv
@@ -103,7 +102,7 @@ func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Reques
 			return
 		}
 	}
-	pc.Close()
+	p.upstream.discard(pc)
 	if !complete && ctx.Err() == nil {
 		// The upstream broke off mid-body: abort the client's response
 		// too, so it cannot mistake a short body for a whole one.

@@ -26,8 +26,17 @@ type ProxyOptions struct {
 	ResponseHeaderTimeout time.Duration // an upstream slower than this answers 504
 	IdleConnTimeout       time.Duration
 	MaxIdleConnsPerHost   int
-	MaxBodyBytes          int64 // 0: unlimited
+	// MaxConnsPerHost bounds the lean path's upstream connections that
+	// carry a request at once (see forward.go); more requests wait for one
+	// to come free. Upgrades, Expect and large or streamed bodies go
+	// through httputil.ReverseProxy and are not counted. 0 means
+	// DefaultMaxConnsPerHost.
+	MaxConnsPerHost int
+	MaxBodyBytes    int64 // 0: unlimited
 }
+
+// DefaultMaxConnsPerHost is ProxyOptions.MaxConnsPerHost when unset.
+const DefaultMaxConnsPerHost = 1024
 
 // proxy forwards allowed requests upstream.
 type proxy struct {
@@ -73,7 +82,11 @@ func newProxy(g *gate, o ProxyOptions, now func() time.Time, log *slog.Logger) *
 		DisableCompression:    true, // pass bodies through as the upstream sent them
 	}
 	upstream := o.Upstream
-	p.upstream = newUpstreamPool(upstream, dialer, o.ResponseHeaderTimeout, o.IdleConnTimeout, o.MaxIdleConnsPerHost)
+	maxConns := o.MaxConnsPerHost
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConnsPerHost
+	}
+	p.upstream = newUpstreamPool(upstream, dialer, o.ResponseHeaderTimeout, o.IdleConnTimeout, o.MaxIdleConnsPerHost, maxConns)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)

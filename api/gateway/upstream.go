@@ -11,17 +11,24 @@ import (
 	"time"
 )
 
-// upstreamPool keeps idle keep-alive connections to the proxy's upstream.
-// The handler goroutine writes a request and reads the answer on one
-// connection itself: http.Transport would hand both to a writer and a
-// reader goroutine per connection, two wake-ups and channel hand-offs per
+// upstreamPool keeps idle keep-alive connections to the proxy's upstream
+// and bounds the connections carrying a request at once. The handler
+// goroutine writes a request and reads the answer on one connection
+// itself: http.Transport would hand both to a writer and a reader
+// goroutine per connection, two wake-ups and channel hand-offs per
 // request that a sidecar with one upstream does not need.
+//
+// The bound keeps the upstream side from growing with the client side:
+// without it, 10,000 busy client connections opened thousands of upstream
+// connections (a socket and 8 KiB of buffers each), most of them closed
+// again at once because only max_idle_conns_per_host fit back in the pool.
 type upstreamPool struct {
 	addr          string // host:port
 	dialer        *net.Dialer
 	headerTimeout time.Duration
 	idleTimeout   time.Duration
 	idle          chan *upstreamConn
+	busy          chan struct{} // one token per connection carrying a request
 }
 
 type upstreamConn struct {
@@ -29,11 +36,12 @@ type upstreamConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	lastUsed time.Time
+	counted  bool // holds a token of busy
 }
 
 // newUpstreamPool returns nil for an upstream it cannot serve (not plain
 // http); the proxy then uses http.Transport for everything.
-func newUpstreamPool(u *url.URL, dialer *net.Dialer, headerTimeout, idleTimeout time.Duration, maxIdle int) *upstreamPool {
+func newUpstreamPool(u *url.URL, dialer *net.Dialer, headerTimeout, idleTimeout time.Duration, maxIdle, maxBusy int) *upstreamPool {
 	if u.Scheme != "http" {
 		return nil
 	}
@@ -42,35 +50,81 @@ func newUpstreamPool(u *url.URL, dialer *net.Dialer, headerTimeout, idleTimeout 
 		addr = net.JoinHostPort(u.Hostname(), "80")
 	}
 	return &upstreamPool{addr: addr, dialer: dialer, headerTimeout: headerTimeout, idleTimeout: idleTimeout,
-		idle: make(chan *upstreamConn, maxIdle)}
+		idle: make(chan *upstreamConn, maxIdle), busy: make(chan struct{}, max(maxBusy, 1))}
 }
 
-// get returns an idle connection that is still fresh, or dials one.
-// reused says the connection has carried a request before, so a failure
-// on it may only mean the upstream closed it while it was idle.
-func (p *upstreamPool) get(ctx context.Context) (pc *upstreamConn, reused bool, err error) {
-	for {
+// get returns an idle connection that is still fresh, or, with fresh set
+// or none idle, dials one. It first waits, as long as ctx and the
+// response-header timeout allow, until fewer than max_conns_per_host
+// connections carry a request; the connection it returns counts as one
+// until release, put or discard. reused says the connection has carried a
+// request before, so a failure on it may only mean the upstream closed it
+// while it was idle. Safe for concurrent use.
+func (p *upstreamPool) get(ctx context.Context, fresh bool) (pc *upstreamConn, reused bool, err error) {
+	if err := p.acquire(ctx); err != nil {
+		return nil, false, err
+	}
+	for !fresh {
 		select {
 		case pc := <-p.idle:
 			if p.idleTimeout > 0 && time.Since(pc.lastUsed) > p.idleTimeout {
 				pc.Close()
 				continue
 			}
+			pc.counted = true
 			return pc, true, nil
 		default:
 		}
-		pc, err := p.dial(ctx)
-		return pc, false, err
+		break
+	}
+	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		<-p.busy
+		return nil, false, err
+	}
+	return &upstreamConn{Conn: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10), counted: true}, false, nil
+}
+
+// acquire takes a token of busy, waiting for one when every connection
+// the bound allows carries a request. A wait longer than the
+// response-header timeout is an upstream too slow to answer: 504.
+func (p *upstreamPool) acquire(ctx context.Context) error {
+	select {
+	case p.busy <- struct{}{}:
+		return nil
+	default:
+	}
+	var timeout <-chan time.Time
+	if p.headerTimeout > 0 {
+		t := time.NewTimer(p.headerTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case p.busy <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timeout:
+		return errUpstreamHeaderTimeout
 	}
 }
 
-// dial opens a new connection, bypassing the idle ones.
-func (p *upstreamPool) dial(ctx context.Context) (*upstreamConn, error) {
-	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
-	if err != nil {
-		return nil, err
+// release stops counting pc against max_conns_per_host; the proxy calls it
+// when an answer turns out to be a stream, which may hold its connection
+// for hours and must not keep other requests waiting. Calling it again,
+// or on a connection put back or discarded, does nothing.
+func (p *upstreamPool) release(pc *upstreamConn) {
+	if pc.counted {
+		pc.counted = false
+		<-p.busy
 	}
-	return &upstreamConn{Conn: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
+}
+
+// discard closes a connection that cannot carry another request.
+func (p *upstreamPool) discard(pc *upstreamConn) {
+	pc.Close()
+	p.release(pc)
 }
 
 // closeIdle closes every idle connection. The proxy calls it when a reused
@@ -90,6 +144,7 @@ func (p *upstreamPool) closeIdle() {
 
 // put returns a connection whose response was read to the end.
 func (p *upstreamPool) put(pc *upstreamConn) {
+	p.release(pc)
 	if pc.br.Buffered() > 0 {
 		pc.Close() // the upstream sent more than it announced
 		return

@@ -34,9 +34,9 @@ func connect(t *testing.T, url string) *pgx.Conn {
 // Each test gets its own database: a table made in one is absent in the
 // other.
 func TestDatabasesAreSeparate(t *testing.T) {
+	a, b := pg.Database(t), pg.Database(t) // starts the server: no deadline of ours
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a, b := pg.Database(t), pg.Database(t)
 	if a == b {
 		t.Fatalf("two databases with one URL %s", a)
 	}

@@ -5,6 +5,7 @@
 import { api, APIError } from '../api.js';
 import { TimeChart, Sparkline } from '../chart.js';
 import { h, errorNotice, fmtNum, fmtInt, fmtRate, fmtMs, fmtAgo, empty, alertSubject, joined } from '../util.js';
+import { instancesPanel } from './instances.js';
 
 const WINDOW = 15 * 60 * 1000;
 const CAP = 900;
@@ -45,6 +46,7 @@ export function mount(root, { signal }) {
     h('div', { class: 'two section' },
       h('section', { class: 'card', 'aria-labelledby': 'ov-latency' }, h('h2', { id: 'ov-latency' }, 'Latency p95, last 15 minutes'), latencyBox),
       h('section', { class: 'card', 'aria-labelledby': 'ov-routes' }, h('h2', { id: 'ov-routes' }, 'Busiest routes, last minute'), routesBox)),
+    instancesPanel(signal),
   );
 
   const traffic = new TimeChart(trafficBox, {
