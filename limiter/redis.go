@@ -31,7 +31,9 @@ type RedisOptions struct {
 	URL string
 	// Prefix starts every key; DefaultRedisPrefix when empty.
 	Prefix string
-	// Timeout bounds each call; DefaultRedisTimeout when 0.
+	// Timeout bounds each decision's wait for Redis, from its arrival:
+	// queued behind a round trip in flight, then its own; DefaultRedisTimeout
+	// when 0.
 	Timeout time.Duration
 	// FailureThreshold is the number of consecutive failed calls that
 	// open the circuit breaker; DefaultRedisFailureThreshold when 0.
@@ -55,6 +57,11 @@ type RedisOptions struct {
 // SetCalendar on it apply here too), and the now passed to AllowAt picks
 // the calendar day and month; the buckets run on Redis's clock.
 //
+// Concurrent decisions share round trips: the decisions of the requests
+// that arrive while one is in flight go together in one script call (a
+// pipeline on a cluster), in arrival order per subject, and each is still
+// atomic (see scriptBatcher). A lone request is sent at once.
+//
 // When Redis fails or is slower than the timeout, the request is decided
 // by the local limiter instead and counted as a fallback; after
 // FailureThreshold consecutive failures the circuit breaker stops trying
@@ -77,6 +84,7 @@ type Redis struct {
 	timeout    time.Duration
 	log        *slog.Logger
 	breaker    breaker
+	batch      *scriptBatcher  // sends the decisions' scripts
 	life       lifecycle.State // of Run, the timer that probes an open breaker
 
 	calls     atomic.Uint64
@@ -137,6 +145,7 @@ func NewRedis(local *Limiter, opts RedisOptions) (*Redis, error) {
 		o.DisableIdentity = true // CLIENT SETINFO is unknown before Redis 7.2
 		r.client, r.ownsClient = redis.NewClient(o), true
 	}
+	r.batch = newScriptBatcher(r.client)
 	return r, nil
 }
 
@@ -172,6 +181,7 @@ type RedisStats struct {
 	Healthy      bool
 	Breaker      string // "closed", "open" or "half-open"
 	Calls        uint64 // scripts sent to Redis
+	RoundTrips   uint64 // round trips that carried AllowAt's scripts, one or a pipeline of several
 	Failures     uint64 // of which failed or timed out
 	Fallbacks    uint64 // decisions made by the local limiter instead
 	BreakerOpens uint64 // times the breaker opened
@@ -184,6 +194,7 @@ func (r *Redis) Stats() RedisStats {
 		Healthy:      s == breakerClosed,
 		Breaker:      breakerStateName(s),
 		Calls:        r.calls.Load(),
+		RoundTrips:   r.batch.roundTrips.Load(),
 		Failures:     r.failures.Load(),
 		Fallbacks:    r.fallbacks.Load(),
 		BreakerOpens: r.breaker.opens.Load(),
@@ -207,7 +218,9 @@ func (r *Redis) Allow(req Request) Result { return r.AllowAt(r.local.now(), req)
 //
 // It returns {allowed, reason, now, hour full, minute full, route full,
 // monthly used, wait (-1: never)}. It mirrors bucket.rescale, wait and take.
-var allowScript = redis.NewScript(`
+var allowScript = redis.NewScript(allowScriptSource)
+
+const allowScriptSource = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cost = tonumber(ARGV[1])
@@ -292,7 +305,7 @@ if routeChanged then
 end
 if never then wait = -1 end
 return {allowed and 1 or 0, reason, now, h, m, r, used, wait}
-`)
+`
 
 // peekScript reads a subject's tier buckets and counter without changing
 // them: KEYS as allowScript's 1 and 3. It returns {now, h, hc, m, mc, c, used}.
@@ -363,9 +376,7 @@ func (r *Redis) AllowAt(now time.Time, req Request) Result {
 	keys := []string{r.tierKey(req.Subject), routeKey, r.monthKey(req.Subject, v.day.monthID)}
 	args := []any{cost, hourCap, minuteCap, routeCap, tl.quota, v.day.start / 1000, monthEnd.Add(24 * time.Hour).Unix()}
 
-	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-	vals, err := allowScript.Run(ctx, r.client, keys, args...).Int64Slice()
-	cancel()
+	vals, err := r.batch.run(req.Subject, keys, args, time.Now().Add(r.timeout))
 	r.calls.Add(1)
 	if err == nil && len(vals) != 8 {
 		err = fmt.Errorf("unexpected reply %v", vals)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -502,22 +503,48 @@ func TestMonthKeyFormat(t *testing.T) {
 	}
 }
 
-// BenchmarkRedisAllowAt measures a shared decision: one script round trip
-// to a loopback redis-server.
+// BenchmarkRedisAllowAt measures a shared decision against a loopback
+// redis-server: serial is one caller at a time (the latency of a round
+// trip), parallel one caller per GOMAXPROCS, and parallel64 64 callers,
+// as many as the proxy benchmark's wrk connections.
 func BenchmarkRedisAllowAt(b *testing.B) {
-	srv := startRedis(b)
-	r := newTestRedis(b, srv, RedisOptions{Timeout: time.Second})
-	req := Request{Subject: "bench", Tier: "big"}
-	if err := r.Local().SetTiers(benchTiers); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			r.Allow(req)
-		}
-	})
-	if st := r.Stats(); st.Fallbacks != 0 {
-		b.Fatalf("%d decisions fell back", st.Fallbacks)
+	for _, bc := range []struct {
+		name    string
+		callers int // per GOMAXPROCS; 0: serial
+	}{{"serial", 0}, {"parallel", 1}, {"parallel64", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := startRedis(b)
+			r := newTestRedis(b, srv, RedisOptions{Timeout: time.Second})
+			req := Request{Subject: "bench", Tier: "big"}
+			if err := r.Local().SetTiers(benchTiers); err != nil {
+				b.Fatal(err)
+			}
+			r.Allow(req) // load the script
+			b.ReportAllocs()
+			b.ResetTimer()
+			switch bc.name {
+			case "serial":
+				for b.Loop() {
+					r.Allow(req)
+				}
+			default:
+				callers := bc.callers
+				if callers == 0 {
+					callers = max(64/runtime.GOMAXPROCS(0), 1)
+				}
+				b.SetParallelism(callers)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						r.Allow(req)
+					}
+				})
+			}
+			b.StopTimer()
+			st := r.Stats()
+			if st.Fallbacks != 0 {
+				b.Fatalf("%d decisions fell back", st.Fallbacks)
+			}
+			b.ReportMetric(float64(st.Calls)/float64(max(st.RoundTrips, 1)), "scripts/roundtrip")
+		})
 	}
 }

@@ -1,0 +1,242 @@
+package limiter
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Shape of the batcher.
+const (
+	// redisLanes is how many round trips may be in flight at once. A
+	// subject always uses the same lane, so its scripts reach Redis in
+	// the order its requests arrived.
+	redisLanes = 4
+	// defaultMaxRedisBatch caps the scripts sent in one pipeline, so one
+	// slow reply does not hold hundreds of requests.
+	defaultMaxRedisBatch = 128
+)
+
+// scriptCall is one allowScript call waiting for its answer.
+type scriptCall struct {
+	keys     []string
+	args     []any
+	deadline time.Time // the caller's: its arrival plus the timeout
+
+	vals []int64 // the reply, when err is nil
+	err  error
+
+	// batch, when set before done fires, makes this call's caller the
+	// sender of batch (of which it is the first).
+	batch []*scriptCall
+	done  chan struct{} // fires once: answered, or batch to send
+}
+
+// lane queues the calls that arrive while one of its round trips is in
+// flight.
+type lane struct {
+	mu      sync.Mutex
+	sending bool          // a round trip is in flight
+	queue   []*scriptCall // in arrival order
+}
+
+// scriptBatcher sends allowScript calls to Redis, coalescing the calls
+// that arrive while a round trip is in flight into one batch, as
+// gubernator batches the requests it forwards to a peer. There is no
+// timer and no wait: a call that finds its lane idle is sent at once,
+// alone, so a lone request pays one round trip, as without batching.
+//
+// A batch goes to a single server as one allowBatchScript call, to a
+// cluster or a ring as a pipeline of allowScript calls. Either way each
+// decision is still the atomic script, and a batch saves the round trips
+// and system calls of the calls in it (one call also saves Redis each
+// script call's own set-up). One round trip per lane at a time, one lane
+// per subject, and calls queued and sent in arrival order: a subject's
+// decisions run in the order its requests arrived.
+//
+// The batcher has no goroutine of its own. The caller that finds its lane
+// idle sends; when its round trip ends it hands the queue to the oldest
+// waiting caller, which sends that batch, and so on. A caller thus waits
+// for at most the round trip in flight and its own.
+type scriptBatcher struct {
+	client   redis.UniversalClient
+	oneCall  bool // batches go as one allowBatchScript call, not a pipeline
+	seed     maphash.Seed
+	maxBatch int
+	lanes    [redisLanes]lane
+	calls    sync.Pool // of *scriptCall
+
+	roundTrips atomic.Uint64
+}
+
+func newScriptBatcher(client redis.UniversalClient) *scriptBatcher {
+	// A cluster or a ring spreads keys over servers: one script call can
+	// only hold keys of one server, so those get pipelines, which go-redis
+	// splits per server.
+	_, oneServer := client.(*redis.Client)
+	b := &scriptBatcher{client: client, oneCall: oneServer, seed: maphash.MakeSeed(), maxBatch: defaultMaxRedisBatch}
+	b.calls.New = func() any { return &scriptCall{done: make(chan struct{}, 1)} }
+	return b
+}
+
+// run runs allowScript with keys and args for subject, in a pipeline with
+// other callers' calls when a round trip of subject's lane is in flight,
+// and returns the reply. It gives up at deadline. It is safe for
+// concurrent use and blocks until the reply or the error is known.
+func (b *scriptBatcher) run(subject Subject, keys []string, args []any, deadline time.Time) ([]int64, error) {
+	c := b.calls.Get().(*scriptCall)
+	c.keys, c.args, c.deadline = keys, args, deadline
+	l := &b.lanes[maphash.String(b.seed, string(subject))%redisLanes]
+	l.mu.Lock()
+	if l.sending {
+		l.queue = append(l.queue, c)
+		l.mu.Unlock()
+		<-c.done
+		if batch := c.batch; batch != nil {
+			c.batch = nil
+			b.send(l, batch)
+		}
+	} else {
+		l.sending = true
+		l.mu.Unlock()
+		b.send(l, []*scriptCall{c})
+	}
+	vals, err := c.vals, c.err
+	*c = scriptCall{done: c.done}
+	b.calls.Put(c)
+	return vals, err
+}
+
+// send does batch's round trip, hands the lane's queue to the next
+// sender, then wakes every call of batch but the first, whose caller is
+// the one sending.
+func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
+	b.roundTrip(batch)
+
+	// The next round trip starts before this batch's callers run on.
+	l.mu.Lock()
+	var next []*scriptCall
+	if n := min(len(l.queue), b.maxBatch); n > 0 {
+		next = make([]*scriptCall, n)
+		copy(next, l.queue)
+		left := copy(l.queue, l.queue[n:])
+		clear(l.queue[left:])
+		l.queue = l.queue[:left]
+	} else {
+		l.sending = false
+	}
+	l.mu.Unlock()
+	if next != nil {
+		next[0].batch = next
+		next[0].done <- struct{}{}
+	}
+	for _, c := range batch[1:] {
+		c.done <- struct{}{}
+	}
+}
+
+// roundTrip runs every call of batch and sets its vals or err: one
+// allowScript call when alone, else one allowBatchScript call or one
+// pipeline, which gives up at the earliest deadline in it. In a pipeline
+// a call whose reply is lost fails alone: the replies read before stay
+// good.
+func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
+	deadline := batch[0].deadline
+	for _, c := range batch[1:] {
+		if c.deadline.Before(deadline) {
+			deadline = c.deadline
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if len(batch) == 1 {
+		c := batch[0]
+		b.roundTrips.Add(1)
+		c.vals, c.err = allowScript.Run(ctx, b.client, c.keys, c.args...).Int64Slice()
+		return
+	}
+	if b.oneCall {
+		b.callBatch(ctx, batch)
+		return
+	}
+	cmds := b.pipeline(ctx, batch)
+	var unknown []*scriptCall // NOSCRIPT: Redis lost its script cache (a restart, SCRIPT FLUSH)
+	for i, c := range batch {
+		c.vals, c.err = cmds[i].Int64Slice()
+		if c.err != nil && redis.HasErrorPrefix(c.err, "NOSCRIPT") {
+			unknown = append(unknown, c)
+		}
+	}
+	if len(unknown) == 0 {
+		return
+	}
+	// Those scripts did not run; load it (on every node of a cluster) and
+	// send them again, still in arrival order among themselves.
+	if err := allowScript.Load(ctx, b.client).Err(); err != nil {
+		for _, c := range unknown {
+			c.err = err
+		}
+		return
+	}
+	for i, cmd := range b.pipeline(ctx, unknown) {
+		unknown[i].vals, unknown[i].err = cmd.Int64Slice()
+	}
+}
+
+// callBatch makes batch's decisions in one allowBatchScript call. Its
+// reply, or its error, is every call's.
+func (b *scriptBatcher) callBatch(ctx context.Context, batch []*scriptCall) {
+	b.roundTrips.Add(1)
+	keys := make([]string, 0, 3*len(batch))
+	args := make([]any, 0, 7*len(batch))
+	for _, c := range batch {
+		keys = append(keys, c.keys...)
+		args = append(args, c.args...)
+	}
+	vals, err := allowBatchScript.Run(ctx, b.client, keys, args...).Int64Slice()
+	if err == nil && len(vals) != 8*len(batch) {
+		err = fmt.Errorf("unexpected batch reply of %d values for %d decisions", len(vals), len(batch))
+	}
+	for i, c := range batch {
+		if err != nil {
+			c.err = err
+			continue
+		}
+		c.vals = vals[8*i : 8*i+8 : 8*i+8]
+	}
+}
+
+// pipeline sends batch's calls as EVALSHAs in one pipeline and returns
+// their commands, each with its own reply or error.
+func (b *scriptBatcher) pipeline(ctx context.Context, batch []*scriptCall) []*redis.Cmd {
+	b.roundTrips.Add(1)
+	pipe := b.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(batch))
+	for i, c := range batch {
+		cmds[i] = allowScript.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx) // each command holds its own error
+	return cmds
+}
+
+// allowBatchScript makes several decisions in one call: allowScript's
+// body once per decision, in order. KEYS holds each decision's 3 keys and
+// ARGV its 7 arguments, one decision after another; the reply is each
+// decision's 8 values, one after another. The whole batch is atomic, which
+// is more than the decisions need; one call instead of one per decision
+// saves Redis the parsing, lookup and Lua set-up of each.
+var allowBatchScript = redis.NewScript(`
+local keys, argv, out = KEYS, ARGV, {}
+for i = 0, #keys / 3 - 1 do
+  local KEYS = {keys[i*3+1], keys[i*3+2], keys[i*3+3]}
+  local ARGV = {argv[i*7+1], argv[i*7+2], argv[i*7+3], argv[i*7+4], argv[i*7+5], argv[i*7+6], argv[i*7+7]}
+  local reply = (function()` + allowScriptSource + `end)()
+  for j = 1, 8 do out[#out+1] = reply[j] end
+end
+return out
+`)

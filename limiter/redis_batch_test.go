@@ -1,0 +1,296 @@
+package limiter
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pending is how many calls the batcher holds: one per lane with a round
+// trip in flight, plus the queued ones.
+func (b *scriptBatcher) pending() int {
+	n := 0
+	for i := range b.lanes {
+		l := &b.lanes[i]
+		l.mu.Lock()
+		n += len(l.queue)
+		if l.sending {
+			n++
+		}
+		l.mu.Unlock()
+	}
+	return n
+}
+
+// forEachBatchMode runs test on a fresh redis-server and a Redis with
+// opts whose script is loaded, with batches sent as one allowBatchScript
+// call (a single server) and as pipelines (a cluster or a ring).
+func forEachBatchMode(t *testing.T, opts RedisOptions, test func(t *testing.T, srv *redisServer, r *Redis)) {
+	for _, mode := range []struct {
+		name    string
+		oneCall bool
+	}{{"one call", true}, {"pipeline", false}} {
+		t.Run(mode.name, func(t *testing.T) {
+			srv := startRedis(t)
+			r := newTestRedis(t, srv, opts)
+			r.batch.oneCall = mode.oneCall
+			r.Allow(Request{Subject: "warm-up", Tier: "free"})
+			test(t, srv, r)
+		})
+	}
+}
+
+// waitPending polls until the batcher holds n calls.
+func waitPending(t *testing.T, r *Redis, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.batch.pending() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the batcher holds %d calls, want %d", r.batch.pending(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// pause stops the redis-server process, so that round trips hang and
+// later calls queue behind them; resume lets it run on.
+func (s *redisServer) pause() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *redisServer) resume() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// killPaused kills a paused server without letting it run first, so the
+// round trip it holds fails rather than completes.
+func (s *redisServer) killPaused() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// decideAll runs every request in its own goroutine and returns the
+// results, in the order of reqs, once all have returned.
+func decideAll(r *Redis, now time.Time, reqs []Request) []Result {
+	results := make([]Result, len(reqs))
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = r.AllowAt(now, req)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// decidePaused pauses srv, runs every request in its own goroutine, waits
+// until the batcher holds them all, calls then (which must let the round
+// trips end: resume, kill, or nothing for a timeout) and returns the
+// results once all have returned, in the order of reqs.
+func decidePaused(t *testing.T, srv *redisServer, r *Redis, now time.Time, reqs []Request, then func()) []Result {
+	t.Helper()
+	srv.pause()
+	var results []Result
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		results = decideAll(r, now, reqs)
+	}()
+	waitPending(t, r, len(reqs))
+	then()
+	<-done
+	return results
+}
+
+func repeat(req Request, n int) []Request {
+	reqs := make([]Request, n)
+	for i := range reqs {
+		reqs[i] = req
+	}
+	return reqs
+}
+
+func admitted(results []Result) int {
+	n := 0
+	for _, res := range results {
+		if res.Allowed {
+			n++
+		}
+	}
+	return n
+}
+
+// Every script of a batch runs atomically and in full: with many more
+// callers than tokens, exactly the burst, the route's capacity and the
+// monthly quota are admitted, whether the calls queued up behind a paused
+// server (batches capped at 16) or just ran concurrently. The timeout is
+// generous: nothing here may fall back under the race detector on a
+// loaded machine.
+func TestRedisBatchAdmitsExactly(t *testing.T) {
+	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redisServer, r *Redis) {
+		r.batch.maxBatch = 16
+		now := time.Now()
+
+		kinds := []struct {
+			req  Request
+			want int
+		}{
+			{Request{Subject: "burst", Tier: "free"}, 10},
+			{Request{Subject: "quota", Tier: "metered"}, 5},
+			{Request{Subject: "route", Tier: "basic", Route: "forms", RoutePerMinute: 4}, 4},
+		}
+		const callers = 40
+		var reqs []Request
+		for _, k := range kinds {
+			reqs = append(reqs, repeat(k.req, callers)...)
+		}
+		results := decidePaused(t, srv, r, now, reqs, srv.resume)
+
+		for j, k := range kinds {
+			if got := admitted(results[j*callers : (j+1)*callers]); got != k.want {
+				t.Errorf("%s: %d of %d admitted, want exactly %d", k.req.Subject, got, callers, k.want)
+			}
+		}
+		st := r.Stats()
+		if st.Fallbacks != 0 || st.Calls != uint64(len(reqs)+1) {
+			t.Fatalf("stats %+v", st)
+		}
+		// At most one call alone per lane, the rest in batches of 16 at most.
+		if st.RoundTrips >= st.Calls || st.RoundTrips < 1+uint64(len(reqs)-redisLanes)/16 {
+			t.Errorf("%d scripts in %d round trips: not batched, or batches over the cap", st.Calls, st.RoundTrips)
+		}
+
+		// Unpaused: 256 callers at once against a burst of 50.
+		results = decideAll(r, now, repeat(Request{Subject: "free-for-all", Tier: "basic"}, 256))
+		if n := admitted(results); n != 50 || r.Stats().Fallbacks != 0 {
+			t.Fatalf("%d of 256 admitted against a burst of 50 (%+v)", n, r.Stats())
+		}
+	})
+}
+
+// A subject's scripts run in the order its requests arrived: the calls
+// queued one by one behind a paused server find the tokens in that order.
+func TestRedisBatchKeepsArrivalOrder(t *testing.T) {
+	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redisServer, r *Redis) {
+		now := time.Now()
+		req := Request{Subject: "ordered", Tier: "free"}
+
+		srv.pause()
+		const n = 12 // two more than the burst
+		results := make([]Result, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = r.AllowAt(now, req)
+			}()
+			waitPending(t, r, i+1)
+		}
+		srv.resume()
+		wg.Wait()
+		for i, res := range results {
+			b, _ := find(res, PolicyMinute)
+			want := int64(max(9-i, -1)) // -1: denied
+			got := b.Remaining
+			if !res.Allowed {
+				got = -1
+			}
+			if got != want {
+				t.Errorf("request %d: %d tokens left (-1: denied), want %d", i, got, want)
+			}
+		}
+		if st := r.Stats(); st.RoundTrips != 3 || st.Fallbacks != 0 {
+			t.Errorf("want the warm-up, the first call and one batch of 11: %+v", st)
+		}
+	})
+}
+
+// When a batch's round trip times out, every caller in it gets the
+// decision the single path gives: the local limiter's, counted as a
+// fallback and a failure.
+func TestRedisBatchTimeoutFallsBackForEach(t *testing.T) {
+	forEachBatchMode(t, RedisOptions{Timeout: 3 * time.Second, FailureThreshold: 100}, func(t *testing.T, srv *redisServer, r *Redis) {
+		now := time.Now()
+
+		const n = 8
+		results := decidePaused(t, srv, r, now, repeat(Request{Subject: "k", Tier: "tiny"}, n), func() {}) // the timeout ends the round trips
+		srv.resume()
+		st := r.Stats()
+		if got := admitted(results); got != 3 || st.Fallbacks != n || st.Failures != n || st.RoundTrips != 3 {
+			t.Fatalf("%d admitted, want the local burst of 3; stats %+v, want %d fallbacks and failures in 3 round trips",
+				got, st, n)
+		}
+		if !r.Healthy() {
+			t.Fatal("8 failures opened a breaker whose threshold is 100")
+		}
+	})
+}
+
+// Redis killed while a batch waits for it: each caller falls back, the
+// breaker opens; restarted, Redis decides again (the probe reloads the
+// script the restart lost).
+func TestRedisBatchKilledAndRestarted(t *testing.T) {
+	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second, FailureThreshold: 1, CoolDown: time.Minute}, func(t *testing.T, srv *redisServer, r *Redis) {
+		now := time.Now()
+
+		const n = 8
+		results := decidePaused(t, srv, r, now, repeat(Request{Subject: "k", Tier: "tiny"}, n), srv.killPaused)
+		st := r.Stats()
+		if got := admitted(results); got != 3 || st.Fallbacks != n || st.Breaker != "open" || st.RoundTrips != 3 {
+			t.Fatalf("%d admitted, want the local burst of 3; stats %+v", got, st)
+		}
+
+		srv.start()
+		later := now.Add(time.Minute)
+		if res := r.AllowAt(later, Request{Subject: "k", Tier: "free"}); !res.Allowed || !r.Healthy() {
+			t.Fatalf("the probe after the restart: %+v %+v", res, r.Stats())
+		}
+		// Batches go to Redis again: exactly the burst of the restarted
+		// server's fresh bucket, no fallback.
+		results = decideAll(r, later, repeat(Request{Subject: "k2", Tier: "free"}, 4*n))
+		if got := admitted(results); got != 10 || r.Stats().Fallbacks != n {
+			t.Fatalf("after the restart %d admitted, want 10; %+v", got, r.Stats())
+		}
+	})
+}
+
+// A batch sent after Redis lost its script cache loads the script and
+// sends the decisions again; each runs once.
+func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
+	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redisServer, r *Redis) {
+		if err := srv.client(t).ScriptFlush(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		// Route-only calls with a route of 4: keys and arguments as AllowAt
+		// sends them.
+		keys := []string{r.tierKey("s"), r.routeKey("s", "forms"), r.monthKey("s", 0)}
+		args := []any{1, 0, 0, 4, 0, 0, time.Now().Add(time.Hour).Unix()}
+		batch := make([]*scriptCall, 6)
+		for i := range batch {
+			batch[i] = &scriptCall{keys: keys, args: args, deadline: time.Now().Add(10 * time.Second)}
+		}
+		before := r.Stats().RoundTrips
+		r.batch.roundTrip(batch)
+		for i, c := range batch {
+			if c.err != nil || len(c.vals) != 8 || (c.vals[0] == 1) != (i < 4) {
+				t.Errorf("call %d: %v %v, want allowed %v", i, c.vals, c.err, i < 4)
+			}
+		}
+		// A pipeline is sent again; one call is retried inside Script.Run.
+		if got, want := r.Stats().RoundTrips-before, map[bool]uint64{true: 1, false: 2}[r.batch.oneCall]; got != want {
+			t.Errorf("%d round trips counted, want %d", got, want)
+		}
+	})
+}
