@@ -222,6 +222,7 @@ func TestGoldenBlocksDecode(t *testing.T) {
 		{blockVersion1, true},
 		{2, false},
 		{blockVersion3, false},
+		{blockVersion4, false},
 	} {
 		t.Run(fmt.Sprintf("v%d", tc.version), func(t *testing.T) {
 			block, dict, want := readGolden(t, tc.version)
