@@ -333,9 +333,10 @@ type blockSegment struct {
 // section's columns: the segments, inflated as needed, and once mapped
 // which records each holds.
 type v4Parts struct {
-	keys      int     // entries of the header's key list
-	segOfRank []uint8 // the segment of each key rank
-	mapped    bool    // rowRank, order and segStart are set
+	keys      int      // entries of the header's key list
+	keyIDs    []uint64 // the header's key list, read by decodeKeys
+	segOfRank []uint8  // the segment of each key rank
+	mapped    bool     // rowRank, order and segStart are set
 	rowRank   []uint32
 	order     []int32 // records grouped by segment, block order within one
 	segStart  []int   // where each segment's records begin in order, plus the end
@@ -556,12 +557,37 @@ func (p *v4Parts) mapRows(keyRows []byte, n int) error {
 	return nil
 }
 
-// The string columns of each part of a version-4 block, in the order of
-// stringColumns.
-var (
-	v4SelectStrings  = [...]int{colKey}
-	v4SegmentStrings = [...]int{colMethod, colRoute, colPath, colOwner, colTier, colCountry, colUserAgent, colDecision}
-)
+// v4SegmentStrings are the string columns of a version-4 segment, in the
+// order of stringColumns.
+var v4SegmentStrings = [...]int{colMethod, colRoute, colPath, colOwner, colTier, colCountry, colUserAgent, colDecision}
+
+// decodeKeys sets the key of the records slot selects from the key ranks
+// mapRows read (and checked), resolving only the keys those records
+// have: a page of one key resolves one, not the block's thousand.
+func (p *v4Parts) decodeKeys(keyList []byte, resolve func(uint64) (string, error), slot []int32, recs []Record) error {
+	p.keyIDs = p.keyIDs[:0]
+	l := newIDList(blockColumn{table: keyList, ascending: true})
+	for id, ok := l.next(); ok; id, ok = l.next() {
+		p.keyIDs = append(p.keyIDs, id)
+	}
+	names := map[uint32]string{}
+	for i, o := range slot {
+		if o < 0 {
+			continue
+		}
+		rank := p.rowRank[i]
+		name, ok := names[rank]
+		if !ok {
+			var err error
+			if name, err = resolve(p.keyIDs[rank]); err != nil {
+				return corruptColumn("key", err)
+			}
+			names[rank] = name
+		}
+		recs[o].KeyID = name
+	}
+	return nil
+}
 
 // decodeV4 reads the columns of a version-4 block but time (which
 // decodeColumns has read) into the records slot selects: the select
@@ -569,15 +595,15 @@ var (
 // selected row in a segment not loaded is errSegmentNotLoaded: loadV4
 // was not called for the selection.
 func decodeV4(view *blockView, resolve func(uint64) (string, error), slot []int32, recs []Record) error {
-	h, cols, p := view.h, &view.cols, &view.v4
-	if err := decodeStrings(h, cols, v4SelectStrings[:], resolve, slot, recs); err != nil {
-		return err
-	}
+	h, p := view.h, &view.v4
 	if !p.mapped {
 		if slices.ContainsFunc(slot, func(o int32) bool { return o >= 0 }) {
 			return errSegmentNotLoaded
 		}
 		return nil
+	}
+	if err := p.decodeKeys(h.keys, resolve, slot, recs); err != nil {
+		return err
 	}
 	last := make([]int64, p.keys)
 	var segSlot []int32
