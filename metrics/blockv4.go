@@ -33,13 +33,18 @@ import (
 // records into ranges of keys of about segmentRecords records each, so a
 // page of one key inflates the select section, the shared one and one
 // segment of each block holding the key. Paths and user agents are
-// shared because the same ones come from many keys: tables per segment
-// cost about 15% more bytes on realistic traffic, shared ones about 1%
-// (see docs/BENCHMARKS.md).
+// shared because the same ones come from many keys: on a block of
+// realistic traffic, with path tables per segment version 4 cost 15%
+// more bytes than version 3, with them shared 6.5% (see
+// docs/BENCHMARKS.md).
 
 const (
-	// segmentRecords is about how many records a segment holds.
-	segmentRecords = 1024
+	// segmentRecords is about how many records a segment holds. Measured
+	// on a block of realistic traffic (BenchmarkKeyRowsOfBlock): 1,024
+	// cost 6.5% more bytes than version 3 and a key's rows took 0.32 of
+	// version 3's CPU time, 512 cost 6.3% and took 0.29, 256 cost 8.3%
+	// and took 0.25. Smaller segments repeat more table entries.
+	segmentRecords = 512
 	// maxSegments bounds the segments of a block (and what a decoder
 	// accepts): a full block has this many.
 	maxSegments = maxBlockRecords / segmentRecords

@@ -75,8 +75,8 @@ func TestBlockV4RoundTrip(t *testing.T) {
 		n, keys      int
 		wantSegments int
 	}{
-		{1, 1, 1}, {7, 3, 1}, {1024, 50, 1}, {1025, 50, 2}, {3000, 2, 2}, {3000, 1, 1},
-		{5000, 1000, 5}, {maxBlockRecords, 1000, maxSegments}, {maxBlockRecords, 5, 5},
+		{1, 1, 1}, {7, 3, 1}, {segmentRecords, 50, 1}, {segmentRecords + 1, 50, 2}, {3000, 2, 2}, {3000, 1, 1},
+		{5000, 1000, 10}, {maxBlockRecords, 1000, maxSegments}, {maxBlockRecords, 5, 5},
 	} {
 		t.Run(fmt.Sprintf("%d records %d keys", tc.n, tc.keys), func(t *testing.T) {
 			g := newTrafficGen(uint64(tc.n), time.Date(2026, 6, 6, 1, 0, 0, 0, time.UTC), 1000)
