@@ -245,26 +245,7 @@ func TestRecordFiltersMatchBruteForce(t *testing.T) {
 	)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			q := c.q
-			var want []Record
-			f := recordFilter{q: &q, fromMicro: -1 << 62, toMicro: 1 << 62}
-			if !q.From.IsZero() {
-				f.fromMicro, f.toMicro = ceilMicro(q.From), ceilMicro(q.To)
-			}
-			for i := range all {
-				if f.match(&all[i]) {
-					want = append(want, all[i])
-				}
-			}
-			q.Order = OldestFirst
-			if got := pageRecords(t, rd, q, nil); !slices.EqualFunc(got, want, recordsEqual) {
-				t.Fatalf("%+v oldest first: %d records, want %d", q, len(got), len(want))
-			}
-			q.Order = NewestFirst
-			slices.Reverse(want)
-			if got := pageRecords(t, rd, q, nil); !slices.EqualFunc(got, want, recordsEqual) {
-				t.Fatalf("%+v newest first: %d records, want %d", q, len(got), len(want))
-			}
+			checkFilteredPages(t, rd, c.q, all)
 		})
 	}
 }
