@@ -268,3 +268,29 @@ func BenchmarkKeyRowsOfBlock(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEncodeBlock encodes a full block of realistic traffic in each
+// block version the encoder writes: the part of a flush the format
+// decides. cpu-ms/op is the encoding thread's CPU time.
+func BenchmarkEncodeBlock(b *testing.B) {
+	ptrs := sortedPointers(benchRecords(maxBlockRecords, 1000))
+	for _, v := range []byte{blockVersion3, blockVersion4} {
+		dict := newMemDict()
+		enc := newBlockEncoder()
+		enc.version = v
+		b.Run(fmt.Sprintf("v%d", v), func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			before := threadCPU()
+			var block []byte
+			for b.Loop() {
+				var err error
+				if block, err = enc.encode(block[:0], ptrs, dict.intern); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(threadCPU()-before)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(len(block))/float64(len(ptrs)), "B/record")
+		})
+	}
+}
