@@ -610,6 +610,16 @@ func decodeV4(view *blockView, resolve func(uint64) (string, error), slot []int3
 	if err := p.decodeKeys(h.keys, resolve, slot, recs); err != nil {
 		return err
 	}
+	// The shared tables are split once per block, not once per segment.
+	var shared [numColumns]*stringTable
+	for _, c := range v4SegmentStrings {
+		if v4SharedTable(c) && slices.ContainsFunc(p.segs, func(s blockSegment) bool { return s.loaded }) {
+			shared[c] = new(stringTable)
+			if err := shared[c].load(blockColumn{table: p.sharedCol[c]}, h.count, false, resolve); err != nil {
+				return corruptColumn(columnName(c), err)
+			}
+		}
+	}
 	last := make([]int64, p.keys)
 	var segSlot []int32
 	var segKey []uint32
@@ -628,7 +638,7 @@ func decodeV4(view *blockView, resolve func(uint64) (string, error), slot []int3
 			}
 			continue
 		}
-		if err := decodeSegment(h, &seg.cols, resolve, segSlot, segKey, last, recs); err != nil {
+		if err := decodeSegment(h, &seg.cols, &shared, resolve, segSlot, segKey, last, recs); err != nil {
 			return fmt.Errorf("%w (segment %d)", err, k)
 		}
 	}
@@ -636,21 +646,22 @@ func decodeV4(view *blockView, resolve func(uint64) (string, error), slot []int3
 }
 
 // decodeSegment reads the columns of one segment into the records
-// segSlot selects; segKey is each row's key rank and last scratch of
-// the key list's length.
-func decodeSegment(h blockHeader, cols *[numColumns]blockColumn, resolve func(uint64) (string, error), segSlot []int32, segKey []uint32, last []int64, recs []Record) error {
+// segSlot selects; segKey is each row's key rank, last scratch of the
+// key list's length, and shared the shared tables, loaded.
+func decodeSegment(h blockHeader, cols *[numColumns]blockColumn, shared *[numColumns]*stringTable, resolve func(uint64) (string, error), segSlot []int32, segKey []uint32, last []int64, recs []Record) error {
 	n := len(segSlot)
 	if err := decodeRequestIDs(cols[colRequestID], n, segSlot, recs); err != nil {
 		return corruptColumn("request id", err)
 	}
-	var table stringTable
+	var own stringTable
 	for _, c := range v4SegmentStrings {
-		entries := n // a segment's own table has no more entries than records
-		if v4SharedTable(c) {
-			entries = h.count
-		}
-		if err := table.load(cols[c], entries, inDict(h.version, c), resolve); err != nil {
-			return corruptColumn(columnName(c), err)
+		table := shared[c]
+		if table == nil {
+			table = &own
+			// a segment's own table has no more entries than records
+			if err := table.load(cols[c], n, inDict(h.version, c), resolve); err != nil {
+				return corruptColumn(columnName(c), err)
+			}
 		}
 		var predicted []int64
 		if c == colOwner || c == colTier {
@@ -659,7 +670,7 @@ func decodeSegment(h blockHeader, cols *[numColumns]blockColumn, resolve func(ui
 				predicted[j] = -1
 			}
 		}
-		if err := decodeStringRows(c, cols[c].rows, &table, segKey, predicted, segSlot, recs); err != nil {
+		if err := decodeStringRows(c, cols[c].rows, table, segKey, predicted, segSlot, recs); err != nil {
 			return corruptColumn(columnName(c), err)
 		}
 	}
