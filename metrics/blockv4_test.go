@@ -255,14 +255,10 @@ func BenchmarkKeyRowsOfBlock(b *testing.B) {
 		}
 		var dec blockDecoder
 		b.Run(fmt.Sprintf("v%d", v), func(b *testing.B) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			before := threadCPU()
 			var rows []Record
-			for b.Loop() {
+			loopOnOneThread(b, func() {
 				rows, _ = readKeyRows(b, &dec, dict, block, recs[len(recs)/2].KeyID)
-			}
-			b.ReportMetric(float64(threadCPU()-before)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+			})
 			b.ReportMetric(float64(len(rows)), "rows")
 			b.ReportMetric(float64(len(block)), "block-bytes")
 		})
@@ -279,18 +275,26 @@ func BenchmarkEncodeBlock(b *testing.B) {
 		enc := newBlockEncoder()
 		enc.version = v
 		b.Run(fmt.Sprintf("v%d", v), func(b *testing.B) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			before := threadCPU()
 			var block []byte
-			for b.Loop() {
+			loopOnOneThread(b, func() {
 				var err error
 				if block, err = enc.encode(block[:0], ptrs, dict.intern); err != nil {
 					b.Fatal(err)
 				}
-			}
-			b.ReportMetric(float64(threadCPU()-before)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+			})
 			b.ReportMetric(float64(len(block))/float64(len(ptrs)), "B/record")
 		})
 	}
+}
+
+// loopOnOneThread runs op in b.Loop on one OS thread and reports that
+// thread's CPU time per op as cpu-ms/op.
+func loopOnOneThread(b *testing.B, op func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	before := threadCPU()
+	for b.Loop() {
+		op()
+	}
+	b.ReportMetric(float64(threadCPU()-before)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }
