@@ -80,7 +80,7 @@ func benchService(b *testing.B) *analytics.Service {
 			return
 		}
 		bench.took = time.Since(start)
-		fmt.Fprintf(os.Stderr, "analytics bench fixture: %d records in %s\n", bench.records, bench.took.Round(time.Second))
+		fmt.Fprintf(os.Stderr, "analytics bench fixture: %d records in %s, %d MB on disk\n", bench.records, bench.took.Round(time.Second), dirBytes(bench.dir)>>20)
 		bench.svc, bench.err = analytics.New(analytics.Options{
 			Source:    metrics.NewReader(bench.st),
 			Retention: analytics.Retention{RawDays: 90, HourlyDays: 400},
@@ -169,4 +169,20 @@ func BenchmarkQueries(b *testing.B) {
 		_, err := svc.Billing(ctx, analytics.BillingQuery{Month: "2026-10", GroupBy: analytics.GroupOwner})
 		return err
 	})
+}
+
+// dirBytes is the size of the files in dir: the fixture's data file, so
+// that a change of the block format shows in the fixture's size.
+func dirBytes(dir string) int64 {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+	}
+	return n
 }

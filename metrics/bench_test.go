@@ -461,11 +461,14 @@ func BenchmarkDecodeBlock(b *testing.B) {
 			b.ReportAllocs()
 			var out []Record
 			for b.Loop() {
-				cols, err := dec.columns(h, body)
+				view, err := dec.open(h, body)
+				if err == nil {
+					err = dec.load(view, bc.sel)
+				}
 				if err != nil {
 					b.Fatal(err)
 				}
-				if out, err = decodeColumns(h, cols, dict.resolve, out[:0], bc.sel); err != nil {
+				if out, err = decodeColumns(view, dict.resolve, out[:0], bc.sel); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -63,12 +63,15 @@ import (
 //   - flags: one byte, error category | cache status << 4.
 //
 // The body is DEFLATE-compressed when that makes it smaller, which it does
-// for any block of more than a few records.
+// for any block of more than a few records. Version 4 keeps these column
+// encodings but splits the body into separately compressed sections, so
+// that a filtered read inflates only what it needs (see blockv4.go).
 
 const (
-	blockVersion   = 3 // what the encoder writes
+	blockVersion   = 4 // what the encoder writes
 	blockVersion1  = 1 // method, country and user agent in the dictionary
 	blockVersion3  = 3 // the key column's table in the header
+	blockVersion4  = 4 // sections: see blockv4.go
 	blockFlagFlate = 1 << 0
 
 	// maxBlockRecords caps a block so that a page of a paginated read
@@ -199,6 +202,10 @@ func (l *localStrings) position(s string, table *[]byte) uint32 {
 // blockEncoder turns records into blocks. Its maps and buffers are reused
 // from block to block; it is not safe for concurrent use.
 type blockEncoder struct {
+	// version is the format written: blockVersion, or blockVersion3 for
+	// tests that need blocks as earlier binaries wrote them.
+	version byte
+
 	tables, rows [numColumns][]byte
 
 	dicts      [numColumns]localDict    // dictionary columns
@@ -217,12 +224,15 @@ type blockEncoder struct {
 	zbuf  bytes.Buffer
 	zw    *flate.Writer
 	numbs []byte // scratch for one address
+
+	v4 v4Scratch // version 4 only
 }
 
 func newBlockEncoder() *blockEncoder {
 	return &blockEncoder{
-		ips:    make(map[netip.Addr]uint32),
-		shapes: make(map[idShape]uint32),
+		version: blockVersion,
+		ips:     make(map[netip.Addr]uint32),
+		shapes:  make(map[idShape]uint32),
 	}
 }
 
@@ -244,6 +254,7 @@ func (e *blockEncoder) reset() {
 	e.ownerByKey = e.ownerByKey[:0]
 	e.tierByKey = e.tierByKey[:0]
 	e.keyRows = e.keyRows[:0]
+	e.v4.reset()
 }
 
 // idAtPos is a dictionary id and its position in order of first use.
@@ -261,7 +272,6 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 	e.reset()
 	minT, maxT := recs[0].Time.UnixMicro(), recs[len(recs)-1].Time.UnixMicro()
 	prevT := minT
-	var vals [len(stringColumns)]string
 	for _, r := range recs {
 		t := r.Time.UnixMicro()
 		if t < prevT {
@@ -269,60 +279,17 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 		}
 		e.rows[colTime] = binary.AppendUvarint(e.rows[colTime], uint64(t-prevT))
 		prevT = t
-
-		e.encodeRequestID(r.RequestID)
-
-		vals = [...]string{r.Method, r.Route, r.Path, r.KeyID, r.OwnerID, r.Tier, r.Country, r.UserAgent, r.Decision.String()}
-		var keyPos uint32
-		for i, c := range stringColumns {
-			var p uint32
-			if inDict(blockVersion, c) {
-				var err error
-				if p, err = e.dicts[c].position(vals[i], &e.tables[c], intern); err != nil {
-					return dst, err
-				}
-			} else {
-				p = e.locals[c].position(vals[i], &e.tables[c])
-			}
-			switch c {
-			case colKey:
-				keyPos = p
-				for int(p) >= len(e.ownerByKey) {
-					e.ownerByKey = append(e.ownerByKey, -1)
-					e.tierByKey = append(e.tierByKey, -1)
-				}
-				e.keyRows = append(e.keyRows, p) // written once the table is sorted
-			case colOwner:
-				e.rows[c] = appendPredicted(e.rows[c], &e.ownerByKey[keyPos], p)
-			case colTier:
-				e.rows[c] = appendPredicted(e.rows[c], &e.tierByKey[keyPos], p)
-			default:
-				e.rows[c] = binary.AppendUvarint(e.rows[c], uint64(p))
-			}
+		if err := e.encodeRecord(r, intern); err != nil {
+			return dst, err
 		}
-
-		p, ok := e.ips[r.ClientIP]
-		if !ok {
-			p = uint32(len(e.ips))
-			e.ips[r.ClientIP] = p
-			e.numbs, _ = r.ClientIP.AppendBinary(e.numbs[:0])
-			e.tables[colClientIP] = binary.AppendUvarint(e.tables[colClientIP], uint64(len(e.numbs)))
-			e.tables[colClientIP] = append(e.tables[colClientIP], e.numbs...)
-		}
-		e.rows[colClientIP] = binary.AppendUvarint(e.rows[colClientIP], uint64(p))
-
-		lat := uint64(r.Latency / time.Microsecond)
-		up := uint64(r.UpstreamLatency / time.Microsecond)
-		e.rows[colStatus] = binary.AppendUvarint(e.rows[colStatus], uint64(max(r.Status, 0)))
-		e.rows[colLatency] = binary.AppendUvarint(e.rows[colLatency], lat)
-		e.rows[colUpstream] = binary.AppendVarint(e.rows[colUpstream], int64(lat-up))
-		e.rows[colRequestBytes] = binary.AppendUvarint(e.rows[colRequestBytes], uint64(r.RequestBytes))
-		e.rows[colResponseBytes] = binary.AppendUvarint(e.rows[colResponseBytes], uint64(r.ResponseBytes))
-		e.rows[colFlags] = append(e.rows[colFlags], byte(r.ErrorCategory)|byte(r.CacheStatus)<<4)
 	}
 
 	if err := e.sortKeys(); err != nil {
 		return dst, err
+	}
+	if e.version >= blockVersion4 {
+		dst = appendBlockHeader(dst, blockVersion4, 0, len(recs), minT, maxT, e.keyList)
+		return e.appendBodyV4(dst, len(recs)), nil
 	}
 	e.body = e.body[:0]
 	for c := range numColumns {
@@ -336,11 +303,7 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 	payload := e.body
 	if len(e.body) > 64 {
 		e.zbuf.Reset()
-		if e.zw == nil {
-			e.zw, _ = flate.NewWriter(&e.zbuf, blockCompression)
-		} else {
-			e.zw.Reset(&e.zbuf)
-		}
+		e.resetCompressor()
 		_, _ = e.zw.Write(e.body) // writes to a bytes.Buffer do not fail
 		_ = e.zw.Close()
 		if e.zbuf.Len() < len(e.body) {
@@ -348,8 +311,87 @@ func (e *blockEncoder) encode(dst []byte, recs []*Record, intern func(string) (u
 			payload = e.zbuf.Bytes()
 		}
 	}
-	dst = appendBlockHeader(dst, flags, len(recs), minT, maxT, e.keyList)
+	dst = appendBlockHeader(dst, e.version, flags, len(recs), minT, maxT, e.keyList)
 	return append(dst, payload...), nil
+}
+
+// encodeRecord appends r's rows (all but the time's) to the columns.
+func (e *blockEncoder) encodeRecord(r *Record, intern func(string) (uint64, error)) error {
+	v4 := e.version >= blockVersion4
+	if v4 {
+		e.v4.addRequestID(e.requestIDShape(r.RequestID))
+	} else {
+		e.encodeRequestID(r.RequestID)
+	}
+
+	vals := [...]string{r.Method, r.Route, r.Path, r.KeyID, r.OwnerID, r.Tier, r.Country, r.UserAgent, r.Decision.String()}
+	var keyPos uint32
+	for i, c := range stringColumns {
+		var p uint32
+		if inDict(blockVersion, c) {
+			var err error
+			if p, err = e.dicts[c].position(vals[i], &e.tables[c], intern); err != nil {
+				return err
+			}
+		} else {
+			p = e.locals[c].position(vals[i], &e.tables[c])
+		}
+		if v4 && !v4InSelect(c) {
+			e.v4.pos[c] = append(e.v4.pos[c], p) // rows written per segment
+			continue
+		}
+		switch c {
+		case colKey:
+			keyPos = p
+			for int(p) >= len(e.ownerByKey) {
+				e.ownerByKey = append(e.ownerByKey, -1)
+				e.tierByKey = append(e.tierByKey, -1)
+			}
+			e.keyRows = append(e.keyRows, p) // written once the table is sorted
+		case colOwner:
+			e.rows[c] = appendPredicted(e.rows[c], &e.ownerByKey[keyPos], p)
+		case colTier:
+			e.rows[c] = appendPredicted(e.rows[c], &e.tierByKey[keyPos], p)
+		default:
+			e.rows[c] = binary.AppendUvarint(e.rows[c], uint64(p))
+		}
+	}
+
+	p, ok := e.ips[r.ClientIP]
+	if !ok {
+		p = uint32(len(e.ips))
+		e.ips[r.ClientIP] = p
+		e.numbs, _ = r.ClientIP.AppendBinary(e.numbs[:0])
+		e.tables[colClientIP] = binary.AppendUvarint(e.tables[colClientIP], uint64(len(e.numbs)))
+		e.tables[colClientIP] = append(e.tables[colClientIP], e.numbs...)
+	}
+	if v4 {
+		e.v4.pos[colClientIP] = append(e.v4.pos[colClientIP], p)
+	} else {
+		e.rows[colClientIP] = binary.AppendUvarint(e.rows[colClientIP], uint64(p))
+	}
+
+	lat := uint64(r.Latency / time.Microsecond)
+	up := uint64(r.UpstreamLatency / time.Microsecond)
+	e.rows[colStatus] = binary.AppendUvarint(e.rows[colStatus], uint64(max(r.Status, 0)))
+	e.rows[colLatency] = binary.AppendUvarint(e.rows[colLatency], lat)
+	e.rows[colUpstream] = binary.AppendVarint(e.rows[colUpstream], int64(lat-up))
+	e.rows[colRequestBytes] = binary.AppendUvarint(e.rows[colRequestBytes], uint64(r.RequestBytes))
+	e.rows[colResponseBytes] = binary.AppendUvarint(e.rows[colResponseBytes], uint64(r.ResponseBytes))
+	e.rows[colFlags] = append(e.rows[colFlags], byte(r.ErrorCategory)|byte(r.CacheStatus)<<4)
+	if v4 {
+		e.v4.endRow(&e.rows)
+	}
+	return nil
+}
+
+// resetCompressor points the compressor at e.zbuf, making it on first use.
+func (e *blockEncoder) resetCompressor() {
+	if e.zw == nil {
+		e.zw, _ = flate.NewWriter(&e.zbuf, blockCompression)
+	} else {
+		e.zw.Reset(&e.zbuf)
+	}
 }
 
 // sortKeys moves the key column's table to the header, sorted by id, and
@@ -391,7 +433,9 @@ func appendPredicted(rows []byte, last *int64, p uint32) []byte {
 	return binary.AppendUvarint(rows, uint64(p)+1)
 }
 
-func (e *blockEncoder) encodeRequestID(id string) {
+// requestIDShape returns the position of id's shape in the block's table
+// (adding it if new), whether the shape is numeric, and the number.
+func (e *blockEncoder) requestIDShape(id string) (p uint32, numeric bool, num uint64) {
 	shape, num := splitRequestID(id)
 	p, ok := e.shapes[shape]
 	if !ok {
@@ -403,11 +447,25 @@ func (e *blockEncoder) encodeRequestID(id string) {
 		t = append(t, shape.prefix...)
 		e.tables[colRequestID] = append(t, shape.mode)
 	}
-	e.rows[colRequestID] = binary.AppendUvarint(e.rows[colRequestID], uint64(p))
-	if shape.mode != idLiteral {
-		e.rows[colRequestID] = binary.AppendVarint(e.rows[colRequestID], int64(num-e.shapePrev[p]))
-		e.shapePrev[p] = num
+	return p, shape.mode != idLiteral, num
+}
+
+// encodeRequestID appends id's row, its number a delta from the one
+// before of the same shape in the block.
+func (e *blockEncoder) encodeRequestID(id string) {
+	p, numeric, num := e.requestIDShape(id)
+	e.rows[colRequestID] = appendRequestIDRow(e.rows[colRequestID], e.shapePrev, p, numeric, num)
+}
+
+// appendRequestIDRow appends a request id row: the shape position and,
+// for a numeric shape, the delta from prev[p], which it then sets to num.
+func appendRequestIDRow(rows []byte, prev []uint64, p uint32, numeric bool, num uint64) []byte {
+	rows = binary.AppendUvarint(rows, uint64(p))
+	if numeric {
+		rows = binary.AppendVarint(rows, int64(num-prev[p]))
+		prev[p] = num
 	}
+	return rows
 }
 
 // splitRequestID finds the decimal counter at the end of an id: the
@@ -440,51 +498,97 @@ type blockColumn struct {
 	ascending   bool // table is a version-3 key list (see idList)
 }
 
-// blockDecoder decodes blocks; it keeps a decompressor and buffer between
-// calls and is not safe for concurrent use.
+// blockDecoder decodes blocks; it keeps a decompressor and buffers
+// between calls and is not safe for concurrent use.
 type blockDecoder struct {
 	zr   io.ReadCloser
-	body bytes.Buffer
+	src  bytes.Reader
+	body []byte
+	view blockView
 }
 
-// columns decompresses the body if needed and splits it into columns. The
-// returned slices are valid until the next call.
-func (d *blockDecoder) columns(h blockHeader, body []byte) ([numColumns]blockColumn, error) {
-	var cols [numColumns]blockColumn
-	if h.flags&blockFlagFlate != 0 {
-		d.body.Reset()
-		if d.zr == nil {
-			d.zr = flate.NewReader(bytes.NewReader(body))
-		} else if err := d.zr.(flate.Resetter).Reset(bytes.NewReader(body), nil); err != nil {
-			return cols, fmt.Errorf("%w: %v", ErrCorruptBlock, err)
+// blockView is a block opened for reading: its header and the columns
+// read so far. For versions 1 to 3 that is every column; for version 4
+// the select section's, until loadV4 adds the rest (see blockv4.go).
+type blockView struct {
+	h    blockHeader
+	cols [numColumns]blockColumn
+	v4   v4Parts
+}
+
+// inflate appends the DEFLATE stream src, inflated, to dst; more than
+// limit bytes is ErrCorruptBlock.
+func (d *blockDecoder) inflate(src, dst []byte, limit int) ([]byte, error) {
+	d.src.Reset(src)
+	if d.zr == nil {
+		d.zr = flate.NewReader(&d.src)
+	} else if err := d.zr.(flate.Resetter).Reset(&d.src, nil); err != nil {
+		return dst, fmt.Errorf("%w: %v", ErrCorruptBlock, err)
+	}
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
 		}
-		n, err := d.body.ReadFrom(io.LimitReader(d.zr, maxBlockBody+1))
+		n, err := d.zr.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if len(dst) > limit {
+			return dst, fmt.Errorf("%w: body larger than %d bytes", ErrCorruptBlock, maxBlockBody)
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
 		if err != nil {
-			return cols, fmt.Errorf("%w: decompress: %v", ErrCorruptBlock, err)
+			return dst, fmt.Errorf("%w: decompress: %v", ErrCorruptBlock, err)
 		}
-		if n > maxBlockBody {
-			return cols, fmt.Errorf("%w: body larger than %d bytes", ErrCorruptBlock, maxBlockBody)
+	}
+}
+
+// open reads what a filter needs of a block: for versions 1 to 3 the
+// whole body, decompressed and split into columns; for version 4 the
+// select section. The view and its slices are valid until the next call.
+func (d *blockDecoder) open(h blockHeader, body []byte) (*blockView, error) {
+	view := &d.view
+	view.h = h
+	if h.version >= blockVersion4 {
+		return view, d.openV4(view, body)
+	}
+	cols := &view.cols
+	if h.flags&blockFlagFlate != 0 {
+		var err error
+		if d.body, err = d.inflate(body, d.body[:0], maxBlockBody); err != nil {
+			return view, err
 		}
-		body = d.body.Bytes()
+		body = d.body
 	}
 	r := byteReader{b: body}
 	for c := range numColumns {
 		cols[c].table = r.bytes(r.uvarint())
 		cols[c].rows = r.bytes(r.uvarint())
+		cols[c].ascending = false
 	}
 	if r.err != nil {
-		return cols, fmt.Errorf("%w: columns: %v", ErrCorruptBlock, r.err)
+		return view, fmt.Errorf("%w: columns: %v", ErrCorruptBlock, r.err)
 	}
 	if len(r.b) != 0 {
-		return cols, fmt.Errorf("%w: %d bytes after the last column", ErrCorruptBlock, len(r.b))
+		return view, fmt.Errorf("%w: %d bytes after the last column", ErrCorruptBlock, len(r.b))
 	}
 	if h.version >= blockVersion3 {
 		if len(cols[colKey].table) != 0 {
-			return cols, fmt.Errorf("%w: key table in the body", ErrCorruptBlock)
+			return view, fmt.Errorf("%w: key table in the body", ErrCorruptBlock)
 		}
 		cols[colKey].table, cols[colKey].ascending = h.keys, true
 	}
-	return cols, nil
+	return view, nil
+}
+
+// load makes sure the rows sel selects (all when sel is nil) can be
+// decoded: a no-op but for version 4, whose other sections it inflates
+// as needed.
+func (d *blockDecoder) load(view *blockView, sel []bool) error {
+	if view.h.version < blockVersion4 {
+		return nil
+	}
+	return d.loadV4(view, sel)
 }
 
 // decode appends the records of block b to out. resolve maps dictionary
@@ -494,18 +598,23 @@ func (d *blockDecoder) decode(b []byte, resolve func(uint64) (string, error), ou
 	if err != nil {
 		return out, err
 	}
-	cols, err := d.columns(h, body)
+	view, err := d.open(h, body)
 	if err != nil {
 		return out, err
 	}
-	return decodeColumns(h, cols, resolve, out, nil)
+	if err := d.load(view, nil); err != nil {
+		return out, err
+	}
+	return decodeColumns(view, resolve, out, nil)
 }
 
 // decodeColumns appends the block's records to out: all of them when sel
-// is nil, else only the rows i with sel[i] (in row order). Every row is
-// still checked, so damage is found whatever is selected; rows left out
-// cost a varint read per column instead of strings and a Record.
-func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uint64) (string, error), out []Record, sel []bool) ([]Record, error) {
+// is nil, else only the rows i with sel[i] (in row order). Every row
+// read is checked, so damage is found whatever is selected (of a
+// version-4 block, the rows of the segments loaded); rows left out cost
+// a varint read per column instead of strings and a Record.
+func decodeColumns(view *blockView, resolve func(uint64) (string, error), out []Record, sel []bool) ([]Record, error) {
+	h, cols := view.h, view.cols
 	n := h.count
 	// Every row takes at least one byte of the time column, so a header
 	// that claims more records than that is lying; check before allocating.
@@ -519,13 +628,23 @@ func decodeColumns(h blockHeader, cols [numColumns]blockColumn, resolve func(uin
 	if err := decodeTimes(h, cols[colTime], slot, recs); err != nil {
 		return out[:base], err
 	}
+	if h.version >= blockVersion4 {
+		if err := decodeV4(view, resolve, slot, recs); err != nil {
+			return out[:base], err
+		}
+		return out, nil
+	}
 	if err := decodeRequestIDs(cols[colRequestID], n, slot, recs); err != nil {
 		return out[:base], corruptColumn("request id", err)
 	}
-	if err := decodeStrings(h, &cols, resolve, slot, recs); err != nil {
+	if err := decodeStrings(h, &cols, stringColumns[:], resolve, slot, recs); err != nil {
 		return out[:base], err
 	}
-	if err := decodeClientIPs(cols[colClientIP], slot, recs); err != nil {
+	ips, err := loadClientIPs(cols[colClientIP].table, n)
+	if err != nil {
+		return out[:base], err
+	}
+	if err := decodeClientIPRows(ips, cols[colClientIP].rows, slot, recs); err != nil {
 		return out[:base], err
 	}
 	if err := decodeNumbers(&cols, slot, recs); err != nil {
@@ -582,14 +701,15 @@ func decodeTimes(h blockHeader, col blockColumn, slot []int32, recs []Record) er
 	return nil
 }
 
-// decodeStrings reads the string columns in the order of stringColumns:
-// the key first, so that the owner and tier rows it predicts can be read.
-func decodeStrings(h blockHeader, cols *[numColumns]blockColumn, resolve func(uint64) (string, error), slot []int32, recs []Record) error {
+// decodeStrings reads the given string columns, in the order of
+// stringColumns: the key first, so that the owner and tier rows it
+// predicts can be read.
+func decodeStrings(h blockHeader, cols *[numColumns]blockColumn, columns []int, resolve func(uint64) (string, error), slot []int32, recs []Record) error {
 	n := len(slot)
 	var keyPos []uint32 // each row's position in the key table
 	keys := 0           // distinct keys in the block
 	var table stringTable
-	for _, c := range stringColumns {
+	for _, c := range columns {
 		if err := table.load(cols[c], n, inDict(h.version, c), resolve); err != nil {
 			return corruptColumn(columnName(c), err)
 		}
@@ -670,20 +790,25 @@ func setStringField(rec *Record, c int, s string) {
 	}
 }
 
-// decodeClientIPs reads the client IP column: a block-local table of
-// addresses and a position per row.
-func decodeClientIPs(col blockColumn, slot []int32, recs []Record) error {
-	rawIPs, err := rawTable(col.table, len(slot))
+// loadClientIPs reads a client IP table: a block-local table of
+// addresses, at most n of them.
+func loadClientIPs(table []byte, n int) ([]netip.Addr, error) {
+	rawIPs, err := rawTable(table, n)
 	if err != nil {
-		return corruptColumn("client ip", err)
+		return nil, corruptColumn("client ip", err)
 	}
 	ips := make([]netip.Addr, len(rawIPs))
 	for j, raw := range rawIPs {
 		if err := ips[j].UnmarshalBinary(raw); err != nil {
-			return corruptColumn("client ip", err)
+			return nil, corruptColumn("client ip", err)
 		}
 	}
-	r := byteReader{b: col.rows}
+	return ips, nil
+}
+
+// decodeClientIPRows reads the client IP rows: a position in ips per row.
+func decodeClientIPRows(ips []netip.Addr, rows []byte, slot []int32, recs []Record) error {
+	r := byteReader{b: rows}
 	for i, o := range slot {
 		v := r.uvarint()
 		if v >= uint64(len(ips)) {
@@ -854,28 +979,41 @@ func selectRows(col blockColumn, p int, sel []bool) error {
 	return finish(&r)
 }
 
+// decodeRequestIDs reads a request id column of n records.
 func decodeRequestIDs(col blockColumn, n int, slot []int32, recs []Record) error {
+	shapes, err := parseIDShapes(col.table, n)
+	if err != nil {
+		return err
+	}
+	return decodeRequestIDRows(shapes, col.rows, slot, recs)
+}
+
+// parseIDShapes reads a request id table of at most n shapes.
+func parseIDShapes(table []byte, n int) ([]idShape, error) {
 	var shapes []idShape
-	r := byteReader{b: col.table}
+	r := byteReader{b: table}
 	for len(r.b) > 0 && r.err == nil {
 		if len(shapes) >= n {
-			return fmt.Errorf("more shapes than records")
+			return nil, fmt.Errorf("more shapes than records")
 		}
 		prefix := r.bytes(r.uvarint())
 		mode := r.byte()
 		if r.err == nil && mode > maxIDWidth {
-			return fmt.Errorf("shape mode %d", mode)
+			return nil, fmt.Errorf("shape mode %d", mode)
 		}
 		shapes = append(shapes, idShape{prefix: string(prefix), mode: mode})
 	}
-	if r.err != nil {
-		return r.err
-	}
+	return shapes, r.err
+}
+
+// decodeRequestIDRows reads request id rows, a row per slot, each
+// number a delta from the one before of its shape in rows.
+func decodeRequestIDRows(shapes []idShape, rows []byte, slot []int32, recs []Record) error {
 	prev := make([]uint64, len(shapes))
 	const limit = 1_000_000_000_000_000_000 // 10^18: maxIDWidth digits
-	r = byteReader{b: col.rows}
+	r := byteReader{b: rows}
 	var digits [maxIDWidth]byte
-	for i := range n {
+	for i, o := range slot {
 		p := r.uvarint()
 		if r.err != nil {
 			return r.err
@@ -884,7 +1022,6 @@ func decodeRequestIDs(col blockColumn, n int, slot []int32, recs []Record) error
 			return fmt.Errorf("record %d: shape %d of %d", i, p, len(shapes))
 		}
 		s := shapes[p]
-		o := slot[i]
 		if s.mode == idLiteral {
 			if o >= 0 {
 				recs[o].RequestID = s.prefix

@@ -21,9 +21,9 @@ type blockHeader struct {
 	keys []byte
 }
 
-// appendBlockHeader appends the header of a block of the current version.
-func appendBlockHeader(dst []byte, flags byte, count int, minT, maxT int64, keys []byte) []byte {
-	dst = append(dst, blockVersion, flags)
+// appendBlockHeader appends the header of a block of version 3 or later.
+func appendBlockHeader(dst []byte, version, flags byte, count int, minT, maxT int64, keys []byte) []byte {
+	dst = append(dst, version, flags)
 	dst = binary.AppendUvarint(dst, uint64(count))
 	dst = binary.AppendVarint(dst, minT)
 	dst = binary.AppendUvarint(dst, uint64(maxT-minT))
@@ -38,7 +38,7 @@ func parseBlockHeader(b []byte) (blockHeader, []byte, error) {
 		return h, nil, fmt.Errorf("%w: unknown version", ErrCorruptBlock)
 	}
 	h.version, h.flags = b[0], b[1]
-	if h.flags&^blockFlagFlate != 0 {
+	if h.flags&^blockFlagFlate != 0 || (h.version >= blockVersion4 && h.flags != 0) {
 		return h, nil, fmt.Errorf("%w: unknown flags %#x", ErrCorruptBlock, h.flags)
 	}
 	r := byteReader{b: b[2:]}

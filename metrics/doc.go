@@ -42,6 +42,10 @@
 // and key-filtered reads skip blocks without inflating them; the body is
 // columnar, with dictionary-, delta- and varint-encoded columns,
 // DEFLATE-compressed (the column encodings are documented in block.go).
+// From version 4 the body is split into sections compressed apart: time
+// and key for every record, then segments by ranges of keys, so a page
+// of one key inflates about a sixteenth of each block holding it
+// (blockv4.go).
 // Route, key id, owner, tier
 // and decision are interned in store.BucketDict ("s"+string -> id, "i"+id
 // -> string), whose entries are never deleted; they come from the

@@ -222,6 +222,7 @@ func TestGoldenBlocksDecode(t *testing.T) {
 		{blockVersion1, true},
 		{2, false},
 		{blockVersion3, false},
+		{blockVersion4, false},
 	} {
 		t.Run(fmt.Sprintf("v%d", tc.version), func(t *testing.T) {
 			block, dict, want := readGolden(t, tc.version)
@@ -371,10 +372,11 @@ func putGoldenBlock(t *testing.T, st *store.Store, version int, shift time.Durat
 		t.Fatalf("putGoldenBlock relabels versions 1 and 2 only, not %d", h.version)
 	}
 	var dec blockDecoder
-	cols, err := dec.columns(h, body)
+	view, err := dec.open(h, body)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cols := view.cols
 	for i := range want {
 		want[i].Time = want[i].Time.Add(shift)
 	}

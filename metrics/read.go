@@ -334,24 +334,21 @@ func (f *recordFilter) match(rec *Record) bool {
 // selectRows marks in sel the rows of a block that may match, reading
 // only the filtered columns (dictionary positions, times, statuses), so a
 // block is decoded only for its matching rows and skipped when it has
-// none. It reports whether any row is selected.
+// none. It reports whether any row is selected. Of a version-4 block it
+// reads only the select section (key and time); selectSegmentRows
+// applies the other filters once the segments are loaded.
 func (f *recordFilter) selectRows(h blockHeader, cols *[numColumns]blockColumn, sel []bool) (bool, error) {
 	for i := range sel {
 		sel[i] = true
 	}
+	v4 := h.version >= blockVersion4
 	for _, df := range &f.strs {
-		if df.s == "" {
+		if df.s == "" || (v4 && !v4InSelect(df.col)) {
 			continue
 		}
-		p := -1
-		switch {
-		case !inDict(h.version, df.col):
-			p = localPosition(cols[df.col], df.s)
-		case df.inDict:
-			var err error
-			if p, err = dictPosition(cols[df.col], df.id); err != nil {
-				return false, fmt.Errorf("%w: %s table: %v", ErrCorruptBlock, columnName(df.col), err)
-			}
+		p, err := df.position(h.version, cols[df.col])
+		if err != nil {
+			return false, err
 		}
 		if p < 0 {
 			return false, nil
@@ -373,11 +370,10 @@ func (f *recordFilter) selectRows(h blockHeader, cols *[numColumns]blockColumn, 
 			return false, fmt.Errorf("%w: time column: %v", ErrCorruptBlock, r.err)
 		}
 	}
-	if f.q.Status != 0 || f.q.StatusClass != 0 {
+	if f.filtersStatus() && !v4 {
 		r := byteReader{b: cols[colStatus].rows}
 		for i := range sel {
-			st := int(min(r.uvarint(), 1000))
-			if (f.q.Status != 0 && st != f.q.Status) || (f.q.StatusClass != 0 && (st < 100 || st > 599 || st/100 != f.q.StatusClass)) {
+			if !f.statusWanted(r.uvarint()) {
 				sel[i] = false
 			}
 		}
@@ -385,12 +381,34 @@ func (f *recordFilter) selectRows(h blockHeader, cols *[numColumns]blockColumn, 
 			return false, fmt.Errorf("%w: status column: %v", ErrCorruptBlock, r.err)
 		}
 	}
-	for _, ok := range sel {
-		if ok {
-			return true, nil
+	return slices.Contains(sel, true), nil
+}
+
+// position returns the position of the filter's string in the table of
+// col (a block of the given version), or -1.
+func (df *stringFilter) position(version byte, col blockColumn) (int, error) {
+	switch {
+	case !inDict(version, df.col):
+		return localPosition(col, df.s), nil
+	case df.inDict:
+		p, err := dictPosition(col, df.id)
+		if err != nil {
+			return -1, fmt.Errorf("%w: %s table: %v", ErrCorruptBlock, columnName(df.col), err)
 		}
+		return p, nil
 	}
-	return false, nil
+	return -1, nil
+}
+
+// filtersStatus reports whether the query filters on the status.
+func (f *recordFilter) filtersStatus() bool {
+	return f.q.Status != 0 || f.q.StatusClass != 0
+}
+
+// statusWanted reports whether a stored status passes the status filters.
+func (f *recordFilter) statusWanted(v uint64) bool {
+	st := int(min(v, 1000))
+	return (f.q.Status == 0 || st == f.q.Status) && (f.q.StatusClass == 0 || (st >= 100 && st <= 599 && st/100 == f.q.StatusClass))
 }
 
 // Records returns one page of raw records in q.Order. Pass the page's Next
@@ -649,15 +667,15 @@ func blockError(err error, day uint32, seq uint64) error {
 }
 
 // blockJob is the part of reading a block that needs nothing of the page
-// being built: inflating the body and marking the rows the filters
-// select. It is most of the cost of a block, so a selective scan runs it
+// being built: inflating the body (of a version-4 block, the sections
+// that hold the selected rows) and marking the rows the filters select. It is most of the cost of a block, so a selective scan runs it
 // for the next block while it decodes the current one.
 type blockJob struct {
 	day  uint32
 	seq  uint64
 	h    blockHeader
-	dec  *blockDecoder // owned by the job's slot; cols point into it
-	cols [numColumns]blockColumn
+	dec  *blockDecoder // owned by the job's slot; view points into it
+	view *blockView
 	sel  []bool
 	hit  bool
 	err  error
@@ -675,11 +693,17 @@ func (j *blockJob) run(f *recordFilter, body []byte) {
 			j.err = fmt.Errorf("%w: panic while reading: %v", ErrCorruptBlock, r)
 		}
 	}()
-	if j.cols, j.err = j.dec.columns(j.h, body); j.err != nil {
+	if j.view, j.err = j.dec.open(j.h, body); j.err != nil {
 		return
 	}
 	j.sel = append(j.sel[:0], make([]bool, j.h.count)...)
-	j.hit, j.err = f.selectRows(j.h, &j.cols, j.sel)
+	if j.hit, j.err = f.selectRows(j.h, &j.view.cols, j.sel); j.err != nil || !j.hit {
+		return
+	}
+	if j.err = j.dec.load(j.view, j.sel); j.err != nil || j.h.version < blockVersion4 {
+		return
+	}
+	j.hit, j.err = f.selectSegmentRows(j.view, j.sel)
 }
 
 // finish waits for job j and adds its selected rows to the page; full
@@ -698,7 +722,7 @@ func (s *scan) finish(j *blockJob) (full bool, err error) {
 		return false, nil
 	}
 	s.selectPageRows()
-	s.recs, err = decodeColumns(j.h, j.cols, s.resolve, s.recs[:0], s.sel)
+	s.recs, err = decodeColumns(j.view, s.resolve, s.recs[:0], s.sel)
 	if err != nil {
 		return false, blockError(err, j.day, j.seq)
 	}

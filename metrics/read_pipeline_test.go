@@ -19,14 +19,7 @@ func TestRecordsPipelinedPagesMatchFullScan(t *testing.T) {
 	r, rd := newTestRecorder(t, Options{})
 	g := newTrafficGen(21, time.Date(2026, 5, 2, 22, 0, 0, 0, time.UTC), 0.5)
 	for range 12 { // 12 blocks, two days
-		for range 300 {
-			var rec Record
-			g.next(&rec)
-			r.Record(&rec)
-		}
-		if err := r.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		recordAndFlush(t, r, g, 300)
 	}
 	all := allRecords(t, rd, RecordQuery{Order: OldestFirst})
 	pick := all[len(all)/2]

@@ -123,9 +123,10 @@ func TestCursorStableUnderConcurrentWrites(t *testing.T) {
 
 // TestRecordFiltersMatchBruteForce pages through filtered queries over a
 // file that holds blocks of every version, as one does after upgrades:
-// golden version-1 and version-2 blocks, then version-3 blocks written
-// into the same days. Version-3 blocks without the filtered key are
-// skipped by their header; older ones must always be read.
+// golden version-1 and version-2 blocks, then version-3 blocks as the
+// encoder before version 4 wrote them and version-4 blocks, written into
+// the same days. Blocks of version 3 and later without the filtered key
+// are skipped by their header; older ones must always be read.
 func TestRecordFiltersMatchBruteForce(t *testing.T) {
 	start := time.Date(2026, 4, 1, 20, 0, 0, 0, time.UTC)
 	st := storetest.MustOpen(t)
@@ -142,10 +143,12 @@ func TestRecordFiltersMatchBruteForce(t *testing.T) {
 	}
 
 	r, rd := newTestRecorder(t, Options{Store: st})
-	g := newTrafficGen(9, start, 0.2) // 4.4 hours: the flushes span two days
+	g := newTrafficGen(9, start, 0.5) // 4.4 hours: the flushes span two days
 	var fresh []Record
-	for range 4 {
-		for range 800 {
+	const perFlush = 2000 // so that version-4 blocks have several segments
+	for flush := range 4 {
+		r.setBlockVersion(t, []byte{blockVersion3, blockVersion3, blockVersion4, blockVersion4}[flush])
+		for range perFlush {
 			var rec Record
 			g.next(&rec)
 			r.Record(&rec)
@@ -170,8 +173,8 @@ func TestRecordFiltersMatchBruteForce(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if versions[1] != 1 || versions[2] != 1 || versions[3] < 5 {
-		t.Fatalf("blocks by version %v, want 1, 1 and at least 5 of version 3", versions[1:])
+	if versions[1] != 1 || versions[2] != 1 || versions[3] < 2 || versions[4] < 2 {
+		t.Fatalf("blocks by version %v, want 1, 1 and at least 2 each of versions 3 and 4", versions[1:])
 	}
 	// The old blocks decode to their golden records.
 	stored := map[string]int{}
@@ -193,7 +196,7 @@ func TestRecordFiltersMatchBruteForce(t *testing.T) {
 		if blocksOf[fresh[i].KeyID] == nil {
 			blocksOf[fresh[i].KeyID] = map[int64]bool{}
 		}
-		blocksOf[fresh[i].KeyID][int64(i/800)] = true
+		blocksOf[fresh[i].KeyID][int64(i/perFlush)] = true
 	}
 	inOneFlush := ""
 	for i := range fresh {
@@ -242,26 +245,7 @@ func TestRecordFiltersMatchBruteForce(t *testing.T) {
 	)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			q := c.q
-			var want []Record
-			f := recordFilter{q: &q, fromMicro: -1 << 62, toMicro: 1 << 62}
-			if !q.From.IsZero() {
-				f.fromMicro, f.toMicro = ceilMicro(q.From), ceilMicro(q.To)
-			}
-			for i := range all {
-				if f.match(&all[i]) {
-					want = append(want, all[i])
-				}
-			}
-			q.Order = OldestFirst
-			if got := pageRecords(t, rd, q, nil); !slices.EqualFunc(got, want, recordsEqual) {
-				t.Fatalf("%+v oldest first: %d records, want %d", q, len(got), len(want))
-			}
-			q.Order = NewestFirst
-			slices.Reverse(want)
-			if got := pageRecords(t, rd, q, nil); !slices.EqualFunc(got, want, recordsEqual) {
-				t.Fatalf("%+v newest first: %d records, want %d", q, len(got), len(want))
-			}
+			checkFilteredPages(t, rd, c.q, all)
 		})
 	}
 }
