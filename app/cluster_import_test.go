@@ -30,22 +30,9 @@ func TestClusterImportedKeysWorkOnEveryInstance(t *testing.T) {
 		t.Fatalf("revoke: %d %s", status, body)
 	}
 	stop()
-	secret := []byte("telemetry-test-secret-0123") // startApp's, and so every instance's
 
 	url := pg.Database(t)
-	src, err := store.OpenReadOnly(filepath.Join(dir, store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := cluster.Open(ctx, cluster.Options{URL: url, KeySecretCheck: keys.SecretCheck(secret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	report, err := c.Import(ctx, src, cluster.ImportOptions{})
+	report, err := importDataDir(t, dir, url)
 	if err != nil || report.Steps[0].Imported != 2 {
 		t.Fatalf("import: %+v, %v", report, err)
 	}
@@ -60,6 +47,25 @@ func TestClusterImportedKeysWorkOnEveryInstance(t *testing.T) {
 			t.Errorf("revoked imported key on %s: %s, want REVOKED", name, got)
 		}
 	}
+}
+
+// importDataDir imports the data file in dir into the cluster at url
+// with the key secret startApp gives every instance.
+func importDataDir(t *testing.T, dir, url string) (cluster.ImportReport, error) {
+	t.Helper()
+	src, err := store.OpenReadOnly(filepath.Join(dir, store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := cluster.Open(ctx, cluster.Options{URL: url, KeySecretCheck: keys.SecretCheck([]byte("telemetry-test-secret-0123"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.Import(ctx, src, cluster.ImportOptions{})
 }
 
 // errorRate is a TrafficSource whose global error rate is fixed: 20 of
@@ -120,19 +126,7 @@ func TestClusterImportedAlertsListedByTheAdminAPI(t *testing.T) {
 	dir := t.TempDir()
 	want, wantHistory := singleInstanceAlerts(t, dir)
 	url := pg.Database(t)
-	src, err := store.OpenReadOnly(filepath.Join(dir, store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := cluster.Open(ctx, cluster.Options{URL: url, KeySecretCheck: keys.SecretCheck([]byte("telemetry-test-secret-0123"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	report, err := c.Import(ctx, src, cluster.ImportOptions{})
+	report, err := importDataDir(t, dir, url)
 	if err != nil || report.Steps[1].Step != "alerts" || report.Steps[1].Imported != 2 || report.Steps[1].EventsImported != 5 {
 		t.Fatalf("import: %+v, %v; want 2 alerts and 5 transitions", report, err)
 	}

@@ -168,7 +168,7 @@ func (im *importer) importAlert(ctx context.Context, fa fileAlert) (alertOutcome
 		if err != nil {
 			return err
 		}
-		missing := missingTransitions(have, fa.history)
+		missing := lacking(have, fa.history, transitionIDOf)
 		added = len(missing)
 		if im.opts.DryRun {
 			return nil
@@ -225,24 +225,6 @@ type transitionID struct {
 func transitionIDOf(t alerting.Transition) transitionID {
 	return transitionID{alertID: t.AlertID, fingerprint: t.Fingerprint, rule: t.Rule, from: string(t.From),
 		to: string(t.To), actor: t.Actor, note: t.Note, at: t.At.UnixNano()}
-}
-
-// missingTransitions returns the transitions of want that have lacks
-// (counting duplicates: two equal transitions need two rows).
-func missingTransitions(have, want []alerting.Transition) []alerting.Transition {
-	count := map[transitionID]int{}
-	for _, t := range have {
-		count[transitionIDOf(t)]++
-	}
-	var missing []alerting.Transition
-	for _, t := range want {
-		if id := transitionIDOf(t); count[id] > 0 {
-			count[id]--
-		} else {
-			missing = append(missing, t)
-		}
-	}
-	return missing
 }
 
 // raiseAlertSeq raises the cluster's alert id sequence to seq, the data

@@ -134,29 +134,10 @@ func asJSON(t *testing.T, v any) string {
 // sequence as text, to compare two states of the database byte for byte.
 func dumpAlerts(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	ctx := ctxFor(t, 10*time.Second)
-	var b strings.Builder
-	for _, q := range []string{
+	return dumpRows(t, pool,
 		"SELECT id || ' ' || fingerprint || ' ' || state || ' ' || active_at || ' ' || coalesce(resolved_at::text, '-') || ' ' || alert::text FROM apiwarden_alerts ORDER BY id",
 		"SELECT seq || ' ' || alert_id || ' ' || at || ' ' || transition::text FROM apiwarden_alert_history ORDER BY seq",
-		"SELECT 'alert_seq ' || last_value || ' ' || is_called FROM apiwarden_alert_seq",
-	} {
-		rows, err := pool.Query(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			b.WriteString(line + "\n")
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b.String()
+		"SELECT 'alert_seq ' || last_value || ' ' || is_called FROM apiwarden_alert_seq")
 }
 
 // Importing a single instance's alerts twice: the first run copies every
