@@ -57,8 +57,8 @@ func readFileAlerts(ctx context.Context, src *store.Store) ([]fileAlert, uint64,
 // alerts is the "alerts" step: every alert of the data file with its
 // history, one transaction per alert under the lock the cluster's
 // evaluators take (AlertStore.Update), so a running leader's next pass
-// reads what the import wrote; then the alert id sequence raised to the
-// file's, so the cluster never hands out an imported id again.
+// reads what the import wrote; the alert id sequence is raised to the
+// file's first, so the cluster never hands out an imported id.
 func (im *importer) alerts(ctx context.Context) (StepResult, error) {
 	var res StepResult
 	list, seq, err := readFileAlerts(ctx, im.src)
@@ -74,6 +74,15 @@ func (im *importer) alerts(ctx context.Context) (StepResult, error) {
 	}
 	im.progress("alerts: %d in the data file (%d open, %d resolved), %d history transitions",
 		len(list), open, len(list)-open, transitions)
+	// The sequence first: an alert a running leader opens meanwhile gets
+	// an id above the file's, never one an imported alert is about to take.
+	raised, err := im.raiseAlertSeq(ctx, seq)
+	if err != nil {
+		return res, fmt.Errorf("alert id sequence: %w", err)
+	}
+	if raised {
+		im.progress("alerts: id sequence raised to %d, the data file's", seq)
+	}
 	for i, fa := range list {
 		outcome, added, err := im.importAlert(ctx, fa)
 		if err != nil {
@@ -99,13 +108,6 @@ func (im *importer) alerts(ctx context.Context) (StepResult, error) {
 	}
 	im.progress("alerts: imported %d, replaced %d, skipped %d (the same in the cluster), conflicts %d; history: imported %d, skipped %d",
 		res.Imported, res.Replaced, res.Skipped, len(res.Conflicts), res.EventsImported, res.EventsSkipped)
-	raised, err := im.raiseAlertSeq(ctx, seq)
-	if err != nil {
-		return res, fmt.Errorf("alert id sequence: %w", err)
-	}
-	if raised {
-		im.progress("alerts: id sequence raised to %d, the data file's", seq)
-	}
 	res.Notes = append(res.Notes, "history of alerts the data file no longer holds (pending ones that cleared, or past retention) is not imported")
 	return res, nil
 }
