@@ -210,7 +210,8 @@ func TestClusterImportCommand(t *testing.T) {
 	}
 	status, out = runImportCmd(t, bin, "-config", importCfg)
 	t.Logf("second import:\n%s", out)
-	if status != 0 || importSummaryCount(t, out, "keys") != 0 || importSummaryCount(t, out, "buckets") != 0 ||
+	if status != 0 || importSummaryCount(t, out, "keys") != 0 || importSummaryCount(t, out, "alerts") != 0 ||
+		importSummaryCount(t, out, "buckets") != 0 ||
 		!strings.Contains(out, "keys     imported 0, skipped 2, conflicts 0; audit events imported 0, skipped 3") {
 		t.Fatalf("second import: exit %d, want nothing imported\n%s", status, out)
 	}

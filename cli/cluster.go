@@ -20,13 +20,17 @@ import (
 const clusterImportHelp = `usage: apiwarden cluster import [-config FILE] [-from FILE] [-dry-run] [-force]
 
 Copies a single instance's keys (with their hashes: existing secrets keep
-working), their audit events and, with [redis] set, its bucket states from
-its data file into the cluster's PostgreSQL ([cluster] postgres_url) and
-Redis. Stop the single instance first, or import a backup of its data file
-(apiwarden backup -out FILE; then -from FILE): a data file in use by a
-running apiwarden is refused. security.key_secret must be the one the
-single instance used. Running it again changes nothing; a key the cluster
-holds with another record is a conflict, left as it is unless -force.
+working), their audit events, its alerts (open and resolved, with their
+acknowledgements and history) and, with [redis] set, its bucket states
+from its data file into the cluster's PostgreSQL ([cluster] postgres_url)
+and Redis. Stop the single instance first, or import a backup of its data
+file (apiwarden backup -out FILE; then -from FILE): a data file in use by
+a running apiwarden is refused. security.key_secret must be the one the
+single instance used. Running it again changes nothing. A key or alert
+the cluster holds with other contents, or an open alert whose rule and
+subject the cluster has open already, is a conflict, left as it is
+unless -force (which resolves the cluster's open alert in favour of the
+data file's).
 
 `
 
@@ -43,8 +47,8 @@ func clusterCmd(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	configPath := fs.String("config", "apiwarden.toml", "configuration file: [cluster], security.key_secret, server.data_dir, [redis]")
 	from := fs.String("from", "", "data file to import (default: <data_dir>/apiwarden.db); a backup, or a stopped instance's")
 	dryRun := fs.Bool("dry-run", false, "compare with the cluster and report what would be imported; write nothing")
-	force := fs.Bool("force", false, "replace keys the cluster holds with another record by the data file's")
-	every := fs.Int("progress-every", 1000, "print a progress line every N keys or bucket states")
+	force := fs.Bool("force", false, "replace keys and alerts the cluster holds with other contents by the data file's")
+	every := fs.Int("progress-every", 1000, "print a progress line every N keys, alerts or bucket states")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -139,7 +143,11 @@ func printImportSummary(w io.Writer, r cluster.ImportReport) {
 			line += fmt.Sprintf(", replaced %d", s.Replaced)
 		}
 		if s.EventsImported+s.EventsSkipped > 0 {
-			line += fmt.Sprintf("; audit events imported %d, skipped %d", s.EventsImported, s.EventsSkipped)
+			what := "audit events"
+			if s.Step == "alerts" {
+				what = "history transitions"
+			}
+			line += fmt.Sprintf("; %s imported %d, skipped %d", what, s.EventsImported, s.EventsSkipped)
 		}
 		fmt.Fprintln(w, line)
 		for _, n := range s.Notes {

@@ -17,8 +17,11 @@ type ImportOptions struct {
 	// import would do, writing nothing anywhere.
 	DryRun bool
 	// Force replaces a key the cluster holds with another record by the
-	// data file's (an "updated" audit event says so). Without it such a
-	// key is a conflict: reported and left as the cluster has it.
+	// data file's (an "updated" audit event says so), and likewise an
+	// alert the cluster holds with other contents; an open alert whose
+	// rule and subject the cluster has open as another alert replaces
+	// that one, which the import resolves. Without it each is a
+	// conflict: reported and left as the cluster has it.
 	Force bool
 	// Redis, when set, receives the data file's bucket states (the
 	// cluster's shared buckets); nil leaves them out, since each instance
@@ -40,7 +43,8 @@ type StepResult struct {
 	Skipped   int      // already there, the same
 	Conflicts []string // there with other contents, left as they are (ids)
 	Replaced  int      // there with other contents, replaced (Force)
-	// Events counts the audit events the keys step imported and skipped.
+	// Events counts the audit events (keys step) or the history
+	// transitions (alerts step) imported and skipped.
 	EventsImported, EventsSkipped int
 	// Notes say what the step left out, and why.
 	Notes []string
@@ -63,8 +67,8 @@ func (r ImportReport) Conflicts() int {
 
 // importStep is one named part of an import. Steps run in order; each is
 // idempotent, so an import that failed half-way is finished by running
-// it again. The alert step (alert state in PostgreSQL) and issue 15's
-// request records and rollups plug in as further entries of importSteps.
+// it again. Issue 15's request records and rollups plug in as further
+// entries of importSteps.
 type importStep struct {
 	name string
 	run  func(im *importer, ctx context.Context) (StepResult, error)
@@ -74,6 +78,7 @@ type importStep struct {
 // else refers to them.
 var importSteps = []importStep{
 	{name: "keys", run: (*importer).keys},
+	{name: "alerts", run: (*importer).alerts},
 	{name: "buckets", run: (*importer).buckets},
 }
 
@@ -98,7 +103,9 @@ func (im *importer) progress(format string, args ...any) {
 // Import copies a single instance's state from its data file src (opened
 // read-only, never written) into the cluster: its keys with their hashes
 // and audit events, through the same change log and NOTIFY as admin
-// writes, so running instances' mirrors pick them up; and its bucket
+// writes, so running instances' mirrors pick them up; its alerts with
+// their history, under the lock the cluster's evaluators take, and the
+// alert id sequence raised above every imported id; and its bucket
 // states into opts.Redis. Running it again changes nothing: what the
 // cluster has already is skipped (see ImportOptions.Force for what
 // differs).

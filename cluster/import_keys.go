@@ -166,7 +166,7 @@ func missingEvents(ctx context.Context, tx pgx.Tx, id string, events []keys.Even
 	if err != nil {
 		return nil, err
 	}
-	have := map[eventID]int{}
+	var have []keys.Event
 	for rows.Next() {
 		var ev keys.Event
 		var typ string
@@ -175,20 +175,31 @@ func missingEvents(ctx context.Context, tx pgx.Tx, id string, events []keys.Even
 			return nil, err
 		}
 		ev.Type = keys.EventType(typ)
-		have[idOf(ev)]++
+		have = append(have, ev)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	var missing []keys.Event
-	for _, ev := range events {
-		if id := idOf(ev); have[id] > 0 {
-			have[id]--
+	return lacking(have, events, idOf), nil
+}
+
+// lacking returns the items of want that have lacks, items being equal
+// when their ids are, counting duplicates: two equal items need two in
+// have.
+func lacking[T any, K comparable](have, want []T, id func(T) K) []T {
+	count := map[K]int{}
+	for _, v := range have {
+		count[id(v)]++
+	}
+	var missing []T
+	for _, v := range want {
+		if k := id(v); count[k] > 0 {
+			count[k]--
 		} else {
-			missing = append(missing, ev)
+			missing = append(missing, v)
 		}
 	}
-	return missing, nil
+	return missing
 }
 
 // writeImportedKey writes a key's record (a new key, or a replacement)

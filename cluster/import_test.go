@@ -126,13 +126,19 @@ func runImportProgress(t *testing.T, c *cluster.Cluster, path string, opts clust
 // compare two states of the database byte for byte.
 func dump(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	ctx := ctxFor(t, 10*time.Second)
-	var b strings.Builder
-	for _, q := range []string{
+	return dumpRows(t, pool,
 		"SELECT id || ' ' || record::text || ' ' || seq || ' ' || updated_at FROM apiwarden_keys ORDER BY id",
 		"SELECT seq || ' ' || key_id || ' ' || type || ' ' || actor || ' ' || at || ' ' || detail FROM apiwarden_key_events ORDER BY seq",
-		"SELECT 'last_seq ' || last_seq FROM apiwarden_key_changes",
-	} {
+		"SELECT 'last_seq ' || last_seq FROM apiwarden_key_changes")
+}
+
+// dumpRows runs queries that select one text column and returns their
+// rows, a line each.
+func dumpRows(t *testing.T, pool *pgxpool.Pool, queries ...string) string {
+	t.Helper()
+	ctx := ctxFor(t, 10*time.Second)
+	var b strings.Builder
+	for _, q := range queries {
 		rows, err := pool.Query(ctx, q)
 		if err != nil {
 			t.Fatal(err)
