@@ -155,7 +155,7 @@ func TestClusterProcessesSurvivePostgresDown(t *testing.T) {
 	b.waitCode(t, known.Secret, "VALID", "known key created on A")
 
 	stopTraffic := checkUntilStopped(known.Secret, a, b)
-	startPostgres := stopPostgres(t)
+	startPostgres := pg.StopForTest(t)
 	for _, n := range []*clusterNode{a, b} {
 		took := waitWithin(t, 10*time.Second, func() bool { return n.readyz(t) == "degraded" }, "/readyz degraded on "+n.name)
 		t.Logf("%s degraded %s after PostgreSQL stopped", n.name, took.Round(time.Millisecond))
@@ -215,7 +215,7 @@ func TestClusterProcessRestartsWhilePostgresDown(t *testing.T) {
 	}
 	missed := a.createKey(t, "polled")
 
-	startPostgres := stopPostgres(t)
+	startPostgres := pg.StopForTest(t)
 	began := time.Now()
 	b.restart(t)
 	t.Logf("B answered /readyz %s after a start with PostgreSQL down", time.Since(began).Round(time.Millisecond))
@@ -285,27 +285,5 @@ func checkUntilStopped(secret string, nodes ...*clusterNode) (stop func() map[st
 			out[n.name] = counts[i]
 		}
 		return out
-	}
-}
-
-// stopPostgres stops the package's server and returns the function that
-// starts it again; if the test ends first, its cleanup starts it.
-func stopPostgres(t *testing.T) (start func()) {
-	t.Helper()
-	if err := pg.StopServer(); err != nil {
-		t.Fatal(err)
-	}
-	running := false
-	t.Cleanup(func() {
-		if !running {
-			_ = pg.StartServer()
-		}
-	})
-	return func() {
-		t.Helper()
-		if err := pg.StartServer(); err != nil {
-			t.Fatal(err)
-		}
-		running = true
 	}
 }
