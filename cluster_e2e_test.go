@@ -14,6 +14,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/internal/pgtest"
+	"github.com/apiwarden/apiwarden/internal/redistest"
 )
 
 // pg is this package's PostgreSQL server, started by the first cluster
@@ -246,7 +247,7 @@ func startPair(t *testing.T, withRedis bool) (a, b *clusterNode) {
 	t.Helper()
 	url, redisAddr := pg.Database(t), ""
 	if withRedis {
-		redisAddr = startRedis(t)
+		redisAddr = redistest.Start(t).Addr()
 	}
 	return startNode(t, "a", url, redisAddr), startNode(t, "b", url, redisAddr)
 }
