@@ -75,7 +75,7 @@ func (s *Server) Restart() {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !s.ping() {
+	for !s.Answers() {
 		if time.Now().After(deadline) {
 			s.Kill()
 			s.t.Fatalf("redis-server on %s did not answer", s.addr)
@@ -84,9 +84,9 @@ func (s *Server) Restart() {
 	}
 }
 
-// ping sends PING over a raw connection and reports whether +PONG came
-// back.
-func (s *Server) ping() bool {
+// Answers sends PING over a new connection and reports whether +PONG came
+// back within about a second.
+func (s *Server) Answers() bool {
 	c, err := net.DialTimeout("tcp", s.addr, 100*time.Millisecond)
 	if err != nil {
 		return false
