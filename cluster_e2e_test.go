@@ -21,11 +21,7 @@ import (
 // test. Some cluster tests stop and start it, so none runs in parallel.
 var pg pgtest.Server
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pg.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.RunTests(m)) }
 
 // Two processes sharing PostgreSQL and Redis: a key created on A passes
 // on B, a revoke on B is refused on A, a rotation without grace on A

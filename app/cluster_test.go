@@ -20,11 +20,7 @@ import (
 // test. Cluster tests stop and start it, so none of them runs in parallel.
 var pg pgtest.Server
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pg.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.RunTests(m)) }
 
 // startClusterApp starts an instance of a cluster on its own data dir
 // (dataDir "" for a fresh one) and the shared database url; more changes

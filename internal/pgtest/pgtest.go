@@ -6,11 +6,7 @@
 //
 //	var pg pgtest.Server
 //
-//	func TestMain(m *testing.M) {
-//		code := m.Run()
-//		pg.Close()
-//		os.Exit(code)
-//	}
+//	func TestMain(m *testing.M) { os.Exit(pg.RunTests(m)) }
 //
 //	func TestSomething(t *testing.T) {
 //		url := pg.Database(t) // a fresh database, dropped in t.Cleanup
@@ -140,6 +136,14 @@ func (s *Server) StopForTest(t testing.TB) (start func()) {
 		}
 		running.Store(true)
 	}
+}
+
+// RunTests runs the package's tests with m, then closes the server, and
+// returns m.Run's exit code: a whole TestMain is
+// os.Exit(pg.RunTests(m)).
+func (s *Server) RunTests(m *testing.M) int {
+	defer s.Close()
+	return m.Run()
 }
 
 // Close stops the server and removes its files. It is safe to call when

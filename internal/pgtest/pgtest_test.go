@@ -13,11 +13,7 @@ import (
 
 var pg pgtest.Server
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pg.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.RunTests(m)) }
 
 func connect(t *testing.T, url string) *pgx.Conn {
 	t.Helper()
