@@ -14,17 +14,14 @@ import (
 
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/internal/pgtest"
+	"github.com/apiwarden/apiwarden/internal/redistest"
 )
 
 // pg is this package's PostgreSQL server, started by the first cluster
 // test. Some cluster tests stop and start it, so none runs in parallel.
 var pg pgtest.Server
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pg.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.RunTests(m)) }
 
 // Two processes sharing PostgreSQL and Redis: a key created on A passes
 // on B, a revoke on B is refused on A, a rotation without grace on A
@@ -155,7 +152,7 @@ func TestClusterProcessesSurvivePostgresDown(t *testing.T) {
 	b.waitCode(t, known.Secret, "VALID", "known key created on A")
 
 	stopTraffic := checkUntilStopped(known.Secret, a, b)
-	startPostgres := stopPostgres(t)
+	startPostgres := pg.StopForTest(t)
 	for _, n := range []*clusterNode{a, b} {
 		took := waitWithin(t, 10*time.Second, func() bool { return n.readyz(t) == "degraded" }, "/readyz degraded on "+n.name)
 		t.Logf("%s degraded %s after PostgreSQL stopped", n.name, took.Round(time.Millisecond))
@@ -215,7 +212,7 @@ func TestClusterProcessRestartsWhilePostgresDown(t *testing.T) {
 	}
 	missed := a.createKey(t, "polled")
 
-	startPostgres := stopPostgres(t)
+	startPostgres := pg.StopForTest(t)
 	began := time.Now()
 	b.restart(t)
 	t.Logf("B answered /readyz %s after a start with PostgreSQL down", time.Since(began).Round(time.Millisecond))
@@ -246,7 +243,7 @@ func startPair(t *testing.T, withRedis bool) (a, b *clusterNode) {
 	t.Helper()
 	url, redisAddr := pg.Database(t), ""
 	if withRedis {
-		redisAddr = startRedis(t)
+		redisAddr = redistest.Start(t).Addr()
 	}
 	return startNode(t, "a", url, redisAddr), startNode(t, "b", url, redisAddr)
 }
@@ -285,27 +282,5 @@ func checkUntilStopped(secret string, nodes ...*clusterNode) (stop func() map[st
 			out[n.name] = counts[i]
 		}
 		return out
-	}
-}
-
-// stopPostgres stops the package's server and returns the function that
-// starts it again; if the test ends first, its cleanup starts it.
-func stopPostgres(t *testing.T) (start func()) {
-	t.Helper()
-	if err := pg.StopServer(); err != nil {
-		t.Fatal(err)
-	}
-	running := false
-	t.Cleanup(func() {
-		if !running {
-			_ = pg.StartServer()
-		}
-	})
-	return func() {
-		t.Helper()
-		if err := pg.StartServer(); err != nil {
-			t.Fatal(err)
-		}
-		running = true
 	}
 }

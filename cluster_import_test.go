@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/apiwarden/apiwarden/internal/pgtest"
+	"github.com/apiwarden/apiwarden/internal/redistest"
 )
 
 const importSecret = "import-test-secret-0123456789abcdef"
@@ -106,37 +104,6 @@ func runImportCmd(t *testing.T, bin string, args ...string) (int, string) {
 	return 0, out.String()
 }
 
-// importRedisServer runs a real redis-server on a free loopback port for
-// the test, or skips it when none is installed (fails when
-// APIWARDEN_REQUIRE_REDIS=1).
-func importRedisServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("APIWARDEN_REQUIRE_REDIS") == "1" {
-			t.Fatalf("redis-server not found and APIWARDEN_REQUIRE_REDIS=1: %v", err)
-		}
-		t.Skip("redis-server not installed")
-	}
-	addr := freeAddr(t)
-	_, port, _ := strings.Cut(addr, ":")
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not answer")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return "redis://" + addr + "/0"
-}
-
 // importSummaryCount reads "imported N" of a step from the import's summary.
 func importSummaryCount(t *testing.T, out, step string) int {
 	t.Helper()
@@ -161,7 +128,7 @@ func TestClusterImportCommand(t *testing.T) {
 	var pg pgtest.Server
 	t.Cleanup(pg.Close)
 	postgresURL := pg.Database(t)
-	redisURL := importRedisServer(t)
+	redisURL := redistest.Start(t).URL()
 
 	single := t.TempDir()
 	cfg, listen, admin := importConfig(t, single, "", "")

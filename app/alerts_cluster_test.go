@@ -95,7 +95,7 @@ func TestClusterAlertsSharedThroughPostgres(t *testing.T) {
 		t.Fatalf("A's view of the alert B acknowledged: %d %s", status, body)
 	}
 
-	startPostgres := stopPostgres(t)
+	startPostgres := pg.StopForTest(t)
 	status, body = adminCall(t, a, "POST", "/admin/v1/alerts/"+id+"/resolve", `{}`)
 	var e struct {
 		Error struct {

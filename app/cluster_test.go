@@ -20,11 +20,7 @@ import (
 // test. Cluster tests stop and start it, so none of them runs in parallel.
 var pg pgtest.Server
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pg.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.RunTests(m)) }
 
 // startClusterApp starts an instance of a cluster on its own data dir
 // (dataDir "" for a fresh one) and the shared database url; more changes
@@ -371,7 +367,7 @@ func TestClusterSurvivesPostgresDown(t *testing.T) {
 		t.Fatalf("apiwarden_cluster_store_up %s while up, want 1", got)
 	}
 
-	startPostgres := stopPostgres(t)
+	startPostgres := pg.StopForTest(t)
 	waitReadyz(t, 10*time.Second, "degraded", a, b)
 	for name, in := range map[string]*app.App{"A": a, "B": b} {
 		if got := checkKey(t, in, known.Secret); got != "VALID" {
@@ -416,7 +412,7 @@ func TestClusterInstanceStartsWhilePostgresDown(t *testing.T) {
 	known := createKey(t, first)
 	stopFirst()
 
-	startPostgres := stopPostgres(t)
+	startPostgres := pg.StopForTest(t)
 	a, _ := startClusterApp(t, url, "a", dir)
 	if got := readyz(t, a); got != "degraded" {
 		t.Fatalf("/readyz of an instance started with PostgreSQL down: %q, want degraded", got)
@@ -430,26 +426,4 @@ func TestClusterInstanceStartsWhilePostgresDown(t *testing.T) {
 	waitReadyz(t, 15*time.Second, "ready", a, b)
 	missed := createKey(t, b)
 	eventually(t, time.Second, a, missed.Secret, "VALID", "created on B after A started without PostgreSQL, on A")
-}
-
-// stopPostgres stops the package's server and returns the function that
-// starts it again; if the test ends first, its cleanup starts it.
-func stopPostgres(t *testing.T) (start func()) {
-	t.Helper()
-	if err := pg.StopServer(); err != nil {
-		t.Fatal(err)
-	}
-	running := false
-	t.Cleanup(func() {
-		if !running {
-			_ = pg.StartServer()
-		}
-	})
-	return func() {
-		t.Helper()
-		if err := pg.StartServer(); err != nil {
-			t.Fatal(err)
-		}
-		running = true
-	}
 }

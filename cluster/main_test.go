@@ -14,11 +14,7 @@ import (
 // pg is this package's one PostgreSQL server; each test takes a database.
 var pg pgtest.Server
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pg.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.RunTests(m)) }
 
 func newPool(t *testing.T, url string) *pgxpool.Pool {
 	t.Helper()

@@ -133,15 +133,7 @@ func TestUsageKeptWhilePostgresDown(t *testing.T) {
 	k, secret := sharedKey(t, a, b)
 	used := time.Now().UTC().Truncate(time.Second).Add(time.Second)
 
-	if err := pg.StopServer(); err != nil {
-		t.Fatal(err)
-	}
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			_ = pg.StartServer()
-		}
-	})
+	startPostgres := pg.StopForTest(t)
 	if _, err := a.keys.Verify(used, secret); err != nil {
 		t.Fatal(err)
 	}
@@ -154,10 +146,7 @@ func TestUsageKeptWhilePostgresDown(t *testing.T) {
 		t.Fatalf("A's own mirror while down: last_used_at %s, want %s", got, used)
 	}
 
-	if err := pg.StartServer(); err != nil {
-		t.Fatal(err)
-	}
-	restarted = true
+	startPostgres()
 	within(t, 20*time.Second, "PostgreSQL back", func() bool { return a.cluster.Healthy() && b.cluster.Healthy() })
 	flush(t, a, b)
 	want := []string{"created 0", "origin_denied 2 https://evil.example", "scope_denied 1 admin"}

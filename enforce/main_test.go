@@ -11,8 +11,4 @@ import (
 // only when a benchmark asks it for a database.
 var pg pgtest.Server
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pg.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.RunTests(m)) }

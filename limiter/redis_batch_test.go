@@ -3,9 +3,10 @@ package limiter
 import (
 	"context"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/redistest"
 )
 
 // pending is how many calls the batcher holds: one per lane with a round
@@ -27,13 +28,13 @@ func (b *scriptBatcher) pending() int {
 // forEachBatchMode runs test on a fresh redis-server and a Redis with
 // opts whose script is loaded, with batches sent as one allowBatchScript
 // call (a single server) and as pipelines (a cluster or a ring).
-func forEachBatchMode(t *testing.T, opts RedisOptions, test func(t *testing.T, srv *redisServer, r *Redis)) {
+func forEachBatchMode(t *testing.T, opts RedisOptions, test func(t *testing.T, srv *redistest.Server, r *Redis)) {
 	for _, mode := range []struct {
 		name    string
 		oneCall bool
 	}{{"one call", true}, {"pipeline", false}} {
 		t.Run(mode.name, func(t *testing.T) {
-			srv := startRedis(t)
+			srv := redistest.Start(t)
 			r := newTestRedis(t, srv, opts)
 			r.batch.oneCall = mode.oneCall
 			r.Allow(Request{Subject: "warm-up", Tier: "free"})
@@ -52,30 +53,6 @@ func waitPending(t *testing.T, r *Redis, n int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// pause stops the redis-server process, so that round trips hang and
-// later calls queue behind them; resume lets it run on.
-func (s *redisServer) pause() {
-	s.t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-func (s *redisServer) resume() {
-	s.t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-// killPaused kills a paused server without letting it run first, so the
-// round trip it holds fails rather than completes.
-func (s *redisServer) killPaused() {
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
 }
 
 // decideAll runs every request in its own goroutine and returns the
@@ -98,9 +75,9 @@ func decideAll(r *Redis, now time.Time, reqs []Request) []Result {
 // until the batcher holds them all, calls then (which must let the round
 // trips end: resume, kill, or nothing for a timeout) and returns the
 // results once all have returned, in the order of reqs.
-func decidePaused(t *testing.T, srv *redisServer, r *Redis, now time.Time, reqs []Request, then func()) []Result {
+func decidePaused(t *testing.T, srv *redistest.Server, r *Redis, now time.Time, reqs []Request, then func()) []Result {
 	t.Helper()
-	srv.pause()
+	srv.Pause()
 	var results []Result
 	done := make(chan struct{})
 	go func() {
@@ -138,7 +115,7 @@ func admitted(results []Result) int {
 // generous: nothing here may fall back under the race detector on a
 // loaded machine.
 func TestRedisBatchAdmitsExactly(t *testing.T) {
-	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redisServer, r *Redis) {
+	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redistest.Server, r *Redis) {
 		r.batch.maxBatch = 16
 		now := time.Now()
 
@@ -155,7 +132,7 @@ func TestRedisBatchAdmitsExactly(t *testing.T) {
 		for _, k := range kinds {
 			reqs = append(reqs, repeat(k.req, callers)...)
 		}
-		results := decidePaused(t, srv, r, now, reqs, srv.resume)
+		results := decidePaused(t, srv, r, now, reqs, srv.Resume)
 
 		for j, k := range kinds {
 			if got := admitted(results[j*callers : (j+1)*callers]); got != k.want {
@@ -182,11 +159,11 @@ func TestRedisBatchAdmitsExactly(t *testing.T) {
 // A subject's scripts run in the order its requests arrived: the calls
 // queued one by one behind a paused server find the tokens in that order.
 func TestRedisBatchKeepsArrivalOrder(t *testing.T) {
-	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redisServer, r *Redis) {
+	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redistest.Server, r *Redis) {
 		now := time.Now()
 		req := Request{Subject: "ordered", Tier: "free"}
 
-		srv.pause()
+		srv.Pause()
 		const n = 12 // two more than the burst
 		results := make([]Result, n)
 		var wg sync.WaitGroup
@@ -198,7 +175,7 @@ func TestRedisBatchKeepsArrivalOrder(t *testing.T) {
 			}()
 			waitPending(t, r, i+1)
 		}
-		srv.resume()
+		srv.Resume()
 		wg.Wait()
 		for i, res := range results {
 			b, _ := find(res, PolicyMinute)
@@ -221,12 +198,12 @@ func TestRedisBatchKeepsArrivalOrder(t *testing.T) {
 // decision the single path gives: the local limiter's, counted as a
 // fallback and a failure.
 func TestRedisBatchTimeoutFallsBackForEach(t *testing.T) {
-	forEachBatchMode(t, RedisOptions{Timeout: 3 * time.Second, FailureThreshold: 100}, func(t *testing.T, srv *redisServer, r *Redis) {
+	forEachBatchMode(t, RedisOptions{Timeout: 3 * time.Second, FailureThreshold: 100}, func(t *testing.T, srv *redistest.Server, r *Redis) {
 		now := time.Now()
 
 		const n = 8
 		results := decidePaused(t, srv, r, now, repeat(Request{Subject: "k", Tier: "tiny"}, n), func() {}) // the timeout ends the round trips
-		srv.resume()
+		srv.Resume()
 		st := r.Stats()
 		if got := admitted(results); got != 3 || st.Fallbacks != n || st.Failures != n || st.RoundTrips != 3 {
 			t.Fatalf("%d admitted, want the local burst of 3; stats %+v, want %d fallbacks and failures in 3 round trips",
@@ -242,17 +219,17 @@ func TestRedisBatchTimeoutFallsBackForEach(t *testing.T) {
 // breaker opens; restarted, Redis decides again (the probe reloads the
 // script the restart lost).
 func TestRedisBatchKilledAndRestarted(t *testing.T) {
-	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second, FailureThreshold: 1, CoolDown: time.Minute}, func(t *testing.T, srv *redisServer, r *Redis) {
+	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second, FailureThreshold: 1, CoolDown: time.Minute}, func(t *testing.T, srv *redistest.Server, r *Redis) {
 		now := time.Now()
 
 		const n = 8
-		results := decidePaused(t, srv, r, now, repeat(Request{Subject: "k", Tier: "tiny"}, n), srv.killPaused)
+		results := decidePaused(t, srv, r, now, repeat(Request{Subject: "k", Tier: "tiny"}, n), srv.KillPaused)
 		st := r.Stats()
 		if got := admitted(results); got != 3 || st.Fallbacks != n || st.Breaker != "open" || st.RoundTrips != 3 {
 			t.Fatalf("%d admitted, want the local burst of 3; stats %+v", got, st)
 		}
 
-		srv.start()
+		srv.Restart()
 		later := now.Add(time.Minute)
 		if res := r.AllowAt(later, Request{Subject: "k", Tier: "free"}); !res.Allowed || !r.Healthy() {
 			t.Fatalf("the probe after the restart: %+v %+v", res, r.Stats())
@@ -269,8 +246,8 @@ func TestRedisBatchKilledAndRestarted(t *testing.T) {
 // A batch sent after Redis lost its script cache loads the script and
 // sends the decisions again; each runs once.
 func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
-	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redisServer, r *Redis) {
-		if err := srv.client(t).ScriptFlush(context.Background()).Err(); err != nil {
+	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redistest.Server, r *Redis) {
+		if err := redisClient(t, srv).ScriptFlush(context.Background()).Err(); err != nil {
 			t.Fatal(err)
 		}
 		// Route-only calls with a route of 4: keys and arguments as AllowAt

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/internal/redistest"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -33,7 +34,7 @@ func TestMergeStoredIntoRedis(t *testing.T) {
 	}
 	defer src.Close()
 
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	r := newTestRedis(t, srv, RedisOptions{Timeout: 5 * time.Second})
 	ctx := context.Background()
 	merge := func(dry bool) MergeCounts {
@@ -48,7 +49,7 @@ func TestMergeStoredIntoRedis(t *testing.T) {
 	if n := merge(true); n != (MergeCounts{Total: 3, Merged: 3}) {
 		t.Fatalf("dry run: %+v, want 3 records to merge", n)
 	}
-	if keys := srv.client(t).DBSize(ctx).Val(); keys != 0 {
+	if keys := redisClient(t, srv).DBSize(ctx).Val(); keys != 0 {
 		t.Fatalf("a dry run wrote %d keys", keys)
 	}
 	if n := merge(false); n != (MergeCounts{Total: 3, Merged: 3}) {

@@ -1,20 +1,17 @@
 package limiter
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"net"
-	"os"
-	"os/exec"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/apiwarden/apiwarden/internal/redistest"
 )
 
 // decider is what the API layer needs of either backend.
@@ -29,94 +26,18 @@ var (
 	_ decider = (*Redis)(nil)
 )
 
-// redisServer is a real redis-server on a loopback port, owned by one test.
-type redisServer struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-}
-
-// startRedis starts redis-server for t, or skips t when the binary is
-// missing, unless APIWARDEN_REQUIRE_REDIS=1 makes that a failure.
-func startRedis(t testing.TB) *redisServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("APIWARDEN_REQUIRE_REDIS") == "1" {
-			t.Fatalf("redis-server not found and APIWARDEN_REQUIRE_REDIS=1: %v", err)
-		}
-		t.Skip("redis-server not installed (set APIWARDEN_REQUIRE_REDIS=1 to fail instead)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s := &redisServer{t: t, bin: bin, dir: t.TempDir(), addr: addr}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	_, port, _ := net.SplitHostPort(s.addr)
-	s.cmd = exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--loglevel", "warning")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if s.ping() {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			s.t.Fatalf("redis-server on %s did not answer", s.addr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (s *redisServer) ping() bool {
-	c, err := net.DialTimeout("tcp", s.addr, 100*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && line == "+PONG\r\n"
-}
-
-func (s *redisServer) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
-
-func (s *redisServer) client(t *testing.T) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.addr, DisableIdentity: true})
+// redisClient is a client of srv, closed when t ends.
+func redisClient(t *testing.T, srv *redistest.Server) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
 
-func newTestRedis(t testing.TB, srv *redisServer, opts RedisOptions) *Redis {
+func newTestRedis(t testing.TB, srv *redistest.Server, opts RedisOptions) *Redis {
 	t.Helper()
 	local := newTestLimiter(t, Options{Now: time.Now})
 	if opts.URL == "" && opts.Client == nil {
-		opts.URL = "redis://" + srv.addr + "/0"
+		opts.URL = srv.URL()
 	}
 	r, err := NewRedis(local, opts)
 	if err != nil {
@@ -127,7 +48,7 @@ func newTestRedis(t testing.TB, srv *redisServer, opts RedisOptions) *Redis {
 }
 
 func TestRedisAllOrNothing(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	r := newTestRedis(t, srv, RedisOptions{Timeout: time.Second})
 	now := time.Now()
 	cases := []struct {
@@ -184,7 +105,7 @@ func TestRedisAllOrNothing(t *testing.T) {
 }
 
 func TestRedisSharedBetweenInstances(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	// Generous timeout: this test is about atomicity, not latency, and must
 	// not fall back under the race detector.
 	a := newTestRedis(t, srv, RedisOptions{Timeout: 5 * time.Second})
@@ -221,7 +142,7 @@ func TestRedisSharedBetweenInstances(t *testing.T) {
 }
 
 func TestRedisFallbackAndRecovery(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	// A killed server on loopback refuses at once, so the timeout only has
 	// to outlast a slow first call on a loaded machine (50 ms did not).
 	r := newTestRedis(t, srv, RedisOptions{Timeout: 2 * time.Second, FailureThreshold: 2, CoolDown: time.Minute})
@@ -231,7 +152,7 @@ func TestRedisFallbackAndRecovery(t *testing.T) {
 		t.Fatal("first request not decided by a healthy Redis")
 	}
 
-	srv.kill()
+	srv.Kill()
 	// Two failures open the breaker; meanwhile the local buckets decide.
 	for i := range 2 {
 		if !r.AllowAt(now, req).Allowed {
@@ -256,7 +177,7 @@ func TestRedisFallbackAndRecovery(t *testing.T) {
 		t.Fatalf("Peek while open should read the local buckets: %+v", u.Minute)
 	}
 
-	srv.start()
+	srv.Restart()
 	// Before the cool-down ends nothing changes.
 	r.AllowAt(now.Add(59*time.Second), Request{Subject: "k2", Tier: "tiny"})
 	if r.Healthy() {
@@ -280,7 +201,7 @@ func TestRedisFallbackAndRecovery(t *testing.T) {
 // cool-down, with no request arriving to probe it (issue 18): an idle
 // instance must not report the fallback for ever.
 func TestRedisBreakerRecoversWithoutTraffic(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	const coolDown = 500 * time.Millisecond
 	// Refused calls fail at once; the timeout only has to outlast a slow
 	// probe on a loaded machine.
@@ -294,11 +215,11 @@ func TestRedisBreakerRecoversWithoutTraffic(t *testing.T) {
 		}
 	}()
 
-	srv.kill()
+	srv.Kill()
 	if !r.Allow(Request{Subject: "k", Tier: "free"}).Allowed || r.Healthy() {
 		t.Fatalf("one failure should open the breaker and fall back: %+v", r.Stats())
 	}
-	srv.start() // the same port; returns once Redis answers
+	srv.Restart() // the same port; returns once Redis answers
 	back := time.Now()
 	// A probe is due at most one cool-down after the last failed one, and
 	// Redis was down then; the rest is slack for a loaded machine.
@@ -318,16 +239,14 @@ func TestRedisBreakerRecoversWithoutTraffic(t *testing.T) {
 }
 
 func TestRedisTimeoutFallsBackQuickly(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	r := newTestRedis(t, srv, RedisOptions{Timeout: 50 * time.Millisecond, FailureThreshold: 1})
 	if !r.Allow(Request{Subject: "k", Tier: "free"}).Allowed {
 		t.Fatal("warm-up denied")
 	}
 	// A paused server accepts nothing and answers nothing.
-	if err := srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.cmd.Process.Signal(syscall.SIGCONT)
+	srv.Pause()
+	defer srv.Resume()
 	start := time.Now()
 	res := r.Allow(Request{Subject: "k", Tier: "free"})
 	if took := time.Since(start); took > time.Second {
@@ -342,7 +261,7 @@ func TestRedisTimeoutFallsBackQuickly(t *testing.T) {
 }
 
 func TestRedisPeekAndClamp(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	r := newTestRedis(t, srv, RedisOptions{Timeout: time.Second})
 	now := time.Now()
 	r.AllowAt(now, Request{Subject: "k", Tier: "free", Cost: 4})
@@ -374,10 +293,10 @@ func TestRedisPeekAndClamp(t *testing.T) {
 }
 
 func TestRedisKeysExpire(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	r := newTestRedis(t, srv, RedisOptions{Timeout: time.Second})
 	r.Allow(Request{Subject: "k", Tier: "metered", Route: "forms", RoutePerMinute: 6})
-	c := srv.client(t)
+	c := redisClient(t, srv)
 	ctx := context.Background()
 	month := r.local.viewAt(time.Now()).day.monthID
 	for key, longest := range map[string]time.Duration{
@@ -513,7 +432,7 @@ func BenchmarkRedisAllowAt(b *testing.B) {
 		callers int // per GOMAXPROCS; 0: serial
 	}{{"serial", 0}, {"parallel", 1}, {"parallel64", 0}} {
 		b.Run(bc.name, func(b *testing.B) {
-			srv := startRedis(b)
+			srv := redistest.Start(b)
 			r := newTestRedis(b, srv, RedisOptions{Timeout: time.Second})
 			req := Request{Subject: "bench", Tier: "big"}
 			if err := r.Local().SetTiers(benchTiers); err != nil {

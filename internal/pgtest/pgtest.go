@@ -6,11 +6,7 @@
 //
 //	var pg pgtest.Server
 //
-//	func TestMain(m *testing.M) {
-//		code := m.Run()
-//		pg.Close()
-//		os.Exit(code)
-//	}
+//	func TestMain(m *testing.M) { os.Exit(pg.RunTests(m)) }
 //
 //	func TestSomething(t *testing.T) {
 //		url := pg.Database(t) // a fresh database, dropped in t.Cleanup
@@ -59,8 +55,9 @@ var ErrNotInstalled = errors.New("pgtest: PostgreSQL binaries not found")
 
 // Server is one throwaway PostgreSQL server. The zero value is ready to
 // use; it starts on the first Database call. All methods are safe for
-// concurrent use; StopServer and StartServer affect every test using the
-// server, so tests that call them must not run in parallel with others.
+// concurrent use; StopServer, StartServer and StopForTest affect every
+// test using the server, so tests that call them must not run in parallel
+// with others.
 type Server struct {
 	once     sync.Once
 	startErr error
@@ -114,6 +111,39 @@ func (s *Server) StopServer() error {
 // StartServer starts a server StopServer stopped, on the same port.
 func (s *Server) StartServer() error {
 	return s.pgCtl("start", "-w", "-t", "30", "-l", filepath.Join(s.dir, "log"), "-o", s.serverOptions())
+}
+
+// StopForTest stops the server like StopServer, failing t if it cannot,
+// and returns the function that starts it again (failing t if that
+// cannot). If t ends before that function is called, t's cleanup starts
+// the server, so the tests after t find it running. Like StopServer it
+// affects every test using the server.
+func (s *Server) StopForTest(t testing.TB) (start func()) {
+	t.Helper()
+	if err := s.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	var running atomic.Bool
+	t.Cleanup(func() {
+		if !running.Load() {
+			_ = s.StartServer()
+		}
+	})
+	return func() {
+		t.Helper()
+		if err := s.StartServer(); err != nil {
+			t.Fatal(err)
+		}
+		running.Store(true)
+	}
+}
+
+// RunTests runs the package's tests with m, then closes the server, and
+// returns m.Run's exit code: a whole TestMain is
+// os.Exit(pg.RunTests(m)).
+func (s *Server) RunTests(m *testing.M) int {
+	defer s.Close()
+	return m.Run()
 }
 
 // Close stops the server and removes its files. It is safe to call when

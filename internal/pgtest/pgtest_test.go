@@ -13,11 +13,7 @@ import (
 
 var pg pgtest.Server
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pg.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.RunTests(m)) }
 
 func connect(t *testing.T, url string) *pgx.Conn {
 	t.Helper()
@@ -75,5 +71,37 @@ func TestStopAndStartServer(t *testing.T) {
 	var x int
 	if err := connect(t, url).QueryRow(ctx, "SELECT x FROM kept").Scan(&x); err != nil || x != 7 {
 		t.Fatalf("after restart: x=%d err=%v", x, err)
+	}
+}
+
+// StopForTest's start function brings the server back; a test that ends
+// without calling it leaves the server running all the same.
+func TestStopForTest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	url := pg.Database(t)
+	reachable := func() bool {
+		conn, err := pgx.Connect(ctx, url)
+		if err == nil {
+			conn.Close(ctx)
+		}
+		return err == nil
+	}
+	start := pg.StopForTest(t)
+	if reachable() {
+		t.Fatal("connected to a stopped server")
+	}
+	start()
+	if !reachable() {
+		t.Fatal("server not back after start")
+	}
+	t.Run("ends stopped", func(t *testing.T) {
+		pg.StopForTest(t)
+		if reachable() {
+			t.Fatal("connected to a stopped server")
+		}
+	})
+	if !reachable() {
+		t.Fatal("server not back after the test that stopped it ended")
 	}
 }
