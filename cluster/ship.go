@@ -18,6 +18,8 @@ import (
 const (
 	DefaultShipInterval = time.Second
 	DefaultShipRecords  = 50000
+
+	DefaultShipFinalTimeout = 5 * time.Second
 )
 
 // ShipperOptions configure a Shipper.
@@ -29,6 +31,10 @@ type ShipperOptions struct {
 	// MaxRecords bounds the records of one PostgreSQL transaction
 	// (default DefaultShipRecords); a raw block is never split.
 	MaxRecords int
+	// FinalTimeout bounds the rounds Stop lets Run ship before it returns,
+	// so the last flush of an instance that goes away for good reaches
+	// PostgreSQL (default DefaultShipFinalTimeout).
+	FinalTimeout time.Duration
 }
 
 // Shipper copies the raw request records of this instance's data file to
@@ -75,19 +81,19 @@ func NewShipper(c *Cluster, rd *metrics.Reader, opts ShipperOptions) (*Shipper, 
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = DefaultShipRecords
 	}
+	if opts.FinalTimeout <= 0 {
+		opts.FinalTimeout = DefaultShipFinalTimeout
+	}
 	return &Shipper{c: c, rd: rd, opts: opts, log: c.log, partitions: newPartitionSet()}, nil
 }
 
-// ShipStats are the Shipper's counters since the process started.
-type ShipStats struct {
-	Shipped  uint64 // records inserted into apiwarden_records
-	Failures uint64 // rounds that failed (PostgreSQL down, …)
-}
+// ShippedRecords is how many records this process inserted into
+// apiwarden_records.
+func (s *Shipper) ShippedRecords() uint64 { return s.shipped.Load() }
 
-// Stats returns the counters.
-func (s *Shipper) Stats() ShipStats {
-	return ShipStats{Shipped: s.shipped.Load(), Failures: s.failures.Load()}
-}
+// ShipFailures is how many of this process's rounds failed (PostgreSQL
+// down, …).
+func (s *Shipper) ShipFailures() uint64 { return s.failures.Load() }
 
 // Backlog reads what is waiting to ship from the data file.
 func (s *Shipper) Backlog() (metrics.Backlog, error) { return s.rd.ShipBacklog() }
@@ -95,9 +101,10 @@ func (s *Shipper) Backlog() (metrics.Backlog, error) { return s.rd.ShipBacklog()
 // Run ships until ctx ends or Stop is called: rounds back to back while
 // there is a backlog, one every Interval otherwise, and after a failure
 // (logged at the 1st, 2nd, 4th … in a row) the next try an Interval later.
-// Each round also reports the backlog in this instance's row of
-// apiwarden_instances. Stop does not wait for the backlog to drain: what
-// is left ships after the restart.
+// Each idle or failed round also reports the backlog in this instance's
+// row of apiwarden_instances. After Stop it ships what it can within
+// FinalTimeout (stop the Recorder first, so its last flush is among it);
+// what is left then ships after the next start.
 func (s *Shipper) Run(ctx context.Context) error {
 	return s.life.Run("cluster shipper", func(stop <-chan struct{}) error {
 		ticker := time.NewTicker(s.opts.Interval)
@@ -121,6 +128,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return nil
 				case <-stop:
+					s.final(ctx)
 					return nil
 				default:
 					continue // more may be waiting
@@ -131,11 +139,30 @@ func (s *Shipper) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-stop:
+				s.final(ctx)
 				return nil
 			case <-ticker.C:
 			}
 		}
 	})
+}
+
+// final ships rounds until the backlog is empty, a round fails or
+// FinalTimeout has passed, and reports the backlog left.
+func (s *Shipper) final(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.FinalTimeout)
+	defer cancel()
+	for {
+		n, err := s.ShipOnce(ctx)
+		if err != nil {
+			s.log.Warn("records left to ship after the restart", "err", err)
+			break
+		}
+		if n == 0 {
+			break
+		}
+	}
+	s.reportBacklog(ctx)
 }
 
 // Stop ends Run and waits for it.

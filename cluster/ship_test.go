@@ -222,13 +222,13 @@ func TestShipPostgresOutage(t *testing.T) {
 			_ = pg.StartServer()
 		}
 	})
-	failedA, failedB := a.ship.Stats().Failures, b.ship.Stats().Failures
+	failedA, failedB := a.ship.ShipFailures(), b.ship.ShipFailures()
 	for range 5 {
 		a.record(t, 3000, now.Add(time.Second), time.Microsecond)
 		b.record(t, 1000, now.Add(time.Second), time.Microsecond)
 	}
 	within(t, 20*time.Second, "rounds failing while PostgreSQL is down", func() bool {
-		return a.ship.Stats().Failures > failedA && b.ship.Stats().Failures > failedB
+		return a.ship.ShipFailures() > failedA && b.ship.ShipFailures() > failedB
 	})
 	if w, err := a.ship.Backlog(); err != nil || w.Records != 15000 {
 		t.Fatalf("a's backlog while PostgreSQL is down: %+v, %v; want 15000", w, err)
@@ -244,4 +244,26 @@ func TestShipPostgresOutage(t *testing.T) {
 	})
 	wantShipped(t, a, 17000)
 	wantShipped(t, b, 6000)
+}
+
+// Stop ships what the last flush left before it returns, so an instance
+// that goes away for good loses nothing it had recorded.
+func TestShipStopShipsTheLastFlush(t *testing.T) {
+	n := newShipNode(t, pg.Database(t), "a", nil)
+	sh, err := cluster.NewShipper(n.cluster, n.rd, cluster.ShipperOptions{Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ship = sh
+	start := time.Now().UTC()
+	n.record(t, 1000, start, time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(context.Background()) }()
+	within(t, 20*time.Second, "first round shipped", func() bool { rows, _ := shippedCounts(t, n); return rows == 1000 })
+	n.record(t, 500, start.Add(time.Second), time.Millisecond) // the next round is an hour away
+	sh.Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wantShipped(t, n, 1500)
 }
