@@ -267,3 +267,24 @@ func TestShipStopShipsTheLastFlush(t *testing.T) {
 	}
 	wantShipped(t, n, 1500)
 }
+
+// Each round reports the records still waiting in the instance's row, for
+// GET /admin/v1/cluster: here rounds fail after their commit, so all wait.
+func TestShipBacklogReported(t *testing.T) {
+	n := newShipNode(t, pg.Database(t), "a", nil)
+	if err := n.cluster.Beat(ctxFor(t, 30*time.Second), "a", "v1", time.Now(), 0); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	n.record(t, 300, start, time.Millisecond)
+	n.ship.SetShipAfterCommit(func() error { return errors.New("crashed after commit") })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.ship.Run(ctx) }()
+	defer func() { cancel(); n.ship.Stop(); <-done }()
+	within(t, 20*time.Second, "backlog in the instance's row", func() bool {
+		got, err := n.cluster.Instances(ctxFor(t, 30*time.Second))
+		return err == nil && len(got) == 1 && got[0].ShipWaiting == 300 &&
+			got[0].ShipOldest != nil && got[0].ShipOldest.Equal(start)
+	})
+}
