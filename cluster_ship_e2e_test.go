@@ -21,33 +21,21 @@ import (
 // shipConfig is crashConfig's sidecar (every path internal, recorded) in
 // cluster mode on database pgURL.
 func shipConfig(t *testing.T, dataDir, upstream, pgURL string) (path, listen, admin string) {
-	listen, admin = freeAddr(t), freeAddr(t)
-	cfg := fmt.Sprintf(`
-[server]
-listen = %q
-admin_listen = %q
-data_dir = %q
-shutdown_timeout = "10s"
-
+	path, listen, admin = crashConfig(t, dataDir, upstream)
+	cluster := fmt.Sprintf(`
 [security]
 key_secret = "env:APIWARDEN_KEY_SECRET"
-
-[proxy]
-upstream = %q
-
-[routes_default]
-preset = "internal"
-
-[metrics]
-flush_interval = "200ms"
-internal_sample_rate = 1.0
 
 [cluster]
 postgres_url = %q
 instance_id = "shipper"
-`, listen, admin, dataDir, upstream, pgURL)
-	path = filepath.Join(t.TempDir(), "apiwarden.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+`, pgURL)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(cluster); err != nil {
 		t.Fatal(err)
 	}
 	return path, listen, admin

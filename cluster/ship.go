@@ -109,42 +109,45 @@ func (s *Shipper) Run(ctx context.Context) error {
 	return s.life.Run("cluster shipper", func(stop <-chan struct{}) error {
 		ticker := time.NewTicker(s.opts.Interval)
 		defer ticker.Stop()
+		again := make(chan time.Time)
+		close(again) // ready at once: the next round right away
 		streak := 0
 		for {
 			n, err := s.ShipOnce(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				s.failures.Add(1)
-				streak++
-				if streak&(streak-1) == 0 {
-					s.log.Warn("shipping records to PostgreSQL failed; they wait in the data file", "failures_in_a_row", streak, "err", err)
-				}
-			case err == nil && streak > 0:
-				s.log.Info("shipping records to PostgreSQL recovered", "after_failures", streak)
-				streak = 0
-			}
+			streak = s.noteRound(ctx, err, streak)
+			next := ticker.C
 			if err == nil && n > 0 {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-stop:
-					s.final(ctx)
-					return nil
-				default:
-					continue // more may be waiting
-				}
+				next = again // more may be waiting
+			} else {
+				s.reportBacklog(ctx)
 			}
-			s.reportBacklog(ctx)
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-stop:
 				s.final(ctx)
 				return nil
-			case <-ticker.C:
+			case <-next:
 			}
 		}
 	})
+}
+
+// noteRound counts and logs a failed round (at the 1st, 2nd, 4th … in a
+// row) and the recovery after failures; it returns the failures in a row.
+func (s *Shipper) noteRound(ctx context.Context, err error, streak int) int {
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.failures.Add(1)
+		streak++
+		if streak&(streak-1) == 0 {
+			s.log.Warn("shipping records to PostgreSQL failed; they wait in the data file", "failures_in_a_row", streak, "err", err)
+		}
+	case err == nil && streak > 0:
+		s.log.Info("shipping records to PostgreSQL recovered", "after_failures", streak)
+		streak = 0
+	}
+	return streak
 }
 
 // final ships rounds until the backlog is empty, a round fails or
