@@ -61,6 +61,7 @@ type App struct {
 	listener  *cluster.Listener  // keeps the key mirror current; nil without cluster
 	heartbeat *cluster.Heartbeat // this instance's row in GET /admin/v1/cluster; nil without cluster
 	leader    *cluster.Leader    // elects the one instance that evaluates alerts; nil without cluster
+	shipper   *cluster.Shipper   // ships request records to PostgreSQL; nil without cluster
 	instance  string             // cluster.instance_id, or the host name
 	version   string
 	startedAt time.Time
@@ -274,7 +275,7 @@ func (a *App) newAPI(version string) error {
 	recorder := metrics.Tee{Recorder: a.rec, Live: a.realtime}
 	a.telemetry = telemetry.New(telemetry.Limiter(a.limits), telemetry.Redis(a.redis),
 		telemetry.Recorder(a.rec), telemetry.IngestedRoutes(a.routeCap), telemetry.Store(a.st), telemetry.Alerts(a.alerts),
-		telemetry.ClusterStore(a.healthReporter()))
+		telemetry.ClusterStore(a.healthReporter()), telemetry.Shipping(a.shipReporter()))
 	a.api = api.New(api.Options{
 		Gateway: gateway.Options{
 			Gate: gateway.GateOptions{

@@ -10,6 +10,7 @@ import (
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/keys"
+	"github.com/apiwarden/apiwarden/metrics"
 	"github.com/apiwarden/apiwarden/telemetry"
 )
 
@@ -83,6 +84,10 @@ func (a *App) startMirror() error {
 		Handlers: map[string]func(string){cluster.LeadersChannel: leader.Resigned}})
 	a.heartbeat = cluster.NewHeartbeat(a.cluster, a.keys, cluster.HeartbeatOptions{
 		ID: a.instance, Version: a.version, StartedAt: a.startedAt})
+	if a.shipper, err = cluster.NewShipper(a.cluster, metrics.NewReader(a.st), cluster.ShipperOptions{
+		Interval: a.cfg.Metrics.FlushInterval.D()}); err != nil {
+		return err
+	}
 	if !a.cluster.Ready() {
 		return nil
 	}
@@ -127,9 +132,11 @@ func (a *App) healthReporter() telemetry.HealthReporter {
 }
 
 // runMirror runs the listener that keeps the key mirror current, the
-// heartbeat and the alert leader's election (cluster mode), and returns
-// the function that stops them (the leader resigns) and waits until they
-// have. Without a cluster it does nothing.
+// heartbeat, the alert leader's election and the shipper of request
+// records (cluster mode), and returns the function that stops them (the
+// leader resigns; the shipper ships what is left, so call it after the
+// metrics writer's last flush) and waits until they have. Without a
+// cluster it does nothing.
 func (a *App) runMirror() (stop func()) {
 	if a.listener == nil {
 		return func() {}
@@ -144,7 +151,7 @@ func (a *App) runMirror() (stop func()) {
 		}
 		done chan error
 	}{{"leader", a.leader, make(chan error, 1)}, {"heartbeat", a.heartbeat, make(chan error, 1)},
-		{"listener", a.listener, make(chan error, 1)}}
+		{"listener", a.listener, make(chan error, 1)}, {"shipper", a.shipper, make(chan error, 1)}}
 	for _, p := range parts {
 		go func() { p.done <- p.part.Run(context.Background()) }()
 	}
@@ -156,6 +163,14 @@ func (a *App) runMirror() (stop func()) {
 			}
 		}
 	}
+}
+
+// shipReporter is the shipper for telemetry, or an untyped nil.
+func (a *App) shipReporter() telemetry.ShipReporter {
+	if a.shipper == nil {
+		return nil
+	}
+	return a.shipper
 }
 
 // clusterView is the cluster for GET /admin/v1/cluster, or an untyped nil.

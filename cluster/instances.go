@@ -20,6 +20,11 @@ type Instance struct {
 	// beat; MirrorLag how many of the cluster's changes it had not.
 	MirrorSeq int64 `json:"mirror_seq"`
 	MirrorLag int64 `json:"mirror_lag"`
+	// ShipWaiting is how many request records it had not shipped to
+	// PostgreSQL yet at its last shipping report, and ShipOldest the
+	// time of the oldest of them (nil when none waited).
+	ShipWaiting int64      `json:"ship_waiting"`
+	ShipOldest  *time.Time `json:"ship_oldest"`
 }
 
 // Beat records a heartbeat of the instance id: it inserts or replaces the
@@ -46,7 +51,7 @@ func (c *Cluster) Instances(ctx context.Context) ([]Instance, error) {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	rows, err := c.pool.Query(ctx, `SELECT i.id, i.version, i.started_at, i.last_beat, i.mirror_seq,
-			greatest(k.last_seq - i.mirror_seq, 0)
+			greatest(k.last_seq - i.mirror_seq, 0), i.ship_waiting, i.ship_oldest
 		FROM apiwarden_instances i CROSS JOIN apiwarden_key_changes k ORDER BY i.id`)
 	if err != nil {
 		return nil, unavailable(err)
@@ -55,10 +60,15 @@ func (c *Cluster) Instances(ctx context.Context) ([]Instance, error) {
 	out := []Instance{}
 	for rows.Next() {
 		var in Instance
-		if err := rows.Scan(&in.ID, &in.Version, &in.StartedAt, &in.LastHeartbeat, &in.MirrorSeq, &in.MirrorLag); err != nil {
+		if err := rows.Scan(&in.ID, &in.Version, &in.StartedAt, &in.LastHeartbeat, &in.MirrorSeq, &in.MirrorLag,
+			&in.ShipWaiting, &in.ShipOldest); err != nil {
 			return nil, unavailable(err)
 		}
 		in.StartedAt, in.LastHeartbeat = in.StartedAt.UTC(), in.LastHeartbeat.UTC()
+		if in.ShipOldest != nil {
+			utc := in.ShipOldest.UTC()
+			in.ShipOldest = &utc
+		}
 		out = append(out, in)
 	}
 	if err := rows.Err(); err != nil {

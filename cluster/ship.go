@@ -1,0 +1,265 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/apiwarden/apiwarden/internal/lifecycle"
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// Shipping defaults (ShipperOptions fields left at zero).
+const (
+	DefaultShipInterval = time.Second
+	DefaultShipRecords  = 50000
+
+	DefaultShipFinalTimeout = 5 * time.Second
+)
+
+// ShipperOptions configure a Shipper.
+type ShipperOptions struct {
+	// Interval is the time between shipping rounds once the backlog is
+	// empty (default DefaultShipInterval); with a backlog the shipper
+	// ships round after round until it is empty.
+	Interval time.Duration
+	// MaxRecords bounds the records of one PostgreSQL transaction
+	// (default DefaultShipRecords); a raw block is never split.
+	MaxRecords int
+	// FinalTimeout bounds the rounds Stop lets Run ship before it returns,
+	// so the last flush of an instance that goes away for good reaches
+	// PostgreSQL (default DefaultShipFinalTimeout).
+	FinalTimeout time.Duration
+}
+
+// Shipper copies the raw request records of this instance's data file to
+// apiwarden_records, each exactly once.
+//
+// A round reads the raw blocks after the ship cursor (metrics.Reader,
+// BatchesAfter), inserts one apiwarden_shipped_batches row per block and
+// the records of every block whose row was new in one transaction, and
+// then moves the cursor in bbolt. A crash between the commit and the
+// cursor update makes the next round find the batch rows there and skip
+// their records; a failed commit leaves nothing. The unshipped blocks are
+// the spool: they stay in bbolt, survive restarts, and are bounded by the
+// raw retention like every block (retention that drops a day before it
+// was shipped loses it for the cluster too). Records kept out of the raw
+// blocks by sampling are not shipped.
+//
+// Run and Stop follow internal/lifecycle; ShipOnce may be called while
+// Run runs (rounds are serialised by PostgreSQL's primary key, not by the
+// Shipper).
+type Shipper struct {
+	c    *Cluster
+	rd   *metrics.Reader
+	opts ShipperOptions
+	log  *slog.Logger
+	life lifecycle.State
+
+	partitions partitionSet
+	shipped    atomic.Uint64 // records this process inserted
+	failures   atomic.Uint64 // rounds that failed
+	// afterCommit runs between the commit and the cursor update; tests
+	// make it fail to stand for a crash at that point.
+	afterCommit func() error
+}
+
+// NewShipper makes the shipper of this instance (Options.InstanceID of c)
+// reading raw blocks through rd.
+func NewShipper(c *Cluster, rd *metrics.Reader, opts ShipperOptions) (*Shipper, error) {
+	if c.opts.InstanceID == "" {
+		return nil, errors.New("cluster: shipping records needs an instance id")
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultShipInterval
+	}
+	if opts.MaxRecords <= 0 {
+		opts.MaxRecords = DefaultShipRecords
+	}
+	if opts.FinalTimeout <= 0 {
+		opts.FinalTimeout = DefaultShipFinalTimeout
+	}
+	return &Shipper{c: c, rd: rd, opts: opts, log: c.log, partitions: newPartitionSet()}, nil
+}
+
+// ShippedRecords is how many records this process inserted into
+// apiwarden_records.
+func (s *Shipper) ShippedRecords() uint64 { return s.shipped.Load() }
+
+// ShipFailures is how many of this process's rounds failed (PostgreSQL
+// down, …).
+func (s *Shipper) ShipFailures() uint64 { return s.failures.Load() }
+
+// Backlog reads what is waiting to ship from the data file.
+func (s *Shipper) Backlog() (metrics.Backlog, error) { return s.rd.ShipBacklog() }
+
+// Run ships until ctx ends or Stop is called: rounds back to back while
+// there is a backlog, one every Interval otherwise, and after a failure
+// (logged at the 1st, 2nd, 4th … in a row) the next try an Interval later.
+// Each idle or failed round also reports the backlog in this instance's
+// row of apiwarden_instances. After Stop it ships what it can within
+// FinalTimeout (stop the Recorder first, so its last flush is among it);
+// what is left then ships after the next start.
+func (s *Shipper) Run(ctx context.Context) error {
+	return s.life.Run("cluster shipper", func(stop <-chan struct{}) error {
+		ticker := time.NewTicker(s.opts.Interval)
+		defer ticker.Stop()
+		again := make(chan time.Time)
+		close(again) // ready at once: the next round right away
+		streak := 0
+		for {
+			n, err := s.ShipOnce(ctx)
+			streak = s.noteRound(ctx, err, streak)
+			next := ticker.C
+			if err == nil && n > 0 {
+				next = again // more may be waiting
+			} else {
+				s.reportBacklog(ctx)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-stop:
+				s.final(ctx)
+				return nil
+			case <-next:
+			}
+		}
+	})
+}
+
+// noteRound counts and logs a failed round (at the 1st, 2nd, 4th … in a
+// row) and the recovery after failures; it returns the failures in a row.
+func (s *Shipper) noteRound(ctx context.Context, err error, streak int) int {
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.failures.Add(1)
+		streak++
+		if streak&(streak-1) == 0 {
+			s.log.Warn("shipping records to PostgreSQL failed; they wait in the data file", "failures_in_a_row", streak, "err", err)
+		}
+	case err == nil && streak > 0:
+		s.log.Info("shipping records to PostgreSQL recovered", "after_failures", streak)
+		streak = 0
+	}
+	return streak
+}
+
+// final ships rounds until the backlog is empty, a round fails or
+// FinalTimeout has passed, and reports the backlog left.
+func (s *Shipper) final(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.FinalTimeout)
+	defer cancel()
+	for {
+		n, err := s.ShipOnce(ctx)
+		if err != nil {
+			s.log.Warn("records left to ship after the restart", "err", err)
+			break
+		}
+		if n == 0 {
+			break
+		}
+	}
+	s.reportBacklog(ctx)
+}
+
+// Stop ends Run and waits for it.
+func (s *Shipper) Stop() { s.life.Stop(nil) }
+
+// ShipOnce ships the next batches after the cursor (up to MaxRecords) and
+// moves the cursor past them; it returns how many records it found after
+// the cursor (0: nothing was waiting). Records of batches some earlier
+// try had committed are not inserted again. Errors wrap
+// keys.ErrUnavailable when PostgreSQL cannot be reached.
+func (s *Shipper) ShipOnce(ctx context.Context) (int, error) {
+	after, err := s.rd.ShipCursor()
+	if err != nil {
+		return 0, err
+	}
+	batches, err := s.rd.BatchesAfter(ctx, after, s.opts.MaxRecords)
+	if err != nil || len(batches) == 0 {
+		return 0, err
+	}
+	ctx, cancel := s.c.deadline(ctx)
+	defer cancel()
+	if err := s.c.ensureReady(ctx); err != nil {
+		return 0, unavailable(err)
+	}
+	if err := s.partitions.ensure(ctx, s.c.pool, batches); err != nil {
+		return 0, unavailable(err)
+	}
+	inserted, err := s.insert(ctx, batches)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	s.shipped.Add(uint64(inserted))
+	if s.afterCommit != nil {
+		if err := s.afterCommit(); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.rd.SetShipCursor(batches[len(batches)-1].Seq); err != nil {
+		return 0, fmt.Errorf("cluster: move the ship cursor: %w", err)
+	}
+	n := 0
+	for _, b := range batches {
+		n += len(b.Records)
+	}
+	return n, nil
+}
+
+// insert writes the batch rows and the records of the new batches in one
+// transaction and returns how many records it inserted.
+func (s *Shipper) insert(ctx context.Context, batches []metrics.Batch) (int, error) {
+	seqs := make([]int64, len(batches))
+	counts := make([]int32, len(batches))
+	for i, b := range batches {
+		seqs[i], counts[i] = int64(b.Seq), int32(len(b.Records))
+	}
+	inserted := 0
+	err := pgx.BeginFunc(ctx, s.c.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `INSERT INTO apiwarden_shipped_batches (instance_id, seq, records)
+			SELECT $1, unnest($2::bigint[]), unnest($3::integer[])
+			ON CONFLICT (instance_id, seq) DO NOTHING RETURNING seq`, s.c.opts.InstanceID, seqs, counts)
+		if err != nil {
+			return err
+		}
+		fresh, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		if len(fresh) < len(batches) {
+			s.log.Info("skipping batches shipped before", "batches", len(batches)-len(fresh))
+		}
+		src := newRecordRows(s.c.opts.InstanceID, batches, fresh)
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{"apiwarden_records"}, recordColumns, src)
+		inserted = int(n)
+		return err
+	})
+	return inserted, err
+}
+
+// reportBacklog writes the backlog into this instance's heartbeat row; a
+// failure is left to the next round.
+func (s *Shipper) reportBacklog(ctx context.Context) {
+	b, err := s.rd.ShipBacklog()
+	if err != nil {
+		s.log.Debug("reading the shipping backlog failed", "err", err)
+		return
+	}
+	var oldest *time.Time
+	if b.Records > 0 {
+		oldest = &b.Oldest
+	}
+	ctx, cancel := s.c.deadline(ctx)
+	defer cancel()
+	if _, err := s.c.pool.Exec(ctx, `UPDATE apiwarden_instances SET ship_waiting = $2, ship_oldest = $3 WHERE id = $1`,
+		s.c.opts.InstanceID, b.Records, oldest); err != nil {
+		s.log.Debug("reporting the shipping backlog failed", "err", err)
+	}
+}

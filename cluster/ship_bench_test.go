@@ -1,0 +1,40 @@
+package cluster_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/apiwarden/apiwarden/cluster"
+)
+
+// BenchmarkShip records 200,000 requests over two UTC days into a data
+// file and times shipping them all to an empty database with the
+// default round size: records/s sustained over the drain, and the bytes
+// a record takes in PostgreSQL (table and its TOAST, no index).
+func BenchmarkShip(b *testing.B) {
+	const n = 200_000
+	for range b.N {
+		b.StopTimer()
+		node := newShipNode(b, pg.Database(b), "bench", nil)
+		sh, err := cluster.NewShipper(node.cluster, node.rd, cluster.ShipperOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		node.ship = sh
+		node.record(b, n, time.Now().UTC().Add(-36*time.Hour), 500*time.Millisecond)
+		b.StartTimer()
+		started := time.Now()
+		node.drain(b)
+		took := time.Since(started)
+		b.StopTimer()
+		wantShipped(b, node, n)
+		var bytes int64
+		if err := node.cluster.Pool().QueryRow(ctxFor(b, time.Minute), `SELECT sum(pg_total_relation_size(relid))
+			FROM pg_partition_tree('apiwarden_records') WHERE isleaf`).Scan(&bytes); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(n)/took.Seconds(), "records/s")
+		b.ReportMetric(float64(bytes)/n, "bytes/record")
+		b.StartTimer()
+	}
+}

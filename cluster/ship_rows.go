@@ -1,0 +1,61 @@
+package cluster
+
+import (
+	"slices"
+
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// recordColumns are the columns of apiwarden_records in the order
+// recordRows gives them (cluster/migrations/007_records.up.sql).
+var recordColumns = []string{"instance_id", "at", "request_id", "method", "route", "path", "status",
+	"latency_us", "upstream_latency_us", "request_bytes", "response_bytes", "key_id", "owner_id", "tier",
+	"client_ip", "country", "user_agent", "error_category", "cache_status", "decision"}
+
+// recordRows is a pgx.CopyFromSource over the records of the batches
+// whose sequence is in fresh.
+type recordRows struct {
+	instance string
+	batches  []metrics.Batch
+	fresh    []int64 // sorted
+	b, i     int     // the next record is batches[b].Records[i]
+	row      []any
+}
+
+func newRecordRows(instance string, batches []metrics.Batch, fresh []int64) *recordRows {
+	fresh = slices.Clone(fresh)
+	slices.Sort(fresh)
+	return &recordRows{instance: instance, batches: batches, fresh: fresh, i: -1, row: make([]any, len(recordColumns))}
+}
+
+// Next moves to the next record of a fresh batch.
+func (r *recordRows) Next() bool {
+	for r.b < len(r.batches) {
+		batch := &r.batches[r.b]
+		if _, ok := slices.BinarySearch(r.fresh, int64(batch.Seq)); ok && r.i+1 < len(batch.Records) {
+			r.i++
+			return true
+		}
+		r.b, r.i = r.b+1, -1
+	}
+	return false
+}
+
+// Values returns the current record as a row of recordColumns.
+func (r *recordRows) Values() ([]any, error) {
+	rec := &r.batches[r.b].Records[r.i]
+	var ip any
+	if rec.ClientIP.IsValid() {
+		ip = rec.ClientIP
+	}
+	row := r.row
+	row[0], row[1], row[2], row[3], row[4], row[5] = r.instance, rec.Time, rec.RequestID, rec.Method, rec.Route, rec.Path
+	row[6], row[7], row[8] = int32(rec.Status), rec.Latency.Microseconds(), rec.UpstreamLatency.Microseconds()
+	row[9], row[10], row[11], row[12], row[13] = rec.RequestBytes, rec.ResponseBytes, rec.KeyID, rec.OwnerID, rec.Tier
+	row[14], row[15], row[16] = ip, rec.Country, rec.UserAgent
+	row[17], row[18], row[19] = rec.ErrorCategory.String(), rec.CacheStatus.String(), rec.Decision.String()
+	return row, nil
+}
+
+// Err reports nothing: the records are decoded already.
+func (r *recordRows) Err() error { return nil }

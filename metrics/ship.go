@@ -1,0 +1,188 @@
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"time"
+
+	"github.com/apiwarden/apiwarden/store"
+)
+
+// Shipping hooks (cluster/ship.go). Every raw block is written under the
+// next value of the raw bucket's sequence, in the transaction of its flush,
+// so the block sequence is a per-file batch number that only grows and
+// never names two blocks: a shipper that remembers the last sequence it
+// shipped (the ship cursor, kept in store.BucketMeta) knows exactly what
+// is left, across crashes. Nothing here deletes blocks; the unshipped
+// range is bounded by raw retention like every other block.
+
+// keyShipCursor is the ship cursor's key in store.BucketMeta: the last
+// block sequence shipped, 8 bytes big-endian.
+var keyShipCursor = []byte("ship_cursor")
+
+// Batch is one raw block: records one flush committed for one UTC day, in
+// time order, under its block sequence.
+type Batch struct {
+	Seq     uint64
+	Records []Record
+}
+
+// Backlog describes the blocks after the ship cursor.
+type Backlog struct {
+	Records int       // raw records in them
+	Oldest  time.Time // the earliest record time among them; zero when Records is 0
+}
+
+// ShipCursor returns the last block sequence marked shipped (0 when none).
+func (r *Reader) ShipCursor() (uint64, error) {
+	var seq uint64
+	err := r.st.View(func(tx *store.Tx) error {
+		seq = readShipCursor(tx)
+		return nil
+	})
+	return seq, err
+}
+
+func readShipCursor(tx *store.Tx) uint64 {
+	meta := tx.Bucket(store.BucketMeta)
+	if meta == nil {
+		return 0
+	}
+	if v := meta.Get(keyShipCursor); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// SetShipCursor records seq as the last block sequence shipped, in its
+// own transaction. It never moves the cursor back: a smaller seq is a no-op.
+func (r *Reader) SetShipCursor(seq uint64) error {
+	return r.st.Update(func(tx *store.Tx) error {
+		if seq <= readShipCursor(tx) {
+			return nil
+		}
+		meta, err := tx.CreateBucketIfNotExists(store.BucketMeta)
+		if err != nil {
+			return err
+		}
+		return meta.Put(keyShipCursor, binary.BigEndian.AppendUint64(nil, seq))
+	})
+}
+
+// BatchesAfter returns, in sequence order, the raw blocks with a sequence
+// above after, decoded, stopping before the block that would take the
+// total over maxRecords (the first block is always returned). It reads
+// one snapshot: a flush that commits meanwhile only ever adds larger
+// sequences, so a caller that ships the result and then moves its cursor
+// to the last Seq skips nothing.
+func (r *Reader) BatchesAfter(ctx context.Context, after uint64, maxRecords int) ([]Batch, error) {
+	var out []Batch
+	dec, _ := r.decoders.Get().(*blockDecoder)
+	if dec == nil {
+		dec = new(blockDecoder)
+	}
+	defer r.decoders.Put(dec)
+	err := r.st.View(func(tx *store.Tx) error {
+		resolve := r.dict.resolver(tx)
+		total := 0
+		return blocksAfter(tx, after, func(day uint32, seq uint64, v []byte) (bool, error) {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
+			h, _, err := parseBlockHeader(v)
+			if err != nil {
+				return false, blockError(err, day, seq)
+			}
+			if len(out) > 0 && total+h.count > maxRecords {
+				return false, nil
+			}
+			recs, err := dec.decode(v, resolve, make([]Record, 0, h.count))
+			if err != nil {
+				return false, blockError(err, day, seq)
+			}
+			total += len(recs)
+			out = append(out, Batch{Seq: seq, Records: recs})
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// ShipBacklog counts the records in the blocks after the ship cursor,
+// reading block headers only.
+func (r *Reader) ShipBacklog() (Backlog, error) {
+	var b Backlog
+	err := r.st.View(func(tx *store.Tx) error {
+		return blocksAfter(tx, readShipCursor(tx), func(day uint32, seq uint64, v []byte) (bool, error) {
+			h, _, err := parseBlockHeader(v)
+			if err != nil {
+				return false, blockError(err, day, seq)
+			}
+			if t := time.UnixMicro(h.minTime).UTC(); h.count > 0 && (b.Records == 0 || t.Before(b.Oldest)) {
+				b.Oldest = t
+			}
+			b.Records += h.count
+			return true, nil
+		})
+	})
+	return b, err
+}
+
+// blocksAfter calls fn for every raw block with a sequence above after, in
+// sequence order, until fn returns false or an error. Blocks of one flush
+// can fall into several day buckets, so it merges the days' runs: each
+// day bucket's keys grow with the sequence.
+func blocksAfter(tx *store.Tx, after uint64, fn func(day uint32, seq uint64, v []byte) (bool, error)) error {
+	raw, err := tx.MustBucket(store.BucketRaw)
+	if err != nil {
+		return err
+	}
+	type run struct {
+		day  uint32
+		c    *store.Cursor
+		k, v []byte
+	}
+	var runs []*run
+	start := blockKey(after + 1)
+	rc := raw.Cursor()
+	for k, v := rc.First(); k != nil; k, v = rc.Next() {
+		if v != nil {
+			continue
+		}
+		day, ok := parseDayName(k)
+		b := raw.Bucket(k)
+		if !ok || b == nil {
+			continue
+		}
+		c := b.Cursor()
+		bk, bv := c.Seek(start)
+		for bk != nil && (bv == nil || len(bk) != 8) {
+			bk, bv = c.Next()
+		}
+		if bk != nil {
+			runs = append(runs, &run{day: day, c: c, k: bk, v: bv})
+		}
+	}
+	for len(runs) > 0 {
+		first := 0
+		for i := 1; i < len(runs); i++ {
+			if bytes.Compare(runs[i].k, runs[first].k) < 0 {
+				first = i
+			}
+		}
+		ru := runs[first]
+		more, err := fn(ru.day, binary.BigEndian.Uint64(ru.k), ru.v)
+		if err != nil || !more {
+			return err
+		}
+		ru.k, ru.v = ru.c.Next()
+		for ru.k != nil && (ru.v == nil || len(ru.k) != 8) {
+			ru.k, ru.v = ru.c.Next()
+		}
+		if ru.k == nil {
+			runs = append(runs[:first], runs[first+1:]...)
+		}
+	}
+	return nil
+}
