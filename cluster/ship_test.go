@@ -213,15 +213,7 @@ func TestShipPostgresOutage(t *testing.T) {
 		return ra == 2000 && rb == 1000
 	})
 
-	if err := pg.StopServer(); err != nil {
-		t.Fatal(err)
-	}
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			_ = pg.StartServer()
-		}
-	})
+	startPostgres := pg.StopForTest(t)
 	failedA, failedB := a.ship.ShipFailures(), b.ship.ShipFailures()
 	for range 5 {
 		a.record(t, 3000, now.Add(time.Second), time.Microsecond)
@@ -233,10 +225,7 @@ func TestShipPostgresOutage(t *testing.T) {
 	if w, err := a.ship.Backlog(); err != nil || w.Records != 15000 {
 		t.Fatalf("a's backlog while PostgreSQL is down: %+v, %v; want 15000", w, err)
 	}
-	if err := pg.StartServer(); err != nil {
-		t.Fatal(err)
-	}
-	restarted = true
+	startPostgres()
 	within(t, 60*time.Second, "backlog drained", func() bool {
 		wa, _ := a.ship.Backlog()
 		wb, _ := b.ship.Backlog()
