@@ -64,18 +64,11 @@ func (p *upstreamPool) get(ctx context.Context, fresh bool) (pc *upstreamConn, r
 	if err := p.acquire(ctx); err != nil {
 		return nil, false, err
 	}
-	for !fresh {
-		select {
-		case pc := <-p.idle:
-			if p.idleTimeout > 0 && time.Since(pc.lastUsed) > p.idleTimeout {
-				pc.Close()
-				continue
-			}
+	if !fresh {
+		if pc := p.takeIdle(); pc != nil {
 			pc.counted = true
 			return pc, true, nil
-		default:
 		}
-		break
 	}
 	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
@@ -83,6 +76,23 @@ func (p *upstreamPool) get(ctx context.Context, fresh bool) (pc *upstreamConn, r
 		return nil, false, err
 	}
 	return &upstreamConn{Conn: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10), counted: true}, false, nil
+}
+
+// takeIdle returns an idle connection that is still fresh, closing the
+// stale ones it finds first, or nil when none is idle.
+func (p *upstreamPool) takeIdle() *upstreamConn {
+	for {
+		select {
+		case pc := <-p.idle:
+			if p.idleTimeout > 0 && time.Since(pc.lastUsed) > p.idleTimeout {
+				pc.Close()
+				continue
+			}
+			return pc
+		default:
+			return nil
+		}
+	}
 }
 
 // acquire takes a token of busy, waiting for one when every connection
