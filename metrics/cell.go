@@ -184,6 +184,17 @@ func (c *Cell) appendBinary(b []byte) []byte {
 	return b
 }
 
+// AppendBinary appends c's binary encoding to b. It is the one encoding a
+// rollup cell is stored in: in bbolt here and, in cluster mode, in
+// PostgreSQL's apiwarden_cells (cluster/migrations/008_cells.up.sql).
+// The error is always nil.
+func (c *Cell) AppendBinary(b []byte) ([]byte, error) { return c.appendBinary(b), nil }
+
+// UnmarshalBinary replaces c with the cell AppendBinary encoded in b,
+// reusing c's histogram memory. It returns ErrCorruptCell for anything
+// AppendBinary could not have written.
+func (c *Cell) UnmarshalBinary(b []byte) error { return c.decode(b) }
+
 // decode replaces c with the cell encoded in b.
 func (c *Cell) decode(b []byte) error {
 	if len(b) == 0 || b[0] != cellVersion {
