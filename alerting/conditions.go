@@ -162,6 +162,9 @@ func describe(r *Rule, o *observation) (summary, description string) {
 			o.count, o.requests, window, percent(r.Threshold), r.MinRequests)
 	case RateLimitExceeded:
 		summary = fmt.Sprintf("%s rate limited on %s of its requests", subject, percent(o.value))
+		if o.subject.Kind == SubjectGlobal {
+			summary = fmt.Sprintf("%s of all requests rate limited", percent(o.value))
+		}
 		description = fmt.Sprintf("%d of %d requests in the last %s were answered 429 (threshold %s, at least %d requests).",
 			o.count, o.requests, window, percent(r.Threshold), r.MinRequests)
 	case PerformanceDegradation:
@@ -183,6 +186,9 @@ func describe(r *Rule, o *observation) (summary, description string) {
 			kind = "drop"
 		}
 		summary = fmt.Sprintf("traffic %s on %s (score %.1f)", kind, subject, o.value)
+		if o.subject.Kind == SubjectGlobal {
+			summary = fmt.Sprintf("overall traffic %s (score %.1f)", kind, o.value)
+		}
 		description = fmt.Sprintf("%s requests/hour over the last %s against a usual %s ± %s (%s, %d samples); robust z-score %.1f, threshold %s.",
 			trimFloat(o.rate), window, trimFloat(o.base.median), trimFloat(o.base.spread()),
 			o.base.method, o.base.samples, o.value, trimFloat(r.Threshold))
@@ -207,6 +213,9 @@ func describe(r *Rule, o *observation) (summary, description string) {
 // stays in the subject and the key_id label), anything else as
 // Subject.String does.
 func subjectText(o *observation) string {
+	if o.subject.Kind == SubjectGlobal {
+		return "all traffic"
+	}
 	if o.subject.Kind != SubjectKey {
 		return o.subject.String()
 	}

@@ -74,8 +74,8 @@ func Example() {
 	traffic.errors5xx = 1
 	run(3 * time.Minute)
 	// Output:
-	// firing error-spike (high): 5xx rate 9% on global
-	// resolved error-spike (high): 5xx rate 9% on global
+	// firing error-spike (high): 5xx rate 9% on all traffic
+	// resolved error-spike (high): 5xx rate 9% on all traffic
 }
 
 func ExampleRule_Validate() {
