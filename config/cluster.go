@@ -2,6 +2,7 @@ package config
 
 import (
 	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -15,7 +16,8 @@ type Cluster struct {
 	// instance.
 	PostgresURL Secret `toml:"postgres_url"`
 	// InstanceID names this instance in the cluster; unique per instance.
-	// Empty: the host name.
+	// Empty: the host name. "env:NAME" reads it from the environment
+	// (a pod's name through the downward API); Load resolves it.
 	InstanceID string `toml:"instance_id"`
 }
 
@@ -29,9 +31,33 @@ func (c *Config) validateCluster(pl *problemList) {
 	if u := string(c.Cluster.PostgresURL); u != "" && !isReference(u) {
 		checkPostgresURL(pl, u)
 	}
-	if id := c.Cluster.InstanceID; id != "" && !instanceIDPattern.MatchString(id) {
+	if id := c.Cluster.InstanceID; !strings.HasPrefix(id, "env:") {
+		checkInstanceID(pl, id)
+	}
+}
+
+func checkInstanceID(pl *problemList, id string) {
+	if id != "" && !instanceIDPattern.MatchString(id) {
 		pl.add("cluster.instance_id", "must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit, got %q", id)
 	}
+}
+
+// resolveInstanceID replaces an env: reference with the variable's value.
+// An unset variable is a problem, not the host name: whoever wrote the
+// reference meant a name, and two pods falling back to one host name
+// would share an identity.
+func (c *Config) resolveInstanceID(pl *problemList, getenv func(string) string) {
+	name, ok := strings.CutPrefix(c.Cluster.InstanceID, "env:")
+	if !ok {
+		return
+	}
+	id := getenv(name)
+	if id == "" {
+		pl.add("cluster.instance_id", "names env:%s, which is not set", name)
+		return
+	}
+	c.Cluster.InstanceID = id
+	checkInstanceID(pl, id)
 }
 
 // validateClusterResolved checks what needs resolved secrets: the URL an

@@ -79,3 +79,39 @@ func TestClusterURLResolved(t *testing.T) {
 		t.Fatalf("String() = %q, want it hidden", got)
 	}
 }
+
+// instance_id may name an environment variable, so a Deployment can pass
+// the pod's name through the downward API; the resolved name is checked
+// like a literal one, and a reference to an unset variable is refused
+// rather than silently falling back to the host name.
+func TestClusterInstanceIDFromEnv(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string // the resolved id, or a substring of the problem
+		ok   bool
+	}{
+		{"set", map[string]string{"POD_NAME": "api-7d9c-x2k4q"}, "api-7d9c-x2k4q", true},
+		{"unset", nil, "cluster.instance_id names env:POD_NAME, which is not set", false},
+		{"bad name", map[string]string{"POD_NAME": "pod 1!"}, "cluster.instance_id must be 1 to 63 letters", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "c.toml")
+			_ = os.WriteFile(file, []byte("[cluster]\ninstance_id = \"env:POD_NAME\"\n"), 0o600)
+			cfg, err := config.Load(file, func(k string) string { return tc.env[k] })
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if cfg.Cluster.InstanceID != tc.want {
+					t.Fatalf("instance_id = %q, want %q", cfg.Cluster.InstanceID, tc.want)
+				}
+				return
+			}
+			if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want a problem containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -31,6 +31,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	}
 	pl := &problemList{file: path, lines: lines}
 	cfg.resolveSecrets(pl, getenv)
+	cfg.resolveInstanceID(pl, getenv)
 	cfg.validateClusterResolved(pl)
 	if len(pl.list) > 0 {
 		return nil, pl.list.sorted()
