@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/metrics"
 )
@@ -65,12 +64,7 @@ func BenchmarkShipCells(b *testing.B) {
 			b.ReportAllocs()
 			for range b.N {
 				b.StopTimer()
-				node := newShipNodeWith(b, pg.Database(b), "bench", metrics.Options{MarkChangedCells: mode == "with-cells"})
-				sh, err := cluster.NewShipper(node.cluster, node.rd, cluster.ShipperOptions{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				node.ship = sh
+				node := newDrainNode(b, metrics.Options{MarkChangedCells: mode == "with-cells"})
 				node.recordRealistic(b, n, time.Now().UTC().Add(-36*time.Hour), 648*time.Millisecond)
 				b.StartTimer()
 				started := time.Now()
@@ -185,12 +179,7 @@ func BenchmarkCellsPerDay(b *testing.B) {
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
 	b.Run("day", func(b *testing.B) {
 		for range b.N {
-			node := newShipNodeWith(b, pg.Database(b), "bench", metrics.Options{MarkChangedCells: true})
-			sh, err := cluster.NewShipper(node.cluster, node.rd, cluster.ShipperOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			node.ship = sh
+			node := newDrainNode(b, metrics.Options{MarkChangedCells: true})
 			node.recordRealistic(b, perDay, day, 24*time.Hour/perDay)
 			node.drain(b)
 			var rows, cellBytes, rawBytes int64
