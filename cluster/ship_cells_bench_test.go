@@ -66,12 +66,7 @@ func BenchmarkShipCells(b *testing.B) {
 				b.StopTimer()
 				node := newDrainNode(b, metrics.Options{MarkChangedCells: mode == "with-cells"})
 				node.recordRealistic(b, n, time.Now().UTC().Add(-36*time.Hour), 648*time.Millisecond)
-				b.StartTimer()
-				started := time.Now()
-				node.drain(b)
-				took := time.Since(started)
-				b.StopTimer()
-				wantShipped(b, node, n)
+				took := node.timedDrain(b, n)
 				var rows, bytes int64
 				if err := node.cluster.Pool().QueryRow(ctxFor(b, time.Minute), `SELECT count(*),
 					pg_total_relation_size('apiwarden_cells') FROM apiwarden_cells`).Scan(&rows, &bytes); err != nil {
