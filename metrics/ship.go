@@ -78,35 +78,77 @@ func (r *Reader) SetShipCursor(seq uint64) error {
 // to the last Seq skips nothing.
 func (r *Reader) BatchesAfter(ctx context.Context, after uint64, maxRecords int) ([]Batch, error) {
 	var out []Batch
+	err := r.st.View(func(tx *store.Tx) error {
+		var err error
+		out, err = r.batchesAfter(ctx, tx, after, maxRecords)
+		return err
+	})
+	return out, err
+}
+
+// batchesAfter is BatchesAfter inside tx.
+func (r *Reader) batchesAfter(ctx context.Context, tx *store.Tx, after uint64, maxRecords int) ([]Batch, error) {
+	var out []Batch
 	dec, _ := r.decoders.Get().(*blockDecoder)
 	if dec == nil {
 		dec = new(blockDecoder)
 	}
 	defer r.decoders.Put(dec)
+	resolve := r.dict.resolver(tx)
+	err := boundedBlocksAfter(ctx, tx, after, maxRecords, func(day uint32, seq uint64, v []byte, h blockHeader) error {
+		recs, err := dec.decode(v, resolve, make([]Record, 0, h.count))
+		if err != nil {
+			return blockError(err, day, seq)
+		}
+		out = append(out, Batch{Seq: seq, Records: recs})
+		return nil
+	})
+	return out, err
+}
+
+// BatchSize is a raw block's sequence and record count.
+type BatchSize struct {
+	Seq     uint64
+	Records int
+}
+
+// BatchSizesAfter is BatchesAfter reading block headers only: the
+// sequence and record count of each block it would return.
+func (r *Reader) BatchSizesAfter(ctx context.Context, after uint64, maxRecords int) ([]BatchSize, error) {
+	var out []BatchSize
 	err := r.st.View(func(tx *store.Tx) error {
-		resolve := r.dict.resolver(tx)
-		total := 0
-		return blocksAfter(tx, after, func(day uint32, seq uint64, v []byte) (bool, error) {
-			if err := ctx.Err(); err != nil {
-				return false, err
-			}
-			h, _, err := parseBlockHeader(v)
-			if err != nil {
-				return false, blockError(err, day, seq)
-			}
-			if len(out) > 0 && total+h.count > maxRecords {
-				return false, nil
-			}
-			recs, err := dec.decode(v, resolve, make([]Record, 0, h.count))
-			if err != nil {
-				return false, blockError(err, day, seq)
-			}
-			total += len(recs)
-			out = append(out, Batch{Seq: seq, Records: recs})
-			return true, nil
+		return boundedBlocksAfter(ctx, tx, after, maxRecords, func(_ uint32, seq uint64, _ []byte, h blockHeader) error {
+			out = append(out, BatchSize{Seq: seq, Records: h.count})
+			return nil
 		})
 	})
 	return out, err
+}
+
+// boundedBlocksAfter calls fn with the header of every raw block after
+// the sequence after, in sequence order, stopping before the block that
+// would take the records over maxRecords (the first is always visited),
+// at fn's first error, or when ctx ends.
+func boundedBlocksAfter(ctx context.Context, tx *store.Tx, after uint64, maxRecords int,
+	fn func(day uint32, seq uint64, v []byte, h blockHeader) error) error {
+	total, visited := 0, 0
+	return blocksAfter(tx, after, func(day uint32, seq uint64, v []byte) (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		h, _, err := parseBlockHeader(v)
+		if err != nil {
+			return false, blockError(err, day, seq)
+		}
+		if visited > 0 && total+h.count > maxRecords {
+			return false, nil
+		}
+		if err := fn(day, seq, v, h); err != nil {
+			return false, err
+		}
+		total, visited = total+h.count, visited+1
+		return true, nil
+	})
 }
 
 // ShipBacklog counts the records in the blocks after the ship cursor,
