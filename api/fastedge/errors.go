@@ -13,9 +13,10 @@ import (
 // parseError answers a request fasthttp could not read, with the error
 // body; fasthttp closes the connection after it, as net/http does. Headers
 // over the read buffer are 431 and a body over its cap (bodyCap) 413, as
-// the gateway answers them; a read that timed out is 408 and anything
-// else the parser refused (a malformed request line or header, a
-// conflicting Content-Length) is 400.
+// the gateway answers them; a Transfer-Encoding other than chunked is
+// 501, as on net/http; a read that timed out is 408 and anything else the
+// parser refused (a malformed request line or header, Content-Length
+// values that differ) is 400.
 func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	e := httpapi.Errorf(httpapi.CodeInvalidRequest, "the request could not be read as HTTP/1.1")
 	status := http.StatusBadRequest
@@ -25,6 +26,10 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &small):
 		e = httpapi.Errorf(httpapi.CodeHeadersTooLarge, "request headers are larger than the server reads")
 		status = http.StatusRequestHeaderFieldsTooLarge
+	case errors.Is(err, fasthttp.ErrUnsupportedTransferEncoding):
+		// net/http's status: a framing the server does not implement.
+		e = httpapi.Errorf(httpapi.CodeInvalidRequest, "send the body with Content-Length or Transfer-Encoding: chunked alone")
+		status = http.StatusNotImplemented
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		e = httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", bodyCap(ctx.Request.Header.RequestURI()))
 		status = http.StatusRequestEntityTooLarge
