@@ -16,7 +16,7 @@ import (
 
 // The edges that serve forward auth and check on the enforcement listener;
 // each raw-socket test below runs on both, with the same expectations.
-var rawEdges = []string{"net/http", "fasthttp"}
+var rawEdges = []string{"net/http", "fasthttp", "fasthttp, reduce_idle_memory"}
 
 // exchanged is one answer read off a raw connection.
 type exchanged struct {
@@ -155,7 +155,7 @@ func TestEdgesParseAlike(t *testing.T) {
 				t.Run(c.name, func(t *testing.T) {
 					got := exchange(t, addr, c.raw)
 					want := c.want
-					if edge == "fasthttp" && c.wantFast != nil {
+					if strings.HasPrefix(edge, "fasthttp") && c.wantFast != nil {
 						want = c.wantFast
 					}
 					wantExchange(t, got, want...)

@@ -47,14 +47,15 @@ func startEdge(t testing.TB, edge string, srv *api.Server) *edgeServer {
 		hs.Start()
 		t.Cleanup(hs.Close)
 		return &edgeServer{URL: hs.URL, Addr: hs.Listener.Addr().String(), shutdown: hs.Config.Shutdown}
-	case "fasthttp":
+	case "fasthttp", "fasthttp, reduce_idle_memory":
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		fs := fastedge.New(fastedge.Options{Gateway: srv.Gateway(), Fallback: srv.EnforcementHandler(),
 			MaxHeaderBytes: edgeTimeouts.maxHeaderBytes, ReadHeaderTimeout: edgeTimeouts.readHeader,
-			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: edgeTimeouts.idle})
+			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: edgeTimeouts.idle,
+			ReduceIdleMemory: edge != "fasthttp"})
 		served := make(chan error, 1)
 		go func() { served <- fs.Serve(ln) }()
 		t.Cleanup(func() {

@@ -41,5 +41,5 @@ func (a *App) enforcementServer() server {
 	}
 	return fastedge.New(fastedge.Options{Gateway: a.api.Gateway(), Fallback: a.api.EnforcementHandler(),
 		MaxHeaderBytes: s.MaxHeaderBytes, ReadHeaderTimeout: s.ReadHeaderTimeout.D(), ReadTimeout: s.ReadTimeout.D(),
-		WriteTimeout: s.WriteTimeout.D(), IdleTimeout: s.IdleTimeout.D(), Logger: a.log})
+		WriteTimeout: s.WriteTimeout.D(), IdleTimeout: s.IdleTimeout.D(), ReduceIdleMemory: s.ReduceIdleMemory, Logger: a.log})
 }

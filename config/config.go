@@ -31,8 +31,12 @@ type Server struct {
 	AdminListen string `toml:"admin_listen"`
 	// Edge is the HTTP server of listen without a proxy: EdgeNetHTTP, or
 	// EdgeFastHTTP for forward auth and check (api/fastedge).
-	Edge    string `toml:"edge"`
-	DataDir string `toml:"data_dir"`
+	Edge string `toml:"edge"`
+	// ReduceIdleMemory makes the fasthttp edge return a waiting keep-alive
+	// connection's buffers to a pool: half the memory per idle connection,
+	// one more read system call per request (docs/BENCHMARKS.md).
+	ReduceIdleMemory bool   `toml:"reduce_idle_memory"`
+	DataDir          string `toml:"data_dir"`
 	// TrustedProxies may set X-Forwarded-For; CIDRs or single addresses.
 	TrustedProxies []string `toml:"trusted_proxies"`
 	// ClientIPv6Prefix is how many leading bits of an IPv6 address name

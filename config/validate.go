@@ -93,6 +93,9 @@ func (c *Config) validateEdge(pl *problemList) {
 	s := c.Server
 	switch s.Edge {
 	case EdgeNetHTTP:
+		if s.ReduceIdleMemory {
+			pl.add("server.reduce_idle_memory", "applies to edge = %q only; net/http keeps its buffers per connection", EdgeFastHTTP)
+		}
 		return
 	case EdgeFastHTTP:
 	default:

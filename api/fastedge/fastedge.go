@@ -44,7 +44,12 @@ type Options struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
-	Logger            *slog.Logger
+	// ReduceIdleMemory returns a waiting keep-alive connection's read and
+	// write buffers to a pool (fasthttp's ReduceMemoryUsage): half the
+	// memory per idle connection, for one more read system call per
+	// request (docs/BENCHMARKS.md, "Forward auth on fasthttp").
+	ReduceIdleMemory bool
+	Logger           *slog.Logger
 }
 
 // Server is the forward-auth and check listener on fasthttp. Build it with
@@ -85,9 +90,7 @@ func New(o Options) *Server {
 		// As net/http: no Server header, no default Content-Type.
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
-		// Drop the idle buffers of a waiting keep-alive connection
-		// (docs/BENCHMARKS.md: 12.5 KiB per idle connection, not 25).
-		ReduceMemoryUsage:     true,
+		ReduceMemoryUsage:     o.ReduceIdleMemory,
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,
 		Logger:                fasthttpLogger{o.Logger},
