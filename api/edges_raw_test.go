@@ -138,6 +138,11 @@ func TestEdgesParseAlike(t *testing.T) {
 					[]string{"200 VALID"}, nil},
 				{"pipelined", authorize("/api/forms/a", withKey) + authorize("/api/forms/1", "") + authorize("/api/forms/b", withKey+"Connection: close\r\n"),
 					[]string{"200 VALID", "401 MISSING_KEY", "200 VALID"}, nil},
+				// Envoy's ext_authz may send the original body along: it is
+				// read and not looked at, and the next request follows it.
+				{"authorize with a body", "POST /v1/authorize HTTP/1.1\r\nHost: x\r\nX-Original-URI: /api/forms/1\r\n" + withKey +
+					fmt.Sprintf("Content-Length: %d\r\n\r\n", 100<<10) + strings.Repeat("GET / HTTP/1.1\r\n", 100<<10/16) + authorize("/api/forms/2", withKey+"Connection: close\r\n"),
+					[]string{"200 VALID", "200 VALID"}, nil},
 				{"headers over max_header_bytes", authorize("/api/forms/1", withKey+"X-Big: "+strings.Repeat("a", 10<<10)+"\r\n"),
 					[]string{"431 HEADERS_TOO_LARGE"}, nil},
 				{"headers over the server's buffer", authorize("/api/forms/1", withKey+"X-Big: "+strings.Repeat("a", 40<<10)+"\r\n"),

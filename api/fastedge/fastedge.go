@@ -148,16 +148,15 @@ func (s *Server) track(c net.Conn, state fasthttp.ConnState) {
 }
 
 // bodyCap is the largest request body an endpoint takes: a /v1/check
-// body of httpapi.MaxJSONBody, none worth reading for /v1/authorize, and
-// the events cap for everything else. The server reads one byte more, so
-// that the handler refuses a body just over the cap with its own answer.
+// body of httpapi.MaxJSONBody; as much for /v1/authorize, whose body is
+// read and not looked at (Envoy's ext_authz can send the original one
+// along; net/http leaves it unread and takes any size); and the events
+// cap for everything else. The server reads one byte more, so that the
+// handler refuses a body just over the cap with its own answer.
 func bodyCap(target []byte) int {
 	path, _ := splitTarget(string(target))
-	switch {
-	case path == "/v1/check":
+	if path == "/v1/check" || isAuthorize(path) {
 		return httpapi.MaxJSONBody
-	case isAuthorize(path):
-		return 64 << 10
 	}
 	return maxFallbackBody
 }
