@@ -72,14 +72,7 @@ func TestForwardAuthCountedAndRecordedOnEitherEdge(t *testing.T) {
 					t.Fatalf("records flushed %v, want 3", flushed)
 				}
 			}
-			counts := map[string]float64{}
-			for _, m := range families["apiwarden_decisions_total"].GetMetric() {
-				labels := map[string]string{}
-				for _, l := range m.GetLabel() {
-					labels[l.GetName()] = l.GetValue()
-				}
-				counts[labels["code"]+" "+labels["route"]+" "+labels["tier"]] += m.GetCounter().GetValue()
-			}
+			counts := decisionCounts(families)
 			if counts["VALID /public/* free"] != 2 || counts["MISSING_KEY * "] != 1 {
 				t.Fatalf("decision counts %v", counts)
 			}
