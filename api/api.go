@@ -68,6 +68,10 @@ func orNow(own, shared func() time.Time) func() time.Time {
 	return shared
 }
 
+// Gateway is the request edge, for a server other than net/http to
+// answer from (api/fastedge).
+func (s *Server) Gateway() *gateway.Gateway { return s.gateway }
+
 // Admin is the admin edge: readiness, streams, routes, OpenAPI.
 func (s *Server) Admin() *admin.Server { return s.admin }
 

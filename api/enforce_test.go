@@ -70,7 +70,7 @@ type gateFixture struct {
 	keys     *keys.Service
 	upstream *upstreamRecorder
 	proxy    *httptest.Server // enforcement listener in proxy mode
-	admin    *httptest.Server // admin listener in proxy mode (/v1/*)
+	admin    *edgeServer      // admin listener in proxy mode (/v1/*), or the edge of gateConfig.edge
 	records  *recordSink
 	secrets  map[string]string
 	ids      map[string]string
@@ -83,6 +83,9 @@ type gateConfig struct {
 	headerTimout time.Duration
 	maxBody      int64
 	internalRate float64
+	// edge, when set, serves /v1 (f.admin) on that edge without a proxy
+	// (edges_test.go); "" keeps proxy mode, /v1 on the admin listener.
+	edge string
 }
 
 func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
@@ -151,6 +154,9 @@ func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
 		target = gc.upstreamURL
 	}
 	u, _ := url.Parse(target)
+	if gc.edge != "" {
+		u = nil // forward-auth and check mode: /v1 on the enforcement listener
+	}
 	if gc.headerTimout == 0 {
 		gc.headerTimout = 5 * time.Second
 	}
@@ -158,10 +164,15 @@ func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
 		AuthorizeRateLimitedStatus: 429, MaxHeaderBytes: 8 << 10, CountryHeader: "Cf-Ipcountry", InternalSampleRate: gc.internalRate}, Proxy: gateway.ProxyOptions{Upstream: u, DialTimeout: time.Second, ResponseHeaderTimeout: gc.headerTimout,
 		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 16, MaxBodyBytes: gc.maxBody}}, Admin: admin.Options{AdminToken: adminToken, Keys: svc}})
 	srv.Admin().SetReady(true)
-	f.proxy = httptest.NewServer(srv.EnforcementHandler())
-	t.Cleanup(f.proxy.Close)
-	f.admin = httptest.NewServer(srv.AdminHandler())
-	t.Cleanup(f.admin.Close)
+	if gc.edge != "" {
+		f.admin = startEdge(t, gc.edge, srv)
+	} else {
+		f.proxy = httptest.NewServer(srv.EnforcementHandler())
+		t.Cleanup(f.proxy.Close)
+		adm := httptest.NewServer(srv.AdminHandler())
+		t.Cleanup(adm.Close)
+		f.admin = &edgeServer{URL: adm.URL}
+	}
 	f.keys = svc
 	for name, p := range map[string]keys.CreateParams{
 		"basic":   {Tier: "basic", OwnerID: "org_b", Scopes: []string{"forms:read"}},
@@ -473,7 +484,13 @@ func TestStreamingAndWebSocketUpgrade(t *testing.T) {
 }
 
 func TestForwardAuthVariants(t *testing.T) {
-	f := newGateFixture(t, gateConfig{trusted: []string{"127.0.0.1/32"}})
+	for _, edge := range forwardAuthEdges {
+		t.Run(edgeName(edge), func(t *testing.T) { testForwardAuthVariants(t, edge) })
+	}
+}
+
+func testForwardAuthVariants(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{trusted: []string{"127.0.0.1/32"}, edge: edge})
 	key := f.secrets["basic"]
 	cases := []struct {
 		name    string
@@ -522,7 +539,13 @@ func TestForwardAuthVariants(t *testing.T) {
 }
 
 func TestForwardAuthDenyStatus(t *testing.T) {
-	f := newGateFixture(t, gateConfig{})
+	for _, edge := range forwardAuthEdges {
+		t.Run(edgeName(edge), func(t *testing.T) { testForwardAuthDenyStatus(t, edge) })
+	}
+}
+
+func testForwardAuthDenyStatus(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{edge: edge})
 	h := map[string]string{"X-Original-URI": "/api/forms/1", "X-API-Key": f.secrets["basic"]}
 	for range 4 {
 		do(t, "GET", f.admin.URL+"/v1/authorize", h, "")
@@ -537,7 +560,13 @@ func TestForwardAuthDenyStatus(t *testing.T) {
 }
 
 func TestCheckAPI(t *testing.T) {
-	f := newGateFixture(t, gateConfig{serviceToken: "svc-token"})
+	for _, edge := range forwardAuthEdges {
+		t.Run(edgeName(edge), func(t *testing.T) { testCheckAPI(t, edge) })
+	}
+}
+
+func testCheckAPI(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{serviceToken: "svc-token", edge: edge})
 	body := `{"key":"` + f.secrets["basic"] + `","method":"GET","path":"/api/forms/3","ip":"192.0.2.1","cost":2}`
 	checkError(t, do(t, "POST", f.admin.URL+"/v1/check", map[string]string{"Content-Type": "application/json"}, body), 401, "UNAUTHORIZED")
 	h := map[string]string{"Content-Type": "application/json", "X-Apiwarden-Token": "svc-token"}
@@ -572,6 +601,9 @@ func TestCheckAPI(t *testing.T) {
 	if missing.Allowed || missing.Code != "MISSING_KEY" {
 		t.Fatalf("check without key: %+v", missing)
 	}
+	if edge != "" {
+		return // no proxy listener
+	}
 	// The proxy listener is not guarded by the service token; /v1 is not on it.
 	if r := do(t, "POST", f.proxy.URL+"/v1/check", nil, body); r.status != 401 || strings.Contains(string(r.body), "VALID") {
 		t.Fatalf("/v1/check on the proxy listener should go upstream as a normal (unauthenticated) request: %d %s", r.status, r.body)
@@ -597,7 +629,13 @@ func TestServiceRoutesOnlyWithoutProxyOnEnforcementListener(t *testing.T) {
 }
 
 func TestForwardAuthCannotBeSteeredByTheClient(t *testing.T) {
-	f := newGateFixture(t, gateConfig{trusted: []string{"127.0.0.1/32"}})
+	for _, edge := range forwardAuthEdges {
+		t.Run(edgeName(edge), func(t *testing.T) { testForwardAuthCannotBeSteeredByTheClient(t, edge) })
+	}
+}
+
+func testForwardAuthCannotBeSteeredByTheClient(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{trusted: []string{"127.0.0.1/32"}, edge: edge})
 	cases := []struct {
 		name    string
 		path    string
@@ -628,7 +666,7 @@ func TestForwardAuthCannotBeSteeredByTheClient(t *testing.T) {
 			}
 		})
 	}
-	tokened := newGateFixture(t, gateConfig{serviceToken: "svc"})
+	tokened := newGateFixture(t, gateConfig{serviceToken: "svc", edge: edge})
 	r := do(t, "GET", tokened.admin.URL+"/v1/authorize", map[string]string{"X-Original-URI": "/public/x"}, "")
 	checkError(t, r, 401, "UNAUTHORIZED")
 	if r.header.Get("X-Apiwarden-Code") != "UNAUTHORIZED" || r.header.Get("WWW-Authenticate") == "" {

@@ -72,7 +72,7 @@ type App struct {
 	adminLn    net.Listener
 	adminSrv   *http.Server
 	enforceLn  net.Listener // nil when admin_listen serves everything
-	enforceSrv *http.Server
+	enforceSrv server       // net/http's or api/fastedge's (server.edge)
 }
 
 // New opens the data directory and binds the listeners, so that when it
@@ -271,6 +271,9 @@ func (a *App) newAPI(version string) error {
 	if a.shared() && upstream != nil {
 		return errors.New("server.admin_listen must differ from server.listen in proxy mode: every path of listen goes upstream")
 	}
+	if err := a.checkEdge(upstream != nil); err != nil {
+		return err
+	}
 	if cfg.Security.AdminToken == "" {
 		a.log.Warn("no admin token configured: the admin API refuses every call; set APIWARDEN_ADMIN_TOKEN (or security.admin_token) to enable it")
 	}
@@ -367,7 +370,7 @@ func (a *App) bind() (err error) {
 			return fmt.Errorf("listener: %w", err)
 		}
 		a.cleanups = append(a.cleanups, func() { a.enforceLn.Close() })
-		a.enforceSrv = a.httpServer(a.api.EnforcementHandler())
+		a.enforceSrv = a.enforcementServer()
 	}
 	a.warnOpenServiceAPI()
 	return nil
@@ -562,7 +565,7 @@ func (a *App) Addr() string {
 func (a *App) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
-	serve := func(name string, srv *http.Server, ln net.Listener) {
+	serve := func(name string, srv server, ln net.Listener) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -607,7 +610,7 @@ func (a *App) Run(ctx context.Context) error {
 	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout.D())
 	defer cancel()
 	var drain sync.WaitGroup
-	for name, srv := range map[string]*http.Server{"admin": a.adminSrv, "enforcement": a.enforceSrv} {
+	for name, srv := range map[string]server{"admin": a.adminSrv, "enforcement": a.enforceSrv} {
 		if srv == nil {
 			continue
 		}

@@ -162,9 +162,26 @@ func TestProxyRefusesAmbiguousPaths(t *testing.T) {
 // /v1/authorize and /v1/check apply the same rules to the path they are
 // asked about.
 func TestAuthorizeAndCheckRefuseAmbiguousPaths(t *testing.T) {
-	env := startPathsApp(t, nil)
+	for _, edge := range []string{"", config.EdgeFastHTTP} {
+		name := "net/http, admin listener of proxy mode"
+		if edge != "" {
+			name = edge + ", listen without a proxy"
+		}
+		t.Run(name, func(t *testing.T) { testAuthorizeAndCheckRefuseAmbiguousPaths(t, edge) })
+	}
+}
+
+func testAuthorizeAndCheckRefuseAmbiguousPaths(t *testing.T, edge string) {
+	env := startPathsApp(t, func(c *config.Config) {
+		if edge != "" {
+			c.Proxy.Upstream, c.Server.Edge = "", edge
+		}
+	})
 	noAdmin := env.createKey(t, `{"name":"no admin","owner_id":"org_paths","tier":"basic"}`)
 	admin := env.app.AdminAddr()
+	if edge != "" {
+		admin = env.app.Addr() // /v1 is on listen without a proxy
+	}
 	for _, uri := range []string{"/api/admin;x=1/users", "/api;/admin/users", "/api/public/..\\admin\\users", "/api/public/%2e%2e/admin/users?x=1"} {
 		status, code := rawGet(t, admin, "GET", "/v1/authorize", map[string]string{"X-API-Key": noAdmin, "X-Original-URI": uri})
 		if status != http.StatusBadRequest || code != "INVALID_PATH" {

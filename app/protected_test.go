@@ -86,14 +86,17 @@ func TestServiceAPIWithoutTokenAnswersOnlyLoopback(t *testing.T) {
 		{"GET", "/v1/authorize", ""},
 		{"POST", "/v1/events", event},
 	}
-	for _, mode := range []string{"forward auth", "proxy"} {
+	for _, mode := range []string{"forward auth", "forward auth on fasthttp", "proxy"} {
 		for _, token := range []string{"", "service-token-0123456789abcdef"} {
 			t.Run(fmt.Sprintf("%s, token %q", mode, token), func(t *testing.T) {
 				a, _ := startApp(t, func(c *config.Config) {
 					c.Server.Listen, c.Server.AdminListen = "0.0.0.0:0", "0.0.0.0:0"
 					c.Security.ServiceToken = config.Secret(token)
-					if mode == "proxy" {
+					switch mode {
+					case "proxy":
 						c.Proxy.Upstream = "http://" + upLn.Addr().String()
+					case "forward auth on fasthttp":
+						c.Server.Edge = config.EdgeFastHTTP
 					}
 				})
 				port := portOf(t, a.Addr())

@@ -96,14 +96,7 @@ func TestPrometheusMetrics(t *testing.T) {
 			t.Errorf("family %s missing", name)
 		}
 	}
-	counts := map[string]float64{}
-	for _, m := range families["apiwarden_decisions_total"].GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		counts[labels["code"]+" "+labels["route"]+" "+labels["tier"]] += m.GetCounter().GetValue()
-	}
+	counts := decisionCounts(families)
 	if counts["VALID /public/* free"] != 2 || counts["MISSING_KEY * "] != 1 {
 		t.Fatalf("decision counts %v", counts)
 	}
@@ -113,6 +106,19 @@ func TestPrometheusMetrics(t *testing.T) {
 	if flushed != 3 {
 		t.Fatalf("records flushed %v, want 3", flushed)
 	}
+}
+
+// decisionCounts sums apiwarden_decisions_total by "code route tier".
+func decisionCounts(families map[string]*dto.MetricFamily) map[string]float64 {
+	counts := map[string]float64{}
+	for _, m := range families["apiwarden_decisions_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		counts[labels["code"]+" "+labels["route"]+" "+labels["tier"]] += m.GetCounter().GetValue()
+	}
+	return counts
 }
 
 // scrapeMetrics reads /metrics with the metrics token and parses it as

@@ -29,7 +29,14 @@ type Config struct {
 type Server struct {
 	Listen      string `toml:"listen"`
 	AdminListen string `toml:"admin_listen"`
-	DataDir     string `toml:"data_dir"`
+	// Edge is the HTTP server of listen without a proxy: EdgeNetHTTP, or
+	// EdgeFastHTTP for forward auth and check (api/fastedge).
+	Edge string `toml:"edge"`
+	// ReduceIdleMemory makes the fasthttp edge return a waiting keep-alive
+	// connection's buffers to a pool: half the memory per idle connection,
+	// one more read system call per request (docs/BENCHMARKS.md).
+	ReduceIdleMemory bool   `toml:"reduce_idle_memory"`
+	DataDir          string `toml:"data_dir"`
 	// TrustedProxies may set X-Forwarded-For; CIDRs or single addresses.
 	TrustedProxies []string `toml:"trusted_proxies"`
 	// ClientIPv6Prefix is how many leading bits of an IPv6 address name
@@ -249,6 +256,7 @@ func Default() *Config {
 		Server: Server{
 			Listen:                     "127.0.0.1:8080",
 			AdminListen:                "127.0.0.1:8081",
+			Edge:                       EdgeNetHTTP,
 			DataDir:                    "./data",
 			TrustedProxies:             []string{"127.0.0.1/32", "::1/128"},
 			ClientIPv6Prefix:           64,

@@ -49,6 +49,7 @@ func (c *Config) validateServer(pl *problemList) {
 	s := c.Server
 	checkHostPort(pl, "server.listen", s.Listen, false)
 	checkHostPort(pl, "server.admin_listen", s.AdminListen, true)
+	c.validateEdge(pl)
 	if s.DataDir == "" {
 		pl.add("server.data_dir", "must not be empty")
 	}
@@ -76,6 +77,38 @@ func (c *Config) validateServer(pl *problemList) {
 	}
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		pl.add("server.log_format", "must be text or json, got %q", s.LogFormat)
+	}
+}
+
+// The servers server.edge names.
+const (
+	EdgeNetHTTP  = "net/http"
+	EdgeFastHTTP = "fasthttp"
+)
+
+// validateEdge allows the fasthttp edge only where it serves forward auth
+// and check alone: without a proxy upstream (the proxy runs on net/http)
+// and on a listener of its own (the admin routes run on net/http).
+func (c *Config) validateEdge(pl *problemList) {
+	s := c.Server
+	switch s.Edge {
+	case EdgeNetHTTP:
+		if s.ReduceIdleMemory {
+			pl.add("server.reduce_idle_memory", "applies to edge = %q only; net/http keeps its buffers per connection", EdgeFastHTTP)
+		}
+		return
+	case EdgeFastHTTP:
+	default:
+		pl.add("server.edge", "must be %q or %q, got %q", EdgeNetHTTP, EdgeFastHTTP, s.Edge)
+		return
+	}
+	if c.Proxy.Upstream != "" {
+		pl.add("server.edge", "%q serves forward auth and check only; the proxy ([proxy] upstream is set) runs on %q: remove the upstream or set edge = %q",
+			EdgeFastHTTP, EdgeNetHTTP, EdgeNetHTTP)
+	}
+	if s.AdminListen == "" || (s.AdminListen == s.Listen && !strings.HasSuffix(s.Listen, ":0")) {
+		pl.add("server.edge", "%q needs a listener of its own: set server.admin_listen to another address than server.listen (the admin routes run on %q)",
+			EdgeFastHTTP, EdgeNetHTTP)
 	}
 }
 

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -15,8 +17,19 @@ import (
 )
 
 // authorize is the forward-auth endpoint for nginx auth_request, Traefik
-// ForwardAuth, Caddy forward_auth and Envoy ext_authz (HTTP service). It
-// answers 200 with the identity headers, or the denial's status and body.
+// ForwardAuth, Caddy forward_auth and Envoy ext_authz (HTTP service), on
+// net/http: see Authorize.
+func (s *Gateway) authorize(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	in := s.inboundFromHTTP(r, ps)
+	writeAnswer(w, s.Authorize(w.Header(), &in))
+	return nil
+}
+
+// Authorize decides a forward-auth request and records it. It answers 200
+// with the identity headers, or the denial's status and body; every
+// answer says its code in X-Apiwarden-Code (nginx passes headers of the
+// auth response on, but not its body). It sets the answer's headers in h
+// and returns the rest. It is safe for concurrent use.
 //
 // The original request is read from the headers each proxy sends:
 // X-Forwarded-Method / X-Original-Method for the method and
@@ -24,14 +37,19 @@ import (
 // the original method and appends the original path to the endpoint's
 // (/v1/authorize/api/forms/1). The client is the right-most untrusted
 // X-Forwarded-For hop, so the proxy must be in server.trusted_proxies.
-func (s *Gateway) authorize(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	err := s.authorizeRequest(w, r, ps)
-	if err != nil {
-		// Every answer says its code in a header: nginx passes headers of
-		// the auth response on, but not its body.
-		w.Header()["X-Apiwarden-Code"] = []string{httpapi.AsError(err).Code}
+func (s *Gateway) Authorize(h http.Header, in *Inbound) Answer {
+	a, e := s.authorizeRequest(h, in)
+	if e != nil {
+		h["X-Apiwarden-Code"] = []string{e.Code}
+		return s.errorAnswer(h, in, e, httpapi.StatusOf(e.Code))
 	}
-	return err
+	return a
+}
+
+// errorAnswer is the answer of a request refused before a decision.
+func (s *Gateway) errorAnswer(h http.Header, in *Inbound, e *httpapi.Error, status int) Answer {
+	httpapi.LogError(context.Background(), s.log, e, status, in.RequestID, in.Method, in.Path)
+	return Answer{Status: status, Body: httpapi.ErrorAnswer(h, e, status, in.RequestID)}
 }
 
 // original is what forward auth learns of the request it decides.
@@ -55,17 +73,17 @@ type original struct {
 // with the original method; the path is read from the request line, as
 // sent, and the query is the original's, so ?deny_status does not apply
 // there.
-func originalRequest(r *http.Request, ps httprouter.Params) (original, *httpapi.Error) {
+func originalRequest(in *Inbound) (original, *httpapi.Error) {
 	var o original
-	if suffix := ps.ByName("path"); suffix != "" && suffix != "/" {
-		path, ok := strings.CutPrefix(escapedPath(r), "/v1/authorize/")
+	if in.EnvoyForm {
+		path, ok := strings.CutPrefix(in.Path, "/v1/authorize/")
 		if !ok {
 			return o, httpapi.Errorf(httpapi.CodeInvalidPath, "the path must start with /v1/authorize/ as written, not percent-encoded")
 		}
-		o.method, o.path, o.rawQuery = r.Method, "/"+path, r.URL.RawQuery
+		o.method, o.path, o.rawQuery = in.Method, "/"+path, in.RawQuery
 		return o, nil
 	}
-	method, e := agreeingHeader(r.Header, "X-Forwarded-Method", "X-Original-Method")
+	method, e := agreeingHeader(in.Header.ForwardedMethod, in.Header.OriginalMethod, "X-Forwarded-Method", "X-Original-Method")
 	if e != nil {
 		return o, e
 	}
@@ -73,16 +91,20 @@ func originalRequest(r *http.Request, ps httprouter.Params) (original, *httpapi.
 		// Recorded as given, it would reach exports and the dashboard.
 		return o, httpapi.Errorf(httpapi.CodeInvalidRequest, "X-Forwarded-Method / X-Original-Method must be an HTTP method (an RFC 9110 token of at most %d characters)", metrics.MaxMethodBytes)
 	}
-	uri, e := agreeingHeader(r.Header, "X-Forwarded-Uri", "X-Original-Uri")
+	uri, e := agreeingHeader(in.Header.ForwardedURI, in.Header.OriginalURI, "X-Forwarded-Uri", "X-Original-Uri")
 	if e != nil {
 		return o, e
 	}
 	o.method = method
 	if o.method == "" {
-		o.method = r.Method
+		o.method = in.Method
 	}
 	o.path, o.rawQuery, _ = strings.Cut(uri, "?")
-	if v := r.URL.Query().Get("deny_status"); v != "" {
+	if in.RawQuery == "" {
+		return o, nil
+	}
+	q, _ := url.ParseQuery(in.RawQuery) // as net/http's URL.Query: what parses counts
+	if v := q.Get("deny_status"); v != "" {
 		switch v {
 		case "401", "403", "429":
 			o.denyStatus, _ = strconv.Atoi(v)
@@ -93,10 +115,9 @@ func originalRequest(r *http.Request, ps httprouter.Params) (original, *httpapi.
 	return o, nil
 }
 
-// agreeingHeader returns the value of whichever of two header names is
-// set, and refuses the request when both are set and differ.
-func agreeingHeader(h http.Header, a, b string) (string, *httpapi.Error) {
-	va, vb := h.Get(a), h.Get(b)
+// agreeingHeader returns whichever of two header values (named a and b)
+// is set, and refuses the request when both are set and differ.
+func agreeingHeader(va, vb, a, b string) (string, *httpapi.Error) {
 	switch {
 	case va == "":
 		return vb, nil
@@ -106,18 +127,20 @@ func agreeingHeader(h http.Header, a, b string) (string, *httpapi.Error) {
 	return "", httpapi.Errorf(httpapi.CodeInvalidRequest, "%s and %s disagree; the proxy must set one and remove the client's", a, b)
 }
 
-func (s *Gateway) authorizeRequest(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+// authorizeRequest is Authorize up to a refusal that comes before any
+// decision, which it returns.
+func (s *Gateway) authorizeRequest(h http.Header, in *Inbound) (Answer, *httpapi.Error) {
 	start := s.now()
 	g := s.gate
-	if e := g.checkServiceToken(r); e != nil {
-		return e
+	if e := g.serviceTokenError(in.Peer, in.Header.Token); e != nil {
+		return Answer{}, e
 	}
-	if !g.headerBytesOK(r) {
-		return httpapi.Errorf(httpapi.CodeHeadersTooLarge, "request headers are larger than %d bytes", g.MaxHeaderBytes)
+	if !g.headerSizeOK(in.HeaderBytes) {
+		return Answer{}, httpapi.Errorf(httpapi.CodeHeadersTooLarge, "request headers are larger than %d bytes", g.MaxHeaderBytes)
 	}
-	o, e := originalRequest(r, ps)
+	o, e := originalRequest(in)
 	if e != nil {
-		return e
+		return Answer{}, e
 	}
 	rateLimitedStatus := g.AuthorizeRateLimitedStatus
 	if o.denyStatus != 0 {
@@ -126,43 +149,39 @@ func (s *Gateway) authorizeRequest(w http.ResponseWriter, r *http.Request, ps ht
 	path, e := g.checkPath(o.path)
 	if e != nil {
 		if rateLimitedStatus == http.StatusTooManyRequests {
-			return e
+			return Answer{}, e
 		}
 		// A proxy that cannot pass a 429 on (nginx's auth_request passes
 		// only 401 and 403) cannot pass a 400 either: a refused path takes
 		// the status asked for, rather than become the proxy's 500.
-		w.Header()["X-Apiwarden-Code"] = []string{e.Code}
-		httpapi.WriteErrorStatus(w, r, s.log, e, rateLimitedStatus)
-		return nil
+		h["X-Apiwarden-Code"] = []string{e.Code}
+		return s.errorAnswer(h, in, e, rateLimitedStatus), nil
 	}
-	key, _ := presentedKey(r.Header)
-	f := newFacts(key, o.method, path, o.rawQuery, r.Header.Get("Origin"),
-		g.Trusted.ClientIP(httpapi.PeerAddr(r), r.Header.Values("X-Forwarded-For")))
+	key, _ := keyOf(in.Header.APIKey, in.Header.Authorization)
+	f := newFacts(key, o.method, path, o.rawQuery, in.Header.Origin, g.Trusted.ClientIP(in.Peer, in.Header.ForwardedFor))
 	d := g.Engine.Decide(start, &f)
 
-	h := w.Header()
 	setLimitHeaders(h, &d, start)
 	h["X-Apiwarden-Code"] = []string{d.Code.String()}
-	status := http.StatusOK
+	a := Answer{Status: http.StatusOK}
 	if d.Allowed() {
 		setIdentityHeaders(h, d.Identity, d.Tier)
-		h["X-Request-Id"] = []string{httpapi.RequestIDFrom(r.Context())}
+		h["X-Request-Id"] = []string{in.RequestID}
 		h["Content-Length"] = []string{"0"}
-		w.WriteHeader(http.StatusOK)
 	} else {
-		status = httpapi.DecisionStatus(d.Code)
+		a.Status = httpapi.DecisionStatus(d.Code)
 		if d.Code.IsRateLimited() {
-			status = rateLimitedStatus
+			a.Status = rateLimitedStatus
 		}
-		httpapi.WriteErrorStatus(w, r, s.log, httpapi.Denial(d.Code), status)
+		a = s.errorAnswer(h, in, httpapi.Denial(d.Code), a.Status)
 	}
-	s.recordDecision("authorize", r, start, &d, f.ClientIP, f.Method, f.Path, status)
-	return nil
+	s.recordDecision("authorize", in, start, &d, f.ClientIP, f.Method, f.Path, a.Status)
+	return a, nil
 }
 
 // recordDecision records a request apiwarden decided but did not serve
 // (forward auth, check): its status is the one apiwarden answered.
-func (s *Gateway) recordDecision(entry string, r *http.Request, start time.Time, d *enforce.Decision, client netip.Addr, method, path string, status int) {
+func (s *Gateway) recordDecision(entry string, in *Inbound, start time.Time, d *enforce.Decision, client netip.Addr, method, path string, status int) {
 	g := s.gate
 	latency := s.now().Sub(start)
 	g.observe(entry, d, latency, 0)
@@ -170,7 +189,8 @@ func (s *Gateway) recordDecision(entry string, r *http.Request, start time.Time,
 		return
 	}
 	var rec metrics.Record
-	g.newRecord(&rec, r, start, d, client, path)
+	g.startRecord(&rec, start, d, recordRequest{id: in.RequestID, method: in.Method, userAgent: in.Header.UserAgent,
+		country: in.Header.Country, bytes: in.ContentLength}, client, path)
 	rec.Method = method
 	rec.Status = status
 	rec.Latency = latency

@@ -43,42 +43,68 @@ type CheckResponse struct {
 	Message    string          `json:"message,omitempty"`
 }
 
-// check decides a request described in the body, for apps that call
-// apiwarden from their own middleware.
-func (s *Gateway) check(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+// check is the check API on net/http: see Check.
+func (s *Gateway) check(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	in := s.inboundFromHTTP(r, ps)
+	in.Body = http.MaxBytesReader(w, r.Body, httpapi.MaxJSONBody)
+	writeAnswer(w, s.Check(w.Header(), &in))
+	return nil
+}
+
+// Check decides a request described in the body (a checkRequest), for
+// apps that call apiwarden from their own middleware, and records it. The
+// answer is 200 with a CheckResponse whether the request may pass or not;
+// a bad body or a refused caller gets the error body. It sets the
+// answer's headers in h and returns the rest. It is safe for concurrent
+// use.
+func (s *Gateway) Check(h http.Header, in *Inbound) Answer {
+	a, e := s.checkRequest(h, in)
+	if e != nil {
+		return s.errorAnswer(h, in, e, httpapi.StatusOf(e.Code))
+	}
+	return a
+}
+
+// checkRequest is Check up to a refusal that comes before any decision,
+// which it returns.
+func (s *Gateway) checkRequest(h http.Header, in *Inbound) (Answer, *httpapi.Error) {
 	start := s.now()
 	g := s.gate
-	if e := g.checkServiceToken(r); e != nil {
-		return e
+	if e := g.serviceTokenError(in.Peer, in.Header.Token); e != nil {
+		return Answer{}, e
+	}
+	body := in.Body
+	if body == nil {
+		body = http.NoBody
 	}
 	var req checkRequest
-	if err := httpapi.DecodeJSON(w, r, &req, false); err != nil {
-		return err
+	if err := httpapi.DecodeJSONFrom(body, in.Header.ContentType, &req, false); err != nil {
+		return Answer{}, httpapi.AsError(err)
 	}
 	if req.Method == "" {
 		req.Method = "GET"
 	}
 	if !metrics.ValidMethod(req.Method) {
-		return httpapi.Errorf(httpapi.CodeInvalidRequest, "method: must be an HTTP method (an RFC 9110 token of at most %d characters)", metrics.MaxMethodBytes)
+		return Answer{}, httpapi.Errorf(httpapi.CodeInvalidRequest, "method: must be an HTTP method (an RFC 9110 token of at most %d characters)", metrics.MaxMethodBytes)
 	}
 	if req.Path == "" {
 		req.Path = "/"
 	}
 	if req.Cost < 0 || req.Cost > 1000 {
-		return httpapi.Errorf(httpapi.CodeInvalidRequest, "cost: must be 0 to 1000 (0 = the route's cost), got %d", req.Cost)
+		return Answer{}, httpapi.Errorf(httpapi.CodeInvalidRequest, "cost: must be 0 to 1000 (0 = the route's cost), got %d", req.Cost)
 	}
-	client := httpapi.PeerAddr(r)
+	client := in.Peer
 	if req.IP != "" {
 		a, err := netip.ParseAddr(req.IP)
 		if err != nil {
-			return httpapi.Errorf(httpapi.CodeInvalidRequest, "ip: %q is not an IP address", req.IP)
+			return Answer{}, httpapi.Errorf(httpapi.CodeInvalidRequest, "ip: %q is not an IP address", req.IP)
 		}
 		client = a.Unmap()
 	}
 	escaped, _, _ := strings.Cut(req.Path, "?")
 	path, e := g.checkPath(escaped)
 	if e != nil {
-		return e
+		return Answer{}, e
 	}
 	f := newFacts(req.Key, req.Method, path, "", req.Origin, client)
 	f.Cost = req.Cost
@@ -97,8 +123,11 @@ func (s *Gateway) check(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	if d.Code.IsRateLimited() {
 		resp.RetryAfter = retryAfterSeconds(&d)
 	}
-	setLimitHeaders(w.Header(), &d, start)
-	httpapi.WriteJSON(w, http.StatusOK, resp)
-	s.recordDecision("check", r, start, &d, client, f.Method, f.Path, httpapi.DecisionStatus(d.Code))
-	return nil
+	setLimitHeaders(h, &d, start)
+	out, err := httpapi.JSONBody(h, resp)
+	if err != nil {
+		return Answer{}, httpapi.AsError(err)
+	}
+	s.recordDecision("check", in, start, &d, client, f.Method, f.Path, httpapi.DecisionStatus(d.Code))
+	return Answer{Status: http.StatusOK, Body: out}, nil
 }

@@ -88,14 +88,20 @@ func newGate(o GateOptions) *gate {
 // mode, as Redis does without a password): the socket peer decides, never
 // X-Forwarded-For, which any client can write.
 func (g *gate) checkServiceToken(r *http.Request) *httpapi.Error {
+	return g.serviceTokenError(httpapi.PeerAddr(r), r.Header.Get("X-Apiwarden-Token"))
+}
+
+// serviceTokenError is checkServiceToken over a request's socket peer and
+// its X-Apiwarden-Token header, whichever server received it.
+func (g *gate) serviceTokenError(peer netip.Addr, token string) *httpapi.Error {
 	if g.ServiceToken == "" {
-		if httpapi.PeerAddr(r).IsLoopback() {
+		if peer.IsLoopback() {
 			return nil
 		}
 		return httpapi.Errorf(httpapi.CodeForbidden, "security.service_token is not set, so /v1 answers loopback clients only; "+
 			"set a service token and send it as X-Apiwarden-Token")
 	}
-	got := sha256.Sum256([]byte(r.Header.Get("X-Apiwarden-Token")))
+	got := sha256.Sum256([]byte(token))
 	if subtle.ConstantTimeCompare(got[:], g.serviceTokenHash[:]) != 1 {
 		return httpapi.Errorf(httpapi.CodeUnauthorized, "send the service token as X-Apiwarden-Token")
 	}
@@ -105,16 +111,25 @@ func (g *gate) checkServiceToken(r *http.Request) *httpapi.Error {
 // headerBytesOK enforces max_header_bytes with the JSON error body; the
 // server's own limit (twice as large) only stops the absurd.
 func (g *gate) headerBytesOK(r *http.Request) bool {
-	if g.MaxHeaderBytes <= 0 {
-		return true
-	}
+	return g.headerSizeOK(headerBytes(r))
+}
+
+// headerSizeOK says whether n bytes of request target and headers
+// (Inbound.HeaderBytes) are within max_header_bytes.
+func (g *gate) headerSizeOK(n int) bool {
+	return g.MaxHeaderBytes <= 0 || n <= g.MaxHeaderBytes
+}
+
+// headerBytes counts a request's target and headers as
+// Inbound.HeaderBytes says.
+func headerBytes(r *http.Request) int {
 	n := len(r.RequestURI)
 	for k, vs := range r.Header {
 		for _, v := range vs {
 			n += len(k) + len(v) + 4
 		}
 	}
-	return n <= g.MaxHeaderBytes
+	return n
 }
 
 // presentedKey reads the key from X-API-Key or, when that is absent,
@@ -122,10 +137,15 @@ func (g *gate) headerBytesOK(r *http.Request) bool {
 // users send JWTs in Authorization can take keys in X-API-Key side by
 // side. fromAuthorization says which, so the proxy strips the right one.
 func presentedKey(h http.Header) (key string, fromAuthorization bool) {
-	if k := h.Get("X-Api-Key"); k != "" {
-		return k, false
+	return keyOf(h.Get("X-Api-Key"), h.Get("Authorization"))
+}
+
+// keyOf is presentedKey over the two header values.
+func keyOf(apiKey, authorization string) (key string, fromAuthorization bool) {
+	if apiKey != "" {
+		return apiKey, false
 	}
-	if k, ok := httpapi.Bearer(h.Get("Authorization")); ok {
+	if k, ok := httpapi.Bearer(authorization); ok {
 		return k, true
 	}
 	return "", false
@@ -241,18 +261,35 @@ func (g *gate) observe(entry string, d *enforce.Decision, latency, upstream time
 
 // newRecord starts the metrics record of a request.
 func (g *gate) newRecord(rec *metrics.Record, r *http.Request, start time.Time, d *enforce.Decision, client netip.Addr, path string) {
+	country := ""
+	if g.CountryHeader != "" {
+		country = r.Header.Get(g.CountryHeader)
+	}
+	g.startRecord(rec, start, d, recordRequest{id: httpapi.RequestIDFrom(r.Context()), method: r.Method,
+		userAgent: r.Header.Get("User-Agent"), country: country, bytes: r.ContentLength}, client, path)
+}
+
+// recordRequest is what a record takes from the request line and headers.
+type recordRequest struct {
+	id, method, userAgent, country string
+	bytes                          int64 // -1: unknown
+}
+
+// startRecord is newRecord over the request's parts, whichever server
+// received it.
+func (g *gate) startRecord(rec *metrics.Record, start time.Time, d *enforce.Decision, r recordRequest, client netip.Addr, path string) {
 	*rec = metrics.Record{
 		Time:         start,
-		RequestID:    httpapi.RequestIDFrom(r.Context()),
-		Method:       r.Method,
+		RequestID:    r.id,
+		Method:       r.method,
 		Path:         path,
 		ClientIP:     client,
-		UserAgent:    r.Header.Get("User-Agent"),
-		RequestBytes: max(r.ContentLength, 0),
+		UserAgent:    r.userAgent,
+		RequestBytes: max(r.bytes, 0),
 	}
 	AttributeRecord(rec, d)
-	if g.CountryHeader != "" {
-		rec.Country = countryCode(r.Header.Get(g.CountryHeader))
+	if r.country != "" {
+		rec.Country = countryCode(r.country)
 	}
 }
 

@@ -53,8 +53,14 @@ func (g *RequestIDs) Next() string {
 // of at most 128 bytes, so traces join up across services, and makes a
 // new one otherwise.
 func (g *RequestIDs) FromRequest(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 && IsPrintableWord(id) {
-		return id
+	return g.Keep(r.Header.Get("X-Request-Id"))
+}
+
+// Keep is FromRequest for a server other than net/http: callerID is the
+// request's X-Request-Id ("" when absent).
+func (g *RequestIDs) Keep(callerID string) string {
+	if callerID != "" && len(callerID) <= 128 && IsPrintableWord(callerID) {
+		return callerID
 	}
 	return g.Next()
 }

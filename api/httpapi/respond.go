@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,61 +34,98 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, e *Err
 // forward-auth deny_status for nginx).
 func WriteErrorStatus(w http.ResponseWriter, r *http.Request, log *slog.Logger, e *Error, status int) {
 	rid := RequestIDFrom(r.Context())
-	if e.Err != nil {
-		level := slog.LevelWarn
-		if status >= 500 {
-			level = slog.LevelError
-		}
-		log.Log(r.Context(), level, "request failed", "request_id", rid, "method", r.Method,
-			"path", r.URL.Path, "code", e.Code, "err", e.Err)
+	LogError(r.Context(), log, e, status, rid, r.Method, r.URL.Path)
+	body := ErrorAnswer(w.Header(), e, status, rid)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// LogError logs the internal details of an error answer (e.Err), when it
+// has any, with the request id: at warn level, error for a 5xx.
+func LogError(ctx context.Context, log *slog.Logger, e *Error, status int, requestID, method, path string) {
+	if e.Err == nil {
+		return
 	}
-	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+	level := slog.LevelWarn
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	log.Log(ctx, level, "request failed", "request_id", requestID, "method", method,
+		"path", path, "code", e.Code, "err", e.Err)
+}
+
+// ErrorAnswer sets in h what an error answer carries besides its status
+// (WWW-Authenticate on a 401, Retry-After, and JSONBody's headers) and
+// returns its body. Every edge answers errors through it, whichever
+// server writes the answer.
+func ErrorAnswer(h http.Header, e *Error, status int, requestID string) []byte {
+	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
 		// RFC 9110 asks a 401 to name the scheme it wants.
-		w.Header().Set("WWW-Authenticate", `Bearer realm="apiwarden"`)
+		h.Set("WWW-Authenticate", `Bearer realm="apiwarden"`)
 	}
 	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	var body errorBody
-	body.Error.Code, body.Error.Message, body.Error.RequestID = e.Code, e.Message, rid
-	WriteJSON(w, status, &body)
+	body.Error.Code, body.Error.Message, body.Error.RequestID = e.Code, e.Message, requestID
+	b, _ := JSONBody(h, &body) // an errorBody always encodes
+	return b
 }
 
 // WriteJSON answers with v as JSON.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := JSONBody(w.Header(), v)
+	if err != nil {
+		http.Error(w, `{"error":{"code":"INTERNAL","message":"encoding the response failed","request_id":""}}`, 500)
+		return
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// JSONBody encodes v as a JSON answer's body (HTML characters not
+// escaped, one trailing newline) and sets its Content-Type,
+// Content-Length and Cache-Control in h. On an error h is unchanged.
+func JSONBody(h http.Header, v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		http.Error(w, `{"error":{"code":"INTERNAL","message":"encoding the response failed","request_id":""}}`, 500)
-		return
+		return nil, err
 	}
-	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	return buf.Bytes(), nil
 }
 
 // DecodeJSON reads exactly one JSON object into v: unknown fields,
 // trailing data, a wrong content type and bodies over 1 MiB are errors.
 // An empty body decodes as {} when allowEmpty is set.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
+	return DecodeJSONFrom(http.MaxBytesReader(w, r.Body, MaxJSONBody), r.Header.Get("Content-Type"), v, allowEmpty)
+}
+
+// DecodeJSONFrom is DecodeJSON over a body read from any server:
+// contentType is the request's Content-Type header ("" when absent).
+// It reads at most one byte more than MaxJSONBody of body.
+func DecodeJSONFrom(body io.Reader, contentType string, v any, allowEmpty bool) error {
+	if contentType != "" {
+		mt, _, err := mime.ParseMediaType(contentType)
 		if err != nil || mt != "application/json" {
-			return Errorf(CodeUnsupportedMedia, "send the body as application/json, got %q", ct)
+			return Errorf(CodeUnsupportedMedia, "send the body as application/json, got %q", contentType)
 		}
 	}
-	body := http.MaxBytesReader(w, r.Body, MaxJSONBody)
-	data, err := io.ReadAll(body)
+	data, err := io.ReadAll(io.LimitReader(body, MaxJSONBody+1))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return Errorf(CodePayloadTooLarge, "request body is larger than %d bytes", MaxJSONBody)
 		}
 		return Errorf(CodeInvalidRequest, "reading the request body: %v", err)
+	}
+	if len(data) > MaxJSONBody {
+		return Errorf(CodePayloadTooLarge, "request body is larger than %d bytes", MaxJSONBody)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		if allowEmpty {

@@ -1,0 +1,77 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/apiwarden/apiwarden/api"
+	"github.com/apiwarden/apiwarden/api/fastedge"
+)
+
+// forwardAuthEdges are the servers forward auth and check run on: the
+// tests of /v1/authorize and /v1/check run on each. "" is the admin
+// listener of proxy mode (gateConfig.edge ""); "net/http" and "fasthttp"
+// serve the enforcement listener without a proxy (startEdge).
+var forwardAuthEdges = []string{"", "net/http", "fasthttp"}
+
+// edgeName names an edge in subtest names.
+func edgeName(edge string) string {
+	if edge == "" {
+		return "admin listener"
+	}
+	return edge
+}
+
+// edgeServer is a listener a test calls.
+type edgeServer struct {
+	URL  string
+	Addr string
+	// shutdown drains the server as app.Run does on SIGTERM.
+	shutdown func(ctx context.Context) error
+}
+
+// startEdge serves the enforcement listener of srv, which has no proxy,
+// on the named edge over loopback, with the timeouts of edgeTimeouts.
+func startEdge(t testing.TB, edge string, srv *api.Server) *edgeServer {
+	t.Helper()
+	switch edge {
+	case "net/http":
+		hs := httptest.NewUnstartedServer(srv.EnforcementHandler())
+		hs.Config.ReadHeaderTimeout = edgeTimeouts.readHeader
+		hs.Config.IdleTimeout = edgeTimeouts.idle
+		hs.Config.MaxHeaderBytes = 2*edgeTimeouts.maxHeaderBytes + 4096
+		hs.Start()
+		t.Cleanup(hs.Close)
+		return &edgeServer{URL: hs.URL, Addr: hs.Listener.Addr().String(), shutdown: hs.Config.Shutdown}
+	case "fasthttp", "fasthttp, reduce_idle_memory":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := fastedge.New(fastedge.Options{Gateway: srv.Gateway(), Fallback: srv.EnforcementHandler(),
+			MaxHeaderBytes: edgeTimeouts.maxHeaderBytes, ReadHeaderTimeout: edgeTimeouts.readHeader,
+			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: edgeTimeouts.idle,
+			ReduceIdleMemory: edge != "fasthttp"})
+		served := make(chan error, 1)
+		go func() { served <- fs.Serve(ln) }()
+		t.Cleanup(func() {
+			fs.Close()
+			if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
+				t.Errorf("fastedge Serve: %v", err)
+			}
+		})
+		return &edgeServer{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), shutdown: fs.Shutdown}
+	}
+	t.Fatalf("no edge %q", edge)
+	return nil
+}
+
+// edgeTimeouts are the server settings of startEdge's servers.
+var edgeTimeouts = struct {
+	readHeader, idle time.Duration
+	maxHeaderBytes   int
+}{readHeader: 2 * time.Second, idle: time.Minute, maxHeaderBytes: 8 << 10}

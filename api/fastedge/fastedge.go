@@ -1,0 +1,174 @@
+// Package fastedge serves apiwarden's forward-auth and check listener on
+// fasthttp instead of net/http ([server] edge = "fasthttp"): /v1/authorize,
+// /v1/authorize/<path> (Envoy) and /v1/check are answered here, by the same
+// gateway.Authorize and gateway.Check the net/http edge calls, so status
+// codes, headers, bodies, telemetry and records are the same. Every other
+// request on the listener (POST /v1/events, unknown paths and methods,
+// request targets in absolute form) goes to the gateway's net/http handler
+// through fasthttp's adaptor, which buffers the body first.
+//
+// What fasthttp costs (README.md, "The fasthttp edge"): no HTTP/2, and
+// request bodies are read whole before a handler runs, up to a cap per
+// path (bodyCap).
+package fastedge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/apiwarden/apiwarden/api/gateway"
+	"github.com/apiwarden/apiwarden/api/httpapi"
+)
+
+// Options configure a Server. The timeouts and the header limit are the
+// [server] keys of the same names.
+type Options struct {
+	Gateway *gateway.Gateway
+	// Fallback serves every request that is not forward auth or check:
+	// the gateway's net/http handler (gateway.Gateway.Handler).
+	Fallback http.Handler
+	// MaxHeaderBytes is server.max_header_bytes: the gateway refuses
+	// larger headers with 431 and the JSON body; the server's own read
+	// buffer (twice as large, plus 4 KiB) only stops the absurd.
+	MaxHeaderBytes    int
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// ReduceIdleMemory returns a waiting keep-alive connection's read and
+	// write buffers to a pool (fasthttp's ReduceMemoryUsage): half the
+	// memory per idle connection, for one more read system call per
+	// request (docs/BENCHMARKS.md, "Forward auth on fasthttp").
+	ReduceIdleMemory bool
+	Logger           *slog.Logger
+}
+
+// Server is the forward-auth and check listener on fasthttp. Build it with
+// New; Serve, Shutdown and Close are safe for concurrent use.
+type Server struct {
+	gw       *gateway.Gateway
+	fallback fasthttp.RequestHandler
+	srv      *fasthttp.Server
+	log      *slog.Logger
+	headers  sync.Pool // of http.Header, one per answer being built
+
+	connsMu sync.Mutex
+	conns   map[net.Conn]struct{} // open connections, for Close
+}
+
+// New builds a server; it listens once Serve is called.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{gw: o.Gateway, fallback: fasthttpadaptor.NewFastHTTPHandler(o.Fallback), log: o.Logger,
+		conns: map[net.Conn]struct{}{}}
+	s.headers.New = func() any { return make(http.Header, 16) }
+	readTimeout := o.ReadTimeout
+	s.srv = &fasthttp.Server{
+		Handler:      s.serve,
+		ErrorHandler: s.parseError,
+		// ReadTimeout bounds the first request byte and the headers, as
+		// net/http's ReadHeaderTimeout does; HeaderReceived then gives
+		// the body its own read_timeout and cap.
+		ReadTimeout: o.ReadHeaderTimeout,
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: readTimeout, MaxRequestBodySize: bodyCap(h.RequestURI()) + 1}
+		},
+		WriteTimeout:   o.WriteTimeout,
+		IdleTimeout:    o.IdleTimeout,
+		ReadBufferSize: 2*o.MaxHeaderBytes + 4096,
+		// As net/http: no Server header, no default Content-Type.
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		ReduceMemoryUsage:     o.ReduceIdleMemory,
+		CloseOnShutdown:       true,
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{o.Logger},
+		ConnState:             s.track,
+	}
+	return s
+}
+
+// Serve answers connections from ln until Shutdown or Close; it returns
+// nil then, like http.ErrServerClosed for net/http, and any other error
+// that stopped it.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(ln)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, closes idle connections, waits for requests
+// in flight to be answered (their connections are closed then) and
+// returns; or returns ctx's error when ctx ends first, leaving the rest to
+// Close.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+
+// Close stops the server at once: it stops accepting and closes every
+// open connection, requests in flight included.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.srv.ShutdownWithContext(ctx)
+	s.connsMu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.connsMu.Unlock()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// track keeps the set of open connections for Close.
+func (s *Server) track(c net.Conn, state fasthttp.ConnState) {
+	switch state {
+	case fasthttp.StateNew:
+		s.connsMu.Lock()
+		s.conns[c] = struct{}{}
+		s.connsMu.Unlock()
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		s.connsMu.Lock()
+		delete(s.conns, c)
+		s.connsMu.Unlock()
+	}
+}
+
+// bodyCap is the largest request body an endpoint takes: a /v1/check
+// body of httpapi.MaxJSONBody; as much for /v1/authorize, whose body is
+// read and not looked at (Envoy's ext_authz can send the original one
+// along; net/http leaves it unread and takes any size); and the events
+// cap for everything else. The server reads one byte more, so that the
+// handler refuses a body just over the cap with its own answer.
+func bodyCap(target []byte) int {
+	path, _ := splitTarget(string(target))
+	if path == "/v1/check" || isAuthorize(path) {
+		return httpapi.MaxJSONBody
+	}
+	return maxFallbackBody
+}
+
+// maxFallbackBody is the body cap of POST /v1/events on net/http
+// (api/gateway/events.go), which the fallback serves.
+const maxFallbackBody = 32 << 20
+
+// fasthttpLogger sends fasthttp's own messages to slog at debug level, as
+// app.go does with net/http's ErrorLog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
+}

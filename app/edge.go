@@ -1,0 +1,45 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/apiwarden/apiwarden/api/fastedge"
+	"github.com/apiwarden/apiwarden/config"
+)
+
+// server is what Run needs of a listener's HTTP server: net/http's, or
+// api/fastedge's for the fasthttp edge. Serve returns nil or
+// http.ErrServerClosed once Shutdown or Close is called.
+type server interface {
+	Serve(ln net.Listener) error
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// checkEdge refuses the fasthttp edge where config validation does (a
+// configuration built in code skips it): with a proxy, or without a
+// listener of its own.
+func (a *App) checkEdge(proxyMode bool) error {
+	if a.cfg.Server.Edge != config.EdgeFastHTTP {
+		return nil
+	}
+	if proxyMode || a.shared() {
+		return errors.New(`server.edge "fasthttp" serves forward auth and check on a listener of its own: it needs no [proxy] upstream and an admin_listen other than listen`)
+	}
+	return nil
+}
+
+// enforcementServer is the server of listen when it has a listener of
+// its own: fasthttp for forward auth and check when server.edge says so
+// (config allows it only without a proxy), else net/http.
+func (a *App) enforcementServer() server {
+	s := a.cfg.Server
+	if s.Edge != config.EdgeFastHTTP {
+		return a.httpServer(a.api.EnforcementHandler())
+	}
+	return fastedge.New(fastedge.Options{Gateway: a.api.Gateway(), Fallback: a.api.EnforcementHandler(),
+		MaxHeaderBytes: s.MaxHeaderBytes, ReadHeaderTimeout: s.ReadHeaderTimeout.D(), ReadTimeout: s.ReadTimeout.D(),
+		WriteTimeout: s.WriteTimeout.D(), IdleTimeout: s.IdleTimeout.D(), ReduceIdleMemory: s.ReduceIdleMemory, Logger: a.log})
+}

@@ -1,0 +1,92 @@
+package app_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/apiwarden/apiwarden/app"
+	"github.com/apiwarden/apiwarden/config"
+)
+
+// A configuration built in code, which skips config validation, cannot
+// put the fasthttp edge where it would serve the proxy or the admin
+// routes either.
+func TestFastHTTPEdgeOnlyForForwardAuthListener(t *testing.T) {
+	for name, mutate := range map[string]func(*config.Config){
+		"with a proxy": func(c *config.Config) { c.Proxy.Upstream = "http://127.0.0.1:1" },
+		// Equal addresses but port 0 are two listeners (tests use them).
+		"on a shared listener": func(c *config.Config) { c.Server.Listen, c.Server.AdminListen = "127.0.0.1:38999", "127.0.0.1:38999" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Server.Listen, cfg.Server.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+			cfg.Server.DataDir = t.TempDir()
+			cfg.Security.AdminToken, cfg.Security.KeySecret = "tok", "edge-test-secret-0123456789"
+			cfg.Server.Edge = config.EdgeFastHTTP
+			mutate(cfg)
+			_, err := app.New(cfg, app.Options{})
+			if err == nil {
+				t.Fatal("app.New accepted the fasthttp edge")
+			}
+			if !strings.Contains(err.Error(), `server.edge "fasthttp"`) {
+				t.Fatalf("error %q does not name server.edge", err)
+			}
+		})
+	}
+}
+
+// Forward auth and check count in /metrics and land in the data file the
+// same way on either edge.
+func TestForwardAuthCountedAndRecordedOnEitherEdge(t *testing.T) {
+	for _, edge := range []string{config.EdgeNetHTTP, config.EdgeFastHTTP} {
+		t.Run(edge, func(t *testing.T) {
+			a, _ := startApp(t, func(c *config.Config) {
+				c.Server.Edge = edge
+				c.Routes = []config.Route{{Path: "/public/*", Preset: "public"}}
+				c.Security.MetricsToken = "scrape"
+			})
+			for _, uri := range []string{"/public/a", "/public/b"} {
+				if got := call(t, "GET", "http://"+a.Addr()+"/v1/authorize", map[string]string{"X-Original-URI": uri}, ""); got.status != 200 {
+					t.Fatalf("authorize %s: %d %s", uri, got.status, got.body)
+				}
+			}
+			if got := call(t, "POST", "http://"+a.Addr()+"/v1/check", map[string]string{"Content-Type": "application/json"}, `{"path":"/private"}`); got.status != 200 {
+				t.Fatalf("check: %d %s", got.status, got.body)
+			}
+			var families map[string]*dto.MetricFamily
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				families = scrapeMetrics(t, a.AdminAddr(), "scrape")
+				flushed := 0.0
+				for _, m := range families["apiwarden_metrics_records_total"].GetMetric() {
+					if m.GetLabel()[0].GetValue() == "flushed" {
+						flushed = m.GetCounter().GetValue()
+					}
+				}
+				if flushed == 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("records flushed %v, want 3", flushed)
+				}
+			}
+			counts := decisionCounts(families)
+			if counts["VALID /public/* free"] != 2 || counts["MISSING_KEY * "] != 1 {
+				t.Fatalf("decision counts %v", counts)
+			}
+			entries := map[string]uint64{}
+			for _, m := range families["apiwarden_request_duration_seconds"].GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "entry" {
+						entries[l.GetValue()] += m.GetHistogram().GetSampleCount()
+					}
+				}
+			}
+			if entries["authorize"] != 2 || entries["check"] != 1 {
+				t.Fatalf("latency observations by entry %v", entries)
+			}
+		})
+	}
+}
