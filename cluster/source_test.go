@@ -1,0 +1,223 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	flagpkg "flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiwarden/apiwarden/analytics"
+	"github.com/apiwarden/apiwarden/cluster"
+	"github.com/apiwarden/apiwarden/metrics"
+	"github.com/apiwarden/apiwarden/store/storetest"
+)
+
+var updateGolden = flagpkg.Bool("update", false, "rewrite the golden files in testdata/ from the bbolt reader's answers")
+
+// sourcePair is the same data set behind the two analytics readers: one
+// instance's bbolt file, and the PostgreSQL it shipped to.
+type sourcePair struct {
+	bbolt, pg *analytics.Service
+	src       *cluster.Source
+}
+
+// newSourcePair records the data set through a real Recorder into a real
+// data file, ships it to a fresh database and builds a Service over
+// each. The time zone is not UTC, so local days and months are not UTC
+// ones.
+func newSourcePair(t *testing.T) *sourcePair {
+	t.Helper()
+	url := pg.Database(t)
+	st := storetest.MustOpen(t)
+	n := newShipNode(t, url, "node-a", st)
+	recordSourceData(t, n.rec)
+	n.drain(t)
+	loc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { return sourceNow }
+	p := &sourcePair{src: cluster.NewSource(n.cluster)}
+	if p.bbolt, err = analytics.New(analytics.Options{Source: n.rd, Location: loc, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if p.pg, err = analytics.New(analytics.Options{Source: p.src, Location: loc, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sourceCase is one analytics query, run against each Service.
+type sourceCase struct {
+	name string
+	run  func(ctx context.Context, svc *analytics.Service) (any, error)
+}
+
+// compareSources runs each case against both Services: their answers'
+// JSON must be equal, and the bbolt reader's must equal its golden file
+// (testdata/source/NAME.json), so a change to either reader shows.
+func compareSources(t *testing.T, p *sourcePair, cases []sourceCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := ctxFor(t, time.Minute)
+			want, err := c.run(ctx, p.bbolt)
+			if err != nil {
+				t.Fatalf("bbolt reader: %v", err)
+			}
+			got, err := c.run(ctx, p.pg)
+			if err != nil {
+				t.Fatalf("PostgreSQL reader: %v", err)
+			}
+			wantJSON, gotJSON := indentJSON(t, want), indentJSON(t, got)
+			if !bytes.Equal(wantJSON, gotJSON) {
+				t.Errorf("PostgreSQL reader differs from the bbolt reader:\n%s", firstDifference(wantJSON, gotJSON))
+			}
+			if g, ok := want.(interface{ golden() any }); ok {
+				wantJSON = indentJSON(t, g.golden())
+			}
+			checkGolden(t, c.name, wantJSON)
+		})
+	}
+}
+
+func indentJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+// firstDifference shows the lines around where want and got first differ.
+func firstDifference(want, got []byte) string {
+	w, g := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
+	for i := 0; i < max(len(w), len(g)); i++ {
+		if i >= len(w) || i >= len(g) || w[i] != g[i] {
+			lo := max(i-3, 0)
+			return fmt.Sprintf("line %d\nbbolt:\n%s\nPostgreSQL:\n%s", i+1,
+				strings.Join(w[lo:min(i+4, len(w))], "\n"), strings.Join(g[lo:min(i+4, len(g))], "\n"))
+		}
+	}
+	return "(equal)"
+}
+
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "source", strings.NewReplacer("/", "_", " ", "_").Replace(name)+".json")
+	if *updateGolden {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cluster -run TestSourceMatchesBbolt -update to write it)", err)
+	}
+	if !bytes.Equal(want, got) {
+		t.Errorf("the bbolt reader's answer differs from %s:\n%s", path, firstDifference(want, got))
+	}
+}
+
+// recordPages pages a records query to its end, limit records a page. The
+// pages' cursors are the readers' own, so what is compared is each page's
+// records and whether it had a next one.
+type recordPages struct {
+	Pages []recordPageShape `json:"pages"`
+}
+
+type recordPageShape struct {
+	RequestIDs []string `json:"request_ids"`
+	Next       bool     `json:"next"`
+	// Records are compared between the readers, but kept out of the
+	// golden files, whose size they would multiply.
+	Records []metrics.Record `json:"records,omitempty"`
+}
+
+// golden is the pages without their records.
+func (p recordPages) golden() any {
+	out := recordPages{Pages: make([]recordPageShape, len(p.Pages))}
+	for i, page := range p.Pages {
+		out.Pages[i] = recordPageShape{RequestIDs: page.RequestIDs, Next: page.Next}
+	}
+	return out
+}
+
+func pageThrough(ctx context.Context, svc *analytics.Service, q analytics.RecordQuery) (any, error) {
+	var out recordPages
+	for range 10000 {
+		page, err := svc.Records(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		shape := recordPageShape{RequestIDs: []string{}, Next: page.Next != "", Records: page.Records}
+		for _, r := range page.Records {
+			shape.RequestIDs = append(shape.RequestIDs, r.RequestID)
+		}
+		out.Pages = append(out.Pages, shape)
+		if page.Next == "" {
+			return out, nil
+		}
+		q.Cursor = page.Next
+	}
+	return nil, errors.New("more than 10000 pages: the cursor does not advance")
+}
+
+// recordCases page each filter in both orders, 37 records a page.
+func recordCases() []sourceCase {
+	mid := time.Date(2026, 11, 2, 9, 17, 3, 123456789, time.UTC)
+	filters := []struct {
+		name string
+		q    analytics.RecordQuery
+	}{
+		{"all", analytics.RecordQuery{}},
+		{"key", analytics.RecordQuery{KeyID: "key_beta"}},
+		{"rare_key", analytics.RecordQuery{KeyID: "key_rare"}},
+		{"unknown_key", analytics.RecordQuery{KeyID: "key_none"}},
+		{"route", analytics.RecordQuery{Route: "/api/items/*"}},
+		{"method", analytics.RecordQuery{Method: "DELETE"}},
+		{"status", analytics.RecordQuery{Status: 429}},
+		{"status_class", analytics.RecordQuery{StatusClass: 5}},
+		{"range", analytics.RecordQuery{From: mid, To: mid.Add(26*time.Hour + 3*time.Nanosecond)}},
+		{"combined", analytics.RecordQuery{From: mid, KeyID: "key_alpha", Method: "GET", StatusClass: 2}},
+	}
+	var cases []sourceCase
+	for _, f := range filters {
+		for _, order := range []metrics.Order{metrics.NewestFirst, metrics.OldestFirst} {
+			q := f.q
+			q.Order, q.Limit = order, 37
+			name := fmt.Sprintf("records/%s/%s", f.name, map[metrics.Order]string{metrics.NewestFirst: "newest", metrics.OldestFirst: "oldest"}[order])
+			cases = append(cases, sourceCase{name, func(ctx context.Context, svc *analytics.Service) (any, error) {
+				return pageThrough(ctx, svc, q)
+			}})
+		}
+	}
+	cases = append(cases, sourceCase{"export/records", func(ctx context.Context, svc *analytics.Service) (any, error) {
+		var ids []string
+		err := svc.EachRecord(ctx, analytics.RecordQuery{Order: metrics.OldestFirst}, func(rec *metrics.Record) error {
+			ids = append(ids, rec.RequestID)
+			return nil
+		})
+		return ids, err
+	}})
+	return cases
+}
+
+// The bbolt reader and the PostgreSQL reader give the same answers over
+// the same data set.
+func TestSourceMatchesBbolt(t *testing.T) {
+	p := newSourcePair(t)
+	compareSources(t, p, recordCases())
+}
