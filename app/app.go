@@ -230,7 +230,7 @@ func (a *App) newRecording() (err error) {
 		return err
 	}
 	a.analytics, err = analytics.New(analytics.Options{
-		Source:    metrics.NewReader(a.st),
+		Source:    a.analyticsSource(),
 		Location:  a.calendar.Location(),
 		Retention: a.retention(),
 		Limits:    a.peeker(),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/alerting"
+	"github.com/apiwarden/apiwarden/analytics"
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/keys"
@@ -97,6 +98,18 @@ func (a *App) startMirror() error {
 		a.log.Warn("key mirror not synced at start; serving what it has until PostgreSQL answers", "err", err)
 	}
 	return nil
+}
+
+// analyticsSource is what the analytics routes and the alert evaluator's
+// history read: in cluster mode what every instance shipped to
+// PostgreSQL, so any instance answers for the whole cluster (and answers
+// 503 while PostgreSQL is unreachable, rather than for itself alone);
+// otherwise this instance's data file.
+func (a *App) analyticsSource() analytics.Source {
+	if a.cluster == nil {
+		return metrics.NewReader(a.st)
+	}
+	return cluster.NewSource(a.cluster)
 }
 
 // AlertsDuty is the name of the alert evaluator's leadership in
