@@ -105,11 +105,19 @@ func (a *App) startMirror() error {
 // PostgreSQL, so any instance answers for the whole cluster (and answers
 // 503 while PostgreSQL is unreachable, rather than for itself alone);
 // otherwise this instance's data file.
-func (a *App) analyticsSource() analytics.Source {
+func (a *App) analyticsSource() (analytics.Source, error) {
 	if a.cluster == nil {
-		return metrics.NewReader(a.st)
+		return metrics.NewReader(a.st), nil
 	}
-	return cluster.NewSource(a.cluster)
+	src, err := cluster.NewSource(a.cluster)
+	if err != nil {
+		return nil, err
+	}
+	// Cleanups run last to first: the source's pool closes before the
+	// cluster's.
+	a.cleanups = append(a.cleanups, src.Close)
+	a.usageSrc = src
+	return src, nil
 }
 
 // AlertsDuty is the name of the alert evaluator's leadership in
@@ -194,8 +202,11 @@ func (a *App) clusterView() admin.ClusterView {
 	return a.cluster
 }
 
-// closeCluster closes the pool, once nothing uses it.
+// closeCluster closes the pools, once nothing uses them.
 func (a *App) closeCluster() {
+	if a.usageSrc != nil {
+		a.usageSrc.Close()
+	}
 	if a.cluster != nil {
 		a.cluster.Close()
 	}

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,15 +11,6 @@ import (
 
 	"github.com/apiwarden/apiwarden/metrics"
 )
-
-// cellOrder is the ORDER BY that visits apiwarden_cells' rows as the bbolt
-// reader visits its cells: by value in bbolt's key order (the value's
-// length as a uvarint, then its bytes; the two length terms are that
-// uvarint's bytes for values under 16 KiB, and dimension values are at
-// most 256 bytes), then by time; the instances' rows of one cell follow
-// one another.
-const cellOrder = `ORDER BY CASE WHEN octet_length(value) < 128 THEN octet_length(value) ELSE 128 + octet_length(value) % 128 END,
-	octet_length(value) / 128, value COLLATE "C", start, instance_id`
 
 // ScanCells calls fn for every cell q selects, merged over the instances
 // (metrics.Cell.Merge of each instance's row of one interval, dimension,
@@ -41,13 +34,13 @@ func (s *Source) ScanCells(ctx context.Context, q metrics.CellQuery, fn func(val
 		args = append(args, q.To)
 		fmt.Fprintf(&sql, " AND start < $%d", len(args))
 	}
-	if !q.AllValues {
-		args = append(args, q.Value)
-		fmt.Fprintf(&sql, " AND value = $%d", len(args))
+	if q.AllValues {
+		return s.scanSorted(ctx, q.Interval, q.Dimension, sql.String(), args, fn)
 	}
-	sql.WriteString(" ")
-	sql.WriteString(cellOrder)
-	return s.scanCells(ctx, q.Interval, q.Dimension, sql.String(), args, fn)
+	// One value: the primary key gives its rows in time order.
+	args = append(args, q.Value)
+	fmt.Fprintf(&sql, " AND value = $%d ORDER BY start", len(args))
+	return s.scanInOrder(ctx, q.Interval, q.Dimension, sql.String(), args, fn)
 }
 
 // ScanCellsAt calls fn for every cell of every value of dim whose
@@ -69,8 +62,8 @@ func (s *Source) ScanCellsAt(ctx context.Context, interval metrics.Interval, dim
 	if len(starts) == 0 {
 		return nil
 	}
-	sql := `SELECT value, start, cell FROM apiwarden_cells WHERE interval = $1 AND dim = $2 AND start = ANY($3) ` + cellOrder
-	return s.scanCells(ctx, interval, dim, sql, []any{int16(interval), int16(dim), starts}, fn)
+	sql := `SELECT value, start, cell FROM apiwarden_cells WHERE interval = $1 AND dim = $2 AND start = ANY($3)`
+	return s.scanSorted(ctx, interval, dim, sql, []any{int16(interval), int16(dim), starts}, fn)
 }
 
 func checkCellQuery(interval metrics.Interval, dim metrics.Dimension) error {
@@ -83,59 +76,126 @@ func checkCellQuery(interval metrics.Interval, dim metrics.Dimension) error {
 	return nil
 }
 
-// scanCells runs sql, whose rows are (value, start, cell) in cellOrder,
-// and calls fn once per (value, start) with the merge of its rows.
-func (s *Source) scanCells(ctx context.Context, interval metrics.Interval, dim metrics.Dimension, sql string, args []any,
+// scanInOrder runs sql, whose rows are (value, start, cell) of one value
+// in time order, and calls fn once per start with the merge of its rows.
+func (s *Source) scanInOrder(ctx context.Context, interval metrics.Interval, dim metrics.Dimension, sql string, args []any,
+	fn func(value string, start time.Time, c *metrics.Cell) error) error {
+	var (
+		merged metrics.Cell
+		value  string
+		start  time.Time
+		have   bool
+	)
+	err := s.eachCellRow(ctx, interval, dim, sql, args, func(v string, st time.Time, c *metrics.Cell) error {
+		if have && !st.Equal(start) {
+			if err := fn(value, start, &merged); err != nil {
+				return err
+			}
+			have = false
+		}
+		if !have {
+			merged.Reset()
+			value, start, have = v, st, true
+		}
+		merged.Merge(c)
+		return nil
+	})
+	if err != nil || !have {
+		return err
+	}
+	return fn(value, start, &merged)
+}
+
+// cellID names one cell of the cluster: a value of a dimension at the
+// start of an interval.
+type cellID struct {
+	value string
+	start time.Time
+}
+
+// scanSorted runs sql, whose rows are (value, start, cell) in any order,
+// merges the rows of each (value, start) and calls fn for each in the
+// bbolt reader's order: by value in its key order (the length as a
+// uvarint, then the bytes), then by time. Sorting here rather than in
+// PostgreSQL: a sort there carries each row's cell bytes and measured
+// several times slower than decoding and merging them.
+func (s *Source) scanSorted(ctx context.Context, interval metrics.Interval, dim metrics.Dimension, sql string, args []any,
+	fn func(value string, start time.Time, c *metrics.Cell) error) error {
+	cells := make(map[cellID]*metrics.Cell)
+	err := s.eachCellRow(ctx, interval, dim, sql, args, func(v string, st time.Time, c *metrics.Cell) error {
+		id := cellID{v, st}
+		merged := cells[id]
+		if merged == nil {
+			merged = new(metrics.Cell)
+			cells[id] = merged
+		}
+		merged.Merge(c)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ids := make([]cellID, 0, len(cells))
+	for id := range cells {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b cellID) int {
+		if c := compareValues(a.value, b.value); c != 0 {
+			return c
+		}
+		return a.start.Compare(b.start)
+	})
+	for _, id := range ids {
+		if err := fn(id.value, id.start, cells[id]); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// compareValues orders dimension values as bbolt's cell keys do: by the
+// uvarint of their length, then by their bytes.
+func compareValues(a, b string) int {
+	if len(a) != len(b) {
+		var la, lb [binary.MaxVarintLen64]byte
+		return bytes.Compare(la[:binary.PutUvarint(la[:], uint64(len(a)))], lb[:binary.PutUvarint(lb[:], uint64(len(b)))])
+	}
+	return strings.Compare(a, b)
+}
+
+// eachCellRow runs sql and calls fn with each row's value, start (UTC)
+// and decoded cell, which fn must not keep.
+func (s *Source) eachCellRow(ctx context.Context, interval metrics.Interval, dim metrics.Dimension, sql string, args []any,
 	fn func(value string, start time.Time, c *metrics.Cell) error) error {
 	qctx, cancel, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	rows, err := s.c.pool.Query(qctx, sql, args...)
+	rows, err := s.pool.Query(qctx, sql, args...)
 	if err != nil {
 		return readError(ctx, err)
 	}
 	defer rows.Close()
 	var (
-		merged, row metrics.Cell
-		value       string
-		start       time.Time
-		have        bool
-		rowValue    string
-		rowStart    time.Time
-		raw         []byte
+		cell  metrics.Cell
+		value string
+		start time.Time
+		raw   []byte
 	)
-	flush := func() error {
-		if !have {
-			return nil
-		}
-		have = false
-		return fn(value, start, &merged)
-	}
 	for rows.Next() {
-		if err := rows.Scan(&rowValue, &rowStart, &raw); err != nil {
+		if err := rows.Scan(&value, &start, &raw); err != nil {
 			return readError(ctx, err)
 		}
-		if have && (rowValue != value || !rowStart.Equal(start)) {
-			if err := flush(); err != nil {
-				return err
-			}
+		if err := cell.UnmarshalBinary(raw); err != nil {
+			return fmt.Errorf("%w (cell %s %q %s %s)", err, dim, value, interval, start.UTC().Format(time.RFC3339))
 		}
-		if err := row.UnmarshalBinary(raw); err != nil {
-			return fmt.Errorf("%w (cell %s %q %s %s)", err, dim, rowValue, interval, rowStart.UTC().Format(time.RFC3339))
+		if err := fn(value, start.UTC(), &cell); err != nil {
+			return err
 		}
-		if !have {
-			merged.Reset()
-			value, start, have = rowValue, rowStart.UTC(), true
-		}
-		merged.Merge(&row)
 	}
 	if err := rows.Err(); err != nil {
 		return readError(ctx, err)
 	}
-	if err := flush(); err != nil {
-		return err
-	}
-	return ctx.Err()
+	return nil
 }

@@ -94,7 +94,7 @@ func (s *Source) Records(ctx context.Context, q metrics.RecordQuery) (metrics.Re
 		return page, err
 	}
 	defer cancel()
-	rows, err := s.c.pool.Query(qctx, sql, args...)
+	rows, err := s.pool.Query(qctx, sql, args...)
 	if err != nil {
 		return page, readError(ctx, err)
 	}

@@ -25,7 +25,7 @@ func TestSourceRecordsCursorStableWhileShipping(t *testing.T) {
 	b.record(t, 300, start, 9*time.Minute)
 	a.drain(t)
 	b.drain(t)
-	src := cluster.NewSource(a.cluster)
+	src := newSource(t, a.cluster)
 	before := map[string]bool{}
 	for _, id := range allRecordIDs(t, src) {
 		before[id] = true
@@ -95,7 +95,7 @@ func TestSourceRefusesForeignCursorsAndReportsOutages(t *testing.T) {
 	n := newShipNode(t, url, "a", nil)
 	n.record(t, 30, time.Date(2026, 5, 3, 20, 0, 0, 0, time.UTC), time.Minute)
 	n.drain(t)
-	src := cluster.NewSource(n.cluster)
+	src := newSource(t, n.cluster)
 	page, err := src.Records(ctxFor(t, 30*time.Second), metrics.RecordQuery{Limit: 10})
 	if err != nil || page.Next == "" {
 		t.Fatalf("first page: %v, next %q", err, page.Next)
@@ -195,4 +195,15 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// newSource opens the analytics source over c, closed when t ends.
+func newSource(t testing.TB, c *cluster.Cluster) *cluster.Source {
+	t.Helper()
+	src, err := cluster.NewSource(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(src.Close)
+	return src
 }

@@ -44,7 +44,7 @@ func newSourcePair(t *testing.T) *sourcePair {
 		t.Fatal(err)
 	}
 	now := func() time.Time { return sourceNow }
-	p := &sourcePair{src: cluster.NewSource(n.cluster)}
+	p := &sourcePair{src: newSource(t, n.cluster)}
 	if p.bbolt, err = analytics.New(analytics.Options{Source: n.rd, Location: loc, Now: now}); err != nil {
 		t.Fatal(err)
 	}
