@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 const (
 	DefaultShipInterval = time.Second
 	DefaultShipRecords  = 50000
+	DefaultShipCells    = 10000
 
 	DefaultShipFinalTimeout = 5 * time.Second
 )
@@ -31,6 +33,9 @@ type ShipperOptions struct {
 	// MaxRecords bounds the records of one PostgreSQL transaction
 	// (default DefaultShipRecords); a raw block is never split.
 	MaxRecords int
+	// MaxCells bounds the rollup cells of one transaction (default
+	// DefaultShipCells).
+	MaxCells int
 	// FinalTimeout bounds the rounds Stop lets Run ship before it returns,
 	// so the last flush of an instance that goes away for good reaches
 	// PostgreSQL (default DefaultShipFinalTimeout).
@@ -38,7 +43,8 @@ type ShipperOptions struct {
 }
 
 // Shipper copies the raw request records of this instance's data file to
-// apiwarden_records, each exactly once.
+// apiwarden_records, each exactly once, and its rollup cells to
+// apiwarden_cells.
 //
 // A round reads the raw blocks after the ship cursor (metrics.Reader,
 // BatchesAfter), inserts one apiwarden_shipped_batches row per block and
@@ -51,6 +57,17 @@ type ShipperOptions struct {
 // was shipped loses it for the cluster too). Records kept out of the raw
 // blocks by sampling are not shipped.
 //
+// In the same transaction a round upserts this instance's rows of
+// apiwarden_cells with the absolute values of the cells changed since
+// they last shipped (metrics/dirty.go; the Recorder must run with
+// metrics.Options.MarkChangedCells) and, after the commit, clears them
+// in the data file unless a flush changed them meanwhile. Shipping a
+// cell's absolute value twice writes the same row twice, so a crash
+// before the clear doubles nothing, and a row is only ever replaced by
+// one with a higher count, so a round that read an older value than one
+// already written (two rounds at once) changes nothing. Cells are exact
+// whatever the sampling; a round runs for changed cells alone too.
+//
 // Run and Stop follow internal/lifecycle; ShipOnce may be called while
 // Run runs (rounds are serialised by PostgreSQL's primary key, not by the
 // Shipper).
@@ -62,6 +79,7 @@ type Shipper struct {
 	life lifecycle.State
 
 	partitions partitionSet
+	cellsFrom  cellResume
 	shipped    atomic.Uint64 // records this process inserted
 	failures   atomic.Uint64 // rounds that failed
 	// afterCommit runs between the commit and the cursor update; tests
@@ -80,6 +98,9 @@ func NewShipper(c *Cluster, rd *metrics.Reader, opts ShipperOptions) (*Shipper, 
 	}
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = DefaultShipRecords
+	}
+	if opts.MaxCells <= 0 {
+		opts.MaxCells = DefaultShipCells
 	}
 	if opts.FinalTimeout <= 0 {
 		opts.FinalTimeout = DefaultShipFinalTimeout
@@ -171,18 +192,20 @@ func (s *Shipper) final(ctx context.Context) {
 // Stop ends Run and waits for it.
 func (s *Shipper) Stop() { s.life.Stop(nil) }
 
-// ShipOnce ships the next batches after the cursor (up to MaxRecords) and
-// moves the cursor past them; it returns how many records it found after
-// the cursor (0: nothing was waiting). Records of batches some earlier
-// try had committed are not inserted again. Errors wrap
-// keys.ErrUnavailable when PostgreSQL cannot be reached.
+// ShipOnce ships the next batches after the cursor (up to MaxRecords)
+// and the next changed cells (up to MaxCells), moves the cursor past the
+// batches and clears the cells; it returns how many records and cells it
+// found (0: nothing was waiting). Records of batches some earlier try had
+// committed are not inserted again. Errors wrap keys.ErrUnavailable when
+// PostgreSQL cannot be reached.
 func (s *Shipper) ShipOnce(ctx context.Context) (int, error) {
 	after, err := s.rd.ShipCursor()
 	if err != nil {
 		return 0, err
 	}
-	batches, err := s.rd.BatchesAfter(ctx, after, s.opts.MaxRecords)
-	if err != nil || len(batches) == 0 {
+	work, err := s.rd.ShipWork(ctx, metrics.ShipQuery{After: after, MaxRecords: s.opts.MaxRecords,
+		MaxCells: s.opts.MaxCells, CellsFrom: s.cellsFrom.get()})
+	if err != nil || len(work.Batches)+len(work.Cells) == 0 {
 		return 0, err
 	}
 	ctx, cancel := s.c.deadline(ctx)
@@ -190,10 +213,12 @@ func (s *Shipper) ShipOnce(ctx context.Context) (int, error) {
 	if err := s.c.ensureReady(ctx); err != nil {
 		return 0, unavailable(err)
 	}
-	if err := s.partitions.ensure(ctx, s.c.pool, batches); err != nil {
-		return 0, unavailable(err)
+	if len(work.Batches) > 0 {
+		if err := s.partitions.ensure(ctx, s.c.pool, work.Batches); err != nil {
+			return 0, unavailable(err)
+		}
 	}
-	inserted, err := s.insert(ctx, batches)
+	inserted, err := s.insert(ctx, work)
 	if err != nil {
 		return 0, unavailable(err)
 	}
@@ -203,45 +228,97 @@ func (s *Shipper) ShipOnce(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	if err := s.rd.SetShipCursor(batches[len(batches)-1].Seq); err != nil {
-		return 0, fmt.Errorf("cluster: move the ship cursor: %w", err)
+	if len(work.Batches) > 0 {
+		if err := s.rd.SetShipCursor(work.Batches[len(work.Batches)-1].Seq); err != nil {
+			return 0, fmt.Errorf("cluster: move the ship cursor: %w", err)
+		}
 	}
-	n := 0
-	for _, b := range batches {
+	if err := s.clearCells(work); err != nil {
+		return 0, err
+	}
+	n := len(work.Cells)
+	for _, b := range work.Batches {
 		n += len(b.Records)
 	}
 	return n, nil
 }
 
-// insert writes the batch rows and the records of the new batches in one
-// transaction and returns how many records it inserted.
-func (s *Shipper) insert(ctx context.Context, batches []metrics.Batch) (int, error) {
+// clearCells clears the shipped cells in the data file and remembers
+// where the next round's cells start.
+func (s *Shipper) clearCells(work metrics.ShipWork) error {
+	if len(work.Cells) == 0 {
+		return nil
+	}
+	if _, err := s.rd.ClearShippedCells(work.Cells); err != nil {
+		return fmt.Errorf("cluster: clear shipped cells: %w", err)
+	}
+	s.cellsFrom.set(work.CellsResume)
+	return nil
+}
+
+// insert writes the batch rows, the records of the new batches and the
+// cells in one transaction and returns how many records it inserted.
+func (s *Shipper) insert(ctx context.Context, work metrics.ShipWork) (int, error) {
+	inserted := 0
+	err := pgx.BeginFunc(ctx, s.c.pool, func(tx pgx.Tx) error {
+		n, skipped, err := insertBatches(ctx, tx, s.c.opts.InstanceID, work.Batches)
+		if err != nil {
+			return err
+		}
+		if skipped > 0 {
+			s.log.Info("skipping batches shipped before", "batches", skipped)
+		}
+		inserted = n
+		_, err = upsertCells(ctx, tx, s.c.opts.InstanceID, newCellArrays(work.Cells))
+		return err
+	})
+	return inserted, err
+}
+
+// insertBatches inserts a batch row per batch and the records of the
+// batches whose row was new, and returns the records inserted and the
+// batches skipped as shipped before.
+func insertBatches(ctx context.Context, tx pgx.Tx, instance string, batches []metrics.Batch) (inserted, skipped int, err error) {
+	if len(batches) == 0 {
+		return 0, 0, nil
+	}
 	seqs := make([]int64, len(batches))
 	counts := make([]int32, len(batches))
 	for i, b := range batches {
 		seqs[i], counts[i] = int64(b.Seq), int32(len(b.Records))
 	}
-	inserted := 0
-	err := pgx.BeginFunc(ctx, s.c.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `INSERT INTO apiwarden_shipped_batches (instance_id, seq, records)
-			SELECT $1, unnest($2::bigint[]), unnest($3::integer[])
-			ON CONFLICT (instance_id, seq) DO NOTHING RETURNING seq`, s.c.opts.InstanceID, seqs, counts)
-		if err != nil {
-			return err
-		}
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return err
-		}
-		if len(fresh) < len(batches) {
-			s.log.Info("skipping batches shipped before", "batches", len(batches)-len(fresh))
-		}
-		src := newRecordRows(s.c.opts.InstanceID, batches, fresh)
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{"apiwarden_records"}, recordColumns, src)
-		inserted = int(n)
-		return err
-	})
-	return inserted, err
+	rows, err := tx.Query(ctx, `INSERT INTO apiwarden_shipped_batches (instance_id, seq, records)
+		SELECT $1, unnest($2::bigint[]), unnest($3::integer[])
+		ON CONFLICT (instance_id, seq) DO NOTHING RETURNING seq`, instance, seqs, counts)
+	if err != nil {
+		return 0, 0, err
+	}
+	fresh, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, 0, err
+	}
+	src := newRecordRows(instance, batches, fresh)
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"apiwarden_records"}, recordColumns, src)
+	return int(n), len(batches) - len(fresh), err
+}
+
+// cellResume is where the next round's scan of changed cells starts
+// (metrics.ShipQuery.CellsFrom); rounds may run at once.
+type cellResume struct {
+	mu   sync.Mutex
+	from []byte
+}
+
+func (c *cellResume) get() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.from
+}
+
+func (c *cellResume) set(from []byte) {
+	c.mu.Lock()
+	c.from = from
+	c.mu.Unlock()
 }
 
 // reportBacklog writes the backlog into this instance's heartbeat row; a
