@@ -95,12 +95,16 @@ func sourceRecords() []metrics.Record {
 	return recs
 }
 
-// recordSourceData records the data set into rec, flush by flush.
-func recordSourceData(t testing.TB, rec *metrics.Recorder) {
+// recordSourceData records into rec, flush by flush, the records of the
+// data set whose index keep accepts (nil keeps all).
+func recordSourceData(t testing.TB, rec *metrics.Recorder, keep func(i int) bool) {
 	t.Helper()
 	recs := sourceRecords()
 	flushes := make([][]metrics.Record, (len(recs)+sourceFlushSize-1)/sourceFlushSize)
 	for i := range recs {
+		if keep != nil && !keep(i) {
+			continue
+		}
 		f := i / sourceFlushSize
 		if i%17 == 0 {
 			f = min(f+10, len(flushes)-1)
