@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
@@ -172,7 +174,10 @@ func (s *Source) eachCellRow(ctx context.Context, interval metrics.Interval, dim
 		return err
 	}
 	defer cancel()
-	rows, err := s.pool.Query(qctx, sql, args...)
+	// A plan for these values, not the pool's generic one: with the range
+	// a parameter, a generic plan may walk a dimension's whole primary
+	// key instead of the range index.
+	rows, err := s.pool.Query(qctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
 	if err != nil {
 		return readError(ctx, err)
 	}
