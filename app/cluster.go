@@ -109,7 +109,7 @@ func (a *App) analyticsSource() (analytics.Source, error) {
 	if a.cluster == nil {
 		return metrics.NewReader(a.st), nil
 	}
-	src, err := cluster.NewSource(a.cluster)
+	src, err := cluster.NewSource(a.cluster, cluster.SourceOptions{Now: a.now})
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -24,6 +25,15 @@ import (
 type Source struct {
 	c    *Cluster
 	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// SourceOptions configure a Source.
+type SourceOptions struct {
+	// Now is the clock, nil for time.Now. It only picks the day a page
+	// of the newest records is first looked for in (Records); answers do
+	// not depend on it.
+	Now func() time.Time
 }
 
 var _ analytics.Source = (*Source)(nil)
@@ -38,7 +48,7 @@ const sourceMaxConns = 4
 // the partitioned apiwarden_records then prunes partitions when it runs
 // instead of planning every day's partition on every call, which
 // measured the larger part of a page's time. Close it before c.
-func NewSource(c *Cluster) (*Source, error) {
+func NewSource(c *Cluster, opts SourceOptions) (*Source, error) {
 	cfg, err := pgxpool.ParseConfig(c.opts.URL)
 	if err != nil {
 		return nil, errors.New("cluster: postgres_url is not a URL pgx can parse")
@@ -52,7 +62,10 @@ func NewSource(c *Cluster) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	return &Source{c: c, pool: pool}, nil
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Source{c: c, pool: pool, now: opts.Now}, nil
 }
 
 // Close closes the Source's pool; calls in flight fail.

@@ -69,7 +69,7 @@ func pgBenchService(b *testing.B) *analytics.Service {
 		fmt.Fprintf(os.Stderr, "PostgreSQL analytics fixture: %d records in %s\n", pgBench.records, time.Since(start).Round(time.Second))
 		reportSizes(ctx, c.Pool(), pgBench.records)
 		pgBench.pool = c.Pool()
-		src, err := cluster.NewSource(c)
+		src, err := cluster.NewSource(c, cluster.SourceOptions{Now: func() time.Time { return pgBenchEnd }})
 		if err != nil {
 			pgBench.err = err
 			return

@@ -72,23 +72,72 @@ const recordSelect = `SELECT at, request_id, method, route, path, status, latenc
 // for this order, metrics.ErrBadQuery for an empty time range or an
 // unknown order, and an error wrapping keys.ErrUnavailable when
 // PostgreSQL cannot answer.
+//
+// A page that starts in a day with enough records is read from the two
+// days where it starts alone (the window): a statement over every day's
+// partition opens an index scan in each of them. When the window does
+// not fill the page, the page is read again over the whole range; each
+// page is one statement's snapshot either way.
 func (s *Source) Records(ctx context.Context, q metrics.RecordQuery) (metrics.RecordPage, error) {
-	var page metrics.RecordPage
 	if q.Order != metrics.NewestFirst && q.Order != metrics.OldestFirst {
-		return page, fmt.Errorf("%w: order %d", metrics.ErrBadQuery, q.Order)
+		return metrics.RecordPage{}, fmt.Errorf("%w: order %d", metrics.ErrBadQuery, q.Order)
 	}
 	if !q.To.IsZero() && !q.To.After(q.From) {
-		return page, fmt.Errorf("%w: to (%s) must be after from (%s)", metrics.ErrBadQuery, q.To, q.From)
+		return metrics.RecordPage{}, fmt.Errorf("%w: to (%s) must be after from (%s)", metrics.ErrBadQuery, q.To, q.From)
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = metrics.DefaultRecordLimit
 	}
 	limit = min(limit, metrics.MaxRecordLimit)
-	sql, args, err := recordsSQL(&q, limit)
-	if err != nil {
-		return page, err
+	var after *recordPosition
+	if q.Cursor != "" {
+		p, err := decodeRecordCursor(q.Cursor, q.Order)
+		if err != nil {
+			return metrics.RecordPage{}, err
+		}
+		after = &p
 	}
+	if w, ok := pageWindow(&q, after, s.now()); ok {
+		page, err := s.page(ctx, &q, after, limit, w)
+		if err != nil || len(page.Records) == limit {
+			return page, err
+		}
+	}
+	return s.page(ctx, &q, after, limit, timeWindow{})
+}
+
+// timeWindow narrows a page's statement to [from, to) (zero: no bound).
+type timeWindow struct{ from, to time.Time }
+
+// pageWindow is the two UTC days where a page of q starts: the cursor's
+// day, else today newest first and From's day oldest first, with the day
+// before (newest first) or after. ok is false when the window would not
+// narrow q, or oldest first without a start.
+func pageWindow(q *metrics.RecordQuery, after *recordPosition, now time.Time) (timeWindow, bool) {
+	var anchor time.Time
+	switch {
+	case after != nil:
+		anchor = time.Unix(int64(after.day)*24*60*60, 0).UTC()
+	case q.Order == metrics.NewestFirst:
+		anchor = metrics.Daily.Truncate(now)
+	case !q.From.IsZero():
+		anchor = metrics.Daily.Truncate(q.From)
+	default:
+		return timeWindow{}, false
+	}
+	if q.Order == metrics.NewestFirst {
+		from := anchor.AddDate(0, 0, -1)
+		return timeWindow{from: from}, q.From.IsZero() || q.From.Before(from)
+	}
+	to := anchor.AddDate(0, 0, 2)
+	return timeWindow{to: to}, q.To.IsZero() || q.To.After(to)
+}
+
+// page reads one page of q within w in one statement.
+func (s *Source) page(ctx context.Context, q *metrics.RecordQuery, after *recordPosition, limit int, w timeWindow) (metrics.RecordPage, error) {
+	var page metrics.RecordPage
+	sql, args := recordsSQL(q, after, limit, w)
 	qctx, cancel, err := s.begin(ctx)
 	if err != nil {
 		return page, err
@@ -116,9 +165,9 @@ func (s *Source) Records(ctx context.Context, q metrics.RecordQuery) (metrics.Re
 	return page, nil
 }
 
-// recordsSQL builds the statement of one page: q's filters, the cursor's
-// position and the order, as numbered arguments.
-func recordsSQL(q *metrics.RecordQuery, limit int) (string, []any, error) {
+// recordsSQL builds the statement of one page: q's filters, the window,
+// the position to resume after and the order, as numbered arguments.
+func recordsSQL(q *metrics.RecordQuery, after *recordPosition, limit int, w timeWindow) (string, []any) {
 	var where []string
 	var args []any
 	arg := func(v any) string {
@@ -126,7 +175,7 @@ func recordsSQL(q *metrics.RecordQuery, limit int) (string, []any, error) {
 		return fmt.Sprintf("$%d", len(args))
 	}
 	// The day bounds repeat the time bounds so each partition's index
-	// range starts and ends at them.
+	// range starts and ends at them; the time bounds prune partitions.
 	if !q.From.IsZero() {
 		from := ceilMicro(q.From)
 		where = append(where, "at >= "+arg(from), "day >= "+arg(recordDay(from)))
@@ -134,6 +183,12 @@ func recordsSQL(q *metrics.RecordQuery, limit int) (string, []any, error) {
 	if !q.To.IsZero() {
 		to := ceilMicro(q.To)
 		where = append(where, "at < "+arg(to), "day <= "+arg(recordDay(to.Add(-time.Microsecond))))
+	}
+	if !w.from.IsZero() {
+		where = append(where, "at >= "+arg(w.from))
+	}
+	if !w.to.IsZero() {
+		where = append(where, "at < "+arg(w.to))
 	}
 	for _, f := range []struct{ col, v string }{{"key_id", q.KeyID}, {"route", q.Route}, {"method", q.Method}} {
 		if f.v != "" {
@@ -150,13 +205,9 @@ func recordsSQL(q *metrics.RecordQuery, limit int) (string, []any, error) {
 	if q.Order == metrics.NewestFirst {
 		cmp, dir = "<", "DESC"
 	}
-	if q.Cursor != "" {
-		p, err := decodeRecordCursor(q.Cursor, q.Order)
-		if err != nil {
-			return "", nil, err
-		}
+	if after != nil {
 		where = append(where, fmt.Sprintf("(day, instance_id, seq, idx) %s (%s, %s, %s, %s)",
-			cmp, arg(p.day), arg(p.instance), arg(p.seq), arg(p.idx)))
+			cmp, arg(after.day), arg(after.instance), arg(after.seq), arg(after.idx)))
 	}
 	var sql strings.Builder
 	sql.WriteString(recordSelect)
@@ -165,7 +216,7 @@ func recordsSQL(q *metrics.RecordQuery, limit int) (string, []any, error) {
 		sql.WriteString(strings.Join(where, " AND "))
 	}
 	fmt.Fprintf(&sql, " ORDER BY day %[1]s, instance_id %[1]s, seq %[1]s, idx %[1]s LIMIT %d", dir, limit)
-	return sql.String(), args, nil
+	return sql.String(), args
 }
 
 // rowScanner is the part of pgx.Rows scanRecord needs.

@@ -198,10 +198,12 @@ func mustRead(t *testing.T, path string) string {
 	return string(b)
 }
 
-// newSource opens the analytics source over c, closed when t ends.
+// newSource opens the analytics source over c, closed when t ends, with
+// the shared data set's clock, so the first page newest first starts in
+// the window of its last days.
 func newSource(t testing.TB, c *cluster.Cluster) *cluster.Source {
 	t.Helper()
-	src, err := cluster.NewSource(c)
+	src, err := cluster.NewSource(c, cluster.SourceOptions{Now: func() time.Time { return sourceNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
