@@ -62,6 +62,7 @@ type App struct {
 	heartbeat *cluster.Heartbeat // this instance's row in GET /admin/v1/cluster; nil without cluster
 	leader    *cluster.Leader    // elects the one instance that evaluates alerts; nil without cluster
 	shipper   *cluster.Shipper   // ships request records to PostgreSQL; nil without cluster
+	usageSrc  *cluster.Source    // the analytics' reads of PostgreSQL; nil without cluster
 	instance  string             // cluster.instance_id, or the host name
 	version   string
 	startedAt time.Time
@@ -231,8 +232,12 @@ func (a *App) newRecording() (err error) {
 	if a.realtime, err = analytics.NewRealtime(analytics.RealtimeOptions{Now: a.now}); err != nil {
 		return err
 	}
+	src, err := a.analyticsSource()
+	if err != nil {
+		return err
+	}
 	a.analytics, err = analytics.New(analytics.Options{
-		Source:    metrics.NewReader(a.st),
+		Source:    src,
 		Location:  a.calendar.Location(),
 		Retention: a.retention(),
 		Limits:    a.peeker(),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/alerting"
+	"github.com/apiwarden/apiwarden/analytics"
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/config"
@@ -111,6 +112,26 @@ func (a *App) startMirror() error {
 	return nil
 }
 
+// analyticsSource is what the analytics routes and the alert evaluator's
+// history read: in cluster mode what every instance shipped to
+// PostgreSQL, so any instance answers for the whole cluster (and answers
+// 503 while PostgreSQL is unreachable, rather than for itself alone);
+// otherwise this instance's data file.
+func (a *App) analyticsSource() (analytics.Source, error) {
+	if a.cluster == nil {
+		return metrics.NewReader(a.st), nil
+	}
+	src, err := cluster.NewSource(a.cluster, cluster.SourceOptions{Now: a.now})
+	if err != nil {
+		return nil, err
+	}
+	// Cleanups run last to first: the source's pool closes before the
+	// cluster's.
+	a.cleanups = append(a.cleanups, src.Close)
+	a.usageSrc = src
+	return src, nil
+}
+
 // AlertsDuty is the name of the alert evaluator's leadership in
 // apiwarden_leaders and GET /admin/v1/cluster.
 const AlertsDuty = "alerts"
@@ -193,8 +214,11 @@ func (a *App) clusterView() admin.ClusterView {
 	return a.cluster
 }
 
-// closeCluster closes the pool, once nothing uses it.
+// closeCluster closes the pools, once nothing uses them.
 func (a *App) closeCluster() {
+	if a.usageSrc != nil {
+		a.usageSrc.Close()
+	}
 	if a.cluster != nil {
 		a.cluster.Close()
 	}

@@ -2,15 +2,17 @@ package cluster
 
 import (
 	"slices"
+	"time"
 
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
 // recordColumns are the columns of apiwarden_records in the order
-// recordRows gives them (cluster/migrations/007_records.up.sql).
+// recordRows gives them (cluster/migrations/007_records.up.sql; seq, day
+// and idx from 009_record_positions.up.sql).
 var recordColumns = []string{"instance_id", "at", "request_id", "method", "route", "path", "status",
 	"latency_us", "upstream_latency_us", "request_bytes", "response_bytes", "key_id", "owner_id", "tier",
-	"client_ip", "country", "user_agent", "error_category", "cache_status", "decision"}
+	"client_ip", "country", "user_agent", "error_category", "cache_status", "decision", "seq", "day", "idx"}
 
 // recordRows is a pgx.CopyFromSource over the records of the batches
 // whose sequence is in fresh.
@@ -54,7 +56,16 @@ func (r *recordRows) Values() ([]any, error) {
 	row[9], row[10], row[11], row[12], row[13] = rec.RequestBytes, rec.ResponseBytes, rec.KeyID, rec.OwnerID, rec.Tier
 	row[14], row[15], row[16] = ip, rec.Country, rec.UserAgent
 	row[17], row[18], row[19] = rec.ErrorCategory.String(), rec.CacheStatus.String(), rec.Decision.String()
+	// Where the record stands in the data file: its block's sequence and
+	// UTC day, and its index in the block, as the bbolt reader orders it.
+	row[20], row[21], row[22] = int64(r.batches[r.b].Seq), recordDay(rec.Time), int32(r.i)
 	return row, nil
+}
+
+// recordDay is the UTC day of t as days since the Unix epoch: the number
+// of the day bucket a record is stored in (metrics.Daily).
+func recordDay(t time.Time) int32 {
+	return int32(metrics.Daily.Truncate(t).Unix() / (24 * 60 * 60))
 }
 
 // Err reports nothing: the records are decoded already.
