@@ -122,12 +122,16 @@ func TestClusterRealtimeErrorSpike(t *testing.T) {
 		nodes = append(nodes, startNodeWith(t, name, url, "", spikeConfig(receiver.URL)))
 	}
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	byName := map[string]*clusterNode{a.name: a, b.name: b, c.name: c}
-	var leader *clusterNode
-	waitWithin(t, 15*time.Second, func() bool {
-		leader = byName[a.alertLeader(t)]
-		return leader != nil
-	}, "an alerts leader")
+	waitWithin(t, 15*time.Second, func() bool { return a.alertLeader(t) != "" }, "an alerts leader")
+	// Passes by whichever node leads: on a loaded machine the duty may
+	// move between them.
+	passes := func() int {
+		sum := 0
+		for _, n := range nodes {
+			sum += n.evaluations(t)
+		}
+		return sum
+	}
 
 	// One share, on a: every node's realtime view shows it, the leader
 	// evaluates it several times, and nothing fires: what a's share would
@@ -141,12 +145,12 @@ func TestClusterRealtimeErrorSpike(t *testing.T) {
 		}, "a's share on "+n.name)
 		t.Logf("a's share in %s's realtime view %s after it was sent", n.name, time.Since(sent).Round(time.Millisecond))
 	}
-	before := leader.evaluations(t)
-	waitWithin(t, 20*time.Second, func() bool { return leader.evaluations(t) >= before+3 }, "three passes over one share")
+	before := passes()
+	waitWithin(t, 20*time.Second, func() bool { return passes() >= before+3 }, "three passes over one share")
 	if got := hook.count("firing"); got != 0 {
 		t.Fatalf("one share (%d requests, below min_requests 30) fired %d times", spikeShare, got)
 	}
-	if got := leader.nodeAlerts(t); len(got) != 0 {
+	if got := a.nodeAlerts(t); len(got) != 0 {
 		t.Fatalf("one share raised alerts: %+v", got)
 	}
 
@@ -166,8 +170,8 @@ func TestClusterRealtimeErrorSpike(t *testing.T) {
 	waitWithin(t, 20*time.Second, func() bool { return hook.count("firing") > 0 }, "the spike announced")
 	t.Logf("the spike was announced %s after the last shares were sent", time.Since(sent).Round(time.Millisecond))
 	// More passes: still the one alert, announced once.
-	before = leader.evaluations(t)
-	waitWithin(t, 20*time.Second, func() bool { return leader.evaluations(t) >= before+3 }, "three passes after firing")
+	before = passes()
+	waitWithin(t, 20*time.Second, func() bool { return passes() >= before+3 }, "three passes after firing")
 	if n := hook.count("firing"); n != 1 {
 		t.Errorf("the receiver heard of the spike %d times; want once", n)
 	}

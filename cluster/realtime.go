@@ -115,7 +115,8 @@ const realtimeReadOverlap = 5 * time.Second
 // expired rows.
 const expireEvery = 10 * time.Second
 
-// RealtimeSync makes the realtime view cluster-wide: every Interval it
+// RealtimeSync makes the realtime view cluster-wide: every Interval, at
+// the same moments on every instance (publishPhase, readPhase), it
 // publishes this instance's ring in one statement (the slot in progress,
 // and the tables of a slot just over), then reads what the others
 // published since its last read and merges it into its Peers. The data of
@@ -160,44 +161,98 @@ func NewRealtimeSync(c *Cluster, ring *analytics.Realtime, opts RealtimeSyncOpti
 	return &RealtimeSync{c: c, ring: ring, opts: opts, log: c.log, applied: make(map[partID]time.Time)}
 }
 
-// Run syncs at once and then every Interval until ctx ends or Stop is
-// called. A failed round is logged at debug level (the listener already
-// warns of an outage) and retried on the next.
+// The phases of a round within its Interval, from the Interval's start
+// on the wall clock (a whole second by default): every instance publishes
+// at the first, once the second just ended is complete, and reads at the
+// second, by when the others' publishes have committed. A request then
+// shows on every instance about 1.4 intervals after its second began, at
+// most, rather than up to three intervals with rounds at random offsets.
+// A publish that commits later is read by the next round.
+const (
+	publishPhase = 0.1
+	readPhase    = 0.4
+)
+
+// Run publishes and reads once an Interval, at the phases above, until
+// ctx ends or Stop is called. A failed step is logged at debug level (the
+// listener already warns of an outage) and retried on the next round.
 func (s *RealtimeSync) Run(ctx context.Context) error {
 	return s.life.Run("cluster realtime", func(stop <-chan struct{}) error {
-		ticker := time.NewTicker(s.opts.Interval)
-		defer ticker.Stop()
 		for {
-			if err := s.Round(ctx); err != nil {
-				s.log.Debug("cluster realtime round failed; will retry", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-stop:
-				return nil
-			case <-ticker.C:
+			for _, step := range []struct {
+				phase float64
+				do    func(context.Context) error
+			}{{publishPhase, s.publish}, {readPhase, s.read}} {
+				timer := time.NewTimer(s.untilPhase(time.Now(), step.phase))
+				select {
+				case <-ctx.Done():
+					timer.Stop()
+					return nil
+				case <-stop:
+					timer.Stop()
+					return nil
+				case <-timer.C:
+				}
+				if err := step.do(ctx); err != nil {
+					s.log.Debug("cluster realtime round failed; will retry", "err", err)
+				}
 			}
 		}
 	})
 }
 
+// untilPhase is how long from now until the next moment at phase (a
+// fraction) of an Interval, counted from the wall clock's zero.
+func (s *RealtimeSync) untilPhase(now time.Time, phase float64) time.Duration {
+	at := now.Truncate(s.opts.Interval).Add(time.Duration(phase * float64(s.opts.Interval)))
+	if !at.After(now) {
+		at = at.Add(s.opts.Interval)
+	}
+	return at.Sub(now)
+}
+
 // Stop ends Run and waits for it.
 func (s *RealtimeSync) Stop() { s.life.Stop(nil) }
 
-// Round publishes, reads and merges once. It is what Run does every
-// Interval, and must not be called while Run runs.
+// Round publishes, then reads and merges, once: what Run does every
+// Interval. It must not be called while Run runs.
 func (s *RealtimeSync) Round(ctx context.Context) error {
+	if err := s.publish(ctx); err != nil {
+		return err
+	}
+	return s.read(ctx)
+}
+
+// keepFrom is the start of the oldest slot that still overlaps the ring's
+// window at now.
+func (s *RealtimeSync) keepFrom(now time.Time) time.Time {
+	return now.Add(-s.ring.Span() - analytics.SlotWidth)
+}
+
+// publish writes this instance's new parts, in one statement, and, on
+// the alerts leader, deletes the rows of instances gone.
+func (s *RealtimeSync) publish(ctx context.Context) error {
 	now := s.opts.Now()
-	// The oldest slot that still overlaps the ring's window.
-	keepFrom := now.Add(-s.ring.Span() - analytics.SlotWidth)
+	keepFrom := s.keepFrom(now)
 	parts, next := s.ring.Parts(now, s.from)
 	if len(parts) > 0 {
 		if err := s.c.PublishRealtime(ctx, s.opts.Instance, parts, keepFrom); err != nil {
-			return err
+			return err // s.from stays: the same slots are published next time
 		}
 	}
 	s.from = next
+	if s.opts.Leads() && now.Sub(s.lastExpiry) >= expireEvery {
+		if _, err := s.c.ExpireRealtime(ctx, keepFrom); err != nil {
+			return err
+		}
+		s.lastExpiry = now
+	}
+	return nil
+}
+
+// read applies what the other instances published since the last read.
+func (s *RealtimeSync) read(ctx context.Context) error {
+	keepFrom := s.keepFrom(s.opts.Now())
 	peers, readAt, err := s.c.ReadRealtime(ctx, s.opts.Instance, s.since)
 	if err != nil {
 		return err
@@ -223,11 +278,5 @@ func (s *RealtimeSync) Round(ctx context.Context) error {
 		}
 	}
 	s.ring.Peers().Forget(keepFrom)
-	if s.opts.Leads() && now.Sub(s.lastExpiry) >= expireEvery {
-		if _, err := s.c.ExpireRealtime(ctx, keepFrom); err != nil {
-			return err
-		}
-		s.lastExpiry = now
-	}
 	return nil
 }
