@@ -57,10 +57,7 @@ func (p *Peers) Apply(instance string, part RealtimePart) error {
 	if err != nil {
 		return fmt.Errorf("instance %s, slot %s: %w", instance, part.Start.UTC().Format(time.RFC3339), err)
 	}
-	ring := p.ring(instance)
-	ring.mu.Lock()
-	ring.newest = max(ring.newest, n)
-	ring.mu.Unlock()
+	ring := p.ring(instance, n)
 	s := &ring.slots[ringIndex(n, len(ring.slots))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,10 +86,18 @@ func (p *Peers) Apply(instance string, part RealtimePart) error {
 	return nil
 }
 
-// ring returns instance's ring, making it on first use.
-func (p *Peers) ring(instance string) *peerRing {
+// ring returns instance's ring, making it on first use, with slot n
+// counted as applied. Both happen under p.mu, so a Forget cannot drop the
+// ring between the lookup and the update and leave the part in a ring
+// nobody reads.
+func (p *Peers) ring(instance string, n int64) *peerRing {
 	p.mu.RLock()
 	ring := p.rings[instance]
+	if ring != nil {
+		ring.mu.Lock()
+		ring.newest = max(ring.newest, n)
+		ring.mu.Unlock()
+	}
 	p.mu.RUnlock()
 	if ring != nil {
 		return ring
@@ -100,9 +105,10 @@ func (p *Peers) ring(instance string) *peerRing {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ring = p.rings[instance]; ring == nil {
-		ring = &peerRing{slots: make([]slot, p.nslots)}
+		ring = &peerRing{slots: make([]slot, p.nslots), newest: n}
 		p.rings[instance] = ring
 	}
+	ring.newest = max(ring.newest, n)
 	return ring
 }
 

@@ -220,3 +220,62 @@ func TestPeersApplyRefusesBadParts(t *testing.T) {
 		})
 	}
 }
+
+// Applying peers' parts, forgetting peers, recording and reading at once
+// (run with -race): every read sees whole parts.
+func TestPeersConcurrentApplyAndRead(t *testing.T) {
+	readAt := rtNow.Add(20 * time.Second)
+	src := newRing(t, readAt)
+	traffic := peerTraffic(500)
+	for i := range traffic {
+		src.Record(&traffic[i])
+	}
+	parts, _ := src.Parts(readAt, time.Time{})
+	dst := newRing(t, readAt)
+	done := make(chan struct{})
+	errs := make(chan error, 3)
+	go func() { // a peer's parts, again and again, under two names
+		defer close(done)
+		for round := range 20 {
+			for _, p := range parts {
+				if err := dst.Peers().Apply(fmt.Sprintf("peer-%d", round%2), p); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+	}()
+	go func() { // local traffic meanwhile
+		for i := range traffic {
+			dst.Record(&traffic[i])
+		}
+		errs <- nil
+	}()
+	go func() {
+		for range 50 {
+			dst.Peers().Forget(rtNow.Add(-time.Hour))
+		}
+		errs <- nil
+	}()
+	for reading := true; reading; {
+		select {
+		case <-done:
+			reading = false
+		default:
+		}
+		if n := dst.Snapshot(readAt, false).Last5Minutes.Requests; n > 3*uint64(len(traffic)) {
+			t.Fatalf("read %d requests; at most %d exist", n, 3*len(traffic))
+		}
+		if _, err := dst.Window(alerting.SubjectKey, 5*time.Minute, readAt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := dst.Snapshot(readAt, false).Last5Minutes, src.Snapshot(readAt, false).Last5Minutes; got.Requests != 3*want.Requests {
+		t.Errorf("after it all: %d requests, want 3 × %d (local and two peers)", got.Requests, want.Requests)
+	}
+}
