@@ -22,21 +22,24 @@ func benchRecords(n int) []metrics.Record {
 // BenchmarkRealtimeRecord measures the gate's cost per request: 10,000
 // requests a second of simulated time, so cells and slots turn over as in
 // production and the steady state (tables grown) is what is measured.
+// warmRing records recs (a power of two of them, over and over) into rt
+// at 10,000 a second from start until the ring has been run through once,
+// so every slot's tables have grown to the traffic, and returns the time
+// after the last.
+func warmRing(rt *analytics.Realtime, recs []metrics.Record, start time.Time) time.Time {
+	t := start
+	for i := range int(rt.Span()/time.Second+20) * 10000 {
+		rec := &recs[i&(len(recs)-1)]
+		rec.Time = t
+		rt.Record(rec)
+		t = t.Add(100 * time.Microsecond)
+	}
+	return t
+}
+
 func BenchmarkRealtimeRecord(b *testing.B) {
 	recs := benchRecords(1 << 14)
-	start := time.Unix(1_790_000_000, 0)
-	// warm runs the ring through once, so every slot's tables have grown
-	// to the traffic before the timer starts.
-	warm := func(rt *analytics.Realtime) time.Time {
-		t := start
-		for i := range int(rt.Span()/time.Second+20) * 10000 {
-			rec := &recs[i&(len(recs)-1)]
-			rec.Time = t
-			rt.Record(rec)
-			t = t.Add(100 * time.Microsecond)
-		}
-		return t
-	}
+	warm := func(rt *analytics.Realtime) time.Time { return warmRing(rt, recs, time.Unix(1_790_000_000, 0)) }
 	b.Run("serial", func(b *testing.B) {
 		rt, _ := analytics.NewRealtime(analytics.RealtimeOptions{})
 		start := warm(rt)
@@ -77,16 +80,8 @@ func BenchmarkRealtimeRecord(b *testing.B) {
 // requests a second from 1,000 keys over 50 routes: the seconds of the
 // slot in progress every second, a slot's tables every tenth.
 func BenchmarkRealtimeParts(b *testing.B) {
-	recs := benchRecords(1 << 14)
 	rt, _ := analytics.NewRealtime(analytics.RealtimeOptions{})
-	start := time.Unix(1_790_000_000, 0)
-	t := start
-	for i := range int(rt.Span()/time.Second+20) * 10000 {
-		rec := &recs[i&(len(recs)-1)]
-		rec.Time = t
-		rt.Record(rec)
-		t = t.Add(100 * time.Microsecond)
-	}
+	t := warmRing(rt, benchRecords(1<<14), time.Unix(1_790_000_000, 0))
 	// Seconds to publish at: the last ten minutes of the ring, a second
 	// apart and half a second into each.
 	base := t.Add(-10 * time.Minute).Truncate(time.Second).Add(500 * time.Millisecond)
