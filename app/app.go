@@ -57,13 +57,12 @@ type App struct {
 	notify    *alerting.Dispatcher
 	telemetry *telemetry.Telemetry
 	api       *api.Server
-	cluster   *cluster.Cluster      // nil without [cluster] postgres_url
-	listener  *cluster.Listener     // keeps the key mirror current; nil without cluster
-	heartbeat *cluster.Heartbeat    // this instance's row in GET /admin/v1/cluster; nil without cluster
-	leader    *cluster.Leader       // elects the one instance that evaluates alerts; nil without cluster
-	shipper   *cluster.Shipper      // ships request records to PostgreSQL; nil without cluster
-	rtSync    *cluster.RealtimeSync // shares the realtime ring with the other instances; nil without cluster
-	instance  string                // cluster.instance_id, or the host name
+	cluster   *cluster.Cluster   // nil without [cluster] postgres_url
+	listener  *cluster.Listener  // keeps the key mirror current; nil without cluster
+	heartbeat *cluster.Heartbeat // this instance's row in GET /admin/v1/cluster; nil without cluster
+	leader    *cluster.Leader    // elects the one instance that evaluates alerts; nil without cluster
+	shipper   *cluster.Shipper   // ships request records to PostgreSQL; nil without cluster
+	instance  string             // cluster.instance_id, or the host name
 	version   string
 	startedAt time.Time
 
@@ -230,7 +229,6 @@ func (a *App) newRecording() (err error) {
 	if a.realtime, err = analytics.NewRealtime(analytics.RealtimeOptions{Now: a.now}); err != nil {
 		return err
 	}
-	a.shareRealtime()
 	a.analytics, err = analytics.New(analytics.Options{
 		Source:    metrics.NewReader(a.st),
 		Location:  a.calendar.Location(),
@@ -585,6 +583,7 @@ func (a *App) Run(ctx context.Context) error {
 		go a.redis.Run(context.Background())
 	}
 	stopMirror := a.runMirror()
+	stopRealtime := a.runRealtimeSync()
 
 	serve("admin", a.adminSrv, a.adminLn)
 	if a.enforceSrv != nil {
@@ -639,6 +638,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("limiter", "err", err)
 	}
 
+	stopRealtime()
 	stopMirror() // before the key service flushes and closes
 	a.keys.Stop()
 	if err := <-keysDone; err != nil {

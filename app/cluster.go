@@ -132,8 +132,8 @@ func (a *App) healthReporter() telemetry.HealthReporter {
 }
 
 // runMirror runs the listener that keeps the key mirror current, the
-// heartbeat, the alert leader's election, the shipper of request records
-// and the sharing of the realtime ring (cluster mode), and returns the function that stops them (the
+// heartbeat, the alert leader's election and the shipper of request
+// records (cluster mode), and returns the function that stops them (the
 // leader resigns; the shipper ships what is left, so call it after the
 // metrics writer's last flush) and waits until they have. Without a
 // cluster it does nothing.
@@ -151,8 +151,7 @@ func (a *App) runMirror() (stop func()) {
 		}
 		done chan error
 	}{{"leader", a.leader, make(chan error, 1)}, {"heartbeat", a.heartbeat, make(chan error, 1)},
-		{"listener", a.listener, make(chan error, 1)}, {"shipper", a.shipper, make(chan error, 1)},
-		{"realtime", a.rtSync, make(chan error, 1)}}
+		{"listener", a.listener, make(chan error, 1)}, {"shipper", a.shipper, make(chan error, 1)}}
 	for _, p := range parts {
 		go func() { p.done <- p.part.Run(context.Background()) }()
 	}
@@ -217,15 +216,23 @@ func (a *App) alertLeadership() alerting.Leadership {
 	return a.leader
 }
 
-// shareRealtime makes, in cluster mode, the part that publishes this
-// instance's realtime ring and merges the other instances' into it, so
-// the realtime routes, the stream and the alert leader's traffic are the
-// cluster's (cluster/realtime.go). It needs the realtime ring and the
-// leader.
-func (a *App) shareRealtime() {
+// runRealtimeSync shares the realtime ring with the other instances in
+// cluster mode: it publishes this instance's and merges theirs into it,
+// so the realtime routes, the stream and the alert leader's traffic are
+// the cluster's (cluster/realtime.go). It returns the function that stops
+// it and waits until it has. Without a cluster it does nothing.
+func (a *App) runRealtimeSync() (stop func()) {
 	if a.cluster == nil {
-		return
+		return func() {}
 	}
-	a.rtSync = cluster.NewRealtimeSync(a.cluster, a.realtime, cluster.RealtimeSyncOptions{
+	sync := cluster.NewRealtimeSync(a.cluster, a.realtime, cluster.RealtimeSyncOptions{
 		Instance: a.instance, Leads: a.leader.Leading, Now: a.now})
+	done := make(chan error, 1)
+	go func() { done <- sync.Run(context.Background()) }()
+	return func() {
+		sync.Stop()
+		if err := <-done; err != nil {
+			a.log.Error("cluster realtime", "err", err)
+		}
+	}
 }
