@@ -22,6 +22,14 @@ var (
 	ErrWindowTooLong = errors.New("analytics: window is longer than the realtime ring")
 )
 
+// Errors returned while merging other instances' realtime rings.
+var (
+	// ErrBadPart means a RealtimePart could not be applied: an unknown
+	// kind or version, a start off the slot grid, or a payload that does
+	// not decode; the wrapped message says which.
+	ErrBadPart = errors.New("analytics: bad realtime part")
+)
+
 // ParamError says which query parameter is wrong and why. Its message
 // starts with the parameter's name, as the admin API's 400 answers do:
 // "interval: must be minute, hour or day".

@@ -71,6 +71,12 @@ type RealtimeOptions struct {
 // slot at a time and convert to metrics.Cell outside the hot path, so a
 // snapshot never stalls recording for longer than one slot's copy. A
 // Realtime is safe for concurrent use.
+//
+// In cluster mode every instance publishes its ring (Parts) and applies
+// the others' to its Peers; reads merge them slot by slot, so Snapshot
+// and Window answer for the whole cluster (realtime_peers.go). A peer's
+// seconds arrive within a publishing interval; its route and key tables
+// only once a slot is over, so those lag up to one slot more.
 type Realtime struct {
 	span      int64 // seconds
 	slots     []slot
@@ -78,6 +84,7 @@ type Realtime struct {
 	maxKeys   int
 	topRoutes int
 	now       func() time.Time
+	peers     *Peers // the other instances' rings, merged into every read
 
 	newest         atomic.Int64 // the newest slot number recorded into
 	late           atomic.Uint64
@@ -119,20 +126,27 @@ func NewRealtime(opts RealtimeOptions) (*Realtime, error) {
 		opts.Now = time.Now
 	}
 	span := int64(opts.Span / time.Second)
+	// Enough slots for a whole span ending anywhere in a slot, plus the
+	// slot in progress.
+	nslots := int(span/slotSeconds + 2)
 	return &Realtime{
-		span: span,
-		// Enough slots for a whole span ending anywhere in a slot, plus
-		// the slot in progress.
-		slots:     make([]slot, span/slotSeconds+2),
+		span:      span,
+		slots:     make([]slot, nslots),
 		maxRoutes: opts.MaxRoutes,
 		maxKeys:   opts.MaxKeys,
 		topRoutes: opts.TopRoutes,
 		now:       opts.Now,
+		peers: &Peers{nslots: nslots, maxRoutes: opts.MaxRoutes, maxKeys: opts.MaxKeys,
+			rings: make(map[string]*peerRing)},
 	}, nil
 }
 
 // Span returns how far back the ring reaches.
 func (rt *Realtime) Span() time.Duration { return time.Duration(rt.span) * time.Second }
+
+// Peers returns the other instances' rings, which every read merges with
+// this one's; empty until something applies their parts (cluster mode).
+func (rt *Realtime) Peers() *Peers { return rt.peers }
 
 func ringIndex(n int64, size int) int {
 	i := int(n % int64(size))
@@ -549,8 +563,11 @@ func (c *counters) merge(o *counters) {
 }
 
 // eachSlot calls fn, under the slot's lock, for every slot that overlaps
-// seconds first..last and still holds its data, oldest first.
+// seconds first..last and still holds its data, oldest first: this
+// ring's, then the same slot of each peer's (Peers).
 func (rt *Realtime) eachSlot(first, last int64, fn func(s *slot)) {
+	rt.peers.mu.RLock()
+	defer rt.peers.mu.RUnlock()
 	for n := floorDiv(first, slotSeconds); n <= floorDiv(last, slotSeconds); n++ {
 		s := &rt.slots[ringIndex(n, len(rt.slots))]
 		s.mu.Lock()
@@ -558,6 +575,7 @@ func (rt *Realtime) eachSlot(first, last int64, fn func(s *slot)) {
 			fn(s)
 		}
 		s.mu.Unlock()
+		rt.peers.eachSlot(n, fn)
 	}
 }
 

@@ -593,6 +593,7 @@ func (a *App) Run(ctx context.Context) error {
 		go a.redis.Run(context.Background())
 	}
 	stopMirror := a.runMirror()
+	stopRealtime := a.runRealtimeSync()
 
 	serve("admin", a.adminSrv, a.adminLn)
 	if a.enforceSrv != nil {
@@ -647,6 +648,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("limiter", "err", err)
 	}
 
+	stopRealtime()
 	stopMirror() // before the key service flushes and closes
 	a.keys.Stop()
 	if err := <-keysDone; err != nil {

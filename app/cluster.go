@@ -251,3 +251,24 @@ func (a *App) alertLeadership() alerting.Leadership {
 	}
 	return a.leader
 }
+
+// runRealtimeSync shares the realtime ring with the other instances in
+// cluster mode: it publishes this instance's and merges theirs into it,
+// so the realtime routes, the stream and the alert leader's traffic are
+// the cluster's (cluster/realtime.go). It returns the function that stops
+// it and waits until it has. Without a cluster it does nothing.
+func (a *App) runRealtimeSync() (stop func()) {
+	if a.cluster == nil {
+		return func() {}
+	}
+	sync := cluster.NewRealtimeSync(a.cluster, a.realtime, cluster.RealtimeSyncOptions{
+		Instance: a.instance, Leads: a.leader.Leading, Now: a.now})
+	done := make(chan error, 1)
+	go func() { done <- sync.Run(context.Background()) }()
+	return func() {
+		sync.Stop()
+		if err := <-done; err != nil {
+			a.log.Error("cluster realtime", "err", err)
+		}
+	}
+}
