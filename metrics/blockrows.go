@@ -168,8 +168,8 @@ func selectRows(col blockColumn, p int, sel []bool) error {
 }
 
 // mapRows reads each record's key rank from the key rows of a version-4
-// block, checks it against the key list, and groups the records by
-// segment (order and segStart) in block order within one.
+// block, checks it against the key list, and counts the records of each
+// segment (segStart); segmentRows groups them once something needs it.
 func (p *v4Parts) mapRows(keyRows []byte, n int) error {
 	if cap(p.rowRank) < n {
 		p.rowRank = make([]uint32, n)
@@ -207,6 +207,25 @@ func (p *v4Parts) mapRows(keyRows []byte, n int) error {
 	for k := 1; k < len(p.segStart); k++ {
 		p.segStart[k] += p.segStart[k-1]
 	}
+	p.mapped, p.grouped = true, false
+	return nil
+}
+
+// segmentRows returns the records of segment k of a mapped block, in
+// block order. The first call groups the records of every segment: a
+// read filtered by key alone needs that only for the blocks whose rows
+// it decodes, and does it there instead of in the job running ahead.
+func (p *v4Parts) segmentRows(k int) []int32 {
+	if !p.grouped {
+		p.groupRows()
+	}
+	return p.order[p.segStart[k]:p.segStart[k+1]]
+}
+
+// groupRows sorts the records by segment into order (a counting sort,
+// so block order within one).
+func (p *v4Parts) groupRows() {
+	n := len(p.rowRank)
 	if cap(p.order) < n {
 		p.order = make([]int32, n)
 	}
@@ -217,6 +236,5 @@ func (p *v4Parts) mapRows(keyRows []byte, n int) error {
 		p.order[p.nextInSeg[s]] = int32(row)
 		p.nextInSeg[s]++
 	}
-	p.mapped = true
-	return nil
+	p.grouped = true
 }

@@ -341,7 +341,8 @@ type v4Parts struct {
 	keys      int      // entries of the header's key list
 	keyIDs    []uint64 // the header's key list, read by openV4
 	segOfRank []uint8  // the segment of each key rank
-	mapped    bool     // rowRank, order and segStart are set
+	mapped    bool     // rowRank and segStart are set
+	grouped   bool     // order is set
 	rowRank   []uint32
 	order     []int32 // records grouped by segment, block order within one
 	segStart  []int   // where each segment's records begin in order, plus the end
@@ -601,7 +602,7 @@ func decodeV4(view *blockView, resolve func(uint64) (string, error), slot []int3
 			continue
 		}
 		p.segSlot, p.segKey = p.segSlot[:0], p.segKey[:0]
-		for _, i := range p.order[p.segStart[k]:p.segStart[k+1]] {
+		for _, i := range p.segmentRows(k) {
 			p.segSlot = append(p.segSlot, slot[i])
 			p.segKey = append(p.segKey, p.rowRank[i])
 		}
@@ -672,7 +673,7 @@ func (f *recordFilter) selectSegmentRows(view *blockView, sel []bool) (bool, err
 		if !seg.loaded {
 			continue
 		}
-		rows := p.order[p.segStart[k]:p.segStart[k+1]]
+		rows := p.segmentRows(k)
 		for _, df := range &f.strs {
 			if df.s == "" || v4InSelect(df.col) {
 				continue
