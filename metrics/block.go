@@ -514,6 +514,7 @@ type blockView struct {
 	h    blockHeader
 	cols [numColumns]blockColumn
 	v4   v4Parts
+	slot []int32 // scratch of decodeColumns
 }
 
 // inflate appends the DEFLATE stream src, inflated, to dst; more than
@@ -621,7 +622,9 @@ func decodeColumns(view *blockView, resolve func(uint64) (string, error), out []
 	if len(cols[colTime].rows) < n || (sel != nil && len(sel) != n) {
 		return out, fmt.Errorf("%w: time column shorter than %d records", ErrCorruptBlock, n)
 	}
-	slot, selected := selectedSlots(n, sel)
+	var selected int
+	view.slot, selected = selectedSlots(view.slot, n, sel)
+	slot := view.slot
 	base := len(out)
 	out = append(out, make([]Record, selected)...)
 	recs := out[base:]
@@ -662,10 +665,14 @@ func corruptColumn(col string, err error) error {
 }
 
 // selectedSlots maps each of n rows to its index among the selected rows
-// (all of them when sel is nil), -1 when it is not selected, and counts
-// the selected rows.
-func selectedSlots(n int, sel []bool) (slot []int32, selected int) {
-	slot = make([]int32, n)
+// (all of them when sel is nil), -1 when it is not selected, in slot
+// (reused when it is large enough), and counts the selected rows.
+func selectedSlots(slot []int32, n int, sel []bool) ([]int32, int) {
+	if cap(slot) < n {
+		slot = make([]int32, n)
+	}
+	slot = slot[:n]
+	selected := 0
 	for i := range slot {
 		if sel == nil || sel[i] {
 			slot[i] = int32(selected)
@@ -675,30 +682,6 @@ func selectedSlots(n int, sel []bool) (slot []int32, selected int) {
 		}
 	}
 	return slot, selected
-}
-
-// decodeTimes reads the time column: deltas from the block's min time,
-// none past its max time.
-func decodeTimes(h blockHeader, col blockColumn, slot []int32, recs []Record) error {
-	r := byteReader{b: col.rows}
-	t := h.minTime
-	for i, o := range slot {
-		delta := r.uvarint()
-		if delta > uint64(h.maxTime-t) {
-			return corruptColumn("time", fmt.Errorf("record %d after the block's max time", i))
-		}
-		t += int64(delta)
-		if o >= 0 {
-			recs[o].Time = time.UnixMicro(t).UTC()
-		}
-	}
-	if err := finish(&r); err != nil {
-		return corruptColumn("time", err)
-	}
-	if len(col.table) != 0 {
-		return corruptColumn("time", fmt.Errorf("unexpected table"))
-	}
-	return nil
 }
 
 // decodeStrings reads the given string columns, in the order of
@@ -965,18 +948,6 @@ func localPosition(col blockColumn, s string) int {
 		}
 	}
 	return -1
-}
-
-// selectRows clears sel[i] for the rows whose plain position column (key,
-// route, method: not the predicted owner and tier) is not p.
-func selectRows(col blockColumn, p int, sel []bool) error {
-	r := byteReader{b: col.rows}
-	for i := range sel {
-		if v := r.uvarint(); v != uint64(p) {
-			sel[i] = false
-		}
-	}
-	return finish(&r)
 }
 
 // decodeRequestIDs reads a request id column of n records.

@@ -69,7 +69,7 @@ func (h *blockHeader) mayHoldKey(id uint64) (bool, error) {
 	if h.version < blockVersion3 {
 		return true, nil
 	}
-	p, err := dictPosition(blockColumn{table: h.keys, ascending: true}, id)
+	p, err := ascendingPosition(h.keys, id)
 	if err != nil {
 		return false, fmt.Errorf("%w: key list: %v", ErrCorruptBlock, err)
 	}
@@ -120,6 +120,9 @@ func (l *idList) err() error { return l.r.err }
 // dictPosition returns the position of id in a dictionary column's table,
 // or -1. An ascending table is only read up to where id would be.
 func dictPosition(col blockColumn, id uint64) (int, error) {
+	if col.ascending {
+		return ascendingPosition(col.table, id)
+	}
 	l := newIDList(col)
 	for p := 0; ; p++ {
 		v, ok := l.next()

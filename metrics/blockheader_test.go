@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -100,4 +102,75 @@ func TestBlockMayHoldKey(t *testing.T) {
 	if _, err := h.mayHoldKey(math.MaxUint64); !errors.Is(err, ErrCorruptBlock) {
 		t.Fatalf("damaged key list: %v", err)
 	}
+}
+
+// positionByIDList is what ascendingPosition must return: the position
+// of id read through idList, which stops at the first id past it.
+func positionByIDList(list []byte, id uint64) (int, error) {
+	l := newIDList(blockColumn{table: list, ascending: true})
+	for p := 0; ; p++ {
+		v, ok := l.next()
+		switch {
+		case !ok:
+			return -1, l.err()
+		case v == id:
+			return p, nil
+		case v > id:
+			return -1, nil
+		}
+	}
+}
+
+// ascendingPosition agrees with idList on every id of sound lists, on
+// ids between and past them, and on damaged lists.
+func TestAscendingPositionMatchesIDList(t *testing.T) {
+	rng := rand.New(rand.NewPCG(18, 1))
+	for round := range 200 {
+		var list []byte
+		var ids []uint64
+		id := rng.Uint64N(3)
+		for i := range rng.IntN(300) {
+			if i > 0 {
+				delta := 1 + rng.Uint64N([]uint64{1, 4, 200, 1 << 40}[rng.IntN(4)])
+				list = binary.AppendUvarint(list, delta)
+				id += delta
+			} else {
+				list = binary.AppendUvarint(list, id)
+			}
+			ids = append(ids, id)
+		}
+		if round%3 == 2 && len(list) > 0 { // damaged: a byte changed or the list cut
+			list = slices.Clone(list)
+			if rng.IntN(2) == 0 {
+				list[rng.IntN(len(list))] = byte(rng.IntN(256))
+			} else {
+				list = list[:rng.IntN(len(list))]
+			}
+		}
+		probes := []uint64{0, math.MaxUint64}
+		for _, v := range ids {
+			probes = append(probes, v, v+1, v-1)
+		}
+		for _, probe := range probes {
+			got, gotErr := ascendingPosition(list, probe)
+			want, wantErr := positionByIDList(list, probe)
+			if got != want || (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("round %d, id %d in % x: %d %v, want %d %v", round, probe, list, got, gotErr, want, wantErr)
+			}
+		}
+	}
+}
+
+func FuzzAscendingPosition(f *testing.F) {
+	f.Add([]byte{3, 2, 10}, uint64(5))
+	f.Add([]byte{1, 0x80, 0x01}, uint64(129))
+	f.Add([]byte{3, 0}, uint64(4))
+	f.Add([]byte{3, 0x80}, uint64(9))
+	f.Fuzz(func(t *testing.T, list []byte, id uint64) {
+		got, gotErr := ascendingPosition(list, id)
+		want, wantErr := positionByIDList(list, id)
+		if got != want || (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("id %d in % x: %d %v, want %d %v", id, list, got, gotErr, want, wantErr)
+		}
+	})
 }

@@ -339,12 +339,17 @@ type blockSegment struct {
 // which records each holds.
 type v4Parts struct {
 	keys      int      // entries of the header's key list
-	keyIDs    []uint64 // the header's key list, read by decodeKeys
+	keyIDs    []uint64 // the header's key list, read by openV4
 	segOfRank []uint8  // the segment of each key rank
-	mapped    bool     // rowRank, order and segStart are set
+	mapped    bool     // rowRank and segStart are set
+	grouped   bool     // order is set
 	rowRank   []uint32
 	order     []int32 // records grouped by segment, block order within one
 	segStart  []int   // where each segment's records begin in order, plus the end
+	nextInSeg []int   // scratch of mapRows
+	segSlot   []int32 // scratch of decodeV4: one segment's slots
+	segKey    []uint32
+	last      []int64 // scratch of decodeV4: a predicted value by key rank
 	segs      []blockSegment
 	shared    section
 	sharedOK  bool               // the shared section is loaded
@@ -362,14 +367,11 @@ func (d *blockDecoder) openV4(view *blockView, body []byte) error {
 	p := &view.v4
 	h := &view.h
 	p.inflated, p.mapped, p.sharedOK = 0, false, false
-	l := newIDList(blockColumn{table: h.keys, ascending: true})
-	p.keys = 0
-	for _, ok := l.next(); ok; _, ok = l.next() {
-		p.keys++
-	}
-	if err := l.err(); err != nil {
+	var err error
+	if p.keyIDs, err = appendAscendingIDs(p.keyIDs[:0], h.keys); err != nil {
 		return fmt.Errorf("%w: key list: %v", ErrCorruptBlock, err)
 	}
+	p.keys = len(p.keyIDs)
 	r := byteReader{b: body}
 	segments := r.uvarint()
 	if r.err != nil || segments == 0 || segments > maxSegments || segments > uint64(max(p.keys, 1)) {
@@ -530,38 +532,6 @@ func (d *blockDecoder) loadShared(p *v4Parts) error {
 	return nil
 }
 
-// mapRows reads each record's key rank from the key rows and groups the
-// records by segment.
-func (p *v4Parts) mapRows(keyRows []byte, n int) error {
-	p.rowRank = append(p.rowRank[:0], make([]uint32, n)...)
-	p.segStart = append(p.segStart[:0], make([]int, len(p.segs)+1)...)
-	kr := byteReader{b: keyRows}
-	for i := range p.rowRank {
-		rank := kr.uvarint()
-		if rank >= uint64(p.keys) {
-			return corruptColumn("key", fmt.Errorf("record %d: position %d of %d", i, rank, p.keys))
-		}
-		p.rowRank[i] = uint32(rank)
-		p.segStart[p.segOfRank[rank]+1]++
-	}
-	if err := finish(&kr); err != nil {
-		return corruptColumn("key", err)
-	}
-	for k := 1; k < len(p.segStart); k++ {
-		p.segStart[k] += p.segStart[k-1]
-	}
-	p.order = append(p.order[:0], make([]int32, n)...)
-	next := make([]int, len(p.segs))
-	copy(next, p.segStart)
-	for i, rank := range p.rowRank {
-		s := p.segOfRank[rank]
-		p.order[next[s]] = int32(i)
-		next[s]++
-	}
-	p.mapped = true
-	return nil
-}
-
 // v4SegmentStrings are the string columns of a version-4 segment, in the
 // order of stringColumns.
 var v4SegmentStrings = [...]int{colMethod, colRoute, colPath, colOwner, colTier, colCountry, colUserAgent, colDecision}
@@ -569,12 +539,7 @@ var v4SegmentStrings = [...]int{colMethod, colRoute, colPath, colOwner, colTier,
 // decodeKeys sets the key of the records slot selects from the key ranks
 // mapRows read (and checked), resolving only the keys those records
 // have: a page of one key resolves one, not the block's thousand.
-func (p *v4Parts) decodeKeys(keyList []byte, resolve func(uint64) (string, error), slot []int32, recs []Record) error {
-	p.keyIDs = p.keyIDs[:0]
-	l := newIDList(blockColumn{table: keyList, ascending: true})
-	for id, ok := l.next(); ok; id, ok = l.next() {
-		p.keyIDs = append(p.keyIDs, id)
-	}
+func (p *v4Parts) decodeKeys(resolve func(uint64) (string, error), slot []int32, recs []Record) error {
 	names := map[uint32]string{}
 	for i, o := range slot {
 		if o < 0 {
@@ -607,7 +572,14 @@ func decodeV4(view *blockView, resolve func(uint64) (string, error), slot []int3
 		}
 		return nil
 	}
-	if err := p.decodeKeys(h.keys, resolve, slot, recs); err != nil {
+	// Only the selected records' segments were loaded, and only their
+	// rows are looked at below.
+	for i, o := range slot {
+		if o >= 0 && !p.segs[p.segOfRank[p.rowRank[i]]].loaded {
+			return errSegmentNotLoaded
+		}
+	}
+	if err := p.decodeKeys(resolve, slot, recs); err != nil {
 		return err
 	}
 	// The shared tables are split once per block, not once per segment.
@@ -620,25 +592,21 @@ func decodeV4(view *blockView, resolve func(uint64) (string, error), slot []int3
 			}
 		}
 	}
-	last := make([]int64, p.keys)
-	var segSlot []int32
-	var segKey []uint32
+	if cap(p.last) < p.keys {
+		p.last = make([]int64, p.keys)
+	}
+	p.last = p.last[:p.keys]
 	for k := range p.segs {
-		segSlot, segKey = segSlot[:0], segKey[:0]
-		wanted := false
-		for _, i := range p.order[p.segStart[k]:p.segStart[k+1]] {
-			segSlot = append(segSlot, slot[i])
-			segKey = append(segKey, p.rowRank[i])
-			wanted = wanted || slot[i] >= 0
-		}
 		seg := &p.segs[k]
 		if !seg.loaded {
-			if wanted {
-				return errSegmentNotLoaded
-			}
 			continue
 		}
-		if err := decodeSegment(h, &seg.cols, &shared, resolve, segSlot, segKey, last, recs); err != nil {
+		p.segSlot, p.segKey = p.segSlot[:0], p.segKey[:0]
+		for _, i := range p.segmentRows(k) {
+			p.segSlot = append(p.segSlot, slot[i])
+			p.segKey = append(p.segKey, p.rowRank[i])
+		}
+		if err := decodeSegment(h, &seg.cols, &shared, resolve, p.segSlot, p.segKey, p.last, recs); err != nil {
 			return fmt.Errorf("%w (segment %d)", err, k)
 		}
 	}
@@ -705,7 +673,7 @@ func (f *recordFilter) selectSegmentRows(view *blockView, sel []bool) (bool, err
 		if !seg.loaded {
 			continue
 		}
-		rows := p.order[p.segStart[k]:p.segStart[k+1]]
+		rows := p.segmentRows(k)
 		for _, df := range &f.strs {
 			if df.s == "" || v4InSelect(df.col) {
 				continue

@@ -45,7 +45,7 @@ func readKeyRows(t testing.TB, dec *blockDecoder, dict *memDict, b []byte, key s
 		t.Fatal(err)
 	}
 	sel := make([]bool, h.count)
-	hit, err := f.selectRows(h, &view.cols, sel)
+	hit, err := f.selectRows(view, sel)
 	if err != nil || !hit {
 		t.Fatalf("key %s: hit %v, %v", key, hit, err)
 	}

@@ -331,19 +331,27 @@ func (f *recordFilter) match(rec *Record) bool {
 		(q.StatusClass == 0 || rec.StatusClass() == q.StatusClass)
 }
 
-// selectRows marks in sel the rows of a block that may match, reading
-// only the filtered columns (dictionary positions, times, statuses), so a
-// block is decoded only for its matching rows and skipped when it has
-// none. It reports whether any row is selected. Of a version-4 block it
-// reads only the select section (key and time); selectSegmentRows
-// applies the other filters once the segments are loaded.
-func (f *recordFilter) selectRows(h blockHeader, cols *[numColumns]blockColumn, sel []bool) (bool, error) {
+// selectRows marks in sel the rows of an opened block that may match,
+// reading only the filtered columns (dictionary positions, times,
+// statuses), so a block is decoded only for its matching rows and
+// skipped when it has none. It reports whether any row is selected. Of a
+// version-4 block it reads only the select section (key and time);
+// selectSegmentRows applies the other filters once the segments are
+// loaded.
+func (f *recordFilter) selectRows(view *blockView, sel []bool) (bool, error) {
+	h, cols := view.h, &view.cols
 	for i := range sel {
 		sel[i] = true
 	}
 	v4 := h.version >= blockVersion4
 	for _, df := range &f.strs {
 		if df.s == "" || (v4 && !v4InSelect(df.col)) {
+			continue
+		}
+		if v4 && df.col == colKey {
+			if hit, err := f.selectKeyV4(&view.v4, cols[colKey].rows, sel); err != nil || !hit {
+				return false, err
+			}
 			continue
 		}
 		p, err := df.position(h.version, cols[df.col])
@@ -358,16 +366,8 @@ func (f *recordFilter) selectRows(h blockHeader, cols *[numColumns]blockColumn, 
 		}
 	}
 	if h.minTime < f.fromMicro || h.maxTime >= f.toMicro {
-		r := byteReader{b: cols[colTime].rows}
-		t := h.minTime
-		for i := range sel {
-			t += int64(r.uvarint())
-			if t < f.fromMicro || t >= f.toMicro {
-				sel[i] = false
-			}
-		}
-		if r.err != nil {
-			return false, fmt.Errorf("%w: time column: %v", ErrCorruptBlock, r.err)
+		if err := selectTimes(h, cols[colTime].rows, f.fromMicro, f.toMicro, sel); err != nil {
+			return false, fmt.Errorf("%w: time column: %v", ErrCorruptBlock, err)
 		}
 	}
 	if f.filtersStatus() && !v4 {
@@ -382,6 +382,33 @@ func (f *recordFilter) selectRows(h blockHeader, cols *[numColumns]blockColumn, 
 		}
 	}
 	return slices.Contains(sel, true), nil
+}
+
+// selectKeyV4 clears in sel the rows of a version-4 block that are not
+// of the filtered key, and reports whether any is. It maps the block's
+// rows to key ranks (which loadV4 needs anyway) and compares the ranks:
+// one pass over the key rows, not two.
+func (f *recordFilter) selectKeyV4(p *v4Parts, keyRows []byte, sel []bool) (bool, error) {
+	key := &f.strs[filterKey]
+	if !key.inDict {
+		return false, nil
+	}
+	rank, found := slices.BinarySearch(p.keyIDs, key.id)
+	if !found {
+		return false, nil
+	}
+	if err := p.mapRows(keyRows, len(sel)); err != nil {
+		return false, err
+	}
+	hit := false
+	for i, r := range p.rowRank {
+		if r != uint32(rank) {
+			sel[i] = false
+		} else {
+			hit = hit || sel[i]
+		}
+	}
+	return hit, nil
 }
 
 // position returns the position of the filter's string in the table of
@@ -697,7 +724,7 @@ func (j *blockJob) run(f *recordFilter, body []byte) {
 		return
 	}
 	j.sel = append(j.sel[:0], make([]bool, j.h.count)...)
-	if j.hit, j.err = f.selectRows(j.h, &j.view.cols, j.sel); j.err != nil || !j.hit {
+	if j.hit, j.err = f.selectRows(j.view, j.sel); j.err != nil || !j.hit {
 		return
 	}
 	if j.err = j.dec.load(j.view, j.sel); j.err != nil || j.h.version < blockVersion4 {
