@@ -205,6 +205,13 @@ func (a *App) retention() analytics.Retention {
 	return analytics.Retention{RawDays: m.RawRetentionDays, HourlyDays: m.HourlyRetentionDays, DailyDays: m.DailyRetentionDays}
 }
 
+// minimisation turns [metrics] client_ip and user_agent into the
+// Recorder's option; the config loader has already refused other values.
+func minimisation(m config.Metrics) metrics.Minimisation {
+	policy, _ := metrics.ParseClientIPPolicy(m.ClientIPPolicy())
+	return metrics.Minimisation{ClientIP: policy, DropUserAgent: !m.UserAgent}
+}
+
 // newRecording builds the metrics writer, the realtime ring and the
 // analytics service over the rollups.
 func (a *App) newRecording() (err error) {
@@ -219,6 +226,7 @@ func (a *App) newRecording() (err error) {
 		DailyRetentionDays:  m.DailyRetentionDays,
 		Now:                 a.now,
 		Logger:              a.log,
+		Minimise:            minimisation(m),
 	})
 	if err != nil {
 		return err
