@@ -91,14 +91,14 @@ func (s *Store) scrubOnce(ctx context.Context) (ScrubResult, error) {
 	}
 	pageSize := int64(s.db.Info().PageSize)
 	highWater := int(tx.Size() / pageSize)
-	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+	f, err := os.OpenFile(s.path, os.O_RDWR, 0)
 	if err != nil {
 		return ScrubResult{}, fmt.Errorf("store: scrub: %w", err)
 	}
 	defer f.Close()
 	zeros := make([]byte, 256*pageSize)
 	var res ScrubResult
-	runStart, runLen := 0, 0
+	runStart, runLen := uint64(0), 0
 	flush := func() error {
 		for runLen > 0 {
 			n := min(runLen, len(zeros)/int(pageSize))
@@ -107,21 +107,31 @@ func (s *Store) scrubOnce(ctx context.Context) (ScrubResult, error) {
 			}
 			res.Pages += n
 			res.Bytes += int64(n) * pageSize
-			runStart += n
+			runStart += uint64(n)
 			runLen -= n
 		}
 		return nil
 	}
-	// Pages 0 and 1 are the meta pages, never free.
-	for id := 2; id < highWater; id++ {
-		info, err := tx.Page(id)
+	// The freelist page lists the candidates, so only free pages are
+	// read; failing that, every page is asked about (pages 0 and 1 are
+	// the meta pages, never free).
+	candidates, ok := freelistIDs(f, pageSize)
+	if !ok {
+		for id := uint64(2); id < uint64(highWater); id++ {
+			candidates = append(candidates, id)
+		}
+	}
+	for _, id := range candidates {
+		// bbolt decides: a page is overwritten only if it is on its
+		// freelist now.
+		info, err := tx.Page(int(id))
 		if err != nil {
 			return res, fmt.Errorf("store: scrub: page %d: %w", id, err)
 		}
 		if info == nil || info.Type != "free" {
 			continue
 		}
-		if runLen > 0 && runStart+runLen == id {
+		if runLen > 0 && runStart+uint64(runLen) == id {
 			runLen++
 			continue
 		}
