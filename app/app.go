@@ -327,6 +327,7 @@ func (a *App) newAPI(version string) error {
 			},
 			DebugPprof:   cfg.Server.DebugPprof,
 			Backup:       flushingBackup{a},
+			Eraser:       usageEraser{a: a, eraser: metrics.NewEraser(a.st, a.rec, a.log)},
 			Dashboard:    admin.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D(), Store: a.sessionStore()},
 			Metrics:      a.telemetry.Handler(),
 			MetricsToken: cfg.Security.MetricsToken.Value(),

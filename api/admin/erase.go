@@ -39,7 +39,7 @@ type Erasure struct {
 func (s *Server) eraseKeyData(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id := ps.ByName("id")
 	if _, err := s.keys.Get(id); err != nil {
-		return err
+		return err // a typo answers 404 instead of erasing nothing
 	}
 	return s.erase(w, r, metrics.EraseRequest{KeyID: id}, []string{id})
 }
