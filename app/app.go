@@ -171,6 +171,9 @@ func (a *App) newEnforcement() (err error) {
 		SnapshotInterval: cfg.Limiter.SnapshotInterval.D(),
 		Now:              a.now,
 		Logger:           a.log,
+		// Minimised records would be pointless with full addresses in
+		// the bucket snapshots: those stay in memory then.
+		AddressesInMemory: cfg.Metrics.ClientIPPolicy() != config.ClientIPFull,
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,7 @@ func TestTruncatedClientIPsStillLimitedApart(t *testing.T) {
 		c.Routes = []config.Route{{Path: "/public/*", Preset: "public"}} // tier free: a burst of 10 a minute
 		c.Calendar = nil
 		c.Metrics.ClientIP = "truncated"
+		c.Limiter.SnapshotInterval = config.Duration(20 * time.Millisecond)
 	})
 	first, second := "203.0.113.77", "203.0.113.78"
 	get := func(ip string) int {
@@ -95,6 +97,14 @@ func TestTruncatedClientIPsStillLimitedApart(t *testing.T) {
 		t.Fatalf("%s, same /24, has its own bucket: got %d, want 200", second, s)
 	}
 	recs := waitRecords(t, a, "", 12)
+	// Bucket snapshots, where per-IP buckets would otherwise land, run too.
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := strconv.Atoi(metricValue(t, a, `apiwarden_limiter_snapshots_total{result="ok"}`)); n < 2; n, _ = strconv.Atoi(metricValue(t, a, `apiwarden_limiter_snapshots_total{result="ok"}`)) {
+		if time.Now().After(deadline) {
+			t.Fatal("no bucket snapshot within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, r := range recs {
 		if r["client_ip"] != "203.0.113.0" {
 			t.Fatalf("a record shows client_ip %v, want 203.0.113.0", r["client_ip"])
