@@ -191,7 +191,7 @@ func (a *App) newEnforcement() (err error) {
 	if err != nil {
 		return err
 	}
-	a.engine = enforce.NewEngine(a.keys, rateLimiter, policy)
+	a.engine = enforce.NewEngine(minimisedDenials{a.keys, minimisation(cfg.Metrics).ClientIP}, rateLimiter, policy)
 	return nil
 }
 
