@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/apiwarden/apiwarden/cli"
 	"github.com/apiwarden/apiwarden/config"
 	"github.com/apiwarden/apiwarden/store"
+	"github.com/apiwarden/apiwarden/store/storetest"
 )
 
 // requestRecords lists the records GET /admin/v1/requests answers.
@@ -54,17 +54,7 @@ func waitRecords(t *testing.T, a *app.App, query string, n int) []map[string]any
 // dataFileHolds lists which needles occur in the app's data file.
 func dataFileHolds(t *testing.T, dir string, needles map[string][]byte) []string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []string
-	for name, n := range needles {
-		if bytes.Contains(data, n) {
-			found = append(found, name)
-		}
-	}
-	return found
+	return storetest.FileHolds(t, filepath.Join(dir, store.FileName), needles)
 }
 
 // With client_ip = "truncated" two clients of one /24 still have a

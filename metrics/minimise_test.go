@@ -1,9 +1,7 @@
 package metrics
 
 import (
-	"bytes"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -14,17 +12,7 @@ import (
 // fileHolds reports which of needles occur anywhere in the store's file.
 func fileHolds(t testing.TB, st *store.Store, needles map[string][]byte) []string {
 	t.Helper()
-	data, err := os.ReadFile(st.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []string
-	for name, n := range needles {
-		if bytes.Contains(data, n) {
-			found = append(found, name)
-		}
-	}
-	return found
+	return storetest.FileHolds(t, st.Path(), needles)
 }
 
 // addressForms are the ways an address can sit on disk: the binary form

@@ -3,7 +3,6 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -60,17 +59,7 @@ func deleteAll(t *testing.T, s *store.Store, bucket []byte, values map[string][]
 // inFile lists the names of the values whose bytes the file holds.
 func inFile(t *testing.T, s *store.Store, values map[string][]byte) []string {
 	t.Helper()
-	data, err := os.ReadFile(s.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []string
-	for name, v := range values {
-		if bytes.Contains(data, v) {
-			found = append(found, name)
-		}
-	}
-	return found
+	return storetest.FileHolds(t, s.Path(), values)
 }
 
 // Deleted values stay in the file until the free pages are overwritten;
