@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -11,6 +12,9 @@ import (
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/metrics"
 )
+
+// eraseWriteTimeout is how long an erase route may take to answer.
+const eraseWriteTimeout = 15 * time.Minute
 
 // UsageEraser erases one key's or one owner's usage data wherever this
 // instance keeps it: the data file and, in cluster mode, PostgreSQL. It
@@ -85,6 +89,9 @@ func (s *Server) erase(w http.ResponseWriter, r *http.Request, req metrics.Erase
 		return err
 	}
 	req.Rollups = rollups
+	// A busy key's erasure rewrites most raw blocks, which can outlast
+	// server.write_timeout on a large file (docs/BENCHMARKS.md).
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(eraseWriteTimeout))
 	res, err := s.eraser.EraseUsage(r.Context(), req)
 	if err != nil {
 		return err
