@@ -172,6 +172,9 @@ func (a *App) newEnforcement() (err error) {
 		SnapshotInterval: cfg.Limiter.SnapshotInterval.D(),
 		Now:              a.now,
 		Logger:           a.log,
+		// Minimised records would be pointless with full addresses in
+		// the bucket snapshots: those stay in memory then.
+		AddressesInMemory: cfg.Metrics.ClientIPPolicy() != config.ClientIPFull,
 	})
 	if err != nil {
 		return err
@@ -189,7 +192,7 @@ func (a *App) newEnforcement() (err error) {
 	if err != nil {
 		return err
 	}
-	a.engine = enforce.NewEngine(a.keys, rateLimiter, policy)
+	a.engine = enforce.NewEngine(minimisedDenials{a.keys, minimisation(cfg.Metrics).ClientIP}, rateLimiter, policy)
 	return nil
 }
 
@@ -204,6 +207,13 @@ func (a *App) peeker() analytics.Peeker {
 func (a *App) retention() analytics.Retention {
 	m := a.cfg.Metrics
 	return analytics.Retention{RawDays: m.RawRetentionDays, HourlyDays: m.HourlyRetentionDays, DailyDays: m.DailyRetentionDays}
+}
+
+// minimisation turns [metrics] client_ip and user_agent into the
+// Recorder's option; the config loader has already refused other values.
+func minimisation(m config.Metrics) metrics.Minimisation {
+	policy, _ := metrics.ParseClientIPPolicy(m.ClientIPPolicy())
+	return metrics.Minimisation{ClientIP: policy, DropUserAgent: !m.UserAgent}
 }
 
 // newRecording builds the metrics writer, the realtime ring and the
@@ -222,6 +232,7 @@ func (a *App) newRecording() (err error) {
 		Logger:              a.log,
 		// The cluster's shipper copies the cells each flush changed.
 		MarkChangedCells: a.cfg.Cluster.PostgresURL.Value() != "",
+		Minimise:         minimisation(m),
 	})
 	if err != nil {
 		return err
@@ -329,6 +340,7 @@ func (a *App) newAPI(version string) error {
 			},
 			DebugPprof:   cfg.Server.DebugPprof,
 			Backup:       flushingBackup{a},
+			Eraser:       usageEraser{a: a, eraser: metrics.NewEraser(a.st, a.rec, a.log)},
 			Dashboard:    admin.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D(), Store: a.sessionStore()},
 			Metrics:      a.telemetry.Handler(),
 			MetricsToken: cfg.Security.MetricsToken.Value(),

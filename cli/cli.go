@@ -5,6 +5,7 @@
 //	apiwarden demo    [-listen ADDR] [-backfill-days N]
 //	apiwarden keys    create|list|show|rotate|revoke|events ...
 //	apiwarden backup  -out FILE
+//	apiwarden erase   -key ID | -owner ID [-rollups] [-blank] [-json]
 //	apiwarden cluster import [-config FILE] [-from FILE] [-dry-run] [-force]
 //	apiwarden healthcheck [-url URL | -config FILE]
 //	apiwarden config  check [-config FILE]
@@ -48,6 +49,8 @@ Usage:
   apiwarden keys    create|list|show|rotate|revoke|events ...
                                             admin client (APIWARDEN_URL, APIWARDEN_ADMIN_TOKEN)
   apiwarden backup  -out FILE               hot backup of a running server's data file
+  apiwarden erase   -key ID | -owner ID [-rollups] [-blank]
+                                            erase a key's or owner's usage data on a running server
   apiwarden cluster import [-config FILE] [-from FILE] [-dry-run] [-force]
                                             copy a stopped single instance's keys into the cluster
   apiwarden healthcheck [-url URL | -config FILE]   exit 0 when /readyz answers 200
@@ -82,6 +85,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = configCmd(rest, stdout, getenv)
 	case "backup":
 		err = backupCmd(ctx, rest, stdout, getenv)
+	case "erase":
+		err = eraseCmd(ctx, rest, stdout, getenv)
 	case "cluster":
 		err = clusterCmd(ctx, rest, stdout, getenv)
 	case "healthcheck":

@@ -19,7 +19,7 @@ func configCmd(args []string, stdout io.Writer, getenv func(string) string) erro
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	_, err := config.Load(*configPath, getenv)
+	cfg, err := config.Load(*configPath, getenv)
 	var problems config.Problems
 	if errors.As(err, &problems) {
 		for _, p := range problems {
@@ -31,5 +31,10 @@ func configCmd(args []string, stdout io.Writer, getenv func(string) string) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: OK\n", *configPath)
+	if cfg.Metrics.ClientIP == "" {
+		// Client addresses are personal data in most of the world: say
+		// what the default keeps, since the file does not.
+		fmt.Fprintln(stdout, `note: metrics.client_ip is not set, so request records store client addresses in full; set "truncated" or "none" to keep less (docs/privacy.md)`)
+	}
 	return nil
 }

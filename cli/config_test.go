@@ -43,3 +43,30 @@ func TestDemoTokenIsLongEnough(t *testing.T) {
 		t.Fatalf("demo token %q is shorter than %d characters", token, config.MinTokenLength)
 	}
 }
+
+// config check says what an unset client_ip keeps, and says nothing once
+// the file chooses.
+func TestConfigCheckNamesTheClientIPDefault(t *testing.T) {
+	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": strings.Repeat("a", config.MinTokenLength)})
+	for _, c := range []struct {
+		file     string
+		wantNote bool
+	}{
+		{"[metrics]\nraw_retention_days = 30\n", true},
+		{"[metrics]\nclient_ip = \"full\"\n", false},
+		{"[metrics]\nclient_ip = \"truncated\"\n", false},
+	} {
+		path := filepath.Join(t.TempDir(), "apiwarden.toml")
+		if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := configCmd([]string{"check", "-config", path}, &out, env); err != nil {
+			t.Fatalf("%q: %v\n%s", c.file, err, out.String())
+		}
+		got := strings.Contains(out.String(), "client addresses in full")
+		if got != c.wantNote {
+			t.Errorf("%q: note shown %v, want %v:\n%s", c.file, got, c.wantNote, out.String())
+		}
+	}
+}

@@ -177,6 +177,23 @@ type Metrics struct {
 	// MaxIngestedRoutes caps the distinct routes POST /v1/events may
 	// file; records with further routes are filed under "(overflow)".
 	MaxIngestedRoutes int `toml:"max_ingested_routes"`
+	// ClientIP is how much of a client address stored records keep:
+	// "full", "truncated" (IPv4 /24, IPv6 /48) or "none"; "" (not set)
+	// is "full". Limits and allowlists always see the whole address.
+	ClientIP string `toml:"client_ip"`
+	// UserAgent stores each request's user agent when true.
+	UserAgent bool `toml:"user_agent"`
+}
+
+// ClientIPFull is what an unset metrics.client_ip means.
+const ClientIPFull = "full"
+
+// ClientIPPolicy is metrics.client_ip with "" read as ClientIPFull.
+func (m *Metrics) ClientIPPolicy() string {
+	if m.ClientIP == "" {
+		return ClientIPFull
+	}
+	return m.ClientIP
 }
 
 // Alerts holds the alert rules and where notifications go.
@@ -319,6 +336,7 @@ func Default() *Config {
 			MaxIngestedAge:      Duration(24 * time.Hour),
 			MaxIngestedFuture:   Duration(5 * time.Minute),
 			MaxIngestedRoutes:   1000,
+			UserAgent:           true,
 		},
 		Alerts: Alerts{
 			EvaluationInterval: Duration(10 * time.Second),

@@ -284,6 +284,11 @@ func (c *Config) validateMetrics(pl *problemList) {
 	if m.MaxIngestedRoutes < 1 || m.MaxIngestedRoutes > 1_000_000 {
 		pl.add("metrics.max_ingested_routes", "must be 1 to 1000000, got %d", m.MaxIngestedRoutes)
 	}
+	switch m.ClientIP {
+	case "", ClientIPFull, "truncated", "none":
+	default:
+		pl.add("metrics.client_ip", "must be \"full\", \"truncated\" or \"none\", got %q", m.ClientIP)
+	}
 }
 
 func (c *Config) validateAlerts(pl *problemList) {

@@ -24,6 +24,9 @@ const (
 	EventIPDenied     EventType = "ip_denied"
 	EventOriginDenied EventType = "origin_denied"
 	EventScopeDenied  EventType = "scope_denied"
+	// EventErased records that the key's usage data was erased on
+	// request: who asked and how much went, never the data itself.
+	EventErased EventType = "erased"
 )
 
 // Event is one audit record. Denials are aggregated per key and type over

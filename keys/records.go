@@ -319,7 +319,7 @@ func (s *Service) createShared(rec *record, ev Event) (*record, error) {
 // modifyShared runs change on the system of record's copy of the key,
 // under its lock, and then brings the mirror up to date. Errors:
 // ErrNotFound, ErrAlreadyRevoked, what change returns, ErrUnavailable.
-func (s *Service) modifyShared(id string, change func(*record) (Event, error)) (*record, error) {
+func (s *Service) modifyShared(id string, revokedToo bool, change func(*record) (Event, error)) (*record, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.writeTimeout)
 	defer cancel()
 	_, body, err := s.records.ModifyKey(ctx, id, func(current []byte) ([]byte, Event, error) {
@@ -327,7 +327,7 @@ func (s *Service) modifyShared(id string, change func(*record) (Event, error)) (
 		if err := json.Unmarshal(current, &rec); err != nil {
 			return nil, Event{}, fmt.Errorf("keys: record %s: %w", id, err)
 		}
-		if rec.RevokedAt != nil {
+		if rec.RevokedAt != nil && !revokedToo {
 			return nil, Event{}, ErrAlreadyRevoked
 		}
 		ev, err := change(&rec)

@@ -429,8 +429,13 @@ func (s *Service) Revoke(id, actor, reason string) (Key, error) {
 // the store has the new record, every cached verification of the key is
 // stale, so the change is in force for the next request.
 func (s *Service) modify(id string, change func(*record) (Event, error)) (*record, error) {
+	return s.modifyKey(id, false, change)
+}
+
+// modifyKey is modify, for a revoked key too when revokedToo is set.
+func (s *Service) modifyKey(id string, revokedToo bool, change func(*record) (Event, error)) (*record, error) {
 	if s.records != nil {
-		return s.modifyShared(id, change)
+		return s.modifyShared(id, revokedToo, change)
 	}
 	var rec *record
 	var touched [][]byte
@@ -439,7 +444,7 @@ func (s *Service) modify(id string, change func(*record) (Event, error)) (*recor
 		if rec, err = getRecord(tx, id); err != nil {
 			return err
 		}
-		if rec.RevokedAt != nil {
+		if rec.RevokedAt != nil && !revokedToo {
 			return ErrAlreadyRevoked
 		}
 		ev, err := change(rec)

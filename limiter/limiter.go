@@ -70,6 +70,12 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives snapshot failures; nil discards.
 	Logger *slog.Logger
+	// AddressesInMemory keeps the buckets of client addresses and
+	// networks (IPSubject, NetworkSubject) out of Store: they start full
+	// after a restart, and no client address reaches the disk ([metrics]
+	// client_ip other than "full", docs/privacy.md). A record an earlier
+	// run stored is deleted by the first snapshot after its bucket changes.
+	AddressesInMemory bool
 }
 
 // Limiter admits or denies requests with token buckets.
@@ -109,6 +115,8 @@ type Limiter struct {
 	now      func() time.Time
 	log      *slog.Logger
 	interval time.Duration
+	// addressesInMemory: snapshots leave out address subjects.
+	addressesInMemory bool
 
 	tiers    atomic.Pointer[tierTable]
 	calendar atomic.Pointer[Calendar]
@@ -162,11 +170,12 @@ func New(opts Options) (*Limiter, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Limiter{
-		store:    opts.Store,
-		now:      opts.Now,
-		log:      opts.Logger,
-		interval: opts.SnapshotInterval,
-		seed:     maphash.MakeSeed(),
+		store:             opts.Store,
+		now:               opts.Now,
+		log:               opts.Logger,
+		interval:          opts.SnapshotInterval,
+		seed:              maphash.MakeSeed(),
+		addressesInMemory: opts.AddressesInMemory,
 	}
 	l.tiers.Store(tiers)
 	l.SetCalendar(opts.Calendar)

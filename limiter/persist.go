@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/apiwarden/apiwarden/store"
@@ -163,9 +164,12 @@ func (r *reader) varint() int64 {
 // snapshotBatch holds changes encoded while shard locks were held, to be
 // written after they are released.
 type snapshotBatch struct {
-	buf     []byte
-	ops     []snapshotOp
-	removed []entryKey // keys deleted, to put back as tombstones if writing fails
+	// skipAddresses leaves address subjects out (and deletes their
+	// records): Options.AddressesInMemory.
+	skipAddresses bool
+	buf           []byte
+	ops           []snapshotOp
+	removed       []entryKey // keys deleted, to put back as tombstones if writing fails
 }
 
 // snapshotOp is one put or delete: the key is buf[start:keyEnd] and the
@@ -215,7 +219,7 @@ func (l *Limiter) Snapshot() error {
 	at, month := now.UnixNano(), l.viewAt(now).day.monthID
 	all := l.snapshotAll.Swap(false)
 
-	var batch snapshotBatch
+	batch := snapshotBatch{skipAddresses: l.addressesInMemory}
 	var written, deleted int
 	flush := func() error {
 		puts, dels, err := l.write(&batch)
@@ -270,7 +274,7 @@ func collect(sh *shard, b *snapshotBatch, at int64, month int32, all bool) {
 			continue
 		}
 		e.dirty = false
-		if e.idle(at, month) {
+		if e.idle(at, month) || (b.skipAddresses && strings.HasPrefix(string(e.key.subject), ipPrefix)) {
 			if e.persisted {
 				e.persisted = false
 				b.addDelete(e.key)

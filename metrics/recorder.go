@@ -63,6 +63,9 @@ type Options struct {
 	// the rollup cells it changed, for a shipper to copy (cluster mode;
 	// dirty.go).
 	MarkChangedCells bool
+	// Minimise leaves personal data out of what is stored ([metrics]
+	// client_ip and user_agent); the zero value stores everything.
+	Minimise Minimisation
 }
 
 // Recorder takes request records on the hot path and writes them in the
@@ -90,6 +93,7 @@ type Recorder struct {
 	hourDays          int
 	dayDays           int
 	markCells         bool
+	minimise          Minimisation
 
 	// Hot path, guarded by mu.
 	mu       sync.Mutex
@@ -176,6 +180,7 @@ func New(opts Options) (*Recorder, error) {
 		hourDays:          opts.HourlyRetentionDays,
 		dayDays:           opts.DailyRetentionDays,
 		markCells:         opts.MarkChangedCells,
+		minimise:          opts.Minimise,
 		buf:               make([]Record, 0, opts.BufferSize),
 		spare:             make([]Record, 0, opts.BufferSize),
 		kickAt:            max(opts.BufferSize/2, 1),
@@ -190,7 +195,8 @@ func New(opts Options) (*Recorder, error) {
 
 // Record queues a copy of rec for the writer and returns at once; it
 // reports false when the record was dropped because the buffer is full or
-// the Recorder is stopped. A zero rec.Time is set to the current time. It
+// the Recorder is stopped. A zero rec.Time is set to the current time, and
+// the copy is minimised as Options.Minimise says (rec is not changed). It
 // does not allocate and keeps no reference to rec.
 func (r *Recorder) Record(rec *Record) bool {
 	r.mu.Lock()
@@ -204,6 +210,7 @@ func (r *Recorder) Record(rec *Record) bool {
 	if rec.Time.IsZero() {
 		r.buf[n-1].Time = r.now()
 	}
+	r.minimise.apply(&r.buf[n-1])
 	r.accepted++
 	r.mu.Unlock()
 	if n == r.kickAt {
@@ -228,6 +235,7 @@ func (r *Recorder) RecordBatch(recs []Record) int {
 	r.buf = append(r.buf, recs[:n]...)
 	var now time.Time
 	for i := before; i < len(r.buf); i++ {
+		r.minimise.apply(&r.buf[i])
 		if r.buf[i].Time.IsZero() {
 			if now.IsZero() {
 				now = r.now()

@@ -51,9 +51,10 @@ const DefaultAllocSize = 4 << 20
 // Store is an open data file. It is safe for concurrent use: any number of
 // View transactions run in parallel with at most one Update.
 type Store struct {
-	db   *bolt.DB
-	path string
-	log  *slog.Logger
+	db      *bolt.DB
+	path    string
+	log     *slog.Logger
+	readers readerEpochs // every read transaction, for ScrubFreePages
 }
 
 // Open opens (creating if needed) the data file in dir and migrates its
@@ -144,7 +145,13 @@ func (s *Store) Batch(fn func(*Tx) error) error {
 
 // View runs fn in a read-only transaction that sees a consistent snapshot.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.run(s.db.View, fn)
+	return s.run(s.view, fn)
+}
+
+// view is bbolt's View, registered with s.readers for ScrubFreePages.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	defer s.readers.leave(s.readers.enter())
+	return s.db.View(fn)
 }
 
 func (s *Store) run(do func(func(*bolt.Tx) error) error, fn func(*Tx) error) (err error) {
@@ -186,7 +193,7 @@ type SizeAnnouncer interface {
 // first. It returns the number of bytes written.
 func (s *Store) Backup(w io.Writer) (int64, error) {
 	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if a, ok := w.(SizeAnnouncer); ok {
 			a.AnnounceSize(tx.Size())
 		}
@@ -229,7 +236,7 @@ func (s *Store) Stats() Stats {
 // Check walks every page of the file and returns the first inconsistency
 // found, or nil. It reads the whole file: use it in tests and offline tools.
 func (s *Store) Check() error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		var first error
 		for err := range tx.Check() { // drain: the checker goroutine blocks on an unread channel
 			if first == nil {

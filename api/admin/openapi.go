@@ -33,11 +33,13 @@ func q(name, desc string, enum ...string) param {
 }
 
 var (
-	pFrom   = q("from", "start of the range: RFC 3339 or Unix seconds")
-	pTo     = q("to", "end of the range: RFC 3339 or Unix seconds")
-	pTZ     = q("tz", "IANA time zone for day boundaries (default server.timezone)")
-	pCursor = q("cursor", "opaque cursor from next_cursor")
-	pLimit  = q("limit", "page size")
+	pFrom    = q("from", "start of the range: RFC 3339 or Unix seconds")
+	pTo      = q("to", "end of the range: RFC 3339 or Unix seconds")
+	pTZ      = q("tz", "IANA time zone for day boundaries (default server.timezone)")
+	pCursor  = q("cursor", "opaque cursor from next_cursor")
+	pLimit   = q("limit", "page size")
+	pRollups = q("rollups", "true also deletes the rollup cells of the key, or of the owner and its keys (billing no longer sums them)", "true", "false")
+	pBlank   = q("blank", "true also clears the name and meta of the key, or of the owner's keys", "true", "false")
 )
 
 // opDocs is keyed by "METHOD /path" as in the route table.
@@ -56,20 +58,22 @@ var opDocs = map[string]opDoc{
 	"GET /admin/v1/session":         {Response: "Session"},
 	"POST /admin/v1/session/logout": {Response: "Session"},
 
-	"POST /admin/v1/keys":                {Request: "CreateKey", Response: "KeyWithSecret", Status: 201},
-	"GET /admin/v1/keys":                 {Query: []param{q("owner_id", "only keys of this owner"), q("tier", "only keys of this tier"), q("status", "only keys with this status", "active", "revoked", "expired"), pCursor, pLimit}, Response: "KeyList"},
-	"GET /admin/v1/keys/{id}":            {Response: "Key"},
-	"PATCH /admin/v1/keys/{id}":          {Request: "PatchKey", Response: "Key"},
-	"DELETE /admin/v1/keys/{id}":         {Request: "Revoke", Response: "Key"},
-	"POST /admin/v1/keys/{id}/rotate":    {Request: "Rotate", Response: "KeyWithSecret"},
-	"GET /admin/v1/keys/{id}/events":     {Query: []param{pCursor, pLimit}, Response: "KeyEvents"},
-	"GET /admin/v1/backup":               {Content: "application/octet-stream"},
-	"GET /admin/v1/cluster":              {Response: "Cluster"},
-	"GET /admin/v1/alerts":               {Query: []param{q("state", "comma-separated states", "pending", "firing", "recovering", "resolved", "acknowledged"), q("severity", "comma-separated severities"), q("type", "comma-separated rule types"), q("rule", "rule name"), q("subject", "subject value, e.g. a key id"), pLimit}, Response: "AlertList"},
-	"GET /admin/v1/alerts/{id}":          {Response: "AlertDetail"},
-	"GET /admin/v1/alerts/rules":         {Response: "AlertRules"},
-	"POST /admin/v1/alerts/{id}/ack":     {Request: "AlertNote", Response: "Alert"},
-	"POST /admin/v1/alerts/{id}/resolve": {Request: "AlertNote", Response: "Alert"},
+	"POST /admin/v1/keys":                     {Request: "CreateKey", Response: "KeyWithSecret", Status: 201},
+	"GET /admin/v1/keys":                      {Query: []param{q("owner_id", "only keys of this owner"), q("tier", "only keys of this tier"), q("status", "only keys with this status", "active", "revoked", "expired"), pCursor, pLimit}, Response: "KeyList"},
+	"GET /admin/v1/keys/{id}":                 {Response: "Key"},
+	"PATCH /admin/v1/keys/{id}":               {Request: "PatchKey", Response: "Key"},
+	"DELETE /admin/v1/keys/{id}":              {Request: "Revoke", Response: "Key"},
+	"POST /admin/v1/keys/{id}/rotate":         {Request: "Rotate", Response: "KeyWithSecret"},
+	"GET /admin/v1/keys/{id}/events":          {Query: []param{pCursor, pLimit}, Response: "KeyEvents"},
+	"DELETE /admin/v1/keys/{id}/data":         {Query: []param{pRollups, pBlank}, Response: "Erasure"},
+	"DELETE /admin/v1/owners/{owner_id}/data": {Query: []param{pRollups, pBlank}, Response: "Erasure"},
+	"GET /admin/v1/backup":                    {Content: "application/octet-stream"},
+	"GET /admin/v1/cluster":                   {Response: "Cluster"},
+	"GET /admin/v1/alerts":                    {Query: []param{q("state", "comma-separated states", "pending", "firing", "recovering", "resolved", "acknowledged"), q("severity", "comma-separated severities"), q("type", "comma-separated rule types"), q("rule", "rule name"), q("subject", "subject value, e.g. a key id"), pLimit}, Response: "AlertList"},
+	"GET /admin/v1/alerts/{id}":               {Response: "AlertDetail"},
+	"GET /admin/v1/alerts/rules":              {Response: "AlertRules"},
+	"POST /admin/v1/alerts/{id}/ack":          {Request: "AlertNote", Response: "Alert"},
+	"POST /admin/v1/alerts/{id}/resolve":      {Request: "AlertNote", Response: "Alert"},
 
 	"GET /admin/v1/keys/{id}/usage":      {Response: "KeyUsage"},
 	"GET /admin/v1/analytics/realtime":   {Response: "Realtime"},

@@ -36,6 +36,7 @@ func TestOpenAPISchemasListEveryField(t *testing.T) {
 		{"TimeSeries", reflect.TypeFor[analytics.SeriesResult]()},
 		{"Top", reflect.TypeFor[analytics.TopResult]()},
 		{"Billing", reflect.TypeFor[analytics.BillingReport]()},
+		{"Erasure", reflect.TypeFor[Erasure]()},
 	}
 	schemas := (&Server{}).OpenAPI()["components"].(map[string]any)["schemas"].(map[string]any)
 	for _, tc := range cases {

@@ -31,6 +31,7 @@ type KeyAdmin interface {
 	Rotate(id string, grace *time.Duration, actor string) (keys.Key, string, error)
 	Revoke(id, actor, reason string) (keys.Key, error)
 	Events(id, cursor string, limit int) ([]keys.Event, string, error)
+	RecordErasure(id, actor, detail string, blank bool) (keys.Key, error)
 }
 
 var _ KeyAdmin = (*keys.Service)(nil)
@@ -49,6 +50,8 @@ type Options struct {
 	Alerts AlertAdmin
 	// Backup serves GET /admin/v1/backup; nil answers 503.
 	Backup Backupper
+	// Eraser serves the DELETE …/data routes; nil answers 503.
+	Eraser UsageEraser
 	// Analytics wires the analytics, requests, stream and key usage
 	// routes; see AnalyticsOptions.
 	Analytics AnalyticsOptions
@@ -97,6 +100,7 @@ type Server struct {
 	trusted   enforce.TrustedProxies
 	ready     atomic.Bool
 	backupper Backupper
+	eraser    UsageEraser
 	alerts    AlertAdmin
 	analytics *analyticsAPI
 	checks    []ReadyCheck
@@ -136,6 +140,7 @@ func New(opts Options) *Server {
 		s.adminTokenHash = sha256.Sum256([]byte(opts.AdminToken))
 	}
 	s.backupper = opts.Backup
+	s.eraser = opts.Eraser
 	s.alerts = opts.Alerts
 	s.analytics = newAnalyticsAPI(opts.Analytics, opts.Now, opts.Logger)
 	s.checks = opts.ReadyChecks
@@ -183,6 +188,8 @@ func (s *Server) adminRoutes() []httpapi.Route {
 		{Method: "DELETE", Path: "/admin/v1/keys/:id", Summary: "revoke a key", Access: httpapi.AccessAdmin, Handle: s.revokeKey},
 		{Method: "POST", Path: "/admin/v1/keys/:id/rotate", Summary: "rotate a key's secret", Access: httpapi.AccessAdmin, Handle: s.rotateKey},
 		{Method: "GET", Path: "/admin/v1/keys/:id/events", Summary: "a key's audit events", Access: httpapi.AccessAdmin, Handle: s.keyEvents},
+		{Method: "DELETE", Path: "/admin/v1/keys/:id/data", Summary: "erase a key's usage data", Access: httpapi.AccessAdmin, Handle: s.eraseKeyData},
+		{Method: "DELETE", Path: "/admin/v1/owners/:owner_id/data", Summary: "erase an owner's usage data", Access: httpapi.AccessAdmin, Handle: s.eraseOwnerData},
 		{Method: "GET", Path: "/admin/v1/backup", Summary: "a consistent snapshot of the data file", Access: httpapi.AccessAdmin, Handle: s.backup},
 		{Method: "GET", Path: "/admin/v1/cluster", Summary: "the instances of a cluster and their heartbeats", Access: httpapi.AccessAdmin, Handle: s.listInstances},
 		{Method: "GET", Path: "/admin/v1/openapi.json", Summary: "this API's OpenAPI 3.1 description", Access: httpapi.AccessAdmin, Handle: s.openAPI},

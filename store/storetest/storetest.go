@@ -2,6 +2,9 @@
 package storetest
 
 import (
+	"bytes"
+	"os"
+	"slices"
 	"testing"
 
 	"github.com/apiwarden/apiwarden/store"
@@ -24,4 +27,23 @@ func MustOpen(t testing.TB) *store.Store {
 		}
 	})
 	return s
+}
+
+// FileHolds returns the names of the needles whose bytes occur anywhere in
+// the file at path (a data file, free pages included), sorted. Privacy
+// tests use it to show what an erasure or minimisation left on disk.
+func FileHolds(t testing.TB, path string, needles map[string][]byte) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for name, n := range needles {
+		if bytes.Contains(data, n) {
+			found = append(found, name)
+		}
+	}
+	slices.Sort(found)
+	return found
 }

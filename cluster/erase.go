@@ -1,0 +1,65 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// ErasedRows counts the rows EraseUsage deleted.
+type ErasedRows struct {
+	Records int64 // apiwarden_records, every instance's
+	Cells   int64 // apiwarden_cells, every instance's
+}
+
+// EraseUsage deletes from PostgreSQL the shipped raw records of req's key
+// (key_id) or owner (owner_id), from every instance, and with
+// req.Rollups the rollup cells of the key (dim key), or of the owner (dim
+// owner) and of each key in cellKeys (dim key), in one transaction.
+//
+// Instances ship cells as the absolute values their data files hold, so
+// a cell deleted here comes back with the next shipping round unless the
+// instance's own cell is gone too: run it after metrics.Eraser has
+// erased the local copy (app does). It returns the error of reaching
+// PostgreSQL or of the statements, wrapped; nothing is deleted then.
+func (c *Cluster) EraseUsage(ctx context.Context, req metrics.EraseRequest, cellKeys []string) (ErasedRows, error) {
+	var out ErasedRows
+	if err := c.ensureReady(ctx); err != nil {
+		return out, err
+	}
+	column, subject := "key_id", req.KeyID
+	if req.KeyID == "" {
+		column, subject = "owner_id", req.OwnerID
+	}
+	if subject == "" {
+		return out, fmt.Errorf("cluster: erase: %w: no key id or owner id", metrics.ErrBadQuery)
+	}
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return out, fmt.Errorf("cluster: erase: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	tag, err := tx.Exec(ctx, `DELETE FROM apiwarden_records WHERE `+column+` = $1`, subject)
+	if err != nil {
+		return out, fmt.Errorf("cluster: erase records: %w", err)
+	}
+	out.Records = tag.RowsAffected()
+	if req.Rollups {
+		keysToo := cellKeys
+		if req.KeyID != "" {
+			keysToo = []string{req.KeyID}
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM apiwarden_cells
+			WHERE (dim = $1 AND value = ANY($2)) OR (dim = $3 AND value = $4)`,
+			int16(metrics.DimKey), keysToo, int16(metrics.DimOwner), req.OwnerID)
+		if err != nil {
+			return out, fmt.Errorf("cluster: erase cells: %w", err)
+		}
+		out.Cells = tag.RowsAffected()
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return out, fmt.Errorf("cluster: erase: %w", err)
+	}
+	return out, nil
+}
