@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/apiwarden/apiwarden/store"
@@ -14,18 +15,23 @@ import (
 // so the block sequence is a per-file batch number that only grows and
 // never names two blocks: a shipper that remembers the last sequence it
 // shipped (the ship cursor, kept in store.BucketMeta) knows exactly what
-// is left, across crashes. Nothing here deletes blocks; the unshipped
-// range is bounded by raw retention like every other block.
+// is left, across crashes. In cluster mode the blocks after the cursor are
+// the spool: the shipper deletes what PostgreSQL confirmed and bounds the
+// rest (spool.go).
 
 // keyShipCursor is the ship cursor's key in store.BucketMeta: the last
 // block sequence shipped, 8 bytes big-endian.
 var keyShipCursor = []byte("ship_cursor")
 
 // Batch is one raw block: records one flush committed for one UTC day, in
-// time order, under its block sequence.
+// time order, under its block sequence. A block that cannot be decoded is
+// a Batch with Corrupt set (wrapping ErrCorruptBlock and naming its day
+// and sequence) and no Records, so a shipper can name it and move past
+// it instead of stalling on it.
 type Batch struct {
 	Seq     uint64
 	Records []Record
+	Corrupt error
 }
 
 // Backlog describes the blocks after the ship cursor.
@@ -72,7 +78,9 @@ func (r *Reader) SetShipCursor(seq uint64) error {
 
 // BatchesAfter returns, in sequence order, the raw blocks with a sequence
 // above after, decoded, stopping before the block that would take the
-// total over maxRecords (the first block is always returned). It reads
+// total over maxRecords (the first block is always returned). A block
+// that does not decode (ErrCorruptBlock) comes back as a Batch with
+// Corrupt set, counting no records; any other error ends the call. It reads
 // one snapshot: a flush that commits meanwhile only ever adds larger
 // sequences, so a caller that ships the result and then moves its cursor
 // to the last Seq skips nothing.
@@ -92,12 +100,17 @@ func (r *Reader) BatchesAfter(ctx context.Context, after uint64, maxRecords int)
 			}
 			h, _, err := parseBlockHeader(v)
 			if err != nil {
-				return false, blockError(err, day, seq)
+				out = append(out, Batch{Seq: seq, Corrupt: blockError(err, day, seq)})
+				return true, nil
 			}
 			if len(out) > 0 && total+h.count > maxRecords {
 				return false, nil
 			}
 			recs, err := dec.decode(v, resolve, make([]Record, 0, h.count))
+			if errors.Is(err, ErrCorruptBlock) {
+				out = append(out, Batch{Seq: seq, Corrupt: blockError(err, day, seq)})
+				return true, nil
+			}
 			if err != nil {
 				return false, blockError(err, day, seq)
 			}
@@ -110,14 +123,15 @@ func (r *Reader) BatchesAfter(ctx context.Context, after uint64, maxRecords int)
 }
 
 // ShipBacklog counts the records in the blocks after the ship cursor,
-// reading block headers only.
+// reading block headers only. A block whose header does not decode counts
+// no records: shipping skips it.
 func (r *Reader) ShipBacklog() (Backlog, error) {
 	var b Backlog
 	err := r.st.View(func(tx *store.Tx) error {
-		return blocksAfter(tx, readShipCursor(tx), func(day uint32, seq uint64, v []byte) (bool, error) {
+		return blocksAfter(tx, readShipCursor(tx), func(_ uint32, _ uint64, v []byte) (bool, error) {
 			h, _, err := parseBlockHeader(v)
 			if err != nil {
-				return false, blockError(err, day, seq)
+				return true, nil
 			}
 			if t := time.UnixMicro(h.minTime).UTC(); h.count > 0 && (b.Records == 0 || t.Before(b.Oldest)) {
 				b.Oldest = t
