@@ -9,3 +9,6 @@ ALTER TABLE apiwarden_instances
 -- interval older than a time; the primary key leads with dim and value,
 -- so without this index each hourly pass would read the whole table.
 CREATE INDEX apiwarden_cells_retention ON apiwarden_cells (interval, start);
+
+-- The same pass deletes the batch rows shipped before the raw cut-off.
+CREATE INDEX apiwarden_shipped_batches_retention ON apiwarden_shipped_batches (shipped_at);
