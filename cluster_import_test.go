@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/apiwarden/apiwarden/internal/pgtest"
 	"github.com/apiwarden/apiwarden/internal/redistest"
+	"github.com/apiwarden/apiwarden/metrics"
 )
 
 const importSecret = "import-test-secret-0123456789abcdef"
@@ -148,7 +152,7 @@ func TestClusterImportCommand(t *testing.T) {
 		}
 	}
 
-	importCfg, _, _ := importConfig(t, single, postgresURL, redisURL)
+	importCfg, joinListen, joinAdmin := importConfig(t, single, postgresURL, redisURL)
 	status, out := runImportCmd(t, bin, "-config", importCfg)
 	if status != 1 || !strings.Contains(out, "stop that apiwarden first") {
 		t.Fatalf("import while the instance runs: exit %d\n%s", status, out)
@@ -175,10 +179,18 @@ func TestClusterImportCommand(t *testing.T) {
 	if status != 0 || importSummaryCount(t, out, "keys") != 2 || importSummaryCount(t, out, "buckets") == 0 {
 		t.Fatalf("first import: exit %d, want 2 keys and the spent buckets imported\n%s", status, out)
 	}
+	records, cells := importSummaryCount(t, out, "records"), importSummaryCount(t, out, "rollups")
+	if records < 3 || cells == 0 {
+		t.Fatalf("first import: %d records and %d rollup cells, want the 3 checks and their cells\n%s", records, cells, out)
+	}
+	instance := filepath.Base(single)
+	wantImportedUsage(t, postgresURL, instance, records)
 	status, out = runImportCmd(t, bin, "-config", importCfg)
 	t.Logf("second import:\n%s", out)
 	if status != 0 || importSummaryCount(t, out, "keys") != 0 || importSummaryCount(t, out, "alerts") != 0 ||
-		importSummaryCount(t, out, "buckets") != 0 ||
+		importSummaryCount(t, out, "buckets") != 0 || importSummaryCount(t, out, "records") != 0 ||
+		importSummaryCount(t, out, "rollups") != 0 ||
+		!strings.Contains(out, fmt.Sprintf("records  imported 0, skipped %d", records)) ||
 		!strings.Contains(out, "keys     imported 0, skipped 2, conflicts 0; audit events imported 0, skipped 3") {
 		t.Fatalf("second import: exit %d, want nothing imported\n%s", status, out)
 	}
@@ -192,5 +204,54 @@ func TestClusterImportCommand(t *testing.T) {
 		if code := importCheckCode(t, listen, revoked.Secret); code != "REVOKED" {
 			t.Errorf("instance %s: revoked key answered %s, want REVOKED", name, code)
 		}
+	}
+	wantImportedUsage(t, postgresURL, instance, records)
+
+	// The single instance joins the cluster on its own data file: its
+	// shipper finds the imported blocks shipped and replaces its cells'
+	// rows, so only its new requests are added.
+	p = startProcess(t, bin, importCfg, joinListen, joinAdmin)
+	for range 2 {
+		if code := importCheckCode(t, joinListen, kept.Secret); code != "VALID" {
+			t.Fatalf("the single instance in the cluster: %s", code)
+		}
+	}
+	if err := p.signal(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("the single instance in the cluster did not stop cleanly: %v\n%s", err, p.log.String())
+	}
+	wantImportedUsage(t, postgresURL, instance, records+2)
+}
+
+// wantImportedUsage checks instance's rows in PostgreSQL: records raw
+// records, each request id once, and daily total cells counting as many.
+func wantImportedUsage(t *testing.T, url, instance string, records int) {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var rows, distinct, counted int
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT request_id) FROM apiwarden_records WHERE instance_id = $1`,
+		instance).Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(count), 0) FROM apiwarden_cells
+		WHERE instance_id = $1 AND interval = $2 AND dim = $3`, instance, int16(metrics.Daily), int16(metrics.DimTotal)).Scan(&counted); err != nil {
+		t.Fatal(err)
+	}
+	// Under any other id they would be counted twice once the instance
+	// on the data file ships them (a and b are the fresh instances).
+	var elsewhere int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT instance_id FROM apiwarden_records
+		UNION ALL SELECT instance_id FROM apiwarden_cells) AS x WHERE instance_id <> ALL($1)`,
+		[]string{instance, "a", "b"}).Scan(&elsewhere); err != nil || elsewhere != 0 {
+		t.Fatalf("%d records or cells under another instance id than %s's (%v)", elsewhere, instance, err)
+	}
+	if rows != records || distinct != records || counted != records {
+		t.Fatalf("instance %s in PostgreSQL: %d records (%d distinct request ids), daily totals counting %d; want %d",
+			instance, rows, distinct, counted, records)
 	}
 }

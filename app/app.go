@@ -224,6 +224,8 @@ func (a *App) newRecording() (err error) {
 		DailyRetentionDays:  m.DailyRetentionDays,
 		Now:                 a.now,
 		Logger:              a.log,
+		// The cluster's shipper copies the cells each flush changed.
+		MarkChangedCells: a.cfg.Cluster.PostgresURL.Value() != "",
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"github.com/apiwarden/apiwarden/alerting"
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/cluster"
+	"github.com/apiwarden/apiwarden/config"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/metrics"
 	"github.com/apiwarden/apiwarden/telemetry"
@@ -31,13 +32,9 @@ func (a *App) openCluster(secret []byte) error {
 	if a.cfg.Security.KeySecret.Value() == "" {
 		return fmt.Errorf("cluster mode needs security.key_secret (or APIWARDEN_KEY_SECRET), the same on every instance: a secret generated into one data directory would make every key fail on the others")
 	}
-	id := a.cfg.Cluster.InstanceID
-	if id == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return fmt.Errorf("cluster.instance_id is empty and the host name is unknown: %w", err)
-		}
-		id = host
+	id, err := InstanceID(a.cfg)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterStartTimeout)
 	defer cancel()
@@ -54,6 +51,21 @@ func (a *App) openCluster(secret []byte) error {
 	a.cleanups = append(a.cleanups, c.Close)
 	a.log.Info("cluster mode: keys are shared through PostgreSQL", "instance", id)
 	return nil
+}
+
+// InstanceID is the id an instance with cfg has in the cluster:
+// cluster.instance_id, else the host name. Its shipped request records
+// and rollup cells carry it, and so do those `cluster import` copies from
+// its data file.
+func InstanceID(cfg *config.Config) (string, error) {
+	if id := cfg.Cluster.InstanceID; id != "" {
+		return id, nil
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("cluster.instance_id is empty and the host name is unknown: %w", err)
+	}
+	return host, nil
 }
 
 // keyRecords is the key service's system of record: the cluster, or nil

@@ -17,13 +17,17 @@ import (
 	"github.com/apiwarden/apiwarden/store"
 )
 
-const clusterImportHelp = `usage: apiwarden cluster import [-config FILE] [-from FILE] [-dry-run] [-force]
+const clusterImportHelp = `usage: apiwarden cluster import [-config FILE] [-from FILE] [-instance-id ID] [-dry-run] [-force]
 
 Copies a single instance's keys (with their hashes: existing secrets keep
 working), their audit events, its alerts (open and resolved, with their
-acknowledgements and history) and, with [redis] set, its bucket states
-from its data file into the cluster's PostgreSQL ([cluster] postgres_url)
-and Redis. Stop the single instance first, or import a backup of its data
+acknowledgements and history), with [redis] set its bucket states, and
+its request records and rollups from its data file into the cluster's
+PostgreSQL ([cluster] postgres_url) and Redis. Records and rollups are
+imported as the data file's instance id (-instance-id; default
+cluster.instance_id, else the host name): the id the instance on this
+data file ships as once it joins the cluster, so neither is ever counted
+twice. Stop the single instance first, or import a backup of its data
 file (apiwarden backup -out FILE; then -from FILE): a data file in use by
 a running apiwarden is refused. security.key_secret must be the one the
 single instance used. Running it again changes nothing. A key or alert
@@ -49,6 +53,7 @@ func clusterCmd(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	dryRun := fs.Bool("dry-run", false, "compare with the cluster and report what would be imported; write nothing")
 	force := fs.Bool("force", false, "replace keys and alerts the cluster holds with other contents by the data file's")
 	every := fs.Int("progress-every", 1000, "print a progress line every N keys, alerts or bucket states")
+	instanceID := fs.String("instance-id", "", "the data file's instance id, for its records and rollups (default: cluster.instance_id, else the host name)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -62,6 +67,11 @@ func clusterCmd(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	url := cfg.Cluster.PostgresURL.Value()
 	if url == "" {
 		return fmt.Errorf("%s: [cluster] postgres_url is not set: there is no cluster to import into", *configPath)
+	}
+	if *instanceID == "" {
+		if *instanceID, err = app.InstanceID(cfg); err != nil {
+			return err
+		}
 	}
 	path := *from
 	if path == "" {
@@ -90,7 +100,7 @@ func clusterCmd(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	defer c.Close()
 	fmt.Fprintf(stdout, "importing %s into the cluster's PostgreSQL\n", path)
 	report, err := c.Import(ctx, src, cluster.ImportOptions{
-		DryRun: *dryRun, Force: *force, Redis: redis, Progress: stdout, ProgressEvery: *every})
+		DryRun: *dryRun, Force: *force, Redis: redis, Progress: stdout, ProgressEvery: *every, InstanceID: *instanceID})
 	printImportSummary(stdout, report)
 	if err != nil {
 		return err

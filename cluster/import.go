@@ -33,6 +33,14 @@ type ImportOptions struct {
 	ProgressEvery int // default 1000
 	// Now is the clock bucket states are judged by; nil means time.Now.
 	Now func() time.Time
+	// InstanceID is the identity the data file's request records and
+	// rollup cells are imported under: the instance id an instance on
+	// this data file ships as (cluster.instance_id, else the host name),
+	// so that instance's shipper later finds its blocks shipped and
+	// replaces its cells' rows rather than adding to them. Never give it
+	// to an instance on another data file. Empty leaves records and
+	// rollups out.
+	InstanceID string
 }
 
 // StepResult is what one step of an import did (or, in a dry run, would
@@ -67,8 +75,7 @@ func (r ImportReport) Conflicts() int {
 
 // importStep is one named part of an import. Steps run in order; each is
 // idempotent, so an import that failed half-way is finished by running
-// it again. Issue 15's request records and rollups plug in as further
-// entries of importSteps.
+// it again.
 type importStep struct {
 	name string
 	run  func(im *importer, ctx context.Context) (StepResult, error)
@@ -80,6 +87,8 @@ var importSteps = []importStep{
 	{name: "keys", run: (*importer).keys},
 	{name: "alerts", run: (*importer).alerts},
 	{name: "buckets", run: (*importer).buckets},
+	{name: "records", run: (*importer).records},
+	{name: "rollups", run: (*importer).rollups},
 }
 
 // importer is the state of one Import call.
@@ -105,8 +114,10 @@ func (im *importer) progress(format string, args ...any) {
 // and audit events, through the same change log and NOTIFY as admin
 // writes, so running instances' mirrors pick them up; its alerts with
 // their history, under the lock the cluster's evaluators take, and the
-// alert id sequence raised above every imported id; and its bucket
-// states into opts.Redis. Running it again changes nothing: what the
+// alert id sequence raised above every imported id; its bucket states
+// into opts.Redis; and its raw request records and rollup cells as
+// shipped batches and cell rows of opts.InstanceID. Running it again
+// changes nothing: what the
 // cluster has already is skipped (see ImportOptions.Force for what
 // differs).
 //

@@ -19,6 +19,7 @@ import (
 const (
 	DefaultShipInterval = time.Second
 	DefaultShipRecords  = 50000
+	DefaultShipCells    = 10000
 
 	DefaultShipFinalTimeout = 5 * time.Second
 
@@ -36,6 +37,9 @@ type ShipperOptions struct {
 	// MaxRecords bounds the records of one PostgreSQL transaction
 	// (default DefaultShipRecords); a raw block is never split.
 	MaxRecords int
+	// MaxCells bounds the rollup cells of one transaction (default
+	// DefaultShipCells).
+	MaxCells int
 	// FinalTimeout bounds the rounds Stop lets Run ship before it returns,
 	// so the last flush of an instance that goes away for good reaches
 	// PostgreSQL (default DefaultShipFinalTimeout).
@@ -47,7 +51,8 @@ type ShipperOptions struct {
 }
 
 // Shipper copies the raw request records of this instance's data file to
-// apiwarden_records, each exactly once.
+// apiwarden_records, each exactly once, and its rollup cells to
+// apiwarden_cells.
 //
 // A round reads the raw blocks after the ship cursor (metrics.Reader,
 // BatchesAfter), inserts one apiwarden_shipped_batches row per block and
@@ -62,6 +67,17 @@ type ShipperOptions struct {
 // decode is logged, counted and passed. Records kept out of the raw
 // blocks by sampling are not shipped.
 //
+// In the same transaction a round upserts this instance's rows of
+// apiwarden_cells with the absolute values of the cells changed since
+// they last shipped (metrics/dirty.go; the Recorder must run with
+// metrics.Options.MarkChangedCells) and, after the commit, clears them
+// in the data file unless a flush changed them meanwhile. Shipping a
+// cell's absolute value twice writes the same row twice, so a crash
+// before the clear doubles nothing, and a row is only ever replaced by
+// one with a higher count, so a round that read an older value than one
+// already written (two rounds at once) changes nothing. Cells are exact
+// whatever the sampling; a round runs for changed cells alone too.
+//
 // Run and Stop follow internal/lifecycle; ShipOnce may be called while
 // Run runs: one Shipper's rounds take turns.
 type Shipper struct {
@@ -72,6 +88,7 @@ type Shipper struct {
 	life lifecycle.State
 
 	partitions partitionSet
+	cellsFrom  cellResume
 	round      sync.Mutex    // one round at a time: a drop must not pick blocks a round ships
 	shipped    atomic.Uint64 // records this process inserted
 	failures   atomic.Uint64 // rounds that failed
@@ -93,6 +110,9 @@ func NewShipper(c *Cluster, rd *metrics.Reader, opts ShipperOptions) (*Shipper, 
 	}
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = DefaultShipRecords
+	}
+	if opts.MaxCells <= 0 {
+		opts.MaxCells = DefaultShipCells
 	}
 	if opts.FinalTimeout <= 0 {
 		opts.FinalTimeout = DefaultShipFinalTimeout
@@ -126,9 +146,9 @@ func (s *Shipper) Backlog() (metrics.Backlog, error) { return s.rd.ShipBacklog()
 // there is a backlog, one every Interval otherwise, and after a failure
 // (logged at the 1st, 2nd, 4th … in a row) the next try an Interval later.
 // Every round also reports the backlog in this instance's row of
-// apiwarden_instances, so a long drain shows its progress. After Stop it ships what it can within
-// FinalTimeout (stop the Recorder first, so its last flush is among it);
-// what is left then ships after the next start.
+// apiwarden_instances, so a long drain shows its progress. After Stop it
+// ships what it can within FinalTimeout (stop the Recorder first, so its
+// last flush is among it); what is left then ships after the next start.
 func (s *Shipper) Run(ctx context.Context) error {
 	return s.life.Run("cluster shipper", func(stop <-chan struct{}) error {
 		ticker := time.NewTicker(s.opts.Interval)
@@ -196,12 +216,14 @@ func (s *Shipper) Stop() { s.life.Stop(nil) }
 
 // ShipOnce runs one round: it deletes the oldest unshipped blocks beyond
 // SpoolMaxRecords, ships the next batches after the cursor (up to
-// MaxRecords), moves the cursor past them and deletes them from the data
-// file. It returns how many records it found after the cursor, counting a
-// block that does not decode as one (0: nothing was waiting). Records of
-// batches some earlier try had committed are not inserted again. Errors
-// wrap keys.ErrUnavailable when PostgreSQL cannot be reached; a failure to
-// delete shipped blocks is only logged, since the next round deletes them.
+// MaxRecords) and the next changed cells (up to MaxCells), moves the
+// cursor past the batches, clears the cells and deletes the batches from
+// the data file. It returns how many records and cells it found, counting
+// a block that does not decode as one (0: nothing was waiting). Records
+// of batches some earlier try had committed are not inserted again.
+// Errors wrap keys.ErrUnavailable when PostgreSQL cannot be reached; a
+// failure to delete shipped blocks is only logged, since the next round
+// deletes them.
 func (s *Shipper) ShipOnce(ctx context.Context) (int, error) {
 	s.round.Lock()
 	defer s.round.Unlock()
@@ -210,41 +232,52 @@ func (s *Shipper) ShipOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	batches, err := s.rd.BatchesAfter(ctx, after, s.opts.MaxRecords)
-	if err != nil || len(batches) == 0 {
+	work, err := s.rd.ShipWork(ctx, metrics.ShipQuery{After: after, MaxRecords: s.opts.MaxRecords,
+		MaxCells: s.opts.MaxCells, CellsFrom: s.cellsFrom.get()})
+	if err != nil || len(work.Batches)+len(work.Cells) == 0 {
 		return 0, err
 	}
-	good, corrupt := splitCorrupt(batches)
-	if len(good) > 0 {
-		if err := s.commit(ctx, good); err != nil {
+	read := work.Batches
+	var corrupt []metrics.Batch
+	work.Batches, corrupt = splitCorrupt(read)
+	if len(work.Batches)+len(work.Cells) > 0 {
+		if err := s.commit(ctx, work); err != nil {
 			return 0, err
 		}
 	}
-	last := batches[len(batches)-1].Seq
-	if err := s.rd.SetShipCursor(last); err != nil {
-		return 0, fmt.Errorf("cluster: move the ship cursor: %w", err)
+	if len(read) > 0 {
+		if err := s.rd.SetShipCursor(read[len(read)-1].Seq); err != nil {
+			return 0, fmt.Errorf("cluster: move the ship cursor: %w", err)
+		}
+	}
+	if err := s.clearCells(work); err != nil {
+		return 0, err
 	}
 	s.noteCorrupt(corrupt)
-	s.trim(ctx, last)
-	n := len(corrupt)
-	for _, b := range good {
+	if len(read) > 0 {
+		s.trim(ctx, read[len(read)-1].Seq)
+	}
+	n := len(work.Cells) + len(corrupt)
+	for _, b := range work.Batches {
 		n += len(b.Records)
 	}
 	return n, nil
 }
 
-// commit writes batches to PostgreSQL in one transaction; when it returns
-// nil PostgreSQL holds them, and the cursor may move past them.
-func (s *Shipper) commit(ctx context.Context, batches []metrics.Batch) error {
+// commit writes the work to PostgreSQL in one transaction; when it
+// returns nil PostgreSQL holds it, and the cursor may move past it.
+func (s *Shipper) commit(ctx context.Context, work metrics.ShipWork) error {
 	ctx, cancel := s.c.deadline(ctx)
 	defer cancel()
 	if err := s.c.ensureReady(ctx); err != nil {
 		return unavailable(err)
 	}
-	if err := s.partitions.ensure(ctx, s.c.pool, batches); err != nil {
-		return unavailable(err)
+	if len(work.Batches) > 0 {
+		if err := s.partitions.ensure(ctx, s.c.pool, work.Batches); err != nil {
+			return unavailable(err)
+		}
 	}
-	inserted, err := s.insert(ctx, batches)
+	inserted, err := s.insert(ctx, work)
 	if err != nil {
 		// A partition known to exist may have been dropped by retention
 		// since: look again next round.
@@ -255,6 +288,19 @@ func (s *Shipper) commit(ctx context.Context, batches []metrics.Batch) error {
 	if s.afterCommit != nil {
 		return s.afterCommit()
 	}
+	return nil
+}
+
+// clearCells clears the shipped cells in the data file and remembers
+// where the next round's cells start.
+func (s *Shipper) clearCells(work metrics.ShipWork) error {
+	if len(work.Cells) == 0 {
+		return nil
+	}
+	if _, err := s.rd.ClearShippedCells(work.Cells); err != nil {
+		return fmt.Errorf("cluster: clear shipped cells: %w", err)
+	}
+	s.cellsFrom.set(work.CellsResume)
 	return nil
 }
 
@@ -301,35 +347,69 @@ func (s *Shipper) trim(ctx context.Context, cursor uint64) {
 	}
 }
 
-// insert writes the batch rows and the records of the new batches in one
-// transaction and returns how many records it inserted.
-func (s *Shipper) insert(ctx context.Context, batches []metrics.Batch) (int, error) {
+// insert writes the batch rows, the records of the new batches and the
+// cells in one transaction and returns how many records it inserted.
+func (s *Shipper) insert(ctx context.Context, work metrics.ShipWork) (int, error) {
+	inserted := 0
+	err := pgx.BeginFunc(ctx, s.c.pool, func(tx pgx.Tx) error {
+		n, skipped, err := insertBatches(ctx, tx, s.c.opts.InstanceID, work.Batches)
+		if err != nil {
+			return err
+		}
+		if skipped > 0 {
+			s.log.Info("skipping batches shipped before", "batches", skipped)
+		}
+		inserted = n
+		_, err = upsertCells(ctx, tx, s.c.opts.InstanceID, newCellArrays(work.Cells))
+		return err
+	})
+	return inserted, err
+}
+
+// insertBatches inserts a batch row per batch and the records of the
+// batches whose row was new, and returns the records inserted and the
+// batches skipped as shipped before.
+func insertBatches(ctx context.Context, tx pgx.Tx, instance string, batches []metrics.Batch) (inserted, skipped int, err error) {
+	if len(batches) == 0 {
+		return 0, 0, nil
+	}
 	seqs := make([]int64, len(batches))
 	counts := make([]int32, len(batches))
 	for i, b := range batches {
 		seqs[i], counts[i] = int64(b.Seq), int32(len(b.Records))
 	}
-	inserted := 0
-	err := pgx.BeginFunc(ctx, s.c.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `INSERT INTO apiwarden_shipped_batches (instance_id, seq, records)
-			SELECT $1, unnest($2::bigint[]), unnest($3::integer[])
-			ON CONFLICT (instance_id, seq) DO NOTHING RETURNING seq`, s.c.opts.InstanceID, seqs, counts)
-		if err != nil {
-			return err
-		}
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return err
-		}
-		if len(fresh) < len(batches) {
-			s.log.Info("skipping batches shipped before", "batches", len(batches)-len(fresh))
-		}
-		src := newRecordRows(s.c.opts.InstanceID, batches, fresh)
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{"apiwarden_records"}, recordColumns, src)
-		inserted = int(n)
-		return err
-	})
-	return inserted, err
+	rows, err := tx.Query(ctx, `INSERT INTO apiwarden_shipped_batches (instance_id, seq, records)
+		SELECT $1, unnest($2::bigint[]), unnest($3::integer[])
+		ON CONFLICT (instance_id, seq) DO NOTHING RETURNING seq`, instance, seqs, counts)
+	if err != nil {
+		return 0, 0, err
+	}
+	fresh, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, 0, err
+	}
+	src := newRecordRows(instance, batches, fresh)
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"apiwarden_records"}, recordColumns, src)
+	return int(n), len(batches) - len(fresh), err
+}
+
+// cellResume is where the next round's scan of changed cells starts
+// (metrics.ShipQuery.CellsFrom); rounds may run at once.
+type cellResume struct {
+	mu   sync.Mutex
+	from []byte
+}
+
+func (c *cellResume) get() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.from
+}
+
+func (c *cellResume) set(from []byte) {
+	c.mu.Lock()
+	c.from = from
+	c.mu.Unlock()
 }
 
 // reportBacklog writes the backlog and the records dropped into this

@@ -30,15 +30,23 @@ type shipNode struct {
 
 func newShipNode(t testing.TB, url, id string, st *store.Store) *shipNode {
 	t.Helper()
+	return newShipNodeWith(t, url, id, metrics.Options{Store: st, MarkChangedCells: true})
+}
+
+// newShipNodeWith is newShipNode with the Recorder's options; set
+// MarkChangedCells, as cluster mode does, to ship cells.
+func newShipNodeWith(t testing.TB, url, id string, opts metrics.Options) *shipNode {
+	t.Helper()
 	c, err := cluster.Open(ctxFor(t, 30*time.Second), cluster.Options{URL: url, InstanceID: id})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	if st == nil {
-		st = storetest.MustOpen(t)
+	if opts.Store == nil {
+		opts.Store = storetest.MustOpen(t)
 	}
-	rec, err := metrics.New(metrics.Options{Store: st})
+	st := opts.Store
+	rec, err := metrics.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

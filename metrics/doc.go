@@ -78,6 +78,12 @@
 // min and max in µs) and the sparse Histogram encoding (latencies in ms).
 // A flush reads, merges and rewrites only the cells its records touch.
 //
+// Changed cells, store.BucketRollupDirty (cluster mode only, with
+// Options.MarkChangedCells): interval byte | cell key -> 8-byte
+// big-endian generation, the flush that last changed the cell. A shipper
+// copies those cells' absolute values and clears a key only if its
+// generation is still the one it read (dirty.go).
+//
 // # Retention
 //
 // Options.RawRetentionDays, HourlyRetentionDays and DailyRetentionDays

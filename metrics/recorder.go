@@ -59,6 +59,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives flush failures and retention notices; nil discards.
 	Logger *slog.Logger
+	// MarkChangedCells makes each flush also mark, in its transaction,
+	// the rollup cells it changed, for a shipper to copy (cluster mode;
+	// dirty.go).
+	MarkChangedCells bool
 }
 
 // Recorder takes request records on the hot path and writes them in the
@@ -85,6 +89,7 @@ type Recorder struct {
 	rawDays           int
 	hourDays          int
 	dayDays           int
+	markCells         bool
 
 	// Hot path, guarded by mu.
 	mu       sync.Mutex
@@ -170,6 +175,7 @@ func New(opts Options) (*Recorder, error) {
 		rawDays:           opts.RawRetentionDays,
 		hourDays:          opts.HourlyRetentionDays,
 		dayDays:           opts.DailyRetentionDays,
+		markCells:         opts.MarkChangedCells,
 		buf:               make([]Record, 0, opts.BufferSize),
 		spare:             make([]Record, 0, opts.BufferSize),
 		kickAt:            max(opts.BufferSize/2, 1),
@@ -442,6 +448,11 @@ func (r *Recorder) commit(work []Record) error {
 		}
 		if err := r.rollups.write(tx); err != nil {
 			return err
+		}
+		if r.markCells {
+			if err := r.rollups.markDirty(tx); err != nil {
+				return err
+			}
 		}
 		if r.commitHook != nil {
 			return r.commitHook(tx)

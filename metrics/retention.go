@@ -169,7 +169,7 @@ func (r *Recorder) deleteCellsBefore(ctx context.Context, iv Interval, first uin
 						return err
 					}
 				}
-				return nil
+				return forgetDirty(tx, iv, victims)
 			})
 		}
 		if err != nil {

@@ -86,13 +86,62 @@ func (r *Reader) SetShipCursor(seq uint64) error {
 // to the last Seq skips nothing.
 func (r *Reader) BatchesAfter(ctx context.Context, after uint64, maxRecords int) ([]Batch, error) {
 	var out []Batch
+	err := r.st.View(func(tx *store.Tx) error {
+		var err error
+		out, err = r.batchesAfter(ctx, tx, after, maxRecords)
+		return err
+	})
+	return out, err
+}
+
+// batchesAfter is BatchesAfter inside tx.
+func (r *Reader) batchesAfter(ctx context.Context, tx *store.Tx, after uint64, maxRecords int) ([]Batch, error) {
+	var out []Batch
 	dec, _ := r.decoders.Get().(*blockDecoder)
 	if dec == nil {
 		dec = new(blockDecoder)
 	}
 	defer r.decoders.Put(dec)
+	resolve := r.dict.resolver(tx)
+	total := 0
+	err := blocksAfter(tx, after, func(day uint32, seq uint64, v []byte) (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		h, _, err := parseBlockHeader(v)
+		if err != nil {
+			out = append(out, Batch{Seq: seq, Corrupt: blockError(err, day, seq)})
+			return true, nil
+		}
+		if len(out) > 0 && total+h.count > maxRecords {
+			return false, nil
+		}
+		recs, err := dec.decode(v, resolve, make([]Record, 0, h.count))
+		if errors.Is(err, ErrCorruptBlock) {
+			out = append(out, Batch{Seq: seq, Corrupt: blockError(err, day, seq)})
+			return true, nil
+		}
+		if err != nil {
+			return false, blockError(err, day, seq)
+		}
+		total += len(recs)
+		out = append(out, Batch{Seq: seq, Records: recs})
+		return true, nil
+	})
+	return out, err
+}
+
+// BatchSize is a raw block's sequence and record count.
+type BatchSize struct {
+	Seq     uint64
+	Records int
+}
+
+// BatchSizesAfter is BatchesAfter reading block headers only: the
+// sequence and record count of each block it would return.
+func (r *Reader) BatchSizesAfter(ctx context.Context, after uint64, maxRecords int) ([]BatchSize, error) {
+	var out []BatchSize
 	err := r.st.View(func(tx *store.Tx) error {
-		resolve := r.dict.resolver(tx)
 		total := 0
 		return blocksAfter(tx, after, func(day uint32, seq uint64, v []byte) (bool, error) {
 			if err := ctx.Err(); err != nil {
@@ -100,22 +149,13 @@ func (r *Reader) BatchesAfter(ctx context.Context, after uint64, maxRecords int)
 			}
 			h, _, err := parseBlockHeader(v)
 			if err != nil {
-				out = append(out, Batch{Seq: seq, Corrupt: blockError(err, day, seq)})
-				return true, nil
+				return false, blockError(err, day, seq)
 			}
 			if len(out) > 0 && total+h.count > maxRecords {
 				return false, nil
 			}
-			recs, err := dec.decode(v, resolve, make([]Record, 0, h.count))
-			if errors.Is(err, ErrCorruptBlock) {
-				out = append(out, Batch{Seq: seq, Corrupt: blockError(err, day, seq)})
-				return true, nil
-			}
-			if err != nil {
-				return false, blockError(err, day, seq)
-			}
-			total += len(recs)
-			out = append(out, Batch{Seq: seq, Records: recs})
+			total += h.count
+			out = append(out, BatchSize{Seq: seq, Records: h.count})
 			return true, nil
 		})
 	})

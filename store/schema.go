@@ -20,6 +20,11 @@ var (
 	BucketDict       = []byte("dict")        // interned strings: "s"+string -> id, "i"+id -> string
 	BucketRollupHour = []byte("rollup_hour") // dimension + value + hour -> cell
 	BucketRollupDay  = []byte("rollup_day")  // dimension + value + day -> cell
+	// BucketRollupDirty is the cells changed since a shipper last copied
+	// them (cluster mode only): interval byte + cell key -> 8-byte
+	// generation. Its first flush in cluster mode creates it, so it is
+	// not in the migrations and a file without it is current.
+	BucketRollupDirty = []byte("rollup_dirty")
 
 	BucketAlerts       = []byte("alerts")        // alert id -> alert (JSON)
 	BucketAlertHistory = []byte("alert_history") // time + seq -> transition (JSON)

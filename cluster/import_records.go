@@ -1,0 +1,111 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/apiwarden/apiwarden/metrics"
+	"github.com/apiwarden/apiwarden/store"
+)
+
+// importRecordRound bounds the records of one transaction of the
+// "records" step, as DefaultShipRecords bounds a shipping round.
+const importRecordRound = DefaultShipRecords
+
+// records is the "records" step: every raw block of the data file as a
+// shipped batch of ImportOptions.InstanceID, the shipper's way (a batch
+// row per block, the records of the blocks whose row was new, in one
+// transaction per round), so a rerun, and a shipper of the same data
+// file under the same instance id later, insert nothing twice. The
+// data file's ship cursor is neither read nor moved.
+func (im *importer) records(ctx context.Context) (StepResult, error) {
+	var res StepResult
+	if im.opts.InstanceID == "" {
+		res.Notes = append(res.Notes, "not imported: no instance id for the data file")
+		im.progress("records: %s", res.Notes[0])
+		return res, nil
+	}
+	rd := metrics.NewReader(im.src)
+	sizes, err := rd.BatchSizesAfter(ctx, 0, math.MaxInt)
+	if errors.Is(err, store.ErrBucketMissing) {
+		err = nil
+	}
+	if err != nil {
+		return res, err
+	}
+	total := 0
+	for _, s := range sizes {
+		total += s.Records
+	}
+	im.progress("records: %d in the data file in %d blocks, imported as instance %q", total, len(sizes), im.opts.InstanceID)
+	if im.opts.DryRun || total == 0 {
+		shipped, err := im.shippedRecords(ctx, sizes)
+		res.Imported, res.Skipped = total-shipped, shipped
+		im.progress("records: imported %d, skipped %d (shipped before)", res.Imported, res.Skipped)
+		return res, err
+	}
+	partitions := newPartitionSet()
+	var after uint64
+	for done := 0; done < total; {
+		batches, err := rd.BatchesAfter(ctx, after, importRecordRound)
+		if err != nil || len(batches) == 0 {
+			return res, err
+		}
+		if err := partitions.ensure(ctx, im.c.pool, batches); err != nil {
+			return res, err
+		}
+		var inserted int
+		err = pgx.BeginFunc(ctx, im.c.pool, func(tx pgx.Tx) error {
+			var txErr error
+			inserted, _, txErr = insertBatches(ctx, tx, im.opts.InstanceID, batches)
+			return txErr
+		})
+		if err != nil {
+			return res, err
+		}
+		n := 0
+		for _, b := range batches {
+			n += len(b.Records)
+		}
+		res.Imported, res.Skipped, done = res.Imported+inserted, res.Skipped+n-inserted, done+n
+		after = batches[len(batches)-1].Seq
+		im.progress("records: %d/%d", done, total)
+	}
+	im.progress("records: imported %d, skipped %d (shipped before)", res.Imported, res.Skipped)
+	return res, nil
+}
+
+// shippedRecords counts the records of the blocks the cluster has as
+// batches of the import's instance id already.
+func (im *importer) shippedRecords(ctx context.Context, sizes []metrics.BatchSize) (int, error) {
+	if len(sizes) == 0 {
+		return 0, nil
+	}
+	seqs := make([]int64, len(sizes))
+	for i, s := range sizes {
+		seqs[i] = int64(s.Seq)
+	}
+	rows, err := im.c.pool.Query(ctx, `SELECT seq FROM apiwarden_shipped_batches WHERE instance_id = $1 AND seq = ANY($2)`,
+		im.opts.InstanceID, seqs)
+	if err != nil {
+		return 0, err
+	}
+	there, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, err
+	}
+	have := make(map[int64]bool, len(there))
+	for _, s := range there {
+		have[s] = true
+	}
+	n := 0
+	for _, s := range sizes {
+		if have[int64(s.Seq)] {
+			n += s.Records
+		}
+	}
+	return n, nil
+}
