@@ -50,6 +50,13 @@ func countRows(t testing.TB, pool *pgxpool.Pool, sql string) int {
 	return n
 }
 
+// Cut-offs under retentionOpts at retentionNow.
+var (
+	rawCut    = time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
+	hourlyCut = time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC)
+	dailyCut  = time.Date(2026, 3, 13, 0, 0, 0, 0, time.UTC)
+)
+
 // insertCell writes one cell row of instance "a".
 func insertCell(t testing.TB, pool *pgxpool.Pool, iv metrics.Interval, start time.Time) {
 	t.Helper()
@@ -64,43 +71,71 @@ func insertCell(t testing.TB, pool *pgxpool.Pool, iv metrics.Interval, start tim
 	}
 }
 
-// seedAtBoundaries ships a record on each side of the raw cut-off through
-// n's shipper, dates the two batch rows on each side of it, and writes
-// cells on each side of the hourly and daily cut-offs.
-func seedAtBoundaries(t testing.TB, n *shipNode) {
+// seeded is what the shipper wrote on each side of the cut-offs: the
+// cells of each interval before its cut-off and from it on.
+type seeded struct {
+	hourlyBefore, hourlyKept, dailyBefore, dailyKept int
+}
+
+// seedAtBoundaries ships, through n's shipper, a record on each side of
+// every cut-off (a block each), so the records, batch rows and rollup
+// cells retention reads are the ones the shipper writes, and dates the
+// first batch row just before the raw cut-off and the others at it.
+func seedAtBoundaries(t testing.TB, n *shipNode) seeded {
 	t.Helper()
-	cut := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
-	n.record(t, 2, cut.Add(-time.Microsecond), time.Microsecond) // one block each side of midnight
+	for _, at := range []time.Time{rawCut.Add(-time.Microsecond), rawCut, time.Date(2026, 3, 12, 12, 0, 0, 0, time.UTC),
+		dailyCut, hourlyCut.Add(-30 * time.Minute), hourlyCut} {
+		n.record(t, 1, at, 0)
+	}
 	n.drain(t)
 	pool := n.cluster.Pool()
 	if _, err := pool.Exec(ctxFor(t, 30*time.Second), `UPDATE apiwarden_shipped_batches
 		SET shipped_at = CASE WHEN seq = (SELECT min(seq) FROM apiwarden_shipped_batches) THEN $1::timestamptz ELSE $2 END`,
-		cut.Add(-time.Microsecond), cut); err != nil {
+		rawCut.Add(-time.Microsecond), rawCut); err != nil {
 		t.Fatal(err)
 	}
-	insertCell(t, pool, metrics.Hourly, time.Date(2026, 3, 14, 23, 0, 0, 0, time.UTC))
-	insertCell(t, pool, metrics.Hourly, time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC))
-	insertCell(t, pool, metrics.Daily, time.Date(2026, 3, 12, 0, 0, 0, 0, time.UTC))
-	insertCell(t, pool, metrics.Daily, time.Date(2026, 3, 13, 0, 0, 0, 0, time.UTC))
+	cells := func(where string, cut time.Time) int {
+		var n int
+		if err := pool.QueryRow(ctxFor(t, 30*time.Second), `SELECT count(*) FROM apiwarden_cells WHERE `+where, cut).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	s := seeded{
+		hourlyBefore: cells("interval = 1 AND start < $1", hourlyCut), hourlyKept: cells("interval = 1 AND start >= $1", hourlyCut),
+		dailyBefore: cells("interval = 2 AND start < $1", dailyCut), dailyKept: cells("interval = 2 AND start >= $1", dailyCut),
+	}
+	// The shipper wrote cells right at each side of both cut-offs.
+	if cells("interval = 1 AND start = $1", hourlyCut.Add(-time.Hour)) == 0 || cells("interval = 1 AND start = $1", hourlyCut) == 0 ||
+		cells("interval = 2 AND start = $1", dailyCut.AddDate(0, 0, -1)) == 0 || cells("interval = 2 AND start = $1", dailyCut) == 0 {
+		t.Fatalf("the shipper wrote no cells on one side of a cut-off: %+v", s)
+	}
+	return s
 }
 
 // wantAfterRetention checks that exactly what lies before each cut-off
 // is gone.
-func wantAfterRetention(t testing.TB, pool *pgxpool.Pool) {
+func wantAfterRetention(t testing.TB, pool *pgxpool.Pool, s seeded) {
 	t.Helper()
-	if got := partitions(t, pool); !slices.Equal(got, []string{"apiwarden_records_20260310", "apiwarden_records_20260311"}) {
-		t.Fatalf("partitions %v, want 2026-03-10 and the day after", got)
+	want := []string{"apiwarden_records_20260310", "apiwarden_records_20260312", "apiwarden_records_20260313",
+		"apiwarden_records_20260314", "apiwarden_records_20260315", "apiwarden_records_20260316"}
+	if got := partitions(t, pool); !slices.Equal(got, want) {
+		t.Fatalf("partitions %v, want %v", got, want)
 	}
-	if got := countRows(t, pool, `SELECT count(*) FROM apiwarden_records WHERE at = '2026-03-10T00:00:00Z'`); got != 1 {
-		t.Fatalf("%d records at the cut-off, want 1 kept", got)
+	if got := countRows(t, pool, `SELECT count(*) FROM apiwarden_records`); got != 5 ||
+		countRows(t, pool, `SELECT count(*) FROM apiwarden_records WHERE at = '2026-03-10T00:00:00Z'`) != 1 {
+		t.Fatalf("%d records left, want the 5 from the cut-off on", got)
 	}
-	if got := countRows(t, pool, `SELECT count(*) FROM apiwarden_shipped_batches WHERE shipped_at = '2026-03-10T00:00:00Z'`); got != 1 ||
-		countRows(t, pool, `SELECT count(*) FROM apiwarden_shipped_batches`) != 1 {
-		t.Fatalf("shipped batches left: %d at the cut-off; want that one only", got)
+	if got := countRows(t, pool, `SELECT count(*) FROM apiwarden_shipped_batches`); got != 5 ||
+		countRows(t, pool, `SELECT count(*) FROM apiwarden_shipped_batches WHERE shipped_at < '2026-03-10T00:00:00Z'`) != 0 {
+		t.Fatalf("%d shipped batch rows left, want the 5 shipped at the cut-off", got)
 	}
-	if got := countRows(t, pool, `SELECT count(*) FROM apiwarden_cells WHERE (interval = 1 AND start = '2026-03-15T00:00:00Z')
-		OR (interval = 2 AND start = '2026-03-13T00:00:00Z')`); got != 2 || countRows(t, pool, `SELECT count(*) FROM apiwarden_cells`) != 2 {
-		t.Fatalf("cells left: %d at the cut-offs; want those two only", got)
+	hourly := countRows(t, pool, `SELECT count(*) FROM apiwarden_cells WHERE interval = 1`)
+	daily := countRows(t, pool, `SELECT count(*) FROM apiwarden_cells WHERE interval = 2`)
+	if hourly != s.hourlyKept || daily != s.dailyKept ||
+		countRows(t, pool, `SELECT count(*) FROM apiwarden_cells WHERE (interval = 1 AND start < '2026-03-15T00:00:00Z')
+			OR (interval = 2 AND start < '2026-03-13T00:00:00Z')`) != 0 {
+		t.Fatalf("cells left: %d hourly, %d daily; want the %d and %d from the cut-offs on", hourly, daily, s.hourlyKept, s.dailyKept)
 	}
 }
 
@@ -109,16 +144,19 @@ func wantAfterRetention(t testing.TB, pool *pgxpool.Pool) {
 // it again.
 func TestRetentionDropsExactlyAtTheBoundary(t *testing.T) {
 	n := newShipNode(t, pg.Database(t), "a", nil)
-	seedAtBoundaries(t, n)
+	s := seedAtBoundaries(t, n)
 	r := cluster.NewRetention(n.cluster, nil, retentionOpts)
 	res, err := r.Apply(ctxFor(t, time.Minute))
-	want := cluster.RetentionResult{Partitions: []string{"apiwarden_records_20260309"}, HourlyCells: 1, DailyCells: 1, Batches: 1}
-	if err != nil || !slices.Equal(res.Partitions, want.Partitions) || res.HourlyCells != 1 || res.DailyCells != 1 || res.Batches != 1 {
+	want := cluster.RetentionResult{Partitions: []string{"apiwarden_records_20260309"},
+		HourlyCells: int64(s.hourlyBefore), DailyCells: int64(s.dailyBefore), Batches: 1}
+	if err != nil || !slices.Equal(res.Partitions, want.Partitions) || res.HourlyCells != want.HourlyCells ||
+		res.DailyCells != want.DailyCells || res.Batches != 1 {
 		t.Fatalf("pass: %+v, %v; want %+v", res, err, want)
 	}
-	wantAfterRetention(t, n.cluster.Pool())
-	if r.DroppedPartitions() != 1 || r.DeletedRows() != 3 {
-		t.Fatalf("counters: %d partitions, %d rows; want 1 and 3", r.DroppedPartitions(), r.DeletedRows())
+	wantAfterRetention(t, n.cluster.Pool(), s)
+	deleted := uint64(1 + s.hourlyBefore + s.dailyBefore)
+	if r.DroppedPartitions() != 1 || r.DeletedRows() != deleted {
+		t.Fatalf("counters: %d partitions, %d rows; want 1 and %d", r.DroppedPartitions(), r.DeletedRows(), deleted)
 	}
 	if res, err := r.Apply(ctxFor(t, time.Minute)); err != nil || len(res.Partitions)+int(res.HourlyCells+res.DailyCells+res.Batches) != 0 {
 		t.Fatalf("second pass: %+v, %v; want nothing", res, err)
@@ -178,19 +216,20 @@ func newRetentionCandidate(t *testing.T, url, id string) *retentionCandidate {
 func TestRetentionRunsOnTheLeaderOnly(t *testing.T) {
 	url := pg.Database(t)
 	n := newShipNode(t, url, "a", nil)
-	seedAtBoundaries(t, n)
+	s := seedAtBoundaries(t, n)
+	deleted := uint64(1 + s.hourlyBefore + s.dailyBefore)
 	pool := n.cluster.Pool()
 	a, b := newRetentionCandidate(t, url, "pod-a"), newRetentionCandidate(t, url, "pod-b")
 	within(t, 30*time.Second, "the expired data deleted and counted", func() bool {
-		return a.ret.DeletedRows()+b.ret.DeletedRows() == 3
+		return a.ret.DeletedRows()+b.ret.DeletedRows() == deleted
 	})
-	wantAfterRetention(t, pool)
+	wantAfterRetention(t, pool, s)
 	lead, follow := a, b
 	if b.ret.DeletedRows() > 0 {
 		lead, follow = b, a
 	}
-	if lead.ret.DroppedPartitions() != 1 || lead.ret.DeletedRows() != 3 {
-		t.Fatalf("the leader's counters: %d partitions, %d rows; want 1 and 3", lead.ret.DroppedPartitions(), lead.ret.DeletedRows())
+	if lead.ret.DroppedPartitions() != 1 || lead.ret.DeletedRows() != deleted {
+		t.Fatalf("the leader's counters: %d partitions, %d rows; want 1 and %d", lead.ret.DroppedPartitions(), lead.ret.DeletedRows(), deleted)
 	}
 	if follow.ret.DroppedPartitions() != 0 || follow.ret.DeletedRows() != 0 {
 		t.Fatalf("the follower deleted: %d partitions, %d rows", follow.ret.DroppedPartitions(), follow.ret.DeletedRows())
@@ -205,7 +244,7 @@ func TestRetentionRunsOnTheLeaderOnly(t *testing.T) {
 	within(t, 30*time.Second, "the new leader deleted what expired", func() bool {
 		return follow.ret.DeletedRows() == 1
 	})
-	if got := partitions(t, pool); len(got) != 2 || countRows(t, pool, `SELECT count(*) FROM apiwarden_cells`) != 2 {
+	if got := partitions(t, pool); len(got) != 6 || countRows(t, pool, `SELECT count(*) FROM apiwarden_cells`) != s.hourlyKept+s.dailyKept {
 		t.Fatalf("after the new leader's pass: partitions %v; want the expired partition and cell gone", got)
 	}
 	if !follow.leader.Leading() || follow.ret.DroppedPartitions() != 1 || follow.ret.DeletedRows() != 1 {
