@@ -50,16 +50,7 @@ func (r *Reader) ShipCursor() (uint64, error) {
 	return seq, err
 }
 
-func readShipCursor(tx *store.Tx) uint64 {
-	meta := tx.Bucket(store.BucketMeta)
-	if meta == nil {
-		return 0
-	}
-	if v := meta.Get(keyShipCursor); len(v) == 8 {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
-}
+func readShipCursor(tx *store.Tx) uint64 { return readMetaUint64(tx, keyShipCursor) }
 
 // SetShipCursor records seq as the last block sequence shipped, in its
 // own transaction. It never moves the cursor back: a smaller seq is a no-op.

@@ -216,12 +216,16 @@ func addShipDropped(tx *store.Tx, n uint64) error {
 	return meta.Put(keyShipDropped, binary.BigEndian.AppendUint64(nil, readShipDropped(tx)+n))
 }
 
-func readShipDropped(tx *store.Tx) uint64 {
+func readShipDropped(tx *store.Tx) uint64 { return readMetaUint64(tx, keyShipDropped) }
+
+// readMetaUint64 reads an 8-byte big-endian counter from store.BucketMeta;
+// 0 when it is absent.
+func readMetaUint64(tx *store.Tx, key []byte) uint64 {
 	meta := tx.Bucket(store.BucketMeta)
 	if meta == nil {
 		return 0
 	}
-	if v := meta.Get(keyShipDropped); len(v) == 8 {
+	if v := meta.Get(key); len(v) == 8 {
 		return binary.BigEndian.Uint64(v)
 	}
 	return 0
