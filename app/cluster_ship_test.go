@@ -50,6 +50,19 @@ func TestClusterShipsEventsOfEveryInstance(t *testing.T) {
 	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM apiwarden_records`).Scan(&total); err != nil || total != 200 {
 		t.Fatalf("%d rows, %v; want 200", total, err)
 	}
+	// Cluster mode marks the cells each flush changes, so the rollups
+	// follow: each instance's daily total counts its 100 requests.
+	counted := func(inst string) (n int) {
+		_ = pool.QueryRow(context.Background(), `SELECT coalesce(sum(count), 0) FROM apiwarden_cells
+			WHERE instance_id = $1 AND interval = 2 AND dim = 1`, inst).Scan(&n)
+		return n
+	}
+	for counted("a") != 100 || counted("b") != 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("daily totals in PostgreSQL: a %d, b %d; want 100 each", counted("a"), counted("b"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if got := metricValue(t, a, "apiwarden_cluster_ship_waiting_records"); got != "0" {
 		t.Errorf("a's waiting records gauge: %s", got)
 	}

@@ -23,9 +23,7 @@ const importCellRound = 5000
 // as its cells grow, never adding to them.
 func (im *importer) rollups(ctx context.Context) (StepResult, error) {
 	var res StepResult
-	if im.opts.InstanceID == "" {
-		res.Notes = append(res.Notes, "not imported: no instance id for the data file")
-		im.progress("rollups: %s", res.Notes[0])
+	if im.withoutInstanceID("rollups", &res) {
 		return res, nil
 	}
 	rd := metrics.NewReader(im.src)

@@ -23,9 +23,7 @@ const importRecordRound = DefaultShipRecords
 // data file's ship cursor is neither read nor moved.
 func (im *importer) records(ctx context.Context) (StepResult, error) {
 	var res StepResult
-	if im.opts.InstanceID == "" {
-		res.Notes = append(res.Notes, "not imported: no instance id for the data file")
-		im.progress("records: %s", res.Notes[0])
+	if im.withoutInstanceID("records", &res) {
 		return res, nil
 	}
 	rd := metrics.NewReader(im.src)
@@ -76,6 +74,17 @@ func (im *importer) records(ctx context.Context) (StepResult, error) {
 	}
 	im.progress("records: imported %d, skipped %d (shipped before)", res.Imported, res.Skipped)
 	return res, nil
+}
+
+// withoutInstanceID notes, for a step that needs
+// ImportOptions.InstanceID, that it has none, and says so.
+func (im *importer) withoutInstanceID(step string, res *StepResult) bool {
+	if im.opts.InstanceID != "" {
+		return false
+	}
+	res.Notes = append(res.Notes, "not imported: no instance id for the data file")
+	im.progress("%s: %s", step, res.Notes[0])
+	return true
 }
 
 // shippedRecords counts the records of the blocks the cluster has as

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/cluster"
+	"github.com/apiwarden/apiwarden/metrics"
 )
 
 // BenchmarkShip records 200,000 requests over two UTC days into a data
@@ -15,19 +16,9 @@ func BenchmarkShip(b *testing.B) {
 	const n = 200_000
 	for range b.N {
 		b.StopTimer()
-		node := newShipNode(b, pg.Database(b), "bench", nil)
-		sh, err := cluster.NewShipper(node.cluster, node.rd, cluster.ShipperOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		node.ship = sh
+		node := newDrainNode(b, metrics.Options{MarkChangedCells: true})
 		node.record(b, n, time.Now().UTC().Add(-36*time.Hour), 500*time.Millisecond)
-		b.StartTimer()
-		started := time.Now()
-		node.drain(b)
-		took := time.Since(started)
-		b.StopTimer()
-		wantShipped(b, node, n)
+		took := node.timedDrain(b, n)
 		var bytes int64
 		if err := node.cluster.Pool().QueryRow(ctxFor(b, time.Minute), `SELECT sum(pg_total_relation_size(relid))
 			FROM pg_partition_tree('apiwarden_records') WHERE isleaf`).Scan(&bytes); err != nil {
@@ -37,4 +28,31 @@ func BenchmarkShip(b *testing.B) {
 		b.ReportMetric(float64(bytes)/n, "bytes/record")
 		b.StartTimer()
 	}
+}
+
+// newDrainNode is a ship node in a fresh database whose shipper has the
+// default options, as an instance's has.
+func newDrainNode(b *testing.B, opts metrics.Options) *shipNode {
+	b.Helper()
+	node := newShipNodeWith(b, pg.Database(b), "bench", opts)
+	sh, err := cluster.NewShipper(node.cluster, node.rd, cluster.ShipperOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	node.ship = sh
+	return node
+}
+
+// timedDrain drains the node with the benchmark's timer running (it is
+// stopped before and after), checks that records records arrived and
+// returns how long the drain took.
+func (n *shipNode) timedDrain(b *testing.B, records int) time.Duration {
+	b.Helper()
+	b.StartTimer()
+	started := time.Now()
+	n.drain(b)
+	took := time.Since(started)
+	b.StopTimer()
+	wantShipped(b, n, records)
+	return took
 }

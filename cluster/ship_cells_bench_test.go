@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/decision"
 	"github.com/apiwarden/apiwarden/metrics"
 )
@@ -27,11 +26,12 @@ const (
 // benchRoutes routes, with latencies from 1 ms to 2 s, and flushes.
 func (n *shipNode) recordRealistic(t testing.TB, count int, start time.Time, step time.Duration) {
 	t.Helper()
-	for i := range count {
+	for j := range count {
 		n.next++
+		i := n.next // spread over the values across calls too
 		key := (i * 7919) % benchKeys
 		rec := metrics.Record{
-			Time: start.Add(time.Duration(i) * step), RequestID: fmt.Sprintf("%s-%d", n.id, n.next),
+			Time: start.Add(time.Duration(j) * step), RequestID: fmt.Sprintf("%s-%d", n.id, n.next),
 			Method: "GET", Route: fmt.Sprintf("/api/v1/r%d/*", i%benchRoutes), Path: fmt.Sprintf("/api/v1/r%d/%d", i%benchRoutes, i),
 			Status: []int{200, 200, 200, 201, 304, 404, 429, 500}[i%8], Latency: time.Duration(1+(i*37)%2000) * time.Millisecond,
 			RequestBytes: int64(i % 900), ResponseBytes: int64(200 + i%5000),
@@ -64,19 +64,9 @@ func BenchmarkShipCells(b *testing.B) {
 			b.ReportAllocs()
 			for range b.N {
 				b.StopTimer()
-				node := newShipNodeWith(b, pg.Database(b), "bench", metrics.Options{MarkChangedCells: mode == "with-cells"})
-				sh, err := cluster.NewShipper(node.cluster, node.rd, cluster.ShipperOptions{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				node.ship = sh
+				node := newDrainNode(b, metrics.Options{MarkChangedCells: mode == "with-cells"})
 				node.recordRealistic(b, n, time.Now().UTC().Add(-36*time.Hour), 648*time.Millisecond)
-				b.StartTimer()
-				started := time.Now()
-				node.drain(b)
-				took := time.Since(started)
-				b.StopTimer()
-				wantShipped(b, node, n)
+				took := node.timedDrain(b, n)
 				var rows, bytes int64
 				if err := node.cluster.Pool().QueryRow(ctxFor(b, time.Minute), `SELECT count(*),
 					pg_total_relation_size('apiwarden_cells') FROM apiwarden_cells`).Scan(&rows, &bytes); err != nil {
@@ -168,4 +158,65 @@ func BenchmarkShipCellMethods(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCellsPerDay sizes what cells cost PostgreSQL at 1M requests a
+// day of realistic traffic (1,000 keys, 50 routes, 300 owners, 3 tiers)
+// on one instance. day: a whole UTC day recorded, then shipped: the live
+// rows and bytes (table, TOAST and primary key) of apiwarden_cells and
+// of the raw records. hour: one hour at the same rate shipped as a live
+// instance does, a flush and a round every second (12 requests each):
+// the cell rows written per day (each round rewrites the rows of the
+// cells it changed) and the WAL a day of it writes, raw records
+// included. Run it once: -benchtime 1x.
+func BenchmarkCellsPerDay(b *testing.B) {
+	const perDay = 1_000_000
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
+	b.Run("day", func(b *testing.B) {
+		for range b.N {
+			node := newDrainNode(b, metrics.Options{MarkChangedCells: true})
+			node.recordRealistic(b, perDay, day, 24*time.Hour/perDay)
+			node.drain(b)
+			var rows, cellBytes, rawBytes int64
+			if err := node.cluster.Pool().QueryRow(ctxFor(b, time.Minute), `SELECT (SELECT count(*) FROM apiwarden_cells),
+				pg_total_relation_size('apiwarden_cells'),
+				(SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('apiwarden_records') WHERE isleaf)`).
+				Scan(&rows, &cellBytes, &rawBytes); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(rows), "cell-rows/day")
+			b.ReportMetric(float64(cellBytes)/(1<<20), "cell-MiB/day")
+			b.ReportMetric(float64(cellBytes)/float64(rows), "B/cell-row")
+			b.ReportMetric(float64(rawBytes)/(1<<20), "raw-MiB/day")
+		}
+	})
+	b.Run("hour", func(b *testing.B) {
+		const perRound = 12 // 1M a day is 11.6 a second
+		for range b.N {
+			node := newShipNodeWith(b, pg.Database(b), "bench", metrics.Options{MarkChangedCells: true})
+			pool := node.cluster.Pool()
+			wal := func() (lsn int64) {
+				if err := pool.QueryRow(ctxFor(b, time.Minute), `SELECT pg_current_wal_lsn() - '0/0'`).Scan(&lsn); err != nil {
+					b.Fatal(err)
+				}
+				return lsn
+			}
+			node.recordRealistic(b, perRound, day, time.Second/perRound)
+			node.drain(b) // schema, partitions and first rows outside the figure
+			walBefore := wal()
+			cellsWritten := 0
+			for sec := 1; sec < 3600; sec++ {
+				node.recordRealistic(b, perRound, day.Add(time.Duration(sec)*time.Second), time.Second/perRound)
+				got, err := node.ship.ShipOnce(ctxFor(b, time.Minute))
+				if err != nil {
+					b.Fatal(err)
+				}
+				cellsWritten += got - perRound
+			}
+			walBytes := wal() - walBefore
+			b.ReportMetric(float64(cellsWritten)*24, "cell-writes/day")
+			b.ReportMetric(float64(walBytes)*24/(1<<20), "WAL-MiB/day")
+			b.ReportMetric(float64(walBytes)/float64(cellsWritten+3599*perRound), "WAL-B/row-written")
+		}
+	})
 }

@@ -22,10 +22,21 @@ import (
 // Since a shipped value is absolute, shipping a cell twice (a crash
 // before the clear) writes the same value twice, never a double count.
 //
-// The bucket is created by the first flush that marks cells; that flush
-// also marks every cell the file holds already, so an instance that was
-// single, or ran an older version, ships its earlier rollups too.
+// The bucket is created by the first flush that marks cells, which also
+// starts marking every cell the file holds already, so an instance that
+// was single, or ran an older version, ships its earlier rollups too:
+// cellsBackfillStep cells a flush, from a position kept in
+// store.BucketMeta, so a file of millions of cells never makes one huge
+// transaction.
 // Retention deletes a cell's dirty key with the cell.
+
+// cellsBackfillStep bounds the stored cells one flush marks while the
+// marking of the cells from before the bucket existed goes on.
+const cellsBackfillStep = 20000
+
+// keyCellsBackfill is, in store.BucketMeta, the dirty key of the next
+// stored cell to mark; absent once every cell is marked.
+var keyCellsBackfill = []byte("cells_backfill")
 
 // DirtyCell is a rollup cell changed since a shipper last cleared it, as
 // Reader.ShipWork read it.
@@ -196,9 +207,9 @@ func dirtyKey(b []byte, iv Interval, cellKey []byte) []byte {
 }
 
 // markDirty marks every cell the prepared writes changed with a new
-// generation, creating the bucket (and marking every stored cell) the
-// first time. Keys and values live in the writer's arena until the
-// transaction ends.
+// generation, creating the bucket the first time, and marks the next
+// stored cells while the backfill goes on. Keys and values live in the
+// writer's arena until the transaction ends.
 func (w *rollupWriter) markDirty(tx *store.Tx) error {
 	dirty := tx.Bucket(store.BucketRollupDirty)
 	if dirty == nil {
@@ -206,7 +217,11 @@ func (w *rollupWriter) markDirty(tx *store.Tx) error {
 		if dirty, err = tx.CreateBucketIfNotExists(store.BucketRollupDirty); err != nil {
 			return err
 		}
-		if err := markAllCells(tx, dirty); err != nil {
+		meta, err := tx.CreateBucketIfNotExists(store.BucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keyCellsBackfill, []byte{byte(Hourly)}); err != nil {
 			return err
 		}
 	}
@@ -229,29 +244,42 @@ func (w *rollupWriter) markDirty(tx *store.Tx) error {
 			}
 		}
 	}
-	return nil
+	return backfillDirty(tx, dirty, value, w.backfillStep)
 }
 
-// markAllCells marks every stored cell dirty under one generation.
-func markAllCells(tx *store.Tx, dirty *store.Bucket) error {
-	gen, err := dirty.NextSequence()
-	if err != nil {
-		return err
+// backfillDirty marks up to step stored cells from the backfill position
+// on and moves the position past them, or removes it after the last.
+func backfillDirty(tx *store.Tx, dirty *store.Bucket, value []byte, step int) error {
+	meta := tx.Bucket(store.BucketMeta)
+	if meta == nil {
+		return nil
 	}
-	value := binary.BigEndian.AppendUint64(nil, gen)
+	from := bytes.Clone(meta.Get(keyCellsBackfill))
+	if len(from) == 0 {
+		return nil
+	}
+	marked := 0
 	for _, iv := range [...]Interval{Hourly, Daily} {
 		b := tx.Bucket(iv.bucket())
-		if b == nil {
+		if byte(iv) < from[0] || b == nil {
 			continue
 		}
 		c := b.Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		k, _ := c.First()
+		if byte(iv) == from[0] && len(from) > 1 {
+			k, _ = c.Seek(from[1:])
+		}
+		for ; k != nil; k, _ = c.Next() {
+			if marked == step {
+				return meta.Put(keyCellsBackfill, dirtyKey(nil, iv, k))
+			}
 			if err := dirty.Put(dirtyKey(nil, iv, k), value); err != nil {
 				return fmt.Errorf("metrics: mark stored cell: %w", err)
 			}
+			marked++
 		}
 	}
-	return nil
+	return meta.Delete(keyCellsBackfill)
 }
 
 // forgetDirty removes the dirty keys of cells of iv that retention

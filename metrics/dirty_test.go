@@ -138,6 +138,39 @@ func TestMarkingStartsWithEveryStoredCell(t *testing.T) {
 	}
 }
 
+// The stored cells are marked a step a flush, and all of them in the end.
+func TestMarkingStoredCellsGoesInSteps(t *testing.T) {
+	st := storetest.MustOpen(t)
+	plain, rd := newTestRecorder(t, Options{Store: st})
+	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	recordSome(t, plain, at, 300, 40)
+	plain.Stop()
+	stored := len(storedCellCounts(t, rd))
+	marking, _ := newTestRecorder(t, Options{Store: st, MarkChangedCells: true})
+	marking.rollups.backfillStep = 10
+	flushes := 0
+	for {
+		recordSome(t, marking, at.AddDate(0, 0, 2), 1, 1)
+		flushes++
+		if n, _ := rd.DirtyCellCount(); n == len(storedCellCounts(t, rd)) {
+			break
+		}
+		if flushes > stored {
+			t.Fatalf("after %d flushes %d of %d cells marked", flushes, func() int { n, _ := rd.DirtyCellCount(); return n }(), stored)
+		}
+	}
+	if flushes < stored/10-1 {
+		t.Fatalf("%d stored cells marked in %d flushes of at most 10", stored, flushes)
+	}
+	got, _ := dirtyCounts(t, rd)
+	want := storedCellCounts(t, rd)
+	for id, n := range want {
+		if got[id] != n {
+			t.Fatalf("cell %+v: dirty %d, stored %d", id, got[id], n)
+		}
+	}
+}
+
 // Retention deletes a cell's dirty key with the cell.
 func TestRetentionForgetsDirtyCells(t *testing.T) {
 	clock := &testClock{}

@@ -239,10 +239,14 @@ type rollupWriter struct {
 	scratch     Cell
 	arena       []byte // keys and values handed to bbolt, valid until the transaction ends
 	replaced    int    // damaged cells the last write replaced by its delta
+	// backfillStep bounds the stored cells markDirty marks a flush
+	// (cellsBackfillStep; tests make it small).
+	backfillStep int
 }
 
 func newRollupWriter() *rollupWriter {
-	return &rollupWriter{dayCells: make(map[hourCell]*Cell), dayPool: rollupAgg{cells: make(map[hourCell]*Cell)}}
+	return &rollupWriter{dayCells: make(map[hourCell]*Cell), dayPool: rollupAgg{cells: make(map[hourCell]*Cell)},
+		backfillStep: cellsBackfillStep}
 }
 
 // prepare turns the aggregated hours into sorted hourly and daily writes,

@@ -94,30 +94,18 @@ func (r *Reader) batchesAfter(ctx context.Context, tx *store.Tx, after uint64, m
 	}
 	defer r.decoders.Put(dec)
 	resolve := r.dict.resolver(tx)
-	total := 0
-	err := blocksAfter(tx, after, func(day uint32, seq uint64, v []byte) (bool, error) {
-		if err := ctx.Err(); err != nil {
-			return false, err
-		}
-		h, _, err := parseBlockHeader(v)
-		if err != nil {
-			out = append(out, Batch{Seq: seq, Corrupt: blockError(err, day, seq)})
-			return true, nil
-		}
-		if len(out) > 0 && total+h.count > maxRecords {
-			return false, nil
-		}
+	corrupt := func(seq uint64, err error) { out = append(out, Batch{Seq: seq, Corrupt: err}) }
+	err := boundedBlocksAfter(ctx, tx, after, maxRecords, corrupt, func(day uint32, seq uint64, v []byte, h blockHeader) error {
 		recs, err := dec.decode(v, resolve, make([]Record, 0, h.count))
 		if errors.Is(err, ErrCorruptBlock) {
-			out = append(out, Batch{Seq: seq, Corrupt: blockError(err, day, seq)})
-			return true, nil
+			corrupt(seq, blockError(err, day, seq))
+			return nil
 		}
 		if err != nil {
-			return false, blockError(err, day, seq)
+			return blockError(err, day, seq)
 		}
-		total += len(recs)
 		out = append(out, Batch{Seq: seq, Records: recs})
-		return true, nil
+		return nil
 	})
 	return out, err
 }
@@ -133,24 +121,45 @@ type BatchSize struct {
 func (r *Reader) BatchSizesAfter(ctx context.Context, after uint64, maxRecords int) ([]BatchSize, error) {
 	var out []BatchSize
 	err := r.st.View(func(tx *store.Tx) error {
-		total := 0
-		return blocksAfter(tx, after, func(day uint32, seq uint64, v []byte) (bool, error) {
-			if err := ctx.Err(); err != nil {
-				return false, err
-			}
-			h, _, err := parseBlockHeader(v)
-			if err != nil {
-				return false, blockError(err, day, seq)
-			}
-			if len(out) > 0 && total+h.count > maxRecords {
-				return false, nil
-			}
-			total += h.count
+		return boundedBlocksAfter(ctx, tx, after, maxRecords, nil, func(_ uint32, seq uint64, _ []byte, h blockHeader) error {
 			out = append(out, BatchSize{Seq: seq, Records: h.count})
-			return true, nil
+			return nil
 		})
 	})
 	return out, err
+}
+
+// boundedBlocksAfter calls fn with the header of every raw block after
+// the sequence after, in sequence order, stopping before the block that
+// would take the records over maxRecords (the first is always visited),
+// at fn's first error, or when ctx ends. A block whose header does not
+// decode goes to corrupt instead, counting no records, or, when corrupt
+// is nil, ends the walk with its error.
+func boundedBlocksAfter(ctx context.Context, tx *store.Tx, after uint64, maxRecords int,
+	corrupt func(seq uint64, err error), fn func(day uint32, seq uint64, v []byte, h blockHeader) error) error {
+	total, visited := 0, 0
+	return blocksAfter(tx, after, func(day uint32, seq uint64, v []byte) (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		h, _, err := parseBlockHeader(v)
+		if err != nil && corrupt != nil {
+			corrupt(seq, blockError(err, day, seq))
+			visited++
+			return true, nil
+		}
+		if err != nil {
+			return false, blockError(err, day, seq)
+		}
+		if visited > 0 && total+h.count > maxRecords {
+			return false, nil
+		}
+		if err := fn(day, seq, v, h); err != nil {
+			return false, err
+		}
+		total, visited = total+h.count, visited+1
+		return true, nil
+	})
 }
 
 // ShipBacklog counts the records in the blocks after the ship cursor,
