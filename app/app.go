@@ -67,6 +67,11 @@ type App struct {
 	version   string
 	startedAt time.Time
 
+	// pgRetention deletes expired records and rollups from PostgreSQL
+	// while retentionLead elects this instance; both nil without cluster.
+	pgRetention   *cluster.Retention
+	retentionLead *cluster.Leader
+
 	calendar *limiter.Calendar // as configured at start; the limiter holds the one in force
 	cleanups []func()          // undo what New opened, when a later step fails
 
@@ -296,7 +301,8 @@ func (a *App) newAPI(version string) error {
 	recorder := metrics.Tee{Recorder: a.rec, Live: a.realtime}
 	a.telemetry = telemetry.New(telemetry.Limiter(a.limits), telemetry.Redis(a.redis),
 		telemetry.Recorder(a.rec), telemetry.IngestedRoutes(a.routeCap), telemetry.Store(a.st), telemetry.Alerts(a.alerts),
-		telemetry.ClusterStore(a.healthReporter()), telemetry.Shipping(a.shipReporter()))
+		telemetry.ClusterStore(a.healthReporter()), telemetry.Shipping(a.shipReporter()),
+		telemetry.ClusterRetention(a.retentionReporter()))
 	a.api = api.New(api.Options{
 		Gateway: gateway.Options{
 			Gate: gateway.GateOptions{

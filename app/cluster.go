@@ -93,12 +93,18 @@ func (a *App) startMirror() error {
 		return err
 	}
 	a.leader = leader
+	if err := a.newRetentionDuty(); err != nil {
+		return err
+	}
 	a.listener = cluster.NewListener(a.cluster, a.keys, cluster.ListenerOptions{
-		Handlers: map[string]func(string){cluster.LeadersChannel: leader.Resigned}})
+		Handlers: map[string]func(string){cluster.LeadersChannel: func(duty string) {
+			leader.Resigned(duty)
+			a.retentionLead.Resigned(duty)
+		}}})
 	a.heartbeat = cluster.NewHeartbeat(a.cluster, a.keys, cluster.HeartbeatOptions{
 		ID: a.instance, Version: a.version, StartedAt: a.startedAt})
 	if a.shipper, err = cluster.NewShipper(a.cluster, metrics.NewReader(a.st), cluster.ShipperOptions{
-		Interval: a.cfg.Metrics.FlushInterval.D()}); err != nil {
+		Interval: a.cfg.Metrics.FlushInterval.D(), SpoolMaxRecords: a.cfg.Cluster.SpoolMaxRecords}); err != nil {
 		return err
 	}
 	if !a.cluster.Ready() {
@@ -145,6 +151,38 @@ func alertLeaseTTL(interval time.Duration) time.Duration {
 	return max(interval/2, 250*time.Millisecond)
 }
 
+// RetentionDuty is the name of the leadership that applies retention in
+// the cluster's PostgreSQL, in apiwarden_leaders and GET /admin/v1/cluster.
+const RetentionDuty = "retention"
+
+// retentionLeaseTTL is the retention leader's lease: the duty runs hourly,
+// so a gap after its holder dies matters little, and a longer lease
+// renews less often.
+const retentionLeaseTTL = 10 * time.Second
+
+// newRetentionDuty makes the election of the retention duty and the
+// retention it runs, keeping in PostgreSQL what [metrics] keeps in a data
+// file.
+func (a *App) newRetentionDuty() error {
+	lead, err := cluster.NewLeader(a.cluster, cluster.LeaderOptions{Name: RetentionDuty, Holder: a.instance, TTL: retentionLeaseTTL})
+	if err != nil {
+		return err
+	}
+	m := a.cfg.Metrics
+	a.retentionLead = lead
+	a.pgRetention = cluster.NewRetention(a.cluster, lead, cluster.RetentionOptions{
+		RawDays: m.RawRetentionDays, HourlyDays: m.HourlyRetentionDays, DailyDays: m.DailyRetentionDays, Now: a.now})
+	return nil
+}
+
+// retentionReporter is the retention duty for telemetry, or an untyped nil.
+func (a *App) retentionReporter() telemetry.RetentionReporter {
+	if a.pgRetention == nil {
+		return nil
+	}
+	return a.pgRetention
+}
+
 // clusterCheck is /readyz's view of the cluster: degraded, not failing,
 // while PostgreSQL is unreachable, since known keys still pass.
 func (a *App) clusterCheck() admin.ReadyCheck {
@@ -165,11 +203,11 @@ func (a *App) healthReporter() telemetry.HealthReporter {
 }
 
 // runMirror runs the listener that keeps the key mirror current, the
-// heartbeat, the alert leader's election and the shipper of request
-// records (cluster mode), and returns the function that stops them (the
-// leader resigns; the shipper ships what is left, so call it after the
-// metrics writer's last flush) and waits until they have. Without a
-// cluster it does nothing.
+// heartbeat, the alert and retention leaders' elections, retention in
+// PostgreSQL and the shipper of request records (cluster mode), and
+// returns the function that stops them (the leaders resign; the shipper
+// ships what is left, so call it after the metrics writer's last flush)
+// and waits until they have. Without a cluster it does nothing.
 func (a *App) runMirror() (stop func()) {
 	if a.listener == nil {
 		return func() {}
@@ -183,7 +221,8 @@ func (a *App) runMirror() (stop func()) {
 			Stop()
 		}
 		done chan error
-	}{{"leader", a.leader, make(chan error, 1)}, {"heartbeat", a.heartbeat, make(chan error, 1)},
+	}{{"leader", a.leader, make(chan error, 1)}, {"retention", a.pgRetention, make(chan error, 1)},
+		{"retention leader", a.retentionLead, make(chan error, 1)}, {"heartbeat", a.heartbeat, make(chan error, 1)},
 		{"listener", a.listener, make(chan error, 1)}, {"shipper", a.shipper, make(chan error, 1)}}
 	for _, p := range parts {
 		go func() { p.done <- p.part.Run(context.Background()) }()

@@ -22,6 +22,10 @@ const (
 	DefaultShipCells    = 10000
 
 	DefaultShipFinalTimeout = 5 * time.Second
+
+	// DefaultSpoolMaxRecords bounds the unshipped records of a data file:
+	// about 420 MB of raw blocks at 42 bytes a record (docs/BENCHMARKS.md).
+	DefaultSpoolMaxRecords = 10_000_000
 )
 
 // ShipperOptions configure a Shipper.
@@ -40,6 +44,10 @@ type ShipperOptions struct {
 	// so the last flush of an instance that goes away for good reaches
 	// PostgreSQL (default DefaultShipFinalTimeout).
 	FinalTimeout time.Duration
+	// SpoolMaxRecords bounds the records waiting to ship (default
+	// DefaultSpoolMaxRecords): each round first deletes the oldest
+	// unshipped raw blocks beyond it.
+	SpoolMaxRecords int
 }
 
 // Shipper copies the raw request records of this instance's data file to
@@ -48,13 +56,15 @@ type ShipperOptions struct {
 //
 // A round reads the raw blocks after the ship cursor (metrics.Reader,
 // BatchesAfter), inserts one apiwarden_shipped_batches row per block and
-// the records of every block whose row was new in one transaction, and
-// then moves the cursor in bbolt. A crash between the commit and the
-// cursor update makes the next round find the batch rows there and skip
-// their records; a failed commit leaves nothing. The unshipped blocks are
-// the spool: they stay in bbolt, survive restarts, and are bounded by the
-// raw retention like every block (retention that drops a day before it
-// was shipped loses it for the cluster too). Records kept out of the raw
+// the records of every block whose row was new in one transaction, moves
+// the cursor in bbolt, and then deletes the blocks up to the cursor from
+// bbolt. A crash between the commit and the cursor update makes the next
+// round find the batch rows there and skip their records; a failed commit
+// leaves nothing. The unshipped blocks are the spool: they stay in bbolt
+// and survive restarts; each round first deletes the oldest of them
+// beyond SpoolMaxRecords (counted and logged), and raw retention drops a
+// day that was not shipped in time like any other. A block that does not
+// decode is logged, counted and passed. Records kept out of the raw
 // blocks by sampling are not shipped.
 //
 // In the same transaction a round upserts this instance's rows of
@@ -69,8 +79,7 @@ type ShipperOptions struct {
 // whatever the sampling; a round runs for changed cells alone too.
 //
 // Run and Stop follow internal/lifecycle; ShipOnce may be called while
-// Run runs (rounds are serialised by PostgreSQL's primary key, not by the
-// Shipper).
+// Run runs: one Shipper's rounds take turns.
 type Shipper struct {
 	c    *Cluster
 	rd   *metrics.Reader
@@ -80,8 +89,11 @@ type Shipper struct {
 
 	partitions partitionSet
 	cellsFrom  cellResume
+	round      sync.Mutex    // one round at a time: a drop must not pick blocks a round ships
 	shipped    atomic.Uint64 // records this process inserted
 	failures   atomic.Uint64 // rounds that failed
+	dropped    atomic.Uint64 // unshipped records this process deleted over the bound
+	corrupt    atomic.Uint64 // blocks this process passed because they do not decode
 	// afterCommit runs between the commit and the cursor update; tests
 	// make it fail to stand for a crash at that point.
 	afterCommit func() error
@@ -105,6 +117,9 @@ func NewShipper(c *Cluster, rd *metrics.Reader, opts ShipperOptions) (*Shipper, 
 	if opts.FinalTimeout <= 0 {
 		opts.FinalTimeout = DefaultShipFinalTimeout
 	}
+	if opts.SpoolMaxRecords <= 0 {
+		opts.SpoolMaxRecords = DefaultSpoolMaxRecords
+	}
 	return &Shipper{c: c, rd: rd, opts: opts, log: c.log, partitions: newPartitionSet()}, nil
 }
 
@@ -116,16 +131,24 @@ func (s *Shipper) ShippedRecords() uint64 { return s.shipped.Load() }
 // down, …).
 func (s *Shipper) ShipFailures() uint64 { return s.failures.Load() }
 
+// DroppedRecords is how many unshipped records this process deleted
+// because the spool was over SpoolMaxRecords.
+func (s *Shipper) DroppedRecords() uint64 { return s.dropped.Load() }
+
+// CorruptBlocks is how many raw blocks this process passed without
+// shipping them because they do not decode.
+func (s *Shipper) CorruptBlocks() uint64 { return s.corrupt.Load() }
+
 // Backlog reads what is waiting to ship from the data file.
 func (s *Shipper) Backlog() (metrics.Backlog, error) { return s.rd.ShipBacklog() }
 
 // Run ships until ctx ends or Stop is called: rounds back to back while
 // there is a backlog, one every Interval otherwise, and after a failure
 // (logged at the 1st, 2nd, 4th … in a row) the next try an Interval later.
-// Each idle or failed round also reports the backlog in this instance's
-// row of apiwarden_instances. After Stop it ships what it can within
-// FinalTimeout (stop the Recorder first, so its last flush is among it);
-// what is left then ships after the next start.
+// Every round also reports the backlog in this instance's row of
+// apiwarden_instances, so a long drain shows its progress. After Stop it
+// ships what it can within FinalTimeout (stop the Recorder first, so its
+// last flush is among it); what is left then ships after the next start.
 func (s *Shipper) Run(ctx context.Context) error {
 	return s.life.Run("cluster shipper", func(stop <-chan struct{}) error {
 		ticker := time.NewTicker(s.opts.Interval)
@@ -139,9 +162,8 @@ func (s *Shipper) Run(ctx context.Context) error {
 			next := ticker.C
 			if err == nil && n > 0 {
 				next = again // more may be waiting
-			} else {
-				s.reportBacklog(ctx)
 			}
+			s.reportBacklog(ctx)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -192,13 +214,20 @@ func (s *Shipper) final(ctx context.Context) {
 // Stop ends Run and waits for it.
 func (s *Shipper) Stop() { s.life.Stop(nil) }
 
-// ShipOnce ships the next batches after the cursor (up to MaxRecords)
-// and the next changed cells (up to MaxCells), moves the cursor past the
-// batches and clears the cells; it returns how many records and cells it
-// found (0: nothing was waiting). Records of batches some earlier try had
-// committed are not inserted again. Errors wrap keys.ErrUnavailable when
-// PostgreSQL cannot be reached.
+// ShipOnce runs one round: it deletes the oldest unshipped blocks beyond
+// SpoolMaxRecords, ships the next batches after the cursor (up to
+// MaxRecords) and the next changed cells (up to MaxCells), moves the
+// cursor past the batches, clears the cells and deletes the batches from
+// the data file. It returns how many records and cells it found, counting
+// a block that does not decode as one (0: nothing was waiting). Records
+// of batches some earlier try had committed are not inserted again.
+// Errors wrap keys.ErrUnavailable when PostgreSQL cannot be reached; a
+// failure to delete shipped blocks is only logged, since the next round
+// deletes them.
 func (s *Shipper) ShipOnce(ctx context.Context) (int, error) {
+	s.round.Lock()
+	defer s.round.Unlock()
+	s.boundSpool(ctx)
 	after, err := s.rd.ShipCursor()
 	if err != nil {
 		return 0, err
@@ -208,39 +237,58 @@ func (s *Shipper) ShipOnce(ctx context.Context) (int, error) {
 	if err != nil || len(work.Batches)+len(work.Cells) == 0 {
 		return 0, err
 	}
-	ctx, cancel := s.c.deadline(ctx)
-	defer cancel()
-	if err := s.c.ensureReady(ctx); err != nil {
-		return 0, unavailable(err)
-	}
-	if len(work.Batches) > 0 {
-		if err := s.partitions.ensure(ctx, s.c.pool, work.Batches); err != nil {
-			return 0, unavailable(err)
-		}
-	}
-	inserted, err := s.insert(ctx, work)
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	s.shipped.Add(uint64(inserted))
-	if s.afterCommit != nil {
-		if err := s.afterCommit(); err != nil {
+	read := work.Batches
+	var corrupt []metrics.Batch
+	work.Batches, corrupt = splitCorrupt(read)
+	if len(work.Batches)+len(work.Cells) > 0 {
+		if err := s.commit(ctx, work); err != nil {
 			return 0, err
 		}
 	}
-	if len(work.Batches) > 0 {
-		if err := s.rd.SetShipCursor(work.Batches[len(work.Batches)-1].Seq); err != nil {
+	if len(read) > 0 {
+		if err := s.rd.SetShipCursor(read[len(read)-1].Seq); err != nil {
 			return 0, fmt.Errorf("cluster: move the ship cursor: %w", err)
 		}
 	}
 	if err := s.clearCells(work); err != nil {
 		return 0, err
 	}
-	n := len(work.Cells)
+	s.noteCorrupt(corrupt)
+	if len(read) > 0 {
+		s.trim(ctx, read[len(read)-1].Seq)
+	}
+	n := len(work.Cells) + len(corrupt)
 	for _, b := range work.Batches {
 		n += len(b.Records)
 	}
 	return n, nil
+}
+
+// commit writes the work to PostgreSQL in one transaction; when it
+// returns nil PostgreSQL holds it, and the cursor may move past it.
+func (s *Shipper) commit(ctx context.Context, work metrics.ShipWork) error {
+	ctx, cancel := s.c.deadline(ctx)
+	defer cancel()
+	if err := s.c.ensureReady(ctx); err != nil {
+		return unavailable(err)
+	}
+	if len(work.Batches) > 0 {
+		if err := s.partitions.ensure(ctx, s.c.pool, work.Batches); err != nil {
+			return unavailable(err)
+		}
+	}
+	inserted, err := s.insert(ctx, work)
+	if err != nil {
+		// A partition known to exist may have been dropped by retention
+		// since: look again next round.
+		s.partitions.forget()
+		return unavailable(err)
+	}
+	s.shipped.Add(uint64(inserted))
+	if s.afterCommit != nil {
+		return s.afterCommit()
+	}
+	return nil
 }
 
 // clearCells clears the shipped cells in the data file and remembers
@@ -254,6 +302,49 @@ func (s *Shipper) clearCells(work metrics.ShipWork) error {
 	}
 	s.cellsFrom.set(work.CellsResume)
 	return nil
+}
+
+// splitCorrupt separates the batches that decoded from those that did not.
+func splitCorrupt(batches []metrics.Batch) (good, corrupt []metrics.Batch) {
+	for _, b := range batches {
+		if b.Corrupt != nil {
+			corrupt = append(corrupt, b)
+		} else {
+			good = append(good, b)
+		}
+	}
+	return good, corrupt
+}
+
+// noteCorrupt logs and counts the blocks the cursor has just passed
+// without shipping them.
+func (s *Shipper) noteCorrupt(corrupt []metrics.Batch) {
+	for _, b := range corrupt {
+		s.corrupt.Add(1)
+		s.log.Error("a raw block of the data file does not decode; its records are not shipped", "err", b.Corrupt)
+	}
+}
+
+// boundSpool deletes the oldest unshipped blocks beyond SpoolMaxRecords
+// and logs each drop; a failure is logged and left to the next round.
+func (s *Shipper) boundSpool(ctx context.Context) {
+	d, err := s.rd.DropUnshipped(ctx, s.opts.SpoolMaxRecords)
+	if d.Records > 0 {
+		s.dropped.Add(uint64(d.Records))
+		s.log.Warn("the records waiting to ship passed cluster.spool_max_records; the oldest are dropped",
+			"records", d.Records, "blocks", d.Blocks, "from", d.From, "to", d.To, "spool_max_records", s.opts.SpoolMaxRecords)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("bounding the records waiting to ship failed", "err", err)
+	}
+}
+
+// trim deletes the blocks up to the cursor from the data file; a failure
+// is logged and left to the next round, which trims up to its cursor.
+func (s *Shipper) trim(ctx context.Context, cursor uint64) {
+	if _, err := s.rd.TrimShipped(ctx, cursor); err != nil && ctx.Err() == nil {
+		s.log.Warn("deleting shipped records from the data file failed; the next round tries again", "err", err)
+	}
 }
 
 // insert writes the batch rows, the records of the new batches and the
@@ -321,12 +412,17 @@ func (c *cellResume) set(from []byte) {
 	c.mu.Unlock()
 }
 
-// reportBacklog writes the backlog into this instance's heartbeat row; a
-// failure is left to the next round.
+// reportBacklog writes the backlog and the records dropped into this
+// instance's heartbeat row; a failure is left to the next round.
 func (s *Shipper) reportBacklog(ctx context.Context) {
 	b, err := s.rd.ShipBacklog()
 	if err != nil {
 		s.log.Debug("reading the shipping backlog failed", "err", err)
+		return
+	}
+	dropped, err := s.rd.ShipDropped()
+	if err != nil {
+		s.log.Debug("reading the records dropped unshipped failed", "err", err)
 		return
 	}
 	var oldest *time.Time
@@ -335,8 +431,8 @@ func (s *Shipper) reportBacklog(ctx context.Context) {
 	}
 	ctx, cancel := s.c.deadline(ctx)
 	defer cancel()
-	if _, err := s.c.pool.Exec(ctx, `UPDATE apiwarden_instances SET ship_waiting = $2, ship_oldest = $3 WHERE id = $1`,
-		s.c.opts.InstanceID, b.Records, oldest); err != nil {
+	if _, err := s.c.pool.Exec(ctx, `UPDATE apiwarden_instances SET ship_waiting = $2, ship_oldest = $3, ship_dropped = $4 WHERE id = $1`,
+		s.c.opts.InstanceID, b.Records, oldest, int64(dropped)); err != nil {
 		s.log.Debug("reporting the shipping backlog failed", "err", err)
 	}
 }

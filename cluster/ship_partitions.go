@@ -53,6 +53,13 @@ func (p *partitionSet) ensure(ctx context.Context, pool *pgxpool.Pool, batches [
 	return nil
 }
 
+// forget makes ensure look for every partition again.
+func (p *partitionSet) forget() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clear(p.known)
+}
+
 // partitionName is the partition of apiwarden_records for UTC day d.
 func partitionName(d time.Time) string { return "apiwarden_records_" + d.Format("20060102") }
 

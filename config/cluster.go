@@ -19,7 +19,16 @@ type Cluster struct {
 	// Empty: the host name. "env:NAME" reads it from the environment
 	// (a pod's name through the downward API); Load resolves it.
 	InstanceID string `toml:"instance_id"`
+	// SpoolMaxRecords bounds the request records waiting in the data file
+	// to be shipped to PostgreSQL; beyond it the oldest are dropped,
+	// counted and logged (rollups never are).
+	SpoolMaxRecords int `toml:"spool_max_records"`
 }
+
+// DefaultSpoolMaxRecords is [cluster] spool_max_records' default: about
+// 420 MB of raw blocks at 42 bytes a record (docs/BENCHMARKS.md), a day
+// and more of outage at 100 requests a second.
+const DefaultSpoolMaxRecords = 10_000_000
 
 // instanceIDPattern keeps instance ids printable and short enough for
 // logs, PostgreSQL's application_name and a dashboard panel.
@@ -39,6 +48,9 @@ func (c *Config) validateCluster(pl *problemList) {
 func checkInstanceID(pl *problemList, id string) {
 	if id != "" && !instanceIDPattern.MatchString(id) {
 		pl.add("cluster.instance_id", "must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit, got %q", id)
+	}
+	if n := c.Cluster.SpoolMaxRecords; n < 1 {
+		pl.add("cluster.spool_max_records", "must be at least 1, got %d", n)
 	}
 }
 

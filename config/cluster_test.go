@@ -36,6 +36,9 @@ func TestClusterSection(t *testing.T) {
 			"security.key_secret must be set when cluster.postgres_url is"},
 		{"bad instance id", "[cluster]\ninstance_id = \"pod 1!\"\n", nil,
 			"line 2: cluster.instance_id must be 1 to 63 letters"},
+		{"spool bound", "[cluster]\nspool_max_records = 1000\n", nil, ""},
+		{"no spool", "[cluster]\nspool_max_records = 0\n", nil,
+			"line 2: cluster.spool_max_records must be at least 1, got 0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -346,6 +346,7 @@ func Default() *Config {
 		},
 		Dashboard: Dashboard{SessionTTL: Duration(12 * time.Hour)},
 		Redis:     Redis{Timeout: Duration(50 * time.Millisecond)},
+		Cluster:   Cluster{SpoolMaxRecords: DefaultSpoolMaxRecords},
 	}
 }
 

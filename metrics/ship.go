@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/apiwarden/apiwarden/store"
@@ -14,18 +15,23 @@ import (
 // so the block sequence is a per-file batch number that only grows and
 // never names two blocks: a shipper that remembers the last sequence it
 // shipped (the ship cursor, kept in store.BucketMeta) knows exactly what
-// is left, across crashes. Nothing here deletes blocks; the unshipped
-// range is bounded by raw retention like every other block.
+// is left, across crashes. In cluster mode the blocks after the cursor are
+// the spool: the shipper deletes what PostgreSQL confirmed and bounds the
+// rest (spool.go).
 
 // keyShipCursor is the ship cursor's key in store.BucketMeta: the last
 // block sequence shipped, 8 bytes big-endian.
 var keyShipCursor = []byte("ship_cursor")
 
 // Batch is one raw block: records one flush committed for one UTC day, in
-// time order, under its block sequence.
+// time order, under its block sequence. A block that cannot be decoded is
+// a Batch with Corrupt set (wrapping ErrCorruptBlock and naming its day
+// and sequence) and no Records, so a shipper can name it and move past
+// it instead of stalling on it.
 type Batch struct {
 	Seq     uint64
 	Records []Record
+	Corrupt error
 }
 
 // Backlog describes the blocks after the ship cursor.
@@ -44,16 +50,7 @@ func (r *Reader) ShipCursor() (uint64, error) {
 	return seq, err
 }
 
-func readShipCursor(tx *store.Tx) uint64 {
-	meta := tx.Bucket(store.BucketMeta)
-	if meta == nil {
-		return 0
-	}
-	if v := meta.Get(keyShipCursor); len(v) == 8 {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
-}
+func readShipCursor(tx *store.Tx) uint64 { return readMetaUint64(tx, keyShipCursor) }
 
 // SetShipCursor records seq as the last block sequence shipped, in its
 // own transaction. It never moves the cursor back: a smaller seq is a no-op.
@@ -72,7 +69,9 @@ func (r *Reader) SetShipCursor(seq uint64) error {
 
 // BatchesAfter returns, in sequence order, the raw blocks with a sequence
 // above after, decoded, stopping before the block that would take the
-// total over maxRecords (the first block is always returned). It reads
+// total over maxRecords (the first block is always returned). A block
+// that does not decode (ErrCorruptBlock) comes back as a Batch with
+// Corrupt set, counting no records; any other error ends the call. It reads
 // one snapshot: a flush that commits meanwhile only ever adds larger
 // sequences, so a caller that ships the result and then moves its cursor
 // to the last Seq skips nothing.
@@ -95,8 +94,13 @@ func (r *Reader) batchesAfter(ctx context.Context, tx *store.Tx, after uint64, m
 	}
 	defer r.decoders.Put(dec)
 	resolve := r.dict.resolver(tx)
-	err := boundedBlocksAfter(ctx, tx, after, maxRecords, func(day uint32, seq uint64, v []byte, h blockHeader) error {
+	corrupt := func(seq uint64, err error) { out = append(out, Batch{Seq: seq, Corrupt: err}) }
+	err := boundedBlocksAfter(ctx, tx, after, maxRecords, corrupt, func(day uint32, seq uint64, v []byte, h blockHeader) error {
 		recs, err := dec.decode(v, resolve, make([]Record, 0, h.count))
+		if errors.Is(err, ErrCorruptBlock) {
+			corrupt(seq, blockError(err, day, seq))
+			return nil
+		}
 		if err != nil {
 			return blockError(err, day, seq)
 		}
@@ -117,7 +121,7 @@ type BatchSize struct {
 func (r *Reader) BatchSizesAfter(ctx context.Context, after uint64, maxRecords int) ([]BatchSize, error) {
 	var out []BatchSize
 	err := r.st.View(func(tx *store.Tx) error {
-		return boundedBlocksAfter(ctx, tx, after, maxRecords, func(_ uint32, seq uint64, _ []byte, h blockHeader) error {
+		return boundedBlocksAfter(ctx, tx, after, maxRecords, nil, func(_ uint32, seq uint64, _ []byte, h blockHeader) error {
 			out = append(out, BatchSize{Seq: seq, Records: h.count})
 			return nil
 		})
@@ -128,15 +132,22 @@ func (r *Reader) BatchSizesAfter(ctx context.Context, after uint64, maxRecords i
 // boundedBlocksAfter calls fn with the header of every raw block after
 // the sequence after, in sequence order, stopping before the block that
 // would take the records over maxRecords (the first is always visited),
-// at fn's first error, or when ctx ends.
+// at fn's first error, or when ctx ends. A block whose header does not
+// decode goes to corrupt instead, counting no records, or, when corrupt
+// is nil, ends the walk with its error.
 func boundedBlocksAfter(ctx context.Context, tx *store.Tx, after uint64, maxRecords int,
-	fn func(day uint32, seq uint64, v []byte, h blockHeader) error) error {
+	corrupt func(seq uint64, err error), fn func(day uint32, seq uint64, v []byte, h blockHeader) error) error {
 	total, visited := 0, 0
 	return blocksAfter(tx, after, func(day uint32, seq uint64, v []byte) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
 		h, _, err := parseBlockHeader(v)
+		if err != nil && corrupt != nil {
+			corrupt(seq, blockError(err, day, seq))
+			visited++
+			return true, nil
+		}
 		if err != nil {
 			return false, blockError(err, day, seq)
 		}
@@ -152,14 +163,15 @@ func boundedBlocksAfter(ctx context.Context, tx *store.Tx, after uint64, maxReco
 }
 
 // ShipBacklog counts the records in the blocks after the ship cursor,
-// reading block headers only.
+// reading block headers only. A block whose header does not decode counts
+// no records: shipping skips it.
 func (r *Reader) ShipBacklog() (Backlog, error) {
 	var b Backlog
 	err := r.st.View(func(tx *store.Tx) error {
-		return blocksAfter(tx, readShipCursor(tx), func(day uint32, seq uint64, v []byte) (bool, error) {
+		return blocksAfter(tx, readShipCursor(tx), func(_ uint32, _ uint64, v []byte) (bool, error) {
 			h, _, err := parseBlockHeader(v)
 			if err != nil {
-				return false, blockError(err, day, seq)
+				return true, nil
 			}
 			if t := time.UnixMicro(h.minTime).UTC(); h.count > 0 && (b.Records == 0 || t.Before(b.Oldest)) {
 				b.Oldest = t

@@ -12,9 +12,13 @@ import (
 type ShipReporter interface {
 	// Backlog reads the records waiting to ship from the data file.
 	Backlog() (metrics.Backlog, error)
-	// ShippedRecords and ShipFailures count since the process started.
+	// ShippedRecords, ShipFailures, DroppedRecords (over the spool
+	// bound) and CorruptBlocks (passed unshipped) count since the process
+	// started.
 	ShippedRecords() uint64
 	ShipFailures() uint64
+	DroppedRecords() uint64
+	CorruptBlocks() uint64
 }
 
 // Shipping reports the request records waiting in the data file to be
@@ -26,8 +30,10 @@ func Shipping(s ShipReporter) prometheus.Collector {
 	oldest := NewDesc("cluster_ship_oldest_waiting_seconds", "Age of the oldest request record waiting to ship; 0 when none waits.")
 	shipped := NewDesc("cluster_shipped_records_total", "Request records this process inserted into PostgreSQL.")
 	failures := NewDesc("cluster_ship_failures_total", "Shipping rounds that failed (PostgreSQL unreachable, …); the records wait and ship later.")
+	dropped := NewDesc("cluster_ship_dropped_records_total", "Request records deleted unshipped because more than cluster.spool_max_records waited; their rollups are kept.")
+	corrupt := NewDesc("cluster_ship_corrupt_blocks_total", "Raw blocks of the data file passed unshipped because they do not decode.")
 	return Func{
-		Families: []*prometheus.Desc{waiting, oldest, shipped, failures},
+		Families: []*prometheus.Desc{waiting, oldest, shipped, failures, dropped, corrupt},
 		Read: func() []Reading {
 			if s == nil {
 				return nil
@@ -35,6 +41,8 @@ func Shipping(s ShipReporter) prometheus.Collector {
 			out := []Reading{
 				{Desc: shipped, Type: prometheus.CounterValue, Value: float64(s.ShippedRecords())},
 				{Desc: failures, Type: prometheus.CounterValue, Value: float64(s.ShipFailures())},
+				{Desc: dropped, Type: prometheus.CounterValue, Value: float64(s.DroppedRecords())},
+				{Desc: corrupt, Type: prometheus.CounterValue, Value: float64(s.CorruptBlocks())},
 			}
 			b, err := s.Backlog()
 			if err != nil {
