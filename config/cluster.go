@@ -43,14 +43,14 @@ func (c *Config) validateCluster(pl *problemList) {
 	if id := c.Cluster.InstanceID; !strings.HasPrefix(id, "env:") {
 		checkInstanceID(pl, id)
 	}
+	if n := c.Cluster.SpoolMaxRecords; n < 1 {
+		pl.add("cluster.spool_max_records", "must be at least 1, got %d", n)
+	}
 }
 
 func checkInstanceID(pl *problemList, id string) {
 	if id != "" && !instanceIDPattern.MatchString(id) {
 		pl.add("cluster.instance_id", "must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit, got %q", id)
-	}
-	if n := c.Cluster.SpoolMaxRecords; n < 1 {
-		pl.add("cluster.spool_max_records", "must be at least 1, got %d", n)
 	}
 }
 
