@@ -22,15 +22,6 @@ func putCell(t *testing.T, n *shipNode, dim metrics.Dimension, value string) {
 	}
 }
 
-func countRows(t *testing.T, n *shipNode, query string, args ...any) int {
-	t.Helper()
-	var got int
-	if err := n.cluster.Pool().QueryRow(ctxFor(t, 30*time.Second), query, args...).Scan(&got); err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
 // Erasing a key deletes its shipped records of every instance and, with
 // rollups, its cells; a block erased locally before it was shipped
 // arrives without the key's records; other rows stay.
@@ -50,9 +41,9 @@ func TestEraseUsageDeletesShippedRows(t *testing.T) {
 		putCell(t, a, cell.dim, cell.value)
 		putCell(t, b, cell.dim, cell.value)
 	}
-	all := countRows(t, a, `SELECT count(*) FROM apiwarden_records`)
-	key3 := countRows(t, a, `SELECT count(*) FROM apiwarden_records WHERE key_id = 'key_3'`)
-	key3a := countRows(t, a, `SELECT count(*) FROM apiwarden_records WHERE key_id = 'key_3' AND instance_id = 'a'`)
+	all := countRows(t, a.cluster.Pool(), `SELECT count(*) FROM apiwarden_records`)
+	key3 := countRows(t, a.cluster.Pool(), `SELECT count(*) FROM apiwarden_records WHERE key_id = 'key_3'`)
+	key3a := countRows(t, a.cluster.Pool(), `SELECT count(*) FROM apiwarden_records WHERE key_id = 'key_3' AND instance_id = 'a'`)
 	if key3 == 0 {
 		t.Fatal("the fixture shipped no records of key_3")
 	}
@@ -70,7 +61,7 @@ func TestEraseUsageDeletesShippedRows(t *testing.T) {
 		t.Fatalf("deleted %+v, want %d records and 2 cells", got, key3)
 	}
 	a.drain(t)
-	if n := countRows(t, a, `SELECT count(*) FROM apiwarden_records WHERE key_id = 'key_3'`); n != 0 {
+	if n := countRows(t, a.cluster.Pool(), `SELECT count(*) FROM apiwarden_records WHERE key_id = 'key_3'`); n != 0 {
 		t.Fatalf("%d records of key_3 in PostgreSQL after the erasure", n)
 	}
 	// The 700 shipped after the erasure come without key_3's.
@@ -78,10 +69,10 @@ func TestEraseUsageDeletesShippedRows(t *testing.T) {
 	if unshipped == 0 {
 		t.Fatal("none of key_3's records waited to be shipped: the test shows nothing")
 	}
-	if n, want := countRows(t, a, `SELECT count(*) FROM apiwarden_records`), all+700-key3-unshipped; n != want {
+	if n, want := countRows(t, a.cluster.Pool(), `SELECT count(*) FROM apiwarden_records`), all+700-key3-unshipped; n != want {
 		t.Fatalf("%d records left, want %d", n, want)
 	}
-	if n := countRows(t, a, `SELECT count(*) FROM apiwarden_cells`); n != 6 {
+	if n := countRows(t, a.cluster.Pool(), `SELECT count(*) FROM apiwarden_cells`); n != 6 {
 		t.Fatalf("%d cells left, want the 6 of other values", n)
 	}
 
@@ -90,10 +81,10 @@ func TestEraseUsageDeletesShippedRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := countRows(t, a, `SELECT count(*) FROM apiwarden_records`); n != 0 || got.Cells != 4 {
+	if n := countRows(t, a.cluster.Pool(), `SELECT count(*) FROM apiwarden_records`); n != 0 || got.Cells != 4 {
 		t.Fatalf("after erasing the owner: %d records left, %d cells deleted (want 0 and 4)", n, got.Cells)
 	}
-	if n := countRows(t, a, `SELECT count(*) FROM apiwarden_cells WHERE dim = $1`, int16(metrics.DimTotal)); n != 2 {
+	if n := countRows(t, a.cluster.Pool(), `SELECT count(*) FROM apiwarden_cells WHERE dim = $1`, int16(metrics.DimTotal)); n != 2 {
 		t.Fatalf("%d total cells left, want 2", n)
 	}
 }

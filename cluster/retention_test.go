@@ -41,10 +41,10 @@ func partitions(t testing.TB, pool *pgxpool.Pool) []string {
 	return out
 }
 
-func countRows(t testing.TB, pool *pgxpool.Pool, sql string) int {
+func countRows(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := pool.QueryRow(ctxFor(t, 30*time.Second), sql).Scan(&n); err != nil {
+	if err := pool.QueryRow(ctxFor(t, 30*time.Second), sql, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
