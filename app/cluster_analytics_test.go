@@ -49,14 +49,29 @@ func TestClusterAnalyticsAnswerForEveryInstance(t *testing.T) {
 		}
 	}
 	startPostgres()
+	// Until the instance has seen PostgreSQL back (its readiness check
+	// reconnects), the route may still answer 503.
 	pollUntil(t, 20*time.Second, "the requests route after PostgreSQL returned", func() bool {
-		return len(requestIDs(t, b, 100)) == 120
+		ids, err := pageRequestIDs(t, b, 100)
+		return err == nil && len(ids) == 120
 	})
 }
 
 // requestIDs pages GET /admin/v1/requests to its end, limit records a
-// page, and returns the request ids in order; it fails t on a repeat.
+// page, and returns the request ids in order; it fails t on a repeat or
+// an answer other than 200.
 func requestIDs(t *testing.T, a *app.App, limit int) []string {
+	t.Helper()
+	ids, err := pageRequestIDs(t, a, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// pageRequestIDs is requestIDs returning an answer other than 200 as an
+// error; it still fails t on a repeat.
+func pageRequestIDs(t *testing.T, a *app.App, limit int) ([]string, error) {
 	t.Helper()
 	var ids []string
 	seen := map[string]bool{}
@@ -70,7 +85,7 @@ func requestIDs(t *testing.T, a *app.App, limit int) []string {
 			Next string `json:"next_cursor"`
 		}
 		if status != http.StatusOK || json.Unmarshal(body, &page) != nil {
-			t.Fatalf("GET /admin/v1/requests: %d %s", status, body)
+			return nil, fmt.Errorf("GET /admin/v1/requests: %d %s", status, body)
 		}
 		for _, r := range page.Records {
 			if seen[r.RequestID] {
@@ -80,7 +95,7 @@ func requestIDs(t *testing.T, a *app.App, limit int) []string {
 			ids = append(ids, r.RequestID)
 		}
 		if page.Next == "" {
-			return ids
+			return ids, nil
 		}
 		cursor = page.Next
 	}

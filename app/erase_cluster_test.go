@@ -54,7 +54,9 @@ func TestClusterEraseReachesPostgres(t *testing.T) {
 		RawRecords     int `json:"raw_records"`
 		ClusterRecords int `json:"cluster_records"`
 	}
-	if status != 200 || json.Unmarshal(body, &answer) != nil || answer.RawRecords != 20 || answer.ClusterRecords != 20 {
+	// The data file holds the key's records only until their blocks are
+	// trimmed after shipping, so the local count is anything up to 20.
+	if status != 200 || json.Unmarshal(body, &answer) != nil || answer.RawRecords > 20 || answer.ClusterRecords != 20 {
 		t.Fatalf("erase: %d %s", status, body)
 	}
 	if n := count("key_id = $1 OR user_agent LIKE 'ClusterEraseAgent/%'", k.Key.ID); n != 0 {
