@@ -14,8 +14,8 @@ import (
 
 // Two instances each take records through /v1/events; the requests route
 // of either pages through every record of both, and while PostgreSQL is
-// down the analytics routes answer 503 UNAVAILABLE instead of answering
-// for one instance alone.
+// down the analytics routes, exports included, answer 503 UNAVAILABLE
+// instead of answering for one instance alone.
 func TestClusterAnalyticsAnswerForEveryInstance(t *testing.T) {
 	url := pg.Database(t)
 	a, _ := startClusterApp(t, url, "a", "")
@@ -39,7 +39,8 @@ func TestClusterAnalyticsAnswerForEveryInstance(t *testing.T) {
 
 	startPostgres := pg.StopForTest(t)
 	for _, path := range []string{"/admin/v1/analytics/summary?period=day", "/admin/v1/requests",
-		"/admin/v1/analytics/top?by=route", "/admin/v1/analytics/usage?month=" + now.Format("2006-01")} {
+		"/admin/v1/analytics/top?by=route", "/admin/v1/analytics/usage?month=" + now.Format("2006-01"),
+		"/admin/v1/analytics/export?format=ndjson", "/admin/v1/analytics/export?format=csv&interval=hour"} {
 		status, body := adminCall(t, a, "GET", path, "")
 		var e struct {
 			Error struct{ Code string } `json:"error"`

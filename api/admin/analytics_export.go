@@ -102,7 +102,9 @@ func (s *Server) exportAnalytics(w http.ResponseWriter, r *http.Request, _ httpr
 	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	h.Set("X-Apiwarden-From", formatOrEmpty(from))
 	h.Set("X-Apiwarden-To", to.Format(time.RFC3339))
-	w.WriteHeader(http.StatusOK)
+	// The 200 goes out with the first bytes flushed, not here, so a
+	// source that fails before any row (PostgreSQL unreachable in cluster
+	// mode) still gets its error status.
 
 	if asSeries {
 		ew.header(seriesColumns)
@@ -120,6 +122,12 @@ func (s *Server) exportAnalytics(w http.ResponseWriter, r *http.Request, _ httpr
 	}
 	if err == nil {
 		err = ew.flush()
+	}
+	if err != nil && !ew.sent {
+		for _, name := range []string{"Content-Type", "Content-Disposition", "X-Apiwarden-From", "X-Apiwarden-To"} {
+			h.Del(name)
+		}
+		return err
 	}
 	if err != nil && r.Context().Err() == nil && !errors.Is(err, errClientGone) {
 		// The 200 is out: the only way left to say the export is cut
@@ -151,6 +159,7 @@ type exportWriter struct {
 	row     []string
 	pending int
 	err     error
+	sent    bool // the status and some bytes have gone to the client
 }
 
 func newExportWriter(w http.ResponseWriter, format string) *exportWriter {
@@ -170,6 +179,7 @@ func newExportWriter(w http.ResponseWriter, format string) *exportWriter {
 type errWriter struct{ ew *exportWriter }
 
 func (e errWriter) Write(p []byte) (int, error) {
+	e.ew.sent = true
 	n, err := e.ew.w.Write(p)
 	if err != nil && e.ew.err == nil {
 		e.ew.err = errClientGone
@@ -272,6 +282,7 @@ func (ew *exportWriter) flush() error {
 		return ew.err
 	}
 	_ = ew.rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
+	ew.sent = true // Flush sends the status even with nothing buffered
 	if err := ew.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return errClientGone
 	}
