@@ -68,7 +68,7 @@ func (c *Cluster) EraseUsage(ctx context.Context, req metrics.EraseRequest, cell
 		}
 		out.Cells = tag.RowsAffected()
 	}
-	if out.ID, err = recordErasure(ctx, tx, req, cellKeys); err != nil {
+	if out.ID, err = recordErasure(ctx, tx, c.opts.InstanceID, req, cellKeys); err != nil {
 		return out, err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -79,7 +79,7 @@ func (c *Cluster) EraseUsage(ctx context.Context, req metrics.EraseRequest, cell
 
 // recordErasure inserts req's row into apiwarden_erasures and notifies
 // ErasuresChannel (delivered at the commit), and returns the row's id.
-func recordErasure(ctx context.Context, tx pgx.Tx, req metrics.EraseRequest, cellKeys []string) (int64, error) {
+func recordErasure(ctx context.Context, tx pgx.Tx, instance string, req metrics.EraseRequest, cellKeys []string) (int64, error) {
 	keyIDs := []string{req.KeyID}
 	if req.KeyID == "" {
 		keyIDs = append(slices.Clone(cellKeys), req.KeyIDs...)
@@ -87,8 +87,8 @@ func recordErasure(ctx context.Context, tx pgx.Tx, req metrics.EraseRequest, cel
 		keyIDs = slices.Compact(keyIDs)
 	}
 	var id int64
-	err := tx.QueryRow(ctx, `INSERT INTO apiwarden_erasures (key_ids, owner_id, rollups, requested_by)
-		VALUES ($1, $2, $3, $4) RETURNING id`, keyIDs, req.OwnerID, req.Rollups, req.RequestedBy).Scan(&id)
+	err := tx.QueryRow(ctx, `INSERT INTO apiwarden_erasures (key_ids, owner_id, rollups, requested_by, instance_id)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`, keyIDs, req.OwnerID, req.Rollups, req.RequestedBy, instance).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("cluster: erase: record the erasure: %w", err)
 	}

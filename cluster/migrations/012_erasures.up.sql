@@ -9,6 +9,7 @@ CREATE TABLE apiwarden_erasures (
     owner_id     text NOT NULL,         -- "" for a key's erasure
     rollups      boolean NOT NULL,      -- rollup cells erased too
     requested_by text NOT NULL,         -- the admin token's actor
+    instance_id  text NOT NULL,         -- where it ran (erased its own file)
     erased_at    timestamptz NOT NULL DEFAULT now()
 );
 -- A shipping round reads the erasures at or after its oldest record or cell.
