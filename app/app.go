@@ -57,13 +57,15 @@ type App struct {
 	notify    *alerting.Dispatcher
 	telemetry *telemetry.Telemetry
 	api       *api.Server
-	cluster   *cluster.Cluster   // nil without [cluster] postgres_url
-	listener  *cluster.Listener  // keeps the key mirror current; nil without cluster
-	heartbeat *cluster.Heartbeat // this instance's row in GET /admin/v1/cluster; nil without cluster
-	leader    *cluster.Leader    // elects the one instance that evaluates alerts; nil without cluster
-	shipper   *cluster.Shipper   // ships request records to PostgreSQL; nil without cluster
-	usageSrc  *cluster.Source    // the analytics' reads of PostgreSQL; nil without cluster
-	instance  string             // cluster.instance_id, or the host name
+	cluster   *cluster.Cluster         // nil without [cluster] postgres_url
+	listener  *cluster.Listener        // keeps the key mirror current; nil without cluster
+	heartbeat *cluster.Heartbeat       // this instance's row in GET /admin/v1/cluster; nil without cluster
+	leader    *cluster.Leader          // elects the one instance that evaluates alerts; nil without cluster
+	shipper   *cluster.Shipper         // ships request records to PostgreSQL; nil without cluster
+	eraser    *metrics.Eraser          // the data file's one eraser: admin API and erasure follower take turns
+	follower  *cluster.ErasureFollower // applies other instances' erasures here; nil without cluster
+	usageSrc  *cluster.Source          // the analytics' reads of PostgreSQL; nil without cluster
+	instance  string                   // cluster.instance_id, or the host name
 	version   string
 	startedAt time.Time
 
@@ -242,6 +244,10 @@ func (a *App) newRecording() (err error) {
 	if err != nil {
 		return err
 	}
+	a.eraser = metrics.NewEraser(a.st, a.rec, a.log)
+	if a.cluster != nil {
+		a.follower = cluster.NewErasureFollower(a.cluster, a.eraser)
+	}
 	if a.routeCap, err = a.newRouteCap(); err != nil {
 		return err
 	}
@@ -346,7 +352,7 @@ func (a *App) newAPI(version string) error {
 			},
 			DebugPprof:   cfg.Server.DebugPprof,
 			Backup:       flushingBackup{a},
-			Eraser:       usageEraser{a: a, eraser: metrics.NewEraser(a.st, a.rec, a.log)},
+			Eraser:       usageEraser{a: a, eraser: a.eraser},
 			Dashboard:    admin.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D(), Store: a.sessionStore()},
 			Metrics:      a.telemetry.Handler(),
 			MetricsToken: cfg.Security.MetricsToken.Value(),
