@@ -57,17 +57,20 @@ type App struct {
 	notify    *alerting.Dispatcher
 	telemetry *telemetry.Telemetry
 	api       *api.Server
-	cluster   *cluster.Cluster         // nil without [cluster] postgres_url
-	listener  *cluster.Listener        // keeps the key mirror current; nil without cluster
-	heartbeat *cluster.Heartbeat       // this instance's row in GET /admin/v1/cluster; nil without cluster
-	leader    *cluster.Leader          // elects the one instance that evaluates alerts; nil without cluster
-	shipper   *cluster.Shipper         // ships request records to PostgreSQL; nil without cluster
-	eraser    *metrics.Eraser          // the data file's one eraser: admin API and erasure follower take turns
-	follower  *cluster.ErasureFollower // applies other instances' erasures here; nil without cluster
-	usageSrc  *cluster.Source          // the analytics' reads of PostgreSQL; nil without cluster
-	instance  string                   // cluster.instance_id, or the host name
+	cluster   *cluster.Cluster   // nil without [cluster] postgres_url
+	listener  *cluster.Listener  // keeps the key mirror current; nil without cluster
+	heartbeat *cluster.Heartbeat // this instance's row in GET /admin/v1/cluster; nil without cluster
+	leader    *cluster.Leader    // elects the one instance that evaluates alerts; nil without cluster
+	shipper   *cluster.Shipper   // ships request records to PostgreSQL; nil without cluster
+	usageSrc  *cluster.Source    // the analytics' reads of PostgreSQL; nil without cluster
+	instance  string             // cluster.instance_id, or the host name
 	version   string
 	startedAt time.Time
+
+	// eraser is the data file's one eraser: the admin API and follower
+	// (other instances' erasures; nil without cluster) take turns on it.
+	eraser   *metrics.Eraser
+	follower *cluster.ErasureFollower
 
 	// pgRetention deletes expired records and rollups from PostgreSQL
 	// while retentionLead elects this instance; both nil without cluster.
