@@ -82,3 +82,23 @@ func TestShipperDropsRecordsErasedElsewhere(t *testing.T) {
 		t.Fatalf("%d records of key_3 recorded after the erasure shipped, want 10", n)
 	}
 }
+
+// BenchmarkShipWithErasures is BenchmarkShip with 1,000 erasures of other
+// keys on record, all newer than every record: the filter's cost when
+// each round reads them all and checks every record against them.
+func BenchmarkShipWithErasures(b *testing.B) {
+	const n = 200_000
+	for range b.N {
+		b.StopTimer()
+		node := newDrainNode(b, metrics.Options{MarkChangedCells: true})
+		if _, err := node.cluster.Pool().Exec(ctxFor(b, time.Minute), `INSERT INTO apiwarden_erasures
+			(key_ids, owner_id, rollups, requested_by, instance_id)
+			SELECT ARRAY['gone_' || i], 'org_gone_' || i, true, 'bench', 'other' FROM generate_series(1, 1000) i`); err != nil {
+			b.Fatal(err)
+		}
+		node.record(b, n, time.Now().UTC().Add(-36*time.Hour), 500*time.Millisecond)
+		took := node.timedDrain(b, n)
+		b.ReportMetric(float64(n)/took.Seconds(), "records/s")
+		b.StartTimer()
+	}
+}
