@@ -67,6 +67,11 @@ type App struct {
 	version   string
 	startedAt time.Time
 
+	// eraser is the data file's one eraser: the admin API and follower
+	// (other instances' erasures; nil without cluster) take turns on it.
+	eraser   *metrics.Eraser
+	follower *cluster.ErasureFollower
+
 	// pgRetention deletes expired records and rollups from PostgreSQL
 	// while retentionLead elects this instance; both nil without cluster.
 	pgRetention   *cluster.Retention
@@ -242,6 +247,10 @@ func (a *App) newRecording() (err error) {
 	if err != nil {
 		return err
 	}
+	a.eraser = metrics.NewEraser(a.st, a.rec, a.log)
+	if a.cluster != nil {
+		a.follower = cluster.NewErasureFollower(a.cluster, a.eraser)
+	}
 	if a.routeCap, err = a.newRouteCap(); err != nil {
 		return err
 	}
@@ -346,7 +355,7 @@ func (a *App) newAPI(version string) error {
 			},
 			DebugPprof:   cfg.Server.DebugPprof,
 			Backup:       flushingBackup{a},
-			Eraser:       usageEraser{a: a, eraser: metrics.NewEraser(a.st, a.rec, a.log)},
+			Eraser:       usageEraser{a: a, eraser: a.eraser},
 			Dashboard:    admin.DashboardOptions{SessionTTL: cfg.Dashboard.SessionTTL.D(), Store: a.sessionStore()},
 			Metrics:      a.telemetry.Handler(),
 			MetricsToken: cfg.Security.MetricsToken.Value(),

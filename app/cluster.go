@@ -100,6 +100,11 @@ func (a *App) startMirror() error {
 		Handlers: map[string]func(string){cluster.LeadersChannel: func(duty string) {
 			leader.Resigned(duty)
 			a.retentionLead.Resigned(duty)
+		}, cluster.ErasuresChannel: func(id string) {
+			// Erasures run on other instances reach this one's data file
+			// too; newRecording made the follower, and the listener runs
+			// only after New.
+			a.follower.Notify(id)
 		}}})
 	a.heartbeat = cluster.NewHeartbeat(a.cluster, a.keys, cluster.HeartbeatOptions{
 		ID: a.instance, Version: a.version, StartedAt: a.startedAt})
@@ -223,7 +228,8 @@ func (a *App) runMirror() (stop func()) {
 		done chan error
 	}{{"leader", a.leader, make(chan error, 1)}, {"retention", a.pgRetention, make(chan error, 1)},
 		{"retention leader", a.retentionLead, make(chan error, 1)}, {"heartbeat", a.heartbeat, make(chan error, 1)},
-		{"listener", a.listener, make(chan error, 1)}, {"shipper", a.shipper, make(chan error, 1)}}
+		{"listener", a.listener, make(chan error, 1)}, {"erasure follower", a.follower, make(chan error, 1)},
+		{"shipper", a.shipper, make(chan error, 1)}}
 	for _, p := range parts {
 		go func() { p.done <- p.part.Run(context.Background()) }()
 	}

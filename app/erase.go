@@ -11,8 +11,8 @@ import (
 // usageEraser erases a key's or owner's usage data from this instance's
 // data file and, in cluster mode, from PostgreSQL: the local copy first,
 // because a shipper would otherwise send the cells (absolute values)
-// back. Other instances' data files are not reached from here; see
-// docs/privacy.md.
+// back. Other instances erase their own data files when PostgreSQL
+// notifies them (cluster.ErasureFollower); see docs/privacy.md.
 type usageEraser struct {
 	a      *App
 	eraser *metrics.Eraser

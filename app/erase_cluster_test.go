@@ -65,4 +65,11 @@ func TestClusterEraseReachesPostgres(t *testing.T) {
 	if n := count("key_id = $1", other.Key.ID); n != 20 {
 		t.Fatalf("%d of the other key's records in PostgreSQL, want 20", n)
 	}
+	// The erasure is on record for the other instances' shippers and
+	// followers, with who asked and where it ran.
+	var who, where string
+	if err := pool.QueryRow(context.Background(), `SELECT requested_by, instance_id FROM apiwarden_erasures
+		WHERE key_ids = ARRAY[$1]`, k.Key.ID).Scan(&who, &where); err != nil || who == "" || where != "a" {
+		t.Fatalf("the erasure's row: requested_by %q, instance_id %q, err %v", who, where, err)
+	}
 }

@@ -3,14 +3,24 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/apiwarden/apiwarden/metrics"
 )
+
+// ErasuresChannel is the NOTIFY channel on which EraseUsage announces a
+// committed erasure; the payload is its id in apiwarden_erasures.
+const ErasuresChannel = "apiwarden_erasures"
 
 // ErasedRows counts the rows EraseUsage deleted.
 type ErasedRows struct {
 	Records int64 // apiwarden_records, every instance's
 	Cells   int64 // apiwarden_cells, every instance's
+	// ID is the erasure's row in apiwarden_erasures.
+	ID int64
 }
 
 // EraseUsage deletes from PostgreSQL the shipped raw records of req's key
@@ -58,8 +68,32 @@ func (c *Cluster) EraseUsage(ctx context.Context, req metrics.EraseRequest, cell
 		}
 		out.Cells = tag.RowsAffected()
 	}
+	if out.ID, err = recordErasure(ctx, tx, c.opts.InstanceID, req, cellKeys); err != nil {
+		return out, err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return out, fmt.Errorf("cluster: erase: %w", err)
 	}
 	return out, nil
+}
+
+// recordErasure inserts req's row into apiwarden_erasures and notifies
+// ErasuresChannel (delivered at the commit), and returns the row's id.
+func recordErasure(ctx context.Context, tx pgx.Tx, instance string, req metrics.EraseRequest, cellKeys []string) (int64, error) {
+	keyIDs := []string{req.KeyID}
+	if req.KeyID == "" {
+		keyIDs = append(slices.Clone(cellKeys), req.KeyIDs...)
+		slices.Sort(keyIDs)
+		keyIDs = slices.Compact(keyIDs)
+	}
+	var id int64
+	err := tx.QueryRow(ctx, `INSERT INTO apiwarden_erasures (key_ids, owner_id, rollups, requested_by, instance_id)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`, keyIDs, req.OwnerID, req.Rollups, req.RequestedBy, instance).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: erase: record the erasure: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ErasuresChannel, strconv.FormatInt(id, 10)); err != nil {
+		return 0, fmt.Errorf("cluster: erase: notify: %w", err)
+	}
+	return id, nil
 }

@@ -58,7 +58,7 @@ func (im *importer) records(ctx context.Context) (StepResult, error) {
 		var inserted int
 		err = pgx.BeginFunc(ctx, im.c.pool, func(tx pgx.Tx) error {
 			var txErr error
-			inserted, _, txErr = insertBatches(ctx, tx, im.opts.InstanceID, batches)
+			inserted, _, txErr = insertBatches(ctx, tx, im.opts.InstanceID, batches, nil)
 			return txErr
 		})
 		if err != nil {

@@ -94,6 +94,9 @@ type Shipper struct {
 	failures   atomic.Uint64 // rounds that failed
 	dropped    atomic.Uint64 // unshipped records this process deleted over the bound
 	corrupt    atomic.Uint64 // blocks this process passed because they do not decode
+	// erasedDropped counts the records this process dropped because
+	// their key or owner was erased while they waited.
+	erasedDropped atomic.Uint64
 	// afterCommit runs between the commit and the cursor update; tests
 	// make it fail to stand for a crash at that point.
 	afterCommit func() error
@@ -138,6 +141,11 @@ func (s *Shipper) DroppedRecords() uint64 { return s.dropped.Load() }
 // CorruptBlocks is how many raw blocks this process passed without
 // shipping them because they do not decode.
 func (s *Shipper) CorruptBlocks() uint64 { return s.corrupt.Load() }
+
+// ErasedRecords is how many records this process dropped instead of
+// shipping them, because their key or owner was erased (on any instance)
+// while they waited in the data file.
+func (s *Shipper) ErasedRecords() uint64 { return s.erasedDropped.Load() }
 
 // Backlog reads what is waiting to ship from the data file.
 func (s *Shipper) Backlog() (metrics.Backlog, error) { return s.rd.ShipBacklog() }
@@ -349,10 +357,18 @@ func (s *Shipper) trim(ctx context.Context, cursor uint64) {
 
 // insert writes the batch rows, the records of the new batches and the
 // cells in one transaction and returns how many records it inserted.
+// Records and cells of a key or owner erased since they were written to
+// the data file (loadErasures) are left out and counted; the erased cells
+// are cleared in the data file all the same, as shipped.
 func (s *Shipper) insert(ctx context.Context, work metrics.ShipWork) (int, error) {
 	inserted := 0
+	var erased *erasureFilter
 	err := pgx.BeginFunc(ctx, s.c.pool, func(tx pgx.Tx) error {
-		n, skipped, err := insertBatches(ctx, tx, s.c.opts.InstanceID, work.Batches)
+		var err error
+		if erased, err = loadErasures(ctx, tx, work); err != nil {
+			return err
+		}
+		n, skipped, err := insertBatches(ctx, tx, s.c.opts.InstanceID, work.Batches, erased)
 		if err != nil {
 			return err
 		}
@@ -360,16 +376,21 @@ func (s *Shipper) insert(ctx context.Context, work metrics.ShipWork) (int, error
 			s.log.Info("skipping batches shipped before", "batches", skipped)
 		}
 		inserted = n
-		_, err = upsertCells(ctx, tx, s.c.opts.InstanceID, newCellArrays(work.Cells))
+		_, err = upsertCells(ctx, tx, s.c.opts.InstanceID, newCellArrays(work.Cells, erased))
 		return err
 	})
+	if err == nil && erased != nil && erased.records+erased.cells > 0 {
+		s.erasedDropped.Add(uint64(erased.records))
+		s.log.Info("records and cells of erased keys or owners were dropped instead of shipped",
+			"records", erased.records, "cells", erased.cells)
+	}
 	return inserted, err
 }
 
 // insertBatches inserts a batch row per batch and the records of the
-// batches whose row was new, and returns the records inserted and the
-// batches skipped as shipped before.
-func insertBatches(ctx context.Context, tx pgx.Tx, instance string, batches []metrics.Batch) (inserted, skipped int, err error) {
+// batches whose row was new, but not those erased drops (nil: none), and
+// returns the records inserted and the batches skipped as shipped before.
+func insertBatches(ctx context.Context, tx pgx.Tx, instance string, batches []metrics.Batch, erased *erasureFilter) (inserted, skipped int, err error) {
 	if len(batches) == 0 {
 		return 0, 0, nil
 	}
@@ -388,7 +409,7 @@ func insertBatches(ctx context.Context, tx pgx.Tx, instance string, batches []me
 	if err != nil {
 		return 0, 0, err
 	}
-	src := newRecordRows(instance, batches, fresh)
+	src := newRecordRows(instance, batches, fresh, erased)
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"apiwarden_records"}, recordColumns, src)
 	return int(n), len(batches) - len(fresh), err
 }

@@ -25,11 +25,11 @@ type cellArrays struct {
 }
 
 // newCellArrays takes the cells that have a value (a cell retention
-// deleted has nothing to ship).
-func newCellArrays(cells []metrics.DirtyCell) cellArrays {
+// deleted has nothing to ship) and that erased (nil: none) does not drop.
+func newCellArrays(cells []metrics.DirtyCell, erased *erasureFilter) cellArrays {
 	var a cellArrays
 	for i := range cells {
-		if d := &cells[i]; d.Cell != nil {
+		if d := &cells[i]; d.Cell != nil && !erased.dropsCell(d) {
 			a.add(d.Interval, d.Dimension, d.Value, d.Start, d.Count, d.Cell)
 		}
 	}

@@ -20,23 +20,29 @@ type recordRows struct {
 	instance string
 	batches  []metrics.Batch
 	fresh    []int64 // sorted
-	b, i     int     // the next record is batches[b].Records[i]
+	erased   *erasureFilter
+	b, i     int // the next record is batches[b].Records[i]
 	row      []any
 }
 
-func newRecordRows(instance string, batches []metrics.Batch, fresh []int64) *recordRows {
+func newRecordRows(instance string, batches []metrics.Batch, fresh []int64, erased *erasureFilter) *recordRows {
 	fresh = slices.Clone(fresh)
 	slices.Sort(fresh)
-	return &recordRows{instance: instance, batches: batches, fresh: fresh, i: -1, row: make([]any, len(recordColumns))}
+	return &recordRows{instance: instance, batches: batches, fresh: fresh, erased: erased, i: -1, row: make([]any, len(recordColumns))}
 }
 
-// Next moves to the next record of a fresh batch.
+// Next moves to the next record of a fresh batch that erased does not
+// drop; a dropped record keeps its index, so the others keep theirs.
 func (r *recordRows) Next() bool {
 	for r.b < len(r.batches) {
 		batch := &r.batches[r.b]
-		if _, ok := slices.BinarySearch(r.fresh, int64(batch.Seq)); ok && r.i+1 < len(batch.Records) {
-			r.i++
-			return true
+		if _, ok := slices.BinarySearch(r.fresh, int64(batch.Seq)); ok {
+			for r.i+1 < len(batch.Records) {
+				r.i++
+				if !r.erased.dropsRecord(&batch.Records[r.i]) {
+					return true
+				}
+			}
 		}
 		r.b, r.i = r.b+1, -1
 	}

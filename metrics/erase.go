@@ -32,6 +32,9 @@ type EraseRequest struct {
 	Rollups bool
 	// KeyIDs are the owner's keys, whose cells Rollups deletes too.
 	KeyIDs []string
+	// RequestedBy names who asked (the admin actor), for the audit trail
+	// in cluster mode; Erase does not use it.
+	RequestedBy string
 }
 
 // EraseResult says what Erase removed. Counts, never the data.

@@ -88,7 +88,7 @@ func (s *Server) erase(w http.ResponseWriter, r *http.Request, req metrics.Erase
 	if err != nil {
 		return err
 	}
-	req.Rollups = rollups
+	req.Rollups, req.RequestedBy = rollups, actor(r)
 	// A busy key's erasure rewrites most raw blocks, which can outlast
 	// server.write_timeout on a large file (docs/BENCHMARKS.md).
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(eraseWriteTimeout))
