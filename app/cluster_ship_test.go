@@ -69,14 +69,24 @@ func TestClusterShipsEventsOfEveryInstance(t *testing.T) {
 	if got := metricValue(t, b, "apiwarden_cluster_shipped_records_total"); got != "100" {
 		t.Errorf("b's shipped records counter: %s", got)
 	}
-	status, body := adminCall(t, a, "GET", "/admin/v1/cluster", "")
-	var view struct {
-		Instances []struct {
-			ID          string `json:"id"`
-			ShipWaiting *int64 `json:"ship_waiting"`
-		} `json:"instances"`
-	}
-	if status != 200 || json.Unmarshal(body, &view) != nil || len(view.Instances) != 2 || view.Instances[0].ShipWaiting == nil {
-		t.Fatalf("GET /admin/v1/cluster: %d %s", status, body)
-	}
+	// Each instance lists itself once its heartbeat and its first shipping
+	// round have written its row: poll rather than race them.
+	pollUntil(t, 20*time.Second, "GET /admin/v1/cluster lists both instances with ship_waiting", func() bool {
+		status, body := adminCall(t, a, "GET", "/admin/v1/cluster", "")
+		var view struct {
+			Instances []struct {
+				ID          string `json:"id"`
+				ShipWaiting *int64 `json:"ship_waiting"`
+			} `json:"instances"`
+		}
+		if status != 200 || json.Unmarshal(body, &view) != nil || len(view.Instances) != 2 {
+			return false
+		}
+		for _, in := range view.Instances {
+			if in.ShipWaiting == nil {
+				return false
+			}
+		}
+		return true
+	})
 }
