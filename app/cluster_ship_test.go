@@ -69,6 +69,9 @@ func TestClusterShipsEventsOfEveryInstance(t *testing.T) {
 	if got := metricValue(t, b, "apiwarden_cluster_shipped_records_total"); got != "100" {
 		t.Errorf("b's shipped records counter: %s", got)
 	}
+	if got := metricValue(t, b, "apiwarden_cluster_ship_erased_records_total"); got != "0" {
+		t.Errorf("b's erased records counter: %q, want 0 (nothing was erased)", got)
+	}
 	// Each instance lists itself once its heartbeat and its first shipping
 	// round have written its row: poll rather than race them.
 	pollUntil(t, 20*time.Second, "GET /admin/v1/cluster lists both instances with ship_waiting", func() bool {

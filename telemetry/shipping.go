@@ -13,12 +13,14 @@ type ShipReporter interface {
 	// Backlog reads the records waiting to ship from the data file.
 	Backlog() (metrics.Backlog, error)
 	// ShippedRecords, ShipFailures, DroppedRecords (over the spool
-	// bound) and CorruptBlocks (passed unshipped) count since the process
-	// started.
+	// bound), CorruptBlocks (passed unshipped) and ErasedRecords (left
+	// out because their key or owner was erased meanwhile) count since
+	// the process started.
 	ShippedRecords() uint64
 	ShipFailures() uint64
 	DroppedRecords() uint64
 	CorruptBlocks() uint64
+	ErasedRecords() uint64
 }
 
 // Shipping reports the request records waiting in the data file to be
@@ -32,8 +34,9 @@ func Shipping(s ShipReporter) prometheus.Collector {
 	failures := NewDesc("cluster_ship_failures_total", "Shipping rounds that failed (PostgreSQL unreachable, …); the records wait and ship later.")
 	dropped := NewDesc("cluster_ship_dropped_records_total", "Request records deleted unshipped because more than cluster.spool_max_records waited; their rollups are kept.")
 	corrupt := NewDesc("cluster_ship_corrupt_blocks_total", "Raw blocks of the data file passed unshipped because they do not decode.")
+	erased := NewDesc("cluster_ship_erased_records_total", "Request records left unshipped because their key or owner was erased, on any instance, while they waited.")
 	return Func{
-		Families: []*prometheus.Desc{waiting, oldest, shipped, failures, dropped, corrupt},
+		Families: []*prometheus.Desc{waiting, oldest, shipped, failures, dropped, corrupt, erased},
 		Read: func() []Reading {
 			if s == nil {
 				return nil
@@ -43,6 +46,7 @@ func Shipping(s ShipReporter) prometheus.Collector {
 				{Desc: failures, Type: prometheus.CounterValue, Value: float64(s.ShipFailures())},
 				{Desc: dropped, Type: prometheus.CounterValue, Value: float64(s.DroppedRecords())},
 				{Desc: corrupt, Type: prometheus.CounterValue, Value: float64(s.CorruptBlocks())},
+				{Desc: erased, Type: prometheus.CounterValue, Value: float64(s.ErasedRecords())},
 			}
 			b, err := s.Backlog()
 			if err != nil {
