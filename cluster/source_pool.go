@@ -28,10 +28,11 @@ import (
 // on any I/O error and on a FATAL from the server, never on an error in
 // the statement itself, such as a bad query or a constraint), the
 // caller's context has not ended (a cancelled query also closes its
-// connection), and nothing had been returned: a statement that failed
-// after Query returned rows is not run again, because the caller may
-// have used them. Such a late failure is rare: a dead connection fails
-// on the first read, inside Query.
+// connection), and no row had been returned: a statement that fails
+// after its first row is not run again, because the caller may have used
+// what it read. A dead connection fails on the first read: inside Query,
+// or in the rows' first Next when the statement was prepared on that
+// connection before (pgx then sends it and returns without reading).
 //
 // Before the retry the pool's idle connections are closed (Reset): they
 // were opened before the same restart and are as dead, and the retry must
