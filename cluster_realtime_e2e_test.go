@@ -59,21 +59,38 @@ func (n *clusterNode) sendErrors(t *testing.T, count int) {
 	}
 }
 
-// realtimeLastMinute is the last minute's requests and 5xx answers on
-// n's GET /admin/v1/analytics/realtime.
-func (n *clusterNode) realtimeLastMinute(t *testing.T) (requests, errors5xx int) {
+// lastMinute is the last minute of a realtime answer: requests, 5xx
+// answers and the top routes' requests by route.
+type lastMinute struct {
+	Requests  int `json:"requests"`
+	Errors5xx int `json:"errors_5xx"`
+	TopRoutes []struct {
+		Route    string `json:"route"`
+		Requests int    `json:"requests"`
+	} `json:"top_routes"`
+}
+
+// routes returns the top routes' requests by route.
+func (m lastMinute) routes() map[string]int {
+	out := map[string]int{}
+	for _, r := range m.TopRoutes {
+		out[r.Route] = r.Requests
+	}
+	return out
+}
+
+// realtimeLastMinute is the last minute of n's
+// GET /admin/v1/analytics/realtime.
+func (n *clusterNode) realtimeLastMinute(t *testing.T) lastMinute {
 	t.Helper()
 	var snap struct {
-		LastMinute struct {
-			Requests  int `json:"requests"`
-			Errors5xx int `json:"errors_5xx"`
-		} `json:"last_minute"`
+		LastMinute lastMinute `json:"last_minute"`
 	}
 	status, body := n.adminCall(t, "GET", "/admin/v1/analytics/realtime", "")
 	if status != http.StatusOK || json.Unmarshal(body, &snap) != nil {
 		t.Fatalf("node %s: realtime: %d %s", n.name, status, body)
 	}
-	return snap.LastMinute.Requests, snap.LastMinute.Errors5xx
+	return snap.LastMinute
 }
 
 // streamLastMinute reads the first event of n's /admin/v1/stream and
@@ -111,7 +128,8 @@ func (n *clusterNode) streamLastMinute(t *testing.T) int {
 // An error spike spread over three instances, each share below the rule's
 // min_requests alone, fires one alert on the leader, announced once; the
 // realtime view and the stream of every instance show the requests sent
-// to the others within the deadline (the goal: 2 s).
+// to the others within the deadline (the goal: 2 s), and a view that
+// counts another node's requests shows its route in the top routes too.
 func TestClusterRealtimeErrorSpike(t *testing.T) {
 	hook := &webhookRecorder{status: map[string]int{}}
 	receiver := httptest.NewServer(hook)
@@ -139,11 +157,15 @@ func TestClusterRealtimeErrorSpike(t *testing.T) {
 	sent := time.Now()
 	a.sendErrors(t, spikeShare)
 	for _, n := range nodes {
+		var last lastMinute
 		waitWithin(t, 10*time.Second, func() bool {
-			requests, _ := n.realtimeLastMinute(t)
-			return requests == spikeShare
+			last = n.realtimeLastMinute(t)
+			return last.Requests == spikeShare
 		}, "a's share on "+n.name)
 		t.Logf("a's share in %s's realtime view %s after it was sent", n.name, time.Since(sent).Round(time.Millisecond))
+		if got := last.routes(); got["/spike/pod-a"] != spikeShare {
+			t.Errorf("%s counts a's %d requests, but its top routes are %v", n.name, spikeShare, got)
+		}
 	}
 	before := passes()
 	waitWithin(t, 20*time.Second, func() bool { return passes() >= before+3 }, "three passes over one share")
@@ -159,11 +181,15 @@ func TestClusterRealtimeErrorSpike(t *testing.T) {
 	sent = time.Now()
 	b.sendErrors(t, spikeShare)
 	c.sendErrors(t, spikeShare)
+	var last lastMinute
 	merged := waitWithin(t, 10*time.Second, func() bool {
-		requests, errors := a.realtimeLastMinute(t)
-		return requests == 3*spikeShare && errors == 3*spikeShare
+		last = a.realtimeLastMinute(t)
+		return last.Requests == 3*spikeShare && last.Errors5xx == 3*spikeShare
 	}, "b's and c's shares on a")
 	t.Logf("merge delay: b's and c's requests in a's realtime view %s after they were sent (goal: 2s)", merged.Round(time.Millisecond))
+	if got := last.routes(); got["/spike/pod-b"] != spikeShare || got["/spike/pod-c"] != spikeShare {
+		t.Errorf("a counts b's and c's requests, but its top routes are %v", got)
+	}
 	if got := a.streamLastMinute(t); got != 3*spikeShare {
 		t.Errorf("a's stream shows %d requests in the last minute; want %d", got, 3*spikeShare)
 	}

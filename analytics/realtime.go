@@ -75,8 +75,8 @@ type RealtimeOptions struct {
 // In cluster mode every instance publishes its ring (Parts) and applies
 // the others' to its Peers; reads merge them slot by slot, so Snapshot
 // and Window answer for the whole cluster (realtime_peers.go). A peer's
-// seconds arrive within a publishing interval; its route and key tables
-// only once a slot is over, so those lag up to one slot more.
+// seconds and its route and key tables arrive together, within a
+// publishing interval.
 type Realtime struct {
 	span      int64 // seconds
 	slots     []slot

@@ -17,9 +17,11 @@ const (
 	// progress every second, so the part is overwritten until the slot
 	// is over.
 	PartSeconds RealtimePartKind = 1
-	// PartTables is a slot's route and key tables, published once, a
-	// second after the slot is over (so requests that finish just after
-	// their slot still count).
+	// PartTables is a slot's route and key tables. Like the seconds, an
+	// instance publishes the slot in progress every second, so a peer's
+	// top lists are as fresh as its counts, and once more a second after
+	// the slot is over (so requests that finish just after their slot
+	// still count).
 	PartTables RealtimePartKind = 2
 )
 
@@ -40,15 +42,19 @@ type RealtimePart struct {
 // Parts returns what this instance publishes for the other instances at
 // now, given that every slot before from has been published in full (a
 // zero from means as far back as the ring reaches): for each slot from
-// from to the one holding now that the ring holds, a PartSeconds; for each
-// of them that ended at least a second before now, a PartTables too. next
-// is the first slot whose tables are still to come: pass it as from on the
-// next call once the parts are stored, or from again when storing failed,
-// so a slot's tables are not lost to an outage shorter than the ring.
+// from to the one holding now that the ring holds, a PartSeconds, and a
+// PartTables when its tables hold anything. Both parts of a slot are read
+// under the slot's lock at once, so a peer that applies them together
+// (Peers.Apply) shows counts and top lists of the same moment. next is
+// the first slot not over a second before now, whose parts are still to
+// change: pass it as from on the next call once the parts are stored, or
+// from again when storing failed, so a slot's last parts are not lost to
+// an outage shorter than the ring.
 //
-// It locks one slot at a time, copies the seconds out before encoding,
-// and encodes the tables only of slots that are over, so it stalls
-// Record no longer than Snapshot does. Safe for concurrent use.
+// It locks one slot at a time and encodes under the lock only the tables
+// (of at most MaxRoutes routes and MaxKeys keys), a walk like the one a
+// Snapshot makes of each slot, so it stalls Record no longer than a
+// Snapshot does. Safe for concurrent use.
 func (rt *Realtime) Parts(now, from time.Time) (parts []RealtimePart, next time.Time) {
 	last := lastComplete(now)
 	newest := floorDiv(now.Unix(), slotSeconds)
@@ -67,7 +73,7 @@ func (rt *Realtime) Parts(now, from time.Time) (parts []RealtimePart, next time.
 		if s.at == n {
 			held = true
 			seconds = s.seconds
-			if n < over && (len(s.routes.entries) > 0 || len(s.keys.entries) > 0) {
+			if len(s.routes.entries) > 0 || len(s.keys.entries) > 0 {
 				tables = appendTables(make([]byte, 0, 64+len(s.routes.entries)*64+len(s.keys.entries)*48), s)
 			}
 		}

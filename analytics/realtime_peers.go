@@ -31,59 +31,91 @@ type peerRing struct {
 	newest int64
 }
 
-// Apply puts part, published by instance, into that instance's ring: a
-// PartSeconds replaces the slot's seconds, a PartTables its route and key
-// tables. A part of a slot older than the one the ring holds at its place
-// is ignored. It returns an error wrapping ErrBadPart, changing nothing,
-// for a part that does not decode.
-func (p *Peers) Apply(instance string, part RealtimePart) error {
+// Apply puts parts, published by instance, into that instance's ring: a
+// PartSeconds replaces its slot's seconds, a PartTables the slot's route
+// and key tables. The parts of one slot are applied under one lock of it,
+// so a concurrent read sees all of them or none: pass a slot's seconds and
+// tables of the same publish together, and a reader never shows counts
+// newer than the top lists. A part of a slot older than the one the ring
+// holds at its place is ignored. It returns an error wrapping ErrBadPart,
+// changing nothing, when a part does not decode.
+func (p *Peers) Apply(instance string, parts ...RealtimePart) error {
+	decoded := make([]decodedPart, len(parts))
+	for i, part := range parts {
+		if err := p.decode(part, &decoded[i]); err != nil {
+			return fmt.Errorf("instance %s, slot %s: %w", instance, part.Start.UTC().Format(time.RFC3339), err)
+		}
+	}
+	for len(decoded) > 0 {
+		n := decoded[0].n
+		run := 1
+		for run < len(decoded) && decoded[run].n == n {
+			run++
+		}
+		p.applySlot(p.ring(instance, n), n, decoded[:run])
+		decoded = decoded[run:]
+	}
+	return nil
+}
+
+// decodedPart is a RealtimePart decoded, ready to go into slot n.
+type decodedPart struct {
+	n       int64
+	kind    RealtimePartKind
+	seconds [slotSeconds]counters
+	routes  []routeEntry
+	keys    []subjectEntry
+}
+
+// decode checks and decodes part into d.
+func (p *Peers) decode(part RealtimePart, d *decodedPart) error {
 	unix := part.Start.Unix()
 	if unix%slotSeconds != 0 || part.Start.Nanosecond() != 0 {
-		return fmt.Errorf("%w: slot start %s is not on the %s grid", ErrBadPart, part.Start, SlotWidth)
+		return fmt.Errorf("%w: slot start is not on the %s grid", ErrBadPart, SlotWidth)
 	}
-	n := unix / slotSeconds
-	var seconds [slotSeconds]counters
-	var routes []routeEntry
-	var keys []subjectEntry
+	d.n, d.kind = unix/slotSeconds, part.Kind
 	var err error
 	switch part.Kind {
 	case PartSeconds:
-		err = decodeSeconds(part.Payload, &seconds)
+		err = decodeSeconds(part.Payload, &d.seconds)
 	case PartTables:
-		routes, keys, err = decodeTables(part.Payload, p.maxRoutes, p.maxKeys)
+		d.routes, d.keys, err = decodeTables(part.Payload, p.maxRoutes, p.maxKeys)
 	default:
 		err = fmt.Errorf("%w: unknown kind %d", ErrBadPart, part.Kind)
 	}
-	if err != nil {
-		return fmt.Errorf("instance %s, slot %s: %w", instance, part.Start.UTC().Format(time.RFC3339), err)
-	}
-	ring := p.ring(instance, n)
+	return err
+}
+
+// applySlot puts parts, all of slot n, into ring under the slot's lock.
+func (p *Peers) applySlot(ring *peerRing, n int64, parts []decodedPart) {
 	s := &ring.slots[ringIndex(n, len(ring.slots))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.at > n:
-		return nil
+		return
 	case s.at < n:
 		s.reset(n)
 	}
-	if part.Kind == PartSeconds {
-		s.seconds = seconds
-		return nil
-	}
-	s.routes.reset()
-	for i := range routes {
-		if e, _ := s.routes.entry(routes[i].name, len(routes)); e != nil {
-			*e = routes[i]
+	for i := range parts {
+		d := &parts[i]
+		if d.kind == PartSeconds {
+			s.seconds = d.seconds
+			continue
+		}
+		s.routes.reset()
+		for i := range d.routes {
+			if e, _ := s.routes.entry(d.routes[i].name, len(d.routes)); e != nil {
+				*e = d.routes[i]
+			}
+		}
+		s.keys.reset()
+		for i := range d.keys {
+			if e, _ := s.keys.entry(d.keys[i].name, len(d.keys)); e != nil {
+				*e = d.keys[i]
+			}
 		}
 	}
-	s.keys.reset()
-	for i := range keys {
-		if e, _ := s.keys.entry(keys[i].name, len(keys)); e != nil {
-			*e = keys[i]
-		}
-	}
-	return nil
 }
 
 // ring returns instance's ring, making it on first use, with slot n

@@ -106,9 +106,9 @@ func TestPeersMergeEqualsOneRing(t *testing.T) {
 	}
 }
 
-// A slot's seconds are published while it runs, its tables a second
-// after it is over; from skips what was published in full already.
-func TestPartsSecondsNowTablesOnceOver(t *testing.T) {
+// A slot's seconds and tables are published while it runs, and until a
+// second after it is over; from skips what was published in full already.
+func TestPartsWhileSlotRuns(t *testing.T) {
 	slotStart := time.Unix(rtNow.Unix()/10*10, 0).UTC()
 	rt := newRing(t, slotStart.Add(30*time.Second))
 	rec := rtRecord(0, "k1", "o1", "/a", 500, 3*time.Millisecond)
@@ -128,8 +128,8 @@ func TestPartsSecondsNowTablesOnceOver(t *testing.T) {
 		want     []string
 		wantNext time.Duration
 	}{
-		{"slot in progress", 5500 * time.Millisecond, time.Time{}, []string{"1@0s"}, 0},
-		{"slot over, its last second not yet a second old", 10500 * time.Millisecond, slotStart, []string{"1@0s"}, 0},
+		{"slot in progress", 5500 * time.Millisecond, time.Time{}, []string{"1@0s", "2@0s"}, 0},
+		{"slot over, its last second not yet a second old", 10500 * time.Millisecond, slotStart, []string{"1@0s", "2@0s"}, 0},
 		{"slot over a second ago", 11500 * time.Millisecond, slotStart, []string{"1@0s", "2@0s"}, 10 * time.Second},
 		{"published in full already", 12500 * time.Millisecond, slotStart.Add(10 * time.Second), nil, 10 * time.Second},
 	} {
@@ -211,11 +211,16 @@ func TestPeersApplyRefusesBadParts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := newRing(t, rtNow)
-			if err := dst.Peers().Apply("peer", tc.part); !errors.Is(err, analytics.ErrBadPart) {
+			// With a good part of the same slot: Apply takes both or neither.
+			good := seconds
+			if tc.part.Kind == analytics.PartSeconds {
+				good = tables
+			}
+			if err := dst.Peers().Apply("peer", good, tc.part); !errors.Is(err, analytics.ErrBadPart) {
 				t.Fatalf("Apply: %v, want ErrBadPart", err)
 			}
-			if n := dst.Snapshot(rtNow.Add(20*time.Second), false).Last5Minutes.Requests; n != 0 {
-				t.Errorf("a refused part counted %d requests", n)
+			if w := dst.Snapshot(rtNow.Add(20*time.Second), false).Last5Minutes; w.Requests != 0 || len(w.TopRoutes) != 0 {
+				t.Errorf("refused parts counted %d requests, top routes %+v", w.Requests, w.TopRoutes)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -18,3 +19,22 @@ func MigrateFiles(ctx context.Context, pool *pgxpool.Pool, sql map[int]string) (
 	slices.SortFunc(list, func(a, b migration) int { return a.Version - b.Version })
 	return migrate(ctx, pool, list)
 }
+
+// NewSourceUnpinged is NewSource whose pool keeps SourceMaxConns
+// connections open and never pings one before use, as pgxpool does not
+// ping one used within the last second: after a restart of PostgreSQL
+// every pooled connection is then dead to the next statement sent on it,
+// however long the restart took.
+func NewSourceUnpinged(c *Cluster, opts SourceOptions) (*Source, error) {
+	return newSource(c, opts, func(cfg *pgxpool.Config) {
+		cfg.MinConns = sourceMaxConns
+		cfg.HealthCheckPeriod = time.Hour
+		cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	})
+}
+
+// SourceMaxConns is the bound of a Source's pool.
+const SourceMaxConns = sourceMaxConns
+
+// OpenConns is how many connections s's pool holds.
+func (s *Source) OpenConns() int { return int(s.pool.Stat().TotalConns()) }

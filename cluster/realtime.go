@@ -48,7 +48,8 @@ func (c *Cluster) PublishRealtime(ctx context.Context, instance string, parts []
 
 // ReadRealtime returns the parts of every instance but except published
 // at or after since (by PostgreSQL's clock; a zero since reads them all),
-// oldest slot first, and PostgreSQL's clock at the read. Errors wrap
+// oldest slot first, an instance's parts of a slot next to each other,
+// and PostgreSQL's clock at the read. Errors wrap
 // keys.ErrUnavailable when PostgreSQL cannot be reached.
 func (c *Cluster) ReadRealtime(ctx context.Context, except string, since time.Time) (parts []PeerPart, readAt time.Time, err error) {
 	ctx, cancel := c.deadline(ctx)
@@ -57,7 +58,7 @@ func (c *Cluster) ReadRealtime(ctx context.Context, except string, since time.Ti
 		return nil, time.Time{}, unavailable(err)
 	}
 	rows, err := c.pool.Query(ctx, `SELECT instance_id, kind, start, published_at, payload FROM apiwarden_realtime
-		WHERE instance_id <> $1 AND published_at >= $2 ORDER BY start, kind`, except, since)
+		WHERE instance_id <> $1 AND published_at >= $2 ORDER BY start, instance_id, kind`, except, since)
 	if err != nil {
 		return nil, time.Time{}, unavailable(err)
 	}
@@ -118,7 +119,7 @@ const expireEvery = 10 * time.Second
 // RealtimeSync makes the realtime view cluster-wide: every Interval, at
 // the same moments on every instance (publishPhase, readPhase), it
 // publishes this instance's ring in one statement (the slot in progress,
-// and the tables of a slot just over), then reads what the others
+// seconds and tables, and the last state of a slot just over), then reads what the others
 // published since its last read and merges it into its Peers. The data of
 // an instance that stops ages out of every view as the window moves on.
 // While PostgreSQL is unreachable the view shows this instance alone and
@@ -258,19 +259,27 @@ func (s *RealtimeSync) read(ctx context.Context) error {
 		return err
 	}
 	s.since = readAt.Add(-realtimeReadOverlap)
-	for _, p := range peers {
+	// An instance's parts of one slot, its seconds and its tables of the
+	// same publish, are applied together, so no read of the ring sees
+	// the one without the other.
+	var slot []analytics.RealtimePart
+	for i, p := range peers {
 		// A part read again within the overlap is applied once: decoding
 		// a slot's tables of a thousand keys is the round's main cost.
 		id := partID{p.Instance, p.Kind, p.Start.Unix()}
-		if at, ok := s.applied[id]; ok && at.Equal(p.PublishedAt) {
+		if at, ok := s.applied[id]; !ok || !at.Equal(p.PublishedAt) {
+			s.applied[id] = p.PublishedAt
+			slot = append(slot, p.RealtimePart)
+		}
+		if i+1 < len(peers) && peers[i+1].Instance == p.Instance && peers[i+1].Start.Equal(p.Start) {
 			continue
 		}
-		s.applied[id] = p.PublishedAt
-		if err := s.ring.Peers().Apply(p.Instance, p.RealtimePart); err != nil {
+		if err := s.ring.Peers().Apply(p.Instance, slot...); err != nil {
 			// One instance's bad row (another version's encoding) must
 			// not hide the others.
 			s.log.Warn("cluster realtime: a peer's part was not merged", "err", err)
 		}
+		slot = slot[:0]
 	}
 	for id := range s.applied {
 		if id.start < keepFrom.Unix() {

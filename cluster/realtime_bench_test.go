@@ -19,8 +19,9 @@ import (
 // instance every second against the local PostgreSQL. Two instances each
 // take 10,000 requests a second from 1,000 keys over 50 routes, with their
 // rings full (the span and 20 s more of traffic); an op is one second of
-// the cluster: one round on each (publish the slot in progress and, every
-// tenth second, a slot's tables; read and merge the other's). Reports
+// the cluster: one round on each (publish the slot in progress, seconds
+// and tables, and every tenth second the last state of a slot just over;
+// read and merge the other's). Reports
 // the bytes and rows each instance publishes a second, this process's CPU
 // per round (PostgreSQL's own is not in it), and the table's size.
 func BenchmarkRealtimeRound(b *testing.B) {

@@ -91,26 +91,8 @@ func TestRealtimePublishReadExpire(t *testing.T) {
 // (the goal is about two intervals), and each instance's view counts
 // every request once, however often it reads a part again.
 func TestRealtimeSyncMergesInstances(t *testing.T) {
-	url := pg.Database(t)
 	const interval = 100 * time.Millisecond
-	rings := map[string]*analytics.Realtime{}
-	for _, id := range []string{"pod-a", "pod-b"} {
-		rt, err := analytics.NewRealtime(analytics.RealtimeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rings[id] = rt
-		sync := cluster.NewRealtimeSync(openClusterFor(t, url, testSecret), rt, cluster.RealtimeSyncOptions{
-			Instance: id, Interval: interval, Leads: func() bool { return id == "pod-a" }})
-		done := make(chan error, 1)
-		go func() { done <- sync.Run(context.Background()) }()
-		t.Cleanup(func() {
-			sync.Stop()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	rings := runRealtimeSyncs(t, pg.Database(t), interval, "pod-a", "pod-b")
 	record := func(id string, n int, status int) {
 		for range n {
 			rec := metrics.Record{Time: time.Now(), Method: "GET", Route: "/r", Status: status, Latency: time.Millisecond, KeyID: "k1", OwnerID: "o1"}
@@ -136,5 +118,54 @@ func TestRealtimeSyncMergesInstances(t *testing.T) {
 	within(t, 10*time.Second, "the ninth request on pod-a", func() bool { return lastMinute("pod-a") >= 9 })
 	if n := lastMinute("pod-a"); n != 9 {
 		t.Errorf("pod-a counts %d requests; want 9", n)
+	}
+}
+
+// runRealtimeSyncs runs a ring and its RealtimeSync on url for each of
+// ids, every interval, until t ends; the first id leads.
+func runRealtimeSyncs(t *testing.T, url string, interval time.Duration, ids ...string) map[string]*analytics.Realtime {
+	t.Helper()
+	rings := map[string]*analytics.Realtime{}
+	for _, id := range ids {
+		rt, err := analytics.NewRealtime(analytics.RealtimeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rings[id] = rt
+		sync := cluster.NewRealtimeSync(openClusterFor(t, url, testSecret), rt, cluster.RealtimeSyncOptions{
+			Instance: id, Interval: interval, Leads: func() bool { return id == ids[0] }})
+		done := make(chan error, 1)
+		go func() { done <- sync.Run(context.Background()) }()
+		t.Cleanup(func() {
+			sync.Stop()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	return rings
+}
+
+// Another instance's top list is as fresh as its counts: from the first
+// snapshot on pod-b that counts all of pod-a's requests, its top routes
+// and active keys count them too. They used to follow only once pod-a's
+// 10-second slot was over, up to 11 s after the counts.
+func TestRealtimeSyncTopListsWithCounts(t *testing.T) {
+	rings := runRealtimeSyncs(t, pg.Database(t), time.Second, "pod-a", "pod-b")
+	const sent = 7
+	for i := range sent {
+		rec := metrics.Record{Time: time.Now(), Method: "GET", Route: "/top", Status: 200, Latency: time.Millisecond,
+			KeyID: fmt.Sprintf("k%d", i%2), OwnerID: "o1"}
+		rings["pod-a"].Record(&rec)
+	}
+	var snap analytics.Snapshot
+	within(t, 30*time.Second, "pod-a's requests counted on pod-b", func() bool {
+		snap = rings["pod-b"].Snapshot(time.Now(), false)
+		return snap.LastMinute.Requests == sent
+	})
+	top := snap.LastMinute.TopRoutes
+	if len(top) != 1 || top[0].Route != "/top" || top[0].Requests != sent || snap.LastMinute.ActiveKeys != 2 {
+		t.Fatalf("pod-b counts %d requests, but its top routes are %+v and active keys %d; want /top with %d, and 2 keys",
+			snap.LastMinute.Requests, top, snap.LastMinute.ActiveKeys, sent)
 	}
 }

@@ -24,7 +24,7 @@ import (
 // answers 503); a Source is safe for concurrent use.
 type Source struct {
 	c    *Cluster
-	pool *pgxpool.Pool
+	pool readPool // retries a statement whose connection died
 	now  func() time.Time
 }
 
@@ -49,6 +49,12 @@ const sourceMaxConns = 4
 // instead of planning every day's partition on every call, which
 // measured the larger part of a page's time. Close it before c.
 func NewSource(c *Cluster, opts SourceOptions) (*Source, error) {
+	return newSource(c, opts, nil)
+}
+
+// newSource is NewSource with tune, when not nil, changing the pool's
+// configuration last.
+func newSource(c *Cluster, opts SourceOptions, tune func(*pgxpool.Config)) (*Source, error) {
 	cfg, err := pgxpool.ParseConfig(c.opts.URL)
 	if err != nil {
 		return nil, errors.New("cluster: postgres_url is not a URL pgx can parse")
@@ -58,6 +64,9 @@ func NewSource(c *Cluster, opts SourceOptions) (*Source, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 	cfg.MaxConns = sourceMaxConns
+	if tune != nil {
+		tune(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -65,7 +74,7 @@ func NewSource(c *Cluster, opts SourceOptions) (*Source, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Source{c: c, pool: pool, now: opts.Now}, nil
+	return &Source{c: c, pool: readPool{pool}, now: opts.Now}, nil
 }
 
 // Close closes the Source's pool; calls in flight fail.
