@@ -110,34 +110,12 @@ func (r *Retention) Failures() uint64 { return r.failures.Load() }
 // Stop is called. A failed pass is logged (at the 1st, 2nd, 4th … in a
 // row) and tried again at the next Poll. Run returns nil.
 func (r *Retention) Run(ctx context.Context) error {
-	return r.life.Run("cluster retention", func(stop <-chan struct{}) error {
-		ticker := time.NewTicker(r.opts.Poll)
-		defer ticker.Stop()
-		var last time.Time // the last pass since taking the duty; zero: none
-		streak := 0
-		for {
-			switch {
-			case !r.lead.Leading():
-				last = time.Time{}
-			case last.IsZero() || time.Since(last) >= r.opts.Interval:
-				if _, err := r.Apply(ctx); err == nil {
-					last, streak = time.Now(), 0
-				} else if ctx.Err() == nil {
-					r.failures.Add(1)
-					if streak++; streak&(streak-1) == 0 {
-						r.log.Warn("retention in PostgreSQL failed; will retry", "failures_in_a_row", streak, "err", err)
-					}
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-stop:
-				return nil
-			case <-ticker.C:
-			}
-		}
-	})
+	loop := leaderPasses{lead: r.lead, poll: r.opts.Poll, interval: r.opts.Interval, failures: &r.failures, log: r.log,
+		failed: "retention in PostgreSQL failed; will retry", pass: func(ctx context.Context) error {
+			_, err := r.Apply(ctx)
+			return err
+		}}
+	return r.life.Run("cluster retention", func(stop <-chan struct{}) error { return loop.run(ctx, stop) })
 }
 
 // Stop ends Run and waits for it.
