@@ -3,13 +3,11 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/apiwarden/apiwarden/internal/lifecycle"
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
@@ -55,22 +53,20 @@ type FoldOptions struct {
 // the instance that leads its duty only. The state and why a late update
 // stays exact are written in cluster/migrations/013_cell_fold.up.sql.
 //
-// Run and Stop follow internal/lifecycle; Apply may run beside Run (an
-// advisory lock makes folds take turns); the counters are safe for
-// concurrent use.
+// Run and Stop (passDuty) follow internal/lifecycle; Apply may run
+// beside Run (an advisory lock makes folds take turns); the counters are
+// safe for concurrent use.
 type Fold struct {
+	passDuty
 	c    *Cluster
-	lead Leadership
 	opts FoldOptions
-	log  *slog.Logger
-	life lifecycle.State
 
-	cells    atomic.Uint64 // cells this process folded
-	failures atomic.Uint64 // passes that failed
+	cells atomic.Uint64 // cells this process folded
 }
 
 // NewFold makes the fold duty of c, which Run performs while lead says
-// this instance leads (lead may be nil when only Apply is called).
+// this instance leads (lead may be nil when only Apply is called): a pass
+// at once when it takes the duty, then every Interval.
 func NewFold(c *Cluster, lead Leadership, opts FoldOptions) *Fold {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultFoldInterval
@@ -84,31 +80,19 @@ func NewFold(c *Cluster, lead Leadership, opts FoldOptions) *Fold {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Fold{c: c, lead: lead, opts: opts, log: c.log.With("duty", "fold")}
+	f := &Fold{c: c, opts: opts}
+	f.name, f.failed = "cluster fold", "folding cells in PostgreSQL failed; will retry"
+	f.lead, f.poll, f.interval, f.log = lead, opts.Poll, opts.Interval, c.log.With("duty", "fold")
+	f.pass = func(ctx context.Context) error {
+		_, err := f.Apply(ctx)
+		return err
+	}
+	return f
 }
 
 // FoldedCells is how many cells this process folded (a cell folded again
 // after a late update counts again).
 func (f *Fold) FoldedCells() uint64 { return f.cells.Load() }
-
-// Failures is how many of this process's passes failed.
-func (f *Fold) Failures() uint64 { return f.failures.Load() }
-
-// Run checks every Poll whether this instance leads and, while it does,
-// folds at once and then every Interval, until ctx ends or Stop is
-// called. A failed pass is logged (at the 1st, 2nd, 4th … in a row) and
-// tried again at the next Poll. Run returns nil.
-func (f *Fold) Run(ctx context.Context) error {
-	loop := leaderPasses{lead: f.lead, poll: f.opts.Poll, interval: f.opts.Interval, failures: &f.failures, log: f.log,
-		failed: "folding cells in PostgreSQL failed; will retry", pass: func(ctx context.Context) error {
-			_, err := f.Apply(ctx)
-			return err
-		}}
-	return f.life.Run("cluster fold", func(stop <-chan struct{}) error { return loop.run(ctx, stop) })
-}
-
-// Stop ends Run and waits for it.
-func (f *Fold) Stop() { f.life.Stop(nil) }
 
 // Apply folds, as of Now, every cell of a closed interval that has
 // instance rows not yet folded, foldBatch cells a transaction, and
