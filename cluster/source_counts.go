@@ -44,12 +44,12 @@ func newCellParts(dim metrics.Dimension, parts []metrics.CellQuery, reserved int
 	return p, nil
 }
 
-// union selects cols of the visible rows of dim ($1) in every part, one
-// index range scan a part.
-func (p *cellParts) union(cols string) string {
+// union selects cols of the visible rows of dim ($1) that match and in
+// every part, one index range scan a part.
+func (p *cellParts) union(cols, and string) string {
 	sel := make([]string, len(p.ranges))
 	for i, r := range p.ranges {
-		sel[i] = `SELECT ` + cols + ` FROM apiwarden_cells WHERE ` + visibleCells + ` AND dim = $1 AND ` + r
+		sel[i] = `SELECT ` + cols + ` FROM apiwarden_cells WHERE ` + visibleCells + ` AND dim = $1 AND ` + r + and
 	}
 	return strings.Join(sel, " UNION ALL ")
 }
@@ -71,7 +71,7 @@ func (s *Source) CountValues(ctx context.Context, dim metrics.Dimension, parts [
 	var n int64
 	// GROUP BY, not count(DISTINCT): a hash of the values rather than a
 	// sort of every entry.
-	sql := `SELECT count(*) FROM (SELECT value FROM (` + p.union("value") + `) v GROUP BY value) d`
+	sql := `SELECT count(*) FROM (SELECT value FROM (` + p.union("value", "") + `) v GROUP BY value) d`
 	if err := s.pool.QueryRow(qctx, sql, append([]any{pgx.QueryExecModeExec}, p.args...)...).Scan(&n); err != nil {
 		return 0, readError(ctx, err)
 	}
@@ -89,11 +89,12 @@ func (s *Source) TopByCount(ctx context.Context, dim metrics.Dimension, parts []
 		return err
 	}
 	p.args[0], p.args[1] = int16(dim), limit
-	sql := `WITH top AS (SELECT value, sum(count) AS n FROM (` + p.union("value, count") + `) v
+	// LATERAL, a primary key range a part and value: a join would
+	// rather read every value's cells of the range.
+	sql := `WITH top AS (SELECT value, sum(count) AS n FROM (` + p.union("value, count", "") + `) v
 			GROUP BY value ORDER BY n DESC, value COLLATE "C" LIMIT $2)
-		SELECT c.value, c.start, c.cell FROM top JOIN apiwarden_cells c ON c.value = top.value
-		WHERE ` + visibleCells + ` AND c.dim = $1 AND ((` + strings.Join(p.ranges, ") OR (") + `))
-		ORDER BY top.n DESC, c.value COLLATE "C"`
+		SELECT top.value, c.start, c.cell FROM top CROSS JOIN LATERAL (` + p.union("start, cell", " AND value = top.value") + `) c
+		ORDER BY top.n DESC, top.value COLLATE "C"`
 	var (
 		merged metrics.Cell
 		value  string
