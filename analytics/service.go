@@ -153,16 +153,32 @@ func maxTime(a, b time.Time) time.Time {
 type cellVisit func(value string, start time.Time, iv metrics.Interval, c *metrics.Cell) error
 
 // scanCover reads the cells of dim (one value, or every value with all
-// set) that together make up [from, to): daily cells for the UTC days
-// wholly inside the range (and still kept), hourly cells for the rest. A
-// range that reaches now counts as reaching the end of today, whose daily
-// cell then holds exactly the range's part of the day.
-// from and to are rounded outwards to whole hours first, because hourly
-// cells are the finest rollup. Values are visited in storage order, once
-// per part (edges first, then the days), so a caller that needs one pass
-// per value must merge.
+// set) that together make up [from, to) (cover) and calls fn for each.
+// Values are visited in storage order, once per part (edges first, then
+// the days), so a caller that needs one pass per value must merge.
 func (s *Service) scanCover(ctx context.Context, dim metrics.Dimension, value string, all bool,
 	from, to time.Time, now time.Time, fn cellVisit) error {
+	for _, q := range s.cover(dim, value, all, from, to, now) {
+		iv := q.Interval
+		err := s.src.ScanCells(ctx, q, func(v string, start time.Time, c *metrics.Cell) error {
+			return fn(v, start, iv, c)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cover returns the cell queries of dim (one value, or every value with
+// all set) whose cells together make up [from, to): daily cells for the
+// UTC days wholly inside the range (and still kept), hourly cells for the
+// rest, edges first. A range that reaches now counts as reaching the end
+// of today, whose daily cell then holds exactly the range's part of the
+// day. from and to are rounded outwards to whole hours first, because
+// hourly cells are the finest rollup. Every query's From and To are
+// starts of its interval.
+func (s *Service) cover(dim metrics.Dimension, value string, all bool, from, to time.Time, now time.Time) []metrics.CellQuery {
 	from = metrics.Hourly.Truncate(from)
 	if t := metrics.Hourly.Truncate(to); t.Before(to) {
 		to = t.Add(time.Hour)
@@ -170,11 +186,9 @@ func (s *Service) scanCover(ctx context.Context, dim metrics.Dimension, value st
 	if !from.Before(to) {
 		return nil
 	}
-	type part struct {
-		iv       metrics.Interval
-		from, to time.Time
+	part := func(iv metrics.Interval, from, to time.Time) metrics.CellQuery {
+		return metrics.CellQuery{Interval: iv, Dimension: dim, Value: value, AllValues: all, From: from, To: to}
 	}
-	var parts []part
 	dayFrom := metrics.Daily.Truncate(from)
 	if dayFrom.Before(from) {
 		dayFrom = dayFrom.AddDate(0, 0, 1)
@@ -189,28 +203,17 @@ func (s *Service) scanCover(ctx context.Context, dim metrics.Dimension, value st
 	if cut := s.EarliestDaily(now); !cut.IsZero() && dayFrom.Before(cut) {
 		dayFrom = cut
 	}
-	if dayFrom.Before(dayTo) {
-		if from.Before(dayFrom) {
-			parts = append(parts, part{metrics.Hourly, from, dayFrom})
-		}
-		if dayTo.Before(to) {
-			parts = append(parts, part{metrics.Hourly, dayTo, to})
-		}
-		parts = append(parts, part{metrics.Daily, dayFrom, dayTo})
-	} else {
-		parts = append(parts, part{metrics.Hourly, from, to})
+	if !dayFrom.Before(dayTo) {
+		return []metrics.CellQuery{part(metrics.Hourly, from, to)}
 	}
-	for _, p := range parts {
-		q := metrics.CellQuery{Interval: p.iv, Dimension: dim, Value: value, AllValues: all, From: p.from, To: p.to}
-		iv := p.iv
-		err := s.src.ScanCells(ctx, q, func(v string, start time.Time, c *metrics.Cell) error {
-			return fn(v, start, iv, c)
-		})
-		if err != nil {
-			return err
-		}
+	var parts []metrics.CellQuery
+	if from.Before(dayFrom) {
+		parts = append(parts, part(metrics.Hourly, from, dayFrom))
 	}
-	return nil
+	if dayTo.Before(to) {
+		parts = append(parts, part(metrics.Hourly, dayTo, to))
+	}
+	return append(parts, part(metrics.Daily, dayFrom, dayTo))
 }
 
 // sumCover merges the cells of one value of dim over [from, to).

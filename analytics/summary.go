@@ -129,8 +129,15 @@ func (s *Service) Summary(ctx context.Context, q SummaryQuery) (Summary, error) 
 }
 
 // countValues counts the distinct values of dim with traffic in
-// [from, to).
+// [from, to): the Source counts them when it is a ValueCounter.
 func (s *Service) countValues(ctx context.Context, dim metrics.Dimension, from, to, now time.Time) (uint64, error) {
+	if vc, ok := s.src.(ValueCounter); ok {
+		parts := s.cover(dim, "", true, from, to, now)
+		if len(parts) == 0 {
+			return 0, nil
+		}
+		return vc.CountValues(ctx, dim, parts)
+	}
 	seen := make(map[string]struct{})
 	var last string
 	first := true

@@ -5,6 +5,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/apiwarden/apiwarden/metrics"
 )
 
 // Metric is what Top ranks by.
@@ -103,13 +105,9 @@ func (s *Service) Top(ctx context.Context, q TopQuery) (TopResult, error) {
 	if err != nil {
 		return TopResult{}, err
 	}
-	cells, err := s.totalsCover(ctx, q.By.dimension(), from, to, now)
+	items, err := s.topItems(ctx, q, from, to, now)
 	if err != nil {
 		return TopResult{}, err
-	}
-	items := make([]TopItem, 0, len(cells))
-	for v, c := range cells {
-		items = append(items, TopItem{Value: v, Stats: StatsOf(c)})
 	}
 	slices.SortFunc(items, func(a, b TopItem) int {
 		if c := cmp.Compare(q.Metric.value(&b.Stats), q.Metric.value(&a.Stats)); c != 0 {
@@ -124,6 +122,34 @@ func (s *Service) Top(ctx context.Context, q TopQuery) (TopResult, error) {
 		items = items[:q.Limit]
 	}
 	return TopResult{By: q.By, Metric: q.Metric, From: from.UTC(), To: to.UTC(), Items: items}, nil
+}
+
+// topItems returns the candidates of q's top list over [from, to): every
+// value of q.By, or, ranking by requests from a TopCounter, the top
+// q.Limit values it ranked, the same ones Top's sort keeps.
+func (s *Service) topItems(ctx context.Context, q TopQuery, from, to, now time.Time) ([]TopItem, error) {
+	dim := q.By.dimension()
+	if tc, ok := s.src.(TopCounter); ok && q.Metric == MetricRequests {
+		items := make([]TopItem, 0, q.Limit)
+		parts := s.cover(dim, "", true, from, to, now)
+		if len(parts) == 0 {
+			return items, nil
+		}
+		err := tc.TopByCount(ctx, dim, parts, q.Limit, func(v string, c *metrics.Cell) error {
+			items = append(items, TopItem{Value: v, Stats: StatsOf(c)})
+			return nil
+		})
+		return items, err
+	}
+	cells, err := s.totalsCover(ctx, dim, from, to, now)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]TopItem, 0, len(cells))
+	for v, c := range cells {
+		items = append(items, TopItem{Value: v, Stats: StatsOf(c)})
+	}
+	return items, nil
 }
 
 // resolveRange turns a period or an explicit range into [from, to),

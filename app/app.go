@@ -76,6 +76,9 @@ type App struct {
 	// while retentionLead elects this instance; both nil without cluster.
 	pgRetention   *cluster.Retention
 	retentionLead *cluster.Leader
+	// pgFold merges closed cells' per-instance rows in PostgreSQL under
+	// the same leadership as pgRetention; nil without cluster.
+	pgFold *cluster.Fold
 
 	calendar *limiter.Calendar // as configured at start; the limiter holds the one in force
 	cleanups []func()          // undo what New opened, when a later step fails

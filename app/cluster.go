@@ -177,6 +177,9 @@ func (a *App) newRetentionDuty() error {
 	a.retentionLead = lead
 	a.pgRetention = cluster.NewRetention(a.cluster, lead, cluster.RetentionOptions{
 		RawDays: m.RawRetentionDays, HourlyDays: m.HourlyRetentionDays, DailyDays: m.DailyRetentionDays, Now: a.now})
+	// The fold is upkeep of the same tables on the same schedule's
+	// leader: one election for both.
+	a.pgFold = cluster.NewFold(a.cluster, lead, cluster.FoldOptions{Now: a.now})
 	return nil
 }
 
@@ -208,8 +211,8 @@ func (a *App) healthReporter() telemetry.HealthReporter {
 }
 
 // runMirror runs the listener that keeps the key mirror current, the
-// heartbeat, the alert and retention leaders' elections, retention in
-// PostgreSQL and the shipper of request records (cluster mode), and
+// heartbeat, the alert and retention leaders' elections, retention and
+// the fold of closed cells in PostgreSQL, and the shipper of request records (cluster mode), and
 // returns the function that stops them (the leaders resign; the shipper
 // ships what is left, so call it after the metrics writer's last flush)
 // and waits until they have. Without a cluster it does nothing.
@@ -227,6 +230,7 @@ func (a *App) runMirror() (stop func()) {
 		}
 		done chan error
 	}{{"leader", a.leader, make(chan error, 1)}, {"retention", a.pgRetention, make(chan error, 1)},
+		{"fold", a.pgFold, make(chan error, 1)},
 		{"retention leader", a.retentionLead, make(chan error, 1)}, {"heartbeat", a.heartbeat, make(chan error, 1)},
 		{"listener", a.listener, make(chan error, 1)}, {"erasure follower", a.follower, make(chan error, 1)},
 		{"shipper", a.shipper, make(chan error, 1)}}

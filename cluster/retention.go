@@ -3,14 +3,11 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/apiwarden/apiwarden/internal/lifecycle"
 )
 
 // Retention defaults (RetentionOptions fields left at zero).
@@ -64,23 +61,20 @@ type RetentionResult struct {
 // raw cut-off, the apiwarden_cells rows of hours and days before theirs,
 // and the apiwarden_shipped_batches rows shipped before the raw cut-off.
 //
-// Run and Stop follow internal/lifecycle; the counters are safe for
-// concurrent use.
+// Run and Stop (passDuty) follow internal/lifecycle; the counters are
+// safe for concurrent use.
 type Retention struct {
+	passDuty
 	c    *Cluster
-	lead Leadership
 	opts RetentionOptions
-	log  *slog.Logger
-	life lifecycle.State
 
 	partitions atomic.Uint64 // partitions this process dropped
 	rows       atomic.Uint64 // rows this process deleted
-	failures   atomic.Uint64 // passes that failed
 }
 
 // NewRetention makes the retention duty of c, which Run performs while
 // lead says this instance leads (lead may be nil when only Apply is
-// called).
+// called): a pass at once when it takes the duty, then every Interval.
 func NewRetention(c *Cluster, lead Leadership, opts RetentionOptions) *Retention {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultRetentionInterval
@@ -91,7 +85,14 @@ func NewRetention(c *Cluster, lead Leadership, opts RetentionOptions) *Retention
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Retention{c: c, lead: lead, opts: opts, log: c.log.With("duty", "retention")}
+	r := &Retention{c: c, opts: opts}
+	r.name, r.failed = "cluster retention", "retention in PostgreSQL failed; will retry"
+	r.lead, r.poll, r.interval, r.log = lead, opts.Poll, opts.Interval, c.log.With("duty", "retention")
+	r.pass = func(ctx context.Context) error {
+		_, err := r.Apply(ctx)
+		return err
+	}
+	return r
 }
 
 // DroppedPartitions is how many partitions of apiwarden_records this
@@ -101,47 +102,6 @@ func (r *Retention) DroppedPartitions() uint64 { return r.partitions.Load() }
 // DeletedRows is how many rows of apiwarden_cells and
 // apiwarden_shipped_batches this process deleted.
 func (r *Retention) DeletedRows() uint64 { return r.rows.Load() }
-
-// Failures is how many of this process's passes failed.
-func (r *Retention) Failures() uint64 { return r.failures.Load() }
-
-// Run checks every Poll whether this instance leads and, while it does,
-// applies retention at once and then every Interval, until ctx ends or
-// Stop is called. A failed pass is logged (at the 1st, 2nd, 4th … in a
-// row) and tried again at the next Poll. Run returns nil.
-func (r *Retention) Run(ctx context.Context) error {
-	return r.life.Run("cluster retention", func(stop <-chan struct{}) error {
-		ticker := time.NewTicker(r.opts.Poll)
-		defer ticker.Stop()
-		var last time.Time // the last pass since taking the duty; zero: none
-		streak := 0
-		for {
-			switch {
-			case !r.lead.Leading():
-				last = time.Time{}
-			case last.IsZero() || time.Since(last) >= r.opts.Interval:
-				if _, err := r.Apply(ctx); err == nil {
-					last, streak = time.Now(), 0
-				} else if ctx.Err() == nil {
-					r.failures.Add(1)
-					if streak++; streak&(streak-1) == 0 {
-						r.log.Warn("retention in PostgreSQL failed; will retry", "failures_in_a_row", streak, "err", err)
-					}
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-stop:
-				return nil
-			case <-ticker.C:
-			}
-		}
-	})
-}
-
-// Stop ends Run and waits for it.
-func (r *Retention) Stop() { r.life.Stop(nil) }
 
 // Apply runs one pass as of Now, leading or not, logs what it deleted and
 // counts it. It stops at the first error (wrapping keys.ErrUnavailable

@@ -67,6 +67,18 @@ func pgBenchService(b *testing.B) *analytics.Service {
 			return
 		}
 		fmt.Fprintf(os.Stderr, "PostgreSQL analytics fixture: %d records in %s\n", pgBench.records, time.Since(start).Round(time.Second))
+		// Fold the closed hours and days as the leader would have by
+		// pgBenchEnd (cluster/fold.go), then let the visibility map catch
+		// up as autovacuum would, for index-only counts.
+		start = time.Now()
+		folded, err := cluster.NewFold(c, nil, cluster.FoldOptions{Now: func() time.Time { return pgBenchEnd }}).Apply(ctx)
+		if err == nil {
+			_, err = c.Pool().Exec(ctx, "VACUUM ANALYZE apiwarden_cells")
+		}
+		if pgBench.err = err; err != nil {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "folded %d cells in %s\n", folded, time.Since(start).Round(time.Second))
 		reportSizes(ctx, c.Pool(), pgBench.records)
 		pgBench.pool = c.Pool()
 		src, err := cluster.NewSource(c, cluster.SourceOptions{Now: func() time.Time { return pgBenchEnd }})
@@ -247,8 +259,8 @@ func reportSizes(ctx context.Context, pool *pgxpool.Pool, records int) {
 	}
 	var cellRows, cellTable, cellPK, cellRange int64
 	_ = pool.QueryRow(ctx, `SELECT count(*), pg_table_size('apiwarden_cells'), pg_relation_size('apiwarden_cells_pkey'),
-		pg_relation_size('apiwarden_cells_range') FROM apiwarden_cells`).Scan(&cellRows, &cellTable, &cellPK, &cellRange)
-	fmt.Fprintf(os.Stderr, "apiwarden_cells: %d rows, table %d MB, primary key %d MB, range index %d MB (%.1f B a record)\n",
+		pg_relation_size('apiwarden_cells_visible') FROM apiwarden_cells`).Scan(&cellRows, &cellTable, &cellPK, &cellRange)
+	fmt.Fprintf(os.Stderr, "apiwarden_cells: %d rows, table %d MB, primary key %d MB, visible index %d MB (%.1f B a record)\n",
 		cellRows, cellTable>>20, cellPK>>20, cellRange>>20, float64(cellRange)/float64(records))
 }
 

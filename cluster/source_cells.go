@@ -14,6 +14,13 @@ import (
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
+// visibleCells selects the rows a reader merges: a cell's merged row
+// ('*') and its instance rows not folded into it, which together merge to
+// every instance's row (cluster/migrations/013_cell_fold.up.sql). Written
+// as the predicate of the index apiwarden_cells_visible, so the planner
+// can use it.
+const visibleCells = `(instance_id = '*' OR NOT folded)`
+
 // ScanCells calls fn for every cell q selects, merged over the instances
 // (metrics.Cell.Merge of each instance's row of one interval, dimension,
 // value and start), in the bbolt reader's order: value by value in its
@@ -30,7 +37,7 @@ func (s *Source) ScanCells(ctx context.Context, q metrics.CellQuery, fn func(val
 		return fmt.Errorf("%w: to (%s) must be after from (%s)", metrics.ErrBadQuery, q.To, q.From)
 	}
 	var sql strings.Builder
-	sql.WriteString(`SELECT value, start, cell FROM apiwarden_cells WHERE interval = $1 AND dim = $2 AND start >= $3`)
+	sql.WriteString(`SELECT value, start, cell FROM apiwarden_cells WHERE ` + visibleCells + ` AND interval = $1 AND dim = $2 AND start >= $3`)
 	args := []any{int16(q.Interval), int16(q.Dimension), q.Interval.Truncate(q.From)}
 	if !q.To.IsZero() {
 		args = append(args, q.To)
@@ -64,7 +71,7 @@ func (s *Source) ScanCellsAt(ctx context.Context, interval metrics.Interval, dim
 	if len(starts) == 0 {
 		return nil
 	}
-	sql := `SELECT value, start, cell FROM apiwarden_cells WHERE interval = $1 AND dim = $2 AND start = ANY($3)`
+	sql := `SELECT value, start, cell FROM apiwarden_cells WHERE ` + visibleCells + ` AND interval = $1 AND dim = $2 AND start = ANY($3)`
 	return s.scanSorted(ctx, interval, dim, sql, []any{int16(interval), int16(dim), starts}, fn)
 }
 
