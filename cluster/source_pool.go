@@ -54,6 +54,38 @@ func (p readPool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows,
 	return r, nil
 }
 
+// QueryRow is Query for a statement of one row, so that it is retried as
+// Query's are; the embedded pgxpool.Pool's QueryRow would not be.
+func (p readPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := p.Query(ctx, sql, args...)
+	return oneRow{rows: rows, err: err}
+}
+
+// oneRow is the pgx.Row of readPool.QueryRow: the first row of rows, or
+// pgx.ErrNoRows.
+type oneRow struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r oneRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}
+
 // retryingRows are the rows of one statement of a readPool, which run it
 // again, once, when its connection dies before the first row. Like
 // pgx.Rows they are for one goroutine.

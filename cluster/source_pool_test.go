@@ -44,6 +44,14 @@ func TestSourceReadsAfterPostgresRestart(t *testing.T) {
 			}
 			return err
 		},
+		"distinct routes": func() error { // one row: QueryRow
+			n, err := src.CountValues(ctxFor(t, 30*time.Second), metrics.DimRoute,
+				[]metrics.CellQuery{{Interval: metrics.Hourly, Dimension: metrics.DimRoute, From: start, To: start.Add(time.Hour)}})
+			if err == nil && n == 0 {
+				t.Errorf("distinct routes: 0, want some")
+			}
+			return err
+		},
 	}
 	for name, read := range reads {
 		if err := read(); err != nil {
@@ -56,7 +64,7 @@ func TestSourceReadsAfterPostgresRestart(t *testing.T) {
 	startPostgres()
 	// More reads than pooled connections, each kind in turn.
 	for i := range 2 * cluster.SourceMaxConns {
-		for _, name := range []string{"records", "cells"} {
+		for _, name := range []string{"distinct routes", "records", "cells"} {
 			if err := reads[name](); err != nil {
 				t.Errorf("%s, read %d after the restart: %v", name, i+1, err)
 			}
