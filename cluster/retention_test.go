@@ -193,7 +193,13 @@ func newRetentionCandidate(t *testing.T, url, id string) *retentionCandidate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := cluster.NewRetention(c, l, retentionOpts)
+	// Passes a few times a second, not hourly: the duty may move (on
+	// stop, or a lease lapsing under load) before a test writes the data
+	// it expects the next holder to delete, and that holder's first pass
+	// must not be its only one.
+	opts := retentionOpts
+	opts.Interval = 100 * time.Millisecond
+	r := cluster.NewRetention(c, l, opts)
 	leaderDone, retDone := make(chan error, 1), make(chan error, 1)
 	go func() { leaderDone <- l.Run(context.Background()) }()
 	go func() { retDone <- r.Run(context.Background()) }()
