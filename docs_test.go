@@ -543,12 +543,28 @@ func TestKubernetesManifests(t *testing.T) {
 	// Several replicas, each with an emptyDir, are only right in cluster
 	// mode: the keys come from PostgreSQL, named in the Secret.
 	find(`(?m)^\s+- name: data\n\s+emptyDir:`)
+	checkEmptyDirSize(t, find(`(?m)^\s+- name: data\n\s+emptyDir:\n\s+sizeLimit: (\d+)Gi$`)[1], cfg.Cluster.SpoolMaxRecords)
 	if cfg.Cluster.PostgresURL != "env:APIWARDEN_POSTGRES_URL" || cfg.Cluster.InstanceID != "" {
 		t.Errorf("%s: want postgres_url from env:APIWARDEN_POSTGRES_URL and instance_id empty (the pod's name), have %q, %q",
 			cfgFile, cfg.Cluster.PostgresURL, cfg.Cluster.InstanceID)
 	}
 	if !strings.Contains(readFile(t, "deploy/kubernetes/secret.example.yaml"), "APIWARDEN_POSTGRES_URL:") {
 		t.Error("secret.example.yaml lacks APIWARDEN_POSTGRES_URL, which apiwarden.toml reads")
+	}
+}
+
+// checkEmptyDirSize checks the data emptyDir's sizeLimit (in GiB) against
+// the rule docs/deploy-kubernetes.md gives: twice the spool at its bound
+// (42 bytes a record; bbolt keeps the pages a drained spool freed) plus
+// 1 GiB for the rollups and the key mirror. Past the limit the kubelet
+// evicts the pod, and its unshipped records with it.
+func checkEmptyDirSize(t *testing.T, gib string, spoolMaxRecords int) {
+	t.Helper()
+	const recordBytes, rest = 42, 1 << 30
+	limit, _ := strconv.ParseInt(gib, 10, 64)
+	if need := 2*int64(spoolMaxRecords)*recordBytes + rest; limit<<30 < need {
+		t.Errorf("deployment.yaml: the data emptyDir's sizeLimit %dGi is below 2 x %d records x %d B + 1 GiB = %.1f GiB",
+			limit, spoolMaxRecords, recordBytes, float64(need)/(1<<30))
 	}
 }
 

@@ -783,6 +783,7 @@ func (e *Evaluator) findOpen(id string) (uint64, *tracked) {
 // Stats is a reading for monitoring.
 type Stats struct {
 	// Alerts counts open alerts by state (pending, firing, recovering).
+	// It is nil when a Shared store could not be read.
 	Alerts map[State]int `json:"alerts"`
 	// Acknowledged counts the open alerts a person acknowledged.
 	Acknowledged int `json:"acknowledged"`
@@ -798,10 +799,16 @@ type Stats struct {
 	Notifiers []NotifierStats `json:"notifiers"`
 }
 
-// Stats counts alerts and reads the notifiers' counters.
+// Stats counts alerts and reads the notifiers' counters; the counters are
+// this evaluator's own. With a Shared store the alert counts are the
+// cluster's, read from the store in one View: memory is current only on
+// the leader, and only as of its last pass (a follower's is as old as its
+// last lead, and an acknowledgement made elsewhere reaches it a pass
+// later), so every instance reports the figures the alerts API shows.
+// When that read fails Alerts is nil and Acknowledged 0: no figure rather
+// than a stale one. Safe for concurrent use.
 func (e *Evaluator) Stats() Stats {
 	s := Stats{
-		Alerts:                 map[State]int{StatePending: 0, StateFiring: 0, StateRecovering: 0},
 		Evaluations:            e.evaluations.Load(),
 		SourceErrors:           e.sourceErrors.Load(),
 		StoreErrors:            e.storeErrors.Load(),
@@ -810,16 +817,48 @@ func (e *Evaluator) Stats() Stats {
 	if ns := e.lastEval.Load(); ns != 0 {
 		s.LastEvaluation = time.Unix(0, ns)
 	}
-	e.mu.Lock()
-	for _, t := range e.active {
-		s.Alerts[t.alert.State]++
-		if t.alert.Acknowledged() {
-			s.Acknowledged++
-		}
-	}
-	e.mu.Unlock()
+	s.Alerts, s.Acknowledged = e.countOpen()
 	if n, ok := e.notify.(interface{ Stats() []NotifierStats }); ok {
 		s.Notifiers = n.Stats()
 	}
 	return s
+}
+
+// countOpen counts the open alerts by state and the acknowledged ones:
+// from memory with a local store, from the store with a Shared one (nil
+// when it cannot be read).
+func (e *Evaluator) countOpen() (map[State]int, int) {
+	open := []State{StatePending, StateFiring, StateRecovering}
+	counts := make(map[State]int, len(open))
+	for _, st := range open {
+		counts[st] = 0
+	}
+	acked := 0
+	count := func(a *Alert) {
+		counts[a.State]++
+		if a.Acknowledged() {
+			acked++
+		}
+	}
+	if !e.shared {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, t := range e.active {
+			count(&t.alert)
+		}
+		return counts, acked
+	}
+	var list []Alert
+	err := e.state.View(context.Background(), func(r StateReader) error {
+		var err error
+		list, err = r.List(Query{States: open})
+		return err
+	})
+	if err != nil {
+		return nil, 0
+	}
+	for i := range list {
+		count(&list[i])
+	}
+	return counts, acked
 }

@@ -232,3 +232,27 @@ func pollFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 	}
 }
+
+// Every instance's apiwarden_alerts gauges show the cluster's alerts, not
+// only the leader's: the follower's memory holds none of the leader's
+// passes, and an acknowledgement on one instance counts on both.
+func TestClusterAlertGaugesOnEveryInstance(t *testing.T) {
+	p := newAlertingPair(t)
+	gauges := func(in *app.App) string {
+		return metricValue(t, in, `apiwarden_alerts{state="firing"}`) + " firing, " +
+			metricValue(t, in, "apiwarden_alerts_acknowledged") + " acknowledged"
+	}
+	for name, in := range map[string]*app.App{"A": p.a, "B": p.b} {
+		if got := gauges(in); got != "1 firing, 0 acknowledged" {
+			t.Fatalf("%s: %s, want 1 firing, 0 acknowledged", name, got)
+		}
+	}
+	if status, body := adminCall(t, p.b, "POST", "/admin/v1/alerts/"+p.id+"/ack", `{}`); status != http.StatusOK {
+		t.Fatalf("ack on B: %d %s", status, body)
+	}
+	for name, in := range map[string]*app.App{"A": p.a, "B": p.b} {
+		if got := gauges(in); got != "1 firing, 1 acknowledged" {
+			t.Fatalf("%s after the ack on B: %s, want 1 firing, 1 acknowledged", name, got)
+		}
+	}
+}

@@ -284,10 +284,16 @@ func (a *App) newRouteCap() (*metrics.RouteCap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the stored routes: %w", err)
 	}
-	for _, r := range a.cfg.Routes {
-		known = append(known, r.Path)
+	return metrics.NewRouteCap(max, append(known, routePatterns(a.cfg)...)...), nil
+}
+
+// routePatterns lists the configured routes' path patterns.
+func routePatterns(cfg *config.Config) []string {
+	out := make([]string, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		out = append(out, r.Path)
 	}
-	return metrics.NewRouteCap(max, known...), nil
+	return out
 }
 
 // newAPI builds the HTTP handlers over the services.
@@ -490,6 +496,7 @@ func (a *App) Reload(cfg *config.Config) error {
 	policy.IPv6Prefix = a.engine.Policy().IPv6Prefix
 	a.engine.SetPolicy(policy)
 	a.keys.SetPolicy(KeyPolicy(cfg))
+	a.routeCap.Reconfigure(cfg.Metrics.MaxIngestedRoutes, routePatterns(cfg)...)
 	for _, name := range restartOnly(a.cfg, cfg) {
 		a.log.Warn("setting changed but needs a restart to take effect", "setting", name)
 	}
@@ -507,13 +514,15 @@ func restartOnly(old, cur *config.Config) []string {
 	oldAlerts.Rules, curAlerts.Rules = nil, nil // reloaded
 	oldServer, curServer := old.Server, cur.Server
 	oldServer.CaseInsensitiveRoutes, curServer.CaseInsensitiveRoutes = false, false // reloaded with the routes
+	oldMetrics, curMetrics := old.Metrics, cur.Metrics
+	oldMetrics.MaxIngestedRoutes, curMetrics.MaxIngestedRoutes = 0, 0 // reloaded
 	oldKeys, curKeys := old.Keys, cur.Keys
 	oldKeys.Scopes, curKeys.Scopes, oldKeys.GracePeriod, curKeys.GracePeriod = nil, nil, 0, 0 // reloaded
 	for name, differ := range map[string]bool{
 		"server":                                 !reflect.DeepEqual(oldServer, curServer),
 		"security":                               !reflect.DeepEqual(old.Security, cur.Security),
 		"proxy":                                  !reflect.DeepEqual(old.Proxy, cur.Proxy),
-		"metrics":                                !reflect.DeepEqual(old.Metrics, cur.Metrics),
+		"metrics (but max_ingested_routes)":      !reflect.DeepEqual(oldMetrics, curMetrics),
 		"limiter":                                !reflect.DeepEqual(old.Limiter, cur.Limiter),
 		"redis":                                  !reflect.DeepEqual(old.Redis, cur.Redis),
 		"cluster":                                !reflect.DeepEqual(old.Cluster, cur.Cluster),

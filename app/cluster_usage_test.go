@@ -72,15 +72,20 @@ func TestClusterSharesLastUsed(t *testing.T) {
 	}
 
 	// B touches a key at most once a second: use it until A shows a use
-	// after A's own.
+	// after A's own. The last of those uses can fall in a later second
+	// than the one A shows, so once they stop, both must come to agree.
 	usedOnB := time.Now()
 	pollUntil(t, 10*time.Second, "B's later use on A", func() bool {
 		checkKey(t, b, k.Secret)
 		return keyLastUsed(t, a, k.Key.ID).After(onA)
 	})
-	onA2, onB2 := keyLastUsed(t, a, k.Key.ID), keyLastUsed(t, b, k.Key.ID)
-	if !onA2.Equal(onB2) || onA2.Before(usedOnB.Truncate(time.Microsecond)) {
-		t.Fatalf("last_used_at on A %s, on B %s; want both B's use after %s", onA2, onB2, usedOnB)
+	var onA2, onB2 time.Time
+	pollUntil(t, 10*time.Second, "A and B agreeing on B's last use", func() bool {
+		onA2, onB2 = keyLastUsed(t, a, k.Key.ID), keyLastUsed(t, b, k.Key.ID)
+		return onA2.Equal(onB2)
+	})
+	if onA2.Before(usedOnB.Truncate(time.Microsecond)) {
+		t.Fatalf("last_used_at on A and B %s; want B's use after %s", onA2, usedOnB)
 	}
 }
 
@@ -106,8 +111,12 @@ func TestClusterSharesDenialEvents(t *testing.T) {
 			t.Fatalf("check on A: %s", got)
 		}
 	}
+	// Denials are aggregated per flush: a flush can fall between B's two
+	// (or A's three) on a loaded machine, so the events are [2 3] or a
+	// split of them; what must hold is 5 in all, the same on both.
+	const denials = 5
 	for name, in := range map[string]*app.App{"A": a, "B": b} {
-		pollUntil(t, 10*time.Second, name+" lists both instances' denials", func() bool { return len(deniedCounts(t, in, k.Key.ID)) >= 2 })
+		pollUntil(t, 10*time.Second, name+" lists both instances' denials", func() bool { return sum(deniedCounts(t, in, k.Key.ID)) >= denials })
 	}
 	// More flushes on both must not count anything twice: a use of
 	// another key on each, seen on the other, proves both flushed again.
@@ -120,12 +129,17 @@ func TestClusterSharesDenialEvents(t *testing.T) {
 			return keyLastUsed(t, pair[1], other.Key.ID).After(seen)
 		})
 	}
-	want := []int{2, 3}
-	for name, in := range map[string]*app.App{"A": a, "B": b} {
-		if got := deniedCounts(t, in, k.Key.ID); !slices.Equal(got, want) {
-			t.Fatalf("%s: ip_denied counts %v, want %v", name, got, want)
-		}
+	onA, onB := deniedCounts(t, a, k.Key.ID), deniedCounts(t, b, k.Key.ID)
+	if sum(onA) != denials || !slices.Equal(onA, onB) {
+		t.Fatalf("ip_denied counts on A %v, on B %v; want the same events, %d denials in all", onA, onB, denials)
 	}
+}
+
+func sum(counts []int) (n int) {
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }
 
 // deniedCounts lists the counts of a key's ip_denied events, sorted.

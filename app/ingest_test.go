@@ -132,3 +132,37 @@ func TestIngestedRouteCapSurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// A reload that raises max_ingested_routes makes room at once, without a
+// restart: with 2, a third route overflows; after a reload to 3 the next
+// new route is filed under its own name.
+func TestIngestedRouteCapGrowsOnReload(t *testing.T) {
+	var cfg *config.Config
+	a, _ := startApp(t, func(c *config.Config) {
+		c.Metrics.MaxIngestedRoutes = 2
+		cfg = c
+	})
+	post := func(route string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"time":%q,"method":"GET","route":%q,"status":200}`+"\n", time.Now().UTC().Format(time.RFC3339), route)
+		if got := call(t, "POST", "http://"+a.Addr()+"/v1/events", nil, body); got.status != 202 {
+			t.Fatalf("%d %s", got.status, got.body)
+		}
+	}
+	post("/a")
+	post("/b")
+	post("/c") // overflows
+	next := *cfg
+	next.Metrics.MaxIngestedRoutes = 3
+	if err := a.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	post("/d")
+	post("/e") // overflows
+	metrics := call(t, "GET", "http://"+a.AdminAddr()+"/metrics", nil, "")
+	for _, want := range []string{"apiwarden_ingested_routes 3", "apiwarden_ingested_routes_max 3", "apiwarden_ingested_route_overflow_total 2"} {
+		if !strings.Contains(metrics.body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, grepLines(metrics.body, "ingested"))
+		}
+	}
+}

@@ -20,11 +20,18 @@ const importCellRound = 5000
 // ImportOptions.InstanceID in apiwarden_cells, as the shipper writes
 // them: a rerun rewrites nothing (a row is only replaced by a higher
 // count), and a shipper of the same data file later replaces the rows
-// as its cells grow, never adding to them.
+// as its cells grow, never adding to them. Key and owner cells an erasure
+// with rollups covers are left out and noted, as a shipper leaves them
+// out.
 func (im *importer) rollups(ctx context.Context) (StepResult, error) {
 	var res StepResult
 	if im.withoutInstanceID("rollups", &res) {
 		return res, nil
+	}
+	// Every erasure: a data file may hold cells of any age.
+	erased, err := erasuresSince(ctx, im.c.pool, time.Time{})
+	if err != nil {
+		return res, err
 	}
 	rd := metrics.NewReader(im.src)
 	var batch cellArrays
@@ -41,6 +48,9 @@ func (im *importer) rollups(ctx context.Context) (StepResult, error) {
 		for _, dim := range metrics.Dimensions {
 			err := rd.ScanCells(ctx, metrics.CellQuery{Interval: iv, Dimension: dim, AllValues: true},
 				func(value string, start time.Time, c *metrics.Cell) error {
+					if erased.dropsCellOf(dim, value, start) {
+						return nil
+					}
 					enc, _ := c.AppendBinary(nil)
 					batch.add(iv, dim, value, start, c.Count, enc)
 					if batch.len() < importCellRound {
@@ -65,8 +75,10 @@ func (im *importer) rollups(ctx context.Context) (StepResult, error) {
 			return res, err
 		}
 	}
+	_, dropped := erased.dropped()
+	im.noteErased(&res, "rollups", "cells", dropped)
 	im.progress("rollups: %d cells in the data file, as instance %q: imported %d, skipped %d (the same or newer in the cluster)",
-		total, im.opts.InstanceID, res.Imported, res.Skipped)
+		total+dropped, im.opts.InstanceID, res.Imported, res.Skipped)
 	return res, nil
 }
 

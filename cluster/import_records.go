@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 
 	"github.com/jackc/pgx/v5"
@@ -20,7 +21,10 @@ const importRecordRound = DefaultShipRecords
 // row per block, the records of the blocks whose row was new, in one
 // transaction per round), so a rerun, and a shipper of the same data
 // file under the same instance id later, insert nothing twice. The
-// data file's ship cursor is neither read nor moved.
+// data file's ship cursor is neither read nor moved. Records of a key or
+// owner whose usage was erased in the cluster after they were recorded
+// are left out and noted, as a shipper leaves them out; a dry run, which
+// reads no records, counts them as to import.
 func (im *importer) records(ctx context.Context) (StepResult, error) {
 	var res StepResult
 	if im.withoutInstanceID("records", &res) {
@@ -47,6 +51,7 @@ func (im *importer) records(ctx context.Context) (StepResult, error) {
 	}
 	partitions := newPartitionSet()
 	var after uint64
+	erasedTotal := 0
 	for done := 0; done < total; {
 		batches, err := rd.BatchesAfter(ctx, after, importRecordRound)
 		if err != nil || len(batches) == 0 {
@@ -55,10 +60,14 @@ func (im *importer) records(ctx context.Context) (StepResult, error) {
 		if err := partitions.ensure(ctx, im.c.pool, batches); err != nil {
 			return res, err
 		}
-		var inserted int
+		var inserted, erased int
 		err = pgx.BeginFunc(ctx, im.c.pool, func(tx pgx.Tx) error {
-			var txErr error
-			inserted, _, txErr = insertBatches(ctx, tx, im.opts.InstanceID, batches, nil)
+			filter, txErr := loadErasures(ctx, tx, metrics.ShipWork{Batches: batches})
+			if txErr != nil {
+				return txErr
+			}
+			inserted, _, txErr = insertBatches(ctx, tx, im.opts.InstanceID, batches, filter)
+			erased, _ = filter.dropped()
 			return txErr
 		})
 		if err != nil {
@@ -68,12 +77,27 @@ func (im *importer) records(ctx context.Context) (StepResult, error) {
 		for _, b := range batches {
 			n += len(b.Records)
 		}
-		res.Imported, res.Skipped, done = res.Imported+inserted, res.Skipped+n-inserted, done+n
+		res.Imported, res.Skipped, done = res.Imported+inserted, res.Skipped+n-inserted-erased, done+n
+		erasedTotal += erased
 		after = batches[len(batches)-1].Seq
 		im.progress("records: %d/%d", done, total)
 	}
+	im.noteErased(&res, "records", "records", erasedTotal)
 	im.progress("records: imported %d, skipped %d (shipped before)", res.Imported, res.Skipped)
 	return res, nil
+}
+
+// noteErased notes in step's result that n of its things (records,
+// cells) were left out because their key's or owner's usage was erased in
+// the cluster after they were recorded, as a shipper leaves them out
+// (ship_erasures.go), and says so.
+func (im *importer) noteErased(res *StepResult, step, things string, n int) {
+	if n == 0 {
+		return
+	}
+	note := fmt.Sprintf("%d %s left out: their usage was erased in the cluster", n, things)
+	res.Notes = append(res.Notes, note)
+	im.progress("%s: %s", step, note)
 }
 
 // withoutInstanceID notes, for a step that needs

@@ -93,3 +93,51 @@ func TestImportRecordsAndRollupsTwice(t *testing.T) {
 	wantShipped(t, joined, all)
 	sameCells(t, "after the instance shipped", databaseCells(t, c.Pool()), fileCells(t, joined.rd, nil))
 }
+
+// A data file copied before a key's usage was erased in the cluster, then
+// imported: the key's records and cells stay out, as a shipper leaves
+// them out (ship_erasures.go), and everything else comes in exactly.
+func TestImportLeavesOutErasedUsage(t *testing.T) {
+	url := pg.Database(t)
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	single := newShipNodeWith(t, url, "single", metrics.Options{Store: st})
+	single.record(t, 700, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), time.Second)
+	cells := fileCells(t, single.rd, nil)
+	erasedCells := 0
+	for id := range cells {
+		if id.dim == metrics.DimKey && id.value == "key_3" {
+			delete(cells, id)
+			erasedCells++
+		}
+	}
+	single.rec.Stop()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c := openClusterFor(t, url, testSecret)
+	if _, err := c.EraseUsage(ctxFor(t, 30*time.Second), metrics.EraseRequest{KeyID: "key_3", Rollups: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	report := runImport(t, c, filepath.Join(dir, store.FileName), cluster.ImportOptions{InstanceID: "single"})
+	counts := keyCounts(700)
+	if r, cs := step(t, report, "records"), step(t, report, "rollups"); r.Imported != 700-counts["key_3"] || r.Skipped != 0 ||
+		cs.Imported != len(cells) || cs.Skipped != 0 || len(r.Notes) != 1 || len(cs.Notes) != 1 {
+		t.Fatalf("import: records %+v, rollups %+v; want %d records and %d cells, a note each on the %d and %d erased",
+			r, cs, 700-counts["key_3"], len(cells), counts["key_3"], erasedCells)
+	}
+	pool := c.Pool()
+	for key, want := range counts {
+		if key == "key_3" {
+			want = 0
+		}
+		if n := countRows(t, pool, `SELECT count(*) FROM apiwarden_records WHERE key_id = $1`, key); n != want {
+			t.Errorf("%s: %d records in PostgreSQL, want %d", key, n, want)
+		}
+	}
+	sameCells(t, "after the import", databaseCells(t, pool), cells)
+}

@@ -53,13 +53,15 @@ type RetentionResult struct {
 	HourlyCells int64    // rows of apiwarden_cells
 	DailyCells  int64
 	Batches     int64 // rows of apiwarden_shipped_batches
+	Erasures    int64 // rows of apiwarden_erasures
 }
 
 // Retention deletes what the cluster no longer keeps from PostgreSQL, on
 // the instance that leads its duty only, as each data file's retention
 // does for it: the daily partitions of apiwarden_records wholly before the
 // raw cut-off, the apiwarden_cells rows of hours and days before theirs,
-// and the apiwarden_shipped_batches rows shipped before the raw cut-off.
+// the apiwarden_shipped_batches rows shipped before the raw cut-off, and
+// the apiwarden_erasures rows no shipper needs any more (pruneErasures).
 //
 // Run and Stop (passDuty) follow internal/lifecycle; the counters are
 // safe for concurrent use.
@@ -99,8 +101,8 @@ func NewRetention(c *Cluster, lead Leadership, opts RetentionOptions) *Retention
 // process dropped.
 func (r *Retention) DroppedPartitions() uint64 { return r.partitions.Load() }
 
-// DeletedRows is how many rows of apiwarden_cells and
-// apiwarden_shipped_batches this process deleted.
+// DeletedRows is how many rows of apiwarden_cells,
+// apiwarden_shipped_batches and apiwarden_erasures this process deleted.
 func (r *Retention) DeletedRows() uint64 { return r.rows.Load() }
 
 // Apply runs one pass as of Now, leading or not, logs what it deleted and
@@ -111,10 +113,11 @@ func (r *Retention) Apply(ctx context.Context) (RetentionResult, error) {
 	var res RetentionResult
 	err := r.apply(ctx, &res)
 	r.partitions.Add(uint64(len(res.Partitions)))
-	r.rows.Add(uint64(res.HourlyCells + res.DailyCells + res.Batches))
-	if len(res.Partitions) > 0 || res.HourlyCells+res.DailyCells+res.Batches > 0 {
+	rows := res.HourlyCells + res.DailyCells + res.Batches + res.Erasures
+	r.rows.Add(uint64(rows))
+	if len(res.Partitions) > 0 || rows > 0 {
 		r.log.Info("retention in PostgreSQL deleted expired data", "partitions", strings.Join(res.Partitions, ","),
-			"hourly_cells", res.HourlyCells, "daily_cells", res.DailyCells, "shipped_batches", res.Batches)
+			"hourly_cells", res.HourlyCells, "daily_cells", res.DailyCells, "shipped_batches", res.Batches, "erasures", res.Erasures)
 	}
 	if err != nil {
 		return res, unavailable(err)
@@ -153,8 +156,35 @@ func (r *Retention) apply(ctx context.Context, res *RetentionResult) error {
 	}
 	if r.opts.DailyDays > 0 {
 		res.DailyCells, err = r.deleteBatched(ctx, "apiwarden_cells", "interval = 2 AND start < $1", retentionCutoff(now, r.opts.DailyDays))
+		if err != nil {
+			return err
+		}
 	}
+	res.Erasures, err = r.pruneErasures(ctx, now)
 	return err
+}
+
+// pruneErasures deletes the apiwarden_erasures rows that no shipper needs
+// any more (cluster/ship_erasures.go) and returns how many. An erasure at
+// E covers the records and, with rollups, the key and owner cells from at
+// or before E; a shipper can send one as long as some data file keeps it
+// (records: raw retention; cells: hourly and daily, dirty cells included),
+// as every data file follows the same [metrics]. So a raw-only erasure
+// goes once E is before the raw cut-off, one with rollups once E is before
+// all three; a retention of 0 keeps what it covers, and the erasure, for
+// ever.
+func (r *Retention) pruneErasures(ctx context.Context, now time.Time) (int64, error) {
+	if r.opts.RawDays <= 0 {
+		return 0, nil
+	}
+	rawCut := retentionCutoff(now, r.opts.RawDays)
+	n, err := r.deleteBatched(ctx, "apiwarden_erasures", "NOT rollups AND erased_at < $1", rawCut)
+	if err != nil || r.opts.HourlyDays <= 0 || r.opts.DailyDays <= 0 {
+		return n, err
+	}
+	cellCut := retentionCutoff(now, max(r.opts.RawDays, r.opts.HourlyDays, r.opts.DailyDays))
+	m, err := r.deleteBatched(ctx, "apiwarden_erasures", "rollups AND erased_at < $1", cellCut)
+	return n + m, err
 }
 
 // retentionCutoff is the start of the first UTC day kept when days are

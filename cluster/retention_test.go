@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/apiwarden/apiwarden/cluster"
@@ -192,7 +193,13 @@ func newRetentionCandidate(t *testing.T, url, id string) *retentionCandidate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := cluster.NewRetention(c, l, retentionOpts)
+	// Passes a few times a second, not hourly: the duty may move (on
+	// stop, or a lease lapsing under load) before a test writes the data
+	// it expects the next holder to delete, and that holder's first pass
+	// must not be its only one.
+	opts := retentionOpts
+	opts.Interval = 100 * time.Millisecond
+	r := cluster.NewRetention(c, l, opts)
 	leaderDone, retDone := make(chan error, 1), make(chan error, 1)
 	go func() { leaderDone <- l.Run(context.Background()) }()
 	go func() { retDone <- r.Run(context.Background()) }()
@@ -249,5 +256,70 @@ func TestRetentionRunsOnTheLeaderOnly(t *testing.T) {
 	}
 	if !follow.leader.Leading() || follow.ret.DroppedPartitions() != 1 || follow.ret.DeletedRows() != 1 {
 		t.Fatalf("the new leader's counters: %d partitions, %d rows; want 1 and 1", follow.ret.DroppedPartitions(), follow.ret.DeletedRows())
+	}
+}
+
+// Retention deletes an erasure once nothing it covers can still ship: a
+// raw-only erasure from before the raw cut-off, one that took the rollups
+// from before every cut-off too (a lagging instance may still ship a
+// daily cell of the erased key while daily cells are kept). Kept for ever
+// when what it covers is.
+func TestRetentionPrunesErasures(t *testing.T) {
+	c, err := cluster.Open(ctxFor(t, 30*time.Second), cluster.Options{URL: pg.Database(t), InstanceID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	pool := c.Pool()
+	longDaily := retentionOpts
+	longDaily.DailyDays = 20 // cells of 2026-02-28 on are kept
+	longCut := time.Date(2026, 2, 28, 0, 0, 0, 0, time.UTC)
+	erasures := map[string]struct {
+		at      time.Time
+		rollups bool
+	}{
+		"raw, before the cut-off":         {rawCut.Add(-time.Microsecond), false},
+		"raw, at the cut-off":             {rawCut, false},
+		"rollups, before the raw cut-off": {rawCut.Add(-time.Microsecond), true},
+		"rollups, before every cut-off":   {longCut.Add(-time.Microsecond), true},
+		"rollups, at the daily cut-off":   {longCut, true},
+	}
+	for name, e := range erasures {
+		if _, err := pool.Exec(ctxFor(t, 30*time.Second), `INSERT INTO apiwarden_erasures (key_ids, owner_id, rollups, requested_by, instance_id, erased_at)
+			VALUES ('{k_1}', '', $1, $2, 'a', $3)`, e.rollups, name, e.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() []string {
+		rows, err := pool.Query(ctxFor(t, 30*time.Second), `SELECT requested_by FROM apiwarden_erasures ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	keepDaily := longDaily
+	keepDaily.DailyDays = 0
+	for _, pass := range []struct {
+		name string
+		opts cluster.RetentionOptions
+		gone int64
+		left []string
+	}{
+		{"daily cells kept for ever", keepDaily, 1, []string{"raw, at the cut-off", "rollups, at the daily cut-off", "rollups, before every cut-off", "rollups, before the raw cut-off"}},
+		{"daily cells kept 20 days", longDaily, 1, []string{"raw, at the cut-off", "rollups, at the daily cut-off", "rollups, before the raw cut-off"}},
+		{"again", longDaily, 0, []string{"raw, at the cut-off", "rollups, at the daily cut-off", "rollups, before the raw cut-off"}},
+	} {
+		r := cluster.NewRetention(c, nil, pass.opts)
+		res, err := r.Apply(ctxFor(t, time.Minute))
+		if err != nil || res.Erasures != pass.gone || r.DeletedRows() != uint64(pass.gone) {
+			t.Fatalf("%s: %+v, %v, %d rows deleted; want %d erasures", pass.name, res, err, r.DeletedRows(), pass.gone)
+		}
+		if got := left(); !slices.Equal(got, pass.left) {
+			t.Fatalf("%s: erasures left %q, want %q", pass.name, got, pass.left)
+		}
 	}
 }

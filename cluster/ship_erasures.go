@@ -29,8 +29,19 @@ func loadErasures(ctx context.Context, tx pgx.Tx, work metrics.ShipWork) (*erasu
 	if !ok {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT key_ids, owner_id, rollups, erased_at
-		FROM apiwarden_erasures WHERE erased_at >= $1`, oldest)
+	return erasuresSince(ctx, tx, oldest)
+}
+
+// querier is what erasuresSince reads through: a transaction or the pool.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// erasuresSince reads the erasures at or after since (all of them for the
+// zero time) into a filter; nil when there is none.
+func erasuresSince(ctx context.Context, q querier, since time.Time) (*erasureFilter, error) {
+	rows, err := q.Query(ctx, `SELECT key_ids, owner_id, rollups, erased_at
+		FROM apiwarden_erasures WHERE erased_at >= $1`, since)
 	if err != nil {
 		return nil, err
 	}
@@ -86,20 +97,35 @@ func (f *erasureFilter) dropsRecord(rec *metrics.Record) bool {
 // dropsCell reports whether c was erased, and counts it: a cell of dim
 // key or owner whose start is at or before an erasure with rollups.
 func (f *erasureFilter) dropsCell(c *metrics.DirtyCell) bool {
+	return f.dropsCellOf(c.Dimension, c.Value, c.Start)
+}
+
+// dropsCellOf is dropsCell for the cell of dim and value that starts at
+// start.
+func (f *erasureFilter) dropsCellOf(dim metrics.Dimension, value string, start time.Time) bool {
 	if f == nil {
 		return false
 	}
 	var erased bool
-	switch c.Dimension {
+	switch dim {
 	case metrics.DimKey:
-		erased = erasedBy(f.cellKeys, c.Value, c.Start)
+		erased = erasedBy(f.cellKeys, value, start)
 	case metrics.DimOwner:
-		erased = erasedBy(f.cellOwners, c.Value, c.Start)
+		erased = erasedBy(f.cellOwners, value, start)
 	}
 	if erased {
 		f.cells++
 	}
 	return erased
+}
+
+// dropped is how many records and cells the filter dropped; 0 and 0 for
+// a nil filter.
+func (f *erasureFilter) dropped() (records, cells int) {
+	if f == nil {
+		return 0, 0
+	}
+	return f.records, f.cells
 }
 
 // erasedBy reports whether m holds an erasure of v at or after t.

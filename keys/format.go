@@ -66,6 +66,45 @@ func appendChecksum(dst []byte, sum uint32) []byte {
 // key up nor allocates, so callers can test every header value with it.
 func LooksLikeKey(s string) bool { return wellFormed(s) }
 
+// ContainsKey reports whether a key (LooksLikeKey) appears anywhere in s:
+// the whole of it, or inside a longer value ("token=<key>;", a URL path,
+// "<key>,other"). A key's body must end where s does or at a character
+// that is not base62; its prefix may follow any character, so a key run
+// into other letters is still found. It allocates nothing, and checks a
+// checksum only where a '_' is followed by a body's worth of base62.
+func ContainsKey(s string) bool {
+	for i := 0; ; i++ {
+		next := strings.IndexByte(s[i:], '_')
+		if next < 0 {
+			return false
+		}
+		if i += next; i+bodyChars >= len(s) {
+			return false
+		}
+		end := i + 1 + bodyChars
+		if end < len(s) && base62Value(s[end]) >= 0 || !allBase62(s[i+1:end]) {
+			continue
+		}
+		// Every prefix ending at i, shortest first, up to maxPrefix.
+		for j := i - 1; j >= 0 && i-j <= maxPrefix && isPrefixChar(s[j]); j-- {
+			if wellFormed(s[j:end]) {
+				return true
+			}
+		}
+	}
+}
+
+func allBase62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if base62Value(s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func isPrefixChar(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
 // wellFormed reports whether s looks like a key and its checksum matches.
 // It allocates nothing, so rejecting noise is cheap.
 func wellFormed(s string) bool {

@@ -77,6 +77,25 @@ func (c *RouteCap) Admit(route string) string {
 	return route
 }
 
+// Reconfigure applies a reloaded configuration: max becomes the cap
+// (DefaultMaxIngestedRoutes when max < 1) and the given routes, the
+// configured patterns, are known from now on, even beyond it. A higher
+// cap makes room at once; a lower one forgets no known route, it only
+// admits no new one until fewer are known. Safe to call while Admit runs.
+func (c *RouteCap) Reconfigure(max int, known ...string) {
+	if max < 1 {
+		max = DefaultMaxIngestedRoutes
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max = max
+	for _, r := range known {
+		if r != "" {
+			c.known[r] = struct{}{}
+		}
+	}
+}
+
 // RouteCapStats are a RouteCap's counters for /metrics.
 type RouteCapStats struct {
 	Known      int    // distinct routes admitted, given ones included

@@ -35,6 +35,32 @@ func TestRouteCap(t *testing.T) {
 	}
 }
 
+// Reconfigure raises or lowers the cap and learns the configured
+// patterns; lowering it forgets no known route.
+func TestRouteCapReconfigure(t *testing.T) {
+	c := NewRouteCap(2)
+	c.Admit("/a")
+	c.Admit("/b")
+	if c.Admit("/c") != OverflowRoute {
+		t.Fatal("/c admitted beyond the cap of 2")
+	}
+	c.Reconfigure(3, "/configured/*")
+	if c.Admit("/configured/*") != "/configured/*" || c.Admit("/c") != OverflowRoute {
+		t.Fatalf("the configured pattern takes the new room: %+v", c.Stats())
+	}
+	c.Reconfigure(4)
+	if c.Admit("/c") != "/c" || c.Admit("/d") != OverflowRoute {
+		t.Fatalf("after raising the cap to 4: %+v", c.Stats())
+	}
+	c.Reconfigure(1)
+	if c.Admit("/a") != "/a" || c.Admit("/e") != OverflowRoute {
+		t.Fatalf("after lowering the cap to 1: %+v", c.Stats())
+	}
+	if s := c.Stats(); s.Known != 4 || s.Max != 1 || s.Overflowed != 4 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
 // More callers than room, each with routes of its own: exactly the cap's
 // worth of routes is admitted.
 func TestRouteCapConcurrent(t *testing.T) {

@@ -115,22 +115,25 @@ func Store(st *store.Store) prometheus.Collector {
 }
 
 // Alerts reports e's open alerts by state, its evaluation passes and its
-// notifiers' results.
+// notifiers' results. In cluster mode the alert gauges are the cluster's,
+// the same on every instance (Evaluator.Stats reads them from the shared
+// store), and absent from a scrape when that store cannot be read; the
+// counters are this instance's.
 func Alerts(e *alerting.Evaluator) prometheus.Collector {
-	alerts := NewDesc("alerts", "Open alerts by state (pending, firing, recovering).", "state")
-	acked := NewDesc("alerts_acknowledged", "Open alerts a person acknowledged.")
-	evals := NewDesc("alert_evaluations_total", "Evaluation passes of the alert rules.")
+	alerts := NewDesc("alerts", "Open alerts by state (pending, firing, recovering); in cluster mode the cluster's.", "state")
+	acked := NewDesc("alerts_acknowledged", "Open alerts a person acknowledged; in cluster mode the cluster's.")
+	evals := NewDesc("alert_evaluations_total", "Evaluation passes of the alert rules made by this instance.")
 	notifications := NewDesc("alert_notifications_total", "Notifications by receiver and result.", "receiver", "result")
 	return Func{
 		Families: []*prometheus.Desc{alerts, acked, evals, notifications},
 		Read: func() []Reading {
 			s := e.Stats()
-			out := []Reading{
-				{Desc: acked, Type: prometheus.GaugeValue, Value: float64(s.Acknowledged)},
-				{Desc: evals, Type: prometheus.CounterValue, Value: float64(s.Evaluations)},
-			}
-			for _, state := range []alerting.State{alerting.StatePending, alerting.StateFiring, alerting.StateRecovering} {
-				out = append(out, Reading{Desc: alerts, Type: prometheus.GaugeValue, Value: float64(s.Alerts[state]), Labels: []string{string(state)}})
+			out := []Reading{{Desc: evals, Type: prometheus.CounterValue, Value: float64(s.Evaluations)}}
+			if s.Alerts != nil {
+				out = append(out, Reading{Desc: acked, Type: prometheus.GaugeValue, Value: float64(s.Acknowledged)})
+				for _, state := range []alerting.State{alerting.StatePending, alerting.StateFiring, alerting.StateRecovering} {
+					out = append(out, Reading{Desc: alerts, Type: prometheus.GaugeValue, Value: float64(s.Alerts[state]), Labels: []string{string(state)}})
+				}
 			}
 			for _, n := range s.Notifiers {
 				for result, v := range map[string]uint64{"sent": n.Sent, "failed": n.Failed, "dropped": n.Dropped} {

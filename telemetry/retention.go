@@ -17,7 +17,7 @@ type RetentionReporter interface {
 // then it reports nothing.
 func ClusterRetention(r RetentionReporter) prometheus.Collector {
 	partitions := NewDesc("cluster_retention_dropped_partitions_total", "Daily partitions of request records this process dropped from PostgreSQL as the retention leader.")
-	rows := NewDesc("cluster_retention_deleted_rows_total", "Rollup cells and shipped-batch rows this process deleted from PostgreSQL as the retention leader.")
+	rows := NewDesc("cluster_retention_deleted_rows_total", "Rollup cells, shipped-batch and erasure rows this process deleted from PostgreSQL as the retention leader.")
 	failures := NewDesc("cluster_retention_failures_total", "Retention passes in PostgreSQL that failed; the next one tries again.")
 	return Func{
 		Families: []*prometheus.Desc{partitions, rows, failures},

@@ -21,7 +21,8 @@ import (
 //   - every header whose name starts with X-Apiwarden in any case, with
 //     '_' read as '-': CGI and WSGI upstreams read X_Apiwarden_Owner as
 //     HTTP_X_APIWARDEN_OWNER, the header apiwarden sets;
-//   - every value that is a key (see carriesKey), in any header;
+//   - every value that is a key (see carriesKey) or has one inside it
+//     (keys.ContainsKey), in any header;
 //   - from Cookie, the dashboard's session cookie and cookies whose value
 //     is a key; from Referer, key parameters of its query;
 //   - Upgrade and HTTP2-Settings unless the request is a WebSocket
@@ -98,9 +99,10 @@ func scrubValues(h http.Header, name string, values []string, scrub func(string)
 	}
 }
 
-// dropKey empties a header value that carries a key.
+// dropKey empties a header value that carries a key, as the whole value
+// or anywhere inside it.
 func dropKey(v string) (string, bool) {
-	if carriesKey(v) {
+	if carriesKey(v) || keys.ContainsKey(v) {
 		return "", true
 	}
 	return v, false
@@ -172,7 +174,7 @@ func scrubCookies(v string) (clean string, changed bool) {
 // dropCookie says whether one name=value pair of a Cookie header must not
 // reach the upstream. A pair without '=' is all value, as browsers read it.
 func dropCookie(pair string) bool {
-	if carriesKey(pair) {
+	if carriesKey(pair) || keys.ContainsKey(pair) {
 		return true
 	}
 	name, value, ok := strings.Cut(pair, "=")
@@ -188,19 +190,20 @@ func dropCookie(pair string) bool {
 
 // scrubReferer removes key parameters from the query of a Referer: a
 // page opened with ?api_key= names its own URL, key included, in the
-// requests it makes, and the whole value when it is a key.
+// requests it makes; and the whole value when a key is left anywhere
+// else in it (the path, a fragment).
 func scrubReferer(v string) (string, bool) {
 	if carriesKey(v) {
 		return "", true
 	}
 	base, query, ok := strings.Cut(v, "?")
 	if !ok {
-		return v, false
+		return dropKey(v)
 	}
 	query, fragment, hasFragment := strings.Cut(query, "#")
 	query, changed := scrubQuery(query)
 	if !changed {
-		return v, false
+		return dropKey(v)
 	}
 	if query != "" {
 		base += "?" + query
@@ -208,7 +211,7 @@ func scrubReferer(v string) (string, bool) {
 	if hasFragment {
 		base += "#" + fragment
 	}
-	if carriesKey(base) {
+	if carriesKey(base) || keys.ContainsKey(base) {
 		return "", true
 	}
 	return base, true

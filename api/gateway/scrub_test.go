@@ -233,3 +233,54 @@ func FuzzScrubHeaders(f *testing.F) {
 		}
 	})
 }
+
+// A key inside a longer value is a key too: the value goes (from a
+// Cookie, the pair; from a Referer, the whole URL when the key is not a
+// query parameter), while values with no key, or only a key-shaped token
+// whose checksum fails, stay.
+func TestScrubHeadersKeyInsideLongerValue(t *testing.T) {
+	forged := sampleKey[:len(sampleKey)-1] + "2"
+	h := http.Header{
+		"X-Debug":       {"user=bob key=" + sampleKey + " ok", "plain"},
+		"X-Auth":        {"token " + sampleKey + ", other"},
+		"Authorization": {"Bearer " + sampleKey + ",extra"},
+		"X-Prefixed":    {"ab" + sampleKey},
+		"Cookie":        {"prefs=k:" + sampleKey + "; theme=dark"},
+		"Referer":       {"https://app.example/keys/" + sampleKey + "/page"},
+		"X-Forged":      {"key=" + forged},
+		"User-Agent":    {"Mozilla/5.0 (X11; Linux x86_64)"},
+	}
+	scrubHeaders(h)
+	want := http.Header{
+		"X-Debug":    {"plain"},
+		"Cookie":     {"theme=dark"},
+		"X-Forged":   {"key=" + forged},
+		"User-Agent": {"Mozilla/5.0 (X11; Linux x86_64)"},
+	}
+	if len(h) != len(want) {
+		t.Fatalf("headers left %v, want %v", h, want)
+	}
+	for name, values := range want {
+		if !slices.Equal(h[name], values) {
+			t.Errorf("%s: %q, want %q", name, h[name], values)
+		}
+	}
+}
+
+// BenchmarkScrubHeaders scrubs a common browser request's headers (the
+// key header dropped, nothing else to do) and one that carries a key
+// inside a longer value.
+func BenchmarkScrubHeaders(b *testing.B) {
+	common := http.Header{"Accept": {"application/json, text/plain, */*"}, "Accept-Language": {"en-GB,en;q=0.9"},
+		"User-Agent": {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"},
+		"Cookie":     {"theme=dark; lang=en; _ga=GA1.2.1234567890.1700000000"}, "Referer": {"https://app.example/page?x=1"},
+		"Authorization": {"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyXzEyMyJ9.c2lnbmF0dXJl"}, "X-Request-Id": {"req_01HV3K8M9P2Q4R6S8T0V"}}
+	keyValue := []string{sampleKey}
+	b.Run("common", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			common["X-Api-Key"] = keyValue
+			scrubHeaders(common)
+		}
+	})
+}
