@@ -51,11 +51,12 @@ type lane struct {
 // timer and no wait: a call that finds its lane idle is sent at once,
 // alone, so a lone request pays one round trip, as without batching.
 //
-// A batch goes to a single server as one allowBatchScript call, to a
-// cluster or a ring as a pipeline of allowScript calls. Either way each
-// decision is still the atomic script, and a batch saves the round trips
-// and system calls of the calls in it (one call also saves Redis each
-// script call's own set-up). One round trip per lane at a time, one lane
+// A batch goes to a single server as one allowScript call with every
+// decision, to a cluster or a ring as a pipeline of allowScript calls of
+// one decision each. Either way each decision is atomic, and a batch
+// saves the round trips and system calls of the calls in it (one call
+// also saves Redis each script call's own set-up, and the reads and
+// writes of a key that several of its decisions share). One round trip per lane at a time, one lane
 // per subject, and calls queued and sent in arrival order: a subject's
 // decisions run in the order its requests arrived.
 //
@@ -65,7 +66,7 @@ type lane struct {
 // for at most the round trip in flight and its own.
 type scriptBatcher struct {
 	client   redis.UniversalClient
-	oneCall  bool // batches go as one allowBatchScript call, not a pipeline
+	oneCall  bool // batches go as one allowScript call, not a pipeline
 	seed     maphash.Seed
 	maxBatch int
 	lanes    [redisLanes]lane
@@ -91,7 +92,7 @@ func newScriptBatcher(client redis.UniversalClient) *scriptBatcher {
 func (b *scriptBatcher) run(subject Subject, keys []string, args []any, deadline time.Time) ([]int64, error) {
 	c := b.calls.Get().(*scriptCall)
 	c.keys, c.args, c.deadline = keys, args, deadline
-	l := &b.lanes[maphash.String(b.seed, string(subject))%redisLanes]
+	l := b.lane(subject)
 	l.mu.Lock()
 	if l.sending {
 		l.queue = append(l.queue, c)
@@ -110,6 +111,11 @@ func (b *scriptBatcher) run(subject Subject, keys []string, args []any, deadline
 	*c = scriptCall{done: c.done}
 	b.calls.Put(c)
 	return vals, err
+}
+
+// lane returns subject's lane, always the same one.
+func (b *scriptBatcher) lane(subject Subject) *lane {
+	return &b.lanes[maphash.String(b.seed, string(subject))%redisLanes]
 }
 
 // send does batch's round trip, hands the lane's queue to the next
@@ -141,7 +147,7 @@ func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 }
 
 // roundTrip runs every call of batch and sets its vals or err: one
-// allowScript call when alone, else one allowBatchScript call or one
+// allowScript call when alone, else one allowScript call of them all or one
 // pipeline, which gives up at the earliest deadline in it. In a pipeline
 // a call whose reply is lost fails alone: the replies read before stay
 // good.
@@ -188,7 +194,7 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 	}
 }
 
-// callBatch makes batch's decisions in one allowBatchScript call. Its
+// callBatch makes batch's decisions in one allowScript call. Its
 // reply, or its error, is every call's.
 func (b *scriptBatcher) callBatch(ctx context.Context, batch []*scriptCall) {
 	b.roundTrips.Add(1)
@@ -198,7 +204,7 @@ func (b *scriptBatcher) callBatch(ctx context.Context, batch []*scriptCall) {
 		keys = append(keys, c.keys...)
 		args = append(args, c.args...)
 	}
-	vals, err := allowBatchScript.Run(ctx, b.client, keys, args...).Int64Slice()
+	vals, err := allowScript.Run(ctx, b.client, keys, args...).Int64Slice()
 	if err == nil && len(vals) != 8*len(batch) {
 		err = fmt.Errorf("unexpected batch reply of %d values for %d decisions", len(vals), len(batch))
 	}
@@ -223,20 +229,3 @@ func (b *scriptBatcher) pipeline(ctx context.Context, batch []*scriptCall) []*re
 	_, _ = pipe.Exec(ctx) // each command holds its own error
 	return cmds
 }
-
-// allowBatchScript makes several decisions in one call: allowScript's
-// body once per decision, in order. KEYS holds each decision's 3 keys and
-// ARGV its 7 arguments, one decision after another; the reply is each
-// decision's 8 values, one after another. The whole batch is atomic, which
-// is more than the decisions need; one call instead of one per decision
-// saves Redis the parsing, lookup and Lua set-up of each.
-var allowBatchScript = redis.NewScript(`
-local keys, argv, out = KEYS, ARGV, {}
-for i = 0, #keys / 3 - 1 do
-  local KEYS = {keys[i*3+1], keys[i*3+2], keys[i*3+3]}
-  local ARGV = {argv[i*7+1], argv[i*7+2], argv[i*7+3], argv[i*7+4], argv[i*7+5], argv[i*7+6], argv[i*7+7]}
-  local reply = (function()` + allowScriptSource + `end)()
-  for j = 1, 8 do out[#out+1] = reply[j] end
-end
-return out
-`)
