@@ -273,14 +273,13 @@ func (r *Redis) AllowAt(now time.Time, req Request) Result {
 		routeKey = r.tierKey(req.Subject) // unused, but a cluster wants every key in the slot
 	}
 	monthEnd := time.Unix(0, v.day.monthEnd)
-	keys := []string{r.tierKey(req.Subject), routeKey, r.monthKey(req.Subject, v.day.monthID)}
-	args := []any{cost, hourCap, minuteCap, routeCap, tl.quota, v.day.start / 1000, monthEnd.Add(24 * time.Hour).Unix()}
-
-	vals, err := r.batch.run(req.Subject, keys, args, time.Now().Add(r.timeout))
-	r.calls.Add(1)
-	if err == nil && len(vals) != 8 {
-		err = fmt.Errorf("unexpected reply %v", vals)
+	in := scriptInput{
+		keys: [scriptKeys]string{r.tierKey(req.Subject), routeKey, r.monthKey(req.Subject, v.day.monthID)},
+		args: [scriptArgs]int64{cost, hourCap, minuteCap, routeCap, tl.quota, v.day.start / 1000, monthEnd.Add(24 * time.Hour).Unix()},
 	}
+
+	vals, err := r.batch.run(req.Subject, &in, time.Now().Add(r.timeout))
+	r.calls.Add(1)
 	if err != nil {
 		r.failed(at, err)
 		r.fallbacks.Add(1)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,11 +26,10 @@ const (
 
 // scriptCall is one allowScript call waiting for its answer.
 type scriptCall struct {
-	keys     []string
-	args     []any
+	in       scriptInput
 	deadline time.Time // the caller's: its arrival plus the timeout
 
-	vals []int64 // the reply, when err is nil
+	vals [scriptReply]int64 // the reply, when err is nil
 	err  error
 
 	// batch, when set before done fires, makes this call's caller the
@@ -85,13 +86,13 @@ func newScriptBatcher(client redis.UniversalClient) *scriptBatcher {
 	return b
 }
 
-// run runs allowScript with keys and args for subject, in a pipeline with
-// other callers' calls when a round trip of subject's lane is in flight,
-// and returns the reply. It gives up at deadline. It is safe for
-// concurrent use and blocks until the reply or the error is known.
-func (b *scriptBatcher) run(subject Subject, keys []string, args []any, deadline time.Time) ([]int64, error) {
+// run runs allowScript with in for subject, in a batch with other
+// callers' calls when a round trip of subject's lane is in flight, and
+// returns the reply. It gives up at deadline. It is safe for concurrent
+// use and blocks until the reply or the error is known.
+func (b *scriptBatcher) run(subject Subject, in *scriptInput, deadline time.Time) ([scriptReply]int64, error) {
 	c := b.calls.Get().(*scriptCall)
-	c.keys, c.args, c.deadline = keys, args, deadline
+	c.in, c.deadline = *in, deadline
 	l := b.lane(subject)
 	l.mu.Lock()
 	if l.sending {
@@ -161,9 +162,9 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if len(batch) == 1 {
-		c := batch[0]
 		b.roundTrips.Add(1)
-		c.vals, c.err = allowScript.Run(ctx, b.client, c.keys, c.args...).Int64Slice()
+		keys, args := batch[0].in.appendGroup(nil, nil, 1)
+		batch[0].setReply(allowScript.Run(ctx, b.client, keys, args...).Int64Slice())
 		return
 	}
 	if b.oneCall {
@@ -173,7 +174,7 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 	cmds := b.pipeline(ctx, batch)
 	var unknown []*scriptCall // NOSCRIPT: Redis lost its script cache (a restart, SCRIPT FLUSH)
 	for i, c := range batch {
-		c.vals, c.err = cmds[i].Int64Slice()
+		c.setReply(cmds[i].Int64Slice())
 		if c.err != nil && redis.HasErrorPrefix(c.err, "NOSCRIPT") {
 			unknown = append(unknown, c)
 		}
@@ -190,30 +191,51 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 		return
 	}
 	for i, cmd := range b.pipeline(ctx, unknown) {
-		unknown[i].vals, unknown[i].err = cmd.Int64Slice()
+		unknown[i].setReply(cmd.Int64Slice())
 	}
 }
 
 // callBatch makes batch's decisions in one allowScript call. Its
 // reply, or its error, is every call's.
+//
+// The calls go sorted by subject, each subject's in arrival order, and
+// the calls of a subject with equal inputs that follow each other go as
+// one group. Decisions of different subjects touch different keys, so
+// their order within the call changes nothing.
 func (b *scriptBatcher) callBatch(ctx context.Context, batch []*scriptCall) {
 	b.roundTrips.Add(1)
-	keys := make([]string, 0, 3*len(batch))
-	args := make([]any, 0, 7*len(batch))
-	for _, c := range batch {
-		keys = append(keys, c.keys...)
-		args = append(args, c.args...)
+	order := slices.Clone(batch)
+	slices.SortStableFunc(order, func(x, y *scriptCall) int { return strings.Compare(x.in.keys[0], y.in.keys[0]) })
+	keys := make([]string, 0, scriptKeys*len(order))
+	args := make([]any, 0, (1+scriptArgs)*len(order))
+	for i := 0; i < len(order); {
+		n := 1
+		for i+n < len(order) && order[i+n].in == order[i].in {
+			n++
+		}
+		keys, args = order[i].in.appendGroup(keys, args, n)
+		i += n
 	}
 	vals, err := allowScript.Run(ctx, b.client, keys, args...).Int64Slice()
-	if err == nil && len(vals) != 8*len(batch) {
-		err = fmt.Errorf("unexpected batch reply of %d values for %d decisions", len(vals), len(batch))
+	if err == nil && len(vals) != scriptReply*len(order) {
+		err = fmt.Errorf("unexpected batch reply of %d values for %d decisions", len(vals), len(order))
 	}
-	for i, c := range batch {
+	for i, c := range order {
 		if err != nil {
 			c.err = err
 			continue
 		}
-		c.vals = vals[8*i : 8*i+8 : 8*i+8]
+		c.vals = [scriptReply]int64(vals[scriptReply*i:])
+	}
+}
+
+// setReply sets c's reply: vals, one decision's, or err.
+func (c *scriptCall) setReply(vals []int64, err error) {
+	if err == nil && len(vals) != scriptReply {
+		err = fmt.Errorf("unexpected reply %v", vals)
+	}
+	if c.err = err; err == nil {
+		c.vals = [scriptReply]int64(vals)
 	}
 }
 
@@ -224,7 +246,8 @@ func (b *scriptBatcher) pipeline(ctx context.Context, batch []*scriptCall) []*re
 	pipe := b.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, c := range batch {
-		cmds[i] = allowScript.EvalSha(ctx, pipe, c.keys, c.args...)
+		keys, args := c.in.appendGroup(nil, nil, 1)
+		cmds[i] = allowScript.EvalSha(ctx, pipe, keys, args...)
 	}
 	_, _ = pipe.Exec(ctx) // each command holds its own error
 	return cmds

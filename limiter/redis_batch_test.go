@@ -254,16 +254,18 @@ func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
 		}
 		// Route-only calls with a route of 4: keys and arguments as AllowAt
 		// sends them.
-		keys := []string{r.tierKey("s"), r.routeKey("s", "forms"), r.monthKey("s", 0)}
-		args := []any{1, 0, 0, 4, 0, 0, time.Now().Add(time.Hour).Unix()}
+		in := scriptInput{
+			keys: [scriptKeys]string{r.tierKey("s"), r.routeKey("s", "forms"), r.monthKey("s", 0)},
+			args: [scriptArgs]int64{1, 0, 0, 4, 0, 0, time.Now().Add(time.Hour).Unix()},
+		}
 		batch := make([]*scriptCall, 6)
 		for i := range batch {
-			batch[i] = &scriptCall{keys: keys, args: args, deadline: time.Now().Add(10 * time.Second)}
+			batch[i] = &scriptCall{in: in, deadline: time.Now().Add(10 * time.Second)}
 		}
 		before := r.Stats().RoundTrips
 		r.batch.roundTrip(batch)
 		for i, c := range batch {
-			if c.err != nil || len(c.vals) != 8 || (c.vals[0] == 1) != (i < 4) {
+			if c.err != nil || (c.vals[0] == 1) != (i < 4) {
 				t.Errorf("call %d: %v %v, want allowed %v", i, c.vals, c.err, i < 4)
 			}
 		}
@@ -275,8 +277,10 @@ func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
 }
 
 // A batch decides as its decisions would one at a time: a call reads each
-// key once and writes it once at the end, so a subject seen many times in
-// one batch (tier changes, route and monthly quota included) must get the
+// key once and writes it once at the end, and sends a subject's equal
+// requests that follow each other as one group, so a subject seen many
+// times in one batch (tier changes, route and monthly quota included, and
+// other subjects' requests between) must get the
 // answers the local limiter gives, whose arithmetic the script mirrors,
 // deciding the same sequence one request at a time. Then one more call
 // per subject reads what the batch wrote.

@@ -6,25 +6,52 @@ import "github.com/redis/go-redis/v9"
 // times are unix microseconds on Redis's clock, read once per call: the
 // decisions of one call are made at the same instant.
 //
-//	KEYS    per decision, 3 keys:
+//	KEYS    per group of identical decisions, 3 keys:
 //	        tier buckets (hash: h, hc = hour full-at and capacity; m, mc = minute; c = last change)
 //	        route bucket (hash: r, rc, c)
 //	        monthly counter
-//	ARGV    per decision, 7 arguments: cost, hour capacity (0: tier
-//	        buckets do not apply), minute capacity, route capacity (0:
-//	        none), monthly quota (0: none), start of the local calendar
-//	        day, unix seconds when the counter may expire
+//	ARGV    per group, 8 arguments: how many decisions (at least 1),
+//	        then scriptArgs: cost, hour capacity (0: tier buckets do not
+//	        apply), minute capacity, route capacity (0: none), monthly
+//	        quota (0: none), start of the local calendar day, unix
+//	        seconds when the counter may expire
 //
 // It returns, per decision, {allowed, reason, now, hour full, minute
-// full, route full, monthly used, wait (-1: never)}. It mirrors
-// bucket.rescale, wait and take.
+// full, route full, monthly used, wait (-1: never)}: scriptReply values.
+// It mirrors bucket.rescale, wait and take.
 //
+// A group is several requests of one subject with the same keys and
+// arguments, sent once and decided one after the other, so 30 requests
+// of a subject cost Redis one set of keys and arguments to read, not 30.
 // A key is read at its first use in the call and written once at the
-// end, with the values the last decision that changed it left, so a
-// subject that appears 30 times in a batch costs Redis one read and one
-// write of each of its keys, not 30. A key expires once its buckets are
-// full again, so idle subjects cost Redis nothing.
+// end, with the values the last decision that changed it left. A key
+// expires once its buckets are full again, so idle subjects cost Redis
+// nothing.
 var allowScript = redis.NewScript(allowScriptSource)
+
+// The shape of one decision in allowScript.
+const (
+	scriptKeys  = 3
+	scriptArgs  = 7
+	scriptReply = 8
+)
+
+// scriptInput is one decision's keys and arguments for allowScript. Two
+// decisions with equal inputs may go as one group.
+type scriptInput struct {
+	keys [scriptKeys]string
+	args [scriptArgs]int64
+}
+
+// appendGroup appends to keys and args a group of n decisions of in.
+func (in *scriptInput) appendGroup(keys []string, args []any, n int) ([]string, []any) {
+	keys = append(keys, in.keys[:]...)
+	args = append(args, n)
+	for _, a := range in.args {
+		args = append(args, a)
+	}
+	return keys, args
+}
 
 const allowScriptSource = `
 local t = redis.call('TIME')
@@ -87,15 +114,11 @@ local function counterOf(key)
 end
 
 local out = {}
-for i = 0, #KEYS / 3 - 1 do
-  local k, a = i * 3, i * 7
-  local cost = tonumber(ARGV[a+1])
-  local hourCap, minuteCap, routeCap = tonumber(ARGV[a+2]), tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
-  local quota, dayStart = tonumber(ARGV[a+5]), tonumber(ARGV[a+6])
+local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, routeCap, quota, dayStart, expireAt)
   local h, m, r, used, wait = 0, 0, 0, 0, 0
   local tb, rb, cnt, tierChanged, routeChanged
   if hourCap > 0 then
-    tb = tierOf(KEYS[k+1])
+    tb = tierOf(tierKey)
     local from = max(dayStart, tb.c)
     h, m = tb.h, tb.m
     if tb.hc ~= hourCap then h = rescale(h, tb.hc, hourCap, HOUR, from); tierChanged = true end
@@ -104,7 +127,7 @@ for i = 0, #KEYS / 3 - 1 do
     wait = check(wait, m, minuteCap, MINUTE, cost)
   end
   if routeCap > 0 then
-    rb = routeOf(KEYS[k+2])
+    rb = routeOf(routeKey)
     r = rb.r
     if rb.rc ~= routeCap then r = rescale(r, rb.rc, routeCap, MINUTE, max(dayStart, rb.c)); routeChanged = true end
     wait = check(wait, r, routeCap, MINUTE, cost)
@@ -113,7 +136,7 @@ for i = 0, #KEYS / 3 - 1 do
   local allowed, reason = wait == 0, 0
   if not allowed then reason = 1 end
   if quota > 0 then
-    cnt = counterOf(KEYS[k+3])
+    cnt = counterOf(counterKey)
     used = cnt.used
     if used + cost > quota then allowed = false; reason = 2 end
   end
@@ -128,7 +151,7 @@ for i = 0, #KEYS / 3 - 1 do
     end
     if quota > 0 then
       used = used + cost
-      cnt.used, cnt.add, cnt.expireAt = used, cnt.add + cost, ARGV[a+7]
+      cnt.used, cnt.add, cnt.expireAt = used, cnt.add + cost, expireAt
     end
   end
   if tierChanged then tb.h, tb.hc, tb.m, tb.mc, tb.c, tb.dirty = h, hourCap, m, minuteCap, now, true end
@@ -136,6 +159,16 @@ for i = 0, #KEYS / 3 - 1 do
   local n = #out
   out[n+1], out[n+2], out[n+3], out[n+4] = allowed and 1 or 0, reason, now, h
   out[n+5], out[n+6], out[n+7], out[n+8] = m, r, used, wait or -1
+end
+
+for g = 0, #KEYS / 3 - 1 do
+  local k, a = g * 3, g * 8
+  local cost = tonumber(ARGV[a+2])
+  local hourCap, minuteCap, routeCap = tonumber(ARGV[a+3]), tonumber(ARGV[a+4]), tonumber(ARGV[a+5])
+  local quota, dayStart = tonumber(ARGV[a+6]), tonumber(ARGV[a+7])
+  for _ = 1, tonumber(ARGV[a+1]) do
+    decide(KEYS[k+1], KEYS[k+2], KEYS[k+3], cost, hourCap, minuteCap, routeCap, quota, dayStart, ARGV[a+8])
+  end
 end
 
 -- A key expires when its buckets are full again: then it says nothing.
