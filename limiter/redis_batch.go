@@ -119,13 +119,13 @@ func (b *scriptBatcher) lane(subject Subject) *lane {
 	return &b.lanes[maphash.String(b.seed, string(subject))%redisLanes]
 }
 
-// send does batch's round trip, hands the lane's queue to the next
-// sender, then wakes every call of batch but the first, whose caller is
-// the one sending.
+// send does batch's round trip, takes the lane's queue as the next batch,
+// wakes every call of batch but the first, whose caller is the one
+// sending, then wakes the next batch's sender.
 func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 	b.roundTrip(batch)
 
-	// The next round trip starts before this batch's callers run on.
+	// The next batch leaves the queue before this batch's callers run on.
 	l.mu.Lock()
 	var next []*scriptCall
 	if n := min(len(l.queue), b.maxBatch); n > 0 {
@@ -138,12 +138,14 @@ func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 		l.sending = false
 	}
 	l.mu.Unlock()
+	for _, c := range batch[1:] {
+		c.done <- struct{}{}
+	}
+	// Woken last, the next sender is the goroutine this P runs next (the
+	// scheduler's runnext slot), not one queued behind this batch's callers.
 	if next != nil {
 		next[0].batch = next
 		next[0].done <- struct{}{}
-	}
-	for _, c := range batch[1:] {
-		c.done <- struct{}{}
 	}
 }
 
