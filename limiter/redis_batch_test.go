@@ -60,6 +60,13 @@ func waitPending(t *testing.T, r *Redis, n int) {
 // decideAll runs every request in its own goroutine and returns the
 // results, in the order of reqs, once all have returned.
 func decideAll(r *Redis, now time.Time, reqs []Request) []Result {
+	return decideEach(r, now, reqs, func(int) {}, func() {})
+}
+
+// decideEach is decideAll calling started(i) once request i's goroutine
+// is started, before starting the next, and then() once all are, before
+// waiting for them.
+func decideEach(r *Redis, now time.Time, reqs []Request, started func(i int), then func()) []Result {
 	results := make([]Result, len(reqs))
 	var wg sync.WaitGroup
 	for i, req := range reqs {
@@ -68,7 +75,9 @@ func decideAll(r *Redis, now time.Time, reqs []Request) []Result {
 			defer wg.Done()
 			results[i] = r.AllowAt(now, req)
 		}()
+		started(i)
 	}
+	then()
 	wg.Wait()
 	return results
 }
@@ -90,6 +99,16 @@ func decidePaused(t *testing.T, srv *redistest.Server, r *Redis, now time.Time, 
 	then()
 	<-done
 	return results
+}
+
+// decideQueued pauses srv, starts the requests one at a time, each once
+// the one before is held by the batcher, so they queue in the order of
+// reqs (the first alone in flight), resumes srv and returns the results
+// in that order.
+func decideQueued(t *testing.T, srv *redistest.Server, r *Redis, now time.Time, reqs []Request) []Result {
+	t.Helper()
+	srv.Pause()
+	return decideEach(r, now, reqs, func(i int) { waitPending(t, r, i+1) }, srv.Resume)
 }
 
 func repeat(req Request, n int) []Request {
@@ -165,20 +184,8 @@ func TestRedisBatchKeepsArrivalOrder(t *testing.T) {
 		now := time.Now()
 		req := Request{Subject: "ordered", Tier: "free"}
 
-		srv.Pause()
 		const n = 12 // two more than the burst
-		results := make([]Result, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				results[i] = r.AllowAt(now, req)
-			}()
-			waitPending(t, r, i+1)
-		}
-		srv.Resume()
-		wg.Wait()
+		results := decideQueued(t, srv, r, now, repeat(req, n))
 		for i, res := range results {
 			b, _ := find(res, PolicyMinute)
 			want := int64(max(9-i, -1)) // -1: denied
@@ -307,19 +314,7 @@ func TestRedisBatchDecidesAsOneByOne(t *testing.T) {
 		now := time.Now()
 
 		before := r.Stats().RoundTrips
-		srv.Pause()
-		batched := make([]Result, len(reqs))
-		var wg sync.WaitGroup
-		for i, req := range reqs { // one at a time, so they queue in this order
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				batched[i] = r.AllowAt(now, req)
-			}()
-			waitPending(t, r, i+1)
-		}
-		srv.Resume()
-		wg.Wait()
+		batched := decideQueued(t, srv, r, now, reqs)
 		if st := r.Stats(); st.Fallbacks != 0 || (r.batch.oneCall && st.RoundTrips-before != 2) {
 			t.Fatalf("want the first call alone and the rest in one batch, no fallback: %+v", st)
 		}
