@@ -207,106 +207,6 @@ func (r *Redis) Local() *Limiter { return r.local }
 // Allow is AllowAt at the local limiter's clock.
 func (r *Redis) Allow(req Request) Result { return r.AllowAt(r.local.now(), req) }
 
-// allowScript decides one request. All times are unix microseconds.
-//
-//	KEYS[1] tier buckets (hash: h, hc = hour full-at and capacity; m, mc = minute; c = last change)
-//	KEYS[2] route bucket (hash: r, rc, c)
-//	KEYS[3] monthly counter
-//	ARGV    cost, hour capacity (0: tier buckets do not apply), minute capacity,
-//	        route capacity (0: none), monthly quota (0: none),
-//	        start of the local calendar day, unix seconds when the counter may expire
-//
-// It returns {allowed, reason, now, hour full, minute full, route full,
-// monthly used, wait (-1: never)}. It mirrors bucket.rescale, wait and take.
-var allowScript = redis.NewScript(allowScriptSource)
-
-const allowScriptSource = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local cost = tonumber(ARGV[1])
-local hourCap, minuteCap, routeCap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local quota, dayStart = tonumber(ARGV[5]), tonumber(ARGV[6])
-local HOUR, MINUTE = 3600000000, 60000000
-
-local function rescale(full, cap, newcap, window, from)
-  if cap == newcap then return full end
-  if cap == 0 then return 0 end
-  if from > now then from = now end
-  local tokens = cap
-  if full - from > 0 then tokens = cap - (full - from) / math.floor(window / cap) end
-  if tokens > newcap then tokens = newcap end
-  if tokens < 0 then tokens = 0 end
-  local missing = newcap - tokens
-  if missing > 0 then return from + math.floor(missing * math.floor(window / newcap) + 0.5) end
-  return 0
-end
-
-local wait, never = 0, false
-local function check(full, cap, window)
-  if cost > cap then never = true; return end
-  local interval = math.floor(window / cap)
-  local over = math.max(full, now) + cost * interval - now - cap * interval
-  if over > wait then wait = over end
-end
-local function take(full, cap, window)
-  return math.max(full, now) + cost * math.floor(window / cap)
-end
-local function num(v) return tonumber(v) or 0 end
-local function str(v) return string.format('%.0f', v) end
-
-local h, m, r, used = 0, 0, 0, 0
-local tierChanged, routeChanged = false, false
-if hourCap > 0 then
-  local v = redis.call('HMGET', KEYS[1], 'h', 'hc', 'm', 'mc', 'c')
-  local hc, mc = num(v[2]), num(v[4])
-  local from = math.max(dayStart, num(v[5]))
-  h, m = num(v[1]), num(v[3])
-  if hc ~= hourCap then h = rescale(h, hc, hourCap, HOUR, from); tierChanged = true end
-  if mc ~= minuteCap then m = rescale(m, mc, minuteCap, MINUTE, from); tierChanged = true end
-  check(h, hourCap, HOUR)
-  check(m, minuteCap, MINUTE)
-end
-if routeCap > 0 then
-  local v = redis.call('HMGET', KEYS[2], 'r', 'rc', 'c')
-  local rc = num(v[2])
-  r = num(v[1])
-  if rc ~= routeCap then r = rescale(r, rc, routeCap, MINUTE, math.max(dayStart, num(v[3]))); routeChanged = true end
-  check(r, routeCap, MINUTE)
-end
-
-local allowed, reason = (wait == 0 and not never), 0
-if not allowed then reason = 1 end
-if quota > 0 then
-  used = num(redis.call('GET', KEYS[3]))
-  if used + cost > quota then allowed = false; reason = 2 end
-end
-if allowed then
-  if hourCap > 0 then
-    h, m = take(h, hourCap, HOUR), take(m, minuteCap, MINUTE)
-    tierChanged = true
-  end
-  if routeCap > 0 then
-    r = take(r, routeCap, MINUTE)
-    routeChanged = true
-  end
-  if quota > 0 then
-    used = redis.call('INCRBY', KEYS[3], ARGV[1])
-    redis.call('EXPIREAT', KEYS[3], ARGV[7])
-  end
-end
--- A key expires when its buckets are full again: then it says nothing.
-if tierChanged then
-  redis.call('HSET', KEYS[1], 'h', str(h), 'hc', str(hourCap), 'm', str(m), 'mc', str(minuteCap), 'c', str(now))
-  redis.call('PEXPIRE', KEYS[1], str(math.max(math.ceil((math.max(h, m) - now) / 1000), 1000)))
-end
-if routeChanged then
-  redis.call('HSET', KEYS[2], 'r', str(r), 'rc', str(routeCap), 'c', str(now))
-  redis.call('PEXPIRE', KEYS[2], str(math.max(math.ceil((r - now) / 1000), 1000)))
-end
-if never then wait = -1 end
-return {allowed and 1 or 0, reason, now, h, m, r, used, wait}
-`
-
 // peekScript reads a subject's tier buckets and counter without changing
 // them: KEYS as allowScript's 1 and 3. It returns {now, h, hc, m, mc, c, used}.
 var peekScript = redis.NewScript(`
@@ -373,14 +273,13 @@ func (r *Redis) AllowAt(now time.Time, req Request) Result {
 		routeKey = r.tierKey(req.Subject) // unused, but a cluster wants every key in the slot
 	}
 	monthEnd := time.Unix(0, v.day.monthEnd)
-	keys := []string{r.tierKey(req.Subject), routeKey, r.monthKey(req.Subject, v.day.monthID)}
-	args := []any{cost, hourCap, minuteCap, routeCap, tl.quota, v.day.start / 1000, monthEnd.Add(24 * time.Hour).Unix()}
-
-	vals, err := r.batch.run(req.Subject, keys, args, time.Now().Add(r.timeout))
-	r.calls.Add(1)
-	if err == nil && len(vals) != 8 {
-		err = fmt.Errorf("unexpected reply %v", vals)
+	in := scriptInput{
+		keys: [scriptKeys]string{r.tierKey(req.Subject), routeKey, r.monthKey(req.Subject, v.day.monthID)},
+		args: [scriptArgs]int64{cost, hourCap, minuteCap, routeCap, tl.quota, v.day.start / 1000, monthEnd.Add(24 * time.Hour).Unix()},
 	}
+
+	vals, err := r.batch.run(req.Subject, &in, time.Now().Add(r.timeout))
+	r.calls.Add(1)
 	if err != nil {
 		r.failed(at, err)
 		r.fallbacks.Add(1)

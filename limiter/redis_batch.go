@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,11 +26,10 @@ const (
 
 // scriptCall is one allowScript call waiting for its answer.
 type scriptCall struct {
-	keys     []string
-	args     []any
+	in       scriptInput
 	deadline time.Time // the caller's: its arrival plus the timeout
 
-	vals []int64 // the reply, when err is nil
+	vals [scriptReply]int64 // the reply, when err is nil
 	err  error
 
 	// batch, when set before done fires, makes this call's caller the
@@ -51,11 +52,12 @@ type lane struct {
 // timer and no wait: a call that finds its lane idle is sent at once,
 // alone, so a lone request pays one round trip, as without batching.
 //
-// A batch goes to a single server as one allowBatchScript call, to a
-// cluster or a ring as a pipeline of allowScript calls. Either way each
-// decision is still the atomic script, and a batch saves the round trips
-// and system calls of the calls in it (one call also saves Redis each
-// script call's own set-up). One round trip per lane at a time, one lane
+// A batch goes to a single server as one allowScript call with every
+// decision, to a cluster or a ring as a pipeline of allowScript calls of
+// one decision each. Either way each decision is atomic, and a batch
+// saves the round trips and system calls of the calls in it (one call
+// also saves Redis each script call's own set-up, and the reads and
+// writes of a key that several of its decisions share). One round trip per lane at a time, one lane
 // per subject, and calls queued and sent in arrival order: a subject's
 // decisions run in the order its requests arrived.
 //
@@ -65,7 +67,7 @@ type lane struct {
 // for at most the round trip in flight and its own.
 type scriptBatcher struct {
 	client   redis.UniversalClient
-	oneCall  bool // batches go as one allowBatchScript call, not a pipeline
+	oneCall  bool // batches go as one allowScript call, not a pipeline
 	seed     maphash.Seed
 	maxBatch int
 	lanes    [redisLanes]lane
@@ -84,14 +86,14 @@ func newScriptBatcher(client redis.UniversalClient) *scriptBatcher {
 	return b
 }
 
-// run runs allowScript with keys and args for subject, in a pipeline with
-// other callers' calls when a round trip of subject's lane is in flight,
-// and returns the reply. It gives up at deadline. It is safe for
-// concurrent use and blocks until the reply or the error is known.
-func (b *scriptBatcher) run(subject Subject, keys []string, args []any, deadline time.Time) ([]int64, error) {
+// run runs allowScript with in for subject, in a batch with other
+// callers' calls when a round trip of subject's lane is in flight, and
+// returns the reply. It gives up at deadline. It is safe for concurrent
+// use and blocks until the reply or the error is known.
+func (b *scriptBatcher) run(subject Subject, in *scriptInput, deadline time.Time) ([scriptReply]int64, error) {
 	c := b.calls.Get().(*scriptCall)
-	c.keys, c.args, c.deadline = keys, args, deadline
-	l := &b.lanes[maphash.String(b.seed, string(subject))%redisLanes]
+	c.in, c.deadline = *in, deadline
+	l := b.lane(subject)
 	l.mu.Lock()
 	if l.sending {
 		l.queue = append(l.queue, c)
@@ -112,13 +114,18 @@ func (b *scriptBatcher) run(subject Subject, keys []string, args []any, deadline
 	return vals, err
 }
 
-// send does batch's round trip, hands the lane's queue to the next
-// sender, then wakes every call of batch but the first, whose caller is
-// the one sending.
+// lane returns subject's lane, always the same one.
+func (b *scriptBatcher) lane(subject Subject) *lane {
+	return &b.lanes[maphash.String(b.seed, string(subject))%redisLanes]
+}
+
+// send does batch's round trip, takes the lane's queue as the next batch,
+// wakes every call of batch but the first, whose caller is the one
+// sending, then wakes the next batch's sender.
 func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 	b.roundTrip(batch)
 
-	// The next round trip starts before this batch's callers run on.
+	// The next batch leaves the queue before this batch's callers run on.
 	l.mu.Lock()
 	var next []*scriptCall
 	if n := min(len(l.queue), b.maxBatch); n > 0 {
@@ -131,17 +138,19 @@ func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 		l.sending = false
 	}
 	l.mu.Unlock()
+	for _, c := range batch[1:] {
+		c.done <- struct{}{}
+	}
+	// Woken last, the next sender is the goroutine this P runs next (the
+	// scheduler's runnext slot), not one queued behind this batch's callers.
 	if next != nil {
 		next[0].batch = next
 		next[0].done <- struct{}{}
 	}
-	for _, c := range batch[1:] {
-		c.done <- struct{}{}
-	}
 }
 
 // roundTrip runs every call of batch and sets its vals or err: one
-// allowScript call when alone, else one allowBatchScript call or one
+// allowScript call when alone, else one allowScript call of them all or one
 // pipeline, which gives up at the earliest deadline in it. In a pipeline
 // a call whose reply is lost fails alone: the replies read before stay
 // good.
@@ -155,9 +164,9 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if len(batch) == 1 {
-		c := batch[0]
 		b.roundTrips.Add(1)
-		c.vals, c.err = allowScript.Run(ctx, b.client, c.keys, c.args...).Int64Slice()
+		keys, args := batch[0].in.appendGroup(nil, nil, 1)
+		batch[0].setReply(allowScript.Run(ctx, b.client, keys, args...).Int64Slice())
 		return
 	}
 	if b.oneCall {
@@ -167,7 +176,7 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 	cmds := b.pipeline(ctx, batch)
 	var unknown []*scriptCall // NOSCRIPT: Redis lost its script cache (a restart, SCRIPT FLUSH)
 	for i, c := range batch {
-		c.vals, c.err = cmds[i].Int64Slice()
+		c.setReply(cmds[i].Int64Slice())
 		if c.err != nil && redis.HasErrorPrefix(c.err, "NOSCRIPT") {
 			unknown = append(unknown, c)
 		}
@@ -184,30 +193,51 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 		return
 	}
 	for i, cmd := range b.pipeline(ctx, unknown) {
-		unknown[i].vals, unknown[i].err = cmd.Int64Slice()
+		unknown[i].setReply(cmd.Int64Slice())
 	}
 }
 
-// callBatch makes batch's decisions in one allowBatchScript call. Its
+// callBatch makes batch's decisions in one allowScript call. Its
 // reply, or its error, is every call's.
+//
+// The calls go sorted by subject, each subject's in arrival order, and
+// the calls of a subject with equal inputs that follow each other go as
+// one group. Decisions of different subjects touch different keys, so
+// their order within the call changes nothing.
 func (b *scriptBatcher) callBatch(ctx context.Context, batch []*scriptCall) {
 	b.roundTrips.Add(1)
-	keys := make([]string, 0, 3*len(batch))
-	args := make([]any, 0, 7*len(batch))
-	for _, c := range batch {
-		keys = append(keys, c.keys...)
-		args = append(args, c.args...)
+	order := slices.Clone(batch)
+	slices.SortStableFunc(order, func(x, y *scriptCall) int { return strings.Compare(x.in.keys[0], y.in.keys[0]) })
+	keys := make([]string, 0, scriptKeys*len(order))
+	args := make([]any, 0, (1+scriptArgs)*len(order))
+	for i := 0; i < len(order); {
+		n := 1
+		for i+n < len(order) && order[i+n].in == order[i].in {
+			n++
+		}
+		keys, args = order[i].in.appendGroup(keys, args, n)
+		i += n
 	}
-	vals, err := allowBatchScript.Run(ctx, b.client, keys, args...).Int64Slice()
-	if err == nil && len(vals) != 8*len(batch) {
-		err = fmt.Errorf("unexpected batch reply of %d values for %d decisions", len(vals), len(batch))
+	vals, err := allowScript.Run(ctx, b.client, keys, args...).Int64Slice()
+	if err == nil && len(vals) != scriptReply*len(order) {
+		err = fmt.Errorf("unexpected batch reply of %d values for %d decisions", len(vals), len(order))
 	}
-	for i, c := range batch {
+	for i, c := range order {
 		if err != nil {
 			c.err = err
 			continue
 		}
-		c.vals = vals[8*i : 8*i+8 : 8*i+8]
+		c.vals = [scriptReply]int64(vals[scriptReply*i:])
+	}
+}
+
+// setReply sets c's reply: vals, one decision's, or err.
+func (c *scriptCall) setReply(vals []int64, err error) {
+	if err == nil && len(vals) != scriptReply {
+		err = fmt.Errorf("unexpected reply %v", vals)
+	}
+	if c.err = err; err == nil {
+		c.vals = [scriptReply]int64(vals)
 	}
 }
 
@@ -218,25 +248,9 @@ func (b *scriptBatcher) pipeline(ctx context.Context, batch []*scriptCall) []*re
 	pipe := b.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, c := range batch {
-		cmds[i] = allowScript.EvalSha(ctx, pipe, c.keys, c.args...)
+		keys, args := c.in.appendGroup(nil, nil, 1)
+		cmds[i] = allowScript.EvalSha(ctx, pipe, keys, args...)
 	}
 	_, _ = pipe.Exec(ctx) // each command holds its own error
 	return cmds
 }
-
-// allowBatchScript makes several decisions in one call: allowScript's
-// body once per decision, in order. KEYS holds each decision's 3 keys and
-// ARGV its 7 arguments, one decision after another; the reply is each
-// decision's 8 values, one after another. The whole batch is atomic, which
-// is more than the decisions need; one call instead of one per decision
-// saves Redis the parsing, lookup and Lua set-up of each.
-var allowBatchScript = redis.NewScript(`
-local keys, argv, out = KEYS, ARGV, {}
-for i = 0, #keys / 3 - 1 do
-  local KEYS = {keys[i*3+1], keys[i*3+2], keys[i*3+3]}
-  local ARGV = {argv[i*7+1], argv[i*7+2], argv[i*7+3], argv[i*7+4], argv[i*7+5], argv[i*7+6], argv[i*7+7]}
-  local reply = (function()` + allowScriptSource + `end)()
-  for j = 1, 8 do out[#out+1] = reply[j] end
-end
-return out
-`)

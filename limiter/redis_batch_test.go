@@ -2,6 +2,8 @@ package limiter
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +28,7 @@ func (b *scriptBatcher) pending() int {
 }
 
 // forEachBatchMode runs test on a fresh redis-server and a Redis with
-// opts whose script is loaded, with batches sent as one allowBatchScript
+// opts whose script is loaded, with batches sent as one allowScript
 // call (a single server) and as pipelines (a cluster or a ring).
 func forEachBatchMode(t *testing.T, opts RedisOptions, test func(t *testing.T, srv *redistest.Server, r *Redis)) {
 	for _, mode := range []struct {
@@ -58,6 +60,13 @@ func waitPending(t *testing.T, r *Redis, n int) {
 // decideAll runs every request in its own goroutine and returns the
 // results, in the order of reqs, once all have returned.
 func decideAll(r *Redis, now time.Time, reqs []Request) []Result {
+	return decideEach(r, now, reqs, func(int) {}, func() {})
+}
+
+// decideEach is decideAll calling started(i) once request i's goroutine
+// is started, before starting the next, and then() once all are, before
+// waiting for them.
+func decideEach(r *Redis, now time.Time, reqs []Request, started func(i int), then func()) []Result {
 	results := make([]Result, len(reqs))
 	var wg sync.WaitGroup
 	for i, req := range reqs {
@@ -66,7 +75,9 @@ func decideAll(r *Redis, now time.Time, reqs []Request) []Result {
 			defer wg.Done()
 			results[i] = r.AllowAt(now, req)
 		}()
+		started(i)
 	}
+	then()
 	wg.Wait()
 	return results
 }
@@ -88,6 +99,16 @@ func decidePaused(t *testing.T, srv *redistest.Server, r *Redis, now time.Time, 
 	then()
 	<-done
 	return results
+}
+
+// decideQueued pauses srv, starts the requests one at a time, each once
+// the one before is held by the batcher, so they queue in the order of
+// reqs (the first alone in flight), resumes srv and returns the results
+// in that order.
+func decideQueued(t *testing.T, srv *redistest.Server, r *Redis, now time.Time, reqs []Request) []Result {
+	t.Helper()
+	srv.Pause()
+	return decideEach(r, now, reqs, func(i int) { waitPending(t, r, i+1) }, srv.Resume)
 }
 
 func repeat(req Request, n int) []Request {
@@ -163,20 +184,8 @@ func TestRedisBatchKeepsArrivalOrder(t *testing.T) {
 		now := time.Now()
 		req := Request{Subject: "ordered", Tier: "free"}
 
-		srv.Pause()
 		const n = 12 // two more than the burst
-		results := make([]Result, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				results[i] = r.AllowAt(now, req)
-			}()
-			waitPending(t, r, i+1)
-		}
-		srv.Resume()
-		wg.Wait()
+		results := decideQueued(t, srv, r, now, repeat(req, n))
 		for i, res := range results {
 			b, _ := find(res, PolicyMinute)
 			want := int64(max(9-i, -1)) // -1: denied
@@ -252,16 +261,18 @@ func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
 		}
 		// Route-only calls with a route of 4: keys and arguments as AllowAt
 		// sends them.
-		keys := []string{r.tierKey("s"), r.routeKey("s", "forms"), r.monthKey("s", 0)}
-		args := []any{1, 0, 0, 4, 0, 0, time.Now().Add(time.Hour).Unix()}
+		in := scriptInput{
+			keys: [scriptKeys]string{r.tierKey("s"), r.routeKey("s", "forms"), r.monthKey("s", 0)},
+			args: [scriptArgs]int64{1, 0, 0, 4, 0, 0, time.Now().Add(time.Hour).Unix()},
+		}
 		batch := make([]*scriptCall, 6)
 		for i := range batch {
-			batch[i] = &scriptCall{keys: keys, args: args, deadline: time.Now().Add(10 * time.Second)}
+			batch[i] = &scriptCall{in: in, deadline: time.Now().Add(10 * time.Second)}
 		}
 		before := r.Stats().RoundTrips
 		r.batch.roundTrip(batch)
 		for i, c := range batch {
-			if c.err != nil || len(c.vals) != 8 || (c.vals[0] == 1) != (i < 4) {
+			if c.err != nil || (c.vals[0] == 1) != (i < 4) {
 				t.Errorf("call %d: %v %v, want allowed %v", i, c.vals, c.err, i < 4)
 			}
 		}
@@ -270,4 +281,81 @@ func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
 			t.Errorf("%d round trips counted, want %d", got, want)
 		}
 	})
+}
+
+// A batch decides as its decisions would one at a time: a call reads each
+// key once and writes it once at the end, and sends a subject's equal
+// requests that follow each other as one group, so a subject seen many
+// times in one batch (tier changes, route and monthly quota included, and
+// other subjects' requests between) must get the
+// answers the local limiter gives, whose arithmetic the script mirrors,
+// deciding the same sequence one request at a time. Then one more call
+// per subject reads what the batch wrote.
+func TestRedisBatchDecidesAsOneByOne(t *testing.T) {
+	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redistest.Server, r *Redis) {
+		started := time.Now()
+		one := newTestLimiter(t, Options{Now: time.Now})
+		subjects := sameLane(r.batch, 3)
+		a, b, c := subjects[0], subjects[1], subjects[2]
+		var reqs []Request
+		for i := range 12 { // a: the burst of 10 and two denied, interleaved with b's quota of 5 and route of 4
+			reqs = append(reqs, Request{Subject: a, Tier: "free"},
+				Request{Subject: b, Tier: "metered", Route: "forms", RoutePerMinute: 4, Cost: 1 + i%2})
+		}
+		reqs = append(reqs,
+			Request{Subject: a, Tier: "basic"}, // a larger tier: rescaled, admitted
+			Request{Subject: c, Route: "bulk", RoutePerMinute: 20, RouteOnly: true, Cost: 15},
+			Request{Subject: a, Tier: "tiny"}, // a smaller one: clamped, denied
+			Request{Subject: c, Route: "bulk", RoutePerMinute: 20, RouteOnly: true, Cost: 5},
+			Request{Subject: a, Tier: "tiny", Cost: 6}, // over the capacity: never
+			Request{Subject: c, Route: "bulk", RoutePerMinute: 20, RouteOnly: true},
+			Request{Subject: b, Tier: "basic", Route: "forms", RoutePerMinute: 4},
+		)
+		now := time.Now()
+
+		before := r.Stats().RoundTrips
+		batched := decideQueued(t, srv, r, now, reqs)
+		if st := r.Stats(); st.Fallbacks != 0 || (r.batch.oneCall && st.RoundTrips-before != 2) {
+			t.Fatalf("want the first call alone and the rest in one batch, no fallback: %+v", st)
+		}
+		for i, req := range reqs {
+			compareResults(t, fmt.Sprintf("request %d (%+v)", i, req), batched[i], one.AllowAt(now, req), time.Since(started))
+		}
+		for _, s := range subjects {
+			req := Request{Subject: s, Tier: "metered", Route: "bulk", RoutePerMinute: 20}
+			compareResults(t, "after the batch, "+string(s), r.AllowAt(now, req), one.AllowAt(now, req), time.Since(started))
+		}
+	})
+}
+
+// sameLane returns n subjects that b sends in one lane.
+func sameLane(b *scriptBatcher, n int) []Subject {
+	var out []Subject
+	for i := 0; len(out) < n; i++ {
+		s := Subject("subject-" + strconv.Itoa(i))
+		if len(out) == 0 || b.lane(s) == b.lane(out[0]) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// compareResults fails t unless got and want are the same decision with
+// the same buckets, their times apart by at most slack (Redis decides on
+// its own clock, the local limiter at the now it is given).
+func compareResults(t *testing.T, what string, got, want Result, slack time.Duration) {
+	t.Helper()
+	near := func(x, y time.Duration) bool {
+		return x == y || (x != InfDuration && y != InfDuration && (x-y).Abs() <= slack)
+	}
+	if got.Allowed != want.Allowed || got.Reason != want.Reason || got.NumBuckets != want.NumBuckets ||
+		got.MonthlyQuota != want.MonthlyQuota || got.MonthlyUsed != want.MonthlyUsed || !near(got.RetryAfter, want.RetryAfter) {
+		t.Fatalf("%s: batched %+v, local %+v", what, got, want)
+	}
+	for i, b := range got.Applied() {
+		w := want.Buckets[i]
+		if b.Policy != w.Policy || b.Limit != w.Limit || b.Remaining != w.Remaining || !near(b.Reset, w.Reset) {
+			t.Fatalf("%s: bucket %d batched %+v, local %+v", what, i, b, w)
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,7 +29,7 @@ var (
 )
 
 // redisClient is a client of srv, closed when t ends.
-func redisClient(t *testing.T, srv *redistest.Server) *redis.Client {
+func redisClient(t testing.TB, srv *redistest.Server) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -438,21 +440,29 @@ func TestMonthKeyFormat(t *testing.T) {
 
 // BenchmarkRedisAllowAt measures a shared decision against a loopback
 // redis-server: serial is one caller at a time (the latency of a round
-// trip), parallel one caller per GOMAXPROCS, and parallel64 64 callers,
-// as many as the proxy benchmark's wrk connections.
+// trip), parallel one caller per GOMAXPROCS, parallel64 64 callers, as
+// many as the proxy benchmark's wrk connections, all on one subject, and
+// subjects64 64 callers spread over 1,000 subjects, so a batch holds
+// different subjects. redis-µs/op is the server's CPU time per decision
+// (user and system, from INFO cpu), the part of a decision the proxy's
+// host pays in redis-server.
 func BenchmarkRedisAllowAt(b *testing.B) {
 	for _, bc := range []struct {
-		name    string
-		callers int // per GOMAXPROCS; 0: serial
-	}{{"serial", 0}, {"parallel", 1}, {"parallel64", 0}} {
+		name     string
+		callers  int // per GOMAXPROCS; 0: serial
+		subjects int
+	}{{"serial", 0, 1}, {"parallel", 1, 1}, {"parallel64", 0, 1}, {"subjects64", 0, 1000}} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := redistest.Start(b)
 			r := newTestRedis(b, srv, RedisOptions{Timeout: time.Second})
-			req := Request{Subject: "bench", Tier: "big"}
+			subjects := benchSubjects(bc.subjects)
+			req := Request{Subject: subjects[0], Tier: "big"}
 			if err := r.Local().SetTiers(benchTiers); err != nil {
 				b.Fatal(err)
 			}
 			r.Allow(req) // load the script
+			info := redisClient(b, srv)
+			cpu0 := redisCPU(b, info)
 			b.ReportAllocs()
 			b.ResetTimer()
 			switch bc.name {
@@ -466,8 +476,11 @@ func BenchmarkRedisAllowAt(b *testing.B) {
 					callers = max(64/runtime.GOMAXPROCS(0), 1)
 				}
 				b.SetParallelism(callers)
+				var next atomic.Uint64
 				b.RunParallel(func(pb *testing.PB) {
+					req := req
 					for pb.Next() {
+						req.Subject = subjects[next.Add(1)%uint64(len(subjects))]
 						r.Allow(req)
 					}
 				})
@@ -478,6 +491,28 @@ func BenchmarkRedisAllowAt(b *testing.B) {
 				b.Fatalf("%d decisions fell back", st.Fallbacks)
 			}
 			b.ReportMetric(float64(st.Calls)/float64(max(st.RoundTrips, 1)), "scripts/roundtrip")
+			b.ReportMetric(float64(redisCPU(b, info)-cpu0)/float64(time.Microsecond)/float64(max(st.Calls, 1)), "redis-µs/op")
 		})
 	}
+}
+
+// redisCPU reads the CPU time redis-server has used, user and system.
+func redisCPU(tb testing.TB, c *redis.Client) time.Duration {
+	tb.Helper()
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sum time.Duration
+	for _, line := range strings.Split(info, "\n") {
+		name, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (name == "used_cpu_user" || name == "used_cpu_sys") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				tb.Fatalf("INFO cpu: %s", line)
+			}
+			sum += time.Duration(f * float64(time.Second))
+		}
+	}
+	return sum
 }

@@ -1,0 +1,194 @@
+package limiter
+
+import "github.com/redis/go-redis/v9"
+
+// allowScript makes one or more decisions, in order, atomically. All
+// times are unix microseconds on Redis's clock, read once per call: the
+// decisions of one call are made at the same instant.
+//
+//	KEYS    per group of identical decisions, 3 keys:
+//	        tier buckets (hash: h, hc = hour full-at and capacity; m, mc = minute; c = last change)
+//	        route bucket (hash: r, rc, c)
+//	        monthly counter
+//	ARGV    per group, 8 arguments: how many decisions (at least 1),
+//	        then scriptArgs: cost, hour capacity (0: tier buckets do not
+//	        apply), minute capacity, route capacity (0: none), monthly
+//	        quota (0: none), start of the local calendar day, unix
+//	        seconds when the counter may expire
+//
+// It returns, per decision, {allowed, reason, now, hour full, minute
+// full, route full, monthly used, wait (-1: never)}: scriptReply values.
+// It mirrors bucket.rescale, wait and take.
+//
+// A group is several requests of one subject with the same keys and
+// arguments, sent once and decided one after the other, so 30 requests
+// of a subject cost Redis one set of keys and arguments to read, not 30.
+// A key is read at its first use in the call and written once at the
+// end, with the values the last decision that changed it left. A key
+// expires once its buckets are full again, so idle subjects cost Redis
+// nothing.
+var allowScript = redis.NewScript(allowScriptSource)
+
+// The shape of one decision in allowScript.
+const (
+	scriptKeys  = 3
+	scriptArgs  = 7
+	scriptReply = 8
+)
+
+// scriptInput is one decision's keys and arguments for allowScript. Two
+// decisions with equal inputs may go as one group.
+type scriptInput struct {
+	keys [scriptKeys]string
+	args [scriptArgs]int64
+}
+
+// appendGroup appends to keys and args a group of n decisions of in.
+func (in *scriptInput) appendGroup(keys []string, args []any, n int) ([]string, []any) {
+	keys = append(keys, in.keys[:]...)
+	args = append(args, n)
+	for _, a := range in.args {
+		args = append(args, a)
+	}
+	return keys, args
+}
+
+const allowScriptSource = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local HOUR, MINUTE = 3600000000, 60000000
+local floor, max, ceil = math.floor, math.max, math.ceil
+local function num(v) return tonumber(v) or 0 end
+local function str(v) return string.format('%.0f', v) end
+
+local function rescale(full, cap, newcap, window, from)
+  if cap == newcap then return full end
+  if cap == 0 then return 0 end
+  if from > now then from = now end
+  local tokens = cap
+  if full - from > 0 then tokens = cap - (full - from) / floor(window / cap) end
+  if tokens > newcap then tokens = newcap end
+  if tokens < 0 then tokens = 0 end
+  local missing = newcap - tokens
+  if missing > 0 then return from + floor(missing * floor(window / newcap) + 0.5) end
+  return 0
+end
+
+-- check returns the longer of wait and the time until cost fits in the
+-- bucket, or false (never) when cost is over its capacity or wait is false.
+local function check(wait, full, cap, window, cost)
+  if wait == false or cost > cap then return false end
+  local interval = floor(window / cap)
+  return max(wait, max(full, now) + cost * interval - now - cap * interval)
+end
+local function take(full, cap, window, cost)
+  return max(full, now) + cost * floor(window / cap)
+end
+
+local tiers, routes, counters = {}, {}, {}
+local function tierOf(key)
+  local b = tiers[key]
+  if not b then
+    local v = redis.call('HMGET', key, 'h', 'hc', 'm', 'mc', 'c')
+    b = {h = num(v[1]), hc = num(v[2]), m = num(v[3]), mc = num(v[4]), c = num(v[5])}
+    tiers[key] = b
+  end
+  return b
+end
+local function routeOf(key)
+  local b = routes[key]
+  if not b then
+    local v = redis.call('HMGET', key, 'r', 'rc', 'c')
+    b = {r = num(v[1]), rc = num(v[2]), c = num(v[3])}
+    routes[key] = b
+  end
+  return b
+end
+local function counterOf(key)
+  local c = counters[key]
+  if not c then
+    c = {used = num(redis.call('GET', key)), add = 0}
+    counters[key] = c
+  end
+  return c
+end
+
+local out = {}
+local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, routeCap, quota, dayStart, expireAt)
+  local h, m, r, used, wait = 0, 0, 0, 0, 0
+  local tb, rb, cnt, tierChanged, routeChanged
+  if hourCap > 0 then
+    tb = tierOf(tierKey)
+    local from = max(dayStart, tb.c)
+    h, m = tb.h, tb.m
+    if tb.hc ~= hourCap then h = rescale(h, tb.hc, hourCap, HOUR, from); tierChanged = true end
+    if tb.mc ~= minuteCap then m = rescale(m, tb.mc, minuteCap, MINUTE, from); tierChanged = true end
+    wait = check(wait, h, hourCap, HOUR, cost)
+    wait = check(wait, m, minuteCap, MINUTE, cost)
+  end
+  if routeCap > 0 then
+    rb = routeOf(routeKey)
+    r = rb.r
+    if rb.rc ~= routeCap then r = rescale(r, rb.rc, routeCap, MINUTE, max(dayStart, rb.c)); routeChanged = true end
+    wait = check(wait, r, routeCap, MINUTE, cost)
+  end
+
+  local allowed, reason = wait == 0, 0
+  if not allowed then reason = 1 end
+  if quota > 0 then
+    cnt = counterOf(counterKey)
+    used = cnt.used
+    if used + cost > quota then allowed = false; reason = 2 end
+  end
+  if allowed then
+    if hourCap > 0 then
+      h, m = take(h, hourCap, HOUR, cost), take(m, minuteCap, MINUTE, cost)
+      tierChanged = true
+    end
+    if routeCap > 0 then
+      r = take(r, routeCap, MINUTE, cost)
+      routeChanged = true
+    end
+    if quota > 0 then
+      used = used + cost
+      cnt.used, cnt.add, cnt.expireAt = used, cnt.add + cost, expireAt
+    end
+  end
+  if tierChanged then tb.h, tb.hc, tb.m, tb.mc, tb.c, tb.dirty = h, hourCap, m, minuteCap, now, true end
+  if routeChanged then rb.r, rb.rc, rb.c, rb.dirty = r, routeCap, now, true end
+  local n = #out
+  out[n+1], out[n+2], out[n+3], out[n+4] = allowed and 1 or 0, reason, now, h
+  out[n+5], out[n+6], out[n+7], out[n+8] = m, r, used, wait or -1
+end
+
+for g = 0, #KEYS / 3 - 1 do
+  local k, a = g * 3, g * 8
+  local cost = tonumber(ARGV[a+2])
+  local hourCap, minuteCap, routeCap = tonumber(ARGV[a+3]), tonumber(ARGV[a+4]), tonumber(ARGV[a+5])
+  local quota, dayStart = tonumber(ARGV[a+6]), tonumber(ARGV[a+7])
+  for _ = 1, tonumber(ARGV[a+1]) do
+    decide(KEYS[k+1], KEYS[k+2], KEYS[k+3], cost, hourCap, minuteCap, routeCap, quota, dayStart, ARGV[a+8])
+  end
+end
+
+-- A key expires when its buckets are full again: then it says nothing.
+for key, b in pairs(tiers) do
+  if b.dirty then
+    redis.call('HSET', key, 'h', str(b.h), 'hc', str(b.hc), 'm', str(b.m), 'mc', str(b.mc), 'c', str(b.c))
+    redis.call('PEXPIRE', key, str(max(ceil((max(b.h, b.m) - now) / 1000), 1000)))
+  end
+end
+for key, b in pairs(routes) do
+  if b.dirty then
+    redis.call('HSET', key, 'r', str(b.r), 'rc', str(b.rc), 'c', str(b.c))
+    redis.call('PEXPIRE', key, str(max(ceil((b.r - now) / 1000), 1000)))
+  end
+end
+for key, c in pairs(counters) do
+  if c.add > 0 then
+    redis.call('INCRBY', key, str(c.add))
+    redis.call('EXPIREAT', key, c.expireAt)
+  end
+end
+return out
+`
