@@ -2,8 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -101,40 +99,15 @@ func testProxyEdgesParseAlike(t *testing.T, edge string) {
 }
 
 // exchangeInterim writes raw to addr and reads every answer, 1xx
-// included, until the server closes.
+// included, until the server closes. The connection is not half-closed:
+// the proxy reads a client's EOF as the client going away and cancels
+// the request, so every case ends it with Connection: close or with what
+// the server refuses.
 func exchangeInterim(t *testing.T, addr, raw string) []exchanged {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	// Not half-closed: the proxy reads a client's EOF as the client
-	// going away and cancels the request. Every case ends the
-	// connection with Connection: close or with what the server refuses.
+	conn := dialDeadline(t, addr)
 	go io.WriteString(conn, raw)
-	br := bufio.NewReader(conn)
-	var got []exchanged
-	for {
-		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
-		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				t.Fatalf("the server neither answered nor closed within 10 s; answers so far %v", got)
-			}
-			return got
-		}
-		e := exchanged{proto: resp.Proto, status: resp.StatusCode, code: resp.Header.Get("X-Apiwarden-Code"), rid: resp.Header.Get("X-Request-Id")}
-		if resp.StatusCode >= 200 {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var eb errorBody
-			if e.code == "" && json.Unmarshal(body, &eb) == nil {
-				e.code = eb.Error.Code
-			}
-		}
-		got = append(got, e)
-	}
+	return readAnswers(t, conn)
 }
 
 // A large upload reaches the upstream while it is still being sent: the
@@ -224,27 +197,7 @@ func testProxyEdgesDrainOnShutdown(t *testing.T, edge string) {
 	if r := do(t, "GET", f.proxy.URL+"/public/x", nil, ""); r.status != 200 {
 		t.Fatalf("second connection: %d", r.status)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	drained := make(chan error, 1)
-	go func() { drained <- f.proxy.shutdown(ctx) }()
-	refusedBy := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(refusedBy) {
-			t.Fatal("new connections still accepted 10 s into the shutdown")
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the listener to close
-	}
-	select {
-	case err := <-drained:
-		t.Fatalf("shutdown returned (%v) with a request in flight", err)
-	default:
-	}
+	drained := startShutdown(t, f.proxy)
 	if _, err := io.WriteString(conn, body); err != nil {
 		t.Fatal(err)
 	}
@@ -273,30 +226,5 @@ func TestProxyEdgesCutOffSlowHeaders(t *testing.T) { onProxyEdges(t, testProxyEd
 
 func testProxyEdgesCutOffSlowHeaders(t *testing.T, edge string) {
 	f := newGateFixture(t, gateConfig{proxyEdge: edge})
-	conn, err := net.Dial("tcp", f.proxy.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		io.Copy(io.Discard, conn)
-	}()
-	request := "GET /public/x HTTP/1.1\r\nHost: x\r\nX-A: " + strings.Repeat("a", 200)
-	deadline := time.Now().Add(20 * time.Second)
-	for i := 0; ; i++ {
-		select {
-		case <-closed:
-			return
-		case <-time.After(200 * time.Millisecond): // the trickle's pace, not a wait for the server
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still connected after 20 s of a header byte every 200 ms (read_header_timeout %s)", edgeTimeouts.readHeader)
-		}
-		if _, err := conn.Write([]byte{request[i%len(request)]}); err != nil {
-			<-closed
-			return
-		}
-	}
+	trickleUntilCut(t, f.proxy.Addr, "GET /public/x HTTP/1.1\r\nHost: x\r\nX-A: "+strings.Repeat("a", 200))
 }

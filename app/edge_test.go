@@ -58,34 +58,12 @@ func TestForwardAuthCountedAndRecordedOnEitherEdge(t *testing.T) {
 			if got := call(t, "POST", "http://"+a.Addr()+"/v1/check", map[string]string{"Content-Type": "application/json"}, `{"path":"/private"}`); got.status != 200 {
 				t.Fatalf("check: %d %s", got.status, got.body)
 			}
-			var families map[string]*dto.MetricFamily
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				families = scrapeMetrics(t, a.AdminAddr(), "scrape")
-				flushed := 0.0
-				for _, m := range families["apiwarden_metrics_records_total"].GetMetric() {
-					if m.GetLabel()[0].GetValue() == "flushed" {
-						flushed = m.GetCounter().GetValue()
-					}
-				}
-				if flushed == 3 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("records flushed %v, want 3", flushed)
-				}
-			}
+			families := waitFlushed(t, a, 3)
 			counts := decisionCounts(families)
 			if counts["VALID /public/* free"] != 2 || counts["MISSING_KEY * "] != 1 {
 				t.Fatalf("decision counts %v", counts)
 			}
-			entries := map[string]uint64{}
-			for _, m := range families["apiwarden_request_duration_seconds"].GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "entry" {
-						entries[l.GetValue()] += m.GetHistogram().GetSampleCount()
-					}
-				}
-			}
+			entries := entryCounts(families)
 			if entries["authorize"] != 2 || entries["check"] != 1 {
 				t.Fatalf("latency observations by entry %v", entries)
 			}
@@ -127,37 +105,49 @@ func TestProxyCountedAndRecordedOnEitherEdge(t *testing.T) {
 			if got := call(t, "GET", base+"/private", nil, ""); got.status != 401 {
 				t.Fatalf("denial: %d %s", got.status, got.body)
 			}
-			var families map[string]*dto.MetricFamily
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				families = scrapeMetrics(t, a.AdminAddr(), "scrape")
-				flushed := 0.0
-				for _, m := range families["apiwarden_metrics_records_total"].GetMetric() {
-					if m.GetLabel()[0].GetValue() == "flushed" {
-						flushed = m.GetCounter().GetValue()
-					}
-				}
-				if flushed == 3 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("records flushed %v, want 3", flushed)
-				}
-			}
+			families := waitFlushed(t, a, 3)
 			counts := decisionCounts(families)
 			if counts["VALID /public/* free"] != 2 || counts["MISSING_KEY * "] != 1 {
 				t.Fatalf("decision counts %v", counts)
 			}
-			entries := map[string]uint64{}
-			for _, m := range families["apiwarden_request_duration_seconds"].GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "entry" {
-						entries[l.GetValue()] += m.GetHistogram().GetSampleCount()
-					}
-				}
-			}
+			entries := entryCounts(families)
 			if entries["proxy"] != 3 {
 				t.Fatalf("latency observations by entry %v", entries)
 			}
 		})
 	}
+}
+
+// waitFlushed polls /metrics until n records are flushed to the data
+// file, and returns what it read then.
+func waitFlushed(t *testing.T, a *app.App, n float64) map[string]*dto.MetricFamily {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		families := scrapeMetrics(t, a.AdminAddr(), "scrape")
+		flushed := 0.0
+		for _, m := range families["apiwarden_metrics_records_total"].GetMetric() {
+			if m.GetLabel()[0].GetValue() == "flushed" {
+				flushed = m.GetCounter().GetValue()
+			}
+		}
+		if flushed == n {
+			return families
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records flushed %v, want %v", flushed, n)
+		}
+	}
+}
+
+// entryCounts counts the latency observations by entry point.
+func entryCounts(families map[string]*dto.MetricFamily) map[string]uint64 {
+	entries := map[string]uint64{}
+	for _, m := range families["apiwarden_request_duration_seconds"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "entry" {
+				entries[l.GetValue()] += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return entries
 }
