@@ -44,7 +44,10 @@ type Options struct {
 	Fallback http.Handler
 	// MaxHeaderBytes is server.max_header_bytes: the gateway refuses
 	// larger headers with 431 and the JSON body; the server's own read
-	// buffer (twice as large, plus 4 KiB) only stops the absurd.
+	// buffer (twice as large, plus 4 KiB) only stops the absurd. In proxy
+	// mode, where fasthttp keeps that buffer for a connection's life, it
+	// is max_header_bytes plus 4 KiB: larger headers get fasthttp's 431
+	// (parseError: the same status and code, another message).
 	MaxHeaderBytes    int
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -118,6 +121,11 @@ func New(o Options) *Server {
 		// must not parse multipart bodies the proxy passes through.
 		s.srv.StreamRequestBody = true
 		s.srv.DisablePreParseMultipartForm = true
+		// In stream mode fasthttp keeps each connection's read buffer
+		// until the connection closes, reduce_idle_memory or not: half
+		// the forward-auth size (docs/BENCHMARKS.md, "The proxy on
+		// fasthttp").
+		s.srv.ReadBufferSize = o.MaxHeaderBytes + 4096
 		s.srv.HeaderReceived = func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: readTimeout, MaxRequestBodySize: gateway.MaxLeanBody}
 		}
