@@ -32,17 +32,29 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 		s.handoff(ctx)
 		return
 	}
-	w := s.writers.Get().(*proxyWriter)
-	w.reset(s, ctx)
 	r, err := request(ctx)
 	if err != nil {
-		s.writers.Put(w)
 		s.handoff(ctx)
 		return
 	}
+	w := s.writers.Get().(*proxyWriter)
+	w.reset(s, ctx)
+	defer s.recoverPanic(ctx)
 	s.proxy.ServeHTTP(w, r)
 	if w.body == nil {
 		w.release()
+	}
+}
+
+// recoverPanic turns a panic of the proxy handler into what net/http makes
+// of one: the panic is logged and the connection closed. fasthttp itself
+// would let it end the process.
+func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
+	if v := recover(); v != nil {
+		s.log.Error("panic serving a proxied request", "panic", v)
+		ctx.Response.Reset()
+		ctx.SetStatusCode(http.StatusInternalServerError)
+		ctx.SetConnectionClose()
 	}
 }
 
