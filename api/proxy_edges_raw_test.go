@@ -191,9 +191,9 @@ func testProxyEdgesDrainOnShutdown(t *testing.T, edge string) {
 		}
 		br.ReadString('\n')
 	}
-	// The request is in flight once the upstream is waiting or, on
-	// net/http, once the server has the headers: poll for the 100 or
-	// give the server its turn through a second connection's answer.
+	// On net/http nothing says the headers were read; either way the
+	// connection is not idle, so the drain must wait for it. A second
+	// connection's answer shows the server serving before it drains.
 	if r := do(t, "GET", f.proxy.URL+"/public/x", nil, ""); r.status != 200 {
 		t.Fatalf("second connection: %d", r.status)
 	}
