@@ -29,7 +29,11 @@ import (
 // non-2xx answer, on a peak RSS over APIWARDEN_CONNS_MAX_RSS_MB (default
 // 256), and when goroutines do not come back to the count before the
 // connections were opened. APIWARDEN_CONNS_BINARY runs another build
-// instead of this tree's, for a before-and-after. The upstream runs in a separate process (this
+// instead of this tree's, for a before-and-after. APIWARDEN_CONNS_EDGE
+// sets [server] edge ("fasthttp", or "fasthttp, reduce_idle_memory" for
+// fasthttp with reduce_idle_memory on; default net/http) and
+// APIWARDEN_CONNS_MAX_HEADER_BYTES [server] max_header_bytes (which sizes
+// each connection's read buffer). The upstream runs in a separate process (this
 // test binary again, TestConnectionsUpstream), so that neither process
 // needs more than one descriptor per connection on each side. It is an
 // opt-in measurement (see docs/BENCHMARKS.md), not part of the normal
@@ -57,6 +61,19 @@ func TestConnections(t *testing.T) {
 	if bin == "" {
 		bin = buildBinary(t)
 	}
+	edge := ""
+	switch e := os.Getenv("APIWARDEN_CONNS_EDGE"); e {
+	case "", "net/http":
+	case "fasthttp":
+		edge = "edge = \"fasthttp\"\n"
+	case "fasthttp, reduce_idle_memory":
+		edge = "edge = \"fasthttp\"\nreduce_idle_memory = true\n"
+	default:
+		t.Fatalf("APIWARDEN_CONNS_EDGE %q: want net/http, fasthttp or \"fasthttp, reduce_idle_memory\"", e)
+	}
+	if v, err := strconv.Atoi(os.Getenv("APIWARDEN_CONNS_MAX_HEADER_BYTES")); err == nil && v > 0 {
+		edge += fmt.Sprintf("max_header_bytes = %d\n", v)
+	}
 	upstream := startConnsUpstream(t)
 	listen, admin := freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "conns.toml")
@@ -66,12 +83,12 @@ admin_listen = %q
 data_dir = %q
 log_level = "warn"
 debug_pprof = true
-[proxy]
+%s[proxy]
 upstream = "http://%s"
 [tiers.unlimited]
 requests_per_hour = 1000000000000
 burst_per_minute = 1000000000000
-`, listen, admin, filepath.Join(t.TempDir(), "data"), upstream)), 0o600)
+`, listen, admin, filepath.Join(t.TempDir(), "data"), edge, upstream)), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,6 +107,10 @@ func (u *tunnelUpstream) counts() (tunneled, plain int) {
 // every later request on a tunnel would skip the key, the limits and the
 // record, with forged identity headers intact.
 func TestUpgradeCannotTunnelPastTheGateway(t *testing.T) {
+	onProxyEdges(t, testUpgradeCannotTunnelPastTheGateway)
+}
+
+func testUpgradeCannotTunnelPastTheGateway(t *testing.T, edge string) {
 	cases := []struct {
 		name, path, key, upgrade string
 		wantSwitch               bool
@@ -122,7 +126,7 @@ func TestUpgradeCannotTunnelPastTheGateway(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			up := newTunnelUpstream(t)
-			f := newGateFixture(t, gateConfig{upstreamURL: up.URL})
+			f := newGateFixture(t, gateConfig{proxyEdge: edge, upstreamURL: up.URL})
 			key := ""
 			if c.key != "" {
 				key = "X-API-Key: " + f.secrets[c.key] + "\r\n"
@@ -163,6 +167,10 @@ func TestUpgradeCannotTunnelPastTheGateway(t *testing.T) {
 // An upstream that answers 101 to a request that asked for no upgrade
 // must not turn the pooled connection into a tunnel either.
 func TestUnaskedSwitchingProtocolsIsAnUpstreamError(t *testing.T) {
+	onProxyEdges(t, testUnaskedSwitchingProtocolsIsAnUpstreamError)
+}
+
+func testUnaskedSwitchingProtocolsIsAnUpstreamError(t *testing.T, edge string) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, rw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -174,7 +182,7 @@ func TestUnaskedSwitchingProtocolsIsAnUpstreamError(t *testing.T) {
 		io.Copy(io.Discard, rw)
 	}))
 	defer up.Close()
-	f := newGateFixture(t, gateConfig{upstreamURL: up.URL})
+	f := newGateFixture(t, gateConfig{proxyEdge: edge, upstreamURL: up.URL})
 	status, _ := dialRaw(t, f.proxy.URL).roundTrip("GET /public/x HTTP/1.1\r\nHost: app.example\r\n\r\n")
 	if status != http.StatusBadGateway {
 		t.Fatalf("an unasked-for 101 from the upstream answered %d, want 502", status)
@@ -184,7 +192,11 @@ func TestUnaskedSwitchingProtocolsIsAnUpstreamError(t *testing.T) {
 // The identity headers apiwarden adds reach the upstream whatever the
 // client's Connection header names, on both forwarding paths.
 func TestConnectionHeaderCannotDropIdentityHeaders(t *testing.T) {
-	f := newGateFixture(t, gateConfig{})
+	onProxyEdges(t, testConnectionHeaderCannotDropIdentityHeaders)
+}
+
+func testConnectionHeaderCannotDropIdentityHeaders(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{proxyEdge: edge})
 	connection := "Connection: keep-alive, X-Apiwarden-Owner, X-Apiwarden-Scopes, x-apiwarden-key-id, X-APIWARDEN-TIER, X-Request-Id\r\n"
 	cases := []struct{ name, request string }{
 		{"lean path", "GET /api/forms/1 HTTP/1.1\r\nHost: app.example\r\nX-API-Key: " + f.secrets["basic"] + "\r\n" + connection + "\r\n"},
@@ -220,7 +232,11 @@ func apiwardenLookAlike(name string) bool {
 // Headers that an upstream reading HTTP_X_APIWARDEN_* takes for
 // apiwarden's own never reach it from the client.
 func TestLookAlikeIdentityHeadersAreStripped(t *testing.T) {
-	f := newGateFixture(t, gateConfig{})
+	onProxyEdges(t, testLookAlikeIdentityHeadersAreStripped)
+}
+
+func testLookAlikeIdentityHeadersAreStripped(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{proxyEdge: edge})
 	spoofed := "X_Apiwarden_Owner: org_admin\r\nx_apiwarden_scopes: admin\r\nX-APIWARDEN_TIER: enterprise\r\n" +
 		"X_apiwarden-Key_Id: spoofed\r\nX-Apiwarden_Code: VALID\r\nX-Apiwarden-Owner: org_admin\r\n"
 	cases := []struct {
@@ -282,9 +298,13 @@ func dashboardLogin(t *testing.T, adminURL string, behindTLS bool) *http.Cookie 
 // the browser sends it to the proxied app too: apiwarden takes it out of
 // every proxied request and leaves the app's own cookies alone.
 func TestSessionCookieNeverReachesTheApp(t *testing.T) {
+	onProxyEdges(t, testSessionCookieNeverReachesTheApp)
+}
+
+func testSessionCookieNeverReachesTheApp(t *testing.T, edge string) {
 	// Each request comes from its own address (through a trusted proxy),
 	// so the public routes' per-IP limit stays out of the way.
-	f := newGateFixture(t, gateConfig{trusted: []string{"127.0.0.1/32"}})
+	f := newGateFixture(t, gateConfig{proxyEdge: edge, trusted: []string{"127.0.0.1/32"}})
 	client := 0
 	plain := dashboardLogin(t, f.admin.URL, false)
 	secure := dashboardLogin(t, f.admin.URL, true)
@@ -351,7 +371,11 @@ func upstreamSaw(r *http.Request, secret string) bool {
 // routes, where no key was needed, nor in a second header or the query
 // beside the one the decision used.
 func TestLiveKeysNeverReachTheUpstream(t *testing.T) {
-	f := newGateFixture(t, gateConfig{trusted: []string{"127.0.0.1/32"}})
+	onProxyEdges(t, testLiveKeysNeverReachTheUpstream)
+}
+
+func testLiveKeysNeverReachTheUpstream(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{proxyEdge: edge, trusted: []string{"127.0.0.1/32"}})
 	basic, big, revoked := f.secrets["basic"], f.secrets["big"], f.secrets["revoked"]
 	cases := []struct {
 		name, path string

@@ -37,16 +37,30 @@ func (e exchanged) String() string { return fmt.Sprintf("%d %s", e.status, e.cod
 // the server neither answers nor closes within 10 s.
 func exchange(t *testing.T, addr, raw string) []exchanged {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialDeadline(t, addr)
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}
 	conn.(*net.TCPConn).CloseWrite()
+	return readAnswers(t, conn)
+}
+
+// dialDeadline connects to addr for at most 10 s of exchange.
+func dialDeadline(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
+}
+
+// readAnswers reads answers off conn, 1xx included, until the server
+// closes it.
+func readAnswers(t *testing.T, conn net.Conn) []exchanged {
+	t.Helper()
 	br := bufio.NewReader(conn)
 	var got []exchanged
 	for {
@@ -58,9 +72,9 @@ func exchange(t *testing.T, addr, raw string) []exchanged {
 			}
 			return got
 		}
+		e := exchanged{proto: resp.Proto, status: resp.StatusCode, code: resp.Header.Get("X-Apiwarden-Code"), rid: resp.Header.Get("X-Request-Id")}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		e := exchanged{proto: resp.Proto, status: resp.StatusCode, code: resp.Header.Get("X-Apiwarden-Code"), rid: resp.Header.Get("X-Request-Id")}
 		if e.code == "" {
 			var eb errorBody
 			if json.Unmarshal(body, &eb) == nil {
@@ -184,33 +198,40 @@ func TestEdgesCutOffSlowHeaders(t *testing.T) {
 		t.Run(edge, func(t *testing.T) {
 			t.Parallel()
 			f := newGateFixture(t, gateConfig{edge: edge})
-			conn, err := net.Dial("tcp", strings.TrimPrefix(f.admin.URL, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			closed := make(chan struct{})
-			go func() {
-				defer close(closed)
-				io.Copy(io.Discard, conn) // until the server closes (a 408 first is allowed)
-			}()
-			request := authorizeHeaderTrickle
-			deadline := time.Now().Add(20 * time.Second) // 10x the timeout
-			for i := 0; ; i++ {
-				select {
-				case <-closed:
-					return
-				case <-time.After(200 * time.Millisecond): // the trickle's pace, not a wait for the server
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("still connected after 20 s of a header byte every 200 ms (read_header_timeout %s)", edgeTimeouts.readHeader)
-				}
-				if _, err := conn.Write([]byte{request[i%len(request)]}); err != nil {
-					<-closed
-					return
-				}
-			}
+			trickleUntilCut(t, f.admin.Addr, authorizeHeaderTrickle)
 		})
+	}
+}
+
+// trickleUntilCut sends request to addr a byte every 200 ms, over and
+// over, and fails unless the server closes the connection within 20 s
+// (10x read_header_timeout).
+func trickleUntilCut(t *testing.T, addr, request string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		io.Copy(io.Discard, conn) // until the server closes (a 408 first is allowed)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		select {
+		case <-closed:
+			return
+		case <-time.After(200 * time.Millisecond): // the trickle's pace, not a wait for the server
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still connected after 20 s of a header byte every 200 ms (read_header_timeout %s)", edgeTimeouts.readHeader)
+		}
+		if _, err := conn.Write([]byte{request[i%len(request)]}); err != nil {
+			<-closed
+			return
+		}
 	}
 }
 
@@ -245,27 +266,7 @@ func TestEdgesDrainOnShutdown(t *testing.T) {
 				t.Fatalf("100 Continue has headers: %q %v", line, err)
 			}
 
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			drained := make(chan error, 1)
-			go func() { drained <- f.admin.shutdown(ctx) }()
-			refusedBy := time.Now().Add(10 * time.Second)
-			for {
-				c, err := net.DialTimeout("tcp", addr, time.Second)
-				if err != nil {
-					break
-				}
-				c.Close()
-				if time.Now().After(refusedBy) {
-					t.Fatal("new connections still accepted 10 s into the shutdown")
-				}
-				time.Sleep(20 * time.Millisecond) // polling for the listener to close
-			}
-			select {
-			case err := <-drained:
-				t.Fatalf("shutdown returned (%v) with a check in flight", err)
-			default:
-			}
+			drained := startShutdown(t, f.admin)
 			if _, err := io.WriteString(conn, body); err != nil {
 				t.Fatal(err)
 			}
@@ -282,6 +283,36 @@ func TestEdgesDrainOnShutdown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startShutdown drains srv as app.Run does on SIGTERM and returns once it
+// no longer takes connections, failing the test if the drain has ended
+// already (a request is in flight) or new connections are still taken
+// 10 s into it. Shutdown's error arrives on the channel.
+func startShutdown(t *testing.T, srv *edgeServer) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	drained := make(chan error, 1)
+	go func() { drained <- srv.shutdown(ctx) }()
+	refusedBy := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", srv.Addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(refusedBy) {
+			t.Fatal("new connections still accepted 10 s into the shutdown")
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the listener to close
+	}
+	select {
+	case err := <-drained:
+		t.Fatalf("shutdown returned (%v) with a request in flight", err)
+	default:
+	}
+	return drained
 }
 
 // The client address comes from X-Forwarded-For only when the socket peer

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -17,6 +18,27 @@ import (
 // listener of proxy mode (gateConfig.edge ""); "net/http" and "fasthttp"
 // serve the enforcement listener without a proxy (startEdge).
 var forwardAuthEdges = []string{"", "net/http", "fasthttp"}
+
+// proxyEdges are the servers the sidecar proxy runs on: the proxy tests
+// run on each (onProxyEdges).
+var proxyEdges = []string{"net/http", "fasthttp"}
+
+// onProxyEdges runs test once per proxy edge, as a subtest named after it.
+func onProxyEdges(t *testing.T, test func(t *testing.T, edge string)) {
+	for _, edge := range proxyEdges {
+		t.Run(edge, func(t *testing.T) { test(t, edge) })
+	}
+}
+
+// defaultProxyEdge is the edge of the proxy tests that do not name one:
+// net/http, or APIWARDEN_PROXY_EDGE (run the package with it set to
+// "fasthttp" to run every proxy test on fasthttp).
+func defaultProxyEdge() string {
+	if e := os.Getenv("APIWARDEN_PROXY_EDGE"); e != "" {
+		return e
+	}
+	return "net/http"
+}
 
 // edgeName names an edge in subtest names.
 func edgeName(edge string) string {
@@ -34,8 +56,9 @@ type edgeServer struct {
 	shutdown func(ctx context.Context) error
 }
 
-// startEdge serves the enforcement listener of srv, which has no proxy,
-// on the named edge over loopback, with the timeouts of edgeTimeouts.
+// startEdge serves the enforcement listener of srv (the proxy, or
+// forward auth and check) on the named edge over loopback, with the
+// timeouts of edgeTimeouts.
 func startEdge(t testing.TB, edge string, srv *api.Server) *edgeServer {
 	t.Helper()
 	switch edge {

@@ -47,6 +47,13 @@ func (u *upstreamRecorder) count() int {
 	return len(u.reqs)
 }
 
+// since returns the requests after the first n.
+func (u *upstreamRecorder) since(n int) []*http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]*http.Request(nil), u.reqs[n:]...)
+}
+
 // recordSink collects metrics records.
 type recordSink struct {
 	mu   sync.Mutex
@@ -69,8 +76,8 @@ func (s *recordSink) all() []metrics.Record {
 type gateFixture struct {
 	keys     *keys.Service
 	upstream *upstreamRecorder
-	proxy    *httptest.Server // enforcement listener in proxy mode
-	admin    *edgeServer      // admin listener in proxy mode (/v1/*), or the edge of gateConfig.edge
+	proxy    *edgeServer // enforcement listener in proxy mode, on gateConfig.proxyEdge
+	admin    *edgeServer // admin listener in proxy mode (/v1/*), or the edge of gateConfig.edge
 	records  *recordSink
 	secrets  map[string]string
 	ids      map[string]string
@@ -86,6 +93,9 @@ type gateConfig struct {
 	// edge, when set, serves /v1 (f.admin) on that edge without a proxy
 	// (edges_test.go); "" keeps proxy mode, /v1 on the admin listener.
 	edge string
+	// proxyEdge is the server of the proxy (f.proxy); "" is
+	// defaultProxyEdge.
+	proxyEdge string
 }
 
 func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
@@ -167,8 +177,10 @@ func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
 	if gc.edge != "" {
 		f.admin = startEdge(t, gc.edge, srv)
 	} else {
-		f.proxy = httptest.NewServer(srv.EnforcementHandler())
-		t.Cleanup(f.proxy.Close)
+		if gc.proxyEdge == "" {
+			gc.proxyEdge = defaultProxyEdge()
+		}
+		f.proxy = startEdge(t, gc.proxyEdge, srv)
 		adm := httptest.NewServer(srv.AdminHandler())
 		t.Cleanup(adm.Close)
 		f.admin = &edgeServer{URL: adm.URL}
@@ -219,7 +231,11 @@ func do(t *testing.T, method, url string, headers map[string]string, body string
 }
 
 func TestProxyDecisionsPerPresetAndCode(t *testing.T) {
-	f := newGateFixture(t, gateConfig{})
+	onProxyEdges(t, testProxyDecisionsPerPresetAndCode)
+}
+
+func testProxyDecisionsPerPresetAndCode(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{proxyEdge: edge})
 	cases := []struct {
 		name    string
 		path    string
@@ -264,7 +280,11 @@ func TestProxyDecisionsPerPresetAndCode(t *testing.T) {
 }
 
 func TestRateLimitHeadersAndRetryAfter(t *testing.T) {
-	f := newGateFixture(t, gateConfig{})
+	onProxyEdges(t, testRateLimitHeadersAndRetryAfter)
+}
+
+func testRateLimitHeadersAndRetryAfter(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{proxyEdge: edge})
 	h := map[string]string{"X-API-Key": f.secrets["basic"]} // basic: burst 4 a minute
 	policyRe := regexp.MustCompile(`^"hour";q=500;w=3600, "minute";q=4;w=60$`)
 	limitRe := regexp.MustCompile(`^"(hour|minute)";r=(\d+);t=(\d+)$`)
@@ -303,8 +323,10 @@ func TestRateLimitHeadersAndRetryAfter(t *testing.T) {
 	}
 }
 
-func TestUpstreamSeesIdentityNotKey(t *testing.T) {
-	f := newGateFixture(t, gateConfig{})
+func TestUpstreamSeesIdentityNotKey(t *testing.T) { onProxyEdges(t, testUpstreamSeesIdentityNotKey) }
+
+func testUpstreamSeesIdentityNotKey(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{proxyEdge: edge})
 	cases := []struct {
 		name    string
 		path    string
@@ -360,13 +382,15 @@ func TestUpstreamSeesIdentityNotKey(t *testing.T) {
 	}
 }
 
-func TestForwardedForTrust(t *testing.T) {
+func TestForwardedForTrust(t *testing.T) { onProxyEdges(t, testForwardedForTrust) }
+
+func testForwardedForTrust(t *testing.T, edge string) {
 	// The test client connects from 127.0.0.1.
-	untrusted := newGateFixture(t, gateConfig{})
+	untrusted := newGateFixture(t, gateConfig{proxyEdge: edge})
 	h := map[string]string{"X-API-Key": untrusted.secrets["bound"], "X-Forwarded-For": "198.51.100.9"}
 	checkError(t, do(t, "GET", untrusted.proxy.URL+"/api/forms/1", h, ""), 403, "IP_NOT_ALLOWED")
 
-	trusted := newGateFixture(t, gateConfig{trusted: []string{"127.0.0.1/32"}})
+	trusted := newGateFixture(t, gateConfig{proxyEdge: edge, trusted: []string{"127.0.0.1/32"}})
 	h = map[string]string{"X-API-Key": trusted.secrets["bound"], "X-Forwarded-For": "6.6.6.6, 198.51.100.9"}
 	if r := do(t, "GET", trusted.proxy.URL+"/api/forms/1", h, ""); r.status != 200 {
 		t.Fatalf("trusted proxy: %d %s", r.status, r.body)
@@ -377,14 +401,16 @@ func TestForwardedForTrust(t *testing.T) {
 	}
 }
 
-func TestUpstreamDownAndSlow(t *testing.T) {
+func TestUpstreamDownAndSlow(t *testing.T) { onProxyEdges(t, testUpstreamDownAndSlow) }
+
+func testUpstreamDownAndSlow(t *testing.T, edge string) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL
 	dead.Close()
-	f := newGateFixture(t, gateConfig{upstreamURL: deadURL})
+	f := newGateFixture(t, gateConfig{proxyEdge: edge, upstreamURL: deadURL})
 	checkError(t, do(t, "GET", f.proxy.URL+"/public/x", nil, ""), 502, "UPSTREAM_UNREACHABLE")
 
-	slow := newGateFixture(t, gateConfig{headerTimout: 100 * time.Millisecond})
+	slow := newGateFixture(t, gateConfig{proxyEdge: edge, headerTimout: 100 * time.Millisecond})
 	checkError(t, do(t, "GET", slow.proxy.URL+"/slow/public", map[string]string{"X-API-Key": slow.secrets["big"]}, ""), 504, "UPSTREAM_TIMEOUT")
 	recs := slow.records.all()
 	if last := recs[len(recs)-1]; last.ErrorCategory != metrics.ErrorUpstreamTimeout || last.Status != 504 {
@@ -392,8 +418,10 @@ func TestUpstreamDownAndSlow(t *testing.T) {
 	}
 }
 
-func TestProxyRecordsEveryRequest(t *testing.T) {
-	f := newGateFixture(t, gateConfig{})
+func TestProxyRecordsEveryRequest(t *testing.T) { onProxyEdges(t, testProxyRecordsEveryRequest) }
+
+func testProxyRecordsEveryRequest(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{proxyEdge: edge})
 	do(t, "POST", f.proxy.URL+"/api/forms/7", map[string]string{"X-API-Key": f.secrets["big"], "User-Agent": "planner/1.0", "Cf-Ipcountry": "DE"}, `{"a":1}`)
 	do(t, "GET", f.proxy.URL+"/fail/x", map[string]string{"X-API-Key": f.secrets["big"]}, "")
 	do(t, "GET", f.proxy.URL+"/api/forms/7", nil, "")
@@ -416,8 +444,10 @@ func TestProxyRecordsEveryRequest(t *testing.T) {
 	}
 }
 
-func TestOversizedHeadersAndBody(t *testing.T) {
-	f := newGateFixture(t, gateConfig{maxBody: 1024})
+func TestOversizedHeadersAndBody(t *testing.T) { onProxyEdges(t, testOversizedHeadersAndBody) }
+
+func testOversizedHeadersAndBody(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{proxyEdge: edge, maxBody: 1024})
 	checkError(t, do(t, "GET", f.proxy.URL+"/public/x", map[string]string{"X-Big": strings.Repeat("a", 10<<10)}, ""), 431, "HEADERS_TOO_LARGE")
 	checkError(t, do(t, "POST", f.proxy.URL+"/public/x", nil, strings.Repeat("b", 4096)), 413, "PAYLOAD_TOO_LARGE")
 	if r := do(t, "POST", f.proxy.URL+"/public/x", nil, strings.Repeat("b", 1000)); r.status != 200 {
@@ -426,7 +456,11 @@ func TestOversizedHeadersAndBody(t *testing.T) {
 }
 
 func TestStreamingAndWebSocketUpgrade(t *testing.T) {
-	f := newGateFixture(t, gateConfig{})
+	onProxyEdges(t, testStreamingAndWebSocketUpgrade)
+}
+
+func testStreamingAndWebSocketUpgrade(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{proxyEdge: edge})
 	// Server-sent events arrive as they are written, not at the end.
 	resp, err := http.Get(f.proxy.URL + "/public/stream")
 	if err != nil {
@@ -457,7 +491,7 @@ func TestStreamingAndWebSocketUpgrade(t *testing.T) {
 		rw.Flush()
 	}))
 	defer echo.Close()
-	ws := newGateFixture(t, gateConfig{upstreamURL: echo.URL})
+	ws := newGateFixture(t, gateConfig{proxyEdge: edge, upstreamURL: echo.URL})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(ws.proxy.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -675,6 +709,10 @@ func testForwardAuthCannotBeSteeredByTheClient(t *testing.T, edge string) {
 }
 
 func TestForwardedHeadersReachTheUpstream(t *testing.T) {
+	onProxyEdges(t, testForwardedHeadersReachTheUpstream)
+}
+
+func testForwardedHeadersReachTheUpstream(t *testing.T, edge string) {
 	cases := []struct {
 		name      string
 		trusted   []string
@@ -686,7 +724,7 @@ func TestForwardedHeadersReachTheUpstream(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newGateFixture(t, gateConfig{trusted: c.trusted})
+			f := newGateFixture(t, gateConfig{proxyEdge: edge, trusted: c.trusted})
 			r := do(t, "GET", f.proxy.URL+"/public/x", map[string]string{"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}, "")
 			if r.status != 200 {
 				t.Fatalf("status %d", r.status)
@@ -704,8 +742,10 @@ func TestForwardedHeadersReachTheUpstream(t *testing.T) {
 
 // Requests to internal routes (health checks) are recorded one in N;
 // the rest of the traffic always.
-func TestInternalRoutesAreSampled(t *testing.T) {
-	f := newGateFixture(t, gateConfig{internalRate: 0.25})
+func TestInternalRoutesAreSampled(t *testing.T) { onProxyEdges(t, testInternalRoutesAreSampled) }
+
+func testInternalRoutesAreSampled(t *testing.T, edge string) {
+	f := newGateFixture(t, gateConfig{proxyEdge: edge, internalRate: 0.25})
 	for range 16 {
 		do(t, "GET", f.proxy.URL+"/internal/health", nil, "")
 	}

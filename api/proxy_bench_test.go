@@ -12,8 +12,12 @@ import (
 // BenchmarkDirect (the same client straight to the upstream) from the same
 // run rather than reading the ns/op alone.
 func BenchmarkProxy(b *testing.B) {
-	f := newGateFixture(b, gateConfig{})
-	benchGet(b, f.proxy.URL+"/api/forms/1", map[string]string{"X-API-Key": f.secrets["bench"]})
+	for _, edge := range proxyEdges {
+		b.Run(edge, func(b *testing.B) {
+			f := newGateFixture(b, gateConfig{proxyEdge: edge})
+			benchGet(b, f.proxy.URL+"/api/forms/1", map[string]string{"X-API-Key": f.secrets["bench"]})
+		})
+	}
 }
 
 // BenchmarkAuthorize is forward auth alone.

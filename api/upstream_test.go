@@ -40,17 +40,17 @@ func newCountingUpstream(t *testing.T, h http.HandlerFunc) *countingUpstream {
 
 // openProxy is a sidecar in front of upstream where every path is
 // internal (no key, no limit): only forwarding is under test.
-func openProxy(t *testing.T, upstream string, headerTimeout time.Duration) *httptest.Server {
+func openProxy(t *testing.T, edge, upstream string, headerTimeout time.Duration) *edgeServer {
 	t.Helper()
 	if headerTimeout == 0 {
 		headerTimeout = 5 * time.Second
 	}
-	return openProxyWith(t, upstream, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: headerTimeout,
+	return openProxyWith(t, edge, upstream, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: headerTimeout,
 		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4})
 }
 
 // openProxyWith is openProxy with the proxy options given.
-func openProxyWith(t *testing.T, upstream string, o gateway.ProxyOptions) *httptest.Server {
+func openProxyWith(t *testing.T, edge, upstream string, o gateway.ProxyOptions) *edgeServer {
 	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
@@ -58,12 +58,14 @@ func openProxyWith(t *testing.T, upstream string, o gateway.ProxyOptions) *httpt
 	}
 	o.Upstream, _ = url.Parse(upstream)
 	srv := api.New(api.Options{Gateway: gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes})}, Proxy: o}})
-	hs := httptest.NewServer(srv.EnforcementHandler())
-	t.Cleanup(hs.Close)
-	return hs
+	return startEdge(t, edge, srv)
 }
 
 func TestForwardingReusesUpstreamConnections(t *testing.T) {
+	onProxyEdges(t, testForwardingReusesUpstreamConnections)
+}
+
+func testForwardingReusesUpstreamConnections(t *testing.T, edge string) {
 	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/chunked":
@@ -85,7 +87,7 @@ func TestForwardingReusesUpstreamConnections(t *testing.T) {
 			io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+string(body))
 		}
 	})
-	px := openProxy(t, up.URL, 0)
+	px := openProxy(t, edge, up.URL, 0)
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	cases := []struct{ method, path, body, want string }{
 		{"GET", "/a?x=1&y=2", "", "GET /a?x=1&y=2 "},
@@ -128,6 +130,10 @@ func TestForwardingReusesUpstreamConnections(t *testing.T) {
 // sees more than two at a time, the others wait for a connection to come
 // free rather than fail, and the two connections carry all eight.
 func TestForwardingBoundsUpstreamConnections(t *testing.T) {
+	onProxyEdges(t, testForwardingBoundsUpstreamConnections)
+}
+
+func testForwardingBoundsUpstreamConnections(t *testing.T, edge string) {
 	release := make(chan struct{})
 	var inside, most atomic.Int64
 	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +144,7 @@ func TestForwardingBoundsUpstreamConnections(t *testing.T) {
 		inside.Add(-1)
 		io.WriteString(w, "ok")
 	})
-	px := openProxyWith(t, up.URL, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: 30 * time.Second,
+	px := openProxyWith(t, edge, up.URL, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: 30 * time.Second,
 		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4, MaxConnsPerHost: 2})
 	const requests = 8
 	errs := make(chan error, requests)
@@ -181,6 +187,10 @@ func TestForwardingBoundsUpstreamConnections(t *testing.T) {
 // hours, so once its headers have arrived it must not keep the next
 // request waiting.
 func TestForwardingStreamFreesItsConnectionSlot(t *testing.T) {
+	onProxyEdges(t, testForwardingStreamFreesItsConnectionSlot)
+}
+
+func testForwardingStreamFreesItsConnectionSlot(t *testing.T, edge string) {
 	done := make(chan struct{})
 	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/events" {
@@ -196,7 +206,7 @@ func TestForwardingStreamFreesItsConnectionSlot(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	defer close(done)
-	px := openProxyWith(t, up.URL, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: 30 * time.Second,
+	px := openProxyWith(t, edge, up.URL, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: 30 * time.Second,
 		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4, MaxConnsPerHost: 1})
 	stream, err := http.Get(px.URL + "/events")
 	if err != nil {
@@ -220,6 +230,10 @@ func TestForwardingStreamFreesItsConnectionSlot(t *testing.T) {
 }
 
 func TestForwardingDropsHopByHopHeaders(t *testing.T) {
+	onProxyEdges(t, testForwardingDropsHopByHopHeaders)
+}
+
+func testForwardingDropsHopByHopHeaders(t *testing.T, edge string) {
 	var got http.Header
 	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		got = r.Header.Clone()
@@ -228,7 +242,7 @@ func TestForwardingDropsHopByHopHeaders(t *testing.T) {
 		w.Header().Set("Keep-Alive", "timeout=5")
 		io.WriteString(w, "ok")
 	})
-	px := openProxy(t, up.URL, 0)
+	px := openProxy(t, edge, up.URL, 0)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(px.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -254,8 +268,12 @@ func TestForwardingDropsHopByHopHeaders(t *testing.T) {
 }
 
 func TestForwardingRetriesAStaleConnection(t *testing.T) {
+	onProxyEdges(t, testForwardingRetriesAStaleConnection)
+}
+
+func testForwardingRetriesAStaleConnection(t *testing.T, edge string) {
 	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	px := openProxy(t, up.URL, 0)
+	px := openProxy(t, edge, up.URL, 0)
 	get := func(method, body string) (int, string) {
 		req, _ := http.NewRequest(method, px.URL+"/", strings.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
@@ -286,6 +304,10 @@ func TestForwardingRetriesAStaleConnection(t *testing.T) {
 // the other idle ones, and its retry dials instead of taking another dead
 // one from the pool.
 func TestForwardingAfterTheUpstreamClosedEveryConnection(t *testing.T) {
+	onProxyEdges(t, testForwardingAfterTheUpstreamClosedEveryConnection)
+}
+
+func testForwardingAfterTheUpstreamClosedEveryConnection(t *testing.T, edge string) {
 	var inFlight sync.WaitGroup
 	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hold" {
@@ -294,7 +316,7 @@ func TestForwardingAfterTheUpstreamClosedEveryConnection(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	px := openProxy(t, up.URL, 0)
+	px := openProxy(t, edge, up.URL, 0)
 	call := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, px.URL+path, strings.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
@@ -329,6 +351,10 @@ func TestForwardingAfterTheUpstreamClosedEveryConnection(t *testing.T) {
 }
 
 func TestForwardingClosesAbandonedBodies(t *testing.T) {
+	onProxyEdges(t, testForwardingClosesAbandonedBodies)
+}
+
+func testForwardingClosesAbandonedBodies(t *testing.T, edge string) {
 	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		// An answer longer than the kernel's socket buffers can hold, so the
 		// proxy is still copying when the client gives up.
@@ -342,7 +368,7 @@ func TestForwardingClosesAbandonedBodies(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	})
-	px := openProxy(t, up.URL, 0)
+	px := openProxy(t, edge, up.URL, 0)
 	for range 3 {
 		resp, err := http.Get(px.URL + "/big")
 		if err != nil {

@@ -310,7 +310,7 @@ func (a *App) newAPI(version string) error {
 	if a.shared() && upstream != nil {
 		return errors.New("server.admin_listen must differ from server.listen in proxy mode: every path of listen goes upstream")
 	}
-	if err := a.checkEdge(upstream != nil); err != nil {
+	if err := a.checkEdge(); err != nil {
 		return err
 	}
 	if cfg.Security.AdminToken == "" {

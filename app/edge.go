@@ -19,21 +19,20 @@ type server interface {
 }
 
 // checkEdge refuses the fasthttp edge where config validation does (a
-// configuration built in code skips it): with a proxy, or without a
-// listener of its own.
-func (a *App) checkEdge(proxyMode bool) error {
+// configuration built in code skips it): without a listener of its own.
+func (a *App) checkEdge() error {
 	if a.cfg.Server.Edge != config.EdgeFastHTTP {
 		return nil
 	}
-	if proxyMode || a.shared() {
-		return errors.New(`server.edge "fasthttp" serves forward auth and check on a listener of its own: it needs no [proxy] upstream and an admin_listen other than listen`)
+	if a.shared() {
+		return errors.New(`server.edge "fasthttp" serves the enforcement listener on its own: it needs an admin_listen other than listen`)
 	}
 	return nil
 }
 
 // enforcementServer is the server of listen when it has a listener of
-// its own: fasthttp for forward auth and check when server.edge says so
-// (config allows it only without a proxy), else net/http.
+// its own: fasthttp for the proxy, or forward auth and check, when
+// server.edge says so, else net/http.
 func (a *App) enforcementServer() server {
 	s := a.cfg.Server
 	if s.Edge != config.EdgeFastHTTP {

@@ -1,6 +1,10 @@
 package app_test
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +16,9 @@ import (
 )
 
 // A configuration built in code, which skips config validation, cannot
-// put the fasthttp edge where it would serve the proxy or the admin
-// routes either.
-func TestFastHTTPEdgeOnlyForForwardAuthListener(t *testing.T) {
+// put the fasthttp edge where it would serve the admin routes either.
+func TestFastHTTPEdgeOnlyOnItsOwnListener(t *testing.T) {
 	for name, mutate := range map[string]func(*config.Config){
-		"with a proxy": func(c *config.Config) { c.Proxy.Upstream = "http://127.0.0.1:1" },
 		// Equal addresses but port 0 are two listeners (tests use them).
 		"on a shared listener": func(c *config.Config) { c.Server.Listen, c.Server.AdminListen = "127.0.0.1:38999", "127.0.0.1:38999" },
 	} {
@@ -56,37 +58,96 @@ func TestForwardAuthCountedAndRecordedOnEitherEdge(t *testing.T) {
 			if got := call(t, "POST", "http://"+a.Addr()+"/v1/check", map[string]string{"Content-Type": "application/json"}, `{"path":"/private"}`); got.status != 200 {
 				t.Fatalf("check: %d %s", got.status, got.body)
 			}
-			var families map[string]*dto.MetricFamily
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				families = scrapeMetrics(t, a.AdminAddr(), "scrape")
-				flushed := 0.0
-				for _, m := range families["apiwarden_metrics_records_total"].GetMetric() {
-					if m.GetLabel()[0].GetValue() == "flushed" {
-						flushed = m.GetCounter().GetValue()
-					}
-				}
-				if flushed == 3 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("records flushed %v, want 3", flushed)
-				}
-			}
+			families := waitFlushed(t, a, 3)
 			counts := decisionCounts(families)
 			if counts["VALID /public/* free"] != 2 || counts["MISSING_KEY * "] != 1 {
 				t.Fatalf("decision counts %v", counts)
 			}
-			entries := map[string]uint64{}
-			for _, m := range families["apiwarden_request_duration_seconds"].GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "entry" {
-						entries[l.GetValue()] += m.GetHistogram().GetSampleCount()
-					}
-				}
-			}
+			entries := entryCounts(families)
 			if entries["authorize"] != 2 || entries["check"] != 1 {
 				t.Fatalf("latency observations by entry %v", entries)
 			}
 		})
 	}
+}
+
+// The proxy counts in /metrics and lands in the data file the same way on
+// either edge: a lean request, one handed to net/http (a chunked body)
+// and a denial.
+func TestProxyCountedAndRecordedOnEitherEdge(t *testing.T) {
+	for _, edge := range []string{config.EdgeNetHTTP, config.EdgeFastHTTP} {
+		t.Run(edge, func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				fmt.Fprintf(w, "%s %d", r.URL.Path, len(b))
+			}))
+			t.Cleanup(up.Close)
+			a, _ := startApp(t, func(c *config.Config) {
+				c.Server.Edge = edge
+				c.Proxy.Upstream = up.URL
+				c.Routes = []config.Route{{Path: "/public/*", Preset: "public"}}
+				c.Security.MetricsToken = "scrape"
+			})
+			base := "http://" + a.Addr()
+			if got := call(t, "GET", base+"/public/a", nil, ""); got.status != 200 || got.body != "/public/a 0" {
+				t.Fatalf("lean: %d %s", got.status, got.body)
+			}
+			req, _ := http.NewRequest("POST", base+"/public/b", io.MultiReader(strings.NewReader("chunked "), strings.NewReader("body")))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "/public/b 12" || req.ContentLength != 0 {
+				t.Fatalf("chunked: %d %s", resp.StatusCode, b)
+			}
+			if got := call(t, "GET", base+"/private", nil, ""); got.status != 401 {
+				t.Fatalf("denial: %d %s", got.status, got.body)
+			}
+			families := waitFlushed(t, a, 3)
+			counts := decisionCounts(families)
+			if counts["VALID /public/* free"] != 2 || counts["MISSING_KEY * "] != 1 {
+				t.Fatalf("decision counts %v", counts)
+			}
+			entries := entryCounts(families)
+			if entries["proxy"] != 3 {
+				t.Fatalf("latency observations by entry %v", entries)
+			}
+		})
+	}
+}
+
+// waitFlushed polls /metrics until n records are flushed to the data
+// file, and returns what it read then.
+func waitFlushed(t *testing.T, a *app.App, n float64) map[string]*dto.MetricFamily {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		families := scrapeMetrics(t, a.AdminAddr(), "scrape")
+		flushed := 0.0
+		for _, m := range families["apiwarden_metrics_records_total"].GetMetric() {
+			if m.GetLabel()[0].GetValue() == "flushed" {
+				flushed = m.GetCounter().GetValue()
+			}
+		}
+		if flushed == n {
+			return families
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records flushed %v, want %v", flushed, n)
+		}
+	}
+}
+
+// entryCounts counts the latency observations by entry point.
+func entryCounts(families map[string]*dto.MetricFamily) map[string]uint64 {
+	entries := map[string]uint64{}
+	for _, m := range families["apiwarden_request_duration_seconds"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "entry" {
+				entries[l.GetValue()] += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return entries
 }

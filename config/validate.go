@@ -86,9 +86,8 @@ const (
 	EdgeFastHTTP = "fasthttp"
 )
 
-// validateEdge allows the fasthttp edge only where it serves forward auth
-// and check alone: without a proxy upstream (the proxy runs on net/http)
-// and on a listener of its own (the admin routes run on net/http).
+// validateEdge allows the fasthttp edge only on a listener of its own
+// (the admin routes run on net/http).
 func (c *Config) validateEdge(pl *problemList) {
 	s := c.Server
 	switch s.Edge {
@@ -101,10 +100,6 @@ func (c *Config) validateEdge(pl *problemList) {
 	default:
 		pl.add("server.edge", "must be %q or %q, got %q", EdgeNetHTTP, EdgeFastHTTP, s.Edge)
 		return
-	}
-	if c.Proxy.Upstream != "" {
-		pl.add("server.edge", "%q serves forward auth and check only; the proxy ([proxy] upstream is set) runs on %q: remove the upstream or set edge = %q",
-			EdgeFastHTTP, EdgeNetHTTP, EdgeNetHTTP)
 	}
 	if s.AdminListen == "" || (s.AdminListen == s.Listen && !strings.HasSuffix(s.Listen, ":0")) {
 		pl.add("server.edge", "%q needs a listener of its own: set server.admin_listen to another address than server.listen (the admin routes run on %q)",

@@ -1,5 +1,8 @@
-// Package fastedge serves apiwarden's forward-auth and check listener on
-// fasthttp instead of net/http ([server] edge = "fasthttp"): /v1/authorize,
+// Package fastedge serves apiwarden's enforcement listener on fasthttp
+// instead of net/http ([server] edge = "fasthttp"). In proxy mode it
+// serves the sidecar proxy (proxy.go: the common request natively, the
+// rest handed to net/http with its connection, handoff.go). Otherwise it
+// serves forward auth and check: /v1/authorize,
 // /v1/authorize/<path> (Envoy) and /v1/check are answered here, by the same
 // gateway.Authorize and gateway.Check the net/http edge calls, so status
 // codes, headers, bodies, telemetry and records are the same. Every other
@@ -33,12 +36,18 @@ import (
 // [server] keys of the same names.
 type Options struct {
 	Gateway *gateway.Gateway
-	// Fallback serves every request that is not forward auth or check:
-	// the gateway's net/http handler (gateway.Gateway.Handler).
+	// Fallback is the gateway's net/http handler (gateway.Gateway.Handler).
+	// Without a proxy it serves every request that is not forward auth or
+	// check, through fasthttp's adaptor; in proxy mode it is the proxy,
+	// which the lean path calls and the handed-off connections are served
+	// by.
 	Fallback http.Handler
 	// MaxHeaderBytes is server.max_header_bytes: the gateway refuses
 	// larger headers with 431 and the JSON body; the server's own read
-	// buffer (twice as large, plus 4 KiB) only stops the absurd.
+	// buffer (twice as large, plus 4 KiB) only stops the absurd. In proxy
+	// mode, where fasthttp keeps that buffer for a connection's life, it
+	// is max_header_bytes plus 4 KiB: larger headers get fasthttp's 431
+	// (parseError: the same status and code, another message).
 	MaxHeaderBytes    int
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -60,6 +69,14 @@ type Server struct {
 	srv      *fasthttp.Server
 	log      *slog.Logger
 	headers  sync.Pool // of http.Header, one per answer being built
+
+	// In proxy mode: the proxy handler, the writers of the lean path, and
+	// the net/http server of the handed-off connections with its
+	// listener.
+	proxy   http.Handler
+	writers sync.Pool // of *proxyWriter
+	hs      *http.Server
+	handed  *connListener
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{} // open connections, for Close
@@ -96,6 +113,26 @@ func New(o Options) *Server {
 		Logger:                fasthttpLogger{o.Logger},
 		ConnState:             s.track,
 	}
+	if o.Gateway.ProxyMode() {
+		s.proxy, s.writers, s.handed = o.Fallback, newWriterPool(), newConnListener()
+		s.srv.Handler = s.serveProxy
+		// The handler decides before the body is read, so that a request
+		// handed to net/http keeps its body on the connection; fasthttp
+		// must not parse multipart bodies the proxy passes through.
+		s.srv.StreamRequestBody = true
+		s.srv.DisablePreParseMultipartForm = true
+		// In stream mode fasthttp keeps each connection's read buffer
+		// until the connection closes, reduce_idle_memory or not: half
+		// the forward-auth size (docs/BENCHMARKS.md, "The proxy on
+		// fasthttp").
+		s.srv.ReadBufferSize = o.MaxHeaderBytes + 4096
+		s.srv.HeaderReceived = func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: readTimeout, MaxRequestBodySize: gateway.MaxLeanBody}
+		}
+		s.hs = &http.Server{Handler: o.Fallback, MaxHeaderBytes: 2*o.MaxHeaderBytes + 4096,
+			ReadHeaderTimeout: o.ReadHeaderTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+			IdleTimeout: o.IdleTimeout, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
+	}
 	return s
 }
 
@@ -103,9 +140,20 @@ func New(o Options) *Server {
 // nil then, like http.ErrServerClosed for net/http, and any other error
 // that stopped it.
 func (s *Server) Serve(ln net.Listener) error {
+	var handed chan error
+	if s.hs != nil {
+		handed = make(chan error, 1)
+		go func() { handed <- serveHandedOff(s.hs, s.handed) }()
+	}
 	err := s.srv.Serve(ln)
 	if errors.Is(err, net.ErrClosed) {
-		return nil
+		err = nil
+	}
+	if handed != nil {
+		if err != nil {
+			s.hs.Close()
+		}
+		err = errors.Join(err, <-handed)
 	}
 	return err
 }
@@ -114,7 +162,16 @@ func (s *Server) Serve(ln net.Listener) error {
 // in flight to be answered (their connections are closed then) and
 // returns; or returns ctx's error when ctx ends first, leaving the rest to
 // Close.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+//
+// In proxy mode the connections handed to net/http are drained the same
+// way, by its Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.ShutdownWithContext(ctx)
+	if s.hs != nil {
+		err = errors.Join(err, s.hs.Shutdown(ctx))
+	}
+	return err
+}
 
 // Close stops the server at once: it stops accepting and closes every
 // open connection, requests in flight included.
@@ -128,7 +185,10 @@ func (s *Server) Close() error {
 	}
 	s.connsMu.Unlock()
 	if errors.Is(err, context.Canceled) {
-		return nil
+		err = nil
+	}
+	if s.hs != nil {
+		err = errors.Join(err, s.hs.Close())
 	}
 	return err
 }

@@ -13,17 +13,24 @@ import (
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
-// maxLeanBody is the largest request body the lean path sends; larger
+// MaxLeanBody is the largest request body the lean path sends; larger
 // and streamed (chunked) uploads go through httputil.ReverseProxy, whose
 // transport reads the answer while the body is still being sent.
-const maxLeanBody = 64 << 10
+const MaxLeanBody = 64 << 10
 
 // lean reports whether forward can send r itself. Upgrades (WebSocket),
 // Expect: 100-continue and large or streamed bodies go through
 // httputil.ReverseProxy.
 func (p *proxy) lean(r *http.Request) bool {
-	return p.upstream != nil && r.ContentLength >= 0 && r.ContentLength <= maxLeanBody &&
-		r.Header.Get("Upgrade") == "" && r.Header.Get("Expect") == "" && r.ProtoAtLeast(1, 1)
+	return p.upstream != nil && Lean(r.ContentLength, r.Header.Get("Upgrade") != "", r.Header.Get("Expect") != "", r.ProtoAtLeast(1, 1))
+}
+
+// Lean reports whether a request the proxy decides takes the lean path
+// (forward) rather than httputil.ReverseProxy: a body of known length up
+// to MaxLeanBody, no Upgrade, no Expect, HTTP/1.1. api/fastedge asks it
+// before it reads a body, to send the others to the net/http server.
+func Lean(contentLength int64, upgrade, expect, http11 bool) bool {
+	return contentLength >= 0 && contentLength <= MaxLeanBody && !upgrade && !expect && http11
 }
 
 // forward sends an allowed request to the upstream on a pooled connection
@@ -34,7 +41,11 @@ func (p *proxy) lean(r *http.Request) bool {
 // newly dialed one, as http.Transport does for an upstream that closed an
 // idle connection, and the other idle connections are closed too: they
 // are as likely to be dead (an upstream restart closes them all).
-func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Request, uri string) {
+//
+// When the server's ResponseWriter is a BodySender, forward hands it the
+// answer's body instead of copying it and reports true: the request is
+// recorded when the server closes that body (sentBody).
+func (p *proxy) forward(ex *proxyExchange, w *responseRecorder, r *http.Request, uri string) (sent bool) {
 	removeHopHeaders(r.Header)
 	p.setUpstreamHeaders(r.Header, r, ex)
 	ctx := r.Context()
@@ -65,7 +76,7 @@ func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Reques
 			err = ctxErr
 		}
 		p.answerUpstreamError(w, r, err, ex)
-		return
+		return false
 	}
 	ex.upstreamDur = time.Since(start)
 	if resp.StatusCode >= 500 {
@@ -79,6 +90,7 @@ func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Reques
 			h[k] = vv
 		}
 	}
+	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {
@@ -86,8 +98,11 @@ func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Reques
 		}
 		h["Trailer"] = []string{strings.Join(names, ", ")}
 	}
+	if bs, ok := w.ResponseWriter.(BodySender); ok {
+		p.sendBody(ex, w, bs, r, resp, pc, stream)
+		return true
+	}
 	w.WriteHeader(resp.StatusCode)
-	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	if stream {
 		p.upstream.release(pc)
 	}
@@ -99,7 +114,7 @@ func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Reques
 		resp.Body.Close()
 		if !resp.Close {
 			p.upstream.put(pc)
-			return
+			return false
 		}
 	}
 	p.upstream.discard(pc)
@@ -108,6 +123,7 @@ func (p *proxy) forward(ex *proxyExchange, w http.ResponseWriter, r *http.Reques
 		// too, so it cannot mistake a short body for a whole one.
 		panic(http.ErrAbortHandler)
 	}
+	return false
 }
 
 // send writes r on pc and reads the answer's head (skipping 1xx).

@@ -62,6 +62,13 @@ type proxyExchange struct {
 	// of an allowed request.
 	identity *keys.Identity
 	tier     string
+	// body, d, start and path are kept for an answer whose body the
+	// server sends after ServeHTTP returns (BodySender): its Close
+	// records the request then.
+	body  sentBody
+	d     enforce.Decision
+	start time.Time
+	path  string
 }
 
 type exchangeKey struct{}
@@ -155,7 +162,6 @@ func (p *proxy) setUpstreamHeaders(out http.Header, in *http.Request, ex *proxyE
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.now()
 	ex := p.pool.Get().(*proxyExchange)
-	defer p.pool.Put(ex)
 	ex.w.reset(w)
 	ex.upstreamDur, ex.errCategory, ex.client = 0, metrics.ErrorNone, httpapi.PeerAddr(r)
 	ex.identity, ex.tier = nil, ""
@@ -163,13 +169,13 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := enforce.CleanPath(r.URL.Path)
 	if !p.gate.headerBytesOK(r) {
 		httpapi.WriteError(&ex.w, r, p.log, httpapi.Errorf(httpapi.CodeHeadersTooLarge, "request headers are larger than %d bytes", p.gate.MaxHeaderBytes))
-		p.finish(ex, r, start, &enforce.Decision{}, path)
+		p.done(ex, r, start, &enforce.Decision{}, path)
 		return
 	}
 	routePath, e := p.gate.checkPath(escapedPath(r))
 	if e != nil {
 		httpapi.WriteError(&ex.w, r, p.log, e)
-		p.finish(ex, r, start, &enforce.Decision{}, path)
+		p.done(ex, r, start, &enforce.Decision{}, path)
 		return
 	}
 	key, _ := presentedKey(r.Header)
@@ -180,7 +186,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setLimitHeaders(w.Header(), &d, start)
 	if !d.Allowed() {
 		httpapi.WriteError(&ex.w, r, p.log, httpapi.Denial(d.Code))
-		p.finish(ex, r, start, &d, path)
+		p.done(ex, r, start, &d, path)
 		return
 	}
 
@@ -203,17 +209,26 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.maxBody > 0 {
 		if r.ContentLength > p.maxBody {
 			httpapi.WriteError(&ex.w, r, p.log, httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody))
-			p.finish(ex, r, start, &d, path)
+			p.done(ex, r, start, &d, path)
 			return
 		}
 		r.Body = http.MaxBytesReader(&ex.w, r.Body, p.maxBody)
 	}
 	if p.lean(r) {
-		p.forward(ex, &ex.w, r, uri)
+		ex.d, ex.start, ex.path = d, start, path
+		if p.forward(ex, &ex.w, r, uri) {
+			return // the body's Close calls done
+		}
 	} else {
 		p.rp.ServeHTTP(&ex.w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
 	}
-	p.finish(ex, r, start, &d, path)
+	p.done(ex, r, start, &d, path)
+}
+
+// done records the request and returns its exchange to the pool.
+func (p *proxy) done(ex *proxyExchange, r *http.Request, start time.Time, d *enforce.Decision, path string) {
+	p.finish(ex, r, start, d, path)
+	p.pool.Put(ex)
 }
 
 // finish records the request.

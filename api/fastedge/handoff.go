@@ -1,0 +1,192 @@
+package fastedge
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+)
+
+// A request the lean path does not take (an upgrade, Expect, a chunked or
+// large body, HTTP/1.0, a target or header net/http might read
+// differently) is handed, with its connection, to a net/http server that
+// serves the gateway's proxy handler: the connection stays with net/http
+// from then on. net/http reads the request as fasthttp parsed it — the
+// request line and headers fasthttp serializes from what it read, with
+// the body's framing fasthttp decided (Content-Length, or chunked,
+// re-chunked from the body fasthttp decodes) — then the rest of the
+// connection as the client sent it. So the two parsers cannot disagree
+// on where the request ends: fasthttp alone framed it.
+//
+// fasthttp answers Expect: 100-continue itself before the handler runs;
+// the Expect header is left out of what net/http reads, so the client
+// gets one 100 Continue.
+
+// handoff hijacks the connection once the handler returns and serves it
+// with the net/http server.
+func (s *Server) handoff(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	h.Del("Expect")
+	head := bytes.Clone(h.Header())
+	var body io.Reader
+	if stream := ctx.RequestBodyStream(); stream != nil && h.ContentLength() != 0 {
+		body = stream
+		if h.ContentLength() == -1 {
+			body = &chunker{r: stream}
+		}
+	}
+	raw := ctx.Conn()
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		readers := []io.Reader{bytes.NewReader(head)}
+		if body != nil {
+			readers = append(readers, body)
+		}
+		hc := &handedConn{Conn: raw, r: io.MultiReader(append(readers, c)...), closed: make(chan struct{})}
+		hc.drained = sync.NewCond(&hc.mu)
+		if !s.handed.give(hc) {
+			return // shutting down: fasthttp closes the connection
+		}
+		// fasthttp returns the hijacked connection's reader (and the
+		// body stream's) to its pools once this returns.
+		<-hc.closed
+	})
+}
+
+// handedConn is a hijacked connection as net/http reads it: the replayed
+// request first, then what fasthttp's reader holds and the connection.
+// Writes and deadlines go to the socket itself. Close closes the socket
+// and, once no Read is using fasthttp's reader any more, lets the hijack
+// handler return; a Read after Close fails without touching the reader.
+// Safe for concurrent use, as net/http uses a connection.
+type handedConn struct {
+	net.Conn
+	r       io.Reader
+	mu      sync.Mutex
+	drained *sync.Cond // signalled when reading drops to 0
+	reading int        // Reads in progress
+	done    bool       // Close was called
+	closed  chan struct{}
+}
+
+func (c *handedConn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	if c.done {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	c.reading++
+	c.mu.Unlock()
+	n, err := c.r.Read(b)
+	c.mu.Lock()
+	if c.reading--; c.reading == 0 {
+		c.drained.Broadcast()
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *handedConn) Close() error {
+	c.mu.Lock()
+	if c.done {
+		c.mu.Unlock()
+		return net.ErrClosed
+	}
+	c.done = true
+	c.mu.Unlock()
+	err := c.Conn.Close() // a Read waiting on the socket returns
+	c.mu.Lock()
+	for c.reading > 0 {
+		c.drained.Wait()
+	}
+	c.mu.Unlock()
+	close(c.closed)
+	return err
+}
+
+// chunker re-frames a decoded body as chunked transfer coding: one chunk
+// per read, then the last chunk. Trailers of the request are not passed
+// on.
+type chunker struct {
+	r    io.Reader
+	out  []byte
+	buf  [16 << 10]byte
+	done bool
+}
+
+func (c *chunker) Read(b []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.done {
+			return 0, io.EOF
+		}
+		n, err := c.r.Read(c.buf[:])
+		if n > 0 {
+			c.out = strconv.AppendInt(c.out[:0], int64(n), 16)
+			c.out = append(c.out, "\r\n"...)
+			c.out = append(c.out, c.buf[:n]...)
+			c.out = append(c.out, "\r\n"...)
+		}
+		if err == io.EOF {
+			c.out, c.done = append(c.out, "0\r\n\r\n"...), true
+		} else if err != nil {
+			return 0, err
+		}
+	}
+	n := copy(b, c.out)
+	c.out = c.out[n:]
+	return n, nil
+}
+
+// connListener is the net/http server's listener: it accepts the
+// connections handoff gives it. Safe for concurrent use.
+type connListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newConnListener() *connListener {
+	return &connListener{addr: &net.TCPAddr{}, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// give hands c to the server, or reports false once the listener is
+// closed.
+func (l *connListener) give(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return l.addr }
+
+// serveHandedOff runs the net/http server until Shutdown or Close.
+func serveHandedOff(hs *http.Server, l *connListener) error {
+	err := hs.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
