@@ -236,3 +236,62 @@ func markOf(t *testing.T, n *shipNode) int64 {
 	}
 	return mark
 }
+
+// Erasures commit in id order: one that took its id while another's
+// transaction, with a smaller id, is still open waits for it. Otherwise a
+// follower would apply the larger, move its mark past the smaller, and
+// never apply that one.
+func TestErasuresCommitInIDOrder(t *testing.T) {
+	url := pg.Database(t)
+	a, b := newShipNode(t, url, "a", nil), newShipNode(t, url, "b", nil)
+	b.record(t, 700, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), time.Second)
+	eraser := &countingEraser{Eraser: metrics.NewEraser(b.st, b.rec, nil)}
+	follow(t, b, eraser, nil)
+
+	ctx := ctxFor(t, time.Minute)
+	slow, err := a.cluster.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = slow.Rollback(ctx) }()
+	if _, err := cluster.RecordErasure(ctx, slow, "a", "key_1"); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan int64, 1)
+	go func() {
+		rows, err := a.cluster.EraseUsage(ctx, metrics.EraseRequest{KeyID: "key_2", RequestedBy: "admin:test"}, nil)
+		if err != nil {
+			t.Error(err)
+		}
+		second <- rows.ID
+	}()
+	waitingOnLock := func() bool {
+		return countRows(t, a.cluster.Pool(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
+	}
+	var id2 int64
+	committed := false
+	within(t, 30*time.Second, "the second erasure committed or waiting", func() bool {
+		select {
+		case id2 = <-second:
+			committed = true
+			return true
+		default:
+			return waitingOnLock()
+		}
+	})
+	if committed {
+		// Without the order, let the follower apply it first.
+		within(t, 30*time.Second, "the second erasure applied", func() bool { return markOf(t, b) == id2 })
+	}
+	if err := slow.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !committed {
+		id2 = <-second
+	}
+	within(t, 30*time.Second, "both erasures applied", func() bool { return markOf(t, b) == id2 })
+	if got := eraser.calls(); !slices.Equal(got, []string{"key_1", "key_2"}) {
+		t.Fatalf("b erased %v, want key_1 then key_2", got)
+	}
+}
