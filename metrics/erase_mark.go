@@ -55,15 +55,15 @@ func (e *Eraser) LoadErasureMark(latest int64) (int64, error) {
 	return mark, nil
 }
 
-// ErasureMark returns the file's erasure mark: 0 before a follower first
-// started on the file.
-func (r *Reader) ErasureMark() (int64, error) {
-	var mark int64
-	err := r.st.View(func(tx *store.Tx) error {
+// ErasureMark returns the file's erasure mark, and whether it is set: it
+// is not before a follower first started on the file.
+func (r *Reader) ErasureMark() (mark int64, set bool, err error) {
+	err = r.st.View(func(tx *store.Tx) error {
+		set = tx.Bucket(store.BucketMeta) != nil && len(tx.Bucket(store.BucketMeta).Get(keyErasureMark)) == 8
 		mark = int64(readMetaUint64(tx, keyErasureMark))
 		return nil
 	})
-	return mark, err
+	return mark, set, err
 }
 
 // SetErasureMark records that the erasure id has been applied to the
