@@ -45,12 +45,17 @@ func (e *countingEraser) calls() []string {
 
 // follow runs an ErasureFollower and its Listener for node n until the
 // test ends (or the returned stop is called), erasing through eraser;
-// extra adds the listener's handlers of other channels.
+// extra adds the listener's handlers of other channels (a nil handler
+// removes the channel).
 func follow(t *testing.T, n *shipNode, eraser cluster.LocalEraser, extra map[string]func(string)) (stop func()) {
 	t.Helper()
 	f := cluster.NewErasureFollower(n.cluster, eraser)
 	handlers := map[string]func(string){cluster.ErasuresChannel: f.Notify}
 	for ch, h := range extra {
+		if h == nil {
+			delete(handlers, ch) // not listening on ch
+			continue
+		}
 		handlers[ch] = h
 	}
 	// No quiet resync within a test: what the follower applies, it
@@ -230,7 +235,7 @@ func openStoreIn(t *testing.T, dir string) (st *store.Store, close func()) {
 // markOf is the erasure mark of n's data file.
 func markOf(t *testing.T, n *shipNode) int64 {
 	t.Helper()
-	mark, err := n.rd.ErasureMark()
+	mark, _, err := n.rd.ErasureMark()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,5 +298,32 @@ func TestErasuresCommitInIDOrder(t *testing.T) {
 	within(t, 30*time.Second, "both erasures applied", func() bool { return markOf(t, b) == id2 })
 	if got := eraser.calls(); !slices.Equal(got, []string{"key_1", "key_2"}) {
 		t.Fatalf("b erased %v, want key_1 then key_2", got)
+	}
+}
+
+// A listener that reconnects wakes the follower: an erasure whose
+// notification it missed (here: never listened for) is applied then.
+func TestErasureFollowerCatchesUpAfterAReconnect(t *testing.T) {
+	url := pg.Database(t)
+	a, b := newShipNode(t, url, "a", nil), newShipNode(t, url, "b", nil)
+	b.record(t, 700, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), time.Second)
+	eraser := &countingEraser{Eraser: metrics.NewEraser(b.st, b.rec, nil)}
+	follow(t, b, eraser, map[string]func(string){cluster.ErasuresChannel: nil})
+	// The follower's start has passed once the data file has a mark.
+	within(t, 10*time.Second, "the follower started", func() bool {
+		_, set, err := b.rd.ErasureMark()
+		return err == nil && set
+	})
+	id := eraseOn(t, a, "key_3")
+	if got := eraser.calls(); len(got) != 0 {
+		t.Fatalf("erased %v before the reconnect", got)
+	}
+	if n := countRows(t, a.cluster.Pool(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN%'`); n != 1 {
+		t.Fatalf("ended %d listening connections, want b's one", n)
+	}
+	within(t, 30*time.Second, "the erasure applied after the reconnect", func() bool { return markOf(t, b) == id })
+	if got := eraser.calls(); !slices.Equal(got, []string{"key_3"}) {
+		t.Fatalf("erased %v, want key_3", got)
 	}
 }
