@@ -69,15 +69,8 @@ func (f *ErasureFollower) Wake() {
 // called. It returns nil; failures are logged.
 func (f *ErasureFollower) Run(ctx context.Context) error {
 	return f.life.Run("cluster erasure follower", func(stop <-chan struct{}) error {
-		ctx, cancel := context.WithCancel(ctx)
+		ctx, cancel := withStop(ctx, stop)
 		defer cancel()
-		go func() {
-			select {
-			case <-stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		mark := int64(-1) // not read yet
 		for {
 			var err error

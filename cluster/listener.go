@@ -75,15 +75,8 @@ func NewListener(c *Cluster, mirror Mirror, opts ListenerOptions) *Listener {
 // after any failure. It returns nil; failures are logged.
 func (l *Listener) Run(ctx context.Context) error {
 	return l.life.Run("cluster listener", func(stop <-chan struct{}) error {
-		ctx, cancel := context.WithCancel(ctx)
+		ctx, cancel := withStop(ctx, stop)
 		defer cancel()
-		go func() {
-			select {
-			case <-stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		backoff := l.opts.MinBackoff
 		for ctx.Err() == nil {
 			connected, err := l.session(ctx)
