@@ -105,7 +105,10 @@ func (a *App) startMirror() error {
 			// too; newRecording made the follower, and the listener runs
 			// only after New.
 			a.follower.Notify(id)
-		}}})
+		}},
+		// Erasures committed while this instance was not listening are
+		// read from PostgreSQL after each connect and quiet resync.
+		CatchUp: func() { a.follower.Wake() }})
 	a.heartbeat = cluster.NewHeartbeat(a.cluster, a.keys, cluster.HeartbeatOptions{
 		ID: a.instance, Version: a.version, StartedAt: a.startedAt})
 	if a.shipper, err = cluster.NewShipper(a.cluster, metrics.NewReader(a.st), cluster.ShipperOptions{

@@ -86,6 +86,14 @@ func recordErasure(ctx context.Context, tx pgx.Tx, instance string, req metrics.
 		slices.Sort(keyIDs)
 		keyIDs = slices.Compact(keyIDs)
 	}
+	// Followers read the erasures above the last id they applied
+	// (erase_follow.go), so ids must become visible in id order: the lock
+	// makes each erasure take its id and commit before the next one takes
+	// its own. It conflicts with itself and with retention's deletes of
+	// old rows, not with reads, and is held only from here to the commit.
+	if _, err := tx.Exec(ctx, `LOCK TABLE apiwarden_erasures IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return 0, fmt.Errorf("cluster: erase: lock the erasures: %w", err)
+	}
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO apiwarden_erasures (key_ids, owner_id, rollups, requested_by, instance_id)
 		VALUES ($1, $2, $3, $4, $5) RETURNING id`, keyIDs, req.OwnerID, req.Rollups, req.RequestedBy, instance).Scan(&id)

@@ -6,7 +6,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/apiwarden/apiwarden/metrics"
 )
 
 // MigrateFiles runs Migrate over the given SQL by version instead of the
@@ -38,3 +41,9 @@ const SourceMaxConns = sourceMaxConns
 
 // OpenConns is how many connections s's pool holds.
 func (s *Source) OpenConns() int { return int(s.pool.Stat().TotalConns()) }
+
+// RecordErasure writes the erasure of key in tx as EraseUsage does, with
+// its lock and notification, and returns its id.
+func RecordErasure(ctx context.Context, tx pgx.Tx, instance, key string) (int64, error) {
+	return recordErasure(ctx, tx, instance, metrics.EraseRequest{KeyID: key, RequestedBy: "admin:test"}, nil)
+}

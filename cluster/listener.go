@@ -33,6 +33,12 @@ type ListenerOptions struct {
 	// e.g. LeadersChannel. They are called on the listener's goroutine
 	// and must not block.
 	Handlers map[string]func(payload string)
+	// CatchUp, when set, is called on the listener's goroutine after each
+	// connect (its LISTENs in place, the mirror synced) and after each
+	// quiet ResyncInterval's sync: whenever a notification may have been
+	// missed, so a handler's owner can read what it missed (the
+	// ErasureFollower's Wake). It must not block.
+	CatchUp func()
 }
 
 // Listener holds this instance's one dedicated LISTEN connection and keeps
@@ -69,15 +75,8 @@ func NewListener(c *Cluster, mirror Mirror, opts ListenerOptions) *Listener {
 // after any failure. It returns nil; failures are logged.
 func (l *Listener) Run(ctx context.Context) error {
 	return l.life.Run("cluster listener", func(stop <-chan struct{}) error {
-		ctx, cancel := context.WithCancel(ctx)
+		ctx, cancel := withStop(ctx, stop)
 		defer cancel()
-		go func() {
-			select {
-			case <-stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		backoff := l.opts.MinBackoff
 		for ctx.Err() == nil {
 			connected, err := l.session(ctx)
@@ -137,6 +136,7 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 	}
 	l.c.up.Store(true)
 	l.c.log.Info("cluster listener connected; mirror in sync", "seq", l.mirror.MirrorSeq())
+	l.catchUp()
 	for {
 		waitCtx, cancel := context.WithTimeout(ctx, l.opts.ResyncInterval)
 		n, err := conn.WaitForNotification(waitCtx)
@@ -152,6 +152,7 @@ func (l *Listener) session(ctx context.Context) (connected bool, err error) {
 			if err := l.sync(ctx); err != nil {
 				return true, err
 			}
+			l.catchUp()
 		case err != nil:
 			return true, err
 		case n.Channel != KeysChannel:
@@ -186,6 +187,13 @@ func (l *Listener) channels() []string {
 // and each call to PostgreSQL is bounded by the cluster's timeout.
 func (l *Listener) sync(ctx context.Context) error {
 	return l.mirror.Sync(ctx)
+}
+
+// catchUp calls the CatchUp hook, if any.
+func (l *Listener) catchUp() {
+	if l.opts.CatchUp != nil {
+		l.opts.CatchUp()
+	}
 }
 
 func (l *Listener) ping(ctx context.Context, conn *pgx.Conn) error {
