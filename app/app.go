@@ -320,7 +320,7 @@ func (a *App) newAPI(version string) error {
 	a.telemetry = telemetry.New(telemetry.Limiter(a.limits), telemetry.Redis(a.redis),
 		telemetry.Recorder(a.rec), telemetry.IngestedRoutes(a.routeCap), telemetry.Store(a.st), telemetry.Alerts(a.alerts),
 		telemetry.ClusterStore(a.healthReporter()), telemetry.Shipping(a.shipReporter()),
-		telemetry.ClusterRetention(a.retentionReporter()))
+		telemetry.ClusterRetention(a.retentionReporter()), telemetry.ClusterErasures(a.erasureReporter()))
 	a.api = api.New(api.Options{
 		Gateway: gateway.Options{
 			Gate: gateway.GateOptions{

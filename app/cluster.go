@@ -258,6 +258,14 @@ func (a *App) shipReporter() telemetry.ShipReporter {
 	return a.shipper
 }
 
+// erasureReporter is the erasure follower for /metrics, or an untyped nil.
+func (a *App) erasureReporter() telemetry.ErasureReporter {
+	if a.follower == nil {
+		return nil
+	}
+	return a.follower
+}
+
 // clusterView is the cluster for GET /admin/v1/cluster, or an untyped nil.
 func (a *App) clusterView() admin.ClusterView {
 	if a.cluster == nil {

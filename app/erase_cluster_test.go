@@ -68,8 +68,17 @@ func TestClusterEraseReachesPostgres(t *testing.T) {
 	// The erasure is on record for the other instances' shippers and
 	// followers, with who asked and where it ran.
 	var who, where string
-	if err := pool.QueryRow(context.Background(), `SELECT requested_by, instance_id FROM apiwarden_erasures
-		WHERE key_ids = ARRAY[$1]`, k.Key.ID).Scan(&who, &where); err != nil || who == "" || where != "a" {
+	var id int64
+	if err := pool.QueryRow(context.Background(), `SELECT id, requested_by, instance_id FROM apiwarden_erasures
+		WHERE key_ids = ARRAY[$1]`, k.Key.ID).Scan(&id, &who, &where); err != nil || who == "" || where != "a" {
 		t.Fatalf("the erasure's row: requested_by %q, instance_id %q, err %v", who, where, err)
+	}
+	// The instance's own follower passes its own erasure and says so on
+	// /metrics, with no failed catch-up.
+	pollFor(t, 20*time.Second, "the follower's mark past the erasure on /metrics", func() bool {
+		return metricValue(t, a, "apiwarden_cluster_erasure_applied_id") == fmt.Sprint(id)
+	})
+	if got := metricValue(t, a, "apiwarden_cluster_erasure_catchup_failures_total"); got != "0" {
+		t.Fatalf("apiwarden_cluster_erasure_catchup_failures_total %s, want 0", got)
 	}
 }

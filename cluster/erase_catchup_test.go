@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync"
@@ -325,5 +326,39 @@ func TestErasureFollowerCatchesUpAfterAReconnect(t *testing.T) {
 	within(t, 30*time.Second, "the erasure applied after the reconnect", func() bool { return markOf(t, b) == id })
 	if got := eraser.calls(); !slices.Equal(got, []string{"key_3"}) {
 		t.Fatalf("erased %v, want key_3", got)
+	}
+}
+
+// An erasure this instance cannot apply (a block of its data file does not
+// decode) holds the mark where it is, and each failed catch-up is counted
+// for /metrics, so a stuck follower shows before anyone reads the logs.
+func TestErasureFollowerCountsAFailedCatchUp(t *testing.T) {
+	url := pg.Database(t)
+	a, b := newShipNode(t, url, "a", nil), newShipNode(t, url, "b", nil)
+	b.record(t, 700, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), time.Second)
+	batches, err := b.rd.BatchesAfter(context.Background(), 0, 1<<20)
+	if err != nil || len(batches) == 0 {
+		t.Fatalf("%d blocks, %v; want some", len(batches), err)
+	}
+	err = b.st.Update(func(tx *store.Tx) error {
+		day := tx.Bucket(store.BucketRaw, []byte("2026-03-01"))
+		key := binary.BigEndian.AppendUint64(nil, batches[0].Seq)
+		if day == nil || day.Get(key) == nil {
+			return fmt.Errorf("block %d is not in day 2026-03-01", batches[0].Seq)
+		}
+		return day.Put(key, []byte("\x04\x00garbage"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eraseOn(t, a, "key_3")
+
+	f := cluster.NewErasureFollower(b.cluster, metrics.NewEraser(b.st, b.rec, nil))
+	done := make(chan error, 1)
+	go func() { done <- f.Run(context.Background()) }()
+	t.Cleanup(func() { f.Stop(); <-done })
+	within(t, 10*time.Second, "the failed catch-up counted", func() bool { return f.Failures() >= 1 })
+	if got := f.Mark(); got != 0 {
+		t.Fatalf("mark %d after a failed erasure, want 0 (nothing applied)", got)
 	}
 }

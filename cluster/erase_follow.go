@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/apiwarden/apiwarden/internal/lifecycle"
 	"github.com/apiwarden/apiwarden/metrics"
@@ -45,13 +46,27 @@ type ErasureFollower struct {
 	eraser LocalEraser
 	wake   chan struct{} // one pending catch-up
 	life   lifecycle.State
+
+	failures atomic.Uint64 // catch-ups that stopped on an error
+	mark     atomic.Int64  // the data file's mark as last read or moved; -1 before
 }
 
 // NewErasureFollower makes the follower of c's erasures, erasing through
 // eraser (the one the admin API's erasures use, so they take turns).
 func NewErasureFollower(c *Cluster, eraser LocalEraser) *ErasureFollower {
-	return &ErasureFollower{c: c, eraser: eraser, wake: make(chan struct{}, 1)}
+	f := &ErasureFollower{c: c, eraser: eraser, wake: make(chan struct{}, 1)}
+	f.mark.Store(-1)
+	return f
 }
+
+// Failures counts the catch-ups since the process started that stopped
+// on an error (PostgreSQL unreachable, or an erasure the data file could
+// not take, which holds back every later one until it succeeds).
+func (f *ErasureFollower) Failures() uint64 { return f.failures.Load() }
+
+// Mark is the highest erasure id applied to the data file, as the
+// follower last read or moved it; -1 before its first catch-up read it.
+func (f *ErasureFollower) Mark() int64 { return f.mark.Load() }
 
 // Notify asks for a catch-up; the payload (the erasure's id) is not
 // needed, since the catch-up reads every erasure above the mark.
@@ -74,7 +89,10 @@ func (f *ErasureFollower) Run(ctx context.Context) error {
 		mark := int64(-1) // not read yet
 		for {
 			var err error
-			if mark, err = f.catchUp(ctx, mark); err != nil && ctx.Err() == nil {
+			mark, err = f.catchUp(ctx, mark)
+			f.mark.Store(mark)
+			if err != nil && ctx.Err() == nil {
+				f.failures.Add(1)
 				f.c.log.Error("applying the cluster's erasures to the local data file failed; trying again at the next notification or resync",
 					"applied_up_to", mark, "err", err)
 			}
