@@ -27,13 +27,12 @@ import (
 // serveProxy routes a proxied request to the lean path or the handoff.
 func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
-	if !gateway.Lean(contentLength(h), h.Peek("Upgrade") != nil, h.Peek("Expect") != nil, h.IsHTTP11()) ||
-		!netHTTPReadsAlike(h) {
+	if !gateway.Lean(contentLength(h), h.Peek("Upgrade") != nil, h.Peek("Expect") != nil, h.IsHTTP11()) {
 		s.handoff(ctx)
 		return
 	}
-	r, err := request(ctx)
-	if err != nil {
+	r, ok := request(ctx)
+	if !ok {
 		s.handoff(ctx)
 		return
 	}
@@ -56,22 +55,6 @@ func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(http.StatusInternalServerError)
 		ctx.SetConnectionClose()
 	}
-}
-
-// netHTTPReadsAlike reports whether net/http would take the request's
-// target and headers as fasthttp parsed them: a target in origin form
-// and header names and values net/http accepts (it answers 400 to the
-// others). A request that fails goes to net/http, which answers it.
-func netHTTPReadsAlike(h *fasthttp.RequestHeader) bool {
-	if target := h.RequestURI(); len(target) == 0 || target[0] != '/' {
-		return false
-	}
-	for k, v := range h.All() {
-		if !token(k) || !fieldValue(v) {
-			return false
-		}
-	}
-	return true
 }
 
 // token reports whether a header name is an RFC 9110 token, as net/http
@@ -111,16 +94,27 @@ func fieldValue(b []byte) bool {
 // request builds the net/http request the gateway's proxy reads, as
 // net/http's server would: canonical header keys, Host out of the header
 // map, the body read from fasthttp's stream. Strings are copies: the
-// record outlives fasthttp's buffers.
-func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
+// record outlives fasthttp's buffers. It reports false for a request
+// net/http might read differently from fasthttp — a target not in origin
+// form, a header name that is not a token, a value with a control byte
+// (net/http answers 400 to those; fasthttp v1.79's parser already
+// refuses the last two, this keeps the lean path safe if one did not) —
+// which goes to net/http whole.
+func request(ctx *fasthttp.RequestCtx) (*http.Request, bool) {
 	h := &ctx.Request.Header
 	uri := string(h.RequestURI())
+	if uri == "" || uri[0] != '/' {
+		return nil, false
+	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
-		return nil, err
+		return nil, false
 	}
 	header := make(http.Header, h.Len())
 	for k, v := range h.All() {
+		if !token(k) || !fieldValue(v) {
+			return nil, false
+		}
 		key := textproto.CanonicalMIMEHeaderKey(string(k))
 		if key == "Host" {
 			continue
@@ -133,7 +127,7 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 	if r.ContentLength > 0 {
 		r.Body = io.NopCloser(ctx.RequestBodyStream())
 	}
-	return r, nil
+	return r, true
 }
 
 // contentLength is the request body's length as net/http reads it: -1
