@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -32,10 +33,11 @@ type scriptCall struct {
 	vals [scriptReply]int64 // the reply, when err is nil
 	err  error
 
-	// batch, when set before done fires, makes this call's caller the
-	// sender of batch (of which it is the first).
-	batch []*scriptCall
-	done  chan struct{}  // fires once: answered, or batch to send
+	// sends, when set before done fires, makes this call's caller the
+	// sender of the next batch, of which it is the first: the queue's
+	// head.
+	sends bool
+	done  chan struct{}  // fires once: answered, or a batch to send
 	alone [1]*scriptCall // backs the batch of a call sent alone
 }
 
@@ -74,9 +76,11 @@ type lane struct {
 // decisions run in the order its requests arrived.
 //
 // The batcher has no goroutine of its own. The caller that finds its lane
-// idle sends; when its round trip ends it hands the queue to the oldest
-// waiting caller, which sends that batch, and so on. A caller thus waits
-// for at most the round trip in flight and its own.
+// idle sends; when its round trip ends it wakes the oldest waiting
+// caller, which yields once to the goroutines ready to run (on a busy host,
+// requests about to join the queue), then takes the queue as its batch and
+// sends it, and so on. A caller thus waits for at most the round trip in
+// flight, one turn of the scheduler and its own round trip.
 type scriptBatcher struct {
 	client   redis.UniversalClient
 	prefix   string // of every key
@@ -112,9 +116,13 @@ func (b *scriptBatcher) run(subject Subject, in *scriptInput, deadline time.Time
 		l.queue = append(l.queue, c)
 		l.mu.Unlock()
 		<-c.done
-		if batch := c.batch; batch != nil {
-			c.batch = nil
-			b.send(l, batch)
+		if c.sends {
+			// Let the goroutines that are ready run first: on a busy
+			// host they are requests on their way here, which then join
+			// this batch rather than wait for the next round trip. With
+			// none ready, Gosched returns at once.
+			runtime.Gosched()
+			b.send(l, b.take(l))
 		}
 	} else {
 		l.sending = true
@@ -133,23 +141,17 @@ func (b *scriptBatcher) lane(subject Subject) *lane {
 	return &b.lanes[maphash.String(b.seed, string(subject))%redisLanes]
 }
 
-// send does batch's round trip, takes the lane's queue as the next batch,
-// wakes every call of batch but the first, whose caller is the one
-// sending, then wakes the next batch's sender.
+// send does batch's round trip, wakes every call of batch but the first,
+// whose caller is the one sending, then, when calls queued meanwhile, wakes
+// the first of them to send the next batch.
 func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 	b.roundTrip(l, batch)
 
-	// The next batch leaves the queue before this batch's callers run on.
-	// Its slice is not batch's: the two are taken in turn.
 	l.mu.Lock()
-	var next []*scriptCall
-	if n := min(len(l.queue), b.maxBatch); n > 0 {
-		l.flip ^= 1
-		next = append(l.batches[l.flip][:0], l.queue[:n]...)
-		l.batches[l.flip] = next
-		left := copy(l.queue, l.queue[n:])
-		clear(l.queue[left:])
-		l.queue = l.queue[:left]
+	var next *scriptCall
+	if len(l.queue) > 0 {
+		next = l.queue[0]
+		next.sends = true
 	} else {
 		l.sending = false
 	}
@@ -160,9 +162,24 @@ func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 	// Woken last, the next sender is the goroutine this P runs next (the
 	// scheduler's runnext slot), not one queued behind this batch's callers.
 	if next != nil {
-		next[0].batch = next
-		next[0].done <- struct{}{}
+		next.done <- struct{}{}
 	}
+}
+
+// take takes the next batch off l's queue: its oldest calls, at most
+// maxBatch. Its slice is not the batch's in flight: the two are taken in
+// turn. It is for the caller whose call sends, at the queue's head.
+func (b *scriptBatcher) take(l *lane) []*scriptCall {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := min(len(l.queue), b.maxBatch)
+	l.flip ^= 1
+	batch := append(l.batches[l.flip][:0], l.queue[:n]...)
+	l.batches[l.flip] = batch
+	left := copy(l.queue, l.queue[n:])
+	clear(l.queue[left:])
+	l.queue = l.queue[:left]
+	return batch
 }
 
 // roundTrip runs every call of batch and sets its vals or err: one
