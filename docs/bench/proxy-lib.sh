@@ -53,15 +53,16 @@ bench_key() {
 # PID is empty or gone.
 ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# wrk_figures OUT prints "req/s p99 non-2xx requests" from wrk's --latency
-# output OUT.
+# wrk_figures OUT prints "req/s p99 non-2xx requests socket-errors" from
+# wrk's --latency output OUT.
 wrk_figures() {
   awk -v out="$1" 'BEGIN{
-    n=split(out, L, "\n"); rps=0; p99="?"; bad=0; total=0
+    n=split(out, L, "\n"); rps=0; p99="?"; bad=0; total=0; errs=0
     for(i=1;i<=n;i++){ split(L[i], f, " ")
       if(L[i] ~ /^Requests\/sec:/) rps=f[2]
       if(L[i] ~ /requests in/) total=f[1]
       if(L[i] ~ /^ +99%/) p99=f[2]
-      if(L[i] ~ /Non-2xx/) bad=f[5] }
-    print rps, p99, bad, total }'
+      if(L[i] ~ /Non-2xx/) bad=f[5]
+      if(L[i] ~ /Socket errors:/) { gsub(/,/, "", L[i]); split(L[i], e, " "); errs=e[4]+e[6]+e[8]+e[10] } }
+    print rps, p99, bad, total, errs }'
 }

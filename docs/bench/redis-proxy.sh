@@ -12,7 +12,8 @@
 # each instance once per round, interleaved (local, redis, local, redis...),
 # of the peer benchmark's wrk line:
 #   wrk -t1 -c64 -dSECONDSs --latency -H "X-API-Key: K" -H "Authorization: Bearer K"
-# Each line: req/s, p99, non-2xx, CPU µs per request of apiwarden, of
+# Each line: req/s, p99, non-2xx (and wrk's socket errors: timeouts,
+# resets), CPU µs per request of apiwarden, of
 # redis-server and of the upstream (when its process is found by its port),
 # decisions per script call in Redis mode (INFO commandstats), and the load
 # average. At the end, per binary and edge: the medians, the Redis/local
@@ -111,7 +112,7 @@ run() { # name seconds -> one line of figures
   [ -z "$prof" ] || wait "$prof"
   awk -v fig="$(wrk_figures "$out")" -v name="$1" -v r="$r" -v da=$((a1 - a0)) -v dd=$((d1 - d0)) -v du=$((u1 - u0)) -v ds=$((s1 - s0)) \
     -v hz="$hz" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN{
-    split(fig, f, " "); rps=f[1]; p99=f[2]; bad=f[3]; total=f[4]
+    split(fig, f, " "); rps=f[1]; p99=f[2]; bad=f[3]+f[5]; total=f[4]
     us=1e6/hz; t=(total?total:1)
     printf "%d %-24s %8.0f req/s  p99 %8s  non2xx %s  apiwarden %5.1f  redis %5.1f  upstream %5.1f µs/req  per script %5.1f  load %s\n",
       r, name, rps, p99, bad, da*us/t, dd*us/t, du*us/t, (ds ? total/ds : 0), load }'
