@@ -145,7 +145,7 @@ func NewRedis(local *Limiter, opts RedisOptions) (*Redis, error) {
 		o.DisableIdentity = true // CLIENT SETINFO is unknown before Redis 7.2
 		r.client, r.ownsClient = redis.NewClient(o), true
 	}
-	r.batch = newScriptBatcher(r.client)
+	r.batch = newScriptBatcher(r.client, r.prefix)
 	return r, nil
 }
 
@@ -219,17 +219,25 @@ return {tonumber(t[1]) * 1000000 + tonumber(t[2]), num(v[1]), num(v[2]), num(v[3
 
 // Keys share the hash tag {subject}, so a cluster keeps a subject's keys
 // in one slot, as a multi-key script needs.
-func (r *Redis) tierKey(subject Subject) string { return r.prefix + "{" + string(subject) + "}" }
+func (r *Redis) tierKey(subject Subject) string { return tierKey(r.prefix, subject) }
 func (r *Redis) routeKey(subject Subject, route RouteBucket) string {
-	return r.prefix + "{" + string(subject) + "}:r:" + string(route)
+	return routeKey(r.prefix, subject, route)
 }
 func (r *Redis) monthKey(subject Subject, month int32) string {
+	return monthKey(r.prefix, subject, month)
+}
+
+func tierKey(prefix string, subject Subject) string { return prefix + "{" + string(subject) + "}" }
+func routeKey(prefix string, subject Subject, route RouteBucket) string {
+	return prefix + "{" + string(subject) + "}:r:" + string(route)
+}
+func monthKey(prefix string, subject Subject, month int32) string {
 	m := int(month)%12 + 1
 	pad := ""
 	if m < 10 {
 		pad = "0"
 	}
-	return r.prefix + "{" + string(subject) + "}:m:" + strconv.Itoa(int(month)/12) + "-" + pad + strconv.Itoa(m)
+	return prefix + "{" + string(subject) + "}:m:" + strconv.Itoa(int(month)/12) + "-" + pad + strconv.Itoa(m)
 }
 
 // microLimit is a limit with the same arithmetic in microseconds, the
@@ -265,18 +273,13 @@ func (r *Redis) AllowAt(now time.Time, req Request) Result {
 		hour, minute = microLimit(tl.hour.capacity, HourWindow), microLimit(tl.minute.capacity, MinuteWindow)
 		hourCap, minuteCap = hour.capacity, minute.capacity
 	}
-	routeKey := ""
+	in := scriptInput{subject: req.Subject, month: v.day.monthID}
 	if useRoute {
 		route = microLimit(req.RoutePerMinute, RouteWindow)
-		routeCap, routeKey = route.capacity, r.routeKey(req.Subject, req.Route)
-	} else {
-		routeKey = r.tierKey(req.Subject) // unused, but a cluster wants every key in the slot
+		routeCap, in.route = route.capacity, req.Route
 	}
 	monthEnd := time.Unix(0, v.day.monthEnd)
-	in := scriptInput{
-		keys: [scriptKeys]string{r.tierKey(req.Subject), routeKey, r.monthKey(req.Subject, v.day.monthID)},
-		args: [scriptArgs]int64{cost, hourCap, minuteCap, routeCap, tl.quota, v.day.start / 1000, monthEnd.Add(24 * time.Hour).Unix()},
-	}
+	in.args = [scriptArgs]int64{cost, hourCap, minuteCap, routeCap, tl.quota, v.day.start / 1000, monthEnd.Add(24 * time.Hour).Unix()}
 
 	vals, err := r.batch.run(req.Subject, &in, time.Now().Add(r.timeout))
 	r.calls.Add(1)
@@ -287,29 +290,29 @@ func (r *Redis) AllowAt(now time.Time, req Request) Result {
 	}
 	r.succeeded()
 
-	redisNow := vals[2]
-	res := Result{Allowed: vals[0] == 1, Reason: Reason(vals[1])}
+	redisNow := vals[replyNow]
+	res := Result{Allowed: vals[replyReason] == 0, Reason: Reason(vals[replyReason])}
 	if useTier {
-		res.Buckets[0] = microState(PolicyHour, bucket{full: vals[3], capacity: hourCap}, hour, HourWindow, redisNow)
-		res.Buckets[1] = microState(PolicyMinute, bucket{full: vals[4], capacity: minuteCap}, minute, MinuteWindow, redisNow)
+		res.Buckets[0] = microState(PolicyHour, bucket{full: vals[replyHour], capacity: hourCap}, hour, HourWindow, redisNow)
+		res.Buckets[1] = microState(PolicyMinute, bucket{full: vals[replyMinute], capacity: minuteCap}, minute, MinuteWindow, redisNow)
 		res.NumBuckets = 2
 	}
 	if useRoute {
-		res.Buckets[res.NumBuckets] = microState(PolicyRoute, bucket{full: vals[5], capacity: routeCap}, route, RouteWindow, redisNow)
+		res.Buckets[res.NumBuckets] = microState(PolicyRoute, bucket{full: vals[replyRoute], capacity: routeCap}, route, RouteWindow, redisNow)
 		res.NumBuckets++
 	}
 	if !res.Allowed {
-		if vals[7] < 0 {
+		if vals[replyWait] < 0 {
 			res.RetryAfter = InfDuration
 		} else {
-			res.RetryAfter = time.Duration(vals[7]) * time.Microsecond
+			res.RetryAfter = time.Duration(vals[replyWait]) * time.Microsecond
 		}
 		if res.Reason == ReasonQuotaExceeded {
 			res.RetryAfter = max(res.RetryAfter, time.Duration(v.day.monthEnd-redisNow*1000))
 		}
 	}
 	if tl.quota > 0 {
-		res.MonthlyQuota, res.MonthlyUsed = tl.quota, vals[6]
+		res.MonthlyQuota, res.MonthlyUsed = tl.quota, vals[replyUsed]
 	}
 	return res
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -32,10 +33,12 @@ type scriptCall struct {
 	vals [scriptReply]int64 // the reply, when err is nil
 	err  error
 
-	// batch, when set before done fires, makes this call's caller the
-	// sender of batch (of which it is the first).
-	batch []*scriptCall
-	done  chan struct{} // fires once: answered, or batch to send
+	// sends, when set before done fires, makes this call's caller the
+	// sender of the next batch, of which it is the first: the queue's
+	// head.
+	sends bool
+	done  chan struct{}  // fires once: answered, or a batch to send
+	alone [1]*scriptCall // backs the batch of a call sent alone
 }
 
 // lane queues the calls that arrive while one of its round trips is in
@@ -44,6 +47,17 @@ type lane struct {
 	mu      sync.Mutex
 	sending bool          // a round trip is in flight
 	queue   []*scriptCall // in arrival order
+
+	// Reused from batch to batch. batches: the two slices that hold the
+	// batch being sent and the next one, taken in turn under mu. The
+	// others belong to the lane's one sender (the caller that set
+	// sending, or the one handed the next batch) during its round trip.
+	batches [2][]*scriptCall
+	flip    int
+	order   []*scriptCall
+	keys    []string
+	argv    []any
+	cmd     []any
 }
 
 // scriptBatcher sends allowScript calls to Redis, coalescing the calls
@@ -62,12 +76,15 @@ type lane struct {
 // decisions run in the order its requests arrived.
 //
 // The batcher has no goroutine of its own. The caller that finds its lane
-// idle sends; when its round trip ends it hands the queue to the oldest
-// waiting caller, which sends that batch, and so on. A caller thus waits
-// for at most the round trip in flight and its own.
+// idle sends; when its round trip ends it wakes the oldest waiting
+// caller, which yields once to the goroutines ready to run (on a busy host,
+// requests about to join the queue), then takes the queue as its batch and
+// sends it, and so on. A caller thus waits for at most the round trip in
+// flight, one turn of the scheduler and its own round trip.
 type scriptBatcher struct {
 	client   redis.UniversalClient
-	oneCall  bool // batches go as one allowScript call, not a pipeline
+	prefix   string // of every key
+	oneCall  bool   // batches go as one allowScript call, not a pipeline
 	seed     maphash.Seed
 	maxBatch int
 	lanes    [redisLanes]lane
@@ -76,12 +93,12 @@ type scriptBatcher struct {
 	roundTrips atomic.Uint64
 }
 
-func newScriptBatcher(client redis.UniversalClient) *scriptBatcher {
+func newScriptBatcher(client redis.UniversalClient, prefix string) *scriptBatcher {
 	// A cluster or a ring spreads keys over servers: one script call can
 	// only hold keys of one server, so those get pipelines, which go-redis
 	// splits per server.
 	_, oneServer := client.(*redis.Client)
-	b := &scriptBatcher{client: client, oneCall: oneServer, seed: maphash.MakeSeed(), maxBatch: defaultMaxRedisBatch}
+	b := &scriptBatcher{client: client, prefix: prefix, oneCall: oneServer, seed: maphash.MakeSeed(), maxBatch: defaultMaxRedisBatch}
 	b.calls.New = func() any { return &scriptCall{done: make(chan struct{}, 1)} }
 	return b
 }
@@ -99,14 +116,19 @@ func (b *scriptBatcher) run(subject Subject, in *scriptInput, deadline time.Time
 		l.queue = append(l.queue, c)
 		l.mu.Unlock()
 		<-c.done
-		if batch := c.batch; batch != nil {
-			c.batch = nil
-			b.send(l, batch)
+		if c.sends {
+			// Let the goroutines that are ready run first: on a busy
+			// host they are requests on their way here, which then join
+			// this batch rather than wait for the next round trip. With
+			// none ready, Gosched returns at once.
+			runtime.Gosched()
+			b.send(l, b.take(l))
 		}
 	} else {
 		l.sending = true
 		l.mu.Unlock()
-		b.send(l, []*scriptCall{c})
+		c.alone[0] = c
+		b.send(l, c.alone[:])
 	}
 	vals, err := c.vals, c.err
 	*c = scriptCall{done: c.done}
@@ -119,21 +141,17 @@ func (b *scriptBatcher) lane(subject Subject) *lane {
 	return &b.lanes[maphash.String(b.seed, string(subject))%redisLanes]
 }
 
-// send does batch's round trip, takes the lane's queue as the next batch,
-// wakes every call of batch but the first, whose caller is the one
-// sending, then wakes the next batch's sender.
+// send does batch's round trip, wakes every call of batch but the first,
+// whose caller is the one sending, then, when calls queued meanwhile, wakes
+// the first of them to send the next batch.
 func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
-	b.roundTrip(batch)
+	b.roundTrip(l, batch)
 
-	// The next batch leaves the queue before this batch's callers run on.
 	l.mu.Lock()
-	var next []*scriptCall
-	if n := min(len(l.queue), b.maxBatch); n > 0 {
-		next = make([]*scriptCall, n)
-		copy(next, l.queue)
-		left := copy(l.queue, l.queue[n:])
-		clear(l.queue[left:])
-		l.queue = l.queue[:left]
+	var next *scriptCall
+	if len(l.queue) > 0 {
+		next = l.queue[0]
+		next.sends = true
 	} else {
 		l.sending = false
 	}
@@ -144,17 +162,32 @@ func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 	// Woken last, the next sender is the goroutine this P runs next (the
 	// scheduler's runnext slot), not one queued behind this batch's callers.
 	if next != nil {
-		next[0].batch = next
-		next[0].done <- struct{}{}
+		next.done <- struct{}{}
 	}
 }
 
+// take takes the next batch off l's queue: its oldest calls, at most
+// maxBatch. Its slice is not the batch's in flight: the two are taken in
+// turn. It is for the caller whose call sends, at the queue's head.
+func (b *scriptBatcher) take(l *lane) []*scriptCall {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := min(len(l.queue), b.maxBatch)
+	l.flip ^= 1
+	batch := append(l.batches[l.flip][:0], l.queue[:n]...)
+	l.batches[l.flip] = batch
+	left := copy(l.queue, l.queue[n:])
+	clear(l.queue[left:])
+	l.queue = l.queue[:left]
+	return batch
+}
+
 // roundTrip runs every call of batch and sets its vals or err: one
-// allowScript call when alone, else one allowScript call of them all or one
-// pipeline, which gives up at the earliest deadline in it. In a pipeline
-// a call whose reply is lost fails alone: the replies read before stay
-// good.
-func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
+// allowScript call of them all (or of one, alone), or one pipeline, which
+// gives up at the earliest deadline in it. In a pipeline a call whose
+// reply is lost fails alone: the replies read before stay good. l is the
+// batch's lane, whose scratch slices the call uses.
+func (b *scriptBatcher) roundTrip(l *lane, batch []*scriptCall) {
 	deadline := batch[0].deadline
 	for _, c := range batch[1:] {
 		if c.deadline.Before(deadline) {
@@ -163,14 +196,8 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	if len(batch) == 1 {
-		b.roundTrips.Add(1)
-		keys, args := batch[0].in.appendGroup(nil, nil, 1)
-		batch[0].setReply(allowScript.Run(ctx, b.client, keys, args...).Int64Slice())
-		return
-	}
-	if b.oneCall {
-		b.callBatch(ctx, batch)
+	if b.oneCall || len(batch) == 1 {
+		b.callBatch(ctx, l, batch)
 		return
 	}
 	cmds := b.pipeline(ctx, batch)
@@ -204,31 +231,67 @@ func (b *scriptBatcher) roundTrip(batch []*scriptCall) {
 // the calls of a subject with equal inputs that follow each other go as
 // one group. Decisions of different subjects touch different keys, so
 // their order within the call changes nothing.
-func (b *scriptBatcher) callBatch(ctx context.Context, batch []*scriptCall) {
+func (b *scriptBatcher) callBatch(ctx context.Context, l *lane, batch []*scriptCall) {
 	b.roundTrips.Add(1)
-	order := slices.Clone(batch)
-	slices.SortStableFunc(order, func(x, y *scriptCall) int { return strings.Compare(x.in.keys[0], y.in.keys[0]) })
-	keys := make([]string, 0, scriptKeys*len(order))
-	args := make([]any, 0, (1+scriptArgs)*len(order))
+	order := append(l.order[:0], batch...)
+	l.order = order
+	slices.SortStableFunc(order, func(x, y *scriptCall) int { return strings.Compare(string(x.in.subject), string(y.in.subject)) })
+	keys, argv := l.keys[:0], l.argv[:0]
 	for i := 0; i < len(order); {
 		n := 1
 		for i+n < len(order) && order[i+n].in == order[i].in {
 			n++
 		}
-		keys, args = order[i].in.appendGroup(keys, args, n)
+		keys, argv = order[i].in.appendGroup(b.prefix, keys, argv, n)
 		i += n
 	}
-	vals, err := allowScript.Run(ctx, b.client, keys, args...).Int64Slice()
-	if err == nil && len(vals) != scriptReply*len(order) {
+	cmd := append(l.cmd[:0], nil, nil, len(keys)) // eval sets the first two
+	for _, k := range keys {
+		cmd = append(cmd, k)
+	}
+	cmd = append(cmd, argv...)
+	vals, err := b.eval(ctx, cmd)
+	clear(keys)
+	clear(cmd)
+	clear(argv)
+	l.keys, l.argv, l.cmd = keys, argv, cmd
+	if err == nil && len(vals) != scriptPerCall+scriptPerDecision*len(order) {
 		err = fmt.Errorf("unexpected batch reply of %d values for %d decisions", len(vals), len(order))
 	}
 	for i, c := range order {
-		if err != nil {
-			c.err = err
+		if c.err = err; err != nil {
 			continue
 		}
-		c.vals = [scriptReply]int64(vals[scriptReply*i:])
+		c.vals[replyNow] = vals[0].(int64)
+		for j, v := range vals[scriptPerCall+scriptPerDecision*i : scriptPerCall+scriptPerDecision*(i+1)] {
+			c.vals[replyNow+1+j] = v.(int64)
+		}
 	}
+	clear(order)
+}
+
+// eval runs allowScript with cmd, whose first two elements it sets:
+// EVALSHA, or EVAL with the source when Redis does not know the script
+// (a restart, SCRIPT FLUSH), as redis.Script.Run does. It returns the
+// reply's integers.
+func (b *scriptBatcher) eval(ctx context.Context, cmd []any) ([]any, error) {
+	cmd[0], cmd[1] = "evalsha", allowScript.Hash()
+	c := redis.NewCmd(ctx, cmd...)
+	if err := b.client.Process(ctx, c); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd[0], cmd[1] = "eval", allowScriptSource
+		c = redis.NewCmd(ctx, cmd...)
+		_ = b.client.Process(ctx, c)
+	}
+	vals, err := c.Slice()
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vals {
+		if _, ok := v.(int64); !ok {
+			return nil, fmt.Errorf("unexpected value %v in a reply", v)
+		}
+	}
+	return vals, nil
 }
 
 // setReply sets c's reply: vals, one decision's, or err.
@@ -248,7 +311,7 @@ func (b *scriptBatcher) pipeline(ctx context.Context, batch []*scriptCall) []*re
 	pipe := b.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, c := range batch {
-		keys, args := c.in.appendGroup(nil, nil, 1)
+		keys, args := c.in.appendGroup(b.prefix, nil, nil, 1)
 		cmds[i] = allowScript.EvalSha(ctx, pipe, keys, args...)
 	}
 	_, _ = pipe.Exec(ctx) // each command holds its own error

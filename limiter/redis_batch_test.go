@@ -262,7 +262,7 @@ func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
 		// Route-only calls with a route of 4: keys and arguments as AllowAt
 		// sends them.
 		in := scriptInput{
-			keys: [scriptKeys]string{r.tierKey("s"), r.routeKey("s", "forms"), r.monthKey("s", 0)},
+			subject: "s", route: "forms",
 			args: [scriptArgs]int64{1, 0, 0, 4, 0, 0, time.Now().Add(time.Hour).Unix()},
 		}
 		batch := make([]*scriptCall, 6)
@@ -270,13 +270,13 @@ func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
 			batch[i] = &scriptCall{in: in, deadline: time.Now().Add(10 * time.Second)}
 		}
 		before := r.Stats().RoundTrips
-		r.batch.roundTrip(batch)
+		r.batch.roundTrip(&r.batch.lanes[0], batch)
 		for i, c := range batch {
-			if c.err != nil || (c.vals[0] == 1) != (i < 4) {
+			if c.err != nil || (c.vals[replyReason] == 0) != (i < 4) {
 				t.Errorf("call %d: %v %v, want allowed %v", i, c.vals, c.err, i < 4)
 			}
 		}
-		// A pipeline is sent again; one call is retried inside Script.Run.
+		// A pipeline is sent again; one call is retried inside eval.
 		if got, want := r.Stats().RoundTrips-before, map[bool]uint64{true: 1, false: 2}[r.batch.oneCall]; got != want {
 			t.Errorf("%d round trips counted, want %d", got, want)
 		}

@@ -149,11 +149,9 @@ func (r *Redis) MergeStored(ctx context.Context, st *store.Store, now time.Time,
 // mergeEntry runs mergeScript for one stored entry; it returns 1 when the
 // script changed (or would change) Redis.
 func (r *Redis) mergeEntry(ctx context.Context, e *entry, monthExpiry int64, dry int) (int64, error) {
-	routeKey := r.tierKey(e.key.subject)
-	if e.key.route != "" {
-		routeKey = r.routeKey(e.key.subject, e.key.route)
-	}
-	keys := []string{r.tierKey(e.key.subject), routeKey, r.monthKey(e.key.subject, e.month)}
+	in := scriptInput{subject: e.key.subject, route: e.key.route, month: e.month}
+	k := in.keys(r.prefix)
+	keys := k[:]
 	micros := func(ns int64) int64 { return (ns + 999) / 1000 } // round up: never less spent
 	args := []any{
 		micros(e.hour.full), e.hour.capacity, micros(e.minute.full), e.minute.capacity,

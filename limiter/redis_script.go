@@ -16,8 +16,11 @@ import "github.com/redis/go-redis/v9"
 //	        quota (0: none), start of the local calendar day, unix
 //	        seconds when the counter may expire
 //
-// It returns, per decision, {allowed, reason, now, hour full, minute
-// full, route full, monthly used, wait (-1: never)}: scriptReply values.
+// It returns Redis's clock (now), then, per decision, {reason (0:
+// admitted), hour full, minute full, route full, monthly used, wait (-1:
+// never)}: scriptReply values for one decision, 1 + 6 a decision for more
+// (replyNow, replyReason, ... name them). now comes once, and "allowed" is reason 0: a reply of 30 decisions
+// is 181 integers, not 240, for Redis to write and the client to read.
 // It mirrors bucket.rescale, wait and take.
 //
 // A group is several requests of one subject with the same keys and
@@ -29,23 +32,55 @@ import "github.com/redis/go-redis/v9"
 // nothing.
 var allowScript = redis.NewScript(allowScriptSource)
 
-// The shape of one decision in allowScript.
+// The shape of one decision in allowScript, and of its reply: scriptReply
+// values, now and then the decision's (replyReason, ...).
 const (
-	scriptKeys  = 3
-	scriptArgs  = 7
-	scriptReply = 8
+	scriptKeys        = 3
+	scriptArgs        = 7
+	scriptReply       = 7
+	scriptPerCall     = 1               // now, once a call
+	scriptPerDecision = scriptReply - 1 // a decision's values after now
 )
 
-// scriptInput is one decision's keys and arguments for allowScript. Two
+// The values of one decision's reply.
+const (
+	replyNow = iota
+	replyReason
+	replyHour
+	replyMinute
+	replyRoute
+	replyUsed
+	replyWait
+)
+
+// scriptInput is one decision's keys and arguments for allowScript: the
+// keys are those of subject, route ("" when no route bucket applies) and
+// month (the calendar month of the counter), built once per group. Two
 // decisions with equal inputs may go as one group.
 type scriptInput struct {
-	keys [scriptKeys]string
-	args [scriptArgs]int64
+	subject Subject
+	route   RouteBucket
+	month   int32
+	args    [scriptArgs]int64
 }
 
-// appendGroup appends to keys and args a group of n decisions of in.
-func (in *scriptInput) appendGroup(keys []string, args []any, n int) ([]string, []any) {
-	keys = append(keys, in.keys[:]...)
+// keys returns in's keys under prefix: tier buckets, route bucket (the
+// tier key when no route applies: a cluster wants every key in the slot),
+// monthly counter.
+func (in *scriptInput) keys(prefix string) [scriptKeys]string {
+	tier := tierKey(prefix, in.subject)
+	route := tier
+	if in.route != "" {
+		route = routeKey(prefix, in.subject, in.route)
+	}
+	return [scriptKeys]string{tier, route, monthKey(prefix, in.subject, in.month)}
+}
+
+// appendGroup appends to keys and args a group of n decisions of in, its
+// keys under prefix.
+func (in *scriptInput) appendGroup(prefix string, keys []string, args []any, n int) ([]string, []any) {
+	k := in.keys(prefix)
+	keys = append(keys, k[:]...)
 	args = append(args, n)
 	for _, a := range in.args {
 		args = append(args, a)
@@ -113,7 +148,7 @@ local function counterOf(key)
   return c
 end
 
-local out = {}
+local out = {now}
 local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, routeCap, quota, dayStart, expireAt)
   local h, m, r, used, wait = 0, 0, 0, 0, 0
   local tb, rb, cnt, tierChanged, routeChanged
@@ -157,8 +192,7 @@ local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, r
   if tierChanged then tb.h, tb.hc, tb.m, tb.mc, tb.c, tb.dirty = h, hourCap, m, minuteCap, now, true end
   if routeChanged then rb.r, rb.rc, rb.c, rb.dirty = r, routeCap, now, true end
   local n = #out
-  out[n+1], out[n+2], out[n+3], out[n+4] = allowed and 1 or 0, reason, now, h
-  out[n+5], out[n+6], out[n+7], out[n+8] = m, r, used, wait or -1
+  out[n+1], out[n+2], out[n+3], out[n+4], out[n+5], out[n+6] = reason, h, m, r, used, wait or -1
 end
 
 for g = 0, #KEYS / 3 - 1 do

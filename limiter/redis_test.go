@@ -327,6 +327,49 @@ func TestRedisKeysExpire(t *testing.T) {
 	}
 }
 
+// What a decision stores is what every instance sharing the Redis reads,
+// older ones included (their allowScript, peekScript and mergeScript): a
+// hash of h, hc, m, mc, c per subject, one of r, rc, c per route bucket,
+// and an integer counter per month, all integers in microseconds and
+// tokens. A change to it needs a migration story for mixed versions
+// (docs/BENCHMARKS.md, "Redis mode on both edges").
+func TestRedisStoredFormat(t *testing.T) {
+	srv := redistest.Start(t)
+	r := newTestRedis(t, srv, RedisOptions{Timeout: 5 * time.Second})
+	reqs := repeat(Request{Subject: "k", Tier: "metered", Route: "forms", RoutePerMinute: 6}, 4)
+	if got := admitted(decideAll(r, time.Now(), reqs)); got != 4 {
+		t.Fatalf("%d of 4 admitted", got)
+	}
+	c := redisClient(t, srv)
+	ctx := context.Background()
+	month := r.local.viewAt(time.Now()).day.monthID
+	if keys := c.Keys(ctx, "*").Val(); len(keys) != 3 {
+		t.Fatalf("keys %q, want the tier, route and month keys", keys)
+	}
+	now := time.Now().UnixMicro()
+	for key, fields := range map[string][]string{
+		r.tierKey("k"):           {"h", "hc", "m", "mc", "c"},
+		r.routeKey("k", "forms"): {"r", "rc", "c"},
+	} {
+		got, err := c.HGetAll(ctx, key).Result()
+		if err != nil || len(got) != len(fields) {
+			t.Fatalf("%s: %v (%v), want the fields %v", key, got, err, fields)
+		}
+		for _, f := range fields {
+			v, err := strconv.ParseInt(got[f], 10, 64)
+			if err != nil || v <= 0 {
+				t.Errorf("%s %s = %q, want a positive integer", key, f, got[f])
+			}
+			if (f == "c" || f == "h" || f == "m" || f == "r") && (v < now-time.Minute.Microseconds() || v > now+time.Hour.Microseconds()) {
+				t.Errorf("%s %s = %d, want unix microseconds near %d", key, f, v, now)
+			}
+		}
+	}
+	if used, err := c.Get(ctx, r.monthKey("k", month)).Result(); err != nil || used != "4" {
+		t.Fatalf("monthly counter %q (%v), want 4", used, err)
+	}
+}
+
 func TestNewRedisValidates(t *testing.T) {
 	local := newTestLimiter(t, Options{})
 	for name, tc := range map[string]struct {

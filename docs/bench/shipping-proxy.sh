@@ -23,6 +23,7 @@
 # Needs wrk, curl, the PostgreSQL 15 binaries (APIWARDEN_POSTGRES_BIN) and
 # the upstream already serving on 127.0.0.1:19001. Binds only 127.0.0.1.
 set -euo pipefail
+. "$(dirname "$0")/proxy-lib.sh"
 bin=$(realpath "${1:?usage: $0 BINARY [ROUNDS] [SECONDS]}")
 rounds=${2:-3} dur=${3:-10}
 pgbin=${APIWARDEN_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
@@ -55,43 +56,15 @@ export APIWARDEN_ADMIN_TOKEN=$token APIWARDEN_KEY_SECRET=$secret
 declare -A listen admin pid
 for name in local cluster; do
   listen[$name]=127.0.0.1:$(free_port) admin[$name]=127.0.0.1:$(free_port)
-  cat >"$work/$name.toml" <<TOML
-[server]
-listen = "${listen[$name]}"
-admin_listen = "${admin[$name]}"
-data_dir = "$work/$name-data"
-log_level = "warn"
-debug_pprof = true
-
-[security]
-admin_token = "env:APIWARDEN_ADMIN_TOKEN"
-key_secret = "env:APIWARDEN_KEY_SECRET"
-
-[proxy]
-upstream = "http://127.0.0.1:19001"
-
-[routes_default]
-preset = "protected"
-
-[tiers.bench]
-requests_per_hour = 1000000000
-burst_per_minute = 1000000000
-TOML
+  proxy_toml "$name" "${listen[$name]}" "${admin[$name]}" 127.0.0.1:19001
   if [ "$name" = cluster ]; then
     printf '\n[cluster]\npostgres_url = "postgres://postgres@127.0.0.1:%s/apiwarden?sslmode=disable"\ninstance_id = "bench"\n' "$pgport" >>"$work/$name.toml"
   fi
   "$bin" serve -config "$work/$name.toml" 2>"$work/$name.log" & pids+=($!); pid[$name]=$!
 done
 declare -A key
-for name in local cluster; do
-  for _ in $(seq 1 300); do curl -sf -o /dev/null "http://${admin[$name]}/readyz" && break; sleep 0.1; done
-  key[$name]=$(curl -s -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    -d '{"name":"bench","owner_id":"org_bench","tier":"bench"}' "http://${admin[$name]}/admin/v1/keys" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin).get("secret", ""))' || true)
-  [ -n "${key[$name]}" ] || { echo "no key on $name" >&2; cat "$work/$name.log" >&2; exit 1; }
-done
+for name in local cluster; do key[$name]=$(bench_key "$name" "${admin[$name]}" "${pid[$name]}"); done
 
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 pg_ticks() { # the postmaster, its live children, and the children it reaped
   local pm; pm=$(head -1 "$work/pg/data/postmaster.pid" 2>/dev/null) || { echo 0; return; }
   { awk '{print $14+$15+$16+$17}' "/proc/$pm/stat"; for c in $(pgrep -P "$pm"); do ticks "$c" 2>/dev/null || true; done; } | awk '{s+=$1} END{print s+0}'
@@ -113,13 +86,8 @@ run() { # label instance -> one line of figures
   a0=$(ticks "${pid[$2]}") p0=$(pg_ticks)
   out=$(wrk -t1 -c64 -d"${dur}"s --latency -H "X-API-Key: ${key[$2]}" -H "Authorization: Bearer ${key[$2]}" "http://${listen[$2]}/" 2>&1)
   a1=$(ticks "${pid[$2]}") p1=$(pg_ticks)
-  awk -v out="$out" -v label="$1" -v da=$((a1 - a0)) -v dp=$((p1 - p0)) -v hz="$hz" -v bl="$(backlog || true)" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN{
-    n=split(out, L, "\n"); rps=0; p99="?"; bad=0; total=0
-    for(i=1;i<=n;i++){ split(L[i], f, " ")
-      if(L[i] ~ /^Requests\/sec:/) rps=f[2]
-      if(L[i] ~ /requests in/) total=f[1]
-      if(L[i] ~ /^ +99%/) p99=f[2]
-      if(L[i] ~ /Non-2xx/) bad=f[5] }
+  awk -v fig="$(wrk_figures "$out")" -v label="$1" -v da=$((a1 - a0)) -v dp=$((p1 - p0)) -v hz="$hz" -v bl="$(backlog || true)" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN{
+    split(fig, f, " "); rps=f[1]; p99=f[2]; bad=f[3]; total=f[4]
     us=1e6/hz
     printf "%-8s %9.0f req/s  p99 %8s  non2xx %s  apiwarden %5.1f µs/req  postgres %5.1f µs/req  backlog %s  load %s\n",
       label, rps, p99, bad, da*us/(total?total:1), dp*us/(total?total:1), (bl==""?"-":bl), load }'

@@ -1,0 +1,68 @@
+# Shared by the proxy benchmarks in this folder (source it; it runs nothing).
+# They set work (a scratch folder), token (the admin token) and secret, and
+# export them as APIWARDEN_ADMIN_TOKEN and APIWARDEN_KEY_SECRET.
+
+# proxy_toml NAME LISTEN ADMIN UPSTREAM [EDGE] writes $work/NAME.toml: a proxy
+# of every path to http://UPSTREAM on the edge EDGE (default net/http), with
+# a tier "bench" of limits no benchmark reaches. Callers append sections.
+proxy_toml() {
+  cat >"$work/$1.toml" <<TOML
+[server]
+listen = "$2"
+admin_listen = "$3"
+edge = "${5:-net/http}"
+data_dir = "$work/$1-data"
+log_level = "warn"
+debug_pprof = true
+
+[security]
+admin_token = "env:APIWARDEN_ADMIN_TOKEN"
+key_secret = "env:APIWARDEN_KEY_SECRET"
+
+[proxy]
+upstream = "http://$4"
+
+[routes_default]
+preset = "protected"
+
+[tiers.bench]
+requests_per_hour = 1000000000
+burst_per_minute = 1000000000
+TOML
+}
+
+# bench_key NAME ADMIN PID waits for the instance NAME (process PID, admin
+# listener ADMIN) to be ready and prints the secret of a new key of the
+# tier "bench"; on failure it prints the instance's log to stderr and
+# returns 1.
+bench_key() {
+  local k
+  for _ in $(seq 1 300); do
+    curl -sf -o /dev/null "http://$2/readyz" && break
+    kill -0 "$3" 2>/dev/null || break
+    sleep 0.1
+  done
+  k=$(curl -s -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"name":"bench","owner_id":"org_bench","tier":"bench"}' "http://$2/admin/v1/keys" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin).get("secret", ""))' 2>/dev/null || true)
+  [ -n "$k" ] || { echo "no key on $1" >&2; cat "$work/$1.log" >&2; return 1; }
+  echo "$k"
+}
+
+# ticks PID prints the CPU ticks (user and system) PID has used; 0 when
+# PID is empty or gone.
+ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# wrk_figures OUT prints "req/s p99 non-2xx requests socket-errors" from
+# wrk's --latency output OUT.
+wrk_figures() {
+  awk -v out="$1" 'BEGIN{
+    n=split(out, L, "\n"); rps=0; p99="?"; bad=0; total=0; errs=0
+    for(i=1;i<=n;i++){ split(L[i], f, " ")
+      if(L[i] ~ /^Requests\/sec:/) rps=f[2]
+      if(L[i] ~ /requests in/) total=f[1]
+      if(L[i] ~ /^ +99%/) p99=f[2]
+      if(L[i] ~ /Non-2xx/) bad=f[5]
+      if(L[i] ~ /Socket errors:/) { gsub(/,/, "", L[i]); split(L[i], e, " "); errs=e[4]+e[6]+e[8]+e[10] } }
+    print rps, p99, bad, total, errs }'
+}
