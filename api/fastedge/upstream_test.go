@@ -34,18 +34,7 @@ func TestProxyStreamsEventByEvent(t *testing.T) {
 	}))
 	defer up.Close()
 	addr, recs := startProxy(t, up.URL, gateway.ProxyOptions{ResponseHeaderTimeout: time.Second}, nil)
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: app.example\r\n\r\n")
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := rawGet(t, addr, "/events")
 	if resp.StatusCode != 200 || resp.TransferEncoding == nil {
 		t.Fatalf("%d, transfer encoding %v", resp.StatusCode, resp.TransferEncoding)
 	}
@@ -83,17 +72,7 @@ func TestProxyAnswerHeaders(t *testing.T) {
 	}))
 	defer up.Close()
 	addr, _ := startProxy(t, up.URL, gateway.ProxyOptions{}, nil)
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: app.example\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := rawGet(t, addr, "/x")
 	resp.Body.Close()
 	for _, name := range []string{"X-Upstream-Private", "Keep-Alive", "Proxy-Authenticate"} {
 		if v := resp.Header.Get(name); v != "" {
@@ -106,6 +85,24 @@ func TestProxyAnswerHeaders(t *testing.T) {
 	if resp.Header.Get("X-App") != "a" || resp.Header.Values("X-Request-Id")[0] != "from-the-app" || len(resp.Header.Values("X-Request-Id")) != 1 {
 		t.Errorf("headers %v", resp.Header)
 	}
+}
+
+// rawGet sends GET path on a connection of its own, written by hand, and
+// reads the answer's head as sent; the connection closes with the test.
+func rawGet(t *testing.T, addr, path string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // headEnds finds the blank line that ends a head wherever the reads
@@ -139,4 +136,3 @@ func FuzzHeadEnds(f *testing.F) {
 		}
 	})
 }
-
