@@ -38,9 +38,8 @@ type Options struct {
 	Gateway *gateway.Gateway
 	// Fallback is the gateway's net/http handler (gateway.Gateway.Handler).
 	// Without a proxy it serves every request that is not forward auth or
-	// check, through fasthttp's adaptor; in proxy mode it is the proxy,
-	// which the lean path calls and the handed-off connections are served
-	// by.
+	// check, through fasthttp's adaptor; in proxy mode it is the proxy
+	// the handed-off connections are served by.
 	Fallback http.Handler
 	// MaxHeaderBytes is server.max_header_bytes: the gateway refuses
 	// larger headers with 431 and the JSON body; the server's own read
@@ -70,13 +69,13 @@ type Server struct {
 	log      *slog.Logger
 	headers  sync.Pool // of http.Header, one per answer being built
 
-	// In proxy mode: the proxy handler, the writers of the lean path, and
-	// the net/http server of the handed-off connections with its
-	// listener.
-	proxy   http.Handler
-	writers sync.Pool // of *proxyWriter
-	hs      *http.Server
-	handed  *connListener
+	// In proxy mode: the lean path's upstream client (nil: every request
+	// is handed off) and answer bodies, and the net/http server of the
+	// handed-off connections with its listener.
+	up     *upstreamClient
+	bodies sync.Pool // of *upstreamBody
+	hs     *http.Server
+	handed *connListener
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{} // open connections, for Close
@@ -114,7 +113,7 @@ func New(o Options) *Server {
 		ConnState:             s.track,
 	}
 	if o.Gateway.ProxyMode() {
-		s.proxy, s.writers, s.handed = o.Fallback, newWriterPool(), newConnListener()
+		s.up, s.bodies, s.handed = newUpstream(o.Gateway.ProxyOptions()), newBodyPool(), newConnListener()
 		s.srv.Handler = s.serveProxy
 		// The handler decides before the body is read, so that a request
 		// handed to net/http keeps its body on the connection; fasthttp

@@ -3,10 +3,10 @@ package fastedge
 import (
 	"io"
 	"net/http"
-	"net/textproto"
-	"net/url"
 	"strings"
 	"sync"
+	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -16,36 +16,47 @@ import (
 // In proxy mode every request on the listener is the proxy's. The common
 // one — HTTP/1.1, a body of known length up to gateway.MaxLeanBody, no
 // Upgrade, no Expect (gateway.Lean) — is decided and forwarded here, on
-// fasthttp's goroutine, by the gateway's own proxy handler through a
-// net/http-shaped request and a ResponseWriter over fasthttp's response
-// (proxyWriter); the upstream's body is sent by fasthttp after the
-// handler returns (gateway.BodySender), so streamed answers still arrive
-// as they come. Every other request, and any the conversion could read
-// differently from net/http, is handed with its connection to the
-// net/http server (handoff.go).
+// fasthttp's goroutine, without net/http: gateway.DecideProxy decides it
+// from the fasthttp request, the request headers are scrubbed and filtered
+// by the gateway's rules while they are copied into the upstream request,
+// the upstream client (upstream.go) sends it, and the answer's body is
+// sent by fasthttp from the upstream's stream after the handler returns
+// (upstreamBody), so streamed answers still arrive as they come. Every
+// other request, and any the gateway says net/http might read
+// differently, is handed with its connection to the net/http server
+// (handoff.go).
 
 // serveProxy routes a proxied request to the lean path or the handoff.
 func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
-	if !gateway.Lean(contentLength(h), h.Peek("Upgrade") != nil, h.Peek("Expect") != nil, h.IsHTTP11()) {
+	if s.up == nil || !gateway.Lean(contentLength(h), h.Peek("Upgrade") != nil, h.Peek("Expect") != nil, h.IsHTTP11()) {
 		s.handoff(ctx)
 		return
 	}
-	r, ok := request(ctx)
+	var in gateway.ProxyInbound
+	if !s.proxyInbound(ctx, &in) {
+		s.handoff(ctx)
+		return
+	}
+	defer s.recoverPanic(ctx)
+	resp, up := s.headers.Get().(http.Header), s.headers.Get().(http.Header)
+	defer s.putHeaders(resp, up)
+	call, a, ok := s.gw.DecideProxy(resp, up, &in)
 	if !ok {
 		s.handoff(ctx)
 		return
 	}
-	w := s.writers.Get().(*proxyWriter)
-	w.reset(s, ctx)
-	defer s.recoverPanic(ctx)
-	s.proxy.ServeHTTP(w, r)
-	if w.body == nil {
-		w.release()
+	if call == nil {
+		ctx.Response.Header.Set("X-Request-Id", in.RequestID)
+		copyHeader(&ctx.Response.Header, resp)
+		ctx.SetStatusCode(a.Status)
+		ctx.SetBody(a.Body)
+		return
 	}
+	s.forward(ctx, call, &in, resp, up)
 }
 
-// recoverPanic turns a panic of the proxy handler into what net/http makes
+// recoverPanic turns a panic of the lean path into what net/http makes
 // of one: the panic is logged and the connection closed. fasthttp itself
 // would let it end the process.
 func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
@@ -56,6 +67,77 @@ func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
 		ctx.SetConnectionClose()
 	}
 }
+
+func (s *Server) putHeaders(hs ...http.Header) {
+	for _, h := range hs {
+		clear(h)
+		s.headers.Put(h)
+	}
+}
+
+// proxyInbound gathers what the gateway reads of a proxied request, in
+// one pass over the headers, and reports false for a request net/http
+// might read differently from fasthttp — no Host, a header name that is
+// not a token, a value with a control byte (net/http answers 400 to
+// those; fasthttp v1.79's parser already refuses the last two, this keeps
+// the lean path safe if one did not) — which goes to net/http whole.
+// Strings are views of fasthttp's request buffers, valid until the
+// answer is sent; DecideProxy copies what the record keeps.
+func (s *Server) proxyInbound(ctx *fasthttp.RequestCtx, in *gateway.ProxyInbound) bool {
+	h := &ctx.Request.Header
+	target := b2s(h.RequestURI())
+	path, query := splitTarget(target)
+	if len(h.Host()) == 0 {
+		return false
+	}
+	in.Method, in.Path, in.RawQuery, in.Peer, in.Target = b2s(h.Method()), path, query, peer(ctx), target
+	in.ContentLength = contentLength(h)
+	in.Host = b2s(h.Host())
+	country := s.gw.CountryHeader()
+	n := len(target)
+	for k, v := range h.All() {
+		if !token(k) || !fieldValue(v) {
+			return false
+		}
+		name, value := b2s(k), b2s(v)
+		if name == fasthttp.HeaderHost {
+			continue
+		}
+		n += len(k) + len(v) + 4
+		hd := &in.Header
+		var dst *string // the first value of a header the gateway reads
+		switch name {
+		case "X-Api-Key":
+			dst = &hd.APIKey
+		case "Authorization":
+			dst = &hd.Authorization
+		case "Origin":
+			dst = &hd.Origin
+		case "User-Agent":
+			dst = &hd.UserAgent
+		case "X-Forwarded-Host":
+			dst = &in.ForwardedHost
+		case "X-Forwarded-Proto":
+			dst = &in.ForwardedProto
+		case "X-Request-Id":
+			dst = &in.RequestID
+		case "X-Forwarded-For":
+			hd.ForwardedFor = append(hd.ForwardedFor, value)
+		}
+		if dst != nil && *dst == "" {
+			*dst = value
+		}
+		if country != "" && hd.Country == "" && strings.EqualFold(name, country) {
+			hd.Country = value
+		}
+	}
+	in.HeaderBytes = n
+	in.RequestID = s.gw.RequestIDs().Keep(in.RequestID)
+	return true
+}
+
+// b2s is b as a string without a copy: valid while fasthttp keeps b.
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // token reports whether a header name is an RFC 9110 token, as net/http
 // requires.
@@ -91,45 +173,6 @@ func fieldValue(b []byte) bool {
 	return true
 }
 
-// request builds the net/http request the gateway's proxy reads, as
-// net/http's server would: canonical header keys, Host out of the header
-// map, the body read from fasthttp's stream. Strings are copies: the
-// record outlives fasthttp's buffers. It reports false for a request
-// net/http might read differently from fasthttp — a target not in origin
-// form, a header name that is not a token, a value with a control byte
-// (net/http answers 400 to those; fasthttp v1.79's parser already
-// refuses the last two, this keeps the lean path safe if one did not) —
-// which goes to net/http whole.
-func request(ctx *fasthttp.RequestCtx) (*http.Request, bool) {
-	h := &ctx.Request.Header
-	uri := string(h.RequestURI())
-	if uri == "" || uri[0] != '/' {
-		return nil, false
-	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		return nil, false
-	}
-	header := make(http.Header, h.Len())
-	for k, v := range h.All() {
-		if !token(k) || !fieldValue(v) {
-			return nil, false
-		}
-		key := textproto.CanonicalMIMEHeaderKey(string(k))
-		if key == "Host" {
-			continue
-		}
-		header[key] = append(header[key], string(v))
-	}
-	r := &http.Request{Method: string(h.Method()), URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: header, Host: string(h.Host()), RemoteAddr: ctx.RemoteAddr().String(), RequestURI: uri,
-		ContentLength: contentLength(h), Body: http.NoBody}
-	if r.ContentLength > 0 {
-		r.Body = io.NopCloser(ctx.RequestBodyStream())
-	}
-	return r, true
-}
-
 // contentLength is the request body's length as net/http reads it: -1
 // for chunked, 0 for a request without a body (fasthttp's -2).
 func contentLength(h *fasthttp.RequestHeader) int64 {
@@ -143,110 +186,196 @@ func contentLength(h *fasthttp.RequestHeader) int64 {
 	}
 }
 
-// proxyWriter is the gateway's ResponseWriter over fasthttp's response.
-// Error answers are written into the response body; an upstream answer's
-// body is sent by fasthttp from the reader SendBody gives, through the
-// writer itself, whose Close returns it to the pool.
-type proxyWriter struct {
-	s        *Server
-	ctx      *fasthttp.RequestCtx
-	h        http.Header
-	status   int
-	body     io.ReadCloser // the upstream's, once SendBody is called
-	trailers []string
-}
-
-var _ gateway.BodySender = (*proxyWriter)(nil)
-
-func newWriterPool() sync.Pool {
-	return sync.Pool{New: func() any { return &proxyWriter{h: make(http.Header, 16)} }}
-}
-
-func (w *proxyWriter) reset(s *Server, ctx *fasthttp.RequestCtx) {
-	w.s, w.ctx, w.status, w.body, w.trailers = s, ctx, 0, nil, w.trailers[:0]
-}
-
-// release returns the writer to the pool once fasthttp is done with it.
-func (w *proxyWriter) release() {
-	clear(w.h)
-	w.ctx, w.body = nil, nil
-	w.s.writers.Put(w)
-}
-
-func (w *proxyWriter) Header() http.Header { return w.h }
-
-// WriteHeader copies the status and the header map into fasthttp's
-// response; 1xx answers are not passed on (the lean path sends no
-// Expect and asks for no upgrade).
-func (w *proxyWriter) WriteHeader(status int) {
-	if w.status != 0 || status < http.StatusOK {
+// forward sends an allowed request upstream and hands the answer to
+// fasthttp; the call ends when fasthttp closes the answer's body, or
+// here when there is none or forwarding failed.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *gateway.ProxyInbound, resp, up http.Header) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	upstreamRequest(req, ctx, call.Target, up)
+	ures := fasthttp.AcquireResponse()
+	ures.Header.SetNoDefaultContentType(true)
+	start := time.Now()
+	slot, err := s.up.do(req, ures)
+	took := time.Since(start)
+	if err == nil && ures.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		// The lean path never asks for an upgrade (see Lean): the client
+		// closes a connection that answered 101.
+		err = gateway.ErrUnaskedUpgrade
+		ures.CloseBodyStream()
+	}
+	if err != nil {
+		s.up.release(slot)
+		fasthttp.ReleaseResponse(ures)
+		a := call.Failed(resp, in, err, took)
+		ctx.Response.Header.Set("X-Request-Id", in.RequestID)
+		copyHeader(&ctx.Response.Header, resp)
+		ctx.SetStatusCode(a.Status)
+		ctx.SetBody(a.Body)
 		return
 	}
-	w.status = status
-	dst := &w.ctx.Response.Header
-	for name, values := range w.h {
+	b := s.bodies.Get().(*upstreamBody)
+	*b = upstreamBody{s: s, call: call, resp: ures, ctx: ctx, status: ures.StatusCode(), upstream: took, slot: slot}
+	stream := b.copyHeaders(&ctx.Response.Header, resp, in.RequestID)
+	ctx.SetStatusCode(b.status)
+	body := ures.BodyStream()
+	if body == nil || ures.Header.ContentLength() == 0 {
+		// HEAD, 204, 304 or an empty body: nothing to send.
+		if n := ures.Header.ContentLength(); n > 0 {
+			ctx.Response.Header.SetContentLength(n)
+			ctx.Response.SkipBody = true
+		}
+		b.complete = true
+		b.Close()
+		return
+	}
+	if stream {
+		s.up.release(slot) // an event stream may last for hours
+		b.slot = false
+	}
+	b.r = body
+	size := ures.Header.ContentLength()
+	if stream || size < 0 {
+		size = -1
+	}
+	ctx.SetBodyStream(b, size)
+}
+
+// upstreamRequest writes into req what the upstream is sent of the
+// client's request: method, target, Host, the headers the gateway's rules
+// keep (hop-by-hop and Connection-named ones removed, keys and
+// apiwarden's own scrubbed, those in up replaced by up's), and the body.
+func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target string, up http.Header) {
+	src, dst := &ctx.Request.Header, &req.Header
+	req.UseHostHeader = true
+	dst.SetMethodBytes(src.Method())
+	dst.SetRequestURI(target)
+	dst.SetHostBytes(src.Host())
+	var connection []string
+	for _, v := range src.PeekAll("Connection") {
+		connection = append(connection, b2s(v))
+	}
+	if src.ConnectionClose() {
+		connection = append(connection, "close")
+	}
+	for k, v := range src.All() {
+		name := b2s(k)
 		switch name {
-		case "Content-Length":
+		case fasthttp.HeaderHost, fasthttp.HeaderContentLength, fasthttp.HeaderTransferEncoding:
+			continue // framing is the client's
+		}
+		if _, set := up[name]; set {
 			continue
-		case "Trailer":
-			for _, v := range values {
-				for _, t := range strings.Split(v, ",") {
-					if t = strings.TrimSpace(t); t != "" {
-						w.trailers = append(w.trailers, textproto.CanonicalMIMEHeaderKey(t))
-					}
+		}
+		value, keep := gateway.ForwardedRequestHeader(name, b2s(v), connection)
+		if !keep {
+			continue
+		}
+		if clean, keep, _ := gateway.ScrubHeaderValue(name, value); keep {
+			dst.Add(name, clean)
+		}
+	}
+	for name, values := range up {
+		for _, v := range values {
+			dst.Add(name, v)
+		}
+	}
+	if n := contentLength(src); n > 0 {
+		req.SetBodyStream(ctx.RequestBodyStream(), int(n))
+	}
+}
+
+// upstreamBody is an upstream answer's body as fasthttp sends it to the
+// client: it counts the bytes, passes the trailers on at the end, and its
+// Close (called by fasthttp once, when the body was sent or could not be)
+// returns the upstream connection, or closes it when the answer was not
+// read to the end, and records the request.
+type upstreamBody struct {
+	s        *Server
+	call     *gateway.ProxyCall
+	resp     *fasthttp.Response
+	ctx      *fasthttp.RequestCtx
+	r        io.Reader
+	status   int
+	bytes    int64
+	upstream time.Duration
+	trailers []string // names the upstream announced
+	slot     bool     // holds a max_conns_per_host slot
+	complete bool
+}
+
+func newBodyPool() sync.Pool {
+	return sync.Pool{New: func() any { return new(upstreamBody) }}
+}
+
+// copyHeaders copies the upstream answer's headers the client may see
+// into dst, then the proxy's own from resp (rate-limit headers, the
+// request id) where the upstream did not set them, as the net/http
+// path's header map lets the upstream's win. It says whether the answer
+// is a stream (no length, or an event stream).
+func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp http.Header, requestID string) (stream bool) {
+	src := &b.resp.Header
+	var connection []string
+	for _, v := range src.PeekAll("Connection") {
+		connection = append(connection, b2s(v))
+	}
+	for k, v := range src.All() {
+		name := b2s(k)
+		switch {
+		case name == fasthttp.HeaderTrailer:
+			for _, t := range strings.Split(string(v), ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					b.trailers = append(b.trailers, t)
 				}
-				dst.AddTrailer(v)
 			}
+			dst.AddTrailerBytes(v)
+		case name == fasthttp.HeaderContentLength:
+		case gateway.ForwardedResponseHeader(name, connection):
+			dst.AddBytesKV(k, v)
+		}
+	}
+	if len(src.Peek("X-Request-Id")) == 0 {
+		dst.Set("X-Request-Id", requestID)
+	}
+	for name, values := range resp {
+		if len(src.Peek(name)) > 0 {
 			continue
 		}
 		for _, v := range values {
 			dst.Add(name, v)
 		}
 	}
-	w.ctx.SetStatusCode(status)
+	return src.ContentLength() < 0 || strings.HasPrefix(b2s(src.ContentType()), "text/event-stream")
 }
 
-func (w *proxyWriter) Write(b []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	w.ctx.Response.AppendBody(b)
-	return len(b), nil
-}
-
-// SendBody has fasthttp send body after the handler returns.
-func (w *proxyWriter) SendBody(status int, body io.ReadCloser, size int64) {
-	w.WriteHeader(status)
-	w.body = body
-	w.ctx.SetBodyStream(w, int(size))
-}
-
-// Read passes the upstream's body on; at its end the trailers the
-// gateway put in the header map go into fasthttp's response.
-func (w *proxyWriter) Read(b []byte) (int, error) {
-	n, err := w.body.Read(b)
-	if err == io.EOF && len(w.trailers) > 0 {
-		for k, vv := range w.h {
-			for _, v := range vv {
-				if isTrailer(w.trailers, k) {
-					w.ctx.Response.Header.Add(k, v)
-				}
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.bytes += int64(n)
+	if err == io.EOF {
+		b.complete = true
+		for _, t := range b.trailers {
+			if v := b.resp.Header.Peek(t); len(v) > 0 {
+				b.ctx.Response.Header.SetBytesV(t, v)
 			}
 		}
 	}
 	return n, err
 }
 
-// Close is called by fasthttp once the body is sent or could not be.
-func (w *proxyWriter) Close() error {
-	err := w.body.Close()
-	w.release()
-	return err
-}
-
-func isTrailer(names []string, k string) bool {
-	for _, n := range names {
-		if n == k {
-			return true
-		}
+// Close ends the exchange.
+func (b *upstreamBody) Close() error {
+	cache := string(b.resp.Header.Peek("Cache-Status"))
+	if cache == "" {
+		cache = string(b.resp.Header.Peek("X-Cache"))
 	}
-	return false
+	if b.r != nil {
+		b.resp.CloseBodyStream()
+	}
+	b.s.up.release(b.slot)
+	b.call.Finish(b.status, b.bytes, b.upstream, cache)
+	fasthttp.ReleaseResponse(b.resp)
+	s := b.s
+	*b = upstreamBody{trailers: b.trailers[:0]}
+	s.bodies.Put(b)
+	return nil
 }

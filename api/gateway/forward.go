@@ -65,7 +65,7 @@ func (p *proxy) forward(ex *proxyExchange, w *responseRecorder, r *http.Request,
 		if err == nil {
 			break
 		}
-		if reused && attempt == 0 && staleConnError(err) && ctx.Err() == nil {
+		if reused && attempt == 0 && StaleConnError(err) && ctx.Err() == nil {
 			p.upstream.closeIdle()
 			if r.ContentLength == 0 {
 				continue
@@ -86,7 +86,7 @@ func (p *proxy) forward(ex *proxyExchange, w *responseRecorder, r *http.Request,
 	h := w.Header()
 	connectionTokens := resp.Header["Connection"]
 	for k, vv := range resp.Header {
-		if !hopHeader(k) && !listed(connectionTokens, k) {
+		if ForwardedResponseHeader(k, connectionTokens) {
 			h[k] = vv
 		}
 	}
@@ -145,7 +145,7 @@ func (p *proxy) send(ctx context.Context, pc *upstreamConn, r *http.Request, uri
 		if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
 			// The lean path never asks for an upgrade (see lean): a 101
 			// would turn the pooled connection into a tunnel.
-			err = errUnaskedUpgrade
+			err = ErrUnaskedUpgrade
 		}
 		if err != nil || resp.StatusCode >= 200 {
 			break
@@ -154,7 +154,7 @@ func (p *proxy) send(ctx context.Context, pc *upstreamConn, r *http.Request, uri
 	if err != nil {
 		stop()
 		if ne, ok := err.(net.Error); ok && ne.Timeout() && ctx.Err() == nil {
-			return nil, errUpstreamHeaderTimeout
+			return nil, ErrUpstreamHeaderTimeout
 		}
 		return nil, err
 	}
@@ -289,7 +289,37 @@ func removeHopHeaders(h http.Header) {
 	for _, k := range hopHeaders {
 		delete(h, k)
 	}
-	if strings.EqualFold(strings.TrimSpace(te), "trailers") {
+	if trailersTE(te) {
 		h["Te"] = []string{"trailers"}
 	}
+}
+
+// trailersTE says whether a TE value is "trailers", the one hop-by-hop
+// value forwarded.
+func trailersTE(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "trailers") }
+
+// ForwardedRequestHeader says whether one request header (its name
+// canonical, as net/http and fasthttp write it) is forwarded as
+// removeHopHeaders leaves a request: not a hop-by-hop header (but "TE:
+// trailers", sent as "trailers"), not a header the request's Connection
+// values name. Framing (Host, Content-Length) and scrubbing
+// (ScrubHeaderValue) are the caller's. Safe for concurrent use.
+func ForwardedRequestHeader(name, value string, connection []string) (out string, keep bool) {
+	if listed(connection, name) {
+		return "", false
+	}
+	if hopHeader(name) {
+		if name == "Te" && trailersTE(value) {
+			return "trailers", true
+		}
+		return "", false
+	}
+	return value, true
+}
+
+// ForwardedResponseHeader says whether one header of the upstream's
+// answer (name canonical) reaches the client, as forward copies them:
+// not hop-by-hop, not named by the answer's Connection values.
+func ForwardedResponseHeader(name string, connection []string) bool {
+	return !hopHeader(name) && !listed(connection, name)
 }

@@ -259,14 +259,14 @@ func (g *gate) observe(entry string, d *enforce.Decision, latency, upstream time
 	g.Observer.ObserveRequest(entry, d.Code.String(), route, d.Tier, latency, upstream)
 }
 
-// newRecord starts the metrics record of a request.
-func (g *gate) newRecord(rec *metrics.Record, r *http.Request, start time.Time, d *enforce.Decision, client netip.Addr, path string) {
+// recordRequestOf is what the record of a net/http request takes from it.
+func (g *gate) recordRequestOf(r *http.Request) recordRequest {
 	country := ""
 	if g.CountryHeader != "" {
 		country = r.Header.Get(g.CountryHeader)
 	}
-	g.startRecord(rec, start, d, recordRequest{id: httpapi.RequestIDFrom(r.Context()), method: r.Method,
-		userAgent: r.Header.Get("User-Agent"), country: country, bytes: r.ContentLength}, client, path)
+	return recordRequest{id: httpapi.RequestIDFrom(r.Context()), method: r.Method,
+		userAgent: r.Header.Get("User-Agent"), country: country, bytes: r.ContentLength}
 }
 
 // recordRequest is what a record takes from the request line and headers.
@@ -275,8 +275,8 @@ type recordRequest struct {
 	bytes                          int64 // -1: unknown
 }
 
-// startRecord is newRecord over the request's parts, whichever server
-// received it.
+// startRecord starts the metrics record of a request from its parts,
+// whichever server received it.
 func (g *gate) startRecord(rec *metrics.Record, start time.Time, d *enforce.Decision, r recordRequest, client netip.Addr, path string) {
 	*rec = metrics.Record{
 		Time:         start,

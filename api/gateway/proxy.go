@@ -47,6 +47,8 @@ type proxy struct {
 	now      func() time.Time
 	log      *slog.Logger
 	pool     sync.Pool // *proxyExchange
+	calls    sync.Pool // *ProxyCall
+	opts     ProxyOptions
 }
 
 // proxyExchange is the per-request state shared between the handler, the
@@ -74,8 +76,9 @@ type proxyExchange struct {
 type exchangeKey struct{}
 
 func newProxy(g *gate, o ProxyOptions, now func() time.Time, log *slog.Logger) *proxy {
-	p := &proxy{gate: g, maxBody: o.MaxBodyBytes, now: now, log: log}
+	p := &proxy{gate: g, maxBody: o.MaxBodyBytes, now: now, log: log, opts: o}
 	p.pool.New = func() any { return new(proxyExchange) }
+	p.calls.New = func() any { return new(ProxyCall) }
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
 		Proxy:                 nil, // never route the sidecar through HTTP_PROXY
@@ -123,21 +126,8 @@ func newProxy(g *gate, o ProxyOptions, now func() time.Time, log *slog.Logger) *
 // balancer); otherwise they describe this connection. out may be
 // in.Header: every value is read before it is written.
 func setForwarded(out http.Header, in *http.Request, trusted enforce.TrustedProxies) {
-	peer := httpapi.PeerAddr(in)
-	chain := peer.String()
-	if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
-		chain = strings.Join(prior, ", ") + ", " + chain
-	}
-	host, proto := in.Header.Get("X-Forwarded-Host"), in.Header.Get("X-Forwarded-Proto")
-	if host == "" || !trusted.Contains(peer) {
-		host = in.Host
-	}
-	if proto == "" || !trusted.Contains(peer) {
-		proto = "http"
-		if in.TLS != nil {
-			proto = "https"
-		}
-	}
+	chain, host, proto := forwardedValues(httpapi.PeerAddr(in), in.Header["X-Forwarded-For"], in.Header.Get("X-Forwarded-Host"),
+		in.Header.Get("X-Forwarded-Proto"), in.Host, in.TLS != nil, trusted)
 	out["X-Forwarded-For"] = []string{chain}
 	// A trusted peer's values are often there already: keep their slices.
 	if out.Get("X-Forwarded-Host") != host {
@@ -146,6 +136,28 @@ func setForwarded(out http.Header, in *http.Request, trusted enforce.TrustedProx
 	if out.Get("X-Forwarded-Proto") != proto {
 		out["X-Forwarded-Proto"] = []string{proto}
 	}
+}
+
+// forwardedValues are the X-Forwarded-For, -Host and -Proto values the
+// upstream is told (setForwarded), from the peer, the request's own
+// X-Forwarded-* values (prior: every X-Forwarded-For value), its Host and
+// whether it came over TLS.
+func forwardedValues(peer netip.Addr, prior []string, xfHost, xfProto, reqHost string, tls bool, trusted enforce.TrustedProxies) (chain, host, proto string) {
+	chain = peer.String()
+	if len(prior) > 0 {
+		chain = strings.Join(prior, ", ") + ", " + chain
+	}
+	host, proto = xfHost, xfProto
+	if host == "" || !trusted.Contains(peer) {
+		host = reqHost
+	}
+	if proto == "" || !trusted.Contains(peer) {
+		proto = "http"
+		if tls {
+			proto = "https"
+		}
+	}
+	return chain, host, proto
 }
 
 // setUpstreamHeaders adds what the upstream is told of a request: where it
@@ -194,18 +206,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// path adds the identity headers (setUpstreamHeaders).
 	ex.identity, ex.tier = d.Identity, d.Tier
 	scrubHeaders(r.Header)
-	uri := r.RequestURI
-	if q, changed := scrubQuery(r.URL.RawQuery); changed {
-		r.URL.RawQuery, r.URL.ForceQuery = q, false
-		uri = ""
-	}
-	if path != r.URL.Path {
-		r.URL.Path, r.URL.RawPath = path, ""
-		uri = ""
-	}
-	if uri == "" || uri[0] != '/' {
-		uri = r.URL.RequestURI()
-	}
+	uri := upstreamURI(r.URL, r.RequestURI, path)
 	if p.maxBody > 0 {
 		if r.ContentLength > p.maxBody {
 			httpapi.WriteError(&ex.w, r, p.log, httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody))
@@ -225,6 +226,25 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.done(ex, r, start, &d, path)
 }
 
+// upstreamURI is the request target the upstream is sent: the client's
+// (uri) unless the query had a key in it or the path is not clean (path
+// is enforce.CleanPath of u.Path), in which case u is changed and its
+// target is rebuilt.
+func upstreamURI(u *url.URL, uri, path string) string {
+	if q, changed := scrubQuery(u.RawQuery); changed {
+		u.RawQuery, u.ForceQuery = q, false
+		uri = ""
+	}
+	if path != u.Path {
+		u.Path, u.RawPath = path, ""
+		uri = ""
+	}
+	if uri == "" || uri[0] != '/' {
+		uri = u.RequestURI()
+	}
+	return uri
+}
+
 // done records the request and returns its exchange to the pool.
 func (p *proxy) done(ex *proxyExchange, r *http.Request, start time.Time, d *enforce.Decision, path string) {
 	p.finish(ex, r, start, d, path)
@@ -233,22 +253,38 @@ func (p *proxy) done(ex *proxyExchange, r *http.Request, start time.Time, d *enf
 
 // finish records the request.
 func (p *proxy) finish(ex *proxyExchange, r *http.Request, start time.Time, d *enforce.Decision, path string) {
+	p.record(&ex.rec, p.gate.recordRequestOf(r), start, d, ex.client, path, outcome{status: ex.w.status, bytes: ex.w.bytes,
+		upstream: ex.upstreamDur, cacheStatus: cacheHeader(ex.w.Header()), category: ex.errCategory})
+}
+
+// outcome is how a proxied request ended, for its record.
+type outcome struct {
+	status      int
+	bytes       int64
+	upstream    time.Duration
+	cacheStatus string // the answer's Cache-Status or X-Cache
+	category    metrics.ErrorCategory
+}
+
+// record counts a proxied request for /metrics and records it in rec,
+// which the caller owns (pooled).
+func (p *proxy) record(rec *metrics.Record, r recordRequest, start time.Time, d *enforce.Decision, client netip.Addr, path string, o outcome) {
 	latency := p.now().Sub(start)
-	p.gate.observe("proxy", d, latency, ex.upstreamDur)
+	p.gate.observe("proxy", d, latency, o.upstream)
 	if !p.gate.recorded(d) {
 		return
 	}
-	p.gate.newRecord(&ex.rec, r, start, d, ex.client, path)
-	ex.rec.Status = ex.w.status
-	ex.rec.ResponseBytes = ex.w.bytes
-	ex.rec.Latency = latency
-	ex.rec.UpstreamLatency = ex.upstreamDur
-	ex.rec.CacheStatus = metrics.ParseCacheStatus(cacheHeader(ex.w.Header()))
-	ex.rec.ErrorCategory = ex.errCategory
-	if ex.rec.ErrorCategory == metrics.ErrorNone {
-		ex.rec.ErrorCategory = metrics.CategorizeError(ex.w.status, ex.rec.Decision)
+	p.gate.startRecord(rec, start, d, r, client, path)
+	rec.Status = o.status
+	rec.ResponseBytes = o.bytes
+	rec.Latency = latency
+	rec.UpstreamLatency = o.upstream
+	rec.CacheStatus = metrics.ParseCacheStatus(o.cacheStatus)
+	rec.ErrorCategory = o.category
+	if rec.ErrorCategory == metrics.ErrorNone {
+		rec.ErrorCategory = metrics.CategorizeError(o.status, rec.Decision)
 	}
-	p.gate.Recorder.Record(&ex.rec)
+	p.gate.Recorder.Record(rec)
 }
 
 func cacheHeader(h http.Header) string {
@@ -266,7 +302,18 @@ func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 }
 
 func (p *proxy) answerUpstreamError(w http.ResponseWriter, r *http.Request, err error, ex *proxyExchange) {
-	var ne net.Error
+	e, category := p.upstreamErrorOf(err)
+	if ex != nil {
+		ex.errCategory = category
+	}
+	httpapi.WriteError(w, r, p.log, e)
+}
+
+// upstreamErrorOf is the error answer and record category of a request
+// whose forwarding failed with err: 504 for a timeout, 413 for a body
+// over max_body_bytes, 502 for the rest.
+func (p *proxy) upstreamErrorOf(err error) (*httpapi.Error, metrics.ErrorCategory) {
+	var ne interface{ Timeout() bool } // net.Error, and clients' own timeouts that are not one
 	var tooBig *http.MaxBytesError
 	e := &httpapi.Error{Code: httpapi.CodeUpstreamUnreachable, Message: "the upstream service cannot be reached", Err: err}
 	category := metrics.ErrorUpstreamUnreachable
@@ -274,7 +321,7 @@ func (p *proxy) answerUpstreamError(w http.ResponseWriter, r *http.Request, err 
 	case errors.As(err, &tooBig):
 		e = httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody)
 		category = metrics.ErrorClient
-	case errors.Is(err, errUnaskedUpgrade):
+	case errors.Is(err, ErrUnaskedUpgrade):
 		e = &httpapi.Error{Code: httpapi.CodeUpstreamUnreachable, Message: "the upstream answered with a protocol switch nobody asked for", Err: err}
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
@@ -284,10 +331,7 @@ func (p *proxy) answerUpstreamError(w http.ResponseWriter, r *http.Request, err 
 		e = &httpapi.Error{Code: httpapi.CodeUpstreamTimeout, Message: "the upstream service did not answer in time", Err: err}
 		category = metrics.ErrorUpstreamTimeout
 	}
-	if ex != nil {
-		ex.errCategory = category
-	}
-	httpapi.WriteError(w, r, p.log, e)
+	return e, category
 }
 
 // timedTransport measures how long the upstream takes to send headers.

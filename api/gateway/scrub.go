@@ -30,21 +30,44 @@ import (
 //     on the connection directly, undecided and unrecorded.
 func scrubHeaders(h http.Header) {
 	for name, values := range h {
-		switch {
-		case apiwardenHeader(name):
+		if apiwardenHeader(name) {
 			delete(h, name)
-		case name == "Cookie":
-			scrubValues(h, name, values, scrubCookies)
-		case name == "Referer":
-			scrubValues(h, name, values, scrubReferer)
-		default:
-			scrubValues(h, name, values, dropKey)
+			continue
 		}
+		scrubValues(h, name, values, valueScrubber(name))
 	}
 	if _, ok := h["Upgrade"]; ok && !websocketUpgrade(h) {
 		delete(h, "Upgrade")
 		delete(h, "Http2-Settings")
 	}
+}
+
+// valueScrubber is the scrubber of one header's values: the Cookie and
+// Referer rules for those two headers (names in any case), dropKey for
+// the others.
+func valueScrubber(name string) func(string) (string, bool) {
+	switch {
+	case strings.EqualFold(name, "Cookie"):
+		return scrubCookies
+	case strings.EqualFold(name, "Referer"):
+		return scrubReferer
+	}
+	return dropKey
+}
+
+// ScrubHeaderValue applies scrubHeaders' rules to one value of a request
+// header, for a server that does not keep headers in an http.Header
+// (api/fastedge): keep false drops the value (a header named as
+// apiwarden's, a key, a value left empty), changed says clean differs
+// from value. It allocates nothing when nothing changes. Upgrade is not
+// its concern: callers forward no Upgrade (see Lean). Safe for
+// concurrent use.
+func ScrubHeaderValue(name, value string) (clean string, keep, changed bool) {
+	if apiwardenHeader(name) {
+		return "", false, true
+	}
+	clean, changed = valueScrubber(name)(value)
+	return clean, !changed || clean != "", changed
 }
 
 // apiwardenHeader reports whether a header name reads as one of

@@ -28,7 +28,7 @@ type upstreamPool struct {
 	headerTimeout time.Duration
 	idleTimeout   time.Duration
 	idle          chan *upstreamConn
-	busy          chan struct{} // one token per connection carrying a request
+	busy          *Slots // one per connection carrying a request
 }
 
 type upstreamConn struct {
@@ -50,7 +50,7 @@ func newUpstreamPool(u *url.URL, dialer *net.Dialer, headerTimeout, idleTimeout 
 		addr = net.JoinHostPort(u.Hostname(), "80")
 	}
 	return &upstreamPool{addr: addr, dialer: dialer, headerTimeout: headerTimeout, idleTimeout: idleTimeout,
-		idle: make(chan *upstreamConn, maxIdle), busy: make(chan struct{}, max(maxBusy, 1))}
+		idle: make(chan *upstreamConn, maxIdle), busy: NewSlots(maxBusy, headerTimeout)}
 }
 
 // get returns an idle connection that is still fresh, or, with fresh set
@@ -61,7 +61,7 @@ func newUpstreamPool(u *url.URL, dialer *net.Dialer, headerTimeout, idleTimeout 
 // request before, so a failure on it may only mean the upstream closed it
 // while it was idle. Safe for concurrent use.
 func (p *upstreamPool) get(ctx context.Context, fresh bool) (pc *upstreamConn, reused bool, err error) {
-	if err := p.acquire(ctx); err != nil {
+	if err := p.busy.Acquire(ctx); err != nil {
 		return nil, false, err
 	}
 	if !fresh {
@@ -72,7 +72,7 @@ func (p *upstreamPool) get(ctx context.Context, fresh bool) (pc *upstreamConn, r
 	}
 	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
-		<-p.busy
+		p.busy.Release()
 		return nil, false, err
 	}
 	return &upstreamConn{Conn: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10), counted: true}, false, nil
@@ -95,30 +95,47 @@ func (p *upstreamPool) takeIdle() *upstreamConn {
 	}
 }
 
-// acquire takes a token of busy, waiting for one when every connection
-// the bound allows carries a request. A wait longer than the
-// response-header timeout is an upstream too slow to answer: 504.
-func (p *upstreamPool) acquire(ctx context.Context) error {
+// Slots bounds the requests to the upstream in flight at once
+// (max_conns_per_host), on both edges' forwarding paths. Safe for
+// concurrent use.
+type Slots struct {
+	c       chan struct{}
+	timeout time.Duration
+}
+
+// NewSlots returns n slots (at least one); a wait for one longer than
+// timeout (the response-header timeout; 0: no limit) fails.
+func NewSlots(n int, timeout time.Duration) *Slots {
+	return &Slots{c: make(chan struct{}, max(n, 1)), timeout: timeout}
+}
+
+// Acquire takes a slot, waiting for one when all are taken. A wait longer
+// than the response-header timeout is an upstream too slow to answer:
+// ErrUpstreamHeaderTimeout (504); one that ctx ends, ctx's error.
+func (s *Slots) Acquire(ctx context.Context) error {
 	select {
-	case p.busy <- struct{}{}:
+	case s.c <- struct{}{}:
 		return nil
 	default:
 	}
 	var timeout <-chan time.Time
-	if p.headerTimeout > 0 {
-		t := time.NewTimer(p.headerTimeout)
+	if s.timeout > 0 {
+		t := time.NewTimer(s.timeout)
 		defer t.Stop()
 		timeout = t.C
 	}
 	select {
-	case p.busy <- struct{}{}:
+	case s.c <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timeout:
-		return errUpstreamHeaderTimeout
+		return ErrUpstreamHeaderTimeout
 	}
 }
+
+// Release gives back a slot Acquire took.
+func (s *Slots) Release() { <-s.c }
 
 // release stops counting pc against max_conns_per_host; the proxy calls it
 // when an answer turns out to be a stream, which may hold its connection
@@ -127,7 +144,7 @@ func (p *upstreamPool) acquire(ctx context.Context) error {
 func (p *upstreamPool) release(pc *upstreamConn) {
 	if pc.counted {
 		pc.counted = false
-		<-p.busy
+		p.busy.Release()
 	}
 }
 
@@ -167,13 +184,13 @@ func (p *upstreamPool) put(pc *upstreamConn) {
 	}
 }
 
-// errUpstreamHeaderTimeout is what a slow upstream gets: a net.Error with
+// ErrUpstreamHeaderTimeout is what a slow upstream gets: a net.Error with
 // Timeout() true, so the proxy answers 504.
-var errUpstreamHeaderTimeout = &timeoutError{"timeout awaiting response headers from the upstream"}
+var ErrUpstreamHeaderTimeout = &timeoutError{"timeout awaiting response headers from the upstream"}
 
-// errUnaskedUpgrade is an upstream's 101 to a request that asked for no
+// ErrUnaskedUpgrade is an upstream's 101 to a request that asked for no
 // upgrade; the proxy answers 502 and closes the connection.
-var errUnaskedUpgrade = errors.New("the upstream switched protocols without being asked to")
+var ErrUnaskedUpgrade = errors.New("the upstream switched protocols without being asked to")
 
 type timeoutError struct{ msg string }
 
@@ -181,9 +198,9 @@ func (e *timeoutError) Error() string   { return e.msg }
 func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }
 
-// staleConnError is what a reused keep-alive connection the upstream had
+// StaleConnError is what a reused keep-alive connection the upstream had
 // already closed looks like.
-func staleConnError(err error) bool {
+func StaleConnError(err error) bool {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return true
 	}

@@ -1,0 +1,164 @@
+package fastedge
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/apiwarden/apiwarden/api/gateway"
+)
+
+// upstreamClient is the lean path's client of the proxy's upstream: a
+// fasthttp.HostClient, which keeps the keep-alive connections and lends
+// each request its 4 KiB read and write buffers only while it runs (an
+// idle upstream connection holds none), with the [proxy] options:
+//
+//   - max_conns_per_host bounds the requests being answered at once
+//     (busy); more wait for a slot up to response_header_timeout, then get
+//     504. A streamed answer (SSE, no length) gives its slot back as soon
+//     as its headers arrive, as the net/http path does: a stream may last
+//     for hours. So HostClient's own MaxConns, which would count a
+//     stream's connection for its whole life, is left unbounded.
+//   - response_header_timeout bounds the wait for the answer's head only
+//     (headerConn), never a long body or stream: HostClient's ReadTimeout
+//     would bound every read of a streamed body too.
+//   - idle_conn_timeout closes connections idle longer; dial_timeout
+//     bounds the dial.
+//   - A request without a body that fails on a connection the upstream
+//     had closed while it was idle is retried, up to once per idle
+//     connection the pool may hold, as each dead one is found and closed;
+//     a request with a body is never sent twice.
+//
+// Safe for concurrent use.
+type upstreamClient struct {
+	hc            *fasthttp.HostClient
+	busy          *gateway.Slots
+	headerTimeout time.Duration
+}
+
+// upstreamBufferSize is the read and write buffer a request to the
+// upstream borrows: the head of a common answer fits.
+const upstreamBufferSize = 4 << 10
+
+// newUpstream returns the client of o's upstream, or nil when it is not
+// plain http: every request then goes to the net/http proxy (handoff.go).
+func newUpstream(o gateway.ProxyOptions) *upstreamClient {
+	if o.Upstream == nil || o.Upstream.Scheme != "http" {
+		return nil
+	}
+	addr := o.Upstream.Host
+	if o.Upstream.Port() == "" {
+		addr = net.JoinHostPort(o.Upstream.Hostname(), "80")
+	}
+	maxConns := o.MaxConnsPerHost
+	if maxConns <= 0 {
+		maxConns = gateway.DefaultMaxConnsPerHost
+	}
+	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	u := &upstreamClient{busy: gateway.NewSlots(maxConns, o.ResponseHeaderTimeout), headerTimeout: o.ResponseHeaderTimeout}
+	u.hc = &fasthttp.HostClient{
+		Addr: addr,
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := dialer.Dial("tcp", addr)
+			if err != nil || u.headerTimeout <= 0 {
+				return c, err
+			}
+			return &headerConn{Conn: c, timeout: u.headerTimeout}, nil
+		},
+		MaxConns:                  math.MaxInt32, // busy bounds the requests
+		MaxIdleConnDuration:       o.IdleConnTimeout,
+		MaxIdemponentCallAttempts: max(o.MaxIdleConnsPerHost, 1) + 1,
+		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
+			return false, len(req.Body()) == 0 && staleConn(err)
+		},
+		ReadBufferSize:           upstreamBufferSize,
+		WriteBufferSize:          upstreamBufferSize,
+		StreamResponseBody:       true,
+		DisablePathNormalizing:   true, // the gateway chose the target
+		NoDefaultUserAgentHeader: true,
+		SecureErrorLogMessage:    true,
+	}
+	return u
+}
+
+// staleConn says whether err is what a reused connection the upstream had
+// closed gives.
+func staleConn(err error) bool {
+	return errors.Is(err, fasthttp.ErrConnectionClosed) || gateway.StaleConnError(err)
+}
+
+// do sends req and reads the answer's head into resp, once a slot is
+// free; slot says it holds one, for release.
+func (u *upstreamClient) do(req *fasthttp.Request, resp *fasthttp.Response) (slot bool, err error) {
+	if err := u.busy.Acquire(context.Background()); err != nil {
+		return false, err
+	}
+	return true, u.hc.Do(req, resp)
+}
+
+// release gives a slot back; release(false) does nothing.
+func (u *upstreamClient) release(slot bool) {
+	if slot {
+		u.busy.Release()
+	}
+}
+
+// headerConn is an upstream connection whose reads must bring an answer's
+// head within timeout of the request's last write: the deadline is set at
+// each write and lifted once the blank line ending a head has been read,
+// so a body or a stream reads for as long as it lasts. The read deadline
+// is its alone: HostClient, which sets none of its own here (no
+// ReadTimeout), would clear it after each write. HostClient uses a
+// connection from one goroutine at a time.
+type headerConn struct {
+	net.Conn
+	timeout time.Duration
+	waiting bool // for the end of a head
+	matched int  // bytes of "\r\n\r\n" seen at the end of the reads so far
+}
+
+func (c *headerConn) Write(b []byte) (int, error) {
+	if !c.waiting {
+		c.waiting, c.matched = true, 0
+	}
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *headerConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if c.waiting && n > 0 && c.headEnds(b[:n]) {
+		c.waiting = false
+		c.Conn.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// headEnds says whether b, read after what came before, holds the blank
+// line that ends a head.
+func (c *headerConn) headEnds(b []byte) bool {
+	const end = "\r\n\r\n"
+	for _, x := range b {
+		switch {
+		case x == end[c.matched]:
+			c.matched++
+			if c.matched == len(end) {
+				return true
+			}
+		case x == '\r':
+			c.matched = 1
+		default:
+			c.matched = 0
+		}
+	}
+	return false
+}
+
+// SetReadDeadline ignores HostClient's calls: see headerConn.
+func (c *headerConn) SetReadDeadline(time.Time) error { return nil }

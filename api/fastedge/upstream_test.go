@@ -1,0 +1,138 @@
+package fastedge
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/apiwarden/apiwarden/api/gateway"
+)
+
+// An event stream reaches the client event by event: the upstream sends
+// the second event only once the client has read the first. The answer
+// is read off a raw socket, as sent.
+func TestProxyStreamsEventByEvent(t *testing.T) {
+	next := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i, ev := range []string{"data: one\n\n", "data: two\n\n"} {
+			if i > 0 {
+				select {
+				case <-next:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			io.WriteString(w, ev)
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer up.Close()
+	addr, recs := startProxy(t, up.URL, gateway.ProxyOptions{ResponseHeaderTimeout: time.Second}, nil)
+	resp := rawGet(t, addr, "/events")
+	if resp.StatusCode != 200 || resp.TransferEncoding == nil {
+		t.Fatalf("%d, transfer encoding %v", resp.StatusCode, resp.TransferEncoding)
+	}
+	events := bufio.NewReader(resp.Body)
+	for i, want := range []string{"data: one\n", "\n", "data: two\n", "\n"} {
+		if i == 2 {
+			close(next) // the first event arrived before the second was sent
+		}
+		line, err := events.ReadString('\n')
+		if err != nil || line != want {
+			t.Fatalf("line %d: %q %v, want %q", i, line, err, want)
+		}
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || len(b) != 0 {
+		t.Fatalf("after the events: %q %v", b, err)
+	}
+	if rec := recs.last(t, 1); rec.Status != 200 || rec.ResponseBytes != int64(len("data: one\n\ndata: two\n\n")) {
+		t.Fatalf("recorded %d, %d bytes", rec.Status, rec.ResponseBytes)
+	}
+}
+
+// The upstream's hop-by-hop headers, and those its Connection header
+// names, stop at the proxy; its other headers, its own X-Request-Id and
+// the proxy's rate-limit headers reach the client. Read off a raw socket.
+func TestProxyAnswerHeaders(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Connection", "X-Upstream-Private")
+		h.Set("X-Upstream-Private", "secret")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set("Proxy-Authenticate", "Basic")
+		h.Set("X-App", "a")
+		h.Set("X-Request-Id", "from-the-app")
+		io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	addr, _ := startProxy(t, up.URL, gateway.ProxyOptions{}, nil)
+	resp := rawGet(t, addr, "/x")
+	resp.Body.Close()
+	for _, name := range []string{"X-Upstream-Private", "Keep-Alive", "Proxy-Authenticate"} {
+		if v := resp.Header.Get(name); v != "" {
+			t.Errorf("the client got the upstream's %s: %q", name, v)
+		}
+	}
+	if resp.Close {
+		t.Error("the upstream's Connection header closed the client's connection")
+	}
+	if resp.Header.Get("X-App") != "a" || resp.Header.Values("X-Request-Id")[0] != "from-the-app" || len(resp.Header.Values("X-Request-Id")) != 1 {
+		t.Errorf("headers %v", resp.Header)
+	}
+}
+
+// rawGet sends GET path on a connection of its own, written by hand, and
+// reads the answer's head as sent; the connection closes with the test.
+func rawGet(t *testing.T, addr, path string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// headEnds finds the blank line that ends a head wherever the reads
+// split it.
+func TestHeadEnds(t *testing.T) {
+	const head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	for split := 0; split <= len(head); split++ {
+		c := &headerConn{}
+		got := c.headEnds([]byte(head[:split])) || c.headEnds([]byte(head[split:]))
+		if !got {
+			t.Errorf("split at %d: no end of head found", split)
+		}
+	}
+	for _, notEnd := range []string{"HTTP/1.1 200 OK\r\n", "a\r\n\rb\r\n", "\n\n", "\r\r\n\n"} {
+		if (&headerConn{}).headEnds([]byte(notEnd)) {
+			t.Errorf("%q read as the end of a head", notEnd)
+		}
+	}
+}
+
+// FuzzHeadEnds: headEnds, fed a byte string in two reads split anywhere,
+// finds the end of a head exactly when the string holds "\r\n\r\n".
+// Seeds: testdata/fuzz/FuzzHeadEnds.
+func FuzzHeadEnds(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte, split uint) {
+		at := int(split % uint(len(b)+1))
+		c := &headerConn{}
+		got := c.headEnds(b[:at]) || c.headEnds(b[at:])
+		if want := bytes.Contains(b, []byte("\r\n\r\n")); got != want {
+			t.Fatalf("%q split at %d: %v, want %v", b, at, got, want)
+		}
+	})
+}

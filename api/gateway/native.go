@@ -1,0 +1,202 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/apiwarden/apiwarden/api/httpapi"
+	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// The proxy for a server that forwards requests itself (api/fastedge's
+// lean path, over fasthttp's request and client): DecideProxy decides a
+// request as ServeHTTP does, from a ProxyInbound rather than an
+// *http.Request, and says what to send upstream and to answer; the
+// ProxyCall it returns records the request once the server is done with
+// it. The rules stay here: the decision, the answers, the headers the
+// upstream is told, the target rewriting and the record are ServeHTTP's
+// own; the server scrubs and filters headers with ScrubHeaderValue,
+// ForwardedRequestHeader and ForwardedResponseHeader.
+
+// ProxyInbound is what DecideProxy reads of a request: the Inbound forward
+// auth reads, plus what forwarding needs. Its strings may be views of a
+// server's buffers: they must stay valid until the call is finished,
+// and DecideProxy copies what the request's record keeps.
+type ProxyInbound struct {
+	Inbound
+	// Target is the request target as the client sent it, in origin form
+	// ("/path?query"); Inbound.Path and RawQuery are its two parts.
+	Target string
+	Host   string
+	// ForwardedHost and ForwardedProto are the first X-Forwarded-Host and
+	// X-Forwarded-Proto values ("" when absent).
+	ForwardedHost, ForwardedProto string
+}
+
+// A ProxyCall is a request DecideProxy allowed, from its decision to its
+// record. One goroutine uses it at a time; Finish or Failed ends it and
+// returns it to a pool, after which it must not be used.
+type ProxyCall struct {
+	p      *proxy
+	req    recordRequest
+	start  time.Time
+	d      enforce.Decision
+	client netip.Addr
+	path   string
+	rec    metrics.Record
+	// Target is the request target to send upstream: the client's, or
+	// rebuilt when the query carried a key or the path was not clean.
+	Target string
+}
+
+// ProxyOptions are the options the proxy was built with (zero without
+// a proxy).
+func (g *Gateway) ProxyOptions() ProxyOptions {
+	if g.proxy == nil {
+		return ProxyOptions{}
+	}
+	return g.proxy.opts
+}
+
+// DecideProxy decides a proxied request. It sets the answer's own headers
+// in resp (rate-limit headers, and an error answer's) and, for an allowed
+// request, the headers the upstream is told in up (X-Forwarded-For, -Host
+// and -Proto, the identity headers, X-Request-Id), which replace any of
+// the request's own.
+//
+// It returns the call of an allowed request, to send upstream; or nil and
+// the answer of a refused one (431, a refused path, a denial, a body over
+// max_body_bytes), already recorded; or ok false, with nothing done, for a
+// target the server must serve through Handler instead (one net/http would
+// read differently or refuse). It is safe for concurrent use.
+func (g *Gateway) DecideProxy(resp, up http.Header, in *ProxyInbound) (call *ProxyCall, a Answer, ok bool) {
+	p := g.proxy
+	decoded, u, ok := splitProxyTarget(in.Target)
+	if !ok {
+		return nil, Answer{}, false
+	}
+	start := p.now()
+	c := p.calls.Get().(*ProxyCall)
+	c.p, c.start, c.d, c.client = p, start, enforce.Decision{}, in.Peer
+	// The record outlives the server's buffers: it keeps copies.
+	c.req = recordRequest{id: strings.Clone(in.RequestID), method: methodString(in.Method), userAgent: strings.Clone(in.Header.UserAgent),
+		country: strings.Clone(in.Header.Country), bytes: in.ContentLength}
+	c.path = strings.Clone(enforce.CleanPath(decoded))
+	if !p.gate.headerSizeOK(in.HeaderBytes) {
+		return nil, c.refuse(resp, in, httpapi.Errorf(httpapi.CodeHeadersTooLarge, "request headers are larger than %d bytes", p.gate.MaxHeaderBytes)), true
+	}
+	routePath, e := p.gate.checkPath(in.Path)
+	if e != nil {
+		return nil, c.refuse(resp, in, e), true
+	}
+	key, _ := keyOf(in.Header.APIKey, in.Header.Authorization)
+	f := newFacts(key, in.Method, routePath, in.RawQuery, in.Header.Origin, p.gate.Trusted.ClientIP(in.Peer, in.Header.ForwardedFor))
+	c.client = f.ClientIP
+	c.d = p.gate.Engine.Decide(start, &f)
+	setLimitHeaders(resp, &c.d, start)
+	if !c.d.Allowed() {
+		return nil, c.refuse(resp, in, httpapi.Denial(c.d.Code)), true
+	}
+	if p.maxBody > 0 && in.ContentLength > p.maxBody {
+		return nil, c.refuse(resp, in, httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody)), true
+	}
+	c.Target = in.Target
+	if _, changed := scrubQuery(in.RawQuery); changed || c.path != decoded {
+		if u == nil {
+			u, _ = url.ParseRequestURI(in.Target) // splitProxyTarget saw it parse
+		}
+		c.Target = upstreamURI(u, in.Target, c.path)
+	}
+	chain, host, proto := forwardedValues(in.Peer, in.Header.ForwardedFor, in.ForwardedHost, in.ForwardedProto, in.Host, false, p.gate.Trusted)
+	vals := &[4]string{chain, host, proto, in.RequestID}
+	up["X-Forwarded-For"], up["X-Forwarded-Host"], up["X-Forwarded-Proto"], up["X-Request-Id"] = vals[0:1:1], vals[1:2:2], vals[2:3:3], vals[3:4:4]
+	setIdentityHeaders(up, c.d.Identity, c.d.Tier)
+	return c, Answer{}, true
+}
+
+// splitProxyTarget returns the decoded path of a target in origin form, as
+// net/http's URL.Path has it, and the parsed URL when decoding needed it;
+// ok is false for a target net/http would refuse or that is not in
+// origin form. A target of printable ASCII without '%' or '#' decodes to
+// itself and is not parsed.
+func splitProxyTarget(target string) (decoded string, u *url.URL, ok bool) {
+	if target == "" || target[0] != '/' {
+		return "", nil, false
+	}
+	plain := true
+	for i := 0; i < len(target) && plain; i++ {
+		c := target[i]
+		plain = c > ' ' && c < 0x7f && c != '%' && c != '#'
+	}
+	if plain {
+		path, _, _ := strings.Cut(target, "?")
+		return path, nil, true
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return "", nil, false
+	}
+	return u.Path, u, true
+}
+
+// methodString is m, the common methods without a copy.
+func methodString(m string) string {
+	for _, known := range [...]string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions} {
+		if m == known {
+			return known
+		}
+	}
+	return strings.Clone(m)
+}
+
+// refuse answers a request refused before it was forwarded, records it
+// and ends the call.
+func (c *ProxyCall) refuse(h http.Header, in *ProxyInbound, e *httpapi.Error) Answer {
+	status := httpapi.StatusOf(e.Code)
+	a := c.p.errorAnswer(h, in, e, status)
+	c.end(status, int64(len(a.Body)), 0, "", metrics.ErrorNone)
+	return a
+}
+
+// errorAnswer is an error answer of the proxy, its details logged.
+func (p *proxy) errorAnswer(h http.Header, in *ProxyInbound, e *httpapi.Error, status int) Answer {
+	httpapi.LogError(context.Background(), p.log, e, status, in.RequestID, in.Method, in.Path)
+	return Answer{Status: status, Body: httpapi.ErrorAnswer(h, e, status, in.RequestID)}
+}
+
+// Failed answers a request whose forwarding failed with err, as ServeHTTP
+// does (502, 504 for a timeout), records it and ends the call. upstream is
+// how long the attempt took; h is the answer's header map.
+func (c *ProxyCall) Failed(h http.Header, in *ProxyInbound, err error, upstream time.Duration) Answer {
+	e, category := c.p.upstreamErrorOf(err)
+	status := httpapi.StatusOf(e.Code)
+	a := c.p.errorAnswer(h, in, e, status)
+	c.end(status, int64(len(a.Body)), upstream, "", category)
+	return a
+}
+
+// Finish records a request the upstream answered, once the answer was
+// sent (or could not be): the status and body bytes sent, how long the
+// upstream took to send its headers, and the answer's Cache-Status or
+// X-Cache value. An upstream 5xx is recorded as such. It ends the call.
+func (c *ProxyCall) Finish(status int, bytes int64, upstream time.Duration, cacheStatus string) {
+	category := metrics.ErrorNone
+	if status >= 500 {
+		category = metrics.ErrorUpstream5xx
+	}
+	c.end(status, bytes, upstream, cacheStatus, category)
+}
+
+// end records the request and returns the call to the pool.
+func (c *ProxyCall) end(status int, bytes int64, upstream time.Duration, cacheStatus string, category metrics.ErrorCategory) {
+	p := c.p
+	p.record(&c.rec, c.req, c.start, &c.d, c.client, c.path, outcome{status: status, bytes: bytes,
+		upstream: upstream, cacheStatus: cacheStatus, category: category})
+	*c = ProxyCall{}
+	p.calls.Put(c)
+}
