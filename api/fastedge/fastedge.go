@@ -77,6 +77,10 @@ type Server struct {
 	writers sync.Pool // of *proxyWriter
 	hs      *http.Server
 	handed  *connListener
+	// nonce starts the value of deferBody's header; bodyTimeout is
+	// read_timeout.
+	nonce       []byte
+	bodyTimeout time.Duration
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{} // open connections, for Close
@@ -115,20 +119,19 @@ func New(o Options) *Server {
 	}
 	if o.Gateway.ProxyMode() {
 		s.proxy, s.writers, s.handed = o.Fallback, newWriterPool(), newConnListener()
-		s.srv.Handler = s.serveProxy
-		// The handler decides before the body is read, so that a request
-		// handed to net/http keeps its body on the connection; fasthttp
-		// must not parse multipart bodies the proxy passes through.
-		s.srv.StreamRequestBody = true
+		s.srv.Handler = s.serveProxyMode
+		// Bodies are read whole, and deferred from the header where net/http
+		// must read them off the connection (defer.go), so that
+		// reduce_idle_memory can return a waiting connection's read buffer;
+		// fasthttp must not parse multipart bodies the proxy passes
+		// through.
+		s.nonce, s.bodyTimeout = newNonce(), readTimeout
 		s.srv.DisablePreParseMultipartForm = true
-		// In stream mode fasthttp keeps each connection's read buffer
-		// until the connection closes, reduce_idle_memory or not: half
-		// the forward-auth size (docs/BENCHMARKS.md, "The proxy on
-		// fasthttp").
+		// Headers over max_header_bytes + 4 KiB get fasthttp's 431: the
+		// read buffer, which reduce_idle_memory pools between requests and
+		// which stays with the connection without it, is that large.
 		s.srv.ReadBufferSize = o.MaxHeaderBytes + 4096
-		s.srv.HeaderReceived = func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-			return fasthttp.RequestConfig{ReadTimeout: readTimeout, MaxRequestBodySize: gateway.MaxLeanBody}
-		}
+		s.srv.HeaderReceived = s.deferBody
 		s.hs = &http.Server{Handler: o.Fallback, MaxHeaderBytes: 2*o.MaxHeaderBytes + 4096,
 			ReadHeaderTimeout: o.ReadHeaderTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 			IdleTimeout: o.IdleTimeout, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
