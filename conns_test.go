@@ -37,8 +37,9 @@ import (
 // each connection's read buffer), APIWARDEN_CONNS_MEMORY_LIMIT [server]
 // memory_limit (e.g. "200MiB"). With APIWARDEN_CONNS_PROFILES=DIR it saves
 // heap and goroutine profiles with no connection, with every connection
-// idle and half-way through the load (heap-idle0.pprof, heap-idle.pprof,
-// heap.pprof, …). The upstream runs in a separate process (this
+// idle, half-way through the load, idle again and once they are closed
+// (heap-idle0.pprof, heap-idle.pprof, heap.pprof, heap-again.pprof,
+// heap-closed.pprof, …). The upstream runs in a separate process (this
 // test binary again, TestConnectionsUpstream), so that neither process
 // needs more than one descriptor per connection on each side. It is an
 // opt-in measurement (see docs/BENCHMARKS.md), not part of the normal
@@ -172,11 +173,17 @@ burst_per_minute = 1000000000000
 	t.Logf("under load: %d requests, %.0f req/s; highest sampled: RSS %.1f MiB, heap in use %.1f MiB, stacks %.1f MiB, goroutines %d",
 		load.done.Load(), float64(load.done.Load())/duration.Seconds(), busyPeak.rss, busyHeap, busyStacks, busyPeak.goroutines)
 	settle(t, pid, sample, fmt.Sprintf("%d idle again", n), idle.rss, 30*time.Second)
+	if profiles != "" {
+		saveProfiles(t, admin, token, profiles, "-again")
+	}
 	for _, c := range conns {
 		c.Close()
 	}
 	closed := waitGoroutines(t, admin, base.goroutines)
 	after := settle(t, pid, sample, "connections closed", base.rss, settleAfter)
+	if profiles != "" {
+		saveProfiles(t, admin, token, profiles, "-closed")
+	}
 
 	perIdle := (idle.rss - base.rss) * 1024 / float64(n)
 	perBusy := (busy.hwm - base.rss) * 1024 / float64(n)
