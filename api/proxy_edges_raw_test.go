@@ -75,6 +75,10 @@ func testProxyEdgesParseAlike(t *testing.T, edge string) {
 			[]string{"431 HEADERS_TOO_LARGE"}, nil, nil, nil},
 		{"headers over the server's buffer", get("/api/forms/1", "X-Big: "+strings.Repeat("a", 40<<10)+"\r\n"+closing),
 			[]string{"431"}, nil, nil, nil},
+		// The header the fasthttp edge defers a body with (api/fastedge/defer.go),
+		// sent by a client: its body still reaches the upstream whole.
+		{"a client's Apiwarden-Deferred-Framing", post("/api/forms/1", "Apiwarden-Deferred-Framing: x -1\r\nContent-Length: 5\r\n"+closing, "hello"),
+			[]string{"200 "}, []string{"POST /api/forms/1 5"}, nil, nil},
 		{"upload without a key", fmt.Sprintf("POST /api/forms/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n", len(big)) + big,
 			[]string{"401 MISSING_KEY"}, nil, nil, nil},
 	}

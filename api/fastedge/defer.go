@@ -57,7 +57,9 @@ func (s *Server) deferBody(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 
 // undefer restores the framing that deferBody set aside and reports
 // whether it did: the request's body is then still on the connection. A
-// deferredHeader without the nonce (a client's) is left as it is.
+// deferredHeader without the nonce (a client's) is left as it is. Like
+// deferBody it changes only h, on the connection's goroutine; the nonce
+// is only read after New.
 func (s *Server) undefer(h *fasthttp.RequestHeader) bool {
 	num, ok := bytes.CutPrefix(h.Peek(deferredHeader), s.nonce)
 	if !ok {
@@ -72,20 +74,24 @@ func (s *Server) undefer(h *fasthttp.RequestHeader) bool {
 	return true
 }
 
-// serveProxyMode runs before serveProxy: a deferred request goes to
-// net/http, and a body fasthttp read whole is given to the lean path as
-// the stream it reads (proxy.go's request).
+// serveProxyMode runs before serveProxy, on the connection's goroutine: a
+// deferred request goes to net/http, and a body fasthttp read whole is
+// given to the lean path (proxy.go's request) and the handoff as the
+// stream they read.
 func (s *Server) serveProxyMode(ctx *fasthttp.RequestCtx) {
-	if ctx.Request.Header.Peek(deferredHeader) != nil {
-		s.handoff(ctx)
-		return
-	}
 	if b := ctx.Request.Body(); len(b) > 0 {
 		// With KeepBodyBuffer, SetBodyStream's reset truncates the body
 		// buffer without returning it to the pool, so b stays as it is
-		// until the server resets the request after this handler.
+		// until the server resets the request after this handler (or the
+		// hijack handler returns).
 		ctx.Request.KeepBodyBuffer = true
 		ctx.Request.SetBodyStream(bytes.NewReader(b), len(b))
+	}
+	// A deferred request has no body for fasthttp; a client's own
+	// deferredHeader with a body is handed off with that body.
+	if ctx.Request.Header.Peek(deferredHeader) != nil {
+		s.handoff(ctx)
+		return
 	}
 	s.serveProxy(ctx)
 }
