@@ -1,7 +1,8 @@
 // Package fastedge serves apiwarden's enforcement listener on fasthttp
 // instead of net/http ([server] edge = "fasthttp"). In proxy mode it
 // serves the sidecar proxy (proxy.go: the common request natively, the
-// rest handed to net/http with its connection, handoff.go). Otherwise it
+// rest handed to net/http with its connection, handoff.go; defer.go: which
+// bodies fasthttp reads and which it leaves to net/http). Otherwise it
 // serves forward auth and check: /v1/authorize,
 // /v1/authorize/<path> (Envoy) and /v1/check are answered here, by the same
 // gateway.Authorize and gateway.Check the net/http edge calls, so status
@@ -45,9 +46,10 @@ type Options struct {
 	// MaxHeaderBytes is server.max_header_bytes: the gateway refuses
 	// larger headers with 431 and the JSON body; the server's own read
 	// buffer (twice as large, plus 4 KiB) only stops the absurd. In proxy
-	// mode, where fasthttp keeps that buffer for a connection's life, it
-	// is max_header_bytes plus 4 KiB: larger headers get fasthttp's 431
-	// (parseError: the same status and code, another message).
+	// mode, where that buffer stays with each connection unless
+	// ReduceIdleMemory pools it, it is max_header_bytes plus 4 KiB: larger
+	// headers get fasthttp's 431 (parseError: the same status and code,
+	// another message).
 	MaxHeaderBytes    int
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration

@@ -15,13 +15,13 @@ import (
 // large body, HTTP/1.0, a target or header net/http might read
 // differently) is handed, with its connection, to a net/http server that
 // serves the gateway's proxy handler: the connection stays with net/http
-// from then on. net/http reads the request line and headers as fasthttp
-// parsed them and serializes them, then the body: one fasthttp read whole
+// from then on. net/http reads the request line and headers that fasthttp
+// serializes from what it parsed, then the body: one fasthttp read whole
 // (of the Content-Length fasthttp parsed), or, for a request whose body
-// deferBody left on the connection (defer.go), the framing fasthttp
-// parsed (its Content-Length, or chunked) over the body as the client
-// sends it; then the rest of the connection. fasthttp reads nothing of
-// the connection after the header of the request it hands off.
+// deferBody left on the connection (defer.go), the body as the client
+// sends it, under the framing fasthttp parsed (its Content-Length, or
+// chunked); then the rest of the connection. fasthttp reads nothing of
+// the connection after what it hands off.
 //
 // fasthttp answers Expect: 100-continue itself before the handler runs;
 // the Expect header is left out of what net/http reads, so the client
