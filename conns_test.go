@@ -25,15 +25,21 @@ import (
 // the proxy's resident memory (VmRSS, VmHWM) and goroutines with no
 // connection, with every connection idle, under load, idle again, and
 // after the connections are closed (waiting up to APIWARDEN_CONNS_SETTLE,
-// default 30s, for the memory to come back). It fails on any transport error or
-// non-2xx answer, on a peak RSS over APIWARDEN_CONNS_MAX_RSS_MB (default
-// 256), and when goroutines do not come back to the count before the
-// connections were opened. APIWARDEN_CONNS_BINARY runs another build
+// default 30s, for the memory to come back). It fails on any transport
+// error or non-2xx answer, on a peak RSS over APIWARDEN_CONNS_MAX_RSS_MB
+// (default 256) at any time, closing the connections included, and when
+// goroutines do not come back to the count before the connections were
+// opened. APIWARDEN_CONNS_BINARY runs another build
 // instead of this tree's, for a before-and-after. APIWARDEN_CONNS_EDGE
 // sets [server] edge ("fasthttp", or "fasthttp, reduce_idle_memory" for
 // fasthttp with reduce_idle_memory on; default net/http) and
 // APIWARDEN_CONNS_MAX_HEADER_BYTES [server] max_header_bytes (which sizes
-// each connection's read buffer). The upstream runs in a separate process (this
+// each connection's read buffer), APIWARDEN_CONNS_MEMORY_LIMIT [server]
+// memory_limit (e.g. "200MiB"). With APIWARDEN_CONNS_PROFILES=DIR it saves
+// heap and goroutine profiles with no connection, with every connection
+// idle, half-way through the load, idle again and once they are closed
+// (heap-idle0.pprof, heap-idle.pprof, heap.pprof, heap-again.pprof,
+// heap-closed.pprof, …). The upstream runs in a separate process (this
 // test binary again, TestConnectionsUpstream), so that neither process
 // needs more than one descriptor per connection on each side. It is an
 // opt-in measurement (see docs/BENCHMARKS.md), not part of the normal
@@ -74,6 +80,9 @@ func TestConnections(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("APIWARDEN_CONNS_MAX_HEADER_BYTES")); err == nil && v > 0 {
 		edge += fmt.Sprintf("max_header_bytes = %d\n", v)
 	}
+	if v := os.Getenv("APIWARDEN_CONNS_MEMORY_LIMIT"); v != "" {
+		edge += fmt.Sprintf("memory_limit = %q\n", v)
+	}
 	upstream := startConnsUpstream(t)
 	listen, admin := freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "conns.toml")
@@ -106,13 +115,18 @@ burst_per_minute = 1000000000000
 	pid := p.cmd.Process.Pid
 	sample := func(phase string) connsSample {
 		g := runtimeOf(t, admin)
-		s := connsSample{phase: phase, goroutines: int(g["go_goroutines"])}
+		s := connsSample{phase: phase, goroutines: int(g["go_goroutines"]),
+			heap: g["go_memstats_heap_inuse_bytes"] / (1 << 20), stacks: g["go_memstats_stack_inuse_bytes"] / (1 << 20)}
 		s.rss, s.hwm = memoryOf(t, pid)
 		t.Logf("%-22s RSS %6.1f MiB  peak %6.1f MiB  heap in use %6.1f MiB  stacks %6.1f MiB  goroutines %6d",
 			phase, s.rss, s.hwm, g["go_memstats_heap_inuse_bytes"]/(1<<20), g["go_memstats_stack_inuse_bytes"]/(1<<20), s.goroutines)
 		return s
 	}
 	base := sample("no connection")
+	profiles := os.Getenv("APIWARDEN_CONNS_PROFILES")
+	if profiles != "" {
+		saveProfiles(t, admin, token, profiles, "-idle0")
+	}
 
 	// Each connection sends one request as soon as it is open: the server
 	// closes a connection that sends nothing within read_header_timeout.
@@ -122,6 +136,9 @@ burst_per_minute = 1000000000000
 		t.Fatalf("%d of %d first requests failed: %s", load.failed.Load(), n, *load.firstErr.Load())
 	}
 	idle := sample(fmt.Sprintf("%d idle", n))
+	if profiles != "" {
+		saveProfiles(t, admin, token, profiles, "-idle")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	var wg sync.WaitGroup
@@ -144,9 +161,9 @@ burst_per_minute = 1000000000000
 			rss, _ := memoryOf(t, pid)
 			busyPeak.rss, busyPeak.goroutines = max(busyPeak.rss, rss), max(busyPeak.goroutines, int(g["go_goroutines"]))
 			busyStacks, busyHeap = max(busyStacks, g["go_memstats_stack_inuse_bytes"]/(1<<20)), max(busyHeap, g["go_memstats_heap_inuse_bytes"]/(1<<20))
-			if dir := os.Getenv("APIWARDEN_CONNS_PROFILES"); dir != "" && time.Now().After(profileAt) {
+			if profiles != "" && time.Now().After(profileAt) {
 				profileAt = time.Now().Add(time.Hour)
-				saveProfiles(t, admin, token, dir)
+				saveProfiles(t, admin, token, profiles, "")
 			}
 		}
 	}
@@ -156,24 +173,37 @@ burst_per_minute = 1000000000000
 	t.Logf("under load: %d requests, %.0f req/s; highest sampled: RSS %.1f MiB, heap in use %.1f MiB, stacks %.1f MiB, goroutines %d",
 		load.done.Load(), float64(load.done.Load())/duration.Seconds(), busyPeak.rss, busyHeap, busyStacks, busyPeak.goroutines)
 	settle(t, pid, sample, fmt.Sprintf("%d idle again", n), idle.rss, 30*time.Second)
+	if profiles != "" {
+		saveProfiles(t, admin, token, profiles, "-again")
+	}
 	for _, c := range conns {
 		c.Close()
 	}
 	closed := waitGoroutines(t, admin, base.goroutines)
-	settle(t, pid, sample, "connections closed", base.rss, settleAfter)
+	after := settle(t, pid, sample, "connections closed", base.rss, settleAfter)
+	if profiles != "" {
+		saveProfiles(t, admin, token, profiles, "-closed")
+	}
 
 	perIdle := (idle.rss - base.rss) * 1024 / float64(n)
 	perBusy := (busy.hwm - base.rss) * 1024 / float64(n)
 	t.Logf("per connection: %.1f KiB idle, %.1f KiB busy (peak); %d errors, %d non-2xx; goroutines %d → %d → %d",
 		perIdle, perBusy, load.failed.Load(), load.non2xx.Load(), base.goroutines, busy.goroutines, closed)
+	perConn := func(mib float64) float64 { return mib * 1024 / float64(n) }
+	t.Logf("per idle connection: %.1f KiB of heap in use, %.1f KiB of stacks; under load (highest sampled) %.1f KiB of heap, %.1f KiB of stacks",
+		perConn(idle.heap-base.heap), perConn(idle.stacks-base.stacks), perConn(busyHeap-base.heap), perConn(busyStacks-base.stacks))
+	// VmHWM only grows: the last sample's is the peak of the whole run,
+	// closing the connections included.
+	t.Logf("summary: base %.1f MiB, idle %.1f MiB, peak %.1f MiB under load, %.1f MiB in all, after %.1f MiB, %.0f req/s",
+		base.rss, idle.rss, busy.hwm, after.hwm, after.rss, float64(load.done.Load())/duration.Seconds())
 	if f := load.failed.Load(); f > 0 {
 		t.Errorf("%d requests failed: %s", f, *load.firstErr.Load())
 	}
 	if f := load.non2xx.Load(); f > 0 {
 		t.Errorf("%d answers were not 2xx; the first: %s", f, *load.firstNon2xx.Load())
 	}
-	if busy.hwm > maxRSS {
-		t.Errorf("peak RSS %.1f MiB, over %.0f MiB", busy.hwm, maxRSS)
+	if after.hwm > maxRSS {
+		t.Errorf("peak RSS %.1f MiB, over %.0f MiB", after.hwm, maxRSS)
 	}
 	if closed > base.goroutines+5 {
 		t.Errorf("goroutines grew from %d to %d after the connections closed", base.goroutines, closed)
@@ -314,9 +344,9 @@ func (l *connsLoad) exchange(c *connsConn, request []byte) bool {
 }
 
 type connsSample struct {
-	phase      string
-	rss, hwm   float64 // MiB
-	goroutines int
+	phase                  string
+	rss, hwm, heap, stacks float64 // MiB: VmRSS, VmHWM, heap in use, stacks in use
+	goroutines             int
 }
 
 // memoryOf reads VmRSS and VmHWM (the peak) of a process, in MiB.
@@ -398,9 +428,10 @@ func settle(t *testing.T, pid int, sample func(string) connsSample, phase string
 	return sample(phase)
 }
 
-// saveProfiles writes the proxy's heap and goroutine profiles, taken
-// under load, into dir (APIWARDEN_CONNS_PROFILES).
-func saveProfiles(t *testing.T, admin, token, dir string) {
+// saveProfiles writes the proxy's heap and goroutine profiles into dir
+// (APIWARDEN_CONNS_PROFILES), as heap<suffix>.pprof and
+// goroutine<suffix>.pprof.
+func saveProfiles(t *testing.T, admin, token, dir, suffix string) {
 	t.Helper()
 	for _, name := range []string{"heap", "goroutine"} {
 		req, _ := http.NewRequest("GET", "http://"+admin+"/debug/pprof/"+name, nil)
@@ -414,9 +445,9 @@ func saveProfiles(t *testing.T, admin, token, dir string) {
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("profile %s: %d %v", name, resp.StatusCode, err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name+suffix+".pprof"), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("heap and goroutine profiles under load written to %s", dir)
+	t.Logf("heap and goroutine profiles (%q) written to %s", suffix, dir)
 }

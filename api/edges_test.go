@@ -21,7 +21,7 @@ var forwardAuthEdges = []string{"", "net/http", "fasthttp"}
 
 // proxyEdges are the servers the sidecar proxy runs on: the proxy tests
 // run on each (onProxyEdges).
-var proxyEdges = []string{"net/http", "fasthttp"}
+var proxyEdges = []string{"net/http", "fasthttp", "fasthttp, reduce_idle_memory"}
 
 // onProxyEdges runs test once per proxy edge, as a subtest named after it.
 func onProxyEdges(t *testing.T, test func(t *testing.T, edge string)) {

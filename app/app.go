@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -605,8 +606,12 @@ func (a *App) Addr() string {
 
 // Run serves until ctx ends, then drains in-flight requests (up to
 // server.shutdown_timeout), flushes what is written behind and closes the
-// data file. It returns the first error that stopped it early.
+// data file. It returns the first error that stopped it early. It first
+// applies server.memory_limit, a setting of the whole process.
 func (a *App) Run(ctx context.Context) error {
+	if limit, from := applyMemoryLimit(a.cfg.Server.MemoryLimit, os.Getenv); from != "none" {
+		a.log.Info("memory limit", "bytes", limit, "set_by", from)
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
 	serve := func(name string, srv server, ln net.Listener) {

@@ -35,8 +35,14 @@ type Server struct {
 	// ReduceIdleMemory makes the fasthttp edge return a waiting keep-alive
 	// connection's buffers to a pool: half the memory per idle connection,
 	// one more read system call per request (docs/BENCHMARKS.md).
-	ReduceIdleMemory bool   `toml:"reduce_idle_memory"`
-	DataDir          string `toml:"data_dir"`
+	ReduceIdleMemory bool `toml:"reduce_idle_memory"`
+	// MemoryLimit is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit), applied at start: the collector
+	// works harder as the process nears it, instead of letting the heap
+	// grow to twice what is live. 0 leaves the runtime's default (no
+	// limit); the GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimit Size   `toml:"memory_limit"`
+	DataDir     string `toml:"data_dir"`
 	// TrustedProxies may set X-Forwarded-For; CIDRs or single addresses.
 	TrustedProxies []string `toml:"trusted_proxies"`
 	// ClientIPv6Prefix is how many leading bits of an IPv6 address name

@@ -200,3 +200,38 @@ func TestMissingFile(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Sizes read as GOMEMLIMIT writes them, and write back the same way.
+func TestSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want config.Size
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"200MiB", 200 << 20, true},
+		{"1GiB", 1 << 30, true},
+		{"1536KiB", 1536 << 10, true},
+		{"4096B", 4096, true},
+		{"200MB", 0, false},
+		{"200", 0, false},
+		{"-1MiB", 0, false},
+		{"1.5GiB", 0, false},
+		{"MiB", 0, false},
+		{"9999999999TiB", 0, false},
+	} {
+		var s config.Size
+		err := s.UnmarshalText([]byte(tc.in))
+		if (err == nil) != tc.ok || (tc.ok && s != tc.want) {
+			t.Errorf("%q: %d, %v; want %d, ok %v", tc.in, s, err, tc.want, tc.ok)
+			continue
+		}
+		if !tc.ok {
+			continue
+		}
+		var back config.Size
+		if b, _ := s.MarshalText(); back.UnmarshalText(b) != nil || back != s {
+			t.Errorf("%q wrote %q, read back %d", tc.in, b, back)
+		}
+	}
+}

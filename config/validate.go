@@ -70,6 +70,10 @@ func (c *Config) validateServer(pl *problemList) {
 	if s.MaxHeaderBytes < 1024 || s.MaxHeaderBytes > 1<<20 {
 		pl.add("server.max_header_bytes", "must be between 1024 and 1048576, got %d", s.MaxHeaderBytes)
 	}
+	if s.MemoryLimit != 0 && s.MemoryLimit < minMemoryLimit {
+		pl.add("server.memory_limit", "must be 0 (no limit) or at least %s: the process holds about 60 MiB before any connection, and a limit below what is live makes the collector run without pause; got %s",
+			Size(minMemoryLimit), s.MemoryLimit)
+	}
 	positive(pl, "server.read_header_timeout", s.ReadHeaderTimeout)
 	positive(pl, "server.shutdown_timeout", s.ShutdownTimeout)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, s.LogLevel) {
@@ -79,6 +83,9 @@ func (c *Config) validateServer(pl *problemList) {
 		pl.add("server.log_format", "must be text or json, got %q", s.LogFormat)
 	}
 }
+
+// minMemoryLimit is the smallest server.memory_limit other than 0.
+const minMemoryLimit = 64 << 20
 
 // The servers server.edge names.
 const (

@@ -27,6 +27,13 @@ const (
 
 	maxBufferSize = 1 << 22
 	drainAttempts = 3
+
+	// initialBuffer is the records the buffer and its spare hold at
+	// first: they grow from it up to BufferSize only when that many
+	// records wait between two flushes, so an idle or lightly loaded
+	// process does not hold two buffers of the worst case (2 × 65,536
+	// records of 240 bytes, 30 MiB, with the default configuration).
+	initialBuffer = 1024
 )
 
 // Options configure a Recorder. Store is required; every other zero value
@@ -97,7 +104,8 @@ type Recorder struct {
 
 	// Hot path, guarded by mu.
 	mu       sync.Mutex
-	buf      []Record
+	buf      []Record // grows up to limit, and keeps what it grew to
+	limit    int      // Options.BufferSize
 	closed   bool
 	accepted uint64
 	dropped  uint64
@@ -181,8 +189,9 @@ func New(opts Options) (*Recorder, error) {
 		dayDays:           opts.DailyRetentionDays,
 		markCells:         opts.MarkChangedCells,
 		minimise:          opts.Minimise,
-		buf:               make([]Record, 0, opts.BufferSize),
-		spare:             make([]Record, 0, opts.BufferSize),
+		buf:               make([]Record, 0, min(opts.BufferSize, initialBuffer)),
+		spare:             make([]Record, 0, min(opts.BufferSize, initialBuffer)),
+		limit:             opts.BufferSize,
 		kickAt:            max(opts.BufferSize/2, 1),
 		kick:              make(chan struct{}, 1),
 		enc:               newBlockEncoder(),
@@ -197,10 +206,12 @@ func New(opts Options) (*Recorder, error) {
 // reports false when the record was dropped because the buffer is full or
 // the Recorder is stopped. A zero rec.Time is set to the current time, and
 // the copy is minimised as Options.Minimise says (rec is not changed). It
-// does not allocate and keeps no reference to rec.
+// does not allocate once the buffer has grown to what the load needs
+// (initialBuffer, then doubling up to BufferSize), and keeps no reference
+// to rec.
 func (r *Recorder) Record(rec *Record) bool {
 	r.mu.Lock()
-	if r.closed || len(r.buf) == cap(r.buf) {
+	if r.closed || len(r.buf) >= r.limit {
 		r.dropped++
 		r.mu.Unlock()
 		return false
@@ -229,7 +240,7 @@ func (r *Recorder) RecordBatch(recs []Record) int {
 	r.mu.Lock()
 	n := 0
 	if !r.closed {
-		n = min(len(recs), cap(r.buf)-len(r.buf))
+		n = min(len(recs), r.limit-len(r.buf))
 	}
 	before := len(r.buf)
 	r.buf = append(r.buf, recs[:n]...)

@@ -505,3 +505,43 @@ func TestDamagedCellDoesNotBlockFlushes(t *testing.T) {
 		t.Fatalf("sum %d %v: the damaged cell should have been replaced", sum.Count, err)
 	}
 }
+
+// The buffer starts small and grows as records wait, up to BufferSize
+// and no further, both through Record and RecordBatch; once grown it
+// takes records without allocating.
+func TestBufferGrowsToBufferSize(t *testing.T) {
+	const size = 3*initialBuffer + 5
+	for _, batch := range []bool{false, true} {
+		r, _ := newTestRecorder(t, Options{BufferSize: size, FlushInterval: time.Hour})
+		if c := cap(r.buf) + cap(r.spare); c > 2*initialBuffer {
+			t.Fatalf("a new Recorder holds room for %d records, want at most %d", c, 2*initialBuffer)
+		}
+		rec := Record{Method: "GET", Status: 200, Time: time.Now()}
+		accepted := 0
+		for range size + 100 {
+			if batch {
+				accepted += r.RecordBatch([]Record{rec})
+			} else if r.Record(&rec) {
+				accepted++
+			}
+		}
+		if accepted != size {
+			t.Fatalf("batch %v: %d records accepted, want BufferSize %d", batch, accepted, size)
+		}
+		if st := r.Stats(); st.Dropped != 100 {
+			t.Fatalf("batch %v: %d dropped, want 100", batch, st.Dropped)
+		}
+		if err := r.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Flush(); err != nil { // both buffers have grown now
+			t.Fatal(err)
+		}
+		for range size / 2 {
+			r.Record(&rec)
+		}
+		if a := testing.AllocsPerRun(100, func() { r.Record(&rec) }); a != 0 {
+			t.Fatalf("batch %v: Record allocates %v times once the buffer has grown", batch, a)
+		}
+	}
+}

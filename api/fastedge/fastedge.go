@@ -1,7 +1,8 @@
 // Package fastedge serves apiwarden's enforcement listener on fasthttp
 // instead of net/http ([server] edge = "fasthttp"). In proxy mode it
 // serves the sidecar proxy (proxy.go: the common request natively, the
-// rest handed to net/http with its connection, handoff.go). Otherwise it
+// rest handed to net/http with its connection, handoff.go; defer.go: which
+// bodies fasthttp reads and which it leaves to net/http). Otherwise it
 // serves forward auth and check: /v1/authorize,
 // /v1/authorize/<path> (Envoy) and /v1/check are answered here, by the same
 // gateway.Authorize and gateway.Check the net/http edge calls, so status
@@ -44,9 +45,10 @@ type Options struct {
 	// MaxHeaderBytes is server.max_header_bytes: the gateway refuses
 	// larger headers with 431 and the JSON body; the server's own read
 	// buffer (twice as large, plus 4 KiB) only stops the absurd. In proxy
-	// mode, where fasthttp keeps that buffer for a connection's life, it
-	// is max_header_bytes plus 4 KiB: larger headers get fasthttp's 431
-	// (parseError: the same status and code, another message).
+	// mode, where that buffer stays with each connection unless
+	// ReduceIdleMemory pools it, it is max_header_bytes plus 4 KiB: larger
+	// headers get fasthttp's 431 (parseError: the same status and code,
+	// another message).
 	MaxHeaderBytes    int
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -76,6 +78,10 @@ type Server struct {
 	bodies sync.Pool // of *upstreamBody
 	hs     *http.Server
 	handed *connListener
+	// nonce starts the value of deferBody's header; bodyTimeout is
+	// read_timeout.
+	nonce       []byte
+	bodyTimeout time.Duration
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{} // open connections, for Close
@@ -114,20 +120,19 @@ func New(o Options) *Server {
 	}
 	if o.Gateway.ProxyMode() {
 		s.up, s.bodies, s.handed = newUpstream(o.Gateway.ProxyOptions()), newBodyPool(), newConnListener()
-		s.srv.Handler = s.serveProxy
-		// The handler decides before the body is read, so that a request
-		// handed to net/http keeps its body on the connection; fasthttp
-		// must not parse multipart bodies the proxy passes through.
-		s.srv.StreamRequestBody = true
+		s.srv.Handler = s.serveProxyMode
+		// Bodies are read whole, and deferred from the header where net/http
+		// must read them off the connection (defer.go), so that
+		// reduce_idle_memory can return a waiting connection's read buffer;
+		// fasthttp must not parse multipart bodies the proxy passes
+		// through.
+		s.nonce, s.bodyTimeout = newNonce(), readTimeout
 		s.srv.DisablePreParseMultipartForm = true
-		// In stream mode fasthttp keeps each connection's read buffer
-		// until the connection closes, reduce_idle_memory or not: half
-		// the forward-auth size (docs/BENCHMARKS.md, "The proxy on
-		// fasthttp").
+		// Headers over max_header_bytes + 4 KiB get fasthttp's 431: the
+		// read buffer, which reduce_idle_memory pools between requests and
+		// which stays with the connection without it, is that large.
 		s.srv.ReadBufferSize = o.MaxHeaderBytes + 4096
-		s.srv.HeaderReceived = func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-			return fasthttp.RequestConfig{ReadTimeout: readTimeout, MaxRequestBodySize: gateway.MaxLeanBody}
-		}
+		s.srv.HeaderReceived = s.deferBody
 		s.hs = &http.Server{Handler: o.Fallback, MaxHeaderBytes: 2*o.MaxHeaderBytes + 4096,
 			ReadHeaderTimeout: o.ReadHeaderTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 			IdleTimeout: o.IdleTimeout, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 
 	"github.com/valyala/fasthttp"
@@ -16,12 +15,13 @@ import (
 // large body, HTTP/1.0, a target or header net/http might read
 // differently) is handed, with its connection, to a net/http server that
 // serves the gateway's proxy handler: the connection stays with net/http
-// from then on. net/http reads the request as fasthttp parsed it — the
-// request line and headers fasthttp serializes from what it read, with
-// the body's framing fasthttp decided (Content-Length, or chunked,
-// re-chunked from the body fasthttp decodes) — then the rest of the
-// connection as the client sent it. So the two parsers cannot disagree
-// on where the request ends: fasthttp alone framed it.
+// from then on. net/http reads the request line and headers that fasthttp
+// serializes from what it parsed, then the body: one fasthttp read whole
+// (of the Content-Length fasthttp parsed), or, for a request whose body
+// deferBody left on the connection (defer.go), the body as the client
+// sends it, under the framing fasthttp parsed (its Content-Length, or
+// chunked); then the rest of the connection. fasthttp reads nothing of
+// the connection after what it hands off.
 //
 // fasthttp answers Expect: 100-continue itself before the handler runs;
 // the Expect header is left out of what net/http reads, so the client
@@ -32,14 +32,13 @@ import (
 func (s *Server) handoff(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	h.Del("Expect")
-	head := bytes.Clone(h.Header())
 	var body io.Reader
-	if stream := ctx.RequestBodyStream(); stream != nil && h.ContentLength() != 0 {
-		body = stream
-		if h.ContentLength() == -1 {
-			body = &chunker{r: stream}
-		}
+	if !s.undefer(h) && h.ContentLength() > 0 {
+		// The body fasthttp read whole: a hijacked connection's request is
+		// not reset until the hijack handler returns.
+		body = bytes.NewReader(ctx.Request.Body())
 	}
+	head := bytes.Clone(h.Header())
 	raw := ctx.Conn()
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
@@ -107,39 +106,6 @@ func (c *handedConn) Close() error {
 	c.mu.Unlock()
 	close(c.closed)
 	return err
-}
-
-// chunker re-frames a decoded body as chunked transfer coding: one chunk
-// per read, then the last chunk. Trailers of the request are not passed
-// on.
-type chunker struct {
-	r    io.Reader
-	out  []byte
-	buf  [16 << 10]byte
-	done bool
-}
-
-func (c *chunker) Read(b []byte) (int, error) {
-	for len(c.out) == 0 {
-		if c.done {
-			return 0, io.EOF
-		}
-		n, err := c.r.Read(c.buf[:])
-		if n > 0 {
-			c.out = strconv.AppendInt(c.out[:0], int64(n), 16)
-			c.out = append(c.out, "\r\n"...)
-			c.out = append(c.out, c.buf[:n]...)
-			c.out = append(c.out, "\r\n"...)
-		}
-		if err == io.EOF {
-			c.out, c.done = append(c.out, "0\r\n\r\n"...), true
-		} else if err != nil {
-			return 0, err
-		}
-	}
-	n := copy(b, c.out)
-	c.out = c.out[n:]
-	return n, nil
 }
 
 // connListener is the net/http server's listener: it accepts the

@@ -280,8 +280,10 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target str
 			dst.Add(name, v)
 		}
 	}
-	if n := contentLength(src); n > 0 {
-		req.SetBodyStream(ctx.RequestBodyStream(), int(n))
+	// The body fasthttp read whole (serveProxyMode): the upstream request
+	// is sent before the handler returns and fasthttp reuses it.
+	if b := ctx.Request.Body(); len(b) > 0 {
+		req.SetBodyRaw(b)
 	}
 }
 
