@@ -265,11 +265,7 @@ func TestUsageOutboxBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	svc, err := keys.New(keys.Options{Store: storetest.MustOpen(t), Secret: []byte(testSecret), Policy: testPolicy, Records: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := keysOver(t, c)
 	now := time.Now()
 	for round, n := range []int{6_000, 4_000, 7} {
 		for i := range n {
