@@ -157,13 +157,12 @@ func TestSecondInstanceOnSameDataDir(t *testing.T) {
 	go func() { done <- first.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	start := time.Now()
+	// The second instance gives up with ErrLocked (the store's lock
+	// timeout) instead of waiting for the file; how long the wait lasts is
+	// the store's constant, not something this test times.
 	_, err = app.New(cfg, app.Options{})
 	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second instance: %v", err)
-	}
-	if time.Since(start) > 10*time.Second {
-		t.Fatalf("took %s to give up", time.Since(start))
 	}
 }
 

@@ -34,6 +34,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// clusterMaxConns bounds the Cluster's pool: admin writes and mirror
+// syncs are few and short.
+const clusterMaxConns = 8
+
 // Options configure a Cluster.
 type Options struct {
 	// URL is the PostgreSQL connection URL (postgres://...); required.
@@ -55,7 +59,7 @@ type Options struct {
 // Cluster is the pool of connections to the cluster's PostgreSQL and the
 // state of its schema. All methods are safe for concurrent use.
 type Cluster struct {
-	pool    *pgxpool.Pool
+	pool    retryPool       // retries a statement whose connection died (retry_pool.go)
 	listen  *pgx.ConnConfig // for the Listener's dedicated connection
 	opts    Options
 	log     *slog.Logger
@@ -73,6 +77,12 @@ type Cluster struct {
 // parse, ErrSchemaNewer, ErrKeySecretMismatch, and any other error a
 // reachable server gives, since those need a person, not a retry.
 func Open(ctx context.Context, opts Options) (*Cluster, error) {
+	return open(ctx, opts, nil)
+}
+
+// open is Open with tune, when not nil, changing the pool's configuration
+// last.
+func open(ctx context.Context, opts Options, tune func(*pgxpool.Config)) (*Cluster, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
@@ -86,11 +96,16 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.InstanceID != "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "apiwarden/" + opts.InstanceID
 	}
-	cfg.MaxConns = 8 // admin writes and mirror syncs: few, short
+	cfg.MaxConns = clusterMaxConns
 	c := &Cluster{listen: cfg.ConnConfig.Copy(), opts: opts, log: opts.Logger, timeout: opts.Timeout}
-	if c.pool, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
+	if tune != nil {
+		tune(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	c.pool = retryPool{pool}
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	if err := c.ensureReady(ctx); err != nil {
@@ -112,7 +127,7 @@ func (c *Cluster) Close() { c.pool.Close() }
 func (c *Cluster) Healthy() bool { return c.up.Load() && c.ready.Load() }
 
 // Pool is the connection pool, for tests and tools.
-func (c *Cluster) Pool() *pgxpool.Pool { return c.pool }
+func (c *Cluster) Pool() *pgxpool.Pool { return c.pool.Pool }
 
 // deadline gives ctx the cluster's timeout unless it has a deadline.
 func (c *Cluster) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -133,7 +148,7 @@ func (c *Cluster) ensureReady(ctx context.Context) error {
 	if c.ready.Load() {
 		return nil
 	}
-	applied, err := Migrate(ctx, c.pool)
+	applied, err := Migrate(ctx, c.pool.Pool)
 	if err != nil {
 		return err
 	}

@@ -29,12 +29,27 @@ func MigrateFiles(ctx context.Context, pool *pgxpool.Pool, sql map[int]string) (
 // every pooled connection is then dead to the next statement sent on it,
 // however long the restart took.
 func NewSourceUnpinged(c *Cluster, opts SourceOptions) (*Source, error) {
-	return newSource(c, opts, func(cfg *pgxpool.Config) {
-		cfg.MinConns = sourceMaxConns
-		cfg.HealthCheckPeriod = time.Hour
-		cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
-	})
+	return newSource(c, opts, unpinged)
 }
+
+// OpenUnpinged is Open whose pool keeps ClusterMaxConns connections
+// open and never pings one before use, as NewSourceUnpinged's.
+func OpenUnpinged(ctx context.Context, opts Options) (*Cluster, error) {
+	return open(ctx, opts, unpinged)
+}
+
+// unpinged makes a pool keep all its connections and never ping one.
+func unpinged(cfg *pgxpool.Config) {
+	cfg.MinConns = cfg.MaxConns
+	cfg.HealthCheckPeriod = time.Hour
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+}
+
+// ClusterMaxConns is the bound of a Cluster's pool.
+const ClusterMaxConns = clusterMaxConns
+
+// OpenConns is how many connections c's pool holds.
+func (c *Cluster) OpenConns() int { return int(c.pool.Stat().TotalConns()) }
 
 // SourceMaxConns is the bound of a Source's pool.
 const SourceMaxConns = sourceMaxConns

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -23,8 +24,8 @@ const importRecordRound = DefaultShipRecords
 // file under the same instance id later, insert nothing twice. The
 // data file's ship cursor is neither read nor moved. Records of a key or
 // owner whose usage was erased in the cluster after they were recorded
-// are left out and noted, as a shipper leaves them out; a dry run, which
-// reads no records, counts them as to import.
+// are left out and noted, as a shipper leaves them out; a dry run counts
+// them the same way (dryRecords).
 func (im *importer) records(ctx context.Context) (StepResult, error) {
 	var res StepResult
 	if im.withoutInstanceID("records", &res) {
@@ -43,11 +44,11 @@ func (im *importer) records(ctx context.Context) (StepResult, error) {
 		total += s.Records
 	}
 	im.progress("records: %d in the data file in %d blocks, imported as instance %q", total, len(sizes), im.opts.InstanceID)
-	if im.opts.DryRun || total == 0 {
-		shipped, err := im.shippedRecords(ctx, sizes)
-		res.Imported, res.Skipped = total-shipped, shipped
-		im.progress("records: imported %d, skipped %d (shipped before)", res.Imported, res.Skipped)
-		return res, err
+	if total == 0 {
+		return res, nil
+	}
+	if im.opts.DryRun {
+		return im.dryRecords(ctx, rd, sizes, total)
 	}
 	partitions := newPartitionSet()
 	var after uint64
@@ -111,12 +112,50 @@ func (im *importer) withoutInstanceID(step string, res *StepResult) bool {
 	return true
 }
 
-// shippedRecords counts the records of the blocks the cluster has as
-// batches of the import's instance id already.
-func (im *importer) shippedRecords(ctx context.Context, sizes []metrics.BatchSize) (int, error) {
-	if len(sizes) == 0 {
-		return 0, nil
+// dryRecords is the "records" step of a dry run: it counts what records
+// would write, reading the records of the blocks the cluster does not
+// have yet through the same erasure filter, and writes nothing.
+func (im *importer) dryRecords(ctx context.Context, rd *metrics.Reader, sizes []metrics.BatchSize, total int) (StepResult, error) {
+	var res StepResult
+	shipped, err := im.shippedBatches(ctx, sizes)
+	if err != nil {
+		return res, err
 	}
+	// Every erasure: the real import reads those at or after each round's
+	// oldest record, and an older one drops nothing (erasedBy).
+	erased, err := erasuresSince(ctx, im.c.pool, time.Time{})
+	if err != nil {
+		return res, err
+	}
+	var after uint64
+	for done := 0; done < total; {
+		batches, err := rd.BatchesAfter(ctx, after, importRecordRound)
+		if err != nil || len(batches) == 0 {
+			return res, err
+		}
+		for _, b := range batches {
+			done += len(b.Records)
+			if shipped[int64(b.Seq)] {
+				res.Skipped += len(b.Records)
+				continue
+			}
+			for j := range b.Records {
+				if !erased.dropsRecord(&b.Records[j]) {
+					res.Imported++
+				}
+			}
+		}
+		after = batches[len(batches)-1].Seq
+	}
+	n, _ := erased.dropped()
+	im.noteErased(&res, "records", "records", n)
+	im.progress("records: imported %d, skipped %d (shipped before)", res.Imported, res.Skipped)
+	return res, nil
+}
+
+// shippedBatches is the set of the seqs of sizes' blocks the cluster has
+// as batches of the import's instance id already.
+func (im *importer) shippedBatches(ctx context.Context, sizes []metrics.BatchSize) (map[int64]bool, error) {
 	seqs := make([]int64, len(sizes))
 	for i, s := range sizes {
 		seqs[i] = int64(s.Seq)
@@ -124,21 +163,15 @@ func (im *importer) shippedRecords(ctx context.Context, sizes []metrics.BatchSiz
 	rows, err := im.c.pool.Query(ctx, `SELECT seq FROM apiwarden_shipped_batches WHERE instance_id = $1 AND seq = ANY($2)`,
 		im.opts.InstanceID, seqs)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	there, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	have := make(map[int64]bool, len(there))
 	for _, s := range there {
 		have[s] = true
 	}
-	n := 0
-	for _, s := range sizes {
-		if have[int64(s.Seq)] {
-			n += s.Records
-		}
-	}
-	return n, nil
+	return have, nil
 }

@@ -54,6 +54,19 @@ func newInstanceResync(t testing.TB, url string, resync time.Duration) *instance
 	return in
 }
 
+// keysOver is a key service whose system of record is c, with its own
+// bbolt mirror and no listener, closed when t ends (before c, which the
+// caller's earlier cleanup closes).
+func keysOver(t testing.TB, c *cluster.Cluster) *keys.Service {
+	t.Helper()
+	svc, err := keys.New(keys.Options{Store: storetest.MustOpen(t), Secret: []byte(testSecret), Policy: testPolicy, Records: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	return svc
+}
+
 // within polls cond until it holds or d has passed.
 func within(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()

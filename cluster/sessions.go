@@ -10,15 +10,16 @@ import (
 
 // SaveSession records a dashboard session, under the SHA-256 of its id,
 // until expires, and drops sessions that have expired, so the table holds
-// only live ones. Errors wrap keys.ErrUnavailable when PostgreSQL cannot
-// be reached.
+// only live ones. It is one idempotent statement (an upsert), so the pool
+// may run it again when its connection was dead (retry_pool.go). Errors
+// wrap keys.ErrUnavailable when PostgreSQL cannot be reached.
 func (c *Cluster) SaveSession(ctx context.Context, idHash [32]byte, csrf string, expires time.Time) error {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
-	batch := &pgx.Batch{}
-	batch.Queue("DELETE FROM apiwarden_sessions WHERE expires < now()")
-	batch.Queue("INSERT INTO apiwarden_sessions (id_hash, csrf, expires) VALUES ($1, $2, $3)", idHash[:], csrf, expires)
-	if err := c.pool.SendBatch(ctx, batch).Close(); err != nil {
+	_, err := c.pool.Exec(ctx, `WITH expired AS (DELETE FROM apiwarden_sessions WHERE expires < now())
+		INSERT INTO apiwarden_sessions (id_hash, csrf, expires) VALUES ($1, $2, $3)
+		ON CONFLICT (id_hash) DO UPDATE SET csrf = excluded.csrf, expires = excluded.expires`, idHash[:], csrf, expires)
+	if err != nil {
 		return unavailable(err)
 	}
 	return nil

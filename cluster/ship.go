@@ -46,7 +46,12 @@ type ShipperOptions struct {
 	FinalTimeout time.Duration
 	// SpoolMaxRecords bounds the records waiting to ship (default
 	// DefaultSpoolMaxRecords): each round first deletes the oldest
-	// unshipped raw blocks beyond it.
+	// unshipped raw blocks beyond it. A round starts at most Interval
+	// after the last one ended, also while PostgreSQL is down, and a
+	// round against a PostgreSQL that does not answer ends at the
+	// Cluster's Timeout; so the spool passes the bound by at most what
+	// the Recorder flushes during one round and one Interval (the
+	// request rate times Timeout plus Interval), never by a whole outage.
 	SpoolMaxRecords int
 }
 
@@ -147,7 +152,8 @@ func (s *Shipper) CorruptBlocks() uint64 { return s.corrupt.Load() }
 // while they waited in the data file.
 func (s *Shipper) ErasedRecords() uint64 { return s.erasedDropped.Load() }
 
-// Backlog reads what is waiting to ship from the data file.
+// Backlog reads what is waiting to ship from the data file: the raw
+// records and the changed cells.
 func (s *Shipper) Backlog() (metrics.Backlog, error) { return s.rd.ShipBacklog() }
 
 // Run ships until ctx ends or Stop is called: rounds back to back while

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/apiwarden/apiwarden/metrics"
 )
@@ -71,7 +70,7 @@ func upsertCells(ctx context.Context, tx pgx.Tx, instance string, a cellArrays) 
 
 // countCellWrites counts the rows upsertCells would insert or replace,
 // writing nothing.
-func countCellWrites(ctx context.Context, pool *pgxpool.Pool, instance string, a cellArrays) (int64, error) {
+func countCellWrites(ctx context.Context, pool retryPool, instance string, a cellArrays) (int64, error) {
 	if a.len() == 0 {
 		return 0, nil
 	}

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/metrics"
+	"github.com/apiwarden/apiwarden/telemetry"
 )
 
 // cellID names one cell: interval, dimension, value and start.
@@ -171,6 +173,12 @@ func TestShipCellsExactWhenSampled(t *testing.T) {
 func TestShipCellsWithoutRawBlocks(t *testing.T) {
 	n := newShipNodeWith(t, pg.Database(t), "a", metrics.Options{SampleRate: 1e-12, MarkChangedCells: true})
 	n.record(t, 500, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), time.Second)
+	// What waits is cells alone, and the backlog and its gauge say so.
+	dirty, err := n.rd.DirtyCellCount()
+	if err != nil || dirty == 0 {
+		t.Fatalf("%d cells dirty after recording, %v", dirty, err)
+	}
+	waitingCells(t, n, dirty)
 	if b, _ := n.ship.Backlog(); b.Records != 0 {
 		t.Fatalf("%d raw records kept at a sample rate of 1e-12", b.Records)
 	}
@@ -180,6 +188,31 @@ func TestShipCellsWithoutRawBlocks(t *testing.T) {
 	}
 	n.drain(t)
 	sameCells(t, "cells alone", databaseCells(t, n.cluster.Pool()), fileCells(t, n.rd, nil))
+	waitingCells(t, n, 0)
+}
+
+// waitingCells checks that n's backlog, and the gauge /metrics shows,
+// count want cells waiting to ship.
+func waitingCells(t *testing.T, n *shipNode, want int) {
+	t.Helper()
+	if b, err := n.ship.Backlog(); err != nil || b.Cells != want {
+		t.Fatalf("backlog %+v, %v; want %d cells waiting", b, err, want)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(telemetry.Shipping(n.ship))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "apiwarden_cluster_ship_waiting_cells" {
+			if got := f.GetMetric()[0].GetGauge().GetValue(); got != float64(want) {
+				t.Fatalf("apiwarden_cluster_ship_waiting_cells %v, want %d", got, want)
+			}
+			return
+		}
+	}
+	t.Fatal("no apiwarden_cluster_ship_waiting_cells on /metrics")
 }
 
 // Two instances' files shipped into one database: the merged rows equal

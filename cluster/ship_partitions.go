@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
@@ -25,7 +23,7 @@ func newPartitionSet() partitionSet { return partitionSet{known: make(map[string
 // ensure creates the partitions of the UTC days the batches' records fall
 // in, and of the day after the latest one, so the next day's first round
 // finds its partition ready.
-func (p *partitionSet) ensure(ctx context.Context, pool *pgxpool.Pool, batches []metrics.Batch) error {
+func (p *partitionSet) ensure(ctx context.Context, pool retryPool, batches []metrics.Batch) error {
 	days := map[time.Time]bool{}
 	var last time.Time
 	for _, b := range batches {
@@ -67,7 +65,7 @@ func partitionName(d time.Time) string { return "apiwarden_records_" + d.Format(
 // instances creating the same one at once can make the loser fail with a
 // duplicate (of the table or of its row type); the partition then exists,
 // which is all that was asked.
-func createPartition(ctx context.Context, pool *pgxpool.Pool, name string, d time.Time) error {
+func createPartition(ctx context.Context, pool retryPool, name string, d time.Time) error {
 	sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF apiwarden_records FOR VALUES FROM ('%s') TO ('%s')`,
 		name, d.Format(time.RFC3339), d.AddDate(0, 0, 1).Format(time.RFC3339))
 	_, err := pool.Exec(ctx, sql)

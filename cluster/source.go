@@ -24,7 +24,7 @@ import (
 // answers 503); a Source is safe for concurrent use.
 type Source struct {
 	c    *Cluster
-	pool readPool // retries a statement whose connection died
+	pool retryPool // retries a statement whose connection died
 	now  func() time.Time
 }
 
@@ -74,7 +74,7 @@ func newSource(c *Cluster, opts SourceOptions, tune func(*pgxpool.Config)) (*Sou
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Source{c: c, pool: readPool{pool}, now: opts.Now}, nil
+	return &Source{c: c, pool: retryPool{pool}, now: opts.Now}, nil
 }
 
 // Close closes the Source's pool; calls in flight fail.

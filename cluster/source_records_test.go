@@ -140,18 +140,7 @@ func TestSourceRefusesForeignCursorsAndReportsOutages(t *testing.T) {
 func TestMigration009PlacesEarlierRecords(t *testing.T) {
 	ctx := ctxFor(t, time.Minute)
 	pool := newPool(t, pg.Database(t))
-	sql := map[int]string{}
-	for v := 1; v <= 8; v++ {
-		matches, _ := filepath.Glob(filepath.Join("migrations", fmt.Sprintf("%03d_*.up.sql", v)))
-		if len(matches) != 1 {
-			t.Fatalf("migration %03d: %v", v, matches)
-		}
-		b, err := os.ReadFile(matches[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sql[v] = string(b)
-	}
+	sql := migrationsUpTo(t, 8)
 	if _, err := cluster.MigrateFiles(ctx, pool, sql); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +176,21 @@ func TestMigration009PlacesEarlierRecords(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("b's records after 009: %q, want %q", got, want)
 	}
+}
+
+// migrationsUpTo is the SQL of the migrations 1 to last, by version, for
+// MigrateFiles: a database as it was before a later migration.
+func migrationsUpTo(t *testing.T, last int) map[int]string {
+	t.Helper()
+	sql := map[int]string{}
+	for v := 1; v <= last; v++ {
+		matches, _ := filepath.Glob(filepath.Join("migrations", fmt.Sprintf("%03d_*.up.sql", v)))
+		if len(matches) != 1 {
+			t.Fatalf("migration %03d: %v", v, matches)
+		}
+		sql[v] = mustRead(t, matches[0])
+	}
+	return sql
 }
 
 func mustRead(t *testing.T, path string) string {

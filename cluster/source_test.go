@@ -123,8 +123,11 @@ func firstDifference(want, got []byte) string {
 	return "(equal)"
 }
 
-func checkGolden(t *testing.T, name string, got []byte) {
+// checkGolden compares the answer's JSON, in its golden form
+// (goldenForm), with the golden file of name.
+func checkGolden(t *testing.T, name string, answer []byte) {
 	t.Helper()
+	got := goldenForm(t, answer)
 	path := filepath.Join("testdata", "source", strings.NewReplacer("/", "_", " ", "_").Replace(name)+".json")
 	if *updateGolden {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -72,7 +72,8 @@ func mergeLastUsed(ctx context.Context, tx pgx.Tx, seq int64, lastUsed map[strin
 }
 
 // insertDenials inserts the events not inserted before, for keys the
-// cluster has, and returns how many it inserted.
+// cluster has, and an "expired" event only when no instance recorded the
+// same expiry, and returns how many it inserted.
 func (c *Cluster) insertDenials(ctx context.Context, tx pgx.Tx, seq int64, events []keys.SharedEvent) (int64, error) {
 	if len(events) == 0 {
 		return 0, nil
@@ -87,12 +88,15 @@ func (c *Cluster) insertDenials(ctx context.Context, tx pgx.Tx, seq int64, event
 		actors, details = append(actors, ev.Actor), append(details, ev.Detail)
 		ats, counts = append(ats, ev.At), append(counts, int32(min(ev.Count, 1<<31-1)))
 	}
+	// An "expired" event names the expiry it records (migration 014): a
+	// second instance's event of the same expiry conflicts and is skipped.
 	tag, err := tx.Exec(ctx, `INSERT INTO apiwarden_key_denials
-			(origin, flush_seq, key_id, type, seq, instance_id, actor, at, detail, count)
-		SELECT e.origin, e.flush_seq, e.key_id, e.type, $1, $2, e.actor, e.at, e.detail, e.count
+			(origin, flush_seq, key_id, type, seq, instance_id, actor, at, detail, count, expiry)
+		SELECT e.origin, e.flush_seq, e.key_id, e.type, $1, $2, e.actor, e.at, e.detail, e.count,
+			CASE WHEN e.type = 'expired' AND e.at >= k.expires THEN k.expires END
 		FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::integer[])
 			AS e(origin, flush_seq, key_id, type, actor, at, detail, count)
-		WHERE EXISTS (SELECT 1 FROM apiwarden_keys k WHERE k.id = e.key_id)
+		JOIN (SELECT id, (record->>'expires_at')::timestamptz AS expires FROM apiwarden_keys) k ON k.id = e.key_id
 		ON CONFLICT DO NOTHING`,
 		seq, c.opts.InstanceID, origins, flushes, keyIDs, types, actors, ats, details, counts)
 	if err != nil {

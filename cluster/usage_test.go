@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/keys"
@@ -265,11 +268,7 @@ func TestUsageOutboxBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	svc, err := keys.New(keys.Options{Store: storetest.MustOpen(t), Secret: []byte(testSecret), Policy: testPolicy, Records: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := keysOver(t, c)
 	now := time.Now()
 	for round, n := range []int{6_000, 4_000, 7} {
 		for i := range n {
@@ -284,17 +283,25 @@ func TestUsageOutboxBounded(t *testing.T) {
 	}
 }
 
-// A key's expiry is recorded once in the cluster: an instance that pulled
-// another's "expired" event does not add its own.
-func TestExpiryRecordedOnce(t *testing.T) {
-	url := pg.Database(t)
-	a, b := newInstance(t, url), newInstance(t, url)
+// expiringKey creates on a a key that expires in an hour, and waits until
+// b's mirror has it.
+func expiringKey(t *testing.T, a, b *instance) (keys.Key, string, time.Time) {
+	t.Helper()
 	expires := time.Now().UTC().Add(time.Hour).Truncate(time.Second)
 	k, secret, err := a.keys.Create(keys.CreateParams{Name: "short", ExpiresAt: &expires}, "admin")
 	if err != nil {
 		t.Fatal(err)
 	}
 	within(t, 10*time.Second, "key mirrored on B", func() bool { return verifies(b, secret) == nil })
+	return k, secret, expires
+}
+
+// A key's expiry is recorded once in the cluster: an instance that pulled
+// another's "expired" event does not add its own.
+func TestExpiryRecordedOnce(t *testing.T) {
+	url := pg.Database(t)
+	a, b := newInstance(t, url), newInstance(t, url)
+	k, secret, expires := expiringKey(t, a, b)
 	late := expires.Add(time.Minute)
 	if _, err := a.keys.Verify(late, secret); !errors.Is(err, keys.ErrExpired) {
 		t.Fatalf("A after expiry: %v", err)
@@ -309,5 +316,96 @@ func TestExpiryRecordedOnce(t *testing.T) {
 		if got := eventSummary(t, in, k.ID); !slices.Equal(got, want) {
 			t.Fatalf("%s lists %q, want %q", name, got, want)
 		}
+	}
+}
+
+// Two instances that both see a key expire before either has pulled the
+// other's "expired" event record it once in PostgreSQL (migration 014),
+// and a mirror made afterwards lists it once. Moving the expiry later
+// makes a new expiry, which is recorded again.
+func TestExpiryRecordedOnceAcrossInstances(t *testing.T) {
+	url := pg.Database(t)
+	a, b := newInstance(t, url), newInstance(t, url)
+	k, secret, expires := expiringKey(t, a, b)
+	expiryRows := func() int {
+		return countRows(t, a.cluster.Pool(), `SELECT count(*) FROM apiwarden_key_denials WHERE key_id = $1 AND type = 'expired'`, k.ID)
+	}
+	late := expires.Add(time.Minute)
+	for _, in := range []*instance{a, b} {
+		if _, err := in.keys.Verify(late, secret); !errors.Is(err, keys.ErrExpired) {
+			t.Fatalf("after expiry: %v", err)
+		}
+	}
+	flush(t, a, b)
+	if n := expiryRows(); n != 1 {
+		t.Fatalf("%d expired events in PostgreSQL for one expiry, want 1", n)
+	}
+	c := newInstance(t, url)
+	want := []string{"created 0", "expired 0 presented after expires_at"}
+	within(t, 10*time.Second, "the key mirrored on C", func() bool { _, err := c.keys.Get(k.ID); return err == nil })
+	within(t, 10*time.Second, "the new mirror's events", func() bool {
+		flush(t, c)
+		return slices.Equal(eventSummary(t, c, k.ID), want)
+	})
+
+	later := late.Add(time.Hour)
+	if _, err := a.keys.Update(k.ID, keys.Patch{ExpiresAt: keys.NullableTime{Set: true, Time: &later}}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "the new expiry on B", func() bool {
+		kb, err := b.keys.Get(k.ID)
+		return err == nil && kb.ExpiresAt != nil && kb.ExpiresAt.Equal(later)
+	})
+	for _, in := range []*instance{a, b} {
+		if _, err := in.keys.Verify(later.Add(time.Minute), secret); !errors.Is(err, keys.ErrExpired) {
+			t.Fatalf("after the second expiry: %v", err)
+		}
+	}
+	flush(t, a, b)
+	if n := expiryRows(); n != 2 {
+		t.Fatalf("%d expired events in PostgreSQL after a second expiry, want 2", n)
+	}
+}
+
+// Migration 014 keeps the first of the "expired" events two instances
+// recorded for one expiry before it, and leaves an event of an earlier
+// expiry (older than the key's expires_at) and the denials alone.
+func TestMigration014KeepsOneEventAnExpiry(t *testing.T) {
+	ctx := ctxFor(t, time.Minute)
+	pool := newPool(t, pg.Database(t))
+	sql := migrationsUpTo(t, 13)
+	if _, err := cluster.MigrateFiles(ctx, pool, sql); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`INSERT INTO apiwarden_keys (id, record, seq) VALUES ('k1', '{"expires_at": "2026-05-03T10:00:00Z"}', 1)`,
+		`INSERT INTO apiwarden_key_denials (origin, flush_seq, key_id, type, seq, instance_id, actor, at, count) VALUES
+			(1, 1, 'k1', 'expired', 5, 'a', 'system', '2026-05-03T10:01:00Z', 0),
+			(2, 1, 'k1', 'expired', 4, 'b', 'system', '2026-05-03T10:02:00Z', 0),
+			(3, 1, 'k1', 'expired', 6, 'c', 'system', '2026-05-03T10:00:00Z', 0),
+			(3, 0, 'k1', 'expired', 2, 'c', 'system', '2026-05-02T09:00:00Z', 0),
+			(1, 1, 'k1', 'rate_limited', 5, 'a', 'system', '2026-05-03T10:01:00Z', 3),
+			(2, 1, 'k1', 'rate_limited', 4, 'b', 'system', '2026-05-03T10:02:00Z', 2)`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sql[14] = mustRead(t, filepath.Join("migrations", "014_expiry_once.up.sql"))
+	if _, err := cluster.MigrateFiles(ctx, pool, sql); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT type || ' ' || instance_id || ' ' || coalesce(to_char(expiry AT TIME ZONE 'UTC', 'DD HH24:MI'), '-')
+		FROM apiwarden_key_denials ORDER BY type, instance_id, seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"expired b 03 10:00", "expired c -", "rate_limited a -", "rate_limited b -"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after migration 014: %q, want %q", got, want)
 	}
 }

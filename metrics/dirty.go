@@ -187,8 +187,8 @@ func (r *Reader) ClearShippedCells(cells []DirtyCell) (int, error) {
 	return cleared, nil
 }
 
-// DirtyCellCount counts the cells waiting to ship. It walks the whole
-// bucket: for tests and tools, not for every round.
+// DirtyCellCount counts the cells waiting to ship, as ShipBacklog's
+// Cells does.
 func (r *Reader) DirtyCellCount() (int, error) {
 	n := 0
 	err := r.st.View(func(tx *store.Tx) error {
