@@ -248,6 +248,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target string, up http.Header) {
 	src, dst := &ctx.Request.Header, &req.Header
 	req.UseHostHeader = true
+	// The names copied are already canonical: the server's parser
+	// normalised the client's, and up's keys are http.Header's. So the
+	// copy skips fasthttp's normalising pass (Reset turns it back on).
+	dst.DisableNormalizing()
 	dst.SetMethodBytes(src.Method())
 	dst.SetRequestURI(target)
 	dst.SetHostBytes(src.Host())

@@ -109,15 +109,20 @@ func (u *upstreamClient) release(slot bool) {
 
 // headerConn is an upstream connection whose reads must bring an answer's
 // head within timeout of the request's last write: the deadline is set at
-// each write and lifted once the blank line ending a head has been read,
-// so a body or a stream reads for as long as it lasts. The read deadline
-// is its alone: HostClient, which sets none of its own here (no
-// ReadTimeout), would clear it after each write. HostClient uses a
-// connection from one goroutine at a time.
+// each write and lifted before any read that follows the blank line ending
+// a head, so a body or a stream reads for as long as it lasts. Lifting it
+// only then, not as soon as the head has arrived, saves a deadline system
+// call a request in the common case, where the head and the whole body
+// come in one read: the next write sets a new deadline anyway, and an idle
+// connection in the pool is not read (docs/BENCHMARKS.md, "Cutting CPU per
+// request"). The read deadline is its alone: HostClient, which sets none
+// of its own here (no ReadTimeout), would clear it after each write.
+// HostClient uses a connection from one goroutine at a time.
 type headerConn struct {
 	net.Conn
 	timeout time.Duration
 	waiting bool // for the end of a head
+	armed   bool // a read deadline is set
 	matched int  // bytes of "\r\n\r\n" seen at the end of the reads so far
 }
 
@@ -128,14 +133,21 @@ func (c *headerConn) Write(b []byte) (int, error) {
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
+	c.armed = true
 	return c.Conn.Write(b)
 }
 
 func (c *headerConn) Read(b []byte) (int, error) {
+	if !c.waiting && c.armed {
+		// A read past the head: the body has no deadline.
+		if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
+			return 0, err
+		}
+		c.armed = false
+	}
 	n, err := c.Conn.Read(b)
 	if c.waiting && n > 0 && c.headEnds(b[:n]) {
 		c.waiting = false
-		c.Conn.SetReadDeadline(time.Time{})
 	}
 	return n, err
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +136,77 @@ func FuzzHeadEnds(f *testing.F) {
 			t.Fatalf("%q split at %d: %v, want %v", b, at, got, want)
 		}
 	})
+}
+
+// deadlineLog is a connection that logs its reads and read deadlines, in
+// order: "read", "deadline" (one set) and "lift" (the zero time).
+type deadlineLog struct {
+	net.Conn
+	log []string
+}
+
+func (c *deadlineLog) Read(b []byte) (int, error) {
+	c.log = append(c.log, "read")
+	return c.Conn.Read(b)
+}
+
+func (c *deadlineLog) SetReadDeadline(t time.Time) error {
+	if t.IsZero() {
+		c.log = append(c.log, "lift")
+	} else {
+		c.log = append(c.log, "deadline")
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// headerConn sets a read deadline at each write and lifts it before a
+// read past the head only: an answer that arrives in one read costs one
+// deadline call, and a body read after its head reads without one.
+func TestHeaderConnDeadlines(t *testing.T) {
+	const head, body = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok"
+	for _, tc := range []struct {
+		name   string
+		chunks []string // the upstream's writes of one answer, each read alone
+		want   []string // per exchange
+	}{
+		{"one read", []string{head + body}, []string{"deadline", "read"}},
+		{"body after the head", []string{head, body}, []string{"deadline", "read", "lift", "read"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			dialed, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dialed.Close()
+			up, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer up.Close()
+			logged := &deadlineLog{Conn: dialed}
+			c := &headerConn{Conn: logged, timeout: time.Minute}
+			var want []string
+			for range 2 { // two exchanges on the connection
+				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, tc.want...)
+				for _, chunk := range tc.chunks {
+					io.WriteString(up, chunk)
+					b := make([]byte, len(chunk))
+					if _, err := io.ReadFull(c, b); err != nil || string(b) != chunk {
+						t.Fatalf("read %q %v, want %q", b, err, chunk)
+					}
+				}
+			}
+			if got := strings.Join(logged.log, " "); got != strings.Join(want, " ") {
+				t.Fatalf("calls %s\nwant  %s", got, strings.Join(want, " "))
+			}
+		})
+	}
 }
