@@ -190,13 +190,17 @@ func contentLength(h *fasthttp.RequestHeader) int64 {
 // fasthttp; the call ends when fasthttp closes the answer's body, or
 // here when there is none or forwarding failed.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *gateway.ProxyInbound, resp, up http.Header) {
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	upstreamRequest(req, ctx, call.Target, up)
-	ures := fasthttp.AcquireResponse()
-	ures.Header.SetNoDefaultContentType(true)
 	start := time.Now()
-	slot, err := s.up.do(req, ures)
+	slot, err := s.up.acquire()
+	var ures *fasthttp.Response
+	if err == nil {
+		ures = fasthttp.AcquireResponse()
+		ures.Header.SetNoDefaultContentType(true)
+		req := fasthttp.AcquireRequest()
+		upstreamRequest(req, ctx, call.Target, up)
+		err = s.up.do(req, ures)
+		fasthttp.ReleaseRequest(req)
+	}
 	took := time.Since(start)
 	if err == nil && ures.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		// The lean path never asks for an upgrade (see Lean): the client
@@ -206,7 +210,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 	}
 	if err != nil {
 		s.up.release(slot)
-		fasthttp.ReleaseResponse(ures)
+		if ures != nil {
+			fasthttp.ReleaseResponse(ures)
+		}
 		a := call.Failed(resp, in, err, took)
 		ctx.Response.Header.Set("X-Request-Id", in.RequestID)
 		copyHeader(&ctx.Response.Header, resp)
