@@ -94,7 +94,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{gw: o.Gateway, fallback: fasthttpadaptor.NewFastHTTPHandler(o.Fallback), log: o.Logger,
 		conns: map[net.Conn]struct{}{}}
-	s.headers.New = func() any { return make(http.Header, 16) }
+	s.headers.New = func() any { return make(http.Header, 8) }
 	readTimeout := o.ReadTimeout
 	s.srv = &fasthttp.Server{
 		Handler:      s.serve,
