@@ -71,7 +71,7 @@ func (c *Config) validateServer(pl *problemList) {
 		pl.add("server.max_header_bytes", "must be between 1024 and 1048576, got %d", s.MaxHeaderBytes)
 	}
 	if s.MemoryLimit != 0 && s.MemoryLimit < minMemoryLimit {
-		pl.add("server.memory_limit", "must be 0 (no limit) or at least %s: the process holds about 60 MiB before any connection, and a limit below what is live makes the collector run without pause; got %s",
+		pl.add("server.memory_limit", "must be 0 (no limit) or at least %s: the process holds about 30 MiB before any connection and more under load, and a limit below what is live makes the collector run without pause; got %s",
 			Size(minMemoryLimit), s.MemoryLimit)
 	}
 	positive(pl, "server.read_header_timeout", s.ReadHeaderTimeout)

@@ -47,13 +47,19 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if call == nil {
-		ctx.Response.Header.Set("X-Request-Id", in.RequestID)
-		copyHeader(&ctx.Response.Header, resp)
-		ctx.SetStatusCode(a.Status)
-		ctx.SetBody(a.Body)
+		writeAnswer(ctx, in.RequestID, resp, a)
 		return
 	}
 	s.forward(ctx, call, &in, resp, up)
+}
+
+// writeAnswer writes the gateway's own answer to a proxied request (a
+// refusal, or a failed forward) with its headers and request id.
+func writeAnswer(ctx *fasthttp.RequestCtx, requestID string, h http.Header, a gateway.Answer) {
+	ctx.Response.Header.Set("X-Request-Id", requestID)
+	copyHeader(&ctx.Response.Header, h)
+	ctx.SetStatusCode(a.Status)
+	ctx.SetBody(a.Body)
 }
 
 // recoverPanic turns a panic of the lean path into what net/http makes
@@ -214,10 +220,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 			fasthttp.ReleaseResponse(ures)
 		}
 		a := call.Failed(resp, in, err, took)
-		ctx.Response.Header.Set("X-Request-Id", in.RequestID)
-		copyHeader(&ctx.Response.Header, resp)
-		ctx.SetStatusCode(a.Status)
-		ctx.SetBody(a.Body)
+		writeAnswer(ctx, in.RequestID, resp, a)
 		return
 	}
 	b := s.bodies.Get().(*upstreamBody)
