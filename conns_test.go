@@ -32,7 +32,8 @@ import (
 // opened. APIWARDEN_CONNS_BINARY runs another build
 // instead of this tree's, for a before-and-after. APIWARDEN_CONNS_EDGE
 // sets [server] edge ("fasthttp", or "fasthttp, reduce_idle_memory" for
-// fasthttp with reduce_idle_memory on; default net/http) and
+// fasthttp with reduce_idle_memory on, or "net/http"; default the
+// configuration's, "auto", which is fasthttp here) and
 // APIWARDEN_CONNS_MAX_HEADER_BYTES [server] max_header_bytes (which sizes
 // each connection's read buffer), APIWARDEN_CONNS_MEMORY_LIMIT [server]
 // memory_limit (e.g. "200MiB"). With APIWARDEN_CONNS_PROFILES=DIR it saves
@@ -69,7 +70,9 @@ func TestConnections(t *testing.T) {
 	}
 	edge := ""
 	switch e := os.Getenv("APIWARDEN_CONNS_EDGE"); e {
-	case "", "net/http":
+	case "":
+	case "net/http":
+		edge = "edge = \"net/http\"\n"
 	case "fasthttp":
 		edge = "edge = \"fasthttp\"\n"
 	case "fasthttp, reduce_idle_memory":

@@ -31,13 +31,14 @@ func onProxyEdges(t *testing.T, test func(t *testing.T, edge string)) {
 }
 
 // defaultProxyEdge is the edge of the proxy tests that do not name one:
-// net/http, or APIWARDEN_PROXY_EDGE (run the package with it set to
-// "fasthttp" to run every proxy test on fasthttp).
+// fasthttp, the one config's edge "auto" picks for a proxy with an admin
+// listener of its own, or APIWARDEN_PROXY_EDGE (run the package with it
+// set to "net/http" to run every proxy test on net/http).
 func defaultProxyEdge() string {
 	if e := os.Getenv("APIWARDEN_PROXY_EDGE"); e != "" {
 		return e
 	}
-	return "net/http"
+	return "fasthttp"
 }
 
 // edgeName names an edge in subtest names.

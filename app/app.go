@@ -388,10 +388,7 @@ func (a *App) newAPI(version string) error {
 // shared says listen and admin_listen are one address, served by one
 // listener. Equal addresses with port 0 each get their own ephemeral
 // port (tests do this).
-func (a *App) shared() bool {
-	s := a.cfg.Server
-	return s.AdminListen == "" || (s.AdminListen == s.Listen && !strings.HasSuffix(s.Listen, ":0"))
-}
+func (a *App) shared() bool { return a.cfg.Server.SharedListener() }
 
 // bind takes the ports, so that after New their addresses are known.
 func (a *App) bind() (err error) {
@@ -614,11 +611,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
-	serve := func(name string, srv server, ln net.Listener) {
+	serve := func(name string, srv server, ln net.Listener, edge string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.log.Info("listening", "listener", name, "addr", ln.Addr().String())
+			a.log.Info("listening", "listener", name, "addr", ln.Addr().String(), "edge", edge)
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s listener: %w", name, err)
 			}
@@ -639,9 +636,9 @@ func (a *App) Run(ctx context.Context) error {
 	stopMirror := a.runMirror()
 	stopRealtime := a.runRealtimeSync()
 
-	serve("admin", a.adminSrv, a.adminLn)
+	serve("admin", a.adminSrv, a.adminLn, config.EdgeNetHTTP)
 	if a.enforceSrv != nil {
-		serve("enforcement", a.enforceSrv, a.enforceLn)
+		serve("enforcement", a.enforceSrv, a.enforceLn, a.cfg.Server.EdgeServer())
 	}
 	a.api.Admin().SetReady(true)
 

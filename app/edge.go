@@ -21,7 +21,7 @@ type server interface {
 // checkEdge refuses the fasthttp edge where config validation does (a
 // configuration built in code skips it): without a listener of its own.
 func (a *App) checkEdge() error {
-	if a.cfg.Server.Edge != config.EdgeFastHTTP {
+	if a.cfg.Server.EdgeServer() != config.EdgeFastHTTP {
 		return nil
 	}
 	if a.shared() {
@@ -35,7 +35,7 @@ func (a *App) checkEdge() error {
 // server.edge says so, else net/http.
 func (a *App) enforcementServer() server {
 	s := a.cfg.Server
-	if s.Edge != config.EdgeFastHTTP {
+	if s.EdgeServer() != config.EdgeFastHTTP {
 		return a.httpServer(a.api.EnforcementHandler())
 	}
 	return fastedge.New(fastedge.Options{Gateway: a.api.Gateway(), Fallback: a.api.EnforcementHandler(),

@@ -151,3 +151,27 @@ func entryCounts(families map[string]*dto.MetricFamily) map[string]uint64 {
 	}
 	return entries
 }
+
+// The default edge, "auto", serves listen on fasthttp when the admin
+// routes have a listener of their own, and the log says which.
+func TestDefaultEdgeIsLogged(t *testing.T) {
+	for _, tc := range []struct{ name, listen, admin, want string }{
+		{"own listener", "127.0.0.1:0", "127.0.0.1:0", `listener=enforcement addr=127.0.0.1:`},
+		{"shared listener", "127.0.0.1:38998", "127.0.0.1:38998", `listener=admin addr=127.0.0.1:38998 edge=net/http`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Server.Listen, cfg.Server.AdminListen = tc.listen, tc.admin
+			cfg.Server.DataDir = t.TempDir()
+			cfg.Security.AdminToken, cfg.Security.KeySecret = "tok", "edge-test-secret-0123456789"
+			log := startAndStopLog(t, cfg)
+			if !strings.Contains(log, tc.want) {
+				t.Fatalf("no %q in the log:\n%s", tc.want, log)
+			}
+			enforcement := strings.Contains(log, "listener=enforcement")
+			if fast := strings.Contains(log, "edge=fasthttp"); fast != (tc.name == "own listener") || enforcement != fast {
+				t.Fatalf("fasthttp %v, enforcement listener %v:\n%s", fast, enforcement, log)
+			}
+		})
+	}
+}

@@ -95,6 +95,8 @@ func TestServiceAPIWithoutTokenAnswersOnlyLoopback(t *testing.T) {
 					switch mode {
 					case "proxy":
 						c.Proxy.Upstream = "http://" + upLn.Addr().String()
+					case "forward auth":
+						c.Server.Edge = config.EdgeNetHTTP
 					case "forward auth on fasthttp":
 						c.Server.Edge = config.EdgeFastHTTP
 					}

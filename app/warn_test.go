@@ -30,6 +30,23 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// startAndStopLog runs an app whose context has already ended and
+// returns what it logged on the way in and out.
+func startAndStopLog(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	logs := &lockedBuffer{}
+	a, err := app.New(cfg, app.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return logs.String()
+}
+
 // Without a service token, /v1/check, /v1/authorize and /v1/events answer
 // loopback clients only: nothing to say on loopback, worth a warning on
 // an address other hosts reach, whose callers are refused.
@@ -52,18 +69,9 @@ func TestWarnsWhenTheServiceAPIIsOpen(t *testing.T) {
 			cfg.Security.KeySecret = "warn-test-secret-0123456789"
 			cfg.Security.ServiceToken = config.Secret(tc.token)
 			cfg.Proxy.Upstream = tc.upstream
-			logs := &lockedBuffer{}
-			a, err := app.New(cfg, app.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			if err := a.Run(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if got := strings.Contains(logs.String(), "security.service_token is empty"); got != tc.warn {
-				t.Fatalf("warned %v, want %v; log:\n%s", got, tc.warn, logs.String())
+			log := startAndStopLog(t, cfg)
+			if got := strings.Contains(log, "security.service_token is empty"); got != tc.warn {
+				t.Fatalf("warned %v, want %v; log:\n%s", got, tc.warn, log)
 			}
 		})
 	}

@@ -29,8 +29,8 @@ type Config struct {
 type Server struct {
 	Listen      string `toml:"listen"`
 	AdminListen string `toml:"admin_listen"`
-	// Edge is the HTTP server of listen without a proxy: EdgeNetHTTP, or
-	// EdgeFastHTTP for forward auth and check (api/fastedge).
+	// Edge is the HTTP server of listen: EdgeAuto (the default), EdgeNetHTTP
+	// or EdgeFastHTTP (api/fastedge); EdgeServer resolves EdgeAuto.
 	Edge string `toml:"edge"`
 	// ReduceIdleMemory makes the fasthttp edge return a waiting keep-alive
 	// connection's buffers to a pool: half the memory per idle connection,
@@ -279,7 +279,7 @@ func Default() *Config {
 		Server: Server{
 			Listen:                     "127.0.0.1:8080",
 			AdminListen:                "127.0.0.1:8081",
-			Edge:                       EdgeNetHTTP,
+			Edge:                       EdgeAuto,
 			DataDir:                    "./data",
 			TrustedProxies:             []string{"127.0.0.1/32", "::1/128"},
 			ClientIPv6Prefix:           64,

@@ -89,15 +89,42 @@ const minMemoryLimit = 64 << 20
 
 // The servers server.edge names.
 const (
+	// EdgeAuto is fasthttp where listen has a listener of its own, and
+	// net/http where it shares one with the admin routes (Server.EdgeServer).
+	EdgeAuto     = "auto"
 	EdgeNetHTTP  = "net/http"
 	EdgeFastHTTP = "fasthttp"
 )
+
+// SharedListener reports whether listen and the admin routes share one
+// listener: admin_listen empty or the same address (two ":0" are two).
+func (s Server) SharedListener() bool {
+	return s.AdminListen == "" || (s.AdminListen == s.Listen && !strings.HasSuffix(s.Listen, ":0"))
+}
+
+// EdgeServer is the HTTP server listen runs on, EdgeNetHTTP or
+// EdgeFastHTTP: server.edge, with EdgeAuto resolved by SharedListener,
+// since the admin routes run on net/http only.
+func (s Server) EdgeServer() string {
+	if s.Edge == EdgeAuto {
+		if s.SharedListener() {
+			return EdgeNetHTTP
+		}
+		return EdgeFastHTTP
+	}
+	return s.Edge
+}
 
 // validateEdge allows the fasthttp edge only on a listener of its own
 // (the admin routes run on net/http).
 func (c *Config) validateEdge(pl *problemList) {
 	s := c.Server
 	switch s.Edge {
+	case EdgeAuto:
+		if s.ReduceIdleMemory && s.EdgeServer() == EdgeNetHTTP {
+			pl.add("server.reduce_idle_memory", "applies to the fasthttp edge only; edge %q is %q here, as listen shares its listener with admin_listen", EdgeAuto, EdgeNetHTTP)
+		}
+		return
 	case EdgeNetHTTP:
 		if s.ReduceIdleMemory {
 			pl.add("server.reduce_idle_memory", "applies to edge = %q only; net/http keeps its buffers per connection", EdgeFastHTTP)
@@ -105,10 +132,10 @@ func (c *Config) validateEdge(pl *problemList) {
 		return
 	case EdgeFastHTTP:
 	default:
-		pl.add("server.edge", "must be %q or %q, got %q", EdgeNetHTTP, EdgeFastHTTP, s.Edge)
+		pl.add("server.edge", "must be %q, %q or %q, got %q", EdgeAuto, EdgeNetHTTP, EdgeFastHTTP, s.Edge)
 		return
 	}
-	if s.AdminListen == "" || (s.AdminListen == s.Listen && !strings.HasSuffix(s.Listen, ":0")) {
+	if s.SharedListener() {
 		pl.add("server.edge", "%q needs a listener of its own: set server.admin_listen to another address than server.listen (the admin routes run on %q)",
 			EdgeFastHTTP, EdgeNetHTTP)
 	}

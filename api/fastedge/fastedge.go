@@ -85,6 +85,7 @@ type Server struct {
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{} // open connections, for Close
+	serving listeners             // what Serve listens on, for a stop before it
 }
 
 // New builds a server; it listens once Serve is called.
@@ -144,6 +145,10 @@ func New(o Options) *Server {
 // nil then, like http.ErrServerClosed for net/http, and any other error
 // that stopped it.
 func (s *Server) Serve(ln net.Listener) error {
+	ln, ok := s.serving.take(ln)
+	if !ok {
+		return nil
+	}
 	var handed chan error
 	if s.hs != nil {
 		handed = make(chan error, 1)
@@ -170,6 +175,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // In proxy mode the connections handed to net/http are drained the same
 // way, by its Shutdown.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.serving.stop()
 	err := s.srv.ShutdownWithContext(ctx)
 	if s.hs != nil {
 		err = errors.Join(err, s.hs.Shutdown(ctx))
@@ -182,6 +188,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	s.serving.stop()
 	err := s.srv.ShutdownWithContext(ctx)
 	s.connsMu.Lock()
 	for c := range s.conns {
