@@ -120,10 +120,8 @@ func (s *Gateway) checkRequest(h http.Header, in *Inbound) (Answer, *httpapi.Err
 		resp.RetryAfter = retryAfterSeconds(&d)
 	}
 	setLimitHeaders(h, &d, start)
-	out, err := httpapi.JSONBody(h, resp)
-	if err != nil {
-		return Answer{}, httpapi.AsError(err)
-	}
+	out := resp.AppendJSON(make([]byte, 0, 320))
+	httpapi.SetJSONHeaders(h, len(out))
 	s.recordDecision("check", in, start, &d, client, f.Method, f.Path, httpapi.DecisionStatus(d.Code))
 	return Answer{Status: http.StatusOK, Body: out}, nil
 }
