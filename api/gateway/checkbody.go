@@ -41,7 +41,9 @@ import (
 
 // decodeCheckBody decodes the body of a check into req with the
 // contract above. It keeps no reference to data; the strings it sets
-// share one copy of it.
+// share one copy of it, since they outlive the request (the record of
+// the decision keeps the method and path, and data may be fasthttp's
+// buffer, which serves the next request). Safe for concurrent use.
 func decodeCheckBody(data []byte, req *checkRequest) *httpapi.Error {
 	if err := httpapi.JSONBodySize(len(data)); err != nil {
 		return httpapi.AsError(err)
@@ -60,8 +62,8 @@ func decodeCheckBody(data []byte, req *checkRequest) *httpapi.Error {
 
 // decodeCheckFast decodes s into req when s is in the common case the
 // comment above names, and says whether it did; req's strings are
-// substrings of s, or new strings where s has escapes. On false req holds
-// garbage. It reads no more than s: safe to run on many goroutines.
+// substrings of s, or new strings where s has escapes. On false req may
+// hold some fields of s. It only reads s: safe to run on many goroutines.
 func decodeCheckFast(s string, req *checkRequest) bool {
 	i := skipSpace(s, 0)
 	if i == len(s) || s[i] != '{' {
