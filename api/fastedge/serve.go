@@ -1,7 +1,6 @@
 package fastedge
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"net/netip"
@@ -22,7 +21,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	switch {
 	case path == "/v1/check" && string(method) == fasthttp.MethodPost:
 		in := s.inbound(ctx, path, query)
-		in.Body = bytes.NewReader(ctx.PostBody())
+		in.BodyBytes = ctx.PostBody()
 		s.answer(ctx, &in, s.gw.Check)
 	case isAuthorize(path) && authorizeMethod(method):
 		in := s.inbound(ctx, path, query)

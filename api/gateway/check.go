@@ -73,13 +73,9 @@ func (s *Gateway) checkRequest(h http.Header, in *Inbound) (Answer, *httpapi.Err
 	if e := g.serviceTokenError(in.Peer, in.Header.Token); e != nil {
 		return Answer{}, e
 	}
-	body := in.Body
-	if body == nil {
-		body = http.NoBody
-	}
 	var req checkRequest
-	if err := httpapi.DecodeJSONFrom(body, in.Header.ContentType, &req, false); err != nil {
-		return Answer{}, httpapi.AsError(err)
+	if e := readCheck(in, &req); e != nil {
+		return Answer{}, e
 	}
 	if req.Method == "" {
 		req.Method = "GET"
@@ -124,10 +120,25 @@ func (s *Gateway) checkRequest(h http.Header, in *Inbound) (Answer, *httpapi.Err
 		resp.RetryAfter = retryAfterSeconds(&d)
 	}
 	setLimitHeaders(h, &d, start)
-	out, err := httpapi.JSONBody(h, resp)
-	if err != nil {
-		return Answer{}, httpapi.AsError(err)
-	}
+	out := resp.AppendJSON(make([]byte, 0, 320))
+	httpapi.SetJSONHeaders(h, len(out))
 	s.recordDecision("check", in, start, &d, client, f.Method, f.Path, httpapi.DecisionStatus(d.Code))
 	return Answer{Status: http.StatusOK, Body: out}, nil
+}
+
+// readCheck reads the body of a check (in.Body, or in.BodyBytes when
+// Body is nil) and decodes it into req as httpapi.DecodeJSONFrom would
+// (see decodeCheckBody).
+func readCheck(in *Inbound, req *checkRequest) *httpapi.Error {
+	if err := httpapi.JSONContentType(in.Header.ContentType); err != nil {
+		return httpapi.AsError(err)
+	}
+	data := in.BodyBytes
+	if in.Body != nil {
+		var err error
+		if data, err = httpapi.ReadJSONBody(in.Body, ""); err != nil {
+			return httpapi.AsError(err)
+		}
+	}
+	return decodeCheckBody(data, req)
 }

@@ -33,8 +33,12 @@ type Inbound struct {
 	HeaderBytes   int
 	ContentLength int64 // -1: unknown
 	Header        InboundHeader
-	// Body is the request body, for /v1/check; nil reads as empty.
+	// Body is the request body, for /v1/check; nil reads BodyBytes.
 	Body io.Reader
+	// BodyBytes is the body when the server holds it in memory already
+	// (fasthttp); nil reads as empty. It is only read, and only until the
+	// call it is passed to returns.
+	BodyBytes []byte
 }
 
 // InboundHeader holds the request headers forward auth and check read,

@@ -93,10 +93,16 @@ func JSONBody(h http.Header, v any) ([]byte, error) {
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	h.Set("Cache-Control", "no-store")
+	SetJSONHeaders(h, buf.Len())
 	return buf.Bytes(), nil
+}
+
+// SetJSONHeaders sets in h the headers JSONBody sets for a body of n
+// bytes, for a body encoded by hand.
+func SetJSONHeaders(h http.Header, n int) {
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(n))
+	h.Set("Cache-Control", "no-store")
 }
 
 // DecodeJSON reads exactly one JSON object into v: unknown fields,
@@ -110,23 +116,59 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) 
 // contentType is the request's Content-Type header ("" when absent).
 // It reads at most one byte more than MaxJSONBody of body.
 func DecodeJSONFrom(body io.Reader, contentType string, v any, allowEmpty bool) error {
-	if contentType != "" {
-		mt, _, err := mime.ParseMediaType(contentType)
-		if err != nil || mt != "application/json" {
-			return Errorf(CodeUnsupportedMedia, "send the body as application/json, got %q", contentType)
-		}
+	data, err := ReadJSONBody(body, contentType)
+	if err != nil {
+		return err
+	}
+	return DecodeJSONBytes(data, v, allowEmpty)
+}
+
+// ReadJSONBody is the first half of DecodeJSONFrom: it refuses a content
+// type other than JSON and reads the body, refusing one over MaxJSONBody.
+func ReadJSONBody(body io.Reader, contentType string) ([]byte, error) {
+	if err := JSONContentType(contentType); err != nil {
+		return nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(body, MaxJSONBody+1))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return Errorf(CodePayloadTooLarge, "request body is larger than %d bytes", MaxJSONBody)
+			return nil, Errorf(CodePayloadTooLarge, "request body is larger than %d bytes", MaxJSONBody)
 		}
-		return Errorf(CodeInvalidRequest, "reading the request body: %v", err)
+		return nil, Errorf(CodeInvalidRequest, "reading the request body: %v", err)
 	}
-	if len(data) > MaxJSONBody {
+	if err := JSONBodySize(len(data)); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// JSONContentType refuses, as DecodeJSONFrom does, a Content-Type header
+// that is neither absent ("") nor application/json.
+func JSONContentType(contentType string) error {
+	if contentType == "" || contentType == "application/json" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "application/json" {
+		return Errorf(CodeUnsupportedMedia, "send the body as application/json, got %q", contentType)
+	}
+	return nil
+}
+
+// JSONBodySize refuses, as DecodeJSONFrom does, a body of n bytes when n
+// is over MaxJSONBody.
+func JSONBodySize(n int) error {
+	if n > MaxJSONBody {
 		return Errorf(CodePayloadTooLarge, "request body is larger than %d bytes", MaxJSONBody)
 	}
+	return nil
+}
+
+// DecodeJSONBytes is the second half of DecodeJSONFrom: it decodes
+// exactly one JSON object from data into v, refusing unknown fields and
+// trailing data; an empty body decodes as {} when allowEmpty is set.
+func DecodeJSONBytes(data []byte, v any, allowEmpty bool) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		if allowEmpty {
 			return nil
