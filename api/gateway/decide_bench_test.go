@@ -33,7 +33,10 @@ type decideWorld struct {
 	rec    *metrics.Recorder
 }
 
-func newDecideWorld(b *testing.B) *decideWorld {
+// newDecideWorld builds the world; without write the recorder only
+// buffers (and drops once full), so that nothing but the decision
+// allocates.
+func newDecideWorld(b testing.TB, write bool) *decideWorld {
 	b.Helper()
 	st := storetest.MustOpen(b)
 	svc, err := keys.New(keys.Options{Store: st, Secret: []byte("bench-secret-bench-secret"),
@@ -56,14 +59,20 @@ func newDecideWorld(b *testing.B) *decideWorld {
 		b.Fatal(err)
 	}
 	engine := enforce.NewEngine(svc, lim, enforce.Policy{Routes: routes, PublicTier: "free", StrictestTier: "free"})
-	rec, err := metrics.New(metrics.Options{Store: st, FlushInterval: 100 * time.Millisecond})
+	opts := metrics.Options{Store: st, FlushInterval: 100 * time.Millisecond}
+	if !write {
+		opts.BufferSize = 1024
+	}
+	rec, err := metrics.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
+	if write {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- rec.Run(ctx) }()
+		b.Cleanup(func() { cancel(); <-done })
+	}
 	live, err := analytics.NewRealtime(analytics.RealtimeOptions{})
 	if err != nil {
 		b.Fatal(err)
@@ -97,7 +106,7 @@ func (w *decideWorld) inbound() gateway.ProxyInbound {
 // of the upstream request, to Finish and the record (realtime view and
 // recorder), as api/fastedge runs it; serially and from parallel callers.
 func BenchmarkDecideProxy(b *testing.B) {
-	w := newDecideWorld(b)
+	w := newDecideWorld(b, true)
 	once := func(resp, up http.Header, in *gateway.ProxyInbound) {
 		call, a, ok := w.gw.DecideProxy(resp, up, in)
 		if call == nil || !ok {
@@ -138,7 +147,7 @@ func BenchmarkDecideProxy(b *testing.B) {
 // Inbound, as both edges call Authorize: the decision, the answer's
 // headers and the record, without the network.
 func BenchmarkDecideAuthorize(b *testing.B) {
-	w := newDecideWorld(b)
+	w := newDecideWorld(b, true)
 	in := w.inbound()
 	in.Path, in.Header.OriginalURI = "/v1/authorize", "/api/forms/1"
 	h := http.Header{}
@@ -148,5 +157,34 @@ func BenchmarkDecideAuthorize(b *testing.B) {
 			b.Fatalf("status %d: %s", a.Status, a.Body)
 		}
 		clear(h)
+	}
+}
+
+// TestDecideProxyAllocations: the lean path's decision and record of an
+// allowed request allocate twice, the header values and the record's
+// copies of the request's strings (BenchmarkDecideProxy has the figures).
+func TestDecideProxyAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes what allocates")
+	}
+	w := newDecideWorld(t, false)
+	resp, up, in := http.Header{}, http.Header{}, w.inbound()
+	// The key's first verifications read bbolt until the cache admits
+	// it, and the recorder's buffer fills: what a running server is past.
+	for range 2000 {
+		call, a, ok := w.gw.DecideProxy(resp, up, &in)
+		if call == nil || !ok {
+			t.Fatalf("refused: %d %s", a.Status, a.Body)
+		}
+		call.Finish(http.StatusOK, 42, time.Millisecond, "")
+	}
+	n := testing.AllocsPerRun(1000, func() {
+		call, _, _ := w.gw.DecideProxy(resp, up, &in)
+		call.Finish(http.StatusOK, 42, time.Millisecond, "")
+		clear(resp)
+		clear(up)
+	})
+	if n > 2 {
+		t.Errorf("%v allocations a request, want 2", n)
 	}
 }
