@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"strings"
+	"unsafe"
 )
 
 // A key is "<prefix>_<body>": body is secretChars random base62 characters
@@ -128,14 +129,11 @@ func wellFormed(s string) bool {
 	return string(got) == s[len(s)-checksumChars:]
 }
 
-// crc32String is crc32.ChecksumIEEE over a string without converting it to
-// a []byte, which would allocate on this path.
+// crc32String is crc32.ChecksumIEEE over a string without copying it to
+// a []byte, which would allocate on this path: the view is only read.
+// (ChecksumIEEE takes eight bytes a step where a loop here took one.)
 func crc32String(s string) uint32 {
-	crc := ^uint32(0)
-	for i := 0; i < len(s); i++ {
-		crc = crc32.IEEETable[byte(crc)^s[i]] ^ (crc >> 8)
-	}
-	return ^crc
+	return crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 func base62Value(c byte) int {

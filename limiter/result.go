@@ -72,7 +72,7 @@ func (r *Result) Applied() []BucketState { return r.Buckets[:r.NumBuckets] }
 // Tightest returns the bucket with the fewest tokens remaining (on a tie,
 // the one that takes longer to fill), which is what the RateLimit header
 // reports. ok is false when no bucket applied.
-func (r Result) Tightest() (b BucketState, ok bool) {
+func (r *Result) Tightest() (b BucketState, ok bool) {
 	for i := range r.NumBuckets {
 		c := r.Buckets[i]
 		if !ok || c.Remaining < b.Remaining || (c.Remaining == b.Remaining && c.Reset > b.Reset) {
@@ -89,7 +89,7 @@ func (r Result) Tightest() (b BucketState, ok bool) {
 //
 // It appends nothing when no bucket applied and does not allocate when dst
 // has room.
-func (r Result) AppendPolicyHeader(dst []byte) []byte {
+func (r *Result) AppendPolicyHeader(dst []byte) []byte {
 	for i := range r.NumBuckets {
 		b := &r.Buckets[i]
 		if i > 0 {
@@ -113,7 +113,7 @@ func (r Result) AppendPolicyHeader(dst []byte) []byte {
 // where t is the time until that bucket is full again, in whole seconds
 // rounded up. It appends nothing when no bucket applied and does not
 // allocate when dst has room.
-func (r Result) AppendRateLimitHeader(dst []byte) []byte {
+func (r *Result) AppendRateLimitHeader(dst []byte) []byte {
 	b, ok := r.Tightest()
 	if !ok {
 		return dst

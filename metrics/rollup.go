@@ -176,6 +176,14 @@ type rollupAgg struct {
 	cells map[hourCell]*Cell
 	free  []*Cell // cells from earlier flushes, reset, for reuse
 	used  []*Cell
+	// last is, by dimension, the cell the last record went to: records in
+	// a row mostly share their key, route, owner and tier, and comparing
+	// a cell's key costs less than hashing it (strings of the same record
+	// source compare by pointer first).
+	last [DimStatusClass + 1]struct {
+		k hourCell
+		c *Cell
+	}
 }
 
 func newRollupAgg() *rollupAgg {
@@ -189,9 +197,29 @@ func (a *rollupAgg) reset() {
 	a.free = append(a.free, a.used...)
 	a.used = a.used[:0]
 	clear(a.cells)
+	clear(a.last[:])
 }
 
 func (a *rollupAgg) cell(k hourCell) *Cell {
+	var last *struct {
+		k hourCell
+		c *Cell
+	}
+	if int(k.dim) < len(a.last) {
+		last = &a.last[k.dim]
+		if last.c != nil && last.k == k {
+			return last.c
+		}
+	}
+	c := a.findCell(k)
+	if last != nil {
+		last.k, last.c = k, c
+	}
+	return c
+}
+
+// findCell is cell without the memo of the last record's cells.
+func (a *rollupAgg) findCell(k hourCell) *Cell {
 	if c, ok := a.cells[k]; ok {
 		return c
 	}

@@ -159,15 +159,16 @@ func (s *Gateway) authorizeRequest(h http.Header, in *Inbound) (Answer, *httpapi
 	}
 	key, _ := keyOf(in.Header.APIKey, in.Header.Authorization)
 	f := newFacts(key, o.method, path, o.rawQuery, in.Header.Origin, g.Trusted.ClientIP(in.Peer, in.Header.ForwardedFor))
-	d := g.Engine.Decide(start, &f)
+	d := g.decide(start, &f)
 
-	setLimitHeaders(h, &d, start)
-	h["X-Apiwarden-Code"] = []string{d.Code.String()}
+	hv := new(headerValues)
+	setLimitValues(h, hv, &d, start)
+	hv.set(h, "X-Apiwarden-Code", d.Code.String())
 	a := Answer{Status: http.StatusOK}
 	if d.Allowed() {
-		setIdentityHeaders(h, d.Identity, d.Tier)
-		h["X-Request-Id"] = []string{in.RequestID}
-		h["Content-Length"] = []string{"0"}
+		setIdentityHeaders(h, hv, d.Identity, d.Tier)
+		hv.set(h, "X-Request-Id", in.RequestID)
+		hv.set(h, "Content-Length", "0")
 	} else {
 		a.Status = httpapi.DecisionStatus(d.Code)
 		if d.Code.IsRateLimited() {
@@ -188,12 +189,14 @@ func (s *Gateway) recordDecision(entry string, in *Inbound, start time.Time, d *
 	if !g.recorded(d) {
 		return
 	}
-	var rec metrics.Record
-	g.startRecord(&rec, start, d, recordRequest{id: in.RequestID, method: in.Method, userAgent: in.Header.UserAgent,
+	rec := g.records.Get().(*metrics.Record)
+	g.startRecord(rec, start, d, recordRequest{id: in.RequestID, method: in.Method, userAgent: in.Header.UserAgent,
 		country: in.Header.Country, bytes: in.ContentLength}, client, path)
 	rec.Method = method
 	rec.Status = status
 	rec.Latency = latency
 	rec.ErrorCategory = metrics.CategorizeError(status, rec.Decision)
-	g.Recorder.Record(&rec)
+	g.Recorder.Record(rec)
+	*rec = metrics.Record{} // no strings kept alive in the pool
+	g.records.Put(rec)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +24,8 @@ type Decider interface {
 }
 
 // RequestRecorder takes a record of every request that went through an
-// entry point. It must not block (metrics.Recorder drops when full).
+// entry point. It must not block (metrics.Recorder drops when full), nor
+// keep rec once it returns: the entry points reuse their records.
 type RequestRecorder interface {
 	Record(rec *metrics.Record) bool
 }
@@ -67,10 +69,18 @@ type gate struct {
 	serviceTokenHash [32]byte
 	internalSeen     atomic.Uint64 // requests to internal routes, for sampling
 	internalEvery    uint64        // record one in this many; 0: none
+	// engine is Engine when it is the enforce.Engine, called directly so
+	// that a request's facts stay on its goroutine's stack (an interface
+	// call makes the compiler move them to the heap).
+	engine *enforce.Engine
+	// records lends recordDecision its records (*metrics.Record).
+	records sync.Pool
 }
 
 func newGate(o GateOptions) *gate {
 	g := &gate{GateOptions: o}
+	g.engine, _ = o.Engine.(*enforce.Engine)
+	g.records.New = func() any { return new(metrics.Record) }
 	if o.ServiceToken != "" {
 		g.serviceTokenHash = sha256.Sum256([]byte(o.ServiceToken))
 	}
@@ -81,6 +91,16 @@ func newGate(o GateOptions) *gate {
 		g.internalEvery = uint64(math.Round(1 / min(o.InternalSampleRate, 1)))
 	}
 	return g
+}
+
+// decide asks the engine about a request's facts, which it does not keep.
+// It is safe for concurrent use, as the engine is.
+func (g *gate) decide(now time.Time, f *enforce.Facts) enforce.Decision {
+	if g.engine != nil {
+		return g.engine.Decide(now, f)
+	}
+	other := *f // another Decider may keep f: it gets a copy on the heap
+	return g.Engine.Decide(now, &other)
 }
 
 // checkServiceToken guards /v1/*. With a service token, the caller must
@@ -155,42 +175,26 @@ func keyOf(apiKey, authorization string) (key string, fromAuthorization bool) {
 // draft's RateLimit-Policy and RateLimit, GitHub's X-RateLimit-*, and
 // Retry-After on a 429.
 func setLimitHeaders(h http.Header, d *enforce.Decision, now time.Time) {
+	if d.Limited && d.Limit.NumBuckets > 0 {
+		setLimitValues(h, new(headerValues), d, now)
+	}
+}
+
+// setLimitValues is setLimitHeaders with the values kept in hv: no
+// allocation of its own while hv has room.
+func setLimitValues(h http.Header, hv *headerValues, d *enforce.Decision, now time.Time) {
 	if !d.Limited || d.Limit.NumBuckets == 0 {
 		return
 	}
-	// All values are written into one buffer that becomes one string, and
-	// the header slices share one array: three allocations, not twelve.
-	var buf [256]byte
-	b := d.Limit.AppendPolicyHeader(buf[:0])
-	var ends [6]int
-	ends[0] = len(b)
-	b = d.Limit.AppendRateLimitHeader(b)
-	ends[1] = len(b)
-	t, _ := d.Limit.Tightest()
-	b = strconv.AppendInt(b, t.Limit, 10)
-	ends[2] = len(b)
-	b = strconv.AppendInt(b, t.Remaining, 10)
-	ends[3] = len(b)
-	b = strconv.AppendInt(b, ceilUnix(now.Add(t.Reset)), 10)
-	ends[4] = len(b)
-	n := 5
+	l := &d.Limit
+	hv.set(h, "Ratelimit-Policy", hv.value(l.AppendPolicyHeader(hv.room())))
+	hv.set(h, "Ratelimit", hv.value(l.AppendRateLimitHeader(hv.room())))
+	t, _ := l.Tightest()
+	hv.set(h, "X-Ratelimit-Limit", hv.value(strconv.AppendInt(hv.room(), t.Limit, 10)))
+	hv.set(h, "X-Ratelimit-Remaining", hv.value(strconv.AppendInt(hv.room(), t.Remaining, 10)))
+	hv.set(h, "X-Ratelimit-Reset", hv.value(strconv.AppendInt(hv.room(), ceilUnix(now.Add(t.Reset)), 10)))
 	if d.Code.IsRateLimited() {
-		b = strconv.AppendInt(b, retryAfterSeconds(d), 10)
-		ends[5] = len(b)
-		n = 6
-	}
-	all := string(b)
-	vals := new([6]string)
-	for i, from := 0, 0; i < n; i++ {
-		vals[i], from = all[from:ends[i]], ends[i]
-	}
-	h["Ratelimit-Policy"] = vals[0:1:1]
-	h["Ratelimit"] = vals[1:2:2]
-	h["X-Ratelimit-Limit"] = vals[2:3:3]
-	h["X-Ratelimit-Remaining"] = vals[3:4:4]
-	h["X-Ratelimit-Reset"] = vals[4:5:5]
-	if n == 6 {
-		h["Retry-After"] = vals[5:6:6]
+		hv.set(h, "Retry-After", hv.value(strconv.AppendInt(hv.room(), retryAfterSeconds(d), 10)))
 	}
 }
 
@@ -218,20 +222,15 @@ func ceilUnix(t time.Time) int64 {
 
 // setIdentityHeaders tells the upstream (or the forward-auth caller) who
 // the caller is: the key's identity, when one was found, and the tier
-// whose limits applied.
-func setIdentityHeaders(h http.Header, id *keys.Identity, tier string) {
+// whose limits applied. The map's entries are slices of hv.
+func setIdentityHeaders(h http.Header, hv *headerValues, id *keys.Identity, tier string) {
 	if id != nil {
-		vals := &[4]string{id.ID, id.OwnerID, id.ScopesHeader, tier}
-		h["X-Apiwarden-Key-Id"] = vals[0:1:1]
-		h["X-Apiwarden-Owner"] = vals[1:2:2]
-		h["X-Apiwarden-Scopes"] = vals[2:3:3]
-		if tier != "" {
-			h["X-Apiwarden-Tier"] = vals[3:4:4]
-		}
-		return
+		hv.set(h, "X-Apiwarden-Key-Id", id.ID)
+		hv.set(h, "X-Apiwarden-Owner", id.OwnerID)
+		hv.set(h, "X-Apiwarden-Scopes", id.ScopesHeader)
 	}
 	if tier != "" {
-		h["X-Apiwarden-Tier"] = []string{tier}
+		hv.set(h, "X-Apiwarden-Tier", tier)
 	}
 }
 

@@ -83,10 +83,7 @@ func (g *Gateway) DecideProxy(resp, up http.Header, in *ProxyInbound) (call *Pro
 	start := p.now()
 	c := p.calls.Get().(*ProxyCall)
 	c.p, c.start, c.d, c.client = p, start, enforce.Decision{}, in.Peer
-	// The record outlives the server's buffers: it keeps copies.
-	c.req = recordRequest{id: strings.Clone(in.RequestID), method: methodString(in.Method), userAgent: strings.Clone(in.Header.UserAgent),
-		country: strings.Clone(in.Header.Country), bytes: in.ContentLength}
-	c.path = strings.Clone(enforce.CleanPath(decoded))
+	c.req, c.path = keptRequest(in, enforce.CleanPath(decoded))
 	if !p.gate.headerSizeOK(in.HeaderBytes) {
 		return nil, c.refuse(resp, in, httpapi.Errorf(httpapi.CodeHeadersTooLarge, "request headers are larger than %d bytes", p.gate.MaxHeaderBytes)), true
 	}
@@ -97,8 +94,9 @@ func (g *Gateway) DecideProxy(resp, up http.Header, in *ProxyInbound) (call *Pro
 	key, _ := keyOf(in.Header.APIKey, in.Header.Authorization)
 	f := newFacts(key, in.Method, routePath, in.RawQuery, in.Header.Origin, p.gate.Trusted.ClientIP(in.Peer, in.Header.ForwardedFor))
 	c.client = f.ClientIP
-	c.d = p.gate.Engine.Decide(start, &f)
-	setLimitHeaders(resp, &c.d, start)
+	c.d = p.gate.decide(start, &f)
+	hv := new(headerValues)
+	setLimitValues(resp, hv, &c.d, start)
 	if !c.d.Allowed() {
 		return nil, c.refuse(resp, in, httpapi.Denial(c.d.Code)), true
 	}
@@ -112,10 +110,12 @@ func (g *Gateway) DecideProxy(resp, up http.Header, in *ProxyInbound) (call *Pro
 		}
 		c.Target = upstreamURI(u, in.Target, c.path)
 	}
-	chain, host, proto := forwardedValues(in.Peer, in.Header.ForwardedFor, in.ForwardedHost, in.ForwardedProto, in.Host, false, p.gate.Trusted)
-	vals := &[4]string{chain, host, proto, in.RequestID}
-	up["X-Forwarded-For"], up["X-Forwarded-Host"], up["X-Forwarded-Proto"], up["X-Request-Id"] = vals[0:1:1], vals[1:2:2], vals[2:3:3], vals[3:4:4]
-	setIdentityHeaders(up, c.d.Identity, c.d.Tier)
+	chain, host, proto := forwardedValues(hv, in.Peer, in.Header.ForwardedFor, in.ForwardedHost, in.ForwardedProto, in.Host, false, p.gate.Trusted)
+	hv.set(up, "X-Forwarded-For", chain)
+	hv.set(up, "X-Forwarded-Host", host)
+	hv.set(up, "X-Forwarded-Proto", proto)
+	hv.set(up, "X-Request-Id", in.RequestID)
+	setIdentityHeaders(up, hv, c.d.Identity, c.d.Tier)
 	return c, Answer{}, true
 }
 
@@ -142,6 +142,26 @@ func splitProxyTarget(target string) (decoded string, u *url.URL, ok bool) {
 		return "", nil, false
 	}
 	return u.Path, u, true
+}
+
+// keptRequest is what the record of in keeps of it, and its clean path:
+// the record outlives the server's buffers, so the strings are copies,
+// made in one allocation.
+func keptRequest(in *ProxyInbound, path string) (recordRequest, string) {
+	var buf [256]byte
+	b := append(buf[:0], in.RequestID...)
+	b = append(b, in.Header.UserAgent...)
+	b = append(b, in.Header.Country...)
+	b = append(b, path...)
+	all := string(b)
+	cut := func(n int) string {
+		s := all[:n]
+		all = all[n:]
+		return s
+	}
+	r := recordRequest{id: cut(len(in.RequestID)), method: methodString(in.Method), userAgent: cut(len(in.Header.UserAgent)),
+		country: cut(len(in.Header.Country)), bytes: in.ContentLength}
+	return r, all
 }
 
 // methodString is m, the common methods without a copy.

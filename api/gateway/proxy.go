@@ -9,7 +9,6 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +63,10 @@ type proxyExchange struct {
 	// of an allowed request.
 	identity *keys.Identity
 	tier     string
+	// hv holds the values of the headers the gateway sets on this
+	// request, the answer's and the upstream's: a fresh one a request,
+	// as the header maps may outlive the exchange's return to the pool.
+	hv *headerValues
 	// body, d, start and path are kept for an answer whose body the
 	// server sends after ServeHTTP returns (BodySender): its Close
 	// records the request then.
@@ -125,28 +128,29 @@ func newProxy(g *gate, o ProxyOptions, now func() time.Time, log *slog.Logger) *
 // headers only when the peer is a trusted proxy (a TLS-terminating load
 // balancer); otherwise they describe this connection. out may be
 // in.Header: every value is read before it is written.
-func setForwarded(out http.Header, in *http.Request, trusted enforce.TrustedProxies) {
-	chain, host, proto := forwardedValues(httpapi.PeerAddr(in), in.Header["X-Forwarded-For"], in.Header.Get("X-Forwarded-Host"),
+func setForwarded(out http.Header, hv *headerValues, in *http.Request, trusted enforce.TrustedProxies) {
+	chain, host, proto := forwardedValues(hv, httpapi.PeerAddr(in), in.Header["X-Forwarded-For"], in.Header.Get("X-Forwarded-Host"),
 		in.Header.Get("X-Forwarded-Proto"), in.Host, in.TLS != nil, trusted)
-	out["X-Forwarded-For"] = []string{chain}
+	hv.set(out, "X-Forwarded-For", chain)
 	// A trusted peer's values are often there already: keep their slices.
 	if out.Get("X-Forwarded-Host") != host {
-		out["X-Forwarded-Host"] = []string{host}
+		hv.set(out, "X-Forwarded-Host", host)
 	}
 	if out.Get("X-Forwarded-Proto") != proto {
-		out["X-Forwarded-Proto"] = []string{proto}
+		hv.set(out, "X-Forwarded-Proto", proto)
 	}
 }
 
 // forwardedValues are the X-Forwarded-For, -Host and -Proto values the
 // upstream is told (setForwarded), from the peer, the request's own
 // X-Forwarded-* values (prior: every X-Forwarded-For value), its Host and
-// whether it came over TLS.
-func forwardedValues(peer netip.Addr, prior []string, xfHost, xfProto, reqHost string, tls bool, trusted enforce.TrustedProxies) (chain, host, proto string) {
-	chain = peer.String()
-	if len(prior) > 0 {
-		chain = strings.Join(prior, ", ") + ", " + chain
+// whether it came over TLS. The chain's bytes are kept in hv.
+func forwardedValues(hv *headerValues, peer netip.Addr, prior []string, xfHost, xfProto, reqHost string, tls bool, trusted enforce.TrustedProxies) (chain, host, proto string) {
+	b := hv.room()
+	for _, v := range prior {
+		b = append(append(b, v...), ", "...)
 	}
+	chain = hv.value(peer.AppendTo(b))
 	host, proto = xfHost, xfProto
 	if host == "" || !trusted.Contains(peer) {
 		host = reqHost
@@ -165,9 +169,9 @@ func forwardedValues(peer netip.Addr, prior []string, xfHost, xfProto, reqHost s
 // request id. Both forwarding paths call it after removing the hop-by-hop
 // headers, so that a client's Connection header cannot name these away.
 func (p *proxy) setUpstreamHeaders(out http.Header, in *http.Request, ex *proxyExchange) {
-	setForwarded(out, in, p.gate.Trusted)
-	setIdentityHeaders(out, ex.identity, ex.tier)
-	out["X-Request-Id"] = []string{httpapi.RequestIDFrom(in.Context())}
+	setForwarded(out, ex.hv, in, p.gate.Trusted)
+	setIdentityHeaders(out, ex.hv, ex.identity, ex.tier)
+	ex.hv.set(out, "X-Request-Id", httpapi.RequestIDFrom(in.Context()))
 }
 
 // ServeHTTP decides the request and, if allowed, forwards it.
@@ -176,7 +180,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := p.pool.Get().(*proxyExchange)
 	ex.w.reset(w)
 	ex.upstreamDur, ex.errCategory, ex.client = 0, metrics.ErrorNone, httpapi.PeerAddr(r)
-	ex.identity, ex.tier = nil, ""
+	ex.identity, ex.tier, ex.hv = nil, "", new(headerValues)
 
 	path := enforce.CleanPath(r.URL.Path)
 	if !p.gate.headerBytesOK(r) {
@@ -194,8 +198,8 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f := newFacts(key, r.Method, routePath, r.URL.RawQuery, r.Header.Get("Origin"),
 		p.gate.Trusted.ClientIP(ex.client, r.Header.Values("X-Forwarded-For"))) // ex.client is the peer until here
 	ex.client = f.ClientIP
-	d := p.gate.Engine.Decide(start, &f)
-	setLimitHeaders(w.Header(), &d, start)
+	d := p.gate.decide(start, &f)
+	setLimitValues(w.Header(), ex.hv, &d, start)
 	if !d.Allowed() {
 		httpapi.WriteError(&ex.w, r, p.log, httpapi.Denial(d.Code))
 		p.done(ex, r, start, &d, path)
