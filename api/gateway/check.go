@@ -104,7 +104,7 @@ func (s *Gateway) checkRequest(h http.Header, in *Inbound) (Answer, *httpapi.Err
 	}
 	f := newFacts(req.Key, req.Method, path, "", req.Origin, client)
 	f.Cost = req.Cost
-	d := g.Engine.Decide(start, &f)
+	d := g.decide(start, &f)
 
 	resp := CheckResponse{Allowed: d.Allowed(), Code: d.Code.String(), Tier: d.Tier, Scopes: []string{}}
 	if id := d.Identity; id != nil {
