@@ -117,7 +117,7 @@ func (u *upstreamClient) release(slot bool) {
 // headerConn is an upstream connection whose reads must bring an answer's
 // head within timeout of the request's last write: the deadline is set at
 // each write and lifted before any read that follows the blank line ending
-// a head, so a body or a stream reads for as long as it lasts. Lifting it
+// a head (headEnds), so a body or a stream reads for as long as it lasts. Lifting it
 // only then, not as soon as the head has arrived, saves a deadline system
 // call a request in the common case, where the head and the whole body
 // come in one read: the next write sets a new deadline anyway, and an idle
@@ -131,11 +131,23 @@ type headerConn struct {
 	waiting bool // for the end of a head
 	armed   bool // a read deadline is set
 	matched int  // bytes of "\r\n\r\n" seen at the end of the reads so far
+	status  statusEnd
 }
+
+// statusEnd is where headEnds is in the first line of a head and just
+// after it.
+type statusEnd uint8
+
+const (
+	inStatus   statusEnd = iota // the first line has not ended
+	bareLF                      // it ended with a bare LF
+	bareLFCR                    // it ended with a bare LF, and a CR came
+	pastStatus                  // any later byte
+)
 
 func (c *headerConn) Write(b []byte) (int, error) {
 	if !c.waiting {
-		c.waiting, c.matched = true, 0
+		c.waiting, c.matched, c.status = true, 0, inStatus
 	}
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
@@ -160,8 +172,17 @@ func (c *headerConn) Read(b []byte) (int, error) {
 }
 
 // headEnds says whether b, read after what came before, holds the blank
-// line that ends a head.
+// line that ends a head as fasthttp reads one (its ResponseHeader.Read):
+// at the first "\r\n\r\n", without which it waits for more even where a
+// bare LF ends a line; or, when the first line ends with a bare LF, at a
+// CRLF right after it: an empty header block, which fasthttp takes
+// without a "\r\n\r\n" (an answer of no fields, read to the close).
+// Missing that one kept the deadline on such an answer's body, cutting a
+// long one at response_header_timeout.
 func (c *headerConn) headEnds(b []byte) bool {
+	if c.status != pastStatus && c.emptyBlock(b) {
+		return true
+	}
 	const end = "\r\n\r\n"
 	for _, x := range b {
 		switch {
@@ -174,6 +195,35 @@ func (c *headerConn) headEnds(b []byte) bool {
 			c.matched = 1
 		default:
 			c.matched = 0
+		}
+	}
+	return false
+}
+
+// emptyBlock follows the first line of a head and the two bytes after
+// it through b, before headEnds matches b: it says whether they are a
+// line ending with a bare LF and a CRLF. Past them it reads nothing.
+func (c *headerConn) emptyBlock(b []byte) bool {
+	for i := 0; i < len(b) && c.status != pastStatus; i++ {
+		switch x := b[i]; c.status {
+		case inStatus:
+			if x != '\n' {
+				continue
+			}
+			c.status = bareLF
+			if i > 0 && b[i-1] == '\r' || i == 0 && c.matched == 1 {
+				c.status = pastStatus
+			}
+		case bareLF:
+			c.status = pastStatus
+			if x == '\r' {
+				c.status = bareLFCR
+			}
+		case bareLFCR:
+			if x == '\n' {
+				return true
+			}
+			c.status = pastStatus
 		}
 	}
 	return false
