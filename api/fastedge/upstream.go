@@ -26,12 +26,16 @@ import (
 //   - response_header_timeout bounds the wait for the answer's head only
 //     (headerConn), never a long body or stream: HostClient's ReadTimeout
 //     would bound every read of a streamed body too.
-//   - idle_conn_timeout closes connections idle longer; dial_timeout
-//     bounds the dial.
-//   - A request without a body that fails on a connection the upstream
-//     had closed while it was idle is retried, up to once per idle
-//     connection the pool may hold, as each dead one is found and closed;
-//     a request with a body is never sent twice.
+//   - idle_conn_timeout closes connections idle longer (fasthttp's own
+//     10 s when it is 0); dial_timeout bounds the dial. The server closes
+//     the idle ones when it has drained (closeIdle).
+//   - A request of an idempotent method without a body that fails on a
+//     connection the upstream closed (retryable) is sent once more, and
+//     no more: the idle connections are closed first, as likely dead (an
+//     upstream restart closes them all), so the retry dials. A request
+//     with a body, or a POST or PATCH, is never sent twice; nor is any
+//     request a third time, however many idle connections the pool held
+//     (it once tried up to max_idle_conns_per_host + 1 times).
 //
 // Safe for concurrent use.
 type upstreamClient struct {
@@ -71,9 +75,9 @@ func newUpstream(o gateway.ProxyOptions) *upstreamClient {
 		},
 		MaxConns:                  math.MaxInt32, // busy bounds the requests
 		MaxIdleConnDuration:       o.IdleConnTimeout,
-		MaxIdemponentCallAttempts: max(o.MaxIdleConnsPerHost, 1) + 1,
-		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
-			return false, len(req.Body()) == 0 && staleConn(err)
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+			return false, u.retryable(req, err)
 		},
 		ReadBufferSize:           upstreamBufferSize,
 		WriteBufferSize:          upstreamBufferSize,
@@ -84,6 +88,28 @@ func newUpstream(o gateway.ProxyOptions) *upstreamClient {
 	}
 	return u
 }
+
+// retryable, for HostClient's RetryIfErr, says whether req, which failed
+// with err, is sent again (see upstreamClient); before a retry it closes
+// the idle connections.
+func (u *upstreamClient) retryable(req *fasthttp.Request, err error) bool {
+	if len(req.Body()) > 0 || !idempotent(&req.Header) || !staleConn(err) {
+		return false
+	}
+	u.hc.CloseIdleConnections()
+	return true
+}
+
+// idempotent says whether h's method is one RFC 9110 (9.2.2) calls
+// idempotent: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
+func idempotent(h *fasthttp.RequestHeader) bool {
+	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsTrace() || h.IsPut() || h.IsDelete()
+}
+
+// closeIdle closes the idle upstream connections; those in use are closed
+// as their requests end, if the upstream or the server says so, or stay
+// for the next request. Safe for concurrent use.
+func (u *upstreamClient) closeIdle() { u.hc.CloseIdleConnections() }
 
 // staleConn says whether err is what a reused connection the upstream had
 // closed gives.
