@@ -20,18 +20,22 @@ import (
 	"github.com/apiwarden/apiwarden/enforce"
 )
 
-// countingUpstream counts the connections the proxy opens to it.
+// countingUpstream counts the connections the proxy opens to it, and
+// those closed.
 type countingUpstream struct {
 	*httptest.Server
-	conns atomic.Int64
+	conns, closed atomic.Int64
 }
 
 func newCountingUpstream(t *testing.T, h http.HandlerFunc) *countingUpstream {
 	cs := &countingUpstream{}
 	cs.Server = httptest.NewUnstartedServer(h)
 	cs.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
+		switch s {
+		case http.StateNew:
 			cs.conns.Add(1)
+		case http.StateClosed:
+			cs.closed.Add(1)
 		}
 	}
 	cs.Start()
@@ -430,13 +434,7 @@ func testForwardingRetriesOnceAtMost(t *testing.T, edge string) {
 // On fasthttp the proxy closes its idle upstream connections once it has
 // drained: the upstream sees the connection of an earlier request close.
 func TestFastEdgeShutdownClosesIdleUpstreamConnections(t *testing.T) {
-	var closed atomic.Int64
 	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateClosed {
-			closed.Add(1)
-		}
-	}
 	px := openProxy(t, "fasthttp", up.URL, 0)
 	resp, err := http.Get(px.URL + "/")
 	if err != nil {
@@ -450,7 +448,7 @@ func TestFastEdgeShutdownClosesIdleUpstreamConnections(t *testing.T) {
 	if err := px.shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); closed.Load() == 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); up.closed.Load() == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the idle upstream connection is still open 10 s after the drain")
 		}
