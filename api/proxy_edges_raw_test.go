@@ -236,3 +236,52 @@ func testProxyEdgesCutOffSlowHeaders(t *testing.T, edge string) {
 	f := newGateFixture(t, gateConfig{proxyEdge: edge})
 	trickleUntilCut(t, f.proxy.Addr, "GET /public/x HTTP/1.1\r\nHost: x\r\nX-A: "+strings.Repeat("a", 200))
 }
+
+// A client that sends Expect: 100-continue gets one 100 Continue, on both
+// edges: the proxy's server sends its own when the body is first read, so
+// an upstream's 100 is not passed on.
+// The upstream here answers 100 Continue only once the body has come (a
+// slow one; on net/http the proxy sends the body after
+// ExpectContinueTimeout, 1 s): passing its 100 on gave the client two,
+// which is what a race between the two used to do now and then.
+func TestProxyEdgesOneContinue(t *testing.T) { onProxyEdges(t, testProxyEdgesOneContinue) }
+
+func testProxyEdgesOneContinue(t *testing.T, edge string) {
+	up := newRawUpstream(t, func(conn net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(conn))
+		if err != nil {
+			return
+		}
+		body, _ := io.ReadAll(req.Body)
+		fmt.Fprintf(conn, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	})
+	px := openProxy(t, edge, up, 0)
+	got := exchangeInterim(t, px.Addr, "POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+	wantExchange(t, got, "100", "200")
+}
+
+// newRawUpstream serves each connection to its address with answer, on a
+// goroutine of its own, and closes the connection after; it stops with
+// the test. Its address is an http:// URL.
+func newRawUpstream(t *testing.T, answer func(conn net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				answer(conn)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -19,18 +20,22 @@ import (
 	"github.com/apiwarden/apiwarden/enforce"
 )
 
-// countingUpstream counts the connections the proxy opens to it.
+// countingUpstream counts the connections the proxy opens to it, and
+// those closed.
 type countingUpstream struct {
 	*httptest.Server
-	conns atomic.Int64
+	conns, closed atomic.Int64
 }
 
 func newCountingUpstream(t *testing.T, h http.HandlerFunc) *countingUpstream {
 	cs := &countingUpstream{}
 	cs.Server = httptest.NewUnstartedServer(h)
 	cs.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
+		switch s {
+		case http.StateNew:
 			cs.conns.Add(1)
+		case http.StateClosed:
+			cs.closed.Add(1)
 		}
 	}
 	cs.Start()
@@ -381,5 +386,71 @@ func testForwardingClosesAbandonedBodies(t *testing.T, edge string) {
 	time.Sleep(50 * time.Millisecond)
 	if n := up.conns.Load(); n < 3 {
 		t.Fatalf("%d upstream connections: a half-read body must not be reused", n)
+	}
+}
+
+// An upstream that closes every connection without answering gets a
+// request of an idempotent method twice at most on fasthttp (once more
+// on a new connection, as if the first had been a stale one), and once
+// on net/http's lean path (which retries only on a reused connection); a
+// POST once on both. Counted in the connections the upstream accepts:
+// fasthttp once sent a GET max_idle_conns_per_host + 1 times.
+func TestForwardingRetriesOnceAtMost(t *testing.T) {
+	onProxyEdges(t, testForwardingRetriesOnceAtMost)
+}
+
+func testForwardingRetriesOnceAtMost(t *testing.T, edge string) {
+	var accepted atomic.Int64
+	up := newRawUpstream(t, func(conn net.Conn) {
+		accepted.Add(1)
+		http.ReadRequest(bufio.NewReader(conn)) // and close
+	})
+	px := openProxyWith(t, edge, up, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second,
+		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 8})
+	retried := int64(1)
+	if strings.HasPrefix(edge, "fasthttp") {
+		retried = 2
+	}
+	for _, tc := range []struct {
+		method string
+		want   int64
+	}{{"GET", retried}, {"DELETE", retried}, {"POST", 1}} {
+		before := accepted.Load()
+		req, _ := http.NewRequest(tc.method, px.URL+"/", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("%s: %d, want 502", tc.method, resp.StatusCode)
+		}
+		if n := accepted.Load() - before; n != tc.want {
+			t.Errorf("%s: the upstream accepted %d connections, want %d", tc.method, n, tc.want)
+		}
+	}
+}
+
+// On fasthttp the proxy closes its idle upstream connections once it has
+// drained: the upstream sees the connection of an earlier request close.
+func TestFastEdgeShutdownClosesIdleUpstreamConnections(t *testing.T) {
+	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	px := openProxy(t, "fasthttp", up.URL, 0)
+	resp, err := http.Get(px.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections() // the client's side: nothing to drain
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := px.shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); up.closed.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle upstream connection is still open 10 s after the drain")
+		}
 	}
 }

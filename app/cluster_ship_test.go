@@ -74,19 +74,20 @@ func TestClusterShipsEventsOfEveryInstance(t *testing.T) {
 	}
 	// Each instance lists itself once its heartbeat and its first shipping
 	// round have written its row: poll rather than race them.
-	pollUntil(t, 20*time.Second, "GET /admin/v1/cluster lists both instances with ship_waiting", func() bool {
+	pollUntil(t, 20*time.Second, "GET /admin/v1/cluster lists both instances with ship_waiting and ship_waiting_cells", func() bool {
 		status, body := adminCall(t, a, "GET", "/admin/v1/cluster", "")
 		var view struct {
 			Instances []struct {
-				ID          string `json:"id"`
-				ShipWaiting *int64 `json:"ship_waiting"`
+				ID               string `json:"id"`
+				ShipWaiting      *int64 `json:"ship_waiting"`
+				ShipWaitingCells *int64 `json:"ship_waiting_cells"`
 			} `json:"instances"`
 		}
 		if status != 200 || json.Unmarshal(body, &view) != nil || len(view.Instances) != 2 {
 			return false
 		}
 		for _, in := range view.Instances {
-			if in.ShipWaiting == nil {
+			if in.ShipWaiting == nil || in.ShipWaitingCells == nil {
 				return false
 			}
 		}

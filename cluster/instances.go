@@ -25,6 +25,9 @@ type Instance struct {
 	// time of the oldest of them (nil when none waited).
 	ShipWaiting int64      `json:"ship_waiting"`
 	ShipOldest  *time.Time `json:"ship_oldest"`
+	// ShipWaitingCells is how many rollup cells it had changed and not
+	// shipped yet at that report.
+	ShipWaitingCells int64 `json:"ship_waiting_cells"`
 	// ShipDropped is how many records its data file dropped unshipped
 	// over its life, its spool being over [cluster] spool_max_records.
 	ShipDropped int64 `json:"ship_dropped"`
@@ -54,7 +57,7 @@ func (c *Cluster) Instances(ctx context.Context) ([]Instance, error) {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	rows, err := c.pool.Query(ctx, `SELECT i.id, i.version, i.started_at, i.last_beat, i.mirror_seq,
-			greatest(k.last_seq - i.mirror_seq, 0), i.ship_waiting, i.ship_oldest, i.ship_dropped
+			greatest(k.last_seq - i.mirror_seq, 0), i.ship_waiting, i.ship_oldest, i.ship_waiting_cells, i.ship_dropped
 		FROM apiwarden_instances i CROSS JOIN apiwarden_key_changes k ORDER BY i.id`)
 	if err != nil {
 		return nil, unavailable(err)
@@ -64,7 +67,7 @@ func (c *Cluster) Instances(ctx context.Context) ([]Instance, error) {
 	for rows.Next() {
 		var in Instance
 		if err := rows.Scan(&in.ID, &in.Version, &in.StartedAt, &in.LastHeartbeat, &in.MirrorSeq, &in.MirrorLag,
-			&in.ShipWaiting, &in.ShipOldest, &in.ShipDropped); err != nil {
+			&in.ShipWaiting, &in.ShipOldest, &in.ShipWaitingCells, &in.ShipDropped); err != nil {
 			return nil, unavailable(err)
 		}
 		in.StartedAt, in.LastHeartbeat = in.StartedAt.UTC(), in.LastHeartbeat.UTC()

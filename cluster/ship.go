@@ -439,8 +439,9 @@ func (c *cellResume) set(from []byte) {
 	c.mu.Unlock()
 }
 
-// reportBacklog writes the backlog and the records dropped into this
-// instance's heartbeat row; a failure is left to the next round.
+// reportBacklog writes the backlog (records and cells) and the records
+// dropped into this instance's heartbeat row; a failure is left to the
+// next round.
 func (s *Shipper) reportBacklog(ctx context.Context) {
 	b, err := s.rd.ShipBacklog()
 	if err != nil {
@@ -458,8 +459,9 @@ func (s *Shipper) reportBacklog(ctx context.Context) {
 	}
 	ctx, cancel := s.c.deadline(ctx)
 	defer cancel()
-	if _, err := s.c.pool.Exec(ctx, `UPDATE apiwarden_instances SET ship_waiting = $2, ship_oldest = $3, ship_dropped = $4 WHERE id = $1`,
-		s.c.opts.InstanceID, b.Records, oldest, int64(dropped)); err != nil {
+	if _, err := s.c.pool.Exec(ctx, `UPDATE apiwarden_instances SET ship_waiting = $2, ship_oldest = $3, ship_dropped = $4,
+			ship_waiting_cells = $5 WHERE id = $1`,
+		s.c.opts.InstanceID, b.Records, oldest, int64(dropped), b.Cells); err != nil {
 		s.log.Debug("reporting the shipping backlog failed", "err", err)
 	}
 }

@@ -265,8 +265,9 @@ func TestShipStopShipsTheLastFlush(t *testing.T) {
 	wantShipped(t, n, 1500)
 }
 
-// Each round reports the records still waiting in the instance's row, for
-// GET /admin/v1/cluster: here rounds fail after their commit, so all wait.
+// Each round reports the records and cells still waiting in the
+// instance's row, for GET /admin/v1/cluster: here rounds fail after their
+// commit, so all wait.
 func TestShipBacklogReported(t *testing.T) {
 	n := newShipNode(t, pg.Database(t), "a", nil)
 	if err := n.cluster.Beat(ctxFor(t, 30*time.Second), "a", "v1", time.Now(), 0); err != nil {
@@ -281,7 +282,9 @@ func TestShipBacklogReported(t *testing.T) {
 	defer func() { cancel(); n.ship.Stop(); <-done }()
 	within(t, 20*time.Second, "backlog in the instance's row", func() bool {
 		got, err := n.cluster.Instances(ctxFor(t, 30*time.Second))
-		return err == nil && len(got) == 1 && got[0].ShipWaiting == 300 &&
-			got[0].ShipOldest != nil && got[0].ShipOldest.Equal(start)
+		b, berr := n.ship.Backlog()
+		return err == nil && berr == nil && len(got) == 1 && got[0].ShipWaiting == 300 &&
+			got[0].ShipOldest != nil && got[0].ShipOldest.Equal(start) &&
+			b.Cells > 0 && got[0].ShipWaitingCells == int64(b.Cells)
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/apiwarden/apiwarden/keys"
 )
@@ -82,23 +83,28 @@ func (c *Cluster) insertDenials(ctx context.Context, tx pgx.Tx, seq int64, event
 	origins, flushes := make([]int64, 0, n), make([]int64, 0, n)
 	keyIDs, types, actors, details := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 	ats, counts := make([]time.Time, 0, n), make([]int32, 0, n)
+	expiries := make([]pgtype.Timestamptz, 0, n)
 	for _, ev := range events {
 		origins, flushes = append(origins, ev.Origin), append(flushes, ev.FlushSeq)
 		keyIDs, types = append(keyIDs, ev.KeyID), append(types, string(ev.Type))
 		actors, details = append(actors, ev.Actor), append(details, ev.Detail)
 		ats, counts = append(ats, ev.At), append(counts, int32(min(ev.Count, 1<<31-1)))
+		expiries = append(expiries, pgtype.Timestamptz{Time: ev.Expiry, Valid: !ev.Expiry.IsZero()})
 	}
 	// An "expired" event names the expiry it records (migration 014): a
 	// second instance's event of the same expiry conflicts and is skipped.
+	// That is the expiry the instance refused the key under when it says
+	// (SharedEvent.Expiry), for the key's may have moved later since;
+	// otherwise the key's, if the event is not older.
 	tag, err := tx.Exec(ctx, `INSERT INTO apiwarden_key_denials
 			(origin, flush_seq, key_id, type, seq, instance_id, actor, at, detail, count, expiry)
 		SELECT e.origin, e.flush_seq, e.key_id, e.type, $1, $2, e.actor, e.at, e.detail, e.count,
-			CASE WHEN e.type = 'expired' AND e.at >= k.expires THEN k.expires END
-		FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::integer[])
-			AS e(origin, flush_seq, key_id, type, actor, at, detail, count)
+			CASE WHEN e.type = 'expired' THEN coalesce(e.expiry, CASE WHEN e.at >= k.expires THEN k.expires END) END
+		FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::integer[],
+			$11::timestamptz[]) AS e(origin, flush_seq, key_id, type, actor, at, detail, count, expiry)
 		JOIN (SELECT id, (record->>'expires_at')::timestamptz AS expires FROM apiwarden_keys) k ON k.id = e.key_id
 		ON CONFLICT DO NOTHING`,
-		seq, c.opts.InstanceID, origins, flushes, keyIDs, types, actors, ats, details, counts)
+		seq, c.opts.InstanceID, origins, flushes, keyIDs, types, actors, ats, details, counts, expiries)
 	if err != nil {
 		return 0, err
 	}

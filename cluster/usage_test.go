@@ -296,6 +296,19 @@ func expiringKey(t *testing.T, a, b *instance) (keys.Key, string, time.Time) {
 	return k, secret, expires
 }
 
+// moveExpiry sets key id's expiry to at on a and waits until b's mirror
+// has it.
+func moveExpiry(t *testing.T, a, b *instance, id string, at time.Time) {
+	t.Helper()
+	if _, err := a.keys.Update(id, keys.Patch{ExpiresAt: keys.NullableTime{Set: true, Time: &at}}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "the new expiry on B", func() bool {
+		kb, err := b.keys.Get(id)
+		return err == nil && kb.ExpiresAt != nil && kb.ExpiresAt.Equal(at)
+	})
+}
+
 // A key's expiry is recorded once in the cluster: an instance that pulled
 // another's "expired" event does not add its own.
 func TestExpiryRecordedOnce(t *testing.T) {
@@ -349,13 +362,7 @@ func TestExpiryRecordedOnceAcrossInstances(t *testing.T) {
 	})
 
 	later := late.Add(time.Hour)
-	if _, err := a.keys.Update(k.ID, keys.Patch{ExpiresAt: keys.NullableTime{Set: true, Time: &later}}, "admin"); err != nil {
-		t.Fatal(err)
-	}
-	within(t, 10*time.Second, "the new expiry on B", func() bool {
-		kb, err := b.keys.Get(k.ID)
-		return err == nil && kb.ExpiresAt != nil && kb.ExpiresAt.Equal(later)
-	})
+	moveExpiry(t, a, b, k.ID, later)
 	for _, in := range []*instance{a, b} {
 		if _, err := in.keys.Verify(later.Add(time.Minute), secret); !errors.Is(err, keys.ErrExpired) {
 			t.Fatalf("after the second expiry: %v", err)
@@ -364,6 +371,38 @@ func TestExpiryRecordedOnceAcrossInstances(t *testing.T) {
 	flush(t, a, b)
 	if n := expiryRows(); n != 2 {
 		t.Fatalf("%d expired events in PostgreSQL after a second expiry, want 2", n)
+	}
+}
+
+// Two instances that see a key expire, and whose events reach PostgreSQL
+// only after the expiry was moved later, still record that expiry once:
+// each event names the expiry it saw, not the key's expiry when merged.
+// The events are kept (a request was refused as expired: the audit trail
+// says so); the later expiry, when it passes, gets its own.
+func TestExpiryMovedBeforeTheMergeRecordedOnce(t *testing.T) {
+	url := pg.Database(t)
+	a, b := newInstance(t, url), newInstance(t, url)
+	k, secret, expires := expiringKey(t, a, b)
+	late := expires.Add(time.Minute)
+	for _, in := range []*instance{a, b} {
+		if _, err := in.keys.Verify(late, secret); !errors.Is(err, keys.ErrExpired) {
+			t.Fatalf("after expiry: %v", err)
+		}
+	}
+	later := late.Add(time.Hour)
+	moveExpiry(t, a, b, k.ID, later)
+	flush(t, a, b)
+	rows, err := a.cluster.Pool().Query(ctxFor(t, 30*time.Second), `SELECT coalesce(to_char(expiry AT TIME ZONE 'UTC', 'HH24:MI:SS'), '-')
+		FROM apiwarden_key_denials WHERE key_id = $1 AND type = 'expired' ORDER BY expiry`, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{expires.Format("15:04:05")}; !slices.Equal(got, want) {
+		t.Fatalf("expired events in PostgreSQL (their expiry): %q, want %q", got, want)
 	}
 }
 

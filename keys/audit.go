@@ -38,6 +38,10 @@ type Event struct {
 	At     time.Time `json:"at"`
 	Detail string    `json:"detail,omitempty"`
 	Count  int       `json:"count,omitempty"`
+	// expiry is, in an "expired" event queued by the request path, the
+	// expires_at the key was refused under; zero otherwise. It is not
+	// stored: the cluster's merge reads it (SharedEvent.Expiry).
+	expiry time.Time
 }
 
 // eventKey orders a key's events by time: id, 0x00, unix nanos, sequence.

@@ -38,6 +38,11 @@ type SharedEvent struct {
 	Origin   int64 // the process that recorded it
 	FlushSeq int64 // the flush of that process that wrote it
 	Event
+	// Expiry is, for an "expired" event this process recorded, the
+	// expires_at the key was refused under: the system of record records
+	// one event an expiry, and the key's expiry may have moved later
+	// before the merge. Zero in events pulled back, and where unknown.
+	Expiry time.Time
 }
 
 // UsageBatch is what one or more flushes of a process merge into the

@@ -48,7 +48,9 @@ func (w *writeBehind) pendingLastUsed(id string) (time.Time, bool) {
 	return t, ok
 }
 
-func (w *writeBehind) event(keyID string, typ EventType, at time.Time, detail string) {
+// event queues an event of keyID, or counts it into the one of its type
+// queued already; expiry is an "expired" event's (Event.expiry).
+func (w *writeBehind) event(keyID string, typ EventType, at time.Time, detail string, expiry time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	c := eventClass{keyID, typ}
@@ -60,14 +62,14 @@ func (w *writeBehind) event(keyID string, typ EventType, at time.Time, detail st
 		w.dropped++
 		return
 	}
-	w.events[c] = &Event{KeyID: keyID, Type: typ, Actor: "system", At: at.UTC(), Detail: detail, Count: 1}
+	w.events[c] = &Event{KeyID: keyID, Type: typ, Actor: "system", At: at.UTC(), Detail: detail, Count: 1, expiry: expiry}
 }
 
 // expiredOnce queues the "expired" event the first time an expired key is
 // presented to this cached identity.
 func (w *writeBehind) expiredOnce(id *Identity, now time.Time) {
 	if !id.expiredQueued.Swap(true) {
-		w.event(id.ID, EventExpired, now, "presented after expires_at")
+		w.event(id.ID, EventExpired, now, "presented after expires_at", id.ExpiresAt)
 	}
 }
 
@@ -103,7 +105,7 @@ func (w *writeBehind) putBack(lu map[string]time.Time, ev map[eventClass]*Event)
 // for (EventIPDenied, EventOriginDenied, EventScopeDenied). Denials of one
 // class are aggregated per flush interval. It never blocks on the disk.
 func (s *Service) RecordDenial(now time.Time, keyID string, typ EventType, detail string) {
-	s.behind.event(keyID, typ, now, detail)
+	s.behind.event(keyID, typ, now, detail, time.Time{})
 }
 
 // Flush writes what the request path has queued. Run calls it on every
@@ -170,7 +172,7 @@ func (s *Service) writeBatch(lastUsed map[string]time.Time, events map[eventClas
 			}
 			// The mirror's copy and the one pulled back need the same
 			// time to have one bbolt key.
-			sev := SharedEvent{Origin: s.usage.origin, FlushSeq: flushSeq, Event: *ev}
+			sev := SharedEvent{Origin: s.usage.origin, FlushSeq: flushSeq, Event: *ev, Expiry: ev.expiry.UTC()}
 			sev.At = sev.At.Truncate(time.Microsecond)
 			if err := putSharedEvent(tx, sev); err != nil {
 				return err

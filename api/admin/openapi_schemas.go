@@ -43,7 +43,7 @@ var schemas = map[string]any{
 
 	"Cluster": obj(map[string]any{"cluster": boolean, "instances": arr(obj(map[string]any{
 		"id": str, "version": str, "started_at": dateTime, "last_heartbeat": dateTime,
-		"mirror_seq": integer, "mirror_lag": integer, "ship_waiting": integer, "ship_oldest": nullTime,
+		"mirror_seq": integer, "mirror_lag": integer, "ship_waiting": integer, "ship_oldest": nullTime, "ship_waiting_cells": integer,
 		"ship_dropped": integer})),
 		"leaders": arr(obj(map[string]any{"name": str, "holder": str, "elected_at": dateTime, "expires_at": dateTime}))}),
 

@@ -173,18 +173,29 @@ func (s *Server) Serve(ln net.Listener) error {
 // Close.
 //
 // In proxy mode the connections handed to net/http are drained the same
-// way, by its Shutdown.
+// way, by its Shutdown, and then the lean path's idle upstream
+// connections are closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.serving.stop()
 	err := s.srv.ShutdownWithContext(ctx)
 	if s.hs != nil {
 		err = errors.Join(err, s.hs.Shutdown(ctx))
 	}
+	s.closeUpstream()
 	return err
 }
 
+// closeUpstream closes the lean path's idle upstream connections, if it
+// has any.
+func (s *Server) closeUpstream() {
+	if s.up != nil {
+		s.up.closeIdle()
+	}
+}
+
 // Close stops the server at once: it stops accepting and closes every
-// open connection, requests in flight included.
+// open connection, requests in flight included, and the lean path's idle
+// upstream connections.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -201,6 +212,7 @@ func (s *Server) Close() error {
 	if s.hs != nil {
 		err = errors.Join(err, s.hs.Close())
 	}
+	s.closeUpstream()
 	return err
 }
 

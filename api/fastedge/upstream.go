@@ -26,12 +26,16 @@ import (
 //   - response_header_timeout bounds the wait for the answer's head only
 //     (headerConn), never a long body or stream: HostClient's ReadTimeout
 //     would bound every read of a streamed body too.
-//   - idle_conn_timeout closes connections idle longer; dial_timeout
-//     bounds the dial.
-//   - A request without a body that fails on a connection the upstream
-//     had closed while it was idle is retried, up to once per idle
-//     connection the pool may hold, as each dead one is found and closed;
-//     a request with a body is never sent twice.
+//   - idle_conn_timeout closes connections idle longer (fasthttp's own
+//     10 s when it is 0); dial_timeout bounds the dial. The server closes
+//     the idle ones when it has drained (closeIdle).
+//   - A request of an idempotent method without a body that fails on a
+//     connection the upstream closed (retryable) is sent once more, and
+//     no more: the idle connections are closed first, as likely dead (an
+//     upstream restart closes them all), so the retry dials. A request
+//     with a body, or a POST or PATCH, is never sent twice; nor is any
+//     request a third time, however many idle connections the pool held
+//     (it once tried up to max_idle_conns_per_host + 1 times).
 //
 // Safe for concurrent use.
 type upstreamClient struct {
@@ -71,9 +75,9 @@ func newUpstream(o gateway.ProxyOptions) *upstreamClient {
 		},
 		MaxConns:                  math.MaxInt32, // busy bounds the requests
 		MaxIdleConnDuration:       o.IdleConnTimeout,
-		MaxIdemponentCallAttempts: max(o.MaxIdleConnsPerHost, 1) + 1,
-		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
-			return false, len(req.Body()) == 0 && staleConn(err)
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+			return false, u.retryable(req, err)
 		},
 		ReadBufferSize:           upstreamBufferSize,
 		WriteBufferSize:          upstreamBufferSize,
@@ -84,6 +88,28 @@ func newUpstream(o gateway.ProxyOptions) *upstreamClient {
 	}
 	return u
 }
+
+// retryable, for HostClient's RetryIfErr, says whether req, which failed
+// with err, is sent again (see upstreamClient); before a retry it closes
+// the idle connections.
+func (u *upstreamClient) retryable(req *fasthttp.Request, err error) bool {
+	if len(req.Body()) > 0 || !idempotent(&req.Header) || !staleConn(err) {
+		return false
+	}
+	u.hc.CloseIdleConnections()
+	return true
+}
+
+// idempotent says whether h's method is one RFC 9110 (9.2.2) calls
+// idempotent: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
+func idempotent(h *fasthttp.RequestHeader) bool {
+	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsTrace() || h.IsPut() || h.IsDelete()
+}
+
+// closeIdle closes the idle upstream connections; those in use are closed
+// as their requests end, if the upstream or the server says so, or stay
+// for the next request. Safe for concurrent use.
+func (u *upstreamClient) closeIdle() { u.hc.CloseIdleConnections() }
 
 // staleConn says whether err is what a reused connection the upstream had
 // closed gives.
@@ -117,7 +143,7 @@ func (u *upstreamClient) release(slot bool) {
 // headerConn is an upstream connection whose reads must bring an answer's
 // head within timeout of the request's last write: the deadline is set at
 // each write and lifted before any read that follows the blank line ending
-// a head, so a body or a stream reads for as long as it lasts. Lifting it
+// a head (headEnds), so a body or a stream reads for as long as it lasts. Lifting it
 // only then, not as soon as the head has arrived, saves a deadline system
 // call a request in the common case, where the head and the whole body
 // come in one read: the next write sets a new deadline anyway, and an idle
@@ -131,11 +157,23 @@ type headerConn struct {
 	waiting bool // for the end of a head
 	armed   bool // a read deadline is set
 	matched int  // bytes of "\r\n\r\n" seen at the end of the reads so far
+	status  statusEnd
 }
+
+// statusEnd is where headEnds is in the first line of a head and just
+// after it.
+type statusEnd uint8
+
+const (
+	inStatus   statusEnd = iota // the first line has not ended
+	bareLF                      // it ended with a bare LF
+	bareLFCR                    // it ended with a bare LF, and a CR came
+	pastStatus                  // any later byte
+)
 
 func (c *headerConn) Write(b []byte) (int, error) {
 	if !c.waiting {
-		c.waiting, c.matched = true, 0
+		c.waiting, c.matched, c.status = true, 0, inStatus
 	}
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
@@ -160,8 +198,17 @@ func (c *headerConn) Read(b []byte) (int, error) {
 }
 
 // headEnds says whether b, read after what came before, holds the blank
-// line that ends a head.
+// line that ends a head as fasthttp reads one (its ResponseHeader.Read):
+// at the first "\r\n\r\n", without which it waits for more even where a
+// bare LF ends a line; or, when the first line ends with a bare LF, at a
+// CRLF right after it: an empty header block, which fasthttp takes
+// without a "\r\n\r\n" (an answer of no fields, read to the close).
+// Missing that one kept the deadline on such an answer's body, cutting a
+// long one at response_header_timeout.
 func (c *headerConn) headEnds(b []byte) bool {
+	if c.status != pastStatus && c.emptyBlock(b) {
+		return true
+	}
 	const end = "\r\n\r\n"
 	for _, x := range b {
 		switch {
@@ -174,6 +221,35 @@ func (c *headerConn) headEnds(b []byte) bool {
 			c.matched = 1
 		default:
 			c.matched = 0
+		}
+	}
+	return false
+}
+
+// emptyBlock follows the first line of a head and the two bytes after
+// it through b, before headEnds matches b: it says whether they are a
+// line ending with a bare LF and a CRLF. Past them it reads nothing.
+func (c *headerConn) emptyBlock(b []byte) bool {
+	for i := 0; i < len(b) && c.status != pastStatus; i++ {
+		switch x := b[i]; c.status {
+		case inStatus:
+			if x != '\n' {
+				continue
+			}
+			c.status = bareLF
+			if i > 0 && b[i-1] == '\r' || i == 0 && c.matched == 1 {
+				c.status = pastStatus
+			}
+		case bareLF:
+			c.status = pastStatus
+			if x == '\r' {
+				c.status = bareLFCR
+			}
+		case bareLFCR:
+			if x == '\n' {
+				return true
+			}
+			c.status = pastStatus
 		}
 	}
 	return false

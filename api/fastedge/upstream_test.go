@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/apiwarden/apiwarden/api/gateway"
 )
 
@@ -106,18 +108,84 @@ func rawGet(t *testing.T, addr, path string) *http.Response {
 	return resp
 }
 
+// A streamed answer outlasts response_header_timeout however its head
+// ends, as long as fasthttp reads it as a head: the deadline is lifted
+// with the head, not kept on the body. The upstream, raw, sends a line,
+// waits until the client has it and twice the timeout has passed, then
+// sends another and closes. (A head whose lines all end in bare LFs, with
+// no "\r\n\r\n" in the body either, is no case: fasthttp waits for one,
+// and the client gets 504.)
+func TestProxyStreamOutlastsTheHeaderTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	for _, tc := range []struct{ name, head, eol string }{
+		{"CRLF", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", "\n"},
+		// fasthttp takes this head at the CRLF: no field, a bare LF
+		// before it. The body is read to the close.
+		{"bare LF status line, no fields", "HTTP/1.1 200 OK\n\r\n", "\n"},
+		// fasthttp takes this head once the body brings a "\r\n\r\n".
+		{"bare LF head, CRLF body", "HTTP/1.1 200 OK\nContent-Type: text/event-stream\n\n", "\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first := "data: one" + tc.eol + tc.eol
+			gotFirst := make(chan struct{})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, tc.head+first)
+				select {
+				case <-gotFirst:
+				case <-time.After(10 * time.Second):
+					return
+				}
+				<-time.After(2 * timeout) // the stream outlasts the timeout
+				io.WriteString(c, "data: two"+tc.eol+tc.eol)
+			}()
+			addr, _ := startProxy(t, "http://"+ln.Addr().String(), gateway.ProxyOptions{ResponseHeaderTimeout: timeout}, nil)
+			resp := rawGet(t, addr, "/events")
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			events := bufio.NewReader(resp.Body)
+			b := make([]byte, len(first))
+			if _, err := io.ReadFull(events, b); err != nil || string(b) != first {
+				t.Fatalf("first event %q %v", b, err)
+			}
+			close(gotFirst)
+			if rest, err := io.ReadAll(events); err != nil || string(rest) != "data: two"+tc.eol+tc.eol {
+				t.Fatalf("after the first event: %q %v; the stream was cut", rest, err)
+			}
+		})
+	}
+}
+
 // headEnds finds the blank line that ends a head wherever the reads
-// split it.
+// split it: a "\r\n\r\n", or the CRLF right after a first line that ends
+// with a bare LF (fasthttp's empty header block). Other bare-LF endings
+// are no end: fasthttp waits for a "\r\n\r\n" there.
 func TestHeadEnds(t *testing.T) {
-	const head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-	for split := 0; split <= len(head); split++ {
-		c := &headerConn{}
-		got := c.headEnds([]byte(head[:split])) || c.headEnds([]byte(head[split:]))
-		if !got {
-			t.Errorf("split at %d: no end of head found", split)
+	for _, head := range []string{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "HTTP/1.1 200 OK\n\r\nok",
+		"HTTP/1.1 200 OK\nX: y\n\nok\r\n\r\n"} {
+		for split := 0; split <= len(head); split++ {
+			c := &headerConn{}
+			got := c.headEnds([]byte(head[:split])) || c.headEnds([]byte(head[split:]))
+			if !got {
+				t.Errorf("%q split at %d: no end of head found", head, split)
+			}
 		}
 	}
-	for _, notEnd := range []string{"HTTP/1.1 200 OK\r\n", "a\r\n\rb\r\n", "\n\n", "\r\r\n\n"} {
+	for _, notEnd := range []string{"HTTP/1.1 200 OK\r\n", "a\r\n\rb\r\n", "\n\n", "\r\r\n\n",
+		"HTTP/1.1 200 OK\nX: y\n\n", "HTTP/1.1 200 OK\r\nX: y\n\r\n", "HTTP/1.1 200 OK\nX: y\n\r\n"} {
 		if (&headerConn{}).headEnds([]byte(notEnd)) {
 			t.Errorf("%q read as the end of a head", notEnd)
 		}
@@ -125,15 +193,37 @@ func TestHeadEnds(t *testing.T) {
 }
 
 // FuzzHeadEnds: headEnds, fed a byte string in two reads split anywhere,
-// finds the end of a head exactly when the string holds "\r\n\r\n".
-// Seeds: testdata/fuzz/FuzzHeadEnds.
+// finds the end of a head exactly when the string holds "\r\n\r\n" or
+// its first LF is a bare one followed by CRLF. Seeds:
+// testdata/fuzz/FuzzHeadEnds.
 func FuzzHeadEnds(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, split uint) {
 		at := int(split % uint(len(b)+1))
 		c := &headerConn{}
 		got := c.headEnds(b[:at]) || c.headEnds(b[at:])
-		if want := bytes.Contains(b, []byte("\r\n\r\n")); got != want {
+		lf := bytes.IndexByte(b, '\n')
+		emptyBlock := lf >= 0 && (lf == 0 || b[lf-1] != '\r') && bytes.HasPrefix(b[lf+1:], []byte("\r\n"))
+		if want := bytes.Contains(b, []byte("\r\n\r\n")) || emptyBlock; got != want {
 			t.Fatalf("%q split at %d: %v, want %v", b, at, got, want)
+		}
+	})
+}
+
+// FuzzHeadEndsWhereFasthttpDoes: when fasthttp's ResponseHeader.Read
+// takes a head from b, headEnds finds an end of head in b, so the
+// deadline never stays on a body fasthttp is reading.
+func FuzzHeadEndsWhereFasthttpDoes(f *testing.F) {
+	for _, seed := range []string{"HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 200 OK\n\r\nbody", "HTTP/1.1 200 OK\nX: y\n\nab\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\nX: y\n\r\n", "HTTP/1.1 200 OK\nX: y\r\n\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h fasthttp.ResponseHeader
+		if h.Read(bufio.NewReaderSize(bytes.NewReader(b), len(b)+16)) != nil {
+			return
+		}
+		if !(&headerConn{}).headEnds(b) {
+			t.Fatalf("fasthttp read a head from %q; headEnds found no end", b)
 		}
 	})
 }
