@@ -44,11 +44,18 @@ func newNonce() []byte {
 
 // deferBody is fasthttp's HeaderReceived in proxy mode: it gives the body
 // the read_timeout and the lean path's cap, and defers a body longer than
-// that cap or chunked. It runs on the connection's goroutine and changes
-// only that request's header.
+// that cap or chunked. A request without a body gets no read_timeout:
+// fasthttp reads nothing more of it, and the deadline would cost a call
+// a request for nothing (docs/BENCHMARKS.md, "The lean path's own cost").
+// It runs on the connection's goroutine and changes only that request's
+// header.
 func (s *Server) deferBody(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	conf := fasthttp.RequestConfig{ReadTimeout: s.bodyTimeout, MaxRequestBodySize: gateway.MaxLeanBody}
-	if n := h.ContentLength(); n == -1 || n > gateway.MaxLeanBody { // -1 chunked, -2 no body
+	conf := fasthttp.RequestConfig{MaxRequestBodySize: gateway.MaxLeanBody}
+	n := h.ContentLength() // -1 chunked, -2 no body
+	if n == -1 || n > 0 {
+		conf.ReadTimeout = s.bodyTimeout
+	}
+	if n == -1 || n > gateway.MaxLeanBody {
 		h.SetBytesV(deferredHeader, strconv.AppendInt(bytes.Clone(s.nonce), int64(n), 10))
 		h.SetContentLength(0)
 	}

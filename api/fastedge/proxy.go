@@ -1,6 +1,7 @@
 package fastedge
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"strings"
@@ -247,8 +248,47 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 	if stream || size < 0 {
 		size = -1
 	}
+	if size > 0 && size <= maxWholeAnswer && b.readWhole(&ctx.Response, size) {
+		b.Close()
+		return
+	}
 	ctx.SetBodyStream(b, size)
 }
+
+// maxWholeAnswer is the largest answer body, of known length and not an
+// event stream, that forward reads whole before the handler returns
+// instead of handing fasthttp a body stream: the common small answer is
+// then sent with its headers as one plain body, and its upstream
+// connection and slot are free before the client is written to
+// (docs/BENCHMARKS.md, "The lean path's own cost"). Larger answers stream.
+const maxWholeAnswer = 16 << 10
+
+// readWhole reads the answer's body of size bytes into dst's body and
+// says whether it got all of it. When the upstream fails mid-body, what
+// was read is put in front of b's reader, followed by the failure: the
+// answer is then sent, and fails, as a streamed one does.
+func (b *upstreamBody) readWhole(dst *fasthttp.Response, size int) bool {
+	buf := dst.SwapBody(nil) // the response's pooled buffer, reused
+	if cap(buf) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	// fasthttp's stream says io.EOF with its last bytes, so the
+	// connection goes back to the pool at Close.
+	if n, err := io.ReadFull(b.r, buf); err != nil {
+		dst.SwapBody(buf[:0])
+		b.r = io.MultiReader(bytes.NewReader(bytes.Clone(buf[:n])), errReader{err})
+		return false
+	}
+	dst.SwapBody(buf)
+	b.bytes, b.complete = int64(size), true
+	return true
+}
+
+// errReader is a reader that fails with its error.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // upstreamRequest writes into req what the upstream is sent of the
 // client's request: method, target, Host, the headers the gateway's rules

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -298,5 +299,86 @@ func TestHeaderConnDeadlines(t *testing.T) {
 				t.Fatalf("calls %s\nwant  %s", got, strings.Join(want, " "))
 			}
 		})
+	}
+}
+
+// An answer of known length the upstream cuts off mid-body is not passed
+// on as if complete: the client's connection closes (fasthttp sends
+// nothing of a streamed answer whose body fails before its first flush),
+// and the record counts the bytes that came. A small answer is read whole
+// before it is sent (maxWholeAnswer); on failure it takes the streamed
+// answer's path with what it read.
+func TestProxySmallAnswerCutOffMidBody(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcd")
+			}()
+		}
+	}()
+	addr, recs := startProxy(t, "http://"+ln.Addr().String(), gateway.ProxyOptions{}, nil)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /cut HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	got, err := io.ReadAll(conn) // to the close
+	if err != nil || strings.Contains(string(got), "abcd") {
+		t.Fatalf("the client got %q, %v; want the connection closed before a complete answer", got, err)
+	}
+	if rec := recs.last(t, 1); rec.Status != 200 || rec.ResponseBytes != 4 {
+		t.Fatalf("recorded %d, %d bytes; want 200, 4", rec.Status, rec.ResponseBytes)
+	}
+}
+
+// A small answer whose body comes after its head, in a read of its own,
+// is read whole and its upstream connection reused: the stream's end is
+// read too (fasthttp closes a connection whose streamed body was not
+// read to its end).
+func TestProxySmallAnswerReusesItsConnection(t *testing.T) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "4")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "late")
+	}))
+	var mu sync.Mutex
+	conns := 0
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	up.Start()
+	defer up.Close()
+	addr, _ := startProxy(t, up.URL, gateway.ProxyOptions{}, nil)
+	for i := range 3 {
+		resp := rawGet(t, addr, "/late")
+		b, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != "late" || err != nil {
+			t.Fatalf("request %d: %d %q %v", i, resp.StatusCode, b, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if conns != 1 {
+		t.Fatalf("%d upstream connections for 3 requests in a row, want 1", conns)
 	}
 }
