@@ -29,13 +29,13 @@ import (
 //   - idle_conn_timeout closes connections idle longer (fasthttp's own
 //     10 s when it is 0); dial_timeout bounds the dial. The server closes
 //     the idle ones when it has drained (closeIdle).
-//   - A request of an idempotent method without a body that fails on a
-//     connection the upstream closed (retryable) is sent once more, and
-//     no more: the idle connections are closed first, as likely dead (an
-//     upstream restart closes them all), so the retry dials. A request
-//     with a body, or a POST or PATCH, is never sent twice; nor is any
-//     request a third time, however many idle connections the pool held
-//     (it once tried up to max_idle_conns_per_host + 1 times).
+//   - A request that fails on a connection the upstream closed
+//     (retryable) is sent once more when gateway.Replayable says it may
+//     be (no body, an idempotent method), and no more, as on net/http's
+//     lean path: the idle connections are closed first, as likely dead
+//     (an upstream restart closes them all), so the retry dials. No
+//     request is sent a third time, however many idle connections the
+//     pool held (it once tried up to max_idle_conns_per_host + 1 times).
 //
 // Safe for concurrent use.
 type upstreamClient struct {
@@ -93,17 +93,11 @@ func newUpstream(o gateway.ProxyOptions) *upstreamClient {
 // with err, is sent again (see upstreamClient); before a retry it closes
 // the idle connections.
 func (u *upstreamClient) retryable(req *fasthttp.Request, err error) bool {
-	if len(req.Body()) > 0 || !idempotent(&req.Header) || !staleConn(err) {
+	if !staleConn(err) {
 		return false
 	}
 	u.hc.CloseIdleConnections()
-	return true
-}
-
-// idempotent says whether h's method is one RFC 9110 (9.2.2) calls
-// idempotent: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
-func idempotent(h *fasthttp.RequestHeader) bool {
-	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsTrace() || h.IsPut() || h.IsDelete()
+	return gateway.Replayable(string(req.Header.Method()), len(req.Body()) > 0)
 }
 
 // closeIdle closes the idle upstream connections; those in use are closed
