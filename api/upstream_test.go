@@ -510,3 +510,42 @@ func testShutdownClosesIdleUpstreamConnections(t *testing.T, edge string) {
 		}
 	}
 }
+
+// An upstream that sends interim heads (103 Early Hints) and then never
+// its final one gets 504 after response_header_timeout, on every edge:
+// the timeout runs from the request's last write to the final head,
+// interim heads or not, as net/http's Transport and the lean path's
+// client count it. fasthttp's edge once lifted it at the end of the 103,
+// and held the request for as long as the upstream stalled.
+func TestForwardingTimesOutAfterAnInterimHead(t *testing.T) {
+	onProxyEdges(t, testForwardingTimesOutAfterAnInterimHead)
+}
+
+func testForwardingTimesOutAfterAnInterimHead(t *testing.T, edge string) {
+	const hints = "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
+	for _, tc := range []struct{ name, interim string }{
+		{"103", hints},
+		{"two 103s in one write", hints + hints},
+		{"bare LF 103", "HTTP/1.1 103 Early Hints\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newRawUpstream(t, func(conn net.Conn) {
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				io.WriteString(conn, tc.interim)
+				io.Copy(io.Discard, conn) // stall until the proxy gives up
+			})
+			px := openProxy(t, edge, up, 200*time.Millisecond)
+			client := &http.Client{Timeout: 10 * time.Second} // the stall lasts 10 s
+			resp, err := client.Get(px.URL + "/hinted")
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusGatewayTimeout {
+				t.Fatalf("%d, want 504", resp.StatusCode)
+			}
+		})
+	}
+}
