@@ -160,7 +160,7 @@ type headerConn struct {
 	code    statusCode // its status code
 }
 
-// statusEnd is where headEnd is in the first line of a head and just
+// statusEnd is where blankLine is in the first line of a head and just
 // after it.
 type statusEnd uint8
 
@@ -230,9 +230,20 @@ func (c *headerConn) scan(b []byte) {
 // block, which fasthttp takes without a "\r\n\r\n" (an answer of no
 // fields, read to the close). Missing that one kept the deadline on such
 // an answer's body, cutting a long one at response_header_timeout. It
-// reads the head's status code on the way (statusCode).
+// reads the head's status code on the way (statusCode), in the head's
+// bytes only: a byte after its end starts the next head.
 func (c *headerConn) headEnd(b []byte) int {
-	c.code.read(b)
+	i := c.blankLine(b)
+	if i >= 0 {
+		c.code.read(b[:i])
+	} else {
+		c.code.read(b)
+	}
+	return i
+}
+
+// blankLine is headEnd's search for the blank line.
+func (c *headerConn) blankLine(b []byte) int {
 	if c.status != pastStatus {
 		if i := c.emptyBlock(b); i >= 0 {
 			return i + 1
@@ -256,7 +267,7 @@ func (c *headerConn) headEnd(b []byte) int {
 }
 
 // emptyBlock follows the first line of a head and the two bytes after
-// it through b, before headEnd matches b: it returns the index of the LF
+// it through b, before blankLine matches b: it returns the index of the LF
 // of a CRLF that follows a line ending with a bare LF, or -1. Past them
 // it reads nothing.
 func (c *headerConn) emptyBlock(b []byte) int {

@@ -406,6 +406,8 @@ func TestHeaderConnScan(t *testing.T) {
 		{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", true},
 		{"HTTP/1.1 200 OK\r\n\r\n", true},
 		{"\r\n\r\n", false},
+		{"\r\n\r\n" + hints, false},
+		{"\r\n\r\nH", false}, // the next head's bytes are not this one's
 		{"\r\n\r\n" + final, true},
 	} {
 		for split := 0; split <= len(tc.answer); split++ {
