@@ -64,13 +64,14 @@ func startEdge(t testing.TB, edge string, srv *api.Server) *edgeServer {
 	t.Helper()
 	switch edge {
 	case "net/http":
-		hs := httptest.NewUnstartedServer(srv.EnforcementHandler())
+		hs := httptest.NewUnstartedServer(nil)
+		gs := srv.Gateway().HTTPServer(hs.Config) // as app.Run serves it
 		hs.Config.ReadHeaderTimeout = edgeTimeouts.readHeader
 		hs.Config.IdleTimeout = edgeTimeouts.idle
 		hs.Config.MaxHeaderBytes = 2*edgeTimeouts.maxHeaderBytes + 4096
 		hs.Start()
 		t.Cleanup(hs.Close)
-		return &edgeServer{URL: hs.URL, Addr: hs.Listener.Addr().String(), shutdown: hs.Config.Shutdown}
+		return &edgeServer{URL: hs.URL, Addr: hs.Listener.Addr().String(), shutdown: gs.Shutdown}
 	case "fasthttp", "fasthttp, reduce_idle_memory":
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

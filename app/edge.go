@@ -32,11 +32,12 @@ func (a *App) checkEdge() error {
 
 // enforcementServer is the server of listen when it has a listener of
 // its own: fasthttp for the proxy, or forward auth and check, when
-// server.edge says so, else net/http.
+// server.edge says so, else net/http. Either closes the proxy's idle
+// upstream connections once it has drained.
 func (a *App) enforcementServer() server {
 	s := a.cfg.Server
 	if s.EdgeServer() != config.EdgeFastHTTP {
-		return a.httpServer(a.api.EnforcementHandler())
+		return a.api.Gateway().HTTPServer(a.httpServer(nil))
 	}
 	return fastedge.New(fastedge.Options{Gateway: a.api.Gateway(), Fallback: a.api.EnforcementHandler(),
 		MaxHeaderBytes: s.MaxHeaderBytes, ReadHeaderTimeout: s.ReadHeaderTimeout.D(), ReadTimeout: s.ReadTimeout.D(),

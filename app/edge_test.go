@@ -3,9 +3,11 @@ package app_test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,6 +115,41 @@ func TestProxyCountedAndRecordedOnEitherEdge(t *testing.T) {
 			entries := entryCounts(families)
 			if entries["proxy"] != 3 {
 				t.Fatalf("latency observations by entry %v", entries)
+			}
+		})
+	}
+}
+
+// When Run stops, the proxy's idle upstream connections close with it,
+// on either edge: the upstream sees the connection of a request close.
+func TestRunClosesIdleUpstreamConnectionsOnEitherEdge(t *testing.T) {
+	for _, edge := range []string{config.EdgeNetHTTP, config.EdgeFastHTTP} {
+		t.Run(edge, func(t *testing.T) {
+			var conns, closed atomic.Int64
+			up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+			up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				switch s {
+				case http.StateNew:
+					conns.Add(1)
+				case http.StateClosed:
+					closed.Add(1)
+				}
+			}
+			up.Start()
+			t.Cleanup(up.Close)
+			a, stop := startApp(t, func(c *config.Config) {
+				c.Server.Edge = edge
+				c.Proxy.Upstream = up.URL
+				c.Routes = []config.Route{{Path: "/public/*", Preset: "public"}}
+			})
+			if got := call(t, "GET", "http://"+a.Addr()+"/public/a", nil, ""); got.status != 200 || got.body != "ok" {
+				t.Fatalf("%d %s", got.status, got.body)
+			}
+			stop()
+			for deadline := time.Now().Add(10 * time.Second); closed.Load() < conns.Load(); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d upstream connections closed 10 s after Run returned", closed.Load(), conns.Load())
+				}
 			}
 		})
 	}

@@ -173,8 +173,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // Close.
 //
 // In proxy mode the connections handed to net/http are drained the same
-// way, by its Shutdown, and then the lean path's idle upstream
-// connections are closed.
+// way, by its Shutdown, and then the idle upstream connections are
+// closed: the lean path's and those of the requests handed off.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.serving.stop()
 	err := s.srv.ShutdownWithContext(ctx)
@@ -185,17 +185,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// closeUpstream closes the lean path's idle upstream connections, if it
-// has any.
+// closeUpstream closes the idle upstream connections: the lean path's,
+// if it has any, and those of the requests handed to net/http, which the
+// gateway's proxy forwards.
 func (s *Server) closeUpstream() {
 	if s.up != nil {
 		s.up.closeIdle()
 	}
+	s.gw.CloseIdleUpstream()
 }
 
 // Close stops the server at once: it stops accepting and closes every
-// open connection, requests in flight included, and the lean path's idle
-// upstream connections.
+// open connection, requests in flight included, and the idle upstream
+// connections.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -29,13 +29,13 @@ import (
 //   - idle_conn_timeout closes connections idle longer (fasthttp's own
 //     10 s when it is 0); dial_timeout bounds the dial. The server closes
 //     the idle ones when it has drained (closeIdle).
-//   - A request of an idempotent method without a body that fails on a
-//     connection the upstream closed (retryable) is sent once more, and
-//     no more: the idle connections are closed first, as likely dead (an
-//     upstream restart closes them all), so the retry dials. A request
-//     with a body, or a POST or PATCH, is never sent twice; nor is any
-//     request a third time, however many idle connections the pool held
-//     (it once tried up to max_idle_conns_per_host + 1 times).
+//   - A request that fails on a connection the upstream closed
+//     (retryable) is sent once more when gateway.Replayable says it may
+//     be (no body, an idempotent method), and no more, as on net/http's
+//     lean path: the idle connections are closed first, as likely dead
+//     (an upstream restart closes them all), so the retry dials. No
+//     request is sent a third time, however many idle connections the
+//     pool held (it once tried up to max_idle_conns_per_host + 1 times).
 //
 // Safe for concurrent use.
 type upstreamClient struct {
@@ -93,17 +93,11 @@ func newUpstream(o gateway.ProxyOptions) *upstreamClient {
 // with err, is sent again (see upstreamClient); before a retry it closes
 // the idle connections.
 func (u *upstreamClient) retryable(req *fasthttp.Request, err error) bool {
-	if len(req.Body()) > 0 || !idempotent(&req.Header) || !staleConn(err) {
+	if !staleConn(err) {
 		return false
 	}
 	u.hc.CloseIdleConnections()
-	return true
-}
-
-// idempotent says whether h's method is one RFC 9110 (9.2.2) calls
-// idempotent: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
-func idempotent(h *fasthttp.RequestHeader) bool {
-	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsTrace() || h.IsPut() || h.IsDelete()
+	return gateway.Replayable(string(req.Header.Method()), len(req.Body()) > 0)
 }
 
 // closeIdle closes the idle upstream connections; those in use are closed
@@ -141,10 +135,14 @@ func (u *upstreamClient) release(slot bool) {
 }
 
 // headerConn is an upstream connection whose reads must bring an answer's
-// head within timeout of the request's last write: the deadline is set at
-// each write and lifted before any read that follows the blank line ending
-// a head (headEnds), so a body or a stream reads for as long as it lasts. Lifting it
-// only then, not as soon as the head has arrived, saves a deadline system
+// final head within timeout of the request's last write: the deadline is
+// set at each write and lifted before any read that follows the blank line
+// ending the final head (scan), so a body or a stream reads for as long as
+// it lasts. Interim heads (1xx but 101, which fasthttp reads past) keep
+// it: an upstream that sends 103 Early Hints and then stalls gets 504 at
+// response_header_timeout, counted from the write as net/http's lean path
+// (api/gateway/forward.go) and http.Transport count it. Lifting it only
+// then, not as soon as the head has arrived, saves a deadline system
 // call a request in the common case, where the head and the whole body
 // come in one read: the next write sets a new deadline anyway, and an idle
 // connection in the pool is not read (docs/BENCHMARKS.md, "Cutting CPU per
@@ -154,13 +152,15 @@ func (u *upstreamClient) release(slot bool) {
 type headerConn struct {
 	net.Conn
 	timeout time.Duration
-	waiting bool // for the end of a head
+	waiting bool // for the end of the final head
 	armed   bool // a read deadline is set
-	matched int  // bytes of "\r\n\r\n" seen at the end of the reads so far
-	status  statusEnd
+	// Of the head being read:
+	matched int        // bytes of "\r\n\r\n" seen at the end of the reads so far
+	status  statusEnd  // where its first line ends
+	code    statusCode // its status code
 }
 
-// statusEnd is where headEnds is in the first line of a head and just
+// statusEnd is where blankLine is in the first line of a head and just
 // after it.
 type statusEnd uint8
 
@@ -173,7 +173,8 @@ const (
 
 func (c *headerConn) Write(b []byte) (int, error) {
 	if !c.waiting {
-		c.waiting, c.matched, c.status = true, 0, inStatus
+		c.waiting = true
+		c.newHead()
 	}
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
@@ -191,31 +192,70 @@ func (c *headerConn) Read(b []byte) (int, error) {
 		c.armed = false
 	}
 	n, err := c.Conn.Read(b)
-	if c.waiting && n > 0 && c.headEnds(b[:n]) {
-		c.waiting = false
+	if c.waiting && n > 0 {
+		c.scan(b[:n])
 	}
 	return n, err
 }
 
-// headEnds says whether b, read after what came before, holds the blank
-// line that ends a head as fasthttp reads one (its ResponseHeader.Read):
-// at the first "\r\n\r\n", without which it waits for more even where a
-// bare LF ends a line; or, when the first line ends with a bare LF, at a
-// CRLF right after it: an empty header block, which fasthttp takes
-// without a "\r\n\r\n" (an answer of no fields, read to the close).
-// Missing that one kept the deadline on such an answer's body, cutting a
-// long one at response_header_timeout.
-func (c *headerConn) headEnds(b []byte) bool {
-	if c.status != pastStatus && c.emptyBlock(b) {
-		return true
+// newHead starts following a head.
+func (c *headerConn) newHead() {
+	c.matched, c.status, c.code = 0, inStatus, statusCode{}
+}
+
+// scan follows b, read after what came before, through the heads of an
+// answer: it stops waiting at the end of the final head (statusCode), and
+// past the end of an interim head, or of empty lines fasthttp skips,
+// follows the next.
+func (c *headerConn) scan(b []byte) {
+	for {
+		i := c.headEnd(b)
+		if i < 0 {
+			return
+		}
+		if c.code.final() {
+			c.waiting = false
+			return
+		}
+		c.newHead()
+		b = b[i:]
+	}
+}
+
+// headEnd returns the index just past the blank line in b, read after
+// what came before, that ends a head as fasthttp reads one (its
+// ResponseHeader.Read), or -1: at the first "\r\n\r\n", without which it
+// waits for more even where a bare LF ends a line; or, when the first
+// line ends with a bare LF, at a CRLF right after it: an empty header
+// block, which fasthttp takes without a "\r\n\r\n" (an answer of no
+// fields, read to the close). Missing that one kept the deadline on such
+// an answer's body, cutting a long one at response_header_timeout. It
+// reads the head's status code on the way (statusCode), in the head's
+// bytes only: a byte after its end starts the next head.
+func (c *headerConn) headEnd(b []byte) int {
+	i := c.blankLine(b)
+	if i >= 0 {
+		c.code.read(b[:i])
+	} else {
+		c.code.read(b)
+	}
+	return i
+}
+
+// blankLine is headEnd's search for the blank line.
+func (c *headerConn) blankLine(b []byte) int {
+	if c.status != pastStatus {
+		if i := c.emptyBlock(b); i >= 0 {
+			return i + 1
+		}
 	}
 	const end = "\r\n\r\n"
-	for _, x := range b {
+	for i, x := range b {
 		switch {
 		case x == end[c.matched]:
 			c.matched++
 			if c.matched == len(end) {
-				return true
+				return i + 1
 			}
 		case x == '\r':
 			c.matched = 1
@@ -223,13 +263,14 @@ func (c *headerConn) headEnds(b []byte) bool {
 			c.matched = 0
 		}
 	}
-	return false
+	return -1
 }
 
 // emptyBlock follows the first line of a head and the two bytes after
-// it through b, before headEnds matches b: it says whether they are a
-// line ending with a bare LF and a CRLF. Past them it reads nothing.
-func (c *headerConn) emptyBlock(b []byte) bool {
+// it through b, before blankLine matches b: it returns the index of the LF
+// of a CRLF that follows a line ending with a bare LF, or -1. Past them
+// it reads nothing.
+func (c *headerConn) emptyBlock(b []byte) int {
 	for i := 0; i < len(b) && c.status != pastStatus; i++ {
 		switch x := b[i]; c.status {
 		case inStatus:
@@ -247,12 +288,12 @@ func (c *headerConn) emptyBlock(b []byte) bool {
 			}
 		case bareLFCR:
 			if x == '\n' {
-				return true
+				return i
 			}
 			c.status = pastStatus
 		}
 	}
-	return false
+	return -1
 }
 
 // SetReadDeadline ignores HostClient's calls: see headerConn.

@@ -3,6 +3,7 @@ package fastedge
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -170,7 +172,7 @@ func TestProxyStreamOutlastsTheHeaderTimeout(t *testing.T) {
 	}
 }
 
-// headEnds finds the blank line that ends a head wherever the reads
+// headEnd finds the blank line that ends a head wherever the reads
 // split it: a "\r\n\r\n", or the CRLF right after a first line that ends
 // with a bare LF (fasthttp's empty header block). Other bare-LF endings
 // are no end: fasthttp waits for a "\r\n\r\n" there.
@@ -179,7 +181,7 @@ func TestHeadEnds(t *testing.T) {
 		"HTTP/1.1 200 OK\nX: y\n\nok\r\n\r\n"} {
 		for split := 0; split <= len(head); split++ {
 			c := &headerConn{}
-			got := c.headEnds([]byte(head[:split])) || c.headEnds([]byte(head[split:]))
+			got := c.headEnd([]byte(head[:split])) >= 0 || c.headEnd([]byte(head[split:])) >= 0
 			if !got {
 				t.Errorf("%q split at %d: no end of head found", head, split)
 			}
@@ -187,13 +189,13 @@ func TestHeadEnds(t *testing.T) {
 	}
 	for _, notEnd := range []string{"HTTP/1.1 200 OK\r\n", "a\r\n\rb\r\n", "\n\n", "\r\r\n\n",
 		"HTTP/1.1 200 OK\nX: y\n\n", "HTTP/1.1 200 OK\r\nX: y\n\r\n", "HTTP/1.1 200 OK\nX: y\n\r\n"} {
-		if (&headerConn{}).headEnds([]byte(notEnd)) {
+		if (&headerConn{}).headEnd([]byte(notEnd)) >= 0 {
 			t.Errorf("%q read as the end of a head", notEnd)
 		}
 	}
 }
 
-// FuzzHeadEnds: headEnds, fed a byte string in two reads split anywhere,
+// FuzzHeadEnds: headEnd, fed a byte string in two reads split anywhere,
 // finds the end of a head exactly when the string holds "\r\n\r\n" or
 // its first LF is a bare one followed by CRLF. Seeds:
 // testdata/fuzz/FuzzHeadEnds.
@@ -201,7 +203,7 @@ func FuzzHeadEnds(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, split uint) {
 		at := int(split % uint(len(b)+1))
 		c := &headerConn{}
-		got := c.headEnds(b[:at]) || c.headEnds(b[at:])
+		got := c.headEnd(b[:at]) >= 0 || c.headEnd(b[at:]) >= 0
 		lf := bytes.IndexByte(b, '\n')
 		emptyBlock := lf >= 0 && (lf == 0 || b[lf-1] != '\r') && bytes.HasPrefix(b[lf+1:], []byte("\r\n"))
 		if want := bytes.Contains(b, []byte("\r\n\r\n")) || emptyBlock; got != want {
@@ -211,7 +213,7 @@ func FuzzHeadEnds(f *testing.F) {
 }
 
 // FuzzHeadEndsWhereFasthttpDoes: when fasthttp's ResponseHeader.Read
-// takes a head from b, headEnds finds an end of head in b, so the
+// takes a head from b, headEnd finds an end of head in b, so the
 // deadline never stays on a body fasthttp is reading.
 func FuzzHeadEndsWhereFasthttpDoes(f *testing.F) {
 	for _, seed := range []string{"HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 200 OK\n\r\nbody", "HTTP/1.1 200 OK\nX: y\n\nab\r\n\r\n",
@@ -223,8 +225,8 @@ func FuzzHeadEndsWhereFasthttpDoes(f *testing.F) {
 		if h.Read(bufio.NewReaderSize(bytes.NewReader(b), len(b)+16)) != nil {
 			return
 		}
-		if !(&headerConn{}).headEnds(b) {
-			t.Fatalf("fasthttp read a head from %q; headEnds found no end", b)
+		if (&headerConn{}).headEnd(b) < 0 {
+			t.Fatalf("fasthttp read a head from %q; headEnd found no end", b)
 		}
 	})
 }
@@ -381,4 +383,79 @@ func TestProxySmallAnswerReusesItsConnection(t *testing.T) {
 	if conns != 1 {
 		t.Fatalf("%d upstream connections for 3 requests in a row, want 1", conns)
 	}
+}
+
+// scan waits past interim heads (1xx but 101) and the empty lines
+// fasthttp skips before a head, and stops at the end of the final head,
+// wherever the reads split the answer: the response-header deadline
+// stays until the final head has come.
+func TestHeaderConnScan(t *testing.T) {
+	const hints, final = "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	for _, tc := range []struct {
+		answer string
+		final  bool
+	}{
+		{hints, false},
+		{hints + final, true},
+		{hints + hints, false},
+		{"HTTP/1.1 100 Continue\r\n\r\n" + hints, false},
+		{"HTTP/1.1 100 Continue\r\n\r\n" + hints + final, true},
+		{"HTTP/1.1 103 Early Hints\n\r\n", false}, // fasthttp's empty header block
+		{"HTTP/1.1 103 Early Hints\n\r\nHTTP/1.1 204 No Content\n\r\n", true},
+		{"HTTP/1.1  199 Odd\r\n\r\n", false},
+		{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", true},
+		{"HTTP/1.1 200 OK\r\n\r\n", true},
+		{"\r\n\r\n", false},
+		{"\r\n\r\n" + hints, false},
+		{"\r\n\r\nH", false}, // the next head's bytes are not this one's
+		{"\r\n\r\n" + final, true},
+	} {
+		for split := 0; split <= len(tc.answer); split++ {
+			c := &headerConn{waiting: true}
+			for _, read := range []string{tc.answer[:split], tc.answer[split:]} {
+				if c.waiting {
+					c.scan([]byte(read))
+				}
+			}
+			if c.waiting == tc.final {
+				t.Errorf("%q split at %d: still waiting %v", tc.answer, split, c.waiting)
+			}
+		}
+	}
+}
+
+// errMore ends the bytes a fuzz target gives fasthttp: where it returns
+// it (or io.EOF, which it returns when it has read nothing of a head), it
+// wanted more to complete the final head.
+var errMore = errors.New("more to come")
+
+// FuzzScanWhereFasthttpDoes: scan, fed an answer in two reads split
+// anywhere, stops waiting where fasthttp's Response.Read has the final
+// head: when fasthttp reads one from b, scan has stopped, so the deadline
+// never stays on a body; when fasthttp wants more bytes, scan still
+// waits, so a final head that never comes times out.
+func FuzzScanWhereFasthttpDoes(f *testing.F) {
+	for _, seed := range []string{"HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n",
+		"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "HTTP/1.1 100 Continue\n\r\nHTTP/1.1 204 No Content\n\r\n",
+		"\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n", "HTTP/1.1 200 OK\nX: y\n\nab\r\n\r\n"} {
+		f.Add([]byte(seed), uint(len(seed)/2))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, split uint) {
+		at := int(split % uint(len(b)+1))
+		c := &headerConn{waiting: true}
+		for _, read := range [][]byte{b[:at], b[at:]} {
+			if c.waiting {
+				c.scan(read)
+			}
+		}
+		var resp fasthttp.Response
+		resp.StreamBody = true
+		err := resp.Read(bufio.NewReaderSize(io.MultiReader(bytes.NewReader(b), iotest.ErrReader(errMore)), len(b)+16))
+		switch {
+		case err == nil && c.waiting:
+			t.Fatalf("fasthttp read the final head (%d) from %q; scan still waits (split at %d)", resp.StatusCode(), b, at)
+		case (errors.Is(err, errMore) || err == io.EOF) && !c.waiting:
+			t.Fatalf("fasthttp wants more than %q; scan stopped waiting (split at %d)", b, at)
+		}
+	})
 }

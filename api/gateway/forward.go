@@ -37,10 +37,11 @@ func Lean(contentLength int64, upgrade, expect, http11 bool) bool {
 // and copies the answer back: the request's own header map is sent (after
 // removing hop-by-hop headers), the answer's header slices are handed to
 // the response, and the body goes through a pooled buffer. A request
-// without a body that fails on a reused connection is retried once on a
-// newly dialed one, as http.Transport does for an upstream that closed an
-// idle connection, and the other idle connections are closed too: they
-// are as likely to be dead (an upstream restart closes them all).
+// that fails on a connection the upstream closed (StaleConnError) is sent
+// once more, on a newly dialed connection, when Replayable says it may
+// be, as api/fastedge's client does; the other idle connections are
+// closed first: they are as likely to be dead (an upstream restart
+// closes them all).
 //
 // When the server's ResponseWriter is a BodySender, forward hands it the
 // answer's body instead of copying it and reports true: the request is
@@ -53,9 +54,8 @@ func (p *proxy) forward(ex *proxyExchange, w *responseRecorder, r *http.Request,
 	var resp *http.Response
 	var pc *upstreamConn
 	for attempt := 0; ; attempt++ {
-		var reused bool
 		var err error
-		pc, reused, err = p.upstream.get(ctx, attempt > 0)
+		pc, err = p.upstream.get(ctx, attempt > 0)
 		if err == nil {
 			resp, err = p.send(ctx, pc, r, uri)
 			if err != nil {
@@ -65,9 +65,9 @@ func (p *proxy) forward(ex *proxyExchange, w *responseRecorder, r *http.Request,
 		if err == nil {
 			break
 		}
-		if reused && attempt == 0 && StaleConnError(err) && ctx.Err() == nil {
+		if attempt == 0 && StaleConnError(err) && ctx.Err() == nil {
 			p.upstream.closeIdle()
-			if r.ContentLength == 0 {
+			if Replayable(r.Method, r.ContentLength != 0) {
 				continue
 			}
 		}

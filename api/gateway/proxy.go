@@ -42,6 +42,7 @@ type proxy struct {
 	gate     *gate
 	upstream *upstreamPool          // the lean path; nil for a TLS upstream
 	rp       *httputil.ReverseProxy // upgrades, Expect, large and streamed bodies
+	rt       *http.Transport        // rp's
 	maxBody  int64
 	now      func() time.Time
 	log      *slog.Logger
@@ -94,6 +95,7 @@ func newProxy(g *gate, o ProxyOptions, now func() time.Time, log *slog.Logger) *
 		ForceAttemptHTTP2:     false,
 		DisableCompression:    true, // pass bodies through as the upstream sent them
 	}
+	p.rt = transport
 	upstream := o.Upstream
 	maxConns := o.MaxConnsPerHost
 	if maxConns <= 0 {

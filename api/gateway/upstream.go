@@ -57,25 +57,23 @@ func newUpstreamPool(u *url.URL, dialer *net.Dialer, headerTimeout, idleTimeout 
 // or none idle, dials one. It first waits, as long as ctx and the
 // response-header timeout allow, until fewer than max_conns_per_host
 // connections carry a request; the connection it returns counts as one
-// until release, put or discard. reused says the connection has carried a
-// request before, so a failure on it may only mean the upstream closed it
-// while it was idle. Safe for concurrent use.
-func (p *upstreamPool) get(ctx context.Context, fresh bool) (pc *upstreamConn, reused bool, err error) {
+// until release, put or discard. Safe for concurrent use.
+func (p *upstreamPool) get(ctx context.Context, fresh bool) (*upstreamConn, error) {
 	if err := p.busy.Acquire(ctx); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if !fresh {
 		if pc := p.takeIdle(); pc != nil {
 			pc.counted = true
-			return pc, true, nil
+			return pc, nil
 		}
 	}
 	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		p.busy.Release()
-		return nil, false, err
+		return nil, err
 	}
-	return &upstreamConn{Conn: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10), counted: true}, false, nil
+	return &upstreamConn{Conn: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10), counted: true}, nil
 }
 
 // takeIdle returns an idle connection that is still fresh, closing the
@@ -154,7 +152,7 @@ func (p *upstreamPool) discard(pc *upstreamConn) {
 	p.release(pc)
 }
 
-// closeIdle closes every idle connection. The proxy calls it when a reused
+// closeIdle closes every idle connection. The proxy calls it when a
 // connection turns out closed: an upstream that restarts closes all of
 // them, and nothing notices while they sit idle, so without this each
 // would fail one more request.
@@ -197,6 +195,26 @@ type timeoutError struct{ msg string }
 func (e *timeoutError) Error() string   { return e.msg }
 func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }
+
+// Replayable says whether a request whose upstream connection failed
+// before an answer may be sent again, on both edges' lean paths: one
+// without a body, of a method RFC 9110 (9.2.2) calls idempotent (GET,
+// HEAD, OPTIONS, TRACE, PUT, DELETE). The upstream may have read it and
+// acted before the connection broke, so a POST or PATCH, which it may
+// not see twice, is never sent again, and neither is a body, which the
+// lean path does not keep. Each edge sends a replayable request once more
+// at most, after an error of a connection the upstream closed
+// (StaleConnError). Safe for concurrent use.
+func Replayable(method string, hasBody bool) bool {
+	if hasBody {
+		return false
+	}
+	switch method {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
 
 // StaleConnError is what a reused keep-alive connection the upstream had
 // already closed looks like.
