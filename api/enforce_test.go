@@ -404,10 +404,9 @@ func testForwardedForTrust(t *testing.T, edge string) {
 func TestUpstreamDownAndSlow(t *testing.T) { onProxyEdges(t, testUpstreamDownAndSlow) }
 
 func testUpstreamDownAndSlow(t *testing.T, edge string) {
-	dead := httptest.NewServer(http.NotFoundHandler())
-	deadURL := dead.URL
-	dead.Close()
-	f := newGateFixture(t, gateConfig{proxyEdge: edge, upstreamURL: deadURL})
+	// Port 1 refuses: nothing listens there, and no test's listener on
+	// port 0 can be given it (a closed test server's port could be).
+	f := newGateFixture(t, gateConfig{proxyEdge: edge, upstreamURL: "http://127.0.0.1:1"})
 	checkError(t, do(t, "GET", f.proxy.URL+"/public/x", nil, ""), 502, "UPSTREAM_UNREACHABLE")
 
 	slow := newGateFixture(t, gateConfig{proxyEdge: edge, headerTimout: 100 * time.Millisecond})

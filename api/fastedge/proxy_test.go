@@ -143,10 +143,9 @@ func TestProxyUpstreamFailures(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer up.Close()
-	dead := httptest.NewServer(http.NotFoundHandler())
-	dead.Close()
-
-	deadAddr, deadRecs := startProxy(t, dead.URL, gateway.ProxyOptions{DialTimeout: time.Second}, nil)
+	// Port 1 refuses: nothing listens there, and no test's listener on
+	// port 0 can be given it (a closed test server's port could be).
+	deadAddr, deadRecs := startProxy(t, "http://127.0.0.1:1", gateway.ProxyOptions{DialTimeout: time.Second}, nil)
 	addr, recs := startProxy(t, up.URL, gateway.ProxyOptions{ResponseHeaderTimeout: 200 * time.Millisecond, MaxConnsPerHost: 1}, nil)
 
 	client := &http.Client{Timeout: 10 * time.Second} // a proxy that never gives up fails, not hangs
