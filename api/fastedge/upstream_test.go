@@ -97,6 +97,17 @@ func TestProxyAnswerHeaders(t *testing.T) {
 // reads the answer's head as sent; the connection closes with the test.
 func rawGet(t *testing.T, addr, path string) *http.Response {
 	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(rawSendGet(t, addr, path)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// rawSendGet writes GET path by hand on a connection of its own, with 10 s
+// for the exchange, and returns the connection; it closes with the test.
+func rawSendGet(t *testing.T, addr, path string) net.Conn {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -104,11 +115,7 @@ func rawGet(t *testing.T, addr, path string) *http.Response {
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: app.example\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
+	return conn
 }
 
 // A streamed answer outlasts response_header_timeout however its head
@@ -332,14 +339,7 @@ func TestProxySmallAnswerCutOffMidBody(t *testing.T) {
 		}
 	}()
 	addr, recs := startProxy(t, "http://"+ln.Addr().String(), gateway.ProxyOptions{}, nil)
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "GET /cut HTTP/1.1\r\nHost: app.example\r\n\r\n")
-	got, err := io.ReadAll(conn) // to the close
+	got, err := io.ReadAll(rawSendGet(t, addr, "/cut")) // to the close
 	if err != nil || strings.Contains(string(got), "abcd") {
 		t.Fatalf("the client got %q, %v; want the connection closed before a complete answer", got, err)
 	}
