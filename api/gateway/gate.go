@@ -222,12 +222,19 @@ func ceilUnix(t time.Time) int64 {
 
 // setIdentityHeaders tells the upstream (or the forward-auth caller) who
 // the caller is: the key's identity, when one was found, and the tier
-// whose limits applied. The map's entries are slices of hv.
+// whose limits applied. A key without an owner or scopes gets no
+// X-Apiwarden-Owner or -Scopes header: the upstream parses every header
+// it is sent, and a client's own copies are scrubbed either way
+// (ScrubHeaderValue). The map's entries are slices of hv.
 func setIdentityHeaders(h http.Header, hv *headerValues, id *keys.Identity, tier string) {
 	if id != nil {
 		hv.set(h, "X-Apiwarden-Key-Id", id.ID)
-		hv.set(h, "X-Apiwarden-Owner", id.OwnerID)
-		hv.set(h, "X-Apiwarden-Scopes", id.ScopesHeader)
+		if id.OwnerID != "" {
+			hv.set(h, "X-Apiwarden-Owner", id.OwnerID)
+		}
+		if id.ScopesHeader != "" {
+			hv.set(h, "X-Apiwarden-Scopes", id.ScopesHeader)
+		}
 	}
 	if tier != "" {
 		hv.set(h, "X-Apiwarden-Tier", tier)
