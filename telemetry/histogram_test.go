@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// scrapeLines are the lines of a scrape of h whose metric name starts
+// scrapeLines are the lines of a scrape of reg whose metric name starts
 // with one of prefixes, by the part before the value, and their values.
 func scrapeLines(t *testing.T, reg *prometheus.Registry, prefixes ...string) map[string]float64 {
 	t.Helper()
