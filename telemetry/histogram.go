@@ -12,10 +12,12 @@ import (
 // durationHistogram counts durations into the latencyBounds, as a
 // Prometheus histogram does, for a request path that observes two of them
 // a request from every core. Prometheus's own takes four atomic updates
-// of one shared cache line an observation (count, bucket, a CAS loop on
+// of memory every core shares an observation (count, bucket, a CAS loop on
 // the float sum); here an observation adds to a bucket and an integer sum
-// in one of several stripes, picked at random, so two cores rarely touch
-// the same line. A scrape adds the stripes up.
+// in one of several stripes, picked at random, so two cores rarely
+// update the same line at the same moment (a stripe still moves between
+// cores: the choice is random, not per core). A scrape adds the stripes
+// up.
 //
 // Observe is safe for concurrent use. A scrape that races observations
 // may count one in its bucket and not yet in the sum; the count is the
