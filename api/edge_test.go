@@ -246,6 +246,9 @@ func testLookAlikeIdentityHeadersAreStripped(t *testing.T, edge string) {
 		{"public route", "/public/x", "", map[string]string{"X-Apiwarden-Tier": "free"}},
 		{"protected route", "/api/forms/1", "basic", map[string]string{"X-Apiwarden-Key-Id": f.ids["basic"], "X-Apiwarden-Owner": "org_b",
 			"X-Apiwarden-Tier": "basic", "X-Apiwarden-Scopes": "forms:read"}},
+		// The owner and scopes headers are left out when the key has
+		// none: the client's own copies must still go.
+		{"key without owner or scopes", "/other/x", "bare", map[string]string{"X-Apiwarden-Key-Id": f.ids["bare"], "X-Apiwarden-Tier": "basic"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

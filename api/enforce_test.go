@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -195,6 +196,7 @@ func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
 		"revoked": {Tier: "basic"},
 		"big":     {Tier: "enterprise", OwnerID: "org_big", Scopes: []string{"forms:read"}},
 		"bench":   {Tier: "unlimited", OwnerID: "org_bench", Scopes: []string{"forms:read"}},
+		"bare":    {Tier: "basic"}, // no owner, no scopes
 	} {
 		k, s, err := svc.Create(p, "test")
 		if err != nil {
@@ -568,6 +570,30 @@ func testForwardAuthVariants(t *testing.T, edge string) {
 	}
 	if got := recs[1]; got.Method != "POST" {
 		t.Fatalf("method from X-Forwarded-Method: %+v", got)
+	}
+}
+
+// /v1/authorize names the key's owner and scopes only when it has them:
+// a key with neither is answered with its id and tier alone.
+func TestForwardAuthOmitsEmptyIdentity(t *testing.T) {
+	for _, edge := range forwardAuthEdges {
+		t.Run(edgeName(edge), func(t *testing.T) {
+			f := newGateFixture(t, gateConfig{edge: edge})
+			r := do(t, "GET", f.admin.URL+"/v1/authorize", map[string]string{"X-Original-URI": "/other/x", "X-API-Key": f.secrets["bare"]}, "")
+			if r.status != 200 {
+				t.Fatalf("status %d %s", r.status, r.body)
+			}
+			got := map[string][]string{}
+			for k, vs := range r.header {
+				if strings.HasPrefix(k, "X-Apiwarden-") {
+					got[k] = vs
+				}
+			}
+			want := map[string][]string{"X-Apiwarden-Key-Id": {f.ids["bare"]}, "X-Apiwarden-Tier": {"basic"}, "X-Apiwarden-Code": {"VALID"}}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("answer headers %v, want %v", got, want)
+			}
+		})
 	}
 }
 

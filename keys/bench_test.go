@@ -92,3 +92,15 @@ func BenchmarkVerifyMalformed(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLooksLikeKey: the format and checksum check every presented
+// key (Verify) and every scrubbed header value goes through.
+func BenchmarkLooksLikeKey(b *testing.B) {
+	_, secret := mustCreate(b, newService(b, storetest.MustOpen(b), newClock(t0)), keys.CreateParams{Tier: "free"})
+	b.ReportAllocs()
+	for b.Loop() {
+		if !keys.LooksLikeKey(secret) {
+			b.Fatal("not a key")
+		}
+	}
+}

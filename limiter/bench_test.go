@@ -105,6 +105,21 @@ func BenchmarkHeaders(b *testing.B) {
 	}
 }
 
+// BenchmarkPolicyTexts: the RateLimit-Policy value and the limits of a
+// set seen before, against BenchmarkHeaders' formatting of them.
+func BenchmarkPolicyTexts(b *testing.B) {
+	l := newTestLimiter(b, Options{Tiers: testTiers})
+	res := l.AllowAt(t0, Request{Subject: "k", Tier: "free", Route: "r", RoutePerMinute: 5})
+	var texts PolicyTexts
+	texts.Of(&res)
+	b.ReportAllocs()
+	for b.Loop() {
+		if texts.Of(&res).Policy == "" {
+			b.Fatal("no policy")
+		}
+	}
+}
+
 func BenchmarkSnapshot(b *testing.B) {
 	// Encoding cost only: the write path is the store's.
 	l := newTestLimiter(b, Options{Tiers: benchTiers})

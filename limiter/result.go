@@ -73,13 +73,24 @@ func (r *Result) Applied() []BucketState { return r.Buckets[:r.NumBuckets] }
 // the one that takes longer to fill), which is what the RateLimit header
 // reports. ok is false when no bucket applied.
 func (r *Result) Tightest() (b BucketState, ok bool) {
+	i := r.TightestIndex()
+	if i < 0 {
+		return BucketState{}, false
+	}
+	return r.Buckets[i], true
+}
+
+// TightestIndex is the index in Buckets of Tightest's bucket, or -1 when
+// no bucket applied.
+func (r *Result) TightestIndex() int {
+	t := -1
 	for i := range r.NumBuckets {
-		c := r.Buckets[i]
-		if !ok || c.Remaining < b.Remaining || (c.Remaining == b.Remaining && c.Reset > b.Reset) {
-			b, ok = c, true
+		c := &r.Buckets[i]
+		if t < 0 || c.Remaining < r.Buckets[t].Remaining || (c.Remaining == r.Buckets[t].Remaining && c.Reset > r.Buckets[t].Reset) {
+			t = i
 		}
 	}
-	return b, ok
+	return t
 }
 
 // AppendPolicyHeader appends the value of the RateLimit-Policy header

@@ -1,6 +1,8 @@
 package limiter
 
 import (
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -45,6 +47,7 @@ func TestResultHeaders(t *testing.T) {
 			ratelimit: `"minute";r=0;t=60`,
 		},
 	}
+	var texts PolicyTexts // shared: each case's limits must get their own text
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newTestLimiter(t, Options{})
@@ -61,6 +64,15 @@ func TestResultHeaders(t *testing.T) {
 			}
 			if got := string(res.AppendRateLimitHeader(nil)); got != tc.ratelimit {
 				t.Errorf("RateLimit = %s\n want %s", got, tc.ratelimit)
+			}
+			text := texts.Of(&res)
+			if text.Policy != tc.policy {
+				t.Errorf("PolicyTexts: RateLimit-Policy = %s\n want %s", text.Policy, tc.policy)
+			}
+			for i, b := range res.Applied() {
+				if text.Limits[i] != strconv.FormatInt(b.Limit, 10) {
+					t.Errorf("PolicyTexts: limit %d = %q, want %d", i, text.Limits[i], b.Limit)
+				}
 			}
 		})
 	}
@@ -113,4 +125,71 @@ func TestReasonString(t *testing.T) {
 			t.Errorf("%d: %q", r, r.String())
 		}
 	}
+}
+
+// policyResult is a result of an hour and a minute bucket of the given
+// capacities, as a calendar rule scales them.
+func policyResult(hour, minute int64) *Result {
+	r := &Result{NumBuckets: 2}
+	r.Buckets[0] = BucketState{Policy: PolicyHour, Limit: hour, Remaining: hour - 1, Window: HourWindow}
+	r.Buckets[1] = BucketState{Policy: PolicyMinute, Limit: minute, Remaining: minute / 2, Window: time.Minute}
+	return r
+}
+
+// A set of limits is formatted once; other limits (a calendar rule
+// doubling the tier's) get their own text, and what the buckets hold
+// does not matter.
+func TestPolicyTextsPerSetOfLimits(t *testing.T) {
+	var texts PolicyTexts
+	first := texts.Of(policyResult(100, 10))
+	again := policyResult(100, 10)
+	again.Buckets[0].Remaining, again.Buckets[1].Reset = 3, time.Second
+	if texts.Of(again) != first {
+		t.Error("the same limits were formatted twice")
+	}
+	scaled := texts.Of(policyResult(200, 20))
+	if want := `"hour";q=200;w=3600, "minute";q=20;w=60`; scaled.Policy != want || scaled.Limits != [MaxBuckets]string{"200", "20"} {
+		t.Errorf("scaled limits: %+v, want %s", scaled, want)
+	}
+	if first.Policy != `"hour";q=100;w=3600, "minute";q=10;w=60` {
+		t.Errorf("first text changed: %s", first.Policy)
+	}
+	if texts.Of(&Result{}).Policy != "" {
+		t.Error("no buckets, yet a policy")
+	}
+}
+
+// More sets than the table has slots: every text is still right, and the
+// set seen last is kept.
+func TestPolicyTextsBounded(t *testing.T) {
+	var texts PolicyTexts
+	for i := range int64(3 * policySlots) {
+		r := policyResult(1000+i, 10)
+		if got, want := texts.Of(r).Policy, string(r.AppendPolicyHeader(nil)); got != want {
+			t.Fatalf("set %d: %s, want %s", i, got, want)
+		}
+	}
+	last := policyResult(1000+3*policySlots-1, 10)
+	if kept := texts.Of(last); texts.Of(last) != kept {
+		t.Error("the last set was formatted again")
+	}
+}
+
+// Callers adding and reading sets at once all get their own limits'
+// text (run with -race).
+func TestPolicyTextsConcurrent(t *testing.T) {
+	var texts PolicyTexts
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				r := policyResult(int64(1+(g+i)%16), 5)
+				if got, want := texts.Of(r).Policy, string(r.AppendPolicyHeader(nil)); got != want {
+					t.Errorf("%s, want %s", got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

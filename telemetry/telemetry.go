@@ -21,8 +21,9 @@ import (
 type Telemetry struct {
 	reg       *prometheus.Registry
 	decisions *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	upstream  prometheus.Histogram
+	latency   *prometheus.Desc // apiwarden_request_duration_seconds, by entry
+	upstream  *prometheus.Desc // apiwarden_upstream_duration_seconds
+	upstreams *durationHistogram
 
 	// instruments maps label sets to their children. It is replaced, not
 	// changed, when a new label set appears (rarely: codes, routes and
@@ -33,14 +34,10 @@ type Telemetry struct {
 
 type instrumentMap struct {
 	counter map[decisionLabels]prometheus.Counter
-	byEntry map[string]prometheus.Observer
+	byEntry map[string]*durationHistogram
 }
 
 type decisionLabels struct{ code, route, tier string }
-
-// latencyBuckets span a cached decision (well under a millisecond) to a
-// slow upstream (tens of seconds).
-var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 // New builds the registry with the Go runtime and process collectors, the
 // request instruments and a collector for each source.
@@ -51,22 +48,17 @@ func New(sources ...prometheus.Collector) *Telemetry {
 			Name: "apiwarden_decisions_total",
 			Help: "Requests decided, by decision code (VALID, RATE_LIMITED, ...), matched route pattern and tier.",
 		}, []string{"code", "route", "tier"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "apiwarden_request_duration_seconds",
-			Help:    "Time from request to response as apiwarden saw it, by entry point (proxy, authorize, check).",
-			Buckets: latencyBuckets,
-		}, []string{"entry"}),
-		upstream: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "apiwarden_upstream_duration_seconds",
-			Help:    "Time the upstream took to send its response headers (proxy mode).",
-			Buckets: latencyBuckets,
-		}),
+		latency: prometheus.NewDesc("apiwarden_request_duration_seconds",
+			"Time from request to response as apiwarden saw it, by entry point (proxy, authorize, check).", []string{"entry"}, nil),
+		upstream: prometheus.NewDesc("apiwarden_upstream_duration_seconds",
+			"Time the upstream took to send its response headers (proxy mode).", nil, nil),
+		upstreams: newDurationHistogram(),
 	}
-	t.instruments.Store(&instrumentMap{counter: map[decisionLabels]prometheus.Counter{}, byEntry: map[string]prometheus.Observer{}})
+	t.instruments.Store(&instrumentMap{counter: map[decisionLabels]prometheus.Counter{}, byEntry: map[string]*durationHistogram{}})
 	t.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		t.decisions, t.latency, t.upstream,
+		t.decisions, latencyCollector{t},
 	)
 	for _, s := range sources {
 		t.reg.MustRegister(s)
@@ -85,15 +77,15 @@ func (t *Telemetry) ObserveRequest(entry, code, route, tier string, latency, ups
 		c, o = t.add(key, entry)
 	}
 	c.Inc()
-	o.Observe(latency.Seconds())
+	o.Observe(latency)
 	if upstream > 0 {
-		t.upstream.Observe(upstream.Seconds())
+		t.upstreams.Observe(upstream)
 	}
 }
 
 // add makes the children of a new label set and publishes a copy of the
 // map that holds them.
-func (t *Telemetry) add(key decisionLabels, entry string) (prometheus.Counter, prometheus.Observer) {
+func (t *Telemetry) add(key decisionLabels, entry string) (prometheus.Counter, *durationHistogram) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.instruments.Load()
@@ -105,11 +97,26 @@ func (t *Telemetry) add(key decisionLabels, entry string) (prometheus.Counter, p
 	}
 	o, ok := next.byEntry[entry]
 	if !ok {
-		o = t.latency.WithLabelValues(entry)
+		o = newDurationHistogram()
 		next.byEntry[entry] = o
 	}
 	t.instruments.Store(next)
 	return c, o
+}
+
+// latencyCollector reports the latency histograms at scrape time.
+type latencyCollector struct{ t *Telemetry }
+
+func (c latencyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.t.latency
+	ch <- c.t.upstream
+}
+
+func (c latencyCollector) Collect(ch chan<- prometheus.Metric) {
+	for entry, h := range c.t.instruments.Load().byEntry {
+		ch <- h.metric(c.t.latency, entry)
+	}
+	ch <- c.t.upstreams.metric(c.t.upstream)
 }
 
 // Handler serves the registry in the Prometheus text format.

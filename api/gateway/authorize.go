@@ -162,7 +162,7 @@ func (s *Gateway) authorizeRequest(h http.Header, in *Inbound) (Answer, *httpapi
 	d := g.decide(start, &f)
 
 	hv := new(headerValues)
-	setLimitValues(h, hv, &d, start)
+	g.setLimitValues(h, hv, &d, start)
 	hv.set(h, "X-Apiwarden-Code", d.Code.String())
 	a := Answer{Status: http.StatusOK}
 	if d.Allowed() {

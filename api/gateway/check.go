@@ -119,7 +119,7 @@ func (s *Gateway) checkRequest(h http.Header, in *Inbound) (Answer, *httpapi.Err
 	if d.Code.IsRateLimited() {
 		resp.RetryAfter = retryAfterSeconds(&d)
 	}
-	setLimitHeaders(h, &d, start)
+	g.setLimitHeaders(h, &d, start)
 	out := resp.AppendJSON(make([]byte, 0, 320))
 	httpapi.SetJSONHeaders(h, len(out))
 	s.recordDecision("check", in, start, &d, client, f.Method, f.Path, httpapi.DecisionStatus(d.Code))

@@ -75,6 +75,8 @@ type gate struct {
 	engine *enforce.Engine
 	// records lends recordDecision its records (*metrics.Record).
 	records sync.Pool
+	// policies formats each set of limits' RateLimit-Policy value once.
+	policies limiter.PolicyTexts
 }
 
 func newGate(o GateOptions) *gate {
@@ -174,23 +176,27 @@ func keyOf(apiKey, authorization string) (key string, fromAuthorization bool) {
 // setLimitHeaders writes the rate-limit headers README.md lists: the IETF
 // draft's RateLimit-Policy and RateLimit, GitHub's X-RateLimit-*, and
 // Retry-After on a 429.
-func setLimitHeaders(h http.Header, d *enforce.Decision, now time.Time) {
+func (g *gate) setLimitHeaders(h http.Header, d *enforce.Decision, now time.Time) {
 	if d.Limited && d.Limit.NumBuckets > 0 {
-		setLimitValues(h, new(headerValues), d, now)
+		g.setLimitValues(h, new(headerValues), d, now)
 	}
 }
 
 // setLimitValues is setLimitHeaders with the values kept in hv: no
-// allocation of its own while hv has room.
-func setLimitValues(h http.Header, hv *headerValues, d *enforce.Decision, now time.Time) {
+// allocation of its own while hv has room. The values that depend only
+// on the limits (RateLimit-Policy, X-RateLimit-Limit) are formatted once
+// per set of limits (limiter.PolicyTexts), the others per request.
+func (g *gate) setLimitValues(h http.Header, hv *headerValues, d *enforce.Decision, now time.Time) {
 	if !d.Limited || d.Limit.NumBuckets == 0 {
 		return
 	}
 	l := &d.Limit
-	hv.set(h, "Ratelimit-Policy", hv.value(l.AppendPolicyHeader(hv.room())))
+	text := g.policies.Of(l)
+	hv.set(h, "Ratelimit-Policy", text.Policy)
 	hv.set(h, "Ratelimit", hv.value(l.AppendRateLimitHeader(hv.room())))
-	t, _ := l.Tightest()
-	hv.set(h, "X-Ratelimit-Limit", hv.value(strconv.AppendInt(hv.room(), t.Limit, 10)))
+	i := l.TightestIndex()
+	t := &l.Buckets[i]
+	hv.set(h, "X-Ratelimit-Limit", text.Limits[i])
 	hv.set(h, "X-Ratelimit-Remaining", hv.value(strconv.AppendInt(hv.room(), t.Remaining, 10)))
 	hv.set(h, "X-Ratelimit-Reset", hv.value(strconv.AppendInt(hv.room(), ceilUnix(now.Add(t.Reset)), 10)))
 	if d.Code.IsRateLimited() {
@@ -222,12 +228,19 @@ func ceilUnix(t time.Time) int64 {
 
 // setIdentityHeaders tells the upstream (or the forward-auth caller) who
 // the caller is: the key's identity, when one was found, and the tier
-// whose limits applied. The map's entries are slices of hv.
+// whose limits applied. A key without an owner or scopes gets no
+// X-Apiwarden-Owner or -Scopes header: the upstream parses every header
+// it is sent, and a client's own copies are scrubbed either way
+// (ScrubHeaderValue). The map's entries are slices of hv.
 func setIdentityHeaders(h http.Header, hv *headerValues, id *keys.Identity, tier string) {
 	if id != nil {
 		hv.set(h, "X-Apiwarden-Key-Id", id.ID)
-		hv.set(h, "X-Apiwarden-Owner", id.OwnerID)
-		hv.set(h, "X-Apiwarden-Scopes", id.ScopesHeader)
+		if id.OwnerID != "" {
+			hv.set(h, "X-Apiwarden-Owner", id.OwnerID)
+		}
+		if id.ScopesHeader != "" {
+			hv.set(h, "X-Apiwarden-Scopes", id.ScopesHeader)
+		}
 	}
 	if tier != "" {
 		hv.set(h, "X-Apiwarden-Tier", tier)

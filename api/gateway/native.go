@@ -96,7 +96,7 @@ func (g *Gateway) DecideProxy(resp, up http.Header, in *ProxyInbound) (call *Pro
 	c.client = f.ClientIP
 	c.d = p.gate.decide(start, &f)
 	hv := new(headerValues)
-	setLimitValues(resp, hv, &c.d, start)
+	p.gate.setLimitValues(resp, hv, &c.d, start)
 	if !c.d.Allowed() {
 		return nil, c.refuse(resp, in, httpapi.Denial(c.d.Code)), true
 	}

@@ -201,7 +201,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.gate.Trusted.ClientIP(ex.client, r.Header.Values("X-Forwarded-For"))) // ex.client is the peer until here
 	ex.client = f.ClientIP
 	d := p.gate.decide(start, &f)
-	setLimitValues(w.Header(), ex.hv, &d, start)
+	p.gate.setLimitValues(w.Header(), ex.hv, &d, start)
 	if !d.Allowed() {
 		httpapi.WriteError(&ex.w, r, p.log, httpapi.Denial(d.Code))
 		p.done(ex, r, start, &d, path)

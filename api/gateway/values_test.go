@@ -26,6 +26,7 @@ func TestHeaderValues(t *testing.T) {
 	bucket := func(policy string, limit, remaining int64) limiter.BucketState {
 		return limiter.BucketState{Policy: policy, Limit: limit, Remaining: remaining, Window: time.Minute, Reset: 1500 * time.Millisecond}
 	}
+	g := new(gate) // shared: its policy texts must not mix the cases' limits
 	for _, tc := range []struct {
 		name    string
 		hops    int // X-Forwarded-For values the request came with
@@ -51,7 +52,7 @@ func TestHeaderValues(t *testing.T) {
 			}
 
 			h, hv := http.Header{}, new(headerValues)
-			setLimitValues(h, hv, &d, now)
+			g.setLimitValues(h, hv, &d, now)
 			chain, host, proto := forwardedValues(hv, peer, prior, "", "", "example.com", false, nil)
 			hv.set(h, "X-Forwarded-For", chain)
 			hv.set(h, "X-Forwarded-Host", host)
@@ -106,9 +107,10 @@ func TestHeaderValuesAllocations(t *testing.T) {
 			{Policy: "hour", Limit: 100, Remaining: 99, Window: time.Hour}, {Policy: "minute", Limit: 10, Remaining: 9, Window: time.Minute}}}}
 	resp, up := make(http.Header, 8), make(http.Header, 8)
 	peer, now := netip.MustParseAddr("192.0.2.1"), time.Now()
+	g := new(gate)
 	n := testing.AllocsPerRun(100, func() {
 		hv := new(headerValues)
-		setLimitValues(resp, hv, &d, now)
+		g.setLimitValues(resp, hv, &d, now)
 		chain, host, proto := forwardedValues(hv, peer, []string{"198.51.100.1"}, "", "", "example.com", false, nil)
 		hv.set(up, "X-Forwarded-For", chain)
 		hv.set(up, "X-Forwarded-Host", host)
