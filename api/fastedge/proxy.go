@@ -1,7 +1,6 @@
 package fastedge
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"strings"
@@ -229,13 +228,8 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 	stream := b.copyHeaders(&ctx.Response.Header, resp, in.RequestID)
 	ctx.SetStatusCode(b.status)
 	body := ures.BodyStream()
-	if body == nil || ures.Header.ContentLength() == 0 {
-		// HEAD, 204, 304 or an empty body: nothing to send.
-		if n := ures.Header.ContentLength(); n > 0 {
-			ctx.Response.Header.SetContentLength(n)
-			ctx.Response.SkipBody = true
-		}
-		b.complete = true
+	if body == nil {
+		b.whole(&ctx.Response)
 		b.Close()
 		return
 	}
@@ -248,47 +242,34 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 	if stream || size < 0 {
 		size = -1
 	}
-	if size > 0 && size <= maxWholeAnswer && b.readWhole(&ctx.Response, size) {
-		b.Close()
-		return
-	}
 	ctx.SetBodyStream(b, size)
 }
 
+// whole moves the answer's body, read whole by the upstream client
+// (leanTransport), into dst without a copy, or, for an answer without a
+// body (HEAD, 204, 304, or empty), sends its length alone.
+func (b *upstreamBody) whole(dst *fasthttp.Response) {
+	body := b.resp.SwapBody(nil)
+	if len(body) == 0 {
+		b.resp.SwapBody(body)
+		if n := b.resp.Header.ContentLength(); n > 0 {
+			dst.Header.SetContentLength(n)
+			dst.SkipBody = true
+		}
+		b.complete = true
+		return
+	}
+	b.resp.SwapBody(dst.SwapBody(body)) // the pooled buffers change hands
+	b.bytes, b.complete = int64(len(body)), true
+}
+
 // maxWholeAnswer is the largest answer body, of known length and not an
-// event stream, that forward reads whole before the handler returns
+// event stream, that the upstream client reads whole (leanTransport)
 // instead of handing fasthttp a body stream: the common small answer is
 // then sent with its headers as one plain body, and its upstream
 // connection and slot are free before the client is written to
 // (docs/BENCHMARKS.md, "The lean path's own cost"). Larger answers stream.
 const maxWholeAnswer = 16 << 10
-
-// readWhole reads the answer's body of size bytes into dst's body and
-// says whether it got all of it. When the upstream fails mid-body, what
-// was read is put in front of b's reader, followed by the failure: the
-// answer is then sent, and fails, as a streamed one does.
-func (b *upstreamBody) readWhole(dst *fasthttp.Response, size int) bool {
-	buf := dst.SwapBody(nil) // the response's pooled buffer, reused
-	if cap(buf) < size {
-		buf = make([]byte, size)
-	}
-	buf = buf[:size]
-	// fasthttp's stream says io.EOF with its last bytes, so the
-	// connection goes back to the pool at Close.
-	if n, err := io.ReadFull(b.r, buf); err != nil {
-		dst.SwapBody(buf[:0])
-		b.r = io.MultiReader(bytes.NewReader(bytes.Clone(buf[:n])), errReader{err})
-		return false
-	}
-	dst.SwapBody(buf)
-	b.bytes, b.complete = int64(size), true
-	return true
-}
-
-// errReader is a reader that fails with its error.
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // upstreamRequest writes into req what the upstream is sent of the
 // client's request: method, target, Host, the headers the gateway's rules
@@ -400,7 +381,7 @@ func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp http.Heade
 			dst.Add(name, v)
 		}
 	}
-	return src.ContentLength() < 0 || strings.HasPrefix(b2s(src.ContentType()), "text/event-stream")
+	return src.ContentLength() < 0 || eventStream(src)
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -408,9 +389,13 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 	b.bytes += int64(n)
 	if err == io.EOF {
 		b.complete = true
-		for _, t := range b.trailers {
-			if v := b.resp.Header.Peek(t); len(v) > 0 {
-				b.ctx.Response.Header.SetBytesV(t, v)
+		// The trailers came with the end of the upstream's stream
+		// (upstreamStream); an answer cut off (readWhole) has none.
+		if trailers, ok := b.r.(interface{ Trailer(string) []byte }); ok {
+			for _, t := range b.trailers {
+				if v := trailers.Trailer(t); len(v) > 0 {
+					b.ctx.Response.Header.SetBytesV(t, v)
+				}
 			}
 		}
 	}

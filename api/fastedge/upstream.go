@@ -81,7 +81,7 @@ func newUpstream(o gateway.ProxyOptions) *upstreamClient {
 		},
 		ReadBufferSize:           upstreamBufferSize,
 		WriteBufferSize:          upstreamBufferSize,
-		StreamResponseBody:       true,
+		Transport:                newLeanTransport(),
 		DisablePathNormalizing:   true, // the gateway chose the target
 		NoDefaultUserAgentHeader: true,
 		SecureErrorLogMessage:    true,
