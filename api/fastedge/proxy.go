@@ -3,6 +3,7 @@ package fastedge
 import (
 	"io"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -336,8 +337,11 @@ type upstreamBody struct {
 	bytes    int64
 	upstream time.Duration
 	trailers []string // names the upstream announced
-	slot     bool     // holds a max_conns_per_host slot
-	complete bool
+	// The answer's Cache-Status and X-Cache values, views of resp's
+	// header (copyHeaders).
+	cacheStatus, xCache []byte
+	slot                bool // holds a max_conns_per_host slot
+	complete            bool
 }
 
 func newBodyPool() sync.Pool {
@@ -347,41 +351,72 @@ func newBodyPool() sync.Pool {
 // copyHeaders copies the upstream answer's headers the client may see
 // into dst, then the proxy's own from resp (rate-limit headers, the
 // request id) where the upstream did not set them, as the net/http
-// path's header map lets the upstream's win. It says whether the answer
-// is a stream (no length, or an event stream).
+// path's header map lets the upstream's win. It reads the answer's
+// headers once: the names the upstream set with a value are taken out of
+// resp on the way (resp is the request's own, cleared after it), and the
+// cache status the record keeps is noted for Close. It says whether the
+// answer is a stream (no length, or an event stream).
+//
+// Every name written into dst is canonical already (the upstream's as
+// fasthttp parsed them, resp's as http.Header keeps them, the trailers'
+// made so here), so dst skips fasthttp's normalising pass for the rest of
+// the answer; fasthttp still refuses names with bytes a name may not hold
+// and strips CR and LF from values.
 func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp http.Header, requestID string) (stream bool) {
 	src := &b.resp.Header
+	dst.DisableNormalizing()
 	var connection []string
 	for _, v := range src.PeekAll("Connection") {
 		connection = append(connection, b2s(v))
 	}
+	idSet := false
 	for k, v := range src.All() {
 		name := b2s(k)
 		switch {
 		case name == fasthttp.HeaderTrailer:
-			for _, t := range strings.Split(string(v), ",") {
-				if t = strings.TrimSpace(t); t != "" {
-					b.trailers = append(b.trailers, t)
-				}
-			}
-			dst.AddTrailerBytes(v)
+			b.announceTrailers(dst, v)
 		case name == fasthttp.HeaderContentLength:
 		case gateway.ForwardedResponseHeader(name, connection):
 			dst.AddBytesKV(k, v)
 		}
+		if len(v) == 0 {
+			continue
+		}
+		delete(resp, name)
+		switch name {
+		case "X-Request-Id":
+			idSet = true
+		case "Cache-Status":
+			if b.cacheStatus == nil {
+				b.cacheStatus = v
+			}
+		case "X-Cache":
+			if b.xCache == nil {
+				b.xCache = v
+			}
+		}
 	}
-	if len(src.Peek("X-Request-Id")) == 0 {
+	if !idSet {
 		dst.Set("X-Request-Id", requestID)
 	}
 	for name, values := range resp {
-		if len(src.Peek(name)) > 0 {
-			continue
-		}
 		for _, v := range values {
 			dst.Add(name, v)
 		}
 	}
 	return src.ContentLength() < 0 || eventStream(src)
+}
+
+// announceTrailers notes the trailer names of the upstream's Trailer
+// value v, canonical, and announces them in dst.
+func (b *upstreamBody) announceTrailers(dst *fasthttp.ResponseHeader, v []byte) {
+	for _, t := range strings.Split(string(v), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			t = textproto.CanonicalMIMEHeaderKey(t)
+			b.trailers = append(b.trailers, t)
+			dst.AddTrailer(t) //nolint:errcheck // a name fasthttp refuses is not announced, as before
+		}
+	}
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -404,15 +439,15 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 
 // Close ends the exchange.
 func (b *upstreamBody) Close() error {
-	cache := string(b.resp.Header.Peek("Cache-Status"))
-	if cache == "" {
-		cache = string(b.resp.Header.Peek("X-Cache"))
+	cache := b.cacheStatus
+	if len(cache) == 0 {
+		cache = b.xCache
 	}
 	if b.r != nil {
 		b.resp.CloseBodyStream()
 	}
 	b.s.up.release(b.slot)
-	b.call.Finish(b.status, b.bytes, b.upstream, cache)
+	b.call.Finish(b.status, b.bytes, b.upstream, string(cache))
 	fasthttp.ReleaseResponse(b.resp)
 	s := b.s
 	*b = upstreamBody{trailers: b.trailers[:0]}
