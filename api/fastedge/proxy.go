@@ -299,14 +299,17 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target str
 		case fasthttp.HeaderHost, fasthttp.HeaderContentLength, fasthttp.HeaderTransferEncoding:
 			continue // framing is the client's
 		}
-		if _, set := up[name]; set {
-			continue
-		}
 		value, keep := gateway.ForwardedRequestHeader(name, b2s(v), connection)
 		if !keep {
 			continue
 		}
-		if clean, keep, _ := gateway.ScrubHeaderValue(name, value); keep {
+		clean, keep, _ := gateway.ScrubHeaderValue(name, value)
+		if !keep {
+			continue
+		}
+		// Looked up last: the headers dropped above (a key's, most
+		// often) cost no lookup.
+		if _, set := up[name]; !set {
 			dst.Add(name, clean)
 		}
 	}
