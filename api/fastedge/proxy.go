@@ -198,10 +198,10 @@ func contentLength(h *fasthttp.RequestHeader) int64 {
 // here when there is none or forwarding failed.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *gateway.ProxyInbound, resp, up http.Header) {
 	start := time.Now()
+	b := s.bodies.Get().(*upstreamBody)
+	ures := b.resp
 	slot, err := s.up.acquire()
-	var ures *fasthttp.Response
 	if err == nil {
-		ures = fasthttp.AcquireResponse()
 		ures.Header.SetNoDefaultContentType(true)
 		req := fasthttp.AcquireRequest()
 		upstreamRequest(req, ctx, call.Target, up)
@@ -213,19 +213,15 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 		// The lean path never asks for an upgrade (see Lean): the client
 		// closes a connection that answered 101.
 		err = gateway.ErrUnaskedUpgrade
-		ures.CloseBodyStream()
 	}
 	if err != nil {
 		s.up.release(slot)
-		if ures != nil {
-			fasthttp.ReleaseResponse(ures)
-		}
+		b.recycle(s)
 		a := call.Failed(resp, in, err, took)
 		writeAnswer(ctx, in.RequestID, resp, a)
 		return
 	}
-	b := s.bodies.Get().(*upstreamBody)
-	*b = upstreamBody{s: s, call: call, resp: ures, ctx: ctx, status: ures.StatusCode(), upstream: took, slot: slot}
+	*b = upstreamBody{s: s, call: call, resp: ures, ctx: ctx, status: ures.StatusCode(), upstream: took, slot: slot, trailers: b.trailers}
 	stream := b.copyHeaders(&ctx.Response.Header, resp, in.RequestID)
 	ctx.SetStatusCode(b.status)
 	body := ures.BodyStream()
@@ -347,8 +343,17 @@ type upstreamBody struct {
 	complete            bool
 }
 
+// newBodyPool returns the pool of upstreamBody. Each keeps its answer's
+// Response, and that Response its body buffer, from one request to the
+// next: a small answer's body is read into it and swapped with the
+// client's answer's buffer (whole), which the server keeps too, so the
+// buffers change hands without a pool or an allocation.
 func newBodyPool() sync.Pool {
-	return sync.Pool{New: func() any { return new(upstreamBody) }}
+	return sync.Pool{New: func() any {
+		resp := new(fasthttp.Response)
+		resp.KeepBodyBuffer = true
+		return &upstreamBody{resp: resp}
+	}}
 }
 
 // copyHeaders copies the upstream answer's headers the client may see
@@ -451,9 +456,15 @@ func (b *upstreamBody) Close() error {
 	}
 	b.s.up.release(b.slot)
 	b.call.Finish(b.status, b.bytes, b.upstream, string(cache))
-	fasthttp.ReleaseResponse(b.resp)
-	s := b.s
-	*b = upstreamBody{trailers: b.trailers[:0]}
-	s.bodies.Put(b)
+	b.recycle(b.s)
 	return nil
+}
+
+// recycle resets b, keeping its Response and trailer list, and puts it
+// back in s's pool.
+func (b *upstreamBody) recycle(s *Server) {
+	resp := b.resp
+	resp.Reset() // the body stream closed, the body buffer kept
+	*b = upstreamBody{resp: resp, trailers: b.trailers[:0]}
+	s.bodies.Put(b)
 }

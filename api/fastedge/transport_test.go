@@ -1,12 +1,14 @@
 package fastedge
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -168,5 +170,46 @@ func BenchmarkUpstreamSmallAnswer(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Small answers read whole travel in buffers the proxy keeps from one
+// request to the next (newBodyPool, upstreamBody.whole): under
+// concurrent requests every client still gets its own answer's body,
+// never another request's.
+func TestProxySmallAnswersKeepTheirBodies(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat(r.URL.Path, 20))
+	}))
+	defer up.Close()
+	addr, _ := startProxy(t, up.URL, gateway.ProxyOptions{}, nil)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				path := fmt.Sprintf("/g%d-r%03d", g, i)
+				resp, err := client.Get("http://" + addr + path)
+				if err != nil {
+					errs <- err
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if want := strings.Repeat(path, 20); err != nil || string(body) != want {
+					errs <- fmt.Errorf("%s: got %.40q…, %v", path, body, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
