@@ -3,7 +3,6 @@ package fastedge
 import (
 	"io"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -365,10 +364,10 @@ func newBodyPool() sync.Pool {
 // cache status the record keeps is noted for Close. It says whether the
 // answer is a stream (no length, or an event stream).
 //
-// Every name written into dst is canonical already (the upstream's as
-// fasthttp parsed them, resp's as http.Header keeps them, the trailers'
-// made so here), so dst skips fasthttp's normalising pass for the rest of
-// the answer; fasthttp still refuses names with bytes a name may not hold
+// Every name written into dst is canonical already (the upstream's,
+// trailers' too, as fasthttp parsed them, resp's as http.Header keeps
+// them), so dst skips fasthttp's normalising pass for the rest of the
+// answer; fasthttp still refuses names with bytes a name may not hold
 // and strips CR and LF from values.
 func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp http.Header, requestID string) (stream bool) {
 	src := &b.resp.Header
@@ -416,15 +415,15 @@ func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp http.Heade
 }
 
 // announceTrailers notes the trailer names of the upstream's Trailer
-// value v, canonical, and announces them in dst.
+// value v and announces them in dst. fasthttp's parse of the answer made
+// them canonical (TestProxyTrailerNamesStayCanonical).
 func (b *upstreamBody) announceTrailers(dst *fasthttp.ResponseHeader, v []byte) {
 	for _, t := range strings.Split(string(v), ",") {
 		if t = strings.TrimSpace(t); t != "" {
-			t = textproto.CanonicalMIMEHeaderKey(t)
 			b.trailers = append(b.trailers, t)
-			dst.AddTrailer(t) //nolint:errcheck // a name fasthttp refuses is not announced, as before
 		}
 	}
+	dst.AddTrailerBytes(v) //nolint:errcheck // a name fasthttp refuses is not announced, as before
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {

@@ -1,6 +1,8 @@
 package fastedge
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -211,5 +213,47 @@ func TestProxySmallAnswersKeepTheirBodies(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// The names of the trailers the upstream announces reach the client in
+// canonical form, in the Trailer header and in the trailer section, as
+// fasthttp's normalising wrote them before the answer's headers stopped
+// being normalised (copyHeaders). Read off a raw socket, as sent.
+func TestProxyTrailerNamesStayCanonical(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n5\r\nchunk\r\n0\r\nx-sum: 42\r\n\r\n")
+			}()
+		}
+	}()
+	addr, _ := startProxy(t, "http://"+ln.Addr().String(), gateway.ProxyOptions{}, nil)
+	conn := rawSendGet(t, addr, "/trailer")
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte("\r\n0\r\n")) || !bytes.HasSuffix(got, []byte("\r\n\r\n")) {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	head, rest, _ := bytes.Cut(got, []byte("\r\n\r\n"))
+	if !bytes.Contains(append(head, "\r\n"...), []byte("\r\nTrailer: X-Sum\r\n")) || !bytes.Contains(rest, []byte("\r\n0\r\nX-Sum: 42\r\n")) {
+		t.Fatalf("answer %q; want the Trailer header and the trailer named X-Sum", got)
 	}
 }
