@@ -1,7 +1,6 @@
 package fastedge
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"strings"
@@ -198,10 +197,10 @@ func contentLength(h *fasthttp.RequestHeader) int64 {
 // here when there is none or forwarding failed.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *gateway.ProxyInbound, resp, up http.Header) {
 	start := time.Now()
+	b := s.bodies.Get().(*upstreamBody)
+	ures := b.resp
 	slot, err := s.up.acquire()
-	var ures *fasthttp.Response
 	if err == nil {
-		ures = fasthttp.AcquireResponse()
 		ures.Header.SetNoDefaultContentType(true)
 		req := fasthttp.AcquireRequest()
 		upstreamRequest(req, ctx, call.Target, up)
@@ -213,29 +212,20 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 		// The lean path never asks for an upgrade (see Lean): the client
 		// closes a connection that answered 101.
 		err = gateway.ErrUnaskedUpgrade
-		ures.CloseBodyStream()
 	}
 	if err != nil {
 		s.up.release(slot)
-		if ures != nil {
-			fasthttp.ReleaseResponse(ures)
-		}
+		b.recycle(s)
 		a := call.Failed(resp, in, err, took)
 		writeAnswer(ctx, in.RequestID, resp, a)
 		return
 	}
-	b := s.bodies.Get().(*upstreamBody)
-	*b = upstreamBody{s: s, call: call, resp: ures, ctx: ctx, status: ures.StatusCode(), upstream: took, slot: slot}
+	*b = upstreamBody{s: s, call: call, resp: ures, ctx: ctx, status: ures.StatusCode(), upstream: took, slot: slot, trailers: b.trailers}
 	stream := b.copyHeaders(&ctx.Response.Header, resp, in.RequestID)
 	ctx.SetStatusCode(b.status)
 	body := ures.BodyStream()
-	if body == nil || ures.Header.ContentLength() == 0 {
-		// HEAD, 204, 304 or an empty body: nothing to send.
-		if n := ures.Header.ContentLength(); n > 0 {
-			ctx.Response.Header.SetContentLength(n)
-			ctx.Response.SkipBody = true
-		}
-		b.complete = true
+	if body == nil {
+		b.whole(&ctx.Response)
 		b.Close()
 		return
 	}
@@ -248,47 +238,34 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 	if stream || size < 0 {
 		size = -1
 	}
-	if size > 0 && size <= maxWholeAnswer && b.readWhole(&ctx.Response, size) {
-		b.Close()
-		return
-	}
 	ctx.SetBodyStream(b, size)
 }
 
+// whole moves the answer's body, read whole by the upstream client
+// (leanTransport), into dst without a copy, or, for an answer without a
+// body (HEAD, 204, 304, or empty), sends its length alone.
+func (b *upstreamBody) whole(dst *fasthttp.Response) {
+	body := b.resp.SwapBody(nil)
+	if len(body) == 0 {
+		b.resp.SwapBody(body)
+		if n := b.resp.Header.ContentLength(); n > 0 {
+			dst.Header.SetContentLength(n)
+			dst.SkipBody = true
+		}
+		b.complete = true
+		return
+	}
+	b.resp.SwapBody(dst.SwapBody(body)) // the pooled buffers change hands
+	b.bytes, b.complete = int64(len(body)), true
+}
+
 // maxWholeAnswer is the largest answer body, of known length and not an
-// event stream, that forward reads whole before the handler returns
+// event stream, that the upstream client reads whole (leanTransport)
 // instead of handing fasthttp a body stream: the common small answer is
 // then sent with its headers as one plain body, and its upstream
 // connection and slot are free before the client is written to
 // (docs/BENCHMARKS.md, "The lean path's own cost"). Larger answers stream.
 const maxWholeAnswer = 16 << 10
-
-// readWhole reads the answer's body of size bytes into dst's body and
-// says whether it got all of it. When the upstream fails mid-body, what
-// was read is put in front of b's reader, followed by the failure: the
-// answer is then sent, and fails, as a streamed one does.
-func (b *upstreamBody) readWhole(dst *fasthttp.Response, size int) bool {
-	buf := dst.SwapBody(nil) // the response's pooled buffer, reused
-	if cap(buf) < size {
-		buf = make([]byte, size)
-	}
-	buf = buf[:size]
-	// fasthttp's stream says io.EOF with its last bytes, so the
-	// connection goes back to the pool at Close.
-	if n, err := io.ReadFull(b.r, buf); err != nil {
-		dst.SwapBody(buf[:0])
-		b.r = io.MultiReader(bytes.NewReader(bytes.Clone(buf[:n])), errReader{err})
-		return false
-	}
-	dst.SwapBody(buf)
-	b.bytes, b.complete = int64(size), true
-	return true
-}
-
-// errReader is a reader that fails with its error.
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // upstreamRequest writes into req what the upstream is sent of the
 // client's request: method, target, Host, the headers the gateway's rules
@@ -317,14 +294,17 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target str
 		case fasthttp.HeaderHost, fasthttp.HeaderContentLength, fasthttp.HeaderTransferEncoding:
 			continue // framing is the client's
 		}
-		if _, set := up[name]; set {
-			continue
-		}
 		value, keep := gateway.ForwardedRequestHeader(name, b2s(v), connection)
 		if !keep {
 			continue
 		}
-		if clean, keep, _ := gateway.ScrubHeaderValue(name, value); keep {
+		clean, keep, _ := gateway.ScrubHeaderValue(name, value)
+		if !keep {
+			continue
+		}
+		// Looked up last: the headers dropped above (a key's, most
+		// often) cost no lookup.
+		if _, set := up[name]; !set {
 			dst.Add(name, clean)
 		}
 	}
@@ -355,52 +335,95 @@ type upstreamBody struct {
 	bytes    int64
 	upstream time.Duration
 	trailers []string // names the upstream announced
-	slot     bool     // holds a max_conns_per_host slot
-	complete bool
+	// The answer's Cache-Status and X-Cache values, views of resp's
+	// header (copyHeaders).
+	cacheStatus, xCache []byte
+	slot                bool // holds a max_conns_per_host slot
+	complete            bool
 }
 
+// newBodyPool returns the pool of upstreamBody. Each keeps its answer's
+// Response, and that Response its body buffer, from one request to the
+// next: a small answer's body is read into it and swapped with the
+// client's answer's buffer (whole), which the server keeps too, so the
+// buffers change hands without a pool or an allocation.
 func newBodyPool() sync.Pool {
-	return sync.Pool{New: func() any { return new(upstreamBody) }}
+	return sync.Pool{New: func() any {
+		resp := new(fasthttp.Response)
+		resp.KeepBodyBuffer = true
+		return &upstreamBody{resp: resp}
+	}}
 }
 
 // copyHeaders copies the upstream answer's headers the client may see
 // into dst, then the proxy's own from resp (rate-limit headers, the
 // request id) where the upstream did not set them, as the net/http
-// path's header map lets the upstream's win. It says whether the answer
-// is a stream (no length, or an event stream).
+// path's header map lets the upstream's win. It reads the answer's
+// headers once: the names the upstream set with a value are taken out of
+// resp on the way (resp is the request's own, cleared after it), and the
+// cache status the record keeps is noted for Close. It says whether the
+// answer is a stream (no length, or an event stream).
+//
+// Every name written into dst is canonical already (the upstream's,
+// trailers' too, as fasthttp parsed them, resp's as http.Header keeps
+// them), so dst skips fasthttp's normalising pass for the rest of the
+// answer; fasthttp still refuses names with bytes a name may not hold
+// and strips CR and LF from values.
 func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp http.Header, requestID string) (stream bool) {
 	src := &b.resp.Header
+	dst.DisableNormalizing()
 	var connection []string
 	for _, v := range src.PeekAll("Connection") {
 		connection = append(connection, b2s(v))
 	}
+	idSet := false
 	for k, v := range src.All() {
 		name := b2s(k)
 		switch {
 		case name == fasthttp.HeaderTrailer:
-			for _, t := range strings.Split(string(v), ",") {
-				if t = strings.TrimSpace(t); t != "" {
-					b.trailers = append(b.trailers, t)
-				}
-			}
-			dst.AddTrailerBytes(v)
+			b.announceTrailers(dst, v)
 		case name == fasthttp.HeaderContentLength:
 		case gateway.ForwardedResponseHeader(name, connection):
 			dst.AddBytesKV(k, v)
 		}
+		if len(v) == 0 {
+			continue
+		}
+		delete(resp, name)
+		switch name {
+		case "X-Request-Id":
+			idSet = true
+		case "Cache-Status":
+			if b.cacheStatus == nil {
+				b.cacheStatus = v
+			}
+		case "X-Cache":
+			if b.xCache == nil {
+				b.xCache = v
+			}
+		}
 	}
-	if len(src.Peek("X-Request-Id")) == 0 {
+	if !idSet {
 		dst.Set("X-Request-Id", requestID)
 	}
 	for name, values := range resp {
-		if len(src.Peek(name)) > 0 {
-			continue
-		}
 		for _, v := range values {
 			dst.Add(name, v)
 		}
 	}
-	return src.ContentLength() < 0 || strings.HasPrefix(b2s(src.ContentType()), "text/event-stream")
+	return src.ContentLength() < 0 || eventStream(src)
+}
+
+// announceTrailers notes the trailer names of the upstream's Trailer
+// value v and announces them in dst. fasthttp's parse of the answer made
+// them canonical (TestProxyTrailerNamesStayCanonical).
+func (b *upstreamBody) announceTrailers(dst *fasthttp.ResponseHeader, v []byte) {
+	for _, t := range strings.Split(string(v), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			b.trailers = append(b.trailers, t)
+		}
+	}
+	dst.AddTrailerBytes(v) //nolint:errcheck // a name fasthttp refuses is not announced, as before
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -408,9 +431,13 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 	b.bytes += int64(n)
 	if err == io.EOF {
 		b.complete = true
-		for _, t := range b.trailers {
-			if v := b.resp.Header.Peek(t); len(v) > 0 {
-				b.ctx.Response.Header.SetBytesV(t, v)
+		// The trailers came with the end of the upstream's stream
+		// (upstreamStream); an answer cut off (readWhole) has none.
+		if trailers, ok := b.r.(interface{ Trailer(string) []byte }); ok {
+			for _, t := range b.trailers {
+				if v := trailers.Trailer(t); len(v) > 0 {
+					b.ctx.Response.Header.SetBytesV(t, v)
+				}
 			}
 		}
 	}
@@ -419,18 +446,24 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 
 // Close ends the exchange.
 func (b *upstreamBody) Close() error {
-	cache := string(b.resp.Header.Peek("Cache-Status"))
-	if cache == "" {
-		cache = string(b.resp.Header.Peek("X-Cache"))
+	cache := b.cacheStatus
+	if len(cache) == 0 {
+		cache = b.xCache
 	}
 	if b.r != nil {
 		b.resp.CloseBodyStream()
 	}
 	b.s.up.release(b.slot)
-	b.call.Finish(b.status, b.bytes, b.upstream, cache)
-	fasthttp.ReleaseResponse(b.resp)
-	s := b.s
-	*b = upstreamBody{trailers: b.trailers[:0]}
-	s.bodies.Put(b)
+	b.call.Finish(b.status, b.bytes, b.upstream, string(cache))
+	b.recycle(b.s)
 	return nil
+}
+
+// recycle resets b, keeping its Response and trailer list, and puts it
+// back in s's pool.
+func (b *upstreamBody) recycle(s *Server) {
+	resp := b.resp
+	resp.Reset() // the body stream closed, the body buffer kept
+	*b = upstreamBody{resp: resp, trailers: b.trailers[:0]}
+	s.bodies.Put(b)
 }

@@ -15,7 +15,9 @@ import (
 // upstreamClient is the lean path's client of the proxy's upstream: a
 // fasthttp.HostClient, which keeps the keep-alive connections and lends
 // each request its 4 KiB read and write buffers only while it runs (an
-// idle upstream connection holds none), with the [proxy] options:
+// idle upstream connection holds none), sending through leanTransport
+// (transport.go: a small answer read whole, others streamed), with the
+// [proxy] options:
 //
 //   - max_conns_per_host bounds the requests being answered at once
 //     (busy); more wait for a slot up to response_header_timeout, then get
@@ -81,7 +83,7 @@ func newUpstream(o gateway.ProxyOptions) *upstreamClient {
 		},
 		ReadBufferSize:           upstreamBufferSize,
 		WriteBufferSize:          upstreamBufferSize,
-		StreamResponseBody:       true,
+		Transport:                newLeanTransport(),
 		DisablePathNormalizing:   true, // the gateway chose the target
 		NoDefaultUserAgentHeader: true,
 		SecureErrorLogMessage:    true,
@@ -146,9 +148,9 @@ func (u *upstreamClient) release(slot bool) {
 // call a request in the common case, where the head and the whole body
 // come in one read: the next write sets a new deadline anyway, and an idle
 // connection in the pool is not read (docs/BENCHMARKS.md, "Cutting CPU per
-// request"). The read deadline is its alone: HostClient, which sets none
-// of its own here (no ReadTimeout), would clear it after each write.
-// HostClient uses a connection from one goroutine at a time.
+// request"). The read deadline is its alone: leanTransport sets none,
+// and HostClient's own transport, were it used, would clear it after each
+// write. HostClient uses a connection from one goroutine at a time.
 type headerConn struct {
 	net.Conn
 	timeout time.Duration
