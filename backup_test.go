@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -17,7 +18,7 @@ import (
 // directory, on one shared port (no upstream: /v1 and /admin together).
 func serveConfig(t *testing.T, dataDir string) (path, addr string) {
 	t.Helper()
-	addr = freeAddr(t)
+	addr = edgetest.FreeAddr(t)
 	body := "[server]\nlisten = \"" + addr + "\"\nadmin_listen = \"" + addr + "\"\ndata_dir = \"" + dataDir + "\"\n" +
 		"[metrics]\nflush_interval = \"1h\"\n[routes_default]\npreset = \"protected\"\n"
 	path = filepath.Join(t.TempDir(), "apiwarden.toml")

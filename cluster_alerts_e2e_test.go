@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/alerting"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // webhookRecorder is the outside world's alert receiver: it counts the
@@ -133,10 +134,10 @@ func TestClusterAlertLeaderKilled(t *testing.T) {
 		nodes[name] = startNodeWith(t, name, url, "", alertingConfig(receiver.URL))
 	}
 	var leaderName string
-	waitWithin(t, 15*time.Second, func() bool {
+	edgetest.Poll(t, 15*time.Second, "an alerts leader", func() bool {
 		leaderName = nodes["pod-a"].alertLeader(t)
 		return leaderName != ""
-	}, "an alerts leader")
+	})
 	leader, follower := nodes["pod-a"], nodes["pod-b"]
 	if leaderName == "pod-b" {
 		leader, follower = follower, leader
@@ -153,7 +154,7 @@ func TestClusterAlertLeaderKilled(t *testing.T) {
 			}
 		}
 	}
-	waitWithin(t, 15*time.Second, func() bool { return hook.count("firing") > 0 }, "the quota alert announced")
+	edgetest.Poll(t, 15*time.Second, "the quota alert announced", func() bool { return hook.count("firing") > 0 })
 	alerts := follower.nodeAlerts(t)
 	if len(alerts) != 1 || alerts[0].State != alerting.StateFiring {
 		t.Fatalf("the follower lists %+v; want one firing alert", alerts)
@@ -171,14 +172,14 @@ func TestClusterAlertLeaderKilled(t *testing.T) {
 	if err := leader.signal(t, syscall.SIGKILL); !errors.As(err, &exitErr) {
 		t.Fatalf("leader did not die of SIGKILL: %v", err)
 	}
-	failover := waitWithin(t, 20*time.Second, func() bool { return follower.evaluations(t) > before }, "the follower evaluating")
+	failover := edgetest.Poll(t, 20*time.Second, "the follower evaluating", func() bool { return follower.evaluations(t) > before })
 	t.Logf("failover: the follower evaluated %s after the leader's SIGKILL (goal: 2 intervals, 2s)", failover.Round(time.Millisecond))
 	if got := follower.alertLeader(t); got != follower.name {
 		t.Errorf("leader after the kill: %q; want %s", got, follower.name)
 	}
 	// A few passes on the new leader: still the one alert, acknowledged,
 	// and no second announcement.
-	waitWithin(t, 20*time.Second, func() bool { return follower.evaluations(t) >= before+3 }, "three passes on the new leader")
+	edgetest.Poll(t, 20*time.Second, "three passes on the new leader", func() bool { return follower.evaluations(t) >= before+3 })
 	got := follower.nodeAlerts(t)
 	if len(got) != 1 || got[0].ID != id || got[0].Acknowledgement == nil {
 		t.Fatalf("after the failover the new leader lists %+v; want alert %s, acknowledged", got, id)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/internal/redistest"
 )
 
@@ -21,15 +22,15 @@ import (
 func TestClusterProcessesAnswerAnalyticsForAll(t *testing.T) {
 	pgURL, redisAddr := pg.Database(t), redistest.Start(t).Addr()
 	nodes := []*clusterNode{startNode(t, "a", pgURL, redisAddr), startNode(t, "b", pgURL, redisAddr), startNode(t, "c", pgURL, redisAddr)}
-	keys := []nodeKey{nodes[0].createKey(t, "polled"), nodes[1].createKey(t, "polled"), nodes[2].createKey(t, "polled")}
+	keys := []edgetest.Key{nodes[0].createKey(t, "polled"), nodes[1].createKey(t, "polled"), nodes[2].createKey(t, "polled")}
 	// Wait for the keys through the admin API, which reads the mirror and
 	// records nothing, so the checks below are all the traffic.
 	for _, n := range nodes {
 		for _, k := range keys {
-			waitWithin(t, 10*time.Second, func() bool {
+			edgetest.Poll(t, 10*time.Second, fmt.Sprintf("key %s on node %s", k.Key.ID, n.name), func() bool {
 				status, _ := n.adminCall(t, "GET", "/admin/v1/keys/"+k.Key.ID, "")
 				return status == http.StatusOK
-			}, fmt.Sprintf("key %s on node %s", k.Key.ID, n.name))
+			})
 		}
 	}
 	started := time.Now().UTC()
@@ -50,12 +51,11 @@ func TestClusterProcessesAnswerAnalyticsForAll(t *testing.T) {
 	}
 
 	for _, n := range nodes {
-		took := waitWithin(t, 30*time.Second, func() bool {
+		took := edgetest.Poll(t, 30*time.Second, fmt.Sprintf("node %s to page through all %d records", n.name, total), func() bool {
 			return len(nodeRequestIDs(t, n, 50)) == total
-		}, fmt.Sprintf("node %s to page through all %d records", n.name, total))
+		})
 		t.Logf("node %s pages through every node's %d records after %s", n.name, total, took.Round(time.Millisecond))
-		waitWithin(t, 30*time.Second, func() bool { return summaryRequests(t, n) == total },
-			fmt.Sprintf("node %s's summary to count %d requests", n.name, total))
+		edgetest.Poll(t, 30*time.Second, fmt.Sprintf("node %s's summary to count %d requests", n.name, total), func() bool { return summaryRequests(t, n) == total })
 		status, body := n.adminCall(t, "GET", "/admin/v1/analytics/export?format=ndjson", "")
 		if lines := bytes.Count(body, []byte("\n")); status != http.StatusOK || lines != total {
 			t.Errorf("node %s: NDJSON export %d with %d lines, want %d", n.name, status, lines, total)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/api/admin"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/internal/pgtest"
 	"github.com/apiwarden/apiwarden/internal/redistest"
 )
@@ -43,7 +44,7 @@ func TestClusterProcessesShareKeys(t *testing.T) {
 	k2 := a.createKey(t, "polled")
 	b.waitCode(t, k2.Secret, "VALID", "second key created on A")
 	status, body := a.adminCall(t, "POST", "/admin/v1/keys/"+k2.Key.ID+"/rotate", `{"grace_period":"0s"}`)
-	var rotated nodeKey
+	var rotated edgetest.Key
 	if status != http.StatusOK || json.Unmarshal(body, &rotated) != nil || rotated.Secret == "" {
 		t.Fatalf("rotate on A: %d %s", status, body)
 	}
@@ -53,12 +54,11 @@ func TestClusterProcessesShareKeys(t *testing.T) {
 	if status, body := b.adminCall(t, "PATCH", "/admin/v1/keys/"+k2.Key.ID, `{"tier":"enterprise"}`); status != http.StatusOK {
 		t.Fatalf("update on B: %d %s", status, body)
 	}
-	took := waitWithin(t, 10*time.Second, func() bool { return a.mustCheck(t, rotated.Secret).Tier == "enterprise" },
-		"the tier set on B to be in force on A")
+	took := edgetest.Poll(t, 10*time.Second, "the tier set on B to be in force on A", func() bool { return a.mustCheck(t, rotated.Secret).Tier == "enterprise" })
 	t.Logf("tier updated on B: in force on a after %s", took.Round(time.Millisecond))
 
 	status, body = b.adminCall(t, "POST", "/admin/v1/keys/"+k2.Key.ID+"/rotate", `{"grace_period":"1h"}`)
-	var graced nodeKey
+	var graced edgetest.Key
 	if status != http.StatusOK || json.Unmarshal(body, &graced) != nil || graced.Secret == "" {
 		t.Fatalf("rotate with grace on B: %d %s", status, body)
 	}
@@ -154,7 +154,7 @@ func TestClusterProcessesSurvivePostgresDown(t *testing.T) {
 	stopTraffic := checkUntilStopped(known.Secret, a, b)
 	startPostgres := pg.StopForTest(t)
 	for _, n := range []*clusterNode{a, b} {
-		took := waitWithin(t, 10*time.Second, func() bool { return n.readyz(t) == "degraded" }, "/readyz degraded on "+n.name)
+		took := edgetest.Poll(t, 10*time.Second, "/readyz degraded on "+n.name, func() bool { return n.readyz(t) == "degraded" })
 		t.Logf("%s degraded %s after PostgreSQL stopped", n.name, took.Round(time.Millisecond))
 	}
 	for _, n := range []*clusterNode{a, b} {
@@ -187,7 +187,7 @@ func TestClusterProcessesSurvivePostgresDown(t *testing.T) {
 
 	startPostgres()
 	for _, n := range []*clusterNode{a, b} {
-		took := waitWithin(t, 20*time.Second, func() bool { return n.readyz(t) == "ready" }, "/readyz ready on "+n.name)
+		took := edgetest.Poll(t, 20*time.Second, "/readyz ready on "+n.name, func() bool { return n.readyz(t) == "ready" })
 		t.Logf("%s ready %s after PostgreSQL started", n.name, took.Round(time.Millisecond))
 	}
 	fresh := a.createKey(t, "polled")
@@ -234,7 +234,7 @@ func TestClusterProcessRestartsWhilePostgresDown(t *testing.T) {
 
 	startPostgres()
 	b.waitCode(t, missed.Secret, "VALID", "created on A while B was dead, after PostgreSQL returned")
-	waitWithin(t, 20*time.Second, func() bool { return b.readyz(t) == "ready" }, "/readyz ready on B")
+	edgetest.Poll(t, 20*time.Second, "/readyz ready on B", func() bool { return b.readyz(t) == "ready" })
 }
 
 // startPair starts nodes a and b on a new database of the package's

@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/internal/pgtest"
 	"github.com/apiwarden/apiwarden/internal/redistest"
 	"github.com/apiwarden/apiwarden/metrics"
@@ -32,7 +33,7 @@ const importAdminToken = "import-test-admin-token-0123456789"
 // postgresURL and redisURL empty leave [cluster] and [redis] out.
 func importConfig(t *testing.T, dataDir, postgresURL, redisURL string) (path, listen, admin string) {
 	t.Helper()
-	listen, admin = freeAddr(t), freeAddr(t)
+	listen, admin = edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	cfg := fmt.Sprintf(`
 [server]
 listen = %q

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // The secrets every node of a test cluster shares: cluster mode needs one
@@ -61,7 +63,7 @@ func startNode(t *testing.T, name, pgURL, redisAddr string) *clusterNode {
 // configuration.
 func startNodeWith(t *testing.T, name, pgURL, redisAddr, extra string) *clusterNode {
 	t.Helper()
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	cfg := fmt.Sprintf(`
 [server]
 listen = %q
@@ -143,24 +145,10 @@ func (n *clusterNode) request(t *testing.T, method, path, body string, header ht
 	return resp.StatusCode, out, resp.Cookies()
 }
 
-// nodeKey is the answer to a key creation or rotation.
-type nodeKey struct {
-	Key struct {
-		ID   string `json:"id"`
-		Tier string `json:"tier"`
-	} `json:"key"`
-	Secret string `json:"secret"`
-}
-
 // createKey creates a key of tier through n's admin API.
-func (n *clusterNode) createKey(t *testing.T, tier string) nodeKey {
+func (n *clusterNode) createKey(t *testing.T, tier string) edgetest.Key {
 	t.Helper()
-	status, body := n.adminCall(t, "POST", "/admin/v1/keys", `{"name":"e2e","owner_id":"org_1","tier":"`+tier+`"}`)
-	var k nodeKey
-	if status != http.StatusCreated || json.Unmarshal(body, &k) != nil || k.Secret == "" {
-		t.Fatalf("create on %s: %d %s", n.name, status, body)
-	}
-	return k
+	return edgetest.CreateKey(t, n.client, "http://"+n.adminAddr, clusterAdminToken, `{"name":"e2e","owner_id":"org_1","tier":"`+tier+`"}`)
 }
 
 // checkAnswer is what /v1/check says about a key.
@@ -215,27 +203,13 @@ func (n *clusterNode) readyz(t *testing.T) string {
 	return r.Status
 }
 
-// waitWithin polls cond every 10 ms until it holds and returns how long
-// that took; it fails the test when d passes first.
-func waitWithin(t *testing.T, d time.Duration, cond func() bool, what string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // waitCode polls n's /v1/check with secret until it answers want and
 // returns how long that took; it fails the test after 10 s.
 func (n *clusterNode) waitCode(t *testing.T, secret, want, what string) time.Duration {
 	t.Helper()
-	took := waitWithin(t, 10*time.Second, func() bool {
+	took := edgetest.Poll(t, 10*time.Second, fmt.Sprintf("%s (%s on %s)", what, want, n.name), func() bool {
 		return n.mustCheck(t, secret).Code == want
-	}, fmt.Sprintf("%s (%s on %s)", what, want, n.name))
+	})
 	t.Logf("%s: %s on %s after %s", what, want, n.name, took.Round(time.Millisecond))
 	return took
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // spikeConfig evaluates one error_spike rule over the cluster every
@@ -140,7 +142,7 @@ func TestClusterRealtimeErrorSpike(t *testing.T) {
 		nodes = append(nodes, startNodeWith(t, name, url, "", spikeConfig(receiver.URL)))
 	}
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	waitWithin(t, 15*time.Second, func() bool { return a.alertLeader(t) != "" }, "an alerts leader")
+	edgetest.Poll(t, 15*time.Second, "an alerts leader", func() bool { return a.alertLeader(t) != "" })
 	// Passes by whichever node leads: on a loaded machine the duty may
 	// move between them.
 	passes := func() int {
@@ -158,17 +160,17 @@ func TestClusterRealtimeErrorSpike(t *testing.T) {
 	a.sendErrors(t, spikeShare)
 	for _, n := range nodes {
 		var last lastMinute
-		waitWithin(t, 10*time.Second, func() bool {
+		edgetest.Poll(t, 10*time.Second, "a's share on "+n.name, func() bool {
 			last = n.realtimeLastMinute(t)
 			return last.Requests == spikeShare
-		}, "a's share on "+n.name)
+		})
 		t.Logf("a's share in %s's realtime view %s after it was sent", n.name, time.Since(sent).Round(time.Millisecond))
 		if got := last.routes(); got["/spike/pod-a"] != spikeShare {
 			t.Errorf("%s counts a's %d requests, but its top routes are %v", n.name, spikeShare, got)
 		}
 	}
 	before := passes()
-	waitWithin(t, 20*time.Second, func() bool { return passes() >= before+3 }, "three passes over one share")
+	edgetest.Poll(t, 20*time.Second, "three passes over one share", func() bool { return passes() >= before+3 })
 	if got := hook.count("firing"); got != 0 {
 		t.Fatalf("one share (%d requests, below min_requests 30) fired %d times", spikeShare, got)
 	}
@@ -182,10 +184,10 @@ func TestClusterRealtimeErrorSpike(t *testing.T) {
 	b.sendErrors(t, spikeShare)
 	c.sendErrors(t, spikeShare)
 	var last lastMinute
-	merged := waitWithin(t, 10*time.Second, func() bool {
+	merged := edgetest.Poll(t, 10*time.Second, "b's and c's shares on a", func() bool {
 		last = a.realtimeLastMinute(t)
 		return last.Requests == 3*spikeShare && last.Errors5xx == 3*spikeShare
-	}, "b's and c's shares on a")
+	})
 	t.Logf("merge delay: b's and c's requests in a's realtime view %s after they were sent (goal: 2s)", merged.Round(time.Millisecond))
 	if got := last.routes(); got["/spike/pod-b"] != spikeShare || got["/spike/pod-c"] != spikeShare {
 		t.Errorf("a counts b's and c's requests, but its top routes are %v", got)
@@ -193,11 +195,11 @@ func TestClusterRealtimeErrorSpike(t *testing.T) {
 	if got := a.streamLastMinute(t); got != 3*spikeShare {
 		t.Errorf("a's stream shows %d requests in the last minute; want %d", got, 3*spikeShare)
 	}
-	waitWithin(t, 20*time.Second, func() bool { return hook.count("firing") > 0 }, "the spike announced")
+	edgetest.Poll(t, 20*time.Second, "the spike announced", func() bool { return hook.count("firing") > 0 })
 	t.Logf("the spike was announced %s after the last shares were sent", time.Since(sent).Round(time.Millisecond))
 	// More passes: still the one alert, announced once.
 	before = passes()
-	waitWithin(t, 20*time.Second, func() bool { return passes() >= before+3 }, "three passes after firing")
+	edgetest.Poll(t, 20*time.Second, "three passes after firing", func() bool { return passes() >= before+3 })
 	if n := hook.count("firing"); n != 1 {
 		t.Errorf("the receiver heard of the spike %d times; want once", n)
 	}

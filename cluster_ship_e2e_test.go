@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // shipConfig is crashConfig's sidecar (every path internal, recorded) in
@@ -100,7 +102,7 @@ func TestClusterShipSurvivesKill(t *testing.T) {
 	p := startProcess(t, bin, cfg, listen, admin, env)
 	var ok atomic.Int64
 	stop := steadyTraffic("http://"+listen, &ok)
-	waitWithin(t, 30*time.Second, func() bool { n, _ := rows(); return n >= 500 }, "records shipped while traffic runs")
+	edgetest.Poll(t, 30*time.Second, "records shipped while traffic runs", func() bool { n, _ := rows(); return n >= 500 })
 	err = p.signal(t, syscall.SIGKILL)
 	stop()
 	var exitErr *exec.ExitError
@@ -111,7 +113,7 @@ func TestClusterShipSurvivesKill(t *testing.T) {
 
 	p = startProcess(t, bin, cfg, listen, admin, env)
 	stop = steadyTraffic("http://"+listen, &ok)
-	waitWithin(t, 30*time.Second, func() bool { return ok.Load() >= killed+500 }, "traffic after the restart")
+	edgetest.Poll(t, 30*time.Second, "traffic after the restart", func() bool { return ok.Load() >= killed+500 })
 	stop()
 	if err := p.signal(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM exit: %v\n%s", err, p.log.String())

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // TestConnections holds APIWARDEN_CONNS (e.g. "10000") keep-alive
@@ -87,7 +89,7 @@ func TestConnections(t *testing.T) {
 		edge += fmt.Sprintf("memory_limit = %q\n", v)
 	}
 	upstream := startConnsUpstream(t)
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "conns.toml")
 	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[server]
 listen = %q

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/metrics"
 	"github.com/apiwarden/apiwarden/store"
 )
@@ -107,7 +108,7 @@ func (p *process) signal(t *testing.T, sig syscall.Signal) error {
 // crashConfig runs a sidecar in front of upstream with every path internal
 // (no key, no limit), so the only thing under test is recording.
 func crashConfig(t *testing.T, dataDir, upstream string) (path, listen, admin string) {
-	listen, admin = freeAddr(t), freeAddr(t)
+	listen, admin = edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	cfg := fmt.Sprintf(`
 [server]
 listen = %q
@@ -215,9 +216,9 @@ func TestCrashLosesAtMostOneFlushInterval(t *testing.T) {
 	flushes := watchFlushes(admin)
 	// Kill mid-stream after 1.5 s of traffic, at whatever point of the
 	// flush cycle that falls on, once a few flushes have committed.
-	waitWithin(t, 30*time.Second, func() bool {
+	edgetest.Poll(t, 30*time.Second, "three flushes to commit under traffic", func() bool {
 		return time.Since(trafficFrom) >= 1500*time.Millisecond && len(flushes.Commits()) >= 3
-	}, "three flushes to commit under traffic")
+	})
 	killedAt := time.Now()
 	err := p.signal(t, syscall.SIGKILL)
 	var exitErr *exec.ExitError

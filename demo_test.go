@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/cli"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // demoProcess is `apiwarden demo` running as a subprocess, with what its
@@ -128,7 +129,7 @@ func TestDemoCommand(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	// -rate 2: enough traffic for several routes even at night.
-	p := startDemo(t, bin, "-listen", freeAddr(t), "-rate", "2")
+	p := startDemo(t, bin, "-listen", edgetest.FreeAddr(t), "-rate", "2")
 	started := time.Now()
 
 	if resp, err := http.Get(p.dashboard); err != nil || resp.StatusCode != 200 {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // The dashboard end to end, in Debian's Chromium driven over the DevTools
@@ -389,8 +390,8 @@ func startDashboardAppWith(t *testing.T, mutate func(*config.Config)) (*dashboar
 	t.Cleanup(upstream.Close)
 
 	cfg := config.Default()
-	cfg.Server.Listen = freeAddr(t)
-	cfg.Server.AdminListen = freeAddr(t)
+	cfg.Server.Listen = edgetest.FreeAddr(t)
+	cfg.Server.AdminListen = edgetest.FreeAddr(t)
 	cfg.Server.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Security.AdminToken = config.Secret(e2eAdminToken)
 	cfg.Security.KeySecret = config.Secret("e2e-key-secret-e2e-key-secret")

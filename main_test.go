@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,19 +15,9 @@ import (
 
 	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/store"
 )
-
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // exampleConfig writes config.example.toml with its listeners and data
 // directory moved somewhere private to the test.
@@ -39,10 +28,10 @@ func exampleConfig(t *testing.T) (path, adminAddr string) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	adminAddr = freeAddr(t)
+	adminAddr = edgetest.FreeAddr(t)
 	text := string(data)
 	for old, repl := range map[string]string{
-		`listen = "127.0.0.1:8080"`:       `listen = "` + freeAddr(t) + `"`,
+		`listen = "127.0.0.1:8080"`:       `listen = "` + edgetest.FreeAddr(t) + `"`,
 		`admin_listen = "127.0.0.1:8081"`: `admin_listen = "` + adminAddr + `"`,
 		`data_dir = "./data"`:             `data_dir = "` + filepath.Join(dir, "data") + `"`,
 	} {
@@ -72,17 +61,14 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+	edgetest.Poll(t, 10*time.Second, "the server ready", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("server did not become ready")
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }
 
 // The README's promise: serve runs on config.example.toml and the keys

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // SIGHUP reloads tiers from the file: a changed limit takes effect, and a
@@ -18,7 +20,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildBinary(t)
-	addr := freeAddr(t)
+	addr := edgetest.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "apiwarden.toml")
 	write := func(burst int, extra string) {
 		// No calendar rules: the default Saturday and peak-season multipliers
@@ -51,11 +53,11 @@ func TestReloadOnSIGHUP(t *testing.T) {
 
 	write(40, "")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, func() bool { return minuteLimit() == 40 }, "the new limit after SIGHUP")
+	edgetest.Poll(t, 10*time.Second, "the new limit after SIGHUP", func() bool { return minuteLimit() == 40 })
 
 	write(7, "[tiers.basic.oops]\nx = 1\n") // not a valid file
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, func() bool { return strings.Contains(p.log.String(), "reload rejected") }, "the rejection in the log")
+	edgetest.Poll(t, 10*time.Second, "the rejection in the log", func() bool { return strings.Contains(p.log.String(), "reload rejected") })
 	if got := minuteLimit(); got != 40 {
 		t.Fatalf("minute limit %d after a broken reload, want the old 40", got)
 	}
@@ -65,16 +67,4 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := p.signal(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("exit after reloads: %v", err)
 	}
-}
-
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // TestSoak runs the real binary as a sidecar at a steady rate for
@@ -34,7 +36,7 @@ func TestSoak(t *testing.T) {
 		io.WriteString(w, `{"id":"frm_1","ok":true}`)
 	}))
 	defer up.Close()
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "soak.toml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`[server]
 listen = %q

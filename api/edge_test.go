@@ -11,7 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // Attacks on the sidecar proxy from issue 13, each against the real
@@ -27,12 +28,7 @@ type rawConn struct {
 
 func dialRaw(t *testing.T, serverURL string) *rawConn {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(serverURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := edgetest.Dial(t, serverURL)
 	return &rawConn{t: t, conn: conn, br: bufio.NewReader(conn)}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // The edges that serve forward auth and check on the enforcement listener;
@@ -37,24 +39,12 @@ func (e exchanged) String() string { return fmt.Sprintf("%d %s", e.status, e.cod
 // the server neither answers nor closes within 10 s.
 func exchange(t *testing.T, addr, raw string) []exchanged {
 	t.Helper()
-	conn := dialDeadline(t, addr)
+	conn := edgetest.Dial(t, addr)
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}
 	conn.(*net.TCPConn).CloseWrite()
 	return readAnswers(t, conn)
-}
-
-// dialDeadline connects to addr for at most 10 s of exchange.
-func dialDeadline(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	return conn
 }
 
 // readAnswers reads answers off conn, 1xx included, until the server
@@ -245,11 +235,7 @@ func TestEdgesDrainOnShutdown(t *testing.T) {
 		t.Run(edge, func(t *testing.T) {
 			f := newGateFixture(t, gateConfig{edge: edge})
 			addr := f.admin.Addr
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := edgetest.Dial(t, addr)
 			conn.SetDeadline(time.Now().Add(20 * time.Second))
 			body := `{"key":"` + f.secrets["basic"] + `","path":"/api/forms/1"}`
 			head := fmt.Sprintf("POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", len(body))

@@ -2,8 +2,6 @@ package api_test
 
 import (
 	"context"
-	"errors"
-	"net"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/api"
 	"github.com/apiwarden/apiwarden/api/fastedge"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // forwardAuthEdges are the servers forward auth and check run on: the
@@ -73,23 +72,12 @@ func startEdge(t testing.TB, edge string, srv *api.Server) *edgeServer {
 		t.Cleanup(hs.Close)
 		return &edgeServer{URL: hs.URL, Addr: hs.Listener.Addr().String(), shutdown: gs.Shutdown}
 	case "fasthttp", "fasthttp, reduce_idle_memory":
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
 		fs := fastedge.New(fastedge.Options{Gateway: srv.Gateway(), Fallback: srv.EnforcementHandler(),
 			MaxHeaderBytes: edgeTimeouts.maxHeaderBytes, ReadHeaderTimeout: edgeTimeouts.readHeader,
 			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: edgeTimeouts.idle,
 			ReduceIdleMemory: edge != "fasthttp"})
-		served := make(chan error, 1)
-		go func() { served <- fs.Serve(ln) }()
-		t.Cleanup(func() {
-			fs.Close()
-			if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
-				t.Errorf("fastedge Serve: %v", err)
-			}
-		})
-		return &edgeServer{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), shutdown: fs.Shutdown}
+		addr := edgetest.Serve(t, fs.Serve, fs.Close)
+		return &edgeServer{URL: "http://" + addr, Addr: addr, shutdown: fs.Shutdown}
 	}
 	t.Fatalf("no edge %q", edge)
 	return nil

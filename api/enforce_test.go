@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -21,6 +20,7 @@ import (
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/limiter"
 	"github.com/apiwarden/apiwarden/metrics"
@@ -493,11 +493,7 @@ func testStreamingAndWebSocketUpgrade(t *testing.T, edge string) {
 	}))
 	defer echo.Close()
 	ws := newGateFixture(t, gateConfig{proxyEdge: edge, upstreamURL: echo.URL})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(ws.proxy.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := edgetest.Dial(t, ws.proxy.URL)
 	io.WriteString(conn, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 	br := bufio.NewReader(conn)
 	status, _ := br.ReadString('\n')

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // The sidecar proxy on both edges, over raw sockets: what the request
@@ -113,7 +115,7 @@ func testProxyEdgesParseAlike(t *testing.T, edge string) {
 // the server refuses.
 func exchangeInterim(t *testing.T, addr, raw string) []exchanged {
 	t.Helper()
-	conn := dialDeadline(t, addr)
+	conn := edgetest.Dial(t, addr)
 	go io.WriteString(conn, raw)
 	return readAnswers(t, conn)
 }
@@ -126,7 +128,7 @@ func TestProxyEdgesStreamUploads(t *testing.T) { onProxyEdges(t, testProxyEdgesS
 func testProxyEdgesStreamUploads(t *testing.T, edge string) {
 	const part = 1 << 20
 	firstPart := make(chan struct{})
-	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := edgetest.NewCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.ReadFull(r.Body, make([]byte, part)); err != nil {
 			http.Error(w, err.Error(), 500)
 			return
@@ -179,11 +181,7 @@ func TestProxyEdgesDrainOnShutdown(t *testing.T) { onProxyEdges(t, testProxyEdge
 func testProxyEdgesDrainOnShutdown(t *testing.T, edge string) {
 	f := newGateFixture(t, gateConfig{proxyEdge: edge})
 	addr := f.proxy.Addr
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := edgetest.Dial(t, addr)
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	body := "hello"
 	head := fmt.Sprintf("POST /api/forms/1 HTTP/1.1\r\nHost: x\r\nX-Api-Key: %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", f.secrets["bench"], len(body))
@@ -211,6 +209,7 @@ func testProxyEdgesDrainOnShutdown(t *testing.T, edge string) {
 	}
 	var resp *http.Response
 	for {
+		var err error
 		resp, err = http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatalf("the request in flight was not answered: %v", err)

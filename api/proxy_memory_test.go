@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // With reduce_idle_memory, a keep-alive connection waiting on the
@@ -42,11 +44,11 @@ func TestProxyIdleConnectionsHoldNoReadBuffer(t *testing.T) {
 	}
 	// One connection first, so that what every connection shares (the
 	// upstream connection, pools, the key cache) is there before counting.
-	warm := dialDeadline(t, f.proxy.Addr)
+	warm := edgetest.Dial(t, f.proxy.Addr)
 	exchange(warm)
 	before := liveHeap()
 	for range n {
-		c := dialDeadline(t, f.proxy.Addr)
+		c := edgetest.Dial(t, f.proxy.Addr)
 		conns = append(conns, c)
 		exchange(c)
 	}

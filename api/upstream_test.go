@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -18,30 +17,8 @@ import (
 	"github.com/apiwarden/apiwarden/api"
 	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
-
-// countingUpstream counts the connections the proxy opens to it, and
-// those closed.
-type countingUpstream struct {
-	*httptest.Server
-	conns, closed atomic.Int64
-}
-
-func newCountingUpstream(t *testing.T, h http.HandlerFunc) *countingUpstream {
-	cs := &countingUpstream{}
-	cs.Server = httptest.NewUnstartedServer(h)
-	cs.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			cs.conns.Add(1)
-		case http.StateClosed:
-			cs.closed.Add(1)
-		}
-	}
-	cs.Start()
-	t.Cleanup(cs.Close)
-	return cs
-}
 
 // openProxy is a sidecar in front of upstream where every path is
 // internal (no key, no limit): only forwarding is under test.
@@ -71,7 +48,7 @@ func TestForwardingReusesUpstreamConnections(t *testing.T) {
 }
 
 func testForwardingReusesUpstreamConnections(t *testing.T, edge string) {
-	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := edgetest.NewCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/chunked":
 			io.WriteString(w, "part one, ")
@@ -125,7 +102,7 @@ func testForwardingReusesUpstreamConnections(t *testing.T, edge string) {
 	if got := resp.Trailer.Get("X-Checksum"); got != "abc" {
 		t.Errorf("trailer %q, want abc", got)
 	}
-	if n := up.conns.Load(); n != 1 {
+	if n := up.Conns.Load(); n != 1 {
 		t.Fatalf("%d upstream connections for sequential requests, want 1 reused", n)
 	}
 }
@@ -141,7 +118,7 @@ func TestForwardingBoundsUpstreamConnections(t *testing.T) {
 func testForwardingBoundsUpstreamConnections(t *testing.T, edge string) {
 	release := make(chan struct{})
 	var inside, most atomic.Int64
-	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := edgetest.NewCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		n := inside.Add(1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
@@ -166,11 +143,7 @@ func testForwardingBoundsUpstreamConnections(t *testing.T, edge string) {
 			errs <- err
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); inside.Load() < 2; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests reached the upstream, want 2", inside.Load())
-		}
-	}
+	edgetest.Poll(t, 10*time.Second, "2 requests reaching the upstream", func() bool { return inside.Load() >= 2 })
 	for range requests {
 		release <- struct{}{}
 	}
@@ -182,7 +155,7 @@ func testForwardingBoundsUpstreamConnections(t *testing.T, edge string) {
 	if m := most.Load(); m != 2 {
 		t.Errorf("the upstream had %d requests at once, want at most 2", m)
 	}
-	if n := up.conns.Load(); n > 2 {
+	if n := up.Conns.Load(); n > 2 {
 		t.Errorf("%d upstream connections, want at most 2", n)
 	}
 }
@@ -197,7 +170,7 @@ func TestForwardingStreamFreesItsConnectionSlot(t *testing.T) {
 
 func testForwardingStreamFreesItsConnectionSlot(t *testing.T, edge string) {
 	done := make(chan struct{})
-	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := edgetest.NewCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/events" {
 			w.Header().Set("Content-Type", "text/event-stream")
 			io.WriteString(w, "data: one\n\n")
@@ -240,7 +213,7 @@ func TestForwardingDropsHopByHopHeaders(t *testing.T) {
 
 func testForwardingDropsHopByHopHeaders(t *testing.T, edge string) {
 	var got http.Header
-	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := edgetest.NewCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		got = r.Header.Clone()
 		w.Header().Set("Connection", "X-Upstream-Private")
 		w.Header().Set("X-Upstream-Private", "secret")
@@ -248,11 +221,7 @@ func testForwardingDropsHopByHopHeaders(t *testing.T, edge string) {
 		io.WriteString(w, "ok")
 	})
 	px := openProxy(t, edge, up.URL, 0)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(px.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := edgetest.Dial(t, px.URL)
 	io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: app.example\r\nConnection: keep-alive, X-Private\r\nX-Private: p\r\nTe: trailers\r\nProxy-Authorization: Basic x\r\nX-Kept: k\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
@@ -277,7 +246,7 @@ func TestForwardingRetriesAStaleConnection(t *testing.T) {
 }
 
 func testForwardingRetriesAStaleConnection(t *testing.T, edge string) {
-	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	up := edgetest.NewCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	px := openProxy(t, edge, up.URL, 0)
 	get := func(method, body string) (int, string) {
 		req, _ := http.NewRequest(method, px.URL+"/", strings.NewReader(body))
@@ -314,7 +283,7 @@ func TestForwardingAfterTheUpstreamClosedEveryConnection(t *testing.T) {
 
 func testForwardingAfterTheUpstreamClosedEveryConnection(t *testing.T, edge string) {
 	var inFlight sync.WaitGroup
-	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := edgetest.NewCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hold" {
 			inFlight.Done()
 			inFlight.Wait() // all four at once, so the pool ends up with four connections
@@ -339,7 +308,7 @@ func testForwardingAfterTheUpstreamClosedEveryConnection(t *testing.T, edge stri
 		done.Go(func() { call("GET", "/hold", "") })
 	}
 	done.Wait()
-	if n := up.conns.Load(); n != 4 {
+	if n := up.Conns.Load(); n != 4 {
 		t.Fatalf("%d upstream connections, want 4 pooled", n)
 	}
 
@@ -360,7 +329,7 @@ func TestForwardingClosesAbandonedBodies(t *testing.T) {
 }
 
 func testForwardingClosesAbandonedBodies(t *testing.T, edge string) {
-	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := edgetest.NewCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		// An answer longer than the kernel's socket buffers can hold, so the
 		// proxy is still copying when the client gives up.
 		w.Header().Set("Content-Type", "text/plain")
@@ -384,7 +353,7 @@ func testForwardingClosesAbandonedBodies(t *testing.T, edge string) {
 		resp.Body.Close() // the client gives up half way
 	}
 	time.Sleep(50 * time.Millisecond)
-	if n := up.conns.Load(); n < 3 {
+	if n := up.Conns.Load(); n < 3 {
 		t.Fatalf("%d upstream connections: a half-read body must not be reused", n)
 	}
 }
@@ -477,7 +446,7 @@ func TestShutdownClosesIdleUpstreamConnections(t *testing.T) {
 }
 
 func testShutdownClosesIdleUpstreamConnections(t *testing.T, edge string) {
-	up := newCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := edgetest.NewCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "ok")
 	})
@@ -496,7 +465,7 @@ func testShutdownClosesIdleUpstreamConnections(t *testing.T, edge string) {
 		}
 	}
 	client.CloseIdleConnections() // the client's side: nothing to drain
-	if n := up.conns.Load(); n != 2 {
+	if n := up.Conns.Load(); n != 2 {
 		t.Fatalf("%d upstream connections, want 2: one a path", n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -504,11 +473,7 @@ func testShutdownClosesIdleUpstreamConnections(t *testing.T, edge string) {
 	if err := px.shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); up.closed.Load() < 2; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 2 idle upstream connections closed 10 s after the drain", up.closed.Load())
-		}
-	}
+	edgetest.Poll(t, 10*time.Second, "2 idle upstream connections closed after the drain", func() bool { return up.Closed.Load() >= 2 })
 }
 
 // An upstream that sends interim heads (103 Early Hints) and then never

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // hookCounter is a webhook receiver that counts the alerts it was told
@@ -124,11 +125,11 @@ func TestClusterAlertsSharedThroughPostgres(t *testing.T) {
 	if status, body := adminCall(t, a, "POST", "/admin/v1/alerts/"+id+"/resolve", `{}`); status != http.StatusOK {
 		t.Fatalf("resolve after the restart: %d %s", status, body)
 	}
-	pollFor(t, 10*time.Second, "a new alert after the restart", func() bool {
+	edgetest.Poll(t, 10*time.Second, "a new alert after the restart", func() bool {
 		l := listAlerts(t, a)
 		return len(l.Alerts) == 2 && l.Alerts[0].State == "firing" && l.Alerts[0].ID != id
 	})
-	pollFor(t, 10*time.Second, "the resolve and the new alert announced once each", func() bool {
+	edgetest.Poll(t, 10*time.Second, "the resolve and the new alert announced once each", func() bool {
 		return hook.count("resolved") == 1 && hook.count("firing") == 2
 	})
 	if f, r := hook.count("firing"), hook.count("resolved"); f != 2 || r != 1 {
@@ -166,7 +167,7 @@ func throttleBoth(t *testing.T, hook *hookCounter, a, b *app.App) string {
 	t.Helper()
 	waitReadyz(t, 10*time.Second, "ready", a, b)
 	status, body := adminCall(t, a, "POST", "/admin/v1/keys", `{"name":"busy","owner_id":"org_1","tier":"tiny"}`)
-	var k clusterKey
+	var k edgetest.Key
 	if status != http.StatusCreated || json.Unmarshal(body, &k) != nil {
 		t.Fatalf("create: %d %s", status, body)
 	}
@@ -177,7 +178,7 @@ func throttleBoth(t *testing.T, hook *hookCounter, a, b *app.App) string {
 		}
 	}
 	var id string
-	pollFor(t, 10*time.Second, "one firing alert, announced once", func() bool {
+	edgetest.Poll(t, 10*time.Second, "one firing alert, announced once", func() bool {
 		l := listAlerts(t, b)
 		if len(l.Alerts) == 1 && l.Alerts[0].State == "firing" {
 			id = l.Alerts[0].ID
@@ -196,7 +197,7 @@ func TestClusterAlertsContinueOnTheNextLeader(t *testing.T) {
 	p := newAlertingPair(t)
 	a, b, hook, id := p.a, p.b, p.hook, p.id
 
-	pollFor(t, 10*time.Second, "a leader", func() bool { return alertLeader(t, a) != "" })
+	edgetest.Poll(t, 10*time.Second, "a leader", func() bool { return alertLeader(t, a) != "" })
 	next, nextID, stopLeader := b, "b", p.stopA
 	if alertLeader(t, a) == "b" {
 		next, nextID, stopLeader = a, "a", p.stopB
@@ -205,7 +206,7 @@ func TestClusterAlertsContinueOnTheNextLeader(t *testing.T) {
 	// before this; passes counted from here are the survivor's own.
 	passes := evaluations(t, next)
 	stopLeader()
-	pollFor(t, 10*time.Second, "the other instance leads and evaluates", func() bool {
+	edgetest.Poll(t, 10*time.Second, "the other instance leads and evaluates", func() bool {
 		return alertLeader(t, next) == nextID && evaluations(t, next) >= passes+3
 	})
 	l := listAlerts(t, next)
@@ -229,16 +230,6 @@ func evaluations(t *testing.T, in *app.App) int {
 		t.Fatalf("apiwarden_alert_evaluations_total: %q", v)
 	}
 	return n
-}
-
-// pollFor polls cond until it holds, failing after d.
-func pollFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-	}
 }
 
 // Every instance's apiwarden_alerts gauges show the cluster's alerts, not

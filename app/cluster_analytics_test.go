@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/app"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // Two instances each take records through /v1/events; the requests route
@@ -32,7 +33,7 @@ func TestClusterAnalyticsAnswerForEveryInstance(t *testing.T) {
 		}
 	}
 	for name, in := range map[string]*app.App{"a": a, "b": b} {
-		pollUntil(t, 20*time.Second, name+" pages through both instances' records", func() bool {
+		edgetest.Poll(t, 20*time.Second, name+" pages through both instances' records", func() bool {
 			return len(requestIDs(t, in, 25)) == 120
 		})
 	}
@@ -52,7 +53,7 @@ func TestClusterAnalyticsAnswerForEveryInstance(t *testing.T) {
 	startPostgres()
 	// Until the instance has seen PostgreSQL back (its readiness check
 	// reconnects), the route may still answer 503.
-	pollUntil(t, 20*time.Second, "the requests route after PostgreSQL returned", func() bool {
+	edgetest.Poll(t, 20*time.Second, "the requests route after PostgreSQL returned", func() bool {
 		ids, err := pageRequestIDs(t, b, 100)
 		return err == nil && len(ids) == 120
 	})

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // Two instances each take records through /v1/events; every record lands
@@ -74,7 +76,7 @@ func TestClusterShipsEventsOfEveryInstance(t *testing.T) {
 	}
 	// Each instance lists itself once its heartbeat and its first shipping
 	// round have written its row: poll rather than race them.
-	pollUntil(t, 20*time.Second, "GET /admin/v1/cluster lists both instances with ship_waiting and ship_waiting_cells", func() bool {
+	edgetest.Poll(t, 20*time.Second, "GET /admin/v1/cluster lists both instances with ship_waiting and ship_waiting_cells", func() bool {
 		status, body := adminCall(t, a, "GET", "/admin/v1/cluster", "")
 		var view struct {
 			Instances []struct {

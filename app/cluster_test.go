@@ -13,6 +13,7 @@ import (
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/internal/pgtest"
 )
 
@@ -41,13 +42,6 @@ func startClusterApp(t *testing.T, url, id, dataDir string, more ...func(*config
 	})
 }
 
-type clusterKey struct {
-	Key struct {
-		ID string `json:"id"`
-	} `json:"key"`
-	Secret string `json:"secret"`
-}
-
 // adminCall sends an admin API request and returns the status and body.
 func adminCall(t *testing.T, a *app.App, method, path, body string) (int, []byte) {
 	t.Helper()
@@ -63,14 +57,9 @@ func adminCall(t *testing.T, a *app.App, method, path, body string) (int, []byte
 	return resp.StatusCode, b
 }
 
-func createKey(t *testing.T, a *app.App) clusterKey {
+func createKey(t *testing.T, a *app.App) edgetest.Key {
 	t.Helper()
-	status, body := adminCall(t, a, "POST", "/admin/v1/keys", `{"name":"shared","owner_id":"org_1","tier":"enterprise"}`)
-	var k clusterKey
-	if status != http.StatusCreated || json.Unmarshal(body, &k) != nil || k.Secret == "" {
-		t.Fatalf("create: %d %s", status, body)
-	}
-	return k
+	return edgetest.CreateKey(t, nil, "http://"+a.AdminAddr(), "tok", `{"name":"shared","owner_id":"org_1","tier":"enterprise"}`)
 }
 
 // checkKey asks /v1/check whether secret may call GET /x: the decision
@@ -180,7 +169,7 @@ func TestClusterKeysPropagateBetweenInstances(t *testing.T) {
 	eventually(t, time.Second, b, k.Secret, "VALID", "created on A, on B")
 
 	status, body := adminCall(t, b, "POST", "/admin/v1/keys/"+k.Key.ID+"/rotate", `{"grace_period":"0s"}`)
-	var rotated clusterKey
+	var rotated edgetest.Key
 	if status != http.StatusOK || json.Unmarshal(body, &rotated) != nil || rotated.Secret == "" {
 		t.Fatalf("rotate on B: %d %s", status, body)
 	}

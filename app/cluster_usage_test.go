@@ -9,6 +9,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // usageFlush is the write-behind interval of the usage tests' instances.
@@ -33,20 +34,6 @@ func keyLastUsed(t *testing.T, a *app.App, id string) time.Time {
 	return *k.LastUsedAt
 }
 
-// pollUntil calls cond until it holds or d has passed, and returns how
-// long that took.
-func pollUntil(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // A key used on A shows A's last use on B within two flush intervals; a
 // later use on B wins on both.
 func TestClusterSharesLastUsed(t *testing.T) {
@@ -57,14 +44,14 @@ func TestClusterSharesLastUsed(t *testing.T) {
 	k := createKey(t, a)
 	eventually(t, 10*time.Second, b, k.Secret, "VALID", "created on A, on B")
 	// B has used the key now: wait until A sees that, then use it on A.
-	pollUntil(t, 10*time.Second, "B's use on A", func() bool { return !keyLastUsed(t, a, k.Key.ID).IsZero() })
+	edgetest.Poll(t, 10*time.Second, "B's use on A", func() bool { return !keyLastUsed(t, a, k.Key.ID).IsZero() })
 	before := keyLastUsed(t, a, k.Key.ID)
 
 	usedOnA := time.Now()
 	if got := checkKey(t, a, k.Secret); got != "VALID" {
 		t.Fatalf("check on A: %s", got)
 	}
-	took := pollUntil(t, 10*time.Second, "A's use on B", func() bool { return keyLastUsed(t, b, k.Key.ID).After(before) })
+	took := edgetest.Poll(t, 10*time.Second, "A's use on B", func() bool { return keyLastUsed(t, b, k.Key.ID).After(before) })
 	t.Logf("A's use shown on B after %s (flush interval %s)", took.Round(time.Millisecond), usageFlush)
 	onA, onB := keyLastUsed(t, a, k.Key.ID), keyLastUsed(t, b, k.Key.ID)
 	if !onA.Equal(onB) || onA.Before(usedOnA.Truncate(time.Microsecond)) {
@@ -75,12 +62,12 @@ func TestClusterSharesLastUsed(t *testing.T) {
 	// after A's own. The last of those uses can fall in a later second
 	// than the one A shows, so once they stop, both must come to agree.
 	usedOnB := time.Now()
-	pollUntil(t, 10*time.Second, "B's later use on A", func() bool {
+	edgetest.Poll(t, 10*time.Second, "B's later use on A", func() bool {
 		checkKey(t, b, k.Secret)
 		return keyLastUsed(t, a, k.Key.ID).After(onA)
 	})
 	var onA2, onB2 time.Time
-	pollUntil(t, 10*time.Second, "A and B agreeing on B's last use", func() bool {
+	edgetest.Poll(t, 10*time.Second, "A and B agreeing on B's last use", func() bool {
 		onA2, onB2 = keyLastUsed(t, a, k.Key.ID), keyLastUsed(t, b, k.Key.ID)
 		return onA2.Equal(onB2)
 	})
@@ -97,7 +84,7 @@ func TestClusterSharesDenialEvents(t *testing.T) {
 	b, _ := startClusterApp(t, url, "b", "", fastUsageFlush)
 	waitReadyz(t, 10*time.Second, "ready", a, b)
 	status, body := adminCall(t, a, "POST", "/admin/v1/keys", `{"name":"fenced","owner_id":"org_1","tier":"enterprise","allowed_ips":["198.51.100.0/24"]}`)
-	var k clusterKey
+	var k edgetest.Key
 	if status != http.StatusCreated || json.Unmarshal(body, &k) != nil {
 		t.Fatalf("create: %d %s", status, body)
 	}
@@ -116,7 +103,7 @@ func TestClusterSharesDenialEvents(t *testing.T) {
 	// split of them; what must hold is 5 in all, the same on both.
 	const denials = 5
 	for name, in := range map[string]*app.App{"A": a, "B": b} {
-		pollUntil(t, 10*time.Second, name+" lists both instances' denials", func() bool { return sum(deniedCounts(t, in, k.Key.ID)) >= denials })
+		edgetest.Poll(t, 10*time.Second, name+" lists both instances' denials", func() bool { return sum(deniedCounts(t, in, k.Key.ID)) >= denials })
 	}
 	// More flushes on both must not count anything twice: a use of
 	// another key on each, seen on the other, proves both flushed again.
@@ -124,7 +111,7 @@ func TestClusterSharesDenialEvents(t *testing.T) {
 	eventually(t, 10*time.Second, b, other.Secret, "VALID", "another key made on A, on B")
 	for _, pair := range [][2]*app.App{{a, b}, {b, a}, {a, b}} {
 		seen := keyLastUsed(t, pair[1], other.Key.ID)
-		pollUntil(t, 10*time.Second, "a later flush", func() bool {
+		edgetest.Poll(t, 10*time.Second, "a later flush", func() bool {
 			checkKey(t, pair[0], other.Secret)
 			return keyLastUsed(t, pair[1], other.Key.ID).After(seen)
 		})

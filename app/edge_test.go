@@ -15,6 +15,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // A configuration built in code, which skips config validation, cannot
@@ -195,12 +196,7 @@ func TestDefaultEdgeIsLogged(t *testing.T) {
 	// A shared listener needs one fixed address: a port the kernel just
 	// gave out and took back, rather than one named here, which another
 	// test's listener may hold.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	shared := ln.Addr().String()
-	ln.Close()
+	shared := edgetest.FreeAddr(t)
 	for _, tc := range []struct {
 		name, listen, admin, want string
 		fasthttp                  bool

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // In cluster mode the erase route deletes the key's shipped records from
@@ -19,7 +21,7 @@ func TestClusterEraseReachesPostgres(t *testing.T) {
 	a, _ := startClusterApp(t, url, "a", "")
 	k := createKey(t, a)
 	status, body := adminCall(t, a, "POST", "/admin/v1/keys", `{"name":"stays","owner_id":"org_2","tier":"enterprise"}`)
-	var other clusterKey
+	var other edgetest.Key
 	if status != http.StatusCreated || json.Unmarshal(body, &other) != nil {
 		t.Fatalf("create: %d %s", status, body)
 	}
@@ -47,7 +49,7 @@ func TestClusterEraseReachesPostgres(t *testing.T) {
 		}
 		return n
 	}
-	pollFor(t, 20*time.Second, "40 records shipped", func() bool { return count("true") == 40 })
+	edgetest.Poll(t, 20*time.Second, "40 records shipped", func() bool { return count("true") == 40 })
 
 	status, body = adminCall(t, a, "DELETE", "/admin/v1/keys/"+k.Key.ID+"/data", "")
 	var answer struct {
@@ -75,7 +77,7 @@ func TestClusterEraseReachesPostgres(t *testing.T) {
 	}
 	// The instance's own follower passes its own erasure and says so on
 	// /metrics, with no failed catch-up.
-	pollFor(t, 20*time.Second, "the follower's mark past the erasure on /metrics", func() bool {
+	edgetest.Poll(t, 20*time.Second, "the follower's mark past the erasure on /metrics", func() bool {
 		return metricValue(t, a, "apiwarden_cluster_erasure_applied_id") == fmt.Sprint(id)
 	})
 	if got := metricValue(t, a, "apiwarden_cluster_erasure_catchup_failures_total"); got != "0" {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // The nginx snippet of docs/integrations.md is tested as written: the test
@@ -375,7 +376,7 @@ func nginxStart(t *testing.T, binary, snippet, apiwardenAddr, appAddr string) st
 		t.Fatal(err)
 	}
 	for attempt := 1; ; attempt++ {
-		port := nginxFreePort(t)
+		port := edgetest.FreePort(t)
 		conf := strings.NewReplacer(
 			nginxDocApiwarden, apiwardenAddr,
 			nginxDocApp, appAddr,
@@ -474,28 +475,10 @@ http {
 	return "http://" + addr, nil
 }
 
-func nginxFreePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
 // nginxApiwarden is a running apiwarden without an upstream: /v1/* on
 // enforceAddr, the admin API on adminAddr.
 type nginxApiwarden struct {
 	enforceAddr, adminAddr string
-}
-
-type nginxKey struct {
-	Key struct {
-		ID string `json:"id"`
-	} `json:"key"`
-	Secret string `json:"secret"`
 }
 
 func nginxStartApiwarden(t *testing.T) *nginxApiwarden {
@@ -529,18 +512,7 @@ func nginxStartApiwarden(t *testing.T) *nginxApiwarden {
 	}
 }
 
-func (aw *nginxApiwarden) createKey(t *testing.T, params string) nginxKey {
+func (aw *nginxApiwarden) createKey(t *testing.T, params string) edgetest.Key {
 	t.Helper()
-	req, _ := http.NewRequest("POST", "http://"+aw.adminAddr+"/admin/v1/keys", strings.NewReader(params))
-	req.Header.Set("Authorization", "Bearer "+nginxTestAdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, body := nginxSend(t, &http.Client{Timeout: 10 * time.Second}, req)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("creating a key: status %d: %s", resp.StatusCode, body)
-	}
-	var k nginxKey
-	if err := json.Unmarshal(body, &k); err != nil || k.Secret == "" || k.Key.ID == "" {
-		t.Fatalf("creating a key: %v: %s", err, body)
-	}
-	return k
+	return edgetest.CreateKey(t, nil, "http://"+aw.adminAddr, nginxTestAdminToken, params)
 }

@@ -4,16 +4,15 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // pathsEnv is the app in proxy mode in front of an upstream that records
@@ -58,21 +57,7 @@ func startPathsApp(t *testing.T, mutate func(*config.Config)) *pathsEnv {
 // createKey makes a key through the admin API and returns its secret.
 func (e *pathsEnv) createKey(t *testing.T, params string) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", "http://"+e.app.AdminAddr()+"/admin/v1/keys", strings.NewReader(params))
-	req.Header.Set("Authorization", "Bearer tok")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var created struct {
-		Secret string `json:"secret"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("creating a key: status %d, %v", resp.StatusCode, err)
-	}
-	return created.Secret
+	return edgetest.CreateKey(t, nil, "http://"+e.app.AdminAddr(), "tok", params).Secret
 }
 
 // rawGet sends a request line exactly as written (no client library
@@ -80,12 +65,7 @@ func (e *pathsEnv) createKey(t *testing.T, params string) string {
 // answer ("" when the body is not an error body).
 func rawGet(t *testing.T, addr, method, target string, headers map[string]string) (status int, code string) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := edgetest.Dial(t, addr)
 	var b strings.Builder
 	b.WriteString(method + " " + target + " HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n")
 	for k, v := range headers {

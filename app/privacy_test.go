@@ -18,6 +18,7 @@ import (
 	"github.com/apiwarden/apiwarden/app"
 	"github.com/apiwarden/apiwarden/cli"
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/store"
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
@@ -120,13 +121,13 @@ func TestEraseKeyThroughTheCLI(t *testing.T) {
 		c.Server.DataDir = dir
 	})
 	status, body := adminCall(t, a, "POST", "/admin/v1/keys", `{"name":"Jane Doe's site","owner_id":"org_1","tier":"free","meta":{"email":"jane@example.com"}}`)
-	var created clusterKey
+	var created edgetest.Key
 	if status != http.StatusCreated || json.Unmarshal(body, &created) != nil {
 		t.Fatalf("create: %d %s", status, body)
 	}
 	id := created.Key.ID
 	status, body = adminCall(t, a, "POST", "/admin/v1/keys", `{"name":"stays","owner_id":"org_2","tier":"free"}`)
-	var stays clusterKey
+	var stays edgetest.Key
 	if status != http.StatusCreated || json.Unmarshal(body, &stays) != nil {
 		t.Fatalf("create: %d %s", status, body)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/config"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // nonLoopbackAddr is an address of this machine that is not loopback, so
@@ -73,12 +74,7 @@ func portOf(t *testing.T, addr string) string {
 func TestServiceAPIWithoutTokenAnswersOnlyLoopback(t *testing.T) {
 	remote := nonLoopbackAddr(t)
 	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
-	upLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go up.Serve(upLn)
-	t.Cleanup(func() { up.Close() })
+	upAddr := edgetest.Serve(t, up.Serve, up.Close)
 
 	event := fmt.Sprintf(`{"time":%q,"method":"GET","path":"/x","status":200}`+"\n", time.Now().UTC().Format(time.RFC3339))
 	calls := []struct{ method, path, body string }{
@@ -94,7 +90,7 @@ func TestServiceAPIWithoutTokenAnswersOnlyLoopback(t *testing.T) {
 					c.Security.ServiceToken = config.Secret(token)
 					switch mode {
 					case "proxy":
-						c.Proxy.Upstream = "http://" + upLn.Addr().String()
+						c.Proxy.Upstream = "http://" + upAddr
 					case "forward auth":
 						c.Server.Edge = config.EdgeNetHTTP
 					case "forward auth on fasthttp":

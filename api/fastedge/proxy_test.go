@@ -1,8 +1,8 @@
 package fastedge
 
 import (
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/metrics"
 )
 
@@ -32,21 +33,17 @@ func (r *records) Record(rec *metrics.Record) bool {
 // last polls until n records are there and returns the last.
 func (r *records) last(t *testing.T, n int) metrics.Record {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	var rec metrics.Record
+	edgetest.Poll(t, 10*time.Second, fmt.Sprintf("%d records", n), func() bool {
 		r.mu.Lock()
-		got := len(r.recs)
-		var rec metrics.Record
-		if got >= n {
-			rec = r.recs[got-1]
+		defer r.mu.Unlock()
+		if len(r.recs) < n {
+			return false
 		}
-		r.mu.Unlock()
-		if got >= n {
-			return rec
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d records, want %d", got, n)
-		}
-	}
+		rec = r.recs[len(r.recs)-1]
+		return true
+	})
+	return rec
 }
 
 // panicky is an engine that panics on /panic and lets everything else
@@ -80,17 +77,7 @@ func startProxy(t *testing.T, upstream string, o gateway.ProxyOptions, engine fu
 	gw := gateway.New(gateway.Options{Gate: gateway.GateOptions{Engine: d, Recorder: recs, InternalSampleRate: 1}, Proxy: o})
 	s := New(Options{Gateway: gw, Fallback: gw.Handler(), MaxHeaderBytes: 8 << 10, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		<-served
-	})
-	return ln.Addr().String(), recs
+	return edgetest.Serve(t, s.Serve, s.Close), recs
 }
 
 // A panic on the lean path closes that request's connection, as on

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/apiwarden/apiwarden/api/gateway"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // An event stream reaches the client event by event: the upstream sends
@@ -40,7 +40,7 @@ func TestProxyStreamsEventByEvent(t *testing.T) {
 	}))
 	defer up.Close()
 	addr, recs := startProxy(t, up.URL, gateway.ProxyOptions{ResponseHeaderTimeout: time.Second}, nil)
-	resp := rawGet(t, addr, "/events")
+	resp := edgetest.Get(t, addr, "/events")
 	if resp.StatusCode != 200 || resp.TransferEncoding == nil {
 		t.Fatalf("%d, transfer encoding %v", resp.StatusCode, resp.TransferEncoding)
 	}
@@ -78,7 +78,7 @@ func TestProxyAnswerHeaders(t *testing.T) {
 	}))
 	defer up.Close()
 	addr, _ := startProxy(t, up.URL, gateway.ProxyOptions{}, nil)
-	resp := rawGet(t, addr, "/x")
+	resp := edgetest.Get(t, addr, "/x")
 	resp.Body.Close()
 	for _, name := range []string{"X-Upstream-Private", "Keep-Alive", "Proxy-Authenticate"} {
 		if v := resp.Header.Get(name); v != "" {
@@ -91,31 +91,6 @@ func TestProxyAnswerHeaders(t *testing.T) {
 	if resp.Header.Get("X-App") != "a" || resp.Header.Values("X-Request-Id")[0] != "from-the-app" || len(resp.Header.Values("X-Request-Id")) != 1 {
 		t.Errorf("headers %v", resp.Header)
 	}
-}
-
-// rawGet sends GET path on a connection of its own, written by hand, and
-// reads the answer's head as sent; the connection closes with the test.
-func rawGet(t *testing.T, addr, path string) *http.Response {
-	t.Helper()
-	resp, err := http.ReadResponse(bufio.NewReader(rawSendGet(t, addr, path)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
-}
-
-// rawSendGet writes GET path by hand on a connection of its own, with 10 s
-// for the exchange, and returns the connection; it closes with the test.
-func rawSendGet(t *testing.T, addr, path string) net.Conn {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: app.example\r\n\r\n")
-	return conn
 }
 
 // A streamed answer outlasts response_header_timeout however its head
@@ -162,7 +137,7 @@ func TestProxyStreamOutlastsTheHeaderTimeout(t *testing.T) {
 				io.WriteString(c, "data: two"+tc.eol+tc.eol)
 			}()
 			addr, _ := startProxy(t, "http://"+ln.Addr().String(), gateway.ProxyOptions{ResponseHeaderTimeout: timeout}, nil)
-			resp := rawGet(t, addr, "/events")
+			resp := edgetest.Get(t, addr, "/events")
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
@@ -339,7 +314,7 @@ func TestProxySmallAnswerCutOffMidBody(t *testing.T) {
 		}
 	}()
 	addr, recs := startProxy(t, "http://"+ln.Addr().String(), gateway.ProxyOptions{}, nil)
-	got, err := io.ReadAll(rawSendGet(t, addr, "/cut")) // to the close
+	got, err := io.ReadAll(edgetest.SendGet(t, addr, "/cut")) // to the close
 	if err != nil || strings.Contains(string(got), "abcd") {
 		t.Fatalf("the client got %q, %v; want the connection closed before a complete answer", got, err)
 	}
@@ -353,34 +328,21 @@ func TestProxySmallAnswerCutOffMidBody(t *testing.T) {
 // read too (fasthttp closes a connection whose streamed body was not
 // read to its end).
 func TestProxySmallAnswerReusesItsConnection(t *testing.T) {
-	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := edgetest.NewCountingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "4")
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
 		io.WriteString(w, "late")
-	}))
-	var mu sync.Mutex
-	conns := 0
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			mu.Lock()
-			conns++
-			mu.Unlock()
-		}
-	}
-	up.Start()
-	defer up.Close()
+	})
 	addr, _ := startProxy(t, up.URL, gateway.ProxyOptions{}, nil)
 	for i := range 3 {
-		resp := rawGet(t, addr, "/late")
+		resp := edgetest.Get(t, addr, "/late")
 		b, err := io.ReadAll(resp.Body)
 		if resp.StatusCode != 200 || string(b) != "late" || err != nil {
 			t.Fatalf("request %d: %d %q %v", i, resp.StatusCode, b, err)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if conns != 1 {
+	if conns := up.Conns.Load(); conns != 1 {
 		t.Fatalf("%d upstream connections for 3 requests in a row, want 1", conns)
 	}
 }

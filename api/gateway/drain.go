@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 )
 
 // CloseIdleUpstream closes the proxy's idle upstream connections, those of
@@ -26,13 +27,34 @@ func (g *Gateway) CloseIdleUpstream() {
 // (CloseIdleUpstream), as api/fastedge's server does.
 type HTTPServer struct {
 	*http.Server
-	gw *Gateway
+	gw     *Gateway
+	closed atomic.Bool // Close was called
 }
 
 // HTTPServer returns hs, serving g's Handler, as an HTTPServer.
 func (g *Gateway) HTTPServer(hs *http.Server) *HTTPServer {
-	hs.Handler = g.Handler()
-	return &HTTPServer{Server: hs, gw: g}
+	s := &HTTPServer{Server: hs, gw: g}
+	hs.Handler = s.closingAfterClose(g.Handler())
+	return s
+}
+
+// closingAfterClose wraps h so that a request whose handler ends after
+// Close closes the idle upstream connections, its own among them: Close
+// does not wait for running handlers, and each puts its upstream
+// connection back in the pool when it ends. The handler's put comes
+// before its load of closed, and Close's store before its own
+// CloseIdleUpstream, so either the handler sees closed or Close finds
+// the connection idle. The cost on the request path is a call and an atomic load
+// (BenchmarkClosingAfterClose).
+func (s *HTTPServer) closingAfterClose(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		// No defer: a handler that panics (http.ErrAbortHandler) has
+		// closed its upstream connection, not pooled it.
+		if s.closed.Load() {
+			s.gw.CloseIdleUpstream()
+		}
+	})
 }
 
 // Shutdown drains as http.Server's does (stops accepting, closes idle
@@ -47,10 +69,11 @@ func (s *HTTPServer) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the listeners and every client connection, as
-// http.Server's does, and the idle upstream connections. A handler still
-// running (Close does not wait for it) may put its upstream connection
-// back in the pool afterwards, where it stays until the process exits.
+// http.Server's does, and the idle upstream connections. It does not wait
+// for the handlers still running; the upstream connection of each is
+// closed when it ends. Safe for concurrent use, and to call again.
 func (s *HTTPServer) Close() error {
+	s.closed.Store(true)
 	err := s.Server.Close()
 	s.gw.CloseIdleUpstream()
 	return err
