@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/apiwarden/apiwarden/api/gateway"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // The upstream client reads a small answer of known length whole, and its
@@ -242,7 +243,7 @@ func TestProxyTrailerNamesStayCanonical(t *testing.T) {
 		}
 	}()
 	addr, _ := startProxy(t, "http://"+ln.Addr().String(), gateway.ProxyOptions{}, nil)
-	conn := rawSendGet(t, addr, "/trailer")
+	conn := edgetest.SendGet(t, addr, "/trailer")
 	var got []byte
 	buf := make([]byte, 4096)
 	for !bytes.Contains(got, []byte("\r\n0\r\n")) || !bytes.HasSuffix(got, []byte("\r\n\r\n")) {
