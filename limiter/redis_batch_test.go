@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,13 +49,7 @@ func forEachBatchMode(t *testing.T, opts RedisOptions, test func(t *testing.T, s
 // waitPending polls until the batcher holds n calls.
 func waitPending(t *testing.T, r *Redis, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for r.batch.pending() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the batcher holds %d calls, want %d", r.batch.pending(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, fmt.Sprintf("the batcher holding %d calls", n), func() bool { return r.batch.pending() == n })
 }
 
 // decideAll runs every request in its own goroutine and returns the
@@ -259,12 +254,7 @@ func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
 		if err := redisClient(t, srv).ScriptFlush(context.Background()).Err(); err != nil {
 			t.Fatal(err)
 		}
-		// Route-only calls with a route of 4: keys and arguments as AllowAt
-		// sends them.
-		in := scriptInput{
-			subject: "s", route: "forms",
-			args: [scriptArgs]int64{1, 0, 0, 4, 0, 0, time.Now().Add(time.Hour).Unix()},
-		}
+		in := routeOnlyInput("s", 4)
 		batch := make([]*scriptCall, 6)
 		for i := range batch {
 			batch[i] = &scriptCall{in: in, deadline: time.Now().Add(10 * time.Second)}
@@ -328,6 +318,16 @@ func TestRedisBatchDecidesAsOneByOne(t *testing.T) {
 	})
 }
 
+// routeOnlyInput is the script's input of a route-only request of
+// subject, on a route of capacity a minute: keys and arguments as AllowAt
+// sends them.
+func routeOnlyInput(subject Subject, capacity int64) scriptInput {
+	return scriptInput{
+		subject: subject, route: "forms",
+		args: [scriptArgs]int64{1, 0, 0, capacity, 0, 0, time.Now().Add(time.Hour).Unix()},
+	}
+}
+
 // sameLane returns n subjects that b sends in one lane.
 func sameLane(b *scriptBatcher, n int) []Subject {
 	var out []Subject
@@ -358,4 +358,98 @@ func compareResults(t *testing.T, what string, got, want Result, slack time.Dura
 			t.Fatalf("%s: bucket %d batched %+v, local %+v", what, i, b, w)
 		}
 	}
+}
+
+// A sender wakes every call of its batch before its lane takes another.
+// A sender that let its lane go first, and was then held up (preempted on
+// a busy host), could see the slice that holds its batch taken again for
+// a later one while it still read it for the calls to wake: it would wake
+// calls of that batch instead of the rest of its own. Those are never
+// woken, and the calls woken twice keep a wake-up for their next use,
+// whose callers then return with an empty reply while their calls stay
+// queued, to fail a whole batch later with a deadline long past (the
+// Redis-mode fallbacks under load of docs/BENCHMARKS.md, 2026-12-07).
+//
+// Here a call of the test's, in the middle of a batch, holds its sender
+// in its wake-ups (its done channel is full) while other callers make
+// decisions of their own; once it lets go, every caller must have its own
+// reply, with each decision counted once, and no failure.
+func TestRedisBatchWakesItsCallsBeforeTheNext(t *testing.T) {
+	forEachBatchMode(t, RedisOptions{Timeout: time.Minute, FailureThreshold: 1 << 20}, func(t *testing.T, srv *redistest.Server, r *Redis) {
+		huge := int64(1e12)
+		if err := r.Local().SetTiers(map[string]Tier{"huge": {RequestsPerHour: huge, BurstPerMinute: huge, MonthlyQuota: huge}}); err != nil {
+			t.Fatal(err)
+		}
+		subjects := sameLane(r.batch, 2)
+		req := Request{Subject: subjects[0], Tier: "huge"}
+		l := r.batch.lane(req.Subject)
+		var mu sync.Mutex
+		var used []int64 // each reply's monthly count
+		var returned atomic.Int32
+		decide := func(n int) {
+			for range n {
+				u := r.Allow(req).MonthlyUsed
+				mu.Lock()
+				used = append(used, u)
+				mu.Unlock()
+			}
+			returned.Add(1)
+		}
+
+		// Behind a lone call held by the paused server, a batch: its
+		// sender, a caller, the held call, more callers (more than the
+		// other callers below, so that the batches they make fit in this
+		// one's slice).
+		const size, others, each = 24, 16, 20
+		held := &scriptCall{in: routeOnlyInput(subjects[1], 4), deadline: time.Now().Add(time.Minute), done: make(chan struct{}, 1)}
+		held.done <- struct{}{}
+		srv.Pause()
+		for i := range 1 + size {
+			if i == 3 {
+				l.mu.Lock()
+				l.queue = append(l.queue, held)
+				l.mu.Unlock()
+			} else {
+				go decide(1)
+			}
+			waitPending(t, r, i+1)
+		}
+		srv.Resume()
+		// The lone call and the batch's second caller are answered: the
+		// batch's sender is stuck on the held call.
+		waitFor(t, "the first two calls answered", func() bool { return returned.Load() == 2 })
+
+		for range others {
+			go decide(each)
+		}
+		waitFor(t, "the other callers done or queued", func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return int(returned.Load())-2+len(l.queue) == others
+		})
+		<-held.done // lets the batch's sender go on
+		waitFor(t, "every caller answered", func() bool { return returned.Load() == size+others })
+		// Calls woken twice would answer their next callers at once.
+		for range others {
+			go decide(each)
+		}
+		waitFor(t, "every caller answered again", func() bool { return returned.Load() == size+2*others })
+
+		if st := r.Stats(); st.Failures != 0 || st.Fallbacks != 0 {
+			t.Fatalf("decisions failed or fell back: %+v", st)
+		}
+		const decisions = size + 2*others*each
+		seen := make([]int, decisions+1)
+		for _, u := range used {
+			if u < 1 || u > decisions {
+				t.Fatalf("a reply counted %d decisions, want 1 to %d", u, decisions)
+			}
+			seen[u]++
+		}
+		for u, n := range seen[1:] {
+			if n != 1 {
+				t.Fatalf("%d replies counted %d decisions, want exactly one", n, u+1)
+			}
+		}
+	})
 }
