@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/apiwarden/apiwarden/internal/redistest"
 )
 
@@ -279,11 +281,21 @@ func TestRedisBatchReloadsAFlushedScript(t *testing.T) {
 // times in one batch (tier changes, route and monthly quota included, and
 // other subjects' requests between) must get the
 // answers the local limiter gives, whose arithmetic the script mirrors,
-// deciding the same sequence one request at a time. Then one more call
-// per subject reads what the batch wrote.
+// deciding the same sequence one request at a time, each at the instant
+// Redis decided it. Then one more call per subject reads what the batch
+// wrote.
+//
+// The instants are Redis's own, read from the replies: a pipeline's
+// decisions each read the clock, so on a loaded host they are apart, and
+// a tier change turns such a gap into a larger one in the rescaled
+// bucket (by the ratio of the two refill intervals: 20 s / 1.2 s from
+// basic to tiny). Compared with one instant for all, the tiny request
+// once came back with 19.93 s to wait against 20 s, beyond the time the
+// test had run.
 func TestRedisBatchDecidesAsOneByOne(t *testing.T) {
 	forEachBatchMode(t, RedisOptions{Timeout: 10 * time.Second}, func(t *testing.T, srv *redistest.Server, r *Redis) {
-		started := time.Now()
+		clock := &scriptClock{}
+		r.client.AddHook(clock)
 		one := newTestLimiter(t, Options{Now: time.Now})
 		subjects := sameLane(r.batch, 3)
 		a, b, c := subjects[0], subjects[1], subjects[2]
@@ -308,14 +320,77 @@ func TestRedisBatchDecidesAsOneByOne(t *testing.T) {
 		if st := r.Stats(); st.Fallbacks != 0 || (r.batch.oneCall && st.RoundTrips-before != 2) {
 			t.Fatalf("want the first call alone and the rest in one batch, no fallback: %+v", st)
 		}
+		at := clock.take(t, len(reqs))
 		for i, req := range reqs {
-			compareResults(t, fmt.Sprintf("request %d (%+v)", i, req), batched[i], one.AllowAt(now, req), time.Since(started))
+			compareResults(t, fmt.Sprintf("request %d (%+v)", i, req), batched[i], one.AllowAt(at[i], req))
 		}
 		for _, s := range subjects {
 			req := Request{Subject: s, Tier: "metered", Route: "bulk", RoutePerMinute: 20}
-			compareResults(t, "after the batch, "+string(s), r.AllowAt(now, req), one.AllowAt(now, req), time.Since(started))
+			res := r.AllowAt(now, req)
+			compareResults(t, "after the batch, "+string(s), res, one.AllowAt(clock.take(t, 1)[0], req))
 		}
 	})
+}
+
+// scriptClock is a go-redis hook that records Redis's clock at each
+// decision allowScript made, in the order they were sent: a batch sent as
+// one call reads it once for all its decisions, a pipeline once each.
+type scriptClock struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (c *scriptClock) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *scriptClock) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		c.record(cmd)
+		return err
+	}
+}
+
+func (c *scriptClock) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			c.record(cmd)
+		}
+		return err
+	}
+}
+
+// record notes the clock of each decision in cmd's reply, if cmd is an
+// allowScript call that succeeded.
+func (c *scriptClock) record(cmd redis.Cmder) {
+	var vals []int64
+	switch cmd := cmd.(type) {
+	case *redis.IntSliceCmd: // a batch as one call
+		vals = cmd.Val()
+	case *redis.Cmd: // one decision of a pipeline
+		vals, _ = cmd.Int64Slice()
+	}
+	if name := cmd.Name(); (name != "evalsha" && name != "eval") || len(vals) < scriptReply {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for range (len(vals) - scriptPerCall) / scriptPerDecision {
+		c.at = append(c.at, time.UnixMicro(vals[replyNow]))
+	}
+}
+
+// take returns the clocks recorded since the last take, which must be n.
+func (c *scriptClock) take(t *testing.T, n int) []time.Time {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at := c.at
+	c.at = nil
+	if len(at) != n {
+		t.Fatalf("Redis's clock read for %d decisions, want %d", len(at), n)
+	}
+	return at
 }
 
 // routeOnlyInput is the script's input of a route-only request of
@@ -341,12 +416,12 @@ func sameLane(b *scriptBatcher, n int) []Subject {
 }
 
 // compareResults fails t unless got and want are the same decision with
-// the same buckets, their times apart by at most slack (Redis decides on
-// its own clock, the local limiter at the now it is given).
-func compareResults(t *testing.T, what string, got, want Result, slack time.Duration) {
+// the same buckets, their times within a millisecond (Redis counts in
+// microseconds, the local limiter in nanoseconds).
+func compareResults(t *testing.T, what string, got, want Result) {
 	t.Helper()
 	near := func(x, y time.Duration) bool {
-		return x == y || (x != InfDuration && y != InfDuration && (x-y).Abs() <= slack)
+		return x == y || (x != InfDuration && y != InfDuration && (x-y).Abs() <= time.Millisecond)
 	}
 	if got.Allowed != want.Allowed || got.Reason != want.Reason || got.NumBuckets != want.NumBuckets ||
 		got.MonthlyQuota != want.MonthlyQuota || got.MonthlyUsed != want.MonthlyUsed || !near(got.RetryAfter, want.RetryAfter) {
