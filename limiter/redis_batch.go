@@ -75,11 +75,12 @@ type lane struct {
 // decisions run in the order its requests arrived.
 //
 // The batcher has no goroutine of its own. The caller that finds its lane
-// idle sends; when its round trip ends it wakes the oldest waiting
-// caller, which yields once to the goroutines ready to run (on a busy host,
-// requests about to join the queue), then takes the queue as its batch and
-// sends it, and so on. A caller thus waits for at most the round trip in
-// flight, one turn of the scheduler and its own round trip.
+// idle sends; when its round trip ends it wakes its batch's callers, then
+// the oldest waiting caller, which yields once to the goroutines ready to
+// run (on a busy host, requests about to join the queue), then takes the
+// queue as its batch and sends it, and so on. A caller thus waits for at
+// most the round trip in flight, its wake-ups, one turn of the scheduler
+// and its own round trip.
 type scriptBatcher struct {
 	client   redis.UniversalClient
 	prefix   string // of every key
