@@ -45,19 +45,18 @@ type scriptCall struct {
 // flight.
 type lane struct {
 	mu      sync.Mutex
-	sending bool          // a round trip is in flight
+	sending bool          // a round trip is in flight, or its calls are being woken
 	queue   []*scriptCall // in arrival order
 
-	// Reused from batch to batch. batches: the two slices that hold the
-	// batch being sent and the next one, taken in turn under mu. The
-	// others belong to the lane's one sender (the caller that set
-	// sending, or the one handed the next batch) during its round trip.
-	batches [2][]*scriptCall
-	flip    int
-	order   []*scriptCall
-	keys    []string
-	argv    []any
-	cmd     []any
+	// Reused from batch to batch, they belong to the lane's one sender
+	// (the caller that set sending, or the one handed the next batch)
+	// until it lets the lane go: batch holds the calls it sends, taken
+	// under mu; the others are scratch for the round trip.
+	batch []*scriptCall
+	order []*scriptCall
+	keys  []string
+	argv  []any
+	cmd   []any
 }
 
 // scriptBatcher sends allowScript calls to Redis, coalescing the calls
@@ -76,11 +75,12 @@ type lane struct {
 // decisions run in the order its requests arrived.
 //
 // The batcher has no goroutine of its own. The caller that finds its lane
-// idle sends; when its round trip ends it wakes the oldest waiting
-// caller, which yields once to the goroutines ready to run (on a busy host,
-// requests about to join the queue), then takes the queue as its batch and
-// sends it, and so on. A caller thus waits for at most the round trip in
-// flight, one turn of the scheduler and its own round trip.
+// idle sends; when its round trip ends it wakes its batch's callers, then
+// the oldest waiting caller, which yields once to the goroutines ready to
+// run (on a busy host, requests about to join the queue), then takes the
+// queue as its batch and sends it, and so on. A caller thus waits for at
+// most the round trip in flight, its wake-ups, one turn of the scheduler
+// and its own round trip.
 type scriptBatcher struct {
 	client   redis.UniversalClient
 	prefix   string // of every key
@@ -142,10 +142,17 @@ func (b *scriptBatcher) lane(subject Subject) *lane {
 }
 
 // send does batch's round trip, wakes every call of batch but the first,
-// whose caller is the one sending, then, when calls queued meanwhile, wakes
-// the first of them to send the next batch.
+// whose caller is the one sending, and only then lets the lane go: to the
+// first of the calls queued meanwhile, woken to send the next batch, or to
+// whichever caller comes next. Until then the lane's batch slice is this
+// sender's: letting the lane go before the last wake-up would let a
+// caller it woke come back and start the batches that take that slice
+// again, while this sender still reads it for the calls to wake.
 func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 	b.roundTrip(l, batch)
+	for _, c := range batch[1:] {
+		c.done <- struct{}{}
+	}
 
 	l.mu.Lock()
 	var next *scriptCall
@@ -156,9 +163,6 @@ func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 		l.sending = false
 	}
 	l.mu.Unlock()
-	for _, c := range batch[1:] {
-		c.done <- struct{}{}
-	}
 	// Woken last, the next sender is the goroutine this P runs next (the
 	// scheduler's runnext slot), not one queued behind this batch's callers.
 	if next != nil {
@@ -167,19 +171,17 @@ func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 }
 
 // take takes the next batch off l's queue: its oldest calls, at most
-// maxBatch. Its slice is not the batch's in flight: the two are taken in
-// turn. It is for the caller whose call sends, at the queue's head.
+// maxBatch, in l's batch slice. It is for the caller whose call sends, at
+// the queue's head, once the sender before it has let the lane go.
 func (b *scriptBatcher) take(l *lane) []*scriptCall {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := min(len(l.queue), b.maxBatch)
-	l.flip ^= 1
-	batch := append(l.batches[l.flip][:0], l.queue[:n]...)
-	l.batches[l.flip] = batch
+	l.batch = append(l.batch[:0], l.queue[:n]...)
 	left := copy(l.queue, l.queue[n:])
 	clear(l.queue[left:])
 	l.queue = l.queue[:left]
-	return batch
+	return l.batch
 }
 
 // roundTrip runs every call of batch and sets its vals or err: one

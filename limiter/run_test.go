@@ -10,11 +10,12 @@ import (
 	"github.com/apiwarden/apiwarden/store/storetest"
 )
 
-// waitFor polls cond: Run works on a real ticker, so these tests wait for
-// it, bounded, instead of stepping a clock.
+// waitFor polls cond, bounded: Run works on a real ticker, and the Redis
+// batcher's callers on goroutines, so these tests wait for them instead of
+// stepping a clock.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
