@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/apiwarden/apiwarden/internal/lifecycle"
 )
@@ -143,6 +144,10 @@ func NewRedis(local *Limiter, opts RedisOptions) (*Redis, error) {
 		o.DialerRetries = 1 // a refused connection fails now, not after backoff
 		o.ContextTimeoutEnabled = true
 		o.DisableIdentity = true // CLIENT SETINFO is unknown before Redis 7.2
+		// Maintenance notifications are a managed-Redis feature; asking
+		// for them on every new connection costs a round trip that
+		// Redis 7 answers with an error.
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		r.client, r.ownsClient = redis.NewClient(o), true
 	}
 	r.batch = newScriptBatcher(r.client, r.prefix)

@@ -327,6 +327,35 @@ func TestRedisKeysExpire(t *testing.T) {
 	}
 }
 
+// A connection the client opens sends nothing the server rejects: every
+// command costs a round trip, and an error reply on each new connection
+// fills the server's error stats, where operators look for real faults.
+// The one NOSCRIPT is how a script gets loaded, once per server: its
+// first EVALSHA is refused and go-redis sends it whole.
+func TestRedisSendsNoRejectedCommands(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redisClient(t, srv)
+	ctx := context.Background()
+	if err := c.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := newTestRedis(t, srv, RedisOptions{Timeout: time.Second})
+	for range 3 {
+		if res := r.Allow(Request{Subject: "k", Tier: "metered"}); !res.Allowed {
+			t.Fatalf("refused: %+v", res)
+		}
+	}
+	stats, err := c.Info(ctx, "errorstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(stats, "\n") {
+		if strings.HasPrefix(line, "errorstat_") && !strings.HasPrefix(line, "errorstat_NOSCRIPT:count=1") {
+			t.Errorf("the server rejected commands: %s", strings.TrimSpace(line))
+		}
+	}
+}
+
 // What a decision stores is what every instance sharing the Redis reads,
 // older ones included (their allowScript, peekScript and mergeScript): a
 // hash of h, hc, m, mc, c per subject, one of r, rc, c per route bucket,
