@@ -246,7 +246,7 @@ func testProxyEdgesCutOffSlowHeaders(t *testing.T, edge string) {
 func TestProxyEdgesOneContinue(t *testing.T) { onProxyEdges(t, testProxyEdgesOneContinue) }
 
 func testProxyEdgesOneContinue(t *testing.T, edge string) {
-	up := newRawUpstream(t, func(conn net.Conn) {
+	up := edgetest.RawUpstream(t, func(conn net.Conn) {
 		req, err := http.ReadRequest(bufio.NewReader(conn))
 		if err != nil {
 			return
@@ -257,30 +257,4 @@ func testProxyEdgesOneContinue(t *testing.T, edge string) {
 	px := openProxy(t, edge, up, 0)
 	got := exchangeInterim(t, px.Addr, "POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
 	wantExchange(t, got, "100", "200")
-}
-
-// newRawUpstream serves each connection to its address with answer, on a
-// goroutine of its own, and closes the connection after; it stops with
-// the test. Its address is an http:// URL.
-func newRawUpstream(t *testing.T, answer func(conn net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(10 * time.Second))
-				answer(conn)
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String()
 }

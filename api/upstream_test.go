@@ -379,7 +379,7 @@ func testForwardingRetriesOnceAtMost(t *testing.T, edge string) {
 		t.Run(upstream.name, func(t *testing.T) {
 			var mu sync.Mutex
 			read := map[string]int{} // "METHOD /path": requests read
-			up := newRawUpstream(t, func(conn net.Conn) {
+			up := edgetest.RawUpstream(t, func(conn net.Conn) {
 				br := bufio.NewReader(conn)
 				for i := 0; ; i++ {
 					req, err := http.ReadRequest(br)
@@ -494,7 +494,7 @@ func testForwardingTimesOutAfterAnInterimHead(t *testing.T, edge string) {
 		{"bare LF 103", "HTTP/1.1 103 Early Hints\n\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			up := newRawUpstream(t, func(conn net.Conn) {
+			up := edgetest.RawUpstream(t, func(conn net.Conn) {
 				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
 					return
 				}

@@ -262,10 +262,8 @@ func (b *scriptBatcher) callBatch(ctx context.Context, l *lane, batch []*scriptC
 		if c.err = err; err != nil {
 			continue
 		}
-		c.vals[replyNow] = vals[0].(int64)
-		for j, v := range vals[scriptPerCall+scriptPerDecision*i : scriptPerCall+scriptPerDecision*(i+1)] {
-			c.vals[replyNow+1+j] = v.(int64)
-		}
+		c.vals[replyNow] = vals[0]
+		copy(c.vals[replyNow+1:], vals[scriptPerCall+scriptPerDecision*i:scriptPerCall+scriptPerDecision*(i+1)])
 	}
 	clear(order)
 }
@@ -273,25 +271,18 @@ func (b *scriptBatcher) callBatch(ctx context.Context, l *lane, batch []*scriptC
 // eval runs allowScript with cmd, whose first two elements it sets:
 // EVALSHA, or EVAL with the source when Redis does not know the script
 // (a restart, SCRIPT FLUSH), as redis.Script.Run does. It returns the
-// reply's integers.
-func (b *scriptBatcher) eval(ctx context.Context, cmd []any) ([]any, error) {
+// reply's integers, read straight into one []int64: a generic reply
+// would box every value of 256 or more (the buckets' full-at times) in
+// an interface, two allocations a decision.
+func (b *scriptBatcher) eval(ctx context.Context, cmd []any) ([]int64, error) {
 	cmd[0], cmd[1] = "evalsha", allowScript.Hash()
-	c := redis.NewCmd(ctx, cmd...)
+	c := redis.NewIntSliceCmd(ctx, cmd...)
 	if err := b.client.Process(ctx, c); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		cmd[0], cmd[1] = "eval", allowScriptSource
-		c = redis.NewCmd(ctx, cmd...)
+		c = redis.NewIntSliceCmd(ctx, cmd...)
 		_ = b.client.Process(ctx, c)
 	}
-	vals, err := c.Slice()
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range vals {
-		if _, ok := v.(int64); !ok {
-			return nil, fmt.Errorf("unexpected value %v in a reply", v)
-		}
-	}
-	return vals, nil
+	return c.Result()
 }
 
 // setReply sets c's reply: vals, one decision's, or err.

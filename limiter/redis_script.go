@@ -111,13 +111,14 @@ end
 
 -- check returns the longer of wait and the time until cost fits in the
 -- bucket, or false (never) when cost is over its capacity or wait is false.
-local function check(wait, full, cap, window, cost)
+-- interval is floor(window / cap), the time one token takes to refill,
+-- worked out once a group: per decision it was five calls to floor.
+local function check(wait, full, cap, interval, cost)
   if wait == false or cost > cap then return false end
-  local interval = floor(window / cap)
   return max(wait, max(full, now) + cost * interval - now - cap * interval)
 end
-local function take(full, cap, window, cost)
-  return max(full, now) + cost * floor(window / cap)
+local function take(full, interval, cost)
+  return max(full, now) + cost * interval
 end
 
 local tiers, routes, counters = {}, {}, {}
@@ -148,8 +149,8 @@ local function counterOf(key)
   return c
 end
 
-local out = {now}
-local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, routeCap, quota, dayStart, expireAt)
+local out, nout = {now}, 1
+local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, routeCap, quota, dayStart, expireAt, hourEvery, minuteEvery, routeEvery)
   local h, m, r, used, wait = 0, 0, 0, 0, 0
   local tb, rb, cnt, tierChanged, routeChanged
   if hourCap > 0 then
@@ -158,14 +159,14 @@ local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, r
     h, m = tb.h, tb.m
     if tb.hc ~= hourCap then h = rescale(h, tb.hc, hourCap, HOUR, from); tierChanged = true end
     if tb.mc ~= minuteCap then m = rescale(m, tb.mc, minuteCap, MINUTE, from); tierChanged = true end
-    wait = check(wait, h, hourCap, HOUR, cost)
-    wait = check(wait, m, minuteCap, MINUTE, cost)
+    wait = check(wait, h, hourCap, hourEvery, cost)
+    wait = check(wait, m, minuteCap, minuteEvery, cost)
   end
   if routeCap > 0 then
     rb = routeOf(routeKey)
     r = rb.r
     if rb.rc ~= routeCap then r = rescale(r, rb.rc, routeCap, MINUTE, max(dayStart, rb.c)); routeChanged = true end
-    wait = check(wait, r, routeCap, MINUTE, cost)
+    wait = check(wait, r, routeCap, routeEvery, cost)
   end
 
   local allowed, reason = wait == 0, 0
@@ -177,11 +178,11 @@ local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, r
   end
   if allowed then
     if hourCap > 0 then
-      h, m = take(h, hourCap, HOUR, cost), take(m, minuteCap, MINUTE, cost)
+      h, m = take(h, hourEvery, cost), take(m, minuteEvery, cost)
       tierChanged = true
     end
     if routeCap > 0 then
-      r = take(r, routeCap, MINUTE, cost)
+      r = take(r, routeEvery, cost)
       routeChanged = true
     end
     if quota > 0 then
@@ -191,8 +192,9 @@ local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, r
   end
   if tierChanged then tb.h, tb.hc, tb.m, tb.mc, tb.c, tb.dirty = h, hourCap, m, minuteCap, now, true end
   if routeChanged then rb.r, rb.rc, rb.c, rb.dirty = r, routeCap, now, true end
-  local n = #out
+  local n = nout
   out[n+1], out[n+2], out[n+3], out[n+4], out[n+5], out[n+6] = reason, h, m, r, used, wait or -1
+  nout = n + 6
 end
 
 for g = 0, #KEYS / 3 - 1 do
@@ -200,8 +202,11 @@ for g = 0, #KEYS / 3 - 1 do
   local cost = tonumber(ARGV[a+2])
   local hourCap, minuteCap, routeCap = tonumber(ARGV[a+3]), tonumber(ARGV[a+4]), tonumber(ARGV[a+5])
   local quota, dayStart = tonumber(ARGV[a+6]), tonumber(ARGV[a+7])
+  -- A capacity of 0 gives an infinite interval, which check never reaches.
+  local hourEvery, minuteEvery, routeEvery = floor(HOUR / hourCap), floor(MINUTE / minuteCap), floor(MINUTE / routeCap)
   for _ = 1, tonumber(ARGV[a+1]) do
-    decide(KEYS[k+1], KEYS[k+2], KEYS[k+3], cost, hourCap, minuteCap, routeCap, quota, dayStart, ARGV[a+8])
+    decide(KEYS[k+1], KEYS[k+2], KEYS[k+3], cost, hourCap, minuteCap, routeCap, quota, dayStart, ARGV[a+8],
+      hourEvery, minuteEvery, routeEvery)
   end
 end
 

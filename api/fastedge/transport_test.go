@@ -1,7 +1,6 @@
 package fastedge
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -222,27 +221,8 @@ func TestProxySmallAnswersKeepTheirBodies(t *testing.T) {
 // fasthttp's normalising wrote them before the answer's headers stopped
 // being normalised (copyHeaders). Read off a raw socket, as sent.
 func TestProxyTrailerNamesStayCanonical(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n5\r\nchunk\r\n0\r\nx-sum: 42\r\n\r\n")
-			}()
-		}
-	}()
-	addr, _ := startProxy(t, "http://"+ln.Addr().String(), gateway.ProxyOptions{}, nil)
+	upstream := edgetest.RawUpstream(t, edgetest.AnswerEach("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n5\r\nchunk\r\n0\r\nx-sum: 42\r\n\r\n"))
+	addr, _ := startProxy(t, upstream, gateway.ProxyOptions{}, nil)
 	conn := edgetest.SendGet(t, addr, "/trailer")
 	var got []byte
 	buf := make([]byte, 4096)

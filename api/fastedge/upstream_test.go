@@ -293,27 +293,8 @@ func TestHeaderConnDeadlines(t *testing.T) {
 // before it is sent (maxWholeAnswer); on failure it takes the streamed
 // answer's path with what it read.
 func TestProxySmallAnswerCutOffMidBody(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcd")
-			}()
-		}
-	}()
-	addr, recs := startProxy(t, "http://"+ln.Addr().String(), gateway.ProxyOptions{}, nil)
+	upstream := edgetest.RawUpstream(t, edgetest.AnswerEach("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcd"))
+	addr, recs := startProxy(t, upstream, gateway.ProxyOptions{}, nil)
 	got, err := io.ReadAll(edgetest.SendGet(t, addr, "/cut")) // to the close
 	if err != nil || strings.Contains(string(got), "abcd") {
 		t.Fatalf("the client got %q, %v; want the connection closed before a complete answer", got, err)

@@ -1,7 +1,8 @@
 // Package edgetest holds what tests of apiwarden's listeners share: a
 // free loopback address, a server on a listener of its own, raw HTTP over
 // a TCP connection, polling until a condition holds, an upstream that
-// counts its connections, and a key made through the admin API.
+// counts its connections, one that answers by hand on the raw
+// connection, and a key made through the admin API.
 //
 // Every helper takes the test and fails it on an error; what it opens
 // closes when the test ends (t.Cleanup):
@@ -194,4 +195,41 @@ func CreateKey(t testing.TB, client *http.Client, adminURL, token, params string
 		t.Fatalf("creating a key: status %d: %s", resp.StatusCode, body)
 	}
 	return k
+}
+
+// RawUpstream serves each connection to its address with answer, on a
+// goroutine of its own, within ExchangeTimeout, and closes the connection
+// after; it stops with the test. Its address is an http:// URL.
+func RawUpstream(t testing.TB, answer func(conn net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(ExchangeTimeout))
+				answer(conn)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// AnswerEach returns a RawUpstream answer that reads one request and
+// writes reply, bytes as given.
+func AnswerEach(reply string) func(net.Conn) {
+	return func(conn net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+			return
+		}
+		io.WriteString(conn, reply)
+	}
 }
