@@ -1,6 +1,7 @@
 package fastedge
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -236,5 +237,104 @@ func TestProxyTrailerNamesStayCanonical(t *testing.T) {
 	head, rest, _ := bytes.Cut(got, []byte("\r\n\r\n"))
 	if !bytes.Contains(append(head, "\r\n"...), []byte("\r\nTrailer: X-Sum\r\n")) || !bytes.Contains(rest, []byte("\r\n0\r\nX-Sum: 42\r\n")) {
 		t.Fatalf("answer %q; want the Trailer header and the trailer named X-Sum", got)
+	}
+}
+
+// writeRequest writes what fasthttp's Request.Write writes, byte for
+// byte, for the requests it encodes itself and those it leaves to
+// Request.Write, and leaves the same head behind (Host, target,
+// Content-Length), with req.URI() parsed as HostClient parses it.
+func TestWriteRequestAsRequestWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(req *fasthttp.Request)
+	}{
+		{"GET", func(r *fasthttp.Request) {
+			r.SetRequestURI("/a/b?c=d")
+			r.Header.SetHost("app.test")
+			r.Header.Add("X-One", "1")
+		}},
+		{"GET, empty query", func(r *fasthttp.Request) { r.SetRequestURI("/a?"); r.Header.SetHost("app.test") }},
+		{"GET, odd path", func(r *fasthttp.Request) { r.SetRequestURI("/a/../b//c%2F?x#frag"); r.Header.SetHost("app.test") }},
+		{"HEAD", func(r *fasthttp.Request) {
+			r.Header.SetMethod("HEAD")
+			r.SetRequestURI("/")
+			r.Header.SetHost("app.test")
+		}},
+		{"POST, body", func(r *fasthttp.Request) {
+			r.Header.SetMethod("POST")
+			r.SetRequestURI("/p")
+			r.Header.SetHost("app.test")
+			r.SetBodyRaw([]byte(`{"a":1}`))
+		}},
+		{"POST, body, type", func(r *fasthttp.Request) {
+			r.Header.SetMethod("POST")
+			r.SetRequestURI("/p")
+			r.Header.SetHost("app.test")
+			r.Header.SetContentType("application/json")
+			r.SetBody([]byte(`{"a":1}`))
+		}},
+		{"POST, empty", func(r *fasthttp.Request) {
+			r.Header.SetMethod("POST")
+			r.SetRequestURI("/p")
+			r.Header.SetHost("app.test")
+		}},
+		{"GET, a length and no body", func(r *fasthttp.Request) {
+			r.SetRequestURI("/t")
+			r.Header.SetHost("app.test")
+			r.Header.SetContentLength(5)
+		}},
+		{"GET, close", func(r *fasthttp.Request) { r.SetRequestURI("/c"); r.Header.SetHost("app.test"); r.SetConnectionClose() }},
+		{"absolute, no Host", func(r *fasthttp.Request) { r.SetRequestURI("http://up.test:8080/x?y") }},
+		{"Host over the target's", func(r *fasthttp.Request) {
+			r.SetRequestURI("http://up.test/x")
+			r.Header.SetHost("app.test")
+			r.UseHostHeader = true
+		}},
+		{"target's host over Host", func(r *fasthttp.Request) { r.SetRequestURI("http://up.test/x"); r.Header.SetHost("app.test") }},
+		{"userinfo", func(r *fasthttp.Request) { r.SetRequestURI("http://u:p@up.test/x") }},
+		{"no host at all", func(r *fasthttp.Request) { r.SetRequestURI("/x") }},
+		{"trailers", func(r *fasthttp.Request) {
+			r.Header.SetMethod("POST")
+			r.SetRequestURI("/p")
+			r.Header.SetHost("app.test")
+			r.Header.SetTrailer("X-Sum")
+			r.SetBodyRaw([]byte("abc"))
+		}},
+		{"body stream", func(r *fasthttp.Request) {
+			r.Header.SetMethod("PUT")
+			r.SetRequestURI("/p")
+			r.Header.SetHost("app.test")
+			r.SetBodyStream(strings.NewReader("streamed"), -1)
+		}},
+		{"CONNECT", func(r *fasthttp.Request) {
+			r.Header.SetMethod("CONNECT")
+			r.SetRequestURI("up.test:443")
+			r.Header.SetHost("up.test:443")
+		}},
+		{"raw special headers", func(r *fasthttp.Request) {
+			r.Header.DisableSpecialHeader()
+			r.SetRequestURI("/r")
+			r.Header.Add("Host", "app.test")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			encode := func(write func(*bufio.Writer, *fasthttp.Request) error) (string, string, error) {
+				req := fasthttp.AcquireRequest()
+				defer fasthttp.ReleaseRequest(req)
+				tc.make(req)
+				req.URI().DisablePathNormalizing = true // as HostClient does before RoundTrip
+				var out bytes.Buffer
+				bw := bufio.NewWriterSize(&out, upstreamBufferSize)
+				err := write(bw, req)
+				bw.Flush()
+				return out.String(), req.Header.String(), err
+			}
+			want, wantHead, wantErr := encode(func(bw *bufio.Writer, r *fasthttp.Request) error { return r.Write(bw) })
+			got, gotHead, err := encode(writeRequest)
+			if got != want || gotHead != wantHead || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+				t.Fatalf("wrote %q (%v), head left %q;\nRequest.Write wrote %q (%v), head left %q", got, err, gotHead, want, wantErr, wantHead)
+			}
+		})
 	}
 }
