@@ -51,7 +51,12 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 		writeAnswer(ctx, in.RequestID, resp, a)
 		return
 	}
-	s.forward(ctx, call, in, resp, up)
+	// The exchange and the answer are frames of their own beside this
+	// one, so the upstream write and read run under two small frames
+	// (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
+	b := s.bodies.Get().(*upstreamBody)
+	err := s.exchange(b, ctx, call.Target, up)
+	s.forward(b, ctx, call, in, resp, err)
 }
 
 // putInbound empties in, keeping its X-Forwarded-For slice's array, and
@@ -203,35 +208,48 @@ func contentLength(h *fasthttp.RequestHeader) int64 {
 	}
 }
 
-// forward sends an allowed request upstream and hands the answer to
-// fasthttp; the call ends when fasthttp closes the answer's body, or
-// here when there is none or forwarding failed.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *gateway.ProxyInbound, resp, up http.Header) {
+// exchange sends the request upstream, once it holds a slot, and reads
+// the answer's head into b.resp; b.slot says it holds the slot and
+// b.upstream is how long it took.
+//
+//go:noinline
+func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, target string, up http.Header) error {
 	start := time.Now()
-	b := s.bodies.Get().(*upstreamBody)
-	ures := b.resp
 	slot, err := s.up.acquire()
 	if err == nil {
-		ures.Header.SetNoDefaultContentType(true)
+		b.resp.Header.SetNoDefaultContentType(true)
 		req := fasthttp.AcquireRequest()
-		upstreamRequest(req, ctx, call.Target, up)
-		err = s.up.do(req, ures)
+		upstreamRequest(req, ctx, target, up)
+		err = s.up.do(req, b.resp)
 		fasthttp.ReleaseRequest(req)
 	}
-	took := time.Since(start)
+	b.slot, b.upstream = slot, time.Since(start)
+	return err
+}
+
+// forward hands the upstream's answer in b, or the failure err of its
+// exchange, to fasthttp; the call ends when fasthttp closes the answer's
+// body, or here when there is none or the exchange failed.
+//
+//go:noinline
+func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *gateway.ProxyInbound, resp http.Header, err error) {
+	ures := b.resp
 	if err == nil && ures.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		// The lean path never asks for an upgrade (see Lean): the client
 		// closes a connection that answered 101.
 		err = gateway.ErrUnaskedUpgrade
 	}
 	if err != nil {
-		s.up.release(slot)
+		s.up.release(b.slot)
+		took := b.upstream
 		b.recycle(s)
 		a := call.Failed(resp, in, err, took)
 		writeAnswer(ctx, in.RequestID, resp, a)
 		return
 	}
-	*b = upstreamBody{s: s, call: call, resp: ures, ctx: ctx, status: ures.StatusCode(), upstream: took, slot: slot, trailers: b.trailers}
+	// Field by field: b is as recycle left it but for exchange's slot
+	// and time, and a composite literal would be built in this frame first.
+	b.s, b.call, b.ctx, b.status = s, call, ctx, ures.StatusCode()
 	stream := b.copyHeaders(&ctx.Response.Header, resp, in.RequestID)
 	ctx.SetStatusCode(b.status)
 	body := ures.BodyStream()
@@ -241,7 +259,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 		return
 	}
 	if stream {
-		s.up.release(slot) // an event stream may last for hours
+		s.up.release(b.slot) // an event stream may last for hours
 		b.slot = false
 	}
 	b.r = body
