@@ -251,6 +251,11 @@ func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatewa
 	// and time, and a composite literal would be built in this frame first.
 	b.s, b.call, b.ctx, b.status = s, call, ctx, ures.StatusCode()
 	stream := b.copyHeaders(&ctx.Response.Header, resp, in.RequestID)
+	// The proxy's own headers the upstream did not set (copyHeaders took
+	// its names out of resp), in a frame beside copyHeaders, not under it:
+	// a map iterator's bytes off the deepest path. resp holds no
+	// Content-Length, which copyHeader leaves out.
+	copyHeader(&ctx.Response.Header, resp)
 	ctx.SetStatusCode(b.status)
 	body := ures.BodyStream()
 	if body == nil {
@@ -403,13 +408,14 @@ func newBodyPool() sync.Pool {
 }
 
 // copyHeaders copies the upstream answer's headers the client may see
-// into dst, then the proxy's own from resp (rate-limit headers, the
-// request id) where the upstream did not set them, as the net/http
-// path's header map lets the upstream's win. It reads the answer's
-// headers once: the names the upstream set with a value are taken out of
-// resp on the way (resp is the request's own, cleared after it), and the
-// cache status the record keeps is noted for Close. It says whether the
-// answer is a stream (no length, or an event stream).
+// into dst, and the request id where the upstream set none. It reads the
+// answer's headers once: the names the upstream set with a value are
+// taken out of resp on the way (resp is the request's own, cleared after
+// it), so what is left of resp is the proxy's own headers (rate limits)
+// the upstream did not set, which the caller then adds (copyHeader), as
+// the net/http path's header map lets the upstream's win; and the cache
+// status the record keeps is noted for Close. It says whether the answer
+// is a stream (no length, or an event stream).
 //
 // Every name written into dst is canonical already (the upstream's,
 // trailers' too, as fasthttp parsed them, resp's as http.Header keeps
@@ -452,11 +458,6 @@ func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp http.Heade
 	}
 	if !idSet {
 		dst.Set("X-Request-Id", requestID)
-	}
-	for name, values := range resp {
-		for _, v := range values {
-			dst.Add(name, v)
-		}
 	}
 	return src.ContentLength() < 0 || eventStream(src)
 }
