@@ -245,66 +245,57 @@ func TestProxyTrailerNamesStayCanonical(t *testing.T) {
 // Request.Write, and leaves the same head behind (Host, target,
 // Content-Length), with req.URI() parsed as HostClient parses it.
 func TestWriteRequestAsRequestWrite(t *testing.T) {
+	// to makes r a request of method for target on app.test.
+	to := func(r *fasthttp.Request, method, target string) {
+		r.Header.SetMethod(method)
+		r.SetRequestURI(target)
+		r.Header.SetHost("app.test")
+	}
 	for _, tc := range []struct {
 		name string
 		make func(req *fasthttp.Request)
 	}{
 		{"GET", func(r *fasthttp.Request) {
-			r.SetRequestURI("/a/b?c=d")
-			r.Header.SetHost("app.test")
+			to(r, "GET", "/a/b?c=d")
 			r.Header.Add("X-One", "1")
 		}},
-		{"GET, empty query", func(r *fasthttp.Request) { r.SetRequestURI("/a?"); r.Header.SetHost("app.test") }},
-		{"GET, odd path", func(r *fasthttp.Request) { r.SetRequestURI("/a/../b//c%2F?x#frag"); r.Header.SetHost("app.test") }},
+		{"GET, empty query", func(r *fasthttp.Request) { to(r, "GET", "/a?") }},
+		{"GET, odd path", func(r *fasthttp.Request) { to(r, "GET", "/a/../b//c%2F?x#frag") }},
 		{"HEAD", func(r *fasthttp.Request) {
-			r.Header.SetMethod("HEAD")
-			r.SetRequestURI("/")
-			r.Header.SetHost("app.test")
+			to(r, "HEAD", "/")
 		}},
 		{"POST, body", func(r *fasthttp.Request) {
-			r.Header.SetMethod("POST")
-			r.SetRequestURI("/p")
-			r.Header.SetHost("app.test")
+			to(r, "POST", "/p")
 			r.SetBodyRaw([]byte(`{"a":1}`))
 		}},
 		{"POST, body, type", func(r *fasthttp.Request) {
-			r.Header.SetMethod("POST")
-			r.SetRequestURI("/p")
-			r.Header.SetHost("app.test")
+			to(r, "POST", "/p")
 			r.Header.SetContentType("application/json")
 			r.SetBody([]byte(`{"a":1}`))
 		}},
 		{"POST, empty", func(r *fasthttp.Request) {
-			r.Header.SetMethod("POST")
-			r.SetRequestURI("/p")
-			r.Header.SetHost("app.test")
+			to(r, "POST", "/p")
 		}},
 		{"GET, a length and no body", func(r *fasthttp.Request) {
-			r.SetRequestURI("/t")
-			r.Header.SetHost("app.test")
+			to(r, "GET", "/t")
 			r.Header.SetContentLength(5)
 		}},
-		{"GET, close", func(r *fasthttp.Request) { r.SetRequestURI("/c"); r.Header.SetHost("app.test"); r.SetConnectionClose() }},
+		{"GET, close", func(r *fasthttp.Request) { to(r, "GET", "/c"); r.SetConnectionClose() }},
 		{"absolute, no Host", func(r *fasthttp.Request) { r.SetRequestURI("http://up.test:8080/x?y") }},
 		{"Host over the target's", func(r *fasthttp.Request) {
-			r.SetRequestURI("http://up.test/x")
-			r.Header.SetHost("app.test")
+			to(r, "GET", "http://up.test/x")
 			r.UseHostHeader = true
 		}},
-		{"target's host over Host", func(r *fasthttp.Request) { r.SetRequestURI("http://up.test/x"); r.Header.SetHost("app.test") }},
+		{"target's host over Host", func(r *fasthttp.Request) { to(r, "GET", "http://up.test/x") }},
 		{"userinfo", func(r *fasthttp.Request) { r.SetRequestURI("http://u:p@up.test/x") }},
 		{"no host at all", func(r *fasthttp.Request) { r.SetRequestURI("/x") }},
 		{"trailers", func(r *fasthttp.Request) {
-			r.Header.SetMethod("POST")
-			r.SetRequestURI("/p")
-			r.Header.SetHost("app.test")
+			to(r, "POST", "/p")
 			r.Header.SetTrailer("X-Sum")
 			r.SetBodyRaw([]byte("abc"))
 		}},
 		{"body stream", func(r *fasthttp.Request) {
-			r.Header.SetMethod("PUT")
-			r.SetRequestURI("/p")
-			r.Header.SetHost("app.test")
+			to(r, "PUT", "/p")
 			r.SetBodyStream(strings.NewReader("streamed"), -1)
 		}},
 		{"CONNECT", func(r *fasthttp.Request) {
