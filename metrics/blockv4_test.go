@@ -267,14 +267,32 @@ func BenchmarkKeyRowsOfBlock(b *testing.B) {
 
 // BenchmarkEncodeBlock encodes a full block of realistic traffic in each
 // block version the encoder writes: the part of a flush the format
-// decides. cpu-ms/op is the encoding thread's CPU time.
+// decides; and, in the current version, a block of one client's traffic
+// (one key, route, address and agent, as a load generator sends).
+// cpu-ms/op is the encoding thread's CPU time.
 func BenchmarkEncodeBlock(b *testing.B) {
 	ptrs := sortedPointers(benchRecords(maxBlockRecords, 1000))
-	for _, v := range []byte{blockVersion3, blockVersion4} {
+	oneClient := benchRecords(maxBlockRecords, 1000)
+	for i := range oneClient {
+		r, first := &oneClient[i], &oneClient[0]
+		r.Method, r.Route, r.Path, r.KeyID, r.OwnerID = first.Method, first.Route, first.Path, first.KeyID, first.OwnerID
+		r.Tier, r.Country, r.UserAgent, r.ClientIP = first.Tier, first.Country, first.UserAgent, first.ClientIP
+	}
+	cases := []struct {
+		name    string
+		version byte
+		ptrs    []*Record
+	}{
+		{"v3", blockVersion3, ptrs},
+		{"v4", blockVersion4, ptrs},
+		{"v4/one-client", blockVersion4, sortedPointers(oneClient)},
+	}
+	for _, c := range cases {
+		ptrs := c.ptrs
 		dict := newMemDict()
 		enc := newBlockEncoder()
-		enc.version = v
-		b.Run(fmt.Sprintf("v%d", v), func(b *testing.B) {
+		enc.version = c.version
+		b.Run(c.name, func(b *testing.B) {
 			var block []byte
 			loopOnOneThread(b, func() {
 				var err error

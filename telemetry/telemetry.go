@@ -1,8 +1,8 @@
 // Package telemetry exposes apiwarden's own health in the Prometheus text
 // format: decisions by code, route and tier, request and upstream latency,
 // and the counters every component keeps (limiter, Redis, metrics writer,
-// data file, alerts), read at scrape time. The request path pays two
-// lock-free map lookups and a few atomic adds per request.
+// data file, alerts), read at scrape time. The request path pays one
+// lock-free map lookup and a few atomic adds per request.
 package telemetry
 
 import (
@@ -26,18 +26,31 @@ type Telemetry struct {
 	upstreams *durationHistogram
 
 	// instruments maps label sets to their children. It is replaced, not
-	// changed, when a new label set appears (rarely: codes, routes and
-	// tiers are few), so the request path reads it without a lock.
+	// changed, when a new label set appears (rarely: entries, codes,
+	// routes and tiers are few), so the request path reads it without a
+	// lock.
 	instruments atomic.Pointer[instrumentMap]
 	mu          sync.Mutex // serialises replacements
 }
 
 type instrumentMap struct {
-	counter map[decisionLabels]prometheus.Counter
-	byEntry map[string]*durationHistogram
+	// byRequest holds what one request counts in, by all its labels, so
+	// a request costs one lookup (docs/BENCHMARKS.md, "Per-request costs
+	// outside the edge, third pass").
+	byRequest map[requestLabels]requestInstruments
+	byEntry   map[string]*durationHistogram // for scrapes
 }
 
-type decisionLabels struct{ code, route, tier string }
+// requestLabels are the labels of a request: its entry point's for the
+// latency histogram, the others for the decision counter.
+type requestLabels struct{ entry, code, route, tier string }
+
+// requestInstruments are the decision counter's child and the latency
+// histogram of one set of requestLabels.
+type requestInstruments struct {
+	decisions prometheus.Counter
+	latency   *durationHistogram
+}
 
 // New builds the registry with the Go runtime and process collectors, the
 // request instruments and a collector for each source.
@@ -54,7 +67,7 @@ func New(sources ...prometheus.Collector) *Telemetry {
 			"Time the upstream took to send its response headers (proxy mode).", nil, nil),
 		upstreams: newDurationHistogram(),
 	}
-	t.instruments.Store(&instrumentMap{counter: map[decisionLabels]prometheus.Counter{}, byEntry: map[string]*durationHistogram{}})
+	t.instruments.Store(&instrumentMap{byRequest: map[requestLabels]requestInstruments{}, byEntry: map[string]*durationHistogram{}})
 	t.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -67,41 +80,41 @@ func New(sources ...prometheus.Collector) *Telemetry {
 }
 
 // ObserveRequest counts one decided request. entry is "proxy",
-// "authorize" or "check"; upstream is 0 when no upstream was called.
+// "authorize" or "check"; upstream is 0 when no upstream was called. It
+// is safe for concurrent use.
 func (t *Telemetry) ObserveRequest(entry, code, route, tier string, latency, upstream time.Duration) {
-	key := decisionLabels{code, route, tier}
-	m := t.instruments.Load()
-	c, ok := m.counter[key]
-	o, okEntry := m.byEntry[entry]
-	if !ok || !okEntry {
-		c, o = t.add(key, entry)
+	labels := requestLabels{entry, code, route, tier}
+	in, ok := t.instruments.Load().byRequest[labels]
+	if !ok {
+		in = t.add(labels)
 	}
-	c.Inc()
-	o.Observe(latency)
+	in.decisions.Inc()
+	in.latency.Observe(latency)
 	if upstream > 0 {
 		t.upstreams.Observe(upstream)
 	}
 }
 
-// add makes the children of a new label set and publishes a copy of the
-// map that holds them.
-func (t *Telemetry) add(key decisionLabels, entry string) (prometheus.Counter, *durationHistogram) {
+// add makes the instruments of a new label set and publishes a copy of
+// the maps that hold them.
+func (t *Telemetry) add(labels requestLabels) requestInstruments {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.instruments.Load()
-	next := &instrumentMap{counter: maps.Clone(old.counter), byEntry: maps.Clone(old.byEntry)}
-	c, ok := next.counter[key]
-	if !ok {
-		c = t.decisions.WithLabelValues(key.code, key.route, key.tier)
-		next.counter[key] = c
+	if in, ok := old.byRequest[labels]; ok {
+		return in
 	}
-	o, ok := next.byEntry[entry]
+	next := &instrumentMap{byRequest: maps.Clone(old.byRequest), byEntry: old.byEntry}
+	h, ok := old.byEntry[labels.entry]
 	if !ok {
-		o = newDurationHistogram()
-		next.byEntry[entry] = o
+		h = newDurationHistogram()
+		next.byEntry = maps.Clone(old.byEntry)
+		next.byEntry[labels.entry] = h
 	}
+	in := requestInstruments{decisions: t.decisions.WithLabelValues(labels.code, labels.route, labels.tier), latency: h}
+	next.byRequest[labels] = in
 	t.instruments.Store(next)
-	return c, o
+	return in
 }
 
 // latencyCollector reports the latency histograms at scrape time.

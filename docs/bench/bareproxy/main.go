@@ -51,11 +51,9 @@ func main() {
 
 // addRequestHeaders does to the upstream request what apiwarden's proxy
 // does to its headers for a key of the unlimited tier without owner or
-// scopes.
+// scopes (whose headers apiwarden leaves out).
 func addRequestHeaders(h *fasthttp.RequestHeader, id []byte) {
 	h.Del("X-Api-Key")
-	h.Set("X-Apiwarden-Owner", "")
-	h.Set("X-Apiwarden-Scopes", "")
 	h.Set("X-Apiwarden-Tier", "unlimited")
 	h.Set("X-Forwarded-For", "127.0.0.1")
 	h.SetBytesV("X-Forwarded-Host", h.Host())
