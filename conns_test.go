@@ -88,33 +88,7 @@ func TestConnections(t *testing.T) {
 	if v := os.Getenv("APIWARDEN_CONNS_MEMORY_LIMIT"); v != "" {
 		edge += fmt.Sprintf("memory_limit = %q\n", v)
 	}
-	upstream := startConnsUpstream(t)
-	listen, admin := edgetest.FreeAddr(t), edgetest.FreeAddr(t)
-	cfg := filepath.Join(t.TempDir(), "conns.toml")
-	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[server]
-listen = %q
-admin_listen = %q
-data_dir = %q
-log_level = "warn"
-debug_pprof = true
-%s[proxy]
-upstream = "http://%s"
-[tiers.unlimited]
-requests_per_hour = 1000000000000
-burst_per_minute = 1000000000000
-`, listen, admin, filepath.Join(t.TempDir(), "data"), edge, upstream)), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const token = "conns-test-admin-token-0123456"
-	p := startProcess(t, bin, cfg, listen, admin, "APIWARDEN_ADMIN_TOKEN="+token)
-	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": token, "APIWARDEN_URL": "http://" + admin})
-	out := runCLI(t, env, "keys", "create", "-tier", "unlimited", "-json")
-	i := strings.Index(out, `"secret": "`)
-	if i < 0 {
-		t.Fatalf("no secret in %s", out)
-	}
-	secret := out[i+11 : i+11+40]
+	p, listen, admin, secret := startConnsProxy(t, bin, edge)
 	request := []byte("GET /api/items/1 HTTP/1.1\r\nHost: " + listen + "\r\nX-API-Key: " + secret + "\r\n\r\n")
 
 	pid := p.cmd.Process.Pid
@@ -130,7 +104,7 @@ burst_per_minute = 1000000000000
 	base := sample("no connection")
 	profiles := os.Getenv("APIWARDEN_CONNS_PROFILES")
 	if profiles != "" {
-		saveProfiles(t, admin, token, profiles, "-idle0")
+		saveProfiles(t, admin, connsToken, profiles, "-idle0")
 	}
 
 	// Each connection sends one request as soon as it is open: the server
@@ -142,7 +116,7 @@ burst_per_minute = 1000000000000
 	}
 	idle := sample(fmt.Sprintf("%d idle", n))
 	if profiles != "" {
-		saveProfiles(t, admin, token, profiles, "-idle")
+		saveProfiles(t, admin, connsToken, profiles, "-idle")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
@@ -168,7 +142,7 @@ burst_per_minute = 1000000000000
 			busyStacks, busyHeap = max(busyStacks, g["go_memstats_stack_inuse_bytes"]/(1<<20)), max(busyHeap, g["go_memstats_heap_inuse_bytes"]/(1<<20))
 			if profiles != "" && time.Now().After(profileAt) {
 				profileAt = time.Now().Add(time.Hour)
-				saveProfiles(t, admin, token, profiles, "")
+				saveProfiles(t, admin, connsToken, profiles, "")
 			}
 		}
 	}
@@ -179,7 +153,7 @@ burst_per_minute = 1000000000000
 		load.done.Load(), float64(load.done.Load())/duration.Seconds(), busyPeak.rss, busyHeap, busyStacks, busyPeak.goroutines)
 	settle(t, pid, sample, fmt.Sprintf("%d idle again", n), idle.rss, 30*time.Second)
 	if profiles != "" {
-		saveProfiles(t, admin, token, profiles, "-again")
+		saveProfiles(t, admin, connsToken, profiles, "-again")
 	}
 	for _, c := range conns {
 		c.Close()
@@ -187,7 +161,7 @@ burst_per_minute = 1000000000000
 	closed := waitGoroutines(t, admin, base.goroutines)
 	after := settle(t, pid, sample, "connections closed", base.rss, settleAfter)
 	if profiles != "" {
-		saveProfiles(t, admin, token, profiles, "-closed")
+		saveProfiles(t, admin, connsToken, profiles, "-closed")
 	}
 
 	perIdle := (idle.rss - base.rss) * 1024 / float64(n)
@@ -213,6 +187,44 @@ burst_per_minute = 1000000000000
 	if closed > base.goroutines+5 {
 		t.Errorf("goroutines grew from %d to %d after the connections closed", base.goroutines, closed)
 	}
+}
+
+// connsToken is the admin token of startConnsProxy's process.
+const connsToken = "conns-test-admin-token-0123456"
+
+// startConnsProxy starts bin in proxy mode in front of a
+// TestConnectionsUpstream child, with the [server] lines extra (an edge,
+// limits), pprof and the admin metrics on, and a key of an unlimited
+// tier; it returns the process, its listen and admin addresses and the
+// key's secret.
+func startConnsProxy(t *testing.T, bin, extra string) (p *process, listen, admin, secret string) {
+	t.Helper()
+	upstream := startConnsUpstream(t)
+	listen, admin = edgetest.FreeAddr(t), edgetest.FreeAddr(t)
+	cfg := filepath.Join(t.TempDir(), "conns.toml")
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[server]
+listen = %q
+admin_listen = %q
+data_dir = %q
+log_level = "warn"
+debug_pprof = true
+%s[proxy]
+upstream = "http://%s"
+[tiers.unlimited]
+requests_per_hour = 1000000000000
+burst_per_minute = 1000000000000
+`, listen, admin, filepath.Join(t.TempDir(), "data"), extra, upstream)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = startProcess(t, bin, cfg, listen, admin, "APIWARDEN_ADMIN_TOKEN="+connsToken)
+	env := envOf(map[string]string{"APIWARDEN_ADMIN_TOKEN": connsToken, "APIWARDEN_URL": "http://" + admin})
+	out := runCLI(t, env, "keys", "create", "-tier", "unlimited", "-json")
+	i := strings.Index(out, `"secret": "`)
+	if i < 0 {
+		t.Fatalf("no secret in %s", out)
+	}
+	return p, listen, admin, out[i+11 : i+11+40]
 }
 
 // TestConnectionsUpstream is TestConnections' upstream when this test

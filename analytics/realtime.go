@@ -384,13 +384,12 @@ func (t *slotTable[E]) entry(name string, limit int) (e *E, fresh bool) {
 	if t.index == nil {
 		t.index = make(map[string]int32)
 	}
-	var zero E
-	if n < cap(t.entries) {
-		t.entries = t.entries[:n+1]
-		t.entries[n] = zero
-	} else {
-		t.entries = append(t.entries, zero)
-	}
+	// Zeroed in place: a zero E in this frame (E is a route's counters,
+	// about 1 KiB) made it 1,008 bytes on every proxied request's path,
+	// which then needed more than a 4 KiB stack (docs/BENCHMARKS.md,
+	// "Stacks per connection on the fasthttp proxy").
+	t.entries = slices.Grow(t.entries, 1)[:n+1]
+	clear(t.entries[n:])
 	t.index[name] = int32(n)
 	return &t.entries[n], true
 }

@@ -102,9 +102,19 @@ func (e *Engine) Policy() *Policy { return e.policy.Load() }
 // then limits. Only requests that pass the key checks touch the limiter,
 // so rejected keys cannot drain a customer's quota.
 func (e *Engine) Decide(now time.Time, f *Facts) Decision {
+	var d Decision
+	e.DecideInto(now, f, &d)
+	return d
+}
+
+// DecideInto is Decide writing the decision into *d, which it overwrites
+// whole. It is for callers deep in a stack: neither its frame nor theirs
+// holds a Decision (docs/BENCHMARKS.md, "Stacks per connection on the
+// fasthttp proxy").
+func (e *Engine) DecideInto(now time.Time, f *Facts, d *Decision) {
 	pol := e.policy.Load()
 	route := pol.Routes.Match(f.Method, f.Path)
-	d := Decision{Route: route, Code: decision.Valid}
+	*d = Decision{Route: route, Code: decision.Valid}
 	cost := f.Cost
 	if cost <= 0 {
 		cost = max(route.Cost, 1)
@@ -112,13 +122,14 @@ func (e *Engine) Decide(now time.Time, f *Facts) Decision {
 
 	switch route.Preset {
 	case Internal:
-		return d
+		return
 	case Public:
 		tier := route.Tier
 		if tier == "" {
 			tier = pol.PublicTier
 		}
-		return e.limit(now, d, limiter.NetworkSubject(ClientNetwork(f.ClientIP, pol.IPv6Prefix)), tier, cost, false)
+		e.limit(now, d, limiter.NetworkSubject(ClientNetwork(f.ClientIP, pol.IPv6Prefix)), tier, cost, false)
+		return
 	}
 
 	presented := f.HeaderKey
@@ -127,7 +138,7 @@ func (e *Engine) Decide(now time.Time, f *Facts) Decision {
 	}
 	if presented == "" {
 		d.Code = decision.MissingKey
-		return d
+		return
 	}
 	id, err := e.keys.Verify(now, presented)
 	d.Identity = id
@@ -135,29 +146,29 @@ func (e *Engine) Decide(now time.Time, f *Facts) Decision {
 	case err == nil:
 	case errors.Is(err, keys.ErrExpired):
 		d.Code = decision.Expired
-		return d
+		return
 	case errors.Is(err, keys.ErrRevoked):
 		d.Code = decision.Revoked
-		return d
+		return
 	default: // malformed or unknown
 		d.Code = decision.NotFound
 		d.Identity = nil
-		return d
+		return
 	}
 	if !id.AllowsIP(f.ClientIP) {
 		e.keys.RecordDenial(now, id.ID, keys.EventIPDenied, f.ClientIP.String())
 		d.Code = decision.IPNotAllowed
-		return d
+		return
 	}
 	if !id.AllowsOrigin(f.Origin) {
 		e.keys.RecordDenial(now, id.ID, keys.EventOriginDenied, truncate(f.Origin, 200))
 		d.Code = decision.OriginNotAllowed
-		return d
+		return
 	}
 	if !id.HasScopes(route.Scopes) || (route.Preset == Admin && !id.HasScopes(adminScope)) {
 		e.keys.RecordDenial(now, id.ID, keys.EventScopeDenied, route.Pattern)
 		d.Code = decision.InsufficientScope
-		return d
+		return
 	}
 
 	tier := id.Tier
@@ -167,12 +178,17 @@ func (e *Engine) Decide(now time.Time, f *Facts) Decision {
 			tier = pol.StrictestTier
 		}
 	}
-	return e.limit(now, d, limiter.KeySubject(id.ID), tier, cost, route.Preset == HighVolume)
+	e.limit(now, d, limiter.KeySubject(id.ID), tier, cost, route.Preset == HighVolume)
 }
 
 var adminScope = []string{"admin"}
 
-func (e *Engine) limit(now time.Time, d Decision, subject limiter.Subject, tier string, cost int, routeOnly bool) Decision {
+// limit asks the limiter for d's buckets and sets d's limit and code. d
+// is a pointer, not a value passed and returned, so that Decide's frame
+// holds no copies of it: Decide is on the deepest stack of a proxied
+// request (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp
+// proxy").
+func (e *Engine) limit(now time.Time, d *Decision, subject limiter.Subject, tier string, cost int, routeOnly bool) {
 	req := limiter.Request{Subject: subject, Tier: tier, Cost: cost, RouteOnly: routeOnly}
 	if d.Route.RequestsPerMinute > 0 {
 		req.Route, req.RoutePerMinute = d.Route.bucket, d.Route.RequestsPerMinute
@@ -185,7 +201,6 @@ func (e *Engine) limit(now time.Time, d Decision, subject limiter.Subject, tier 
 	case limiter.ReasonQuotaExceeded:
 		d.Code = decision.QuotaExceeded
 	}
-	return d
 }
 
 func truncate(s string, n int) string {

@@ -308,18 +308,26 @@ func ParseCacheStatus(v string) CacheStatus {
 	if strings.Contains(v, ";") {
 		return parseRFC9211(v)
 	}
+	// Word by word, in place: strings.FieldsFunc would allocate the list
+	// and hold a 512-byte array in its frame, strings.ToLower a copy of
+	// an upper-case word, on the proxy's deepest path (docs/BENCHMARKS.md,
+	// "Stacks per connection on the fasthttp proxy").
 	var hit, stale, bypass, miss bool
-	for _, tok := range strings.FieldsFunc(v, func(r rune) bool {
-		return r == ',' || r == ' ' || r == '\t' || r == '_' || r == '-' || r == '/'
-	}) {
-		switch strings.ToLower(tok) {
-		case "hit", "revalidated", "refresh":
+	for v != "" {
+		word := v
+		if i := strings.IndexFunc(v, cacheSeparator); i >= 0 {
+			word, v = v[:i], v[i+1:]
+		} else {
+			v = ""
+		}
+		switch cacheWord(word) {
+		case CacheHit:
 			hit = true
-		case "stale", "updating":
+		case CacheStale:
 			stale = true
-		case "bypass", "dynamic", "pass", "nocache", "uncacheable":
+		case CacheBypass:
 			bypass = true
-		case "miss", "expired", "fetch", "refreshmiss":
+		case CacheMiss:
 			miss = true
 		}
 	}
@@ -331,6 +339,39 @@ func ParseCacheStatus(v string) CacheStatus {
 	case bypass:
 		return CacheBypass
 	case miss:
+		return CacheMiss
+	}
+	return CacheUnknown
+}
+
+// cacheSeparator says whether r separates the words of an X-Cache-like
+// value.
+func cacheSeparator(r rune) bool {
+	return r == ',' || r == ' ' || r == '\t' || r == '_' || r == '-' || r == '/'
+}
+
+// cacheWord is the status a word of an X-Cache-like value names, in any
+// case, or CacheUnknown.
+func cacheWord(word string) CacheStatus {
+	var lower [len("uncacheable")]byte // the longest word known
+	if len(word) > len(lower) {
+		return CacheUnknown
+	}
+	for i := range len(word) {
+		c := word[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	switch string(lower[:len(word)]) {
+	case "hit", "revalidated", "refresh":
+		return CacheHit
+	case "stale", "updating":
+		return CacheStale
+	case "bypass", "dynamic", "pass", "nocache", "uncacheable":
+		return CacheBypass
+	case "miss", "expired", "fetch", "refreshmiss":
 		return CacheMiss
 	}
 	return CacheUnknown

@@ -140,3 +140,16 @@ func TestValidMethod(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseCacheStatus parses the X-Cache value a proxied answer
+// most often carries, and a Cache-Status one.
+func BenchmarkParseCacheStatus(b *testing.B) {
+	for _, v := range []string{"HIT", "Miss from cloudfront", "ExampleCache; hit"} {
+		b.Run(v, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ParseCacheStatus(v)
+			}
+		})
+	}
+}

@@ -76,8 +76,11 @@ type Server struct {
 	// handed-off connections with its listener.
 	up     *upstreamClient
 	bodies sync.Pool // of *upstreamBody
-	hs     *http.Server
-	handed *connListener
+	// inbounds holds the gathered requests of the lean path: pooled, not
+	// a local of serveProxy, to keep them off the stack under the decision.
+	inbounds sync.Pool // of *gateway.ProxyInbound
+	hs       *http.Server
+	handed   *connListener
 	// nonce starts the value of deferBody's header; bodyTimeout is
 	// read_timeout.
 	nonce       []byte
@@ -96,6 +99,7 @@ func New(o Options) *Server {
 	s := &Server{gw: o.Gateway, fallback: fasthttpadaptor.NewFastHTTPHandler(o.Fallback), log: o.Logger,
 		conns: map[net.Conn]struct{}{}}
 	s.headers.New = func() any { return make(http.Header, 8) }
+	s.inbounds.New = func() any { return new(gateway.ProxyInbound) }
 	readTimeout := o.ReadTimeout
 	s.srv = &fasthttp.Server{
 		Handler:      s.serve,

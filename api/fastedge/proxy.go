@@ -33,15 +33,16 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 		s.handoff(ctx)
 		return
 	}
-	var in gateway.ProxyInbound
-	if !s.proxyInbound(ctx, &in) {
+	in := s.inbounds.Get().(*gateway.ProxyInbound)
+	defer s.putInbound(in)
+	if !s.proxyInbound(ctx, in) {
 		s.handoff(ctx)
 		return
 	}
 	defer s.recoverPanic(ctx)
 	resp, up := s.headers.Get().(http.Header), s.headers.Get().(http.Header)
 	defer s.putHeaders(resp, up)
-	call, a, ok := s.gw.DecideProxy(resp, up, &in)
+	call, a, ok := s.gw.DecideProxy(resp, up, in)
 	if !ok {
 		s.handoff(ctx)
 		return
@@ -50,7 +51,22 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 		writeAnswer(ctx, in.RequestID, resp, a)
 		return
 	}
-	s.forward(ctx, call, &in, resp, up)
+	// The exchange and the answer are frames of their own beside this
+	// one, so the upstream write and read run under two small frames
+	// (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
+	b := s.bodies.Get().(*upstreamBody)
+	err := s.exchange(b, ctx, call.Target, up)
+	s.forward(b, ctx, call, in, resp, err)
+}
+
+// putInbound empties in, keeping its X-Forwarded-For slice's array, and
+// pools it.
+func (s *Server) putInbound(in *gateway.ProxyInbound) {
+	clear(in.Header.ForwardedFor) // views of a request's buffers
+	forwardedFor := in.Header.ForwardedFor[:0]
+	*in = gateway.ProxyInbound{}
+	in.Header.ForwardedFor = forwardedFor
+	s.inbounds.Put(in)
 }
 
 // writeAnswer writes the gateway's own answer to a proxied request (a
@@ -192,36 +208,54 @@ func contentLength(h *fasthttp.RequestHeader) int64 {
 	}
 }
 
-// forward sends an allowed request upstream and hands the answer to
-// fasthttp; the call ends when fasthttp closes the answer's body, or
-// here when there is none or forwarding failed.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *gateway.ProxyInbound, resp, up http.Header) {
+// exchange sends the request upstream, once it holds a slot, and reads
+// the answer's head into b.resp; b.slot says it holds the slot and
+// b.upstream is how long it took.
+//
+//go:noinline
+func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, target string, up http.Header) error {
 	start := time.Now()
-	b := s.bodies.Get().(*upstreamBody)
-	ures := b.resp
 	slot, err := s.up.acquire()
 	if err == nil {
-		ures.Header.SetNoDefaultContentType(true)
+		b.resp.Header.SetNoDefaultContentType(true)
 		req := fasthttp.AcquireRequest()
-		upstreamRequest(req, ctx, call.Target, up)
-		err = s.up.do(req, ures)
+		upstreamRequest(req, ctx, target, up)
+		err = s.up.do(req, b.resp)
 		fasthttp.ReleaseRequest(req)
 	}
-	took := time.Since(start)
+	b.slot, b.upstream = slot, time.Since(start)
+	return err
+}
+
+// forward hands the upstream's answer in b, or the failure err of its
+// exchange, to fasthttp; the call ends when fasthttp closes the answer's
+// body, or here when there is none or the exchange failed.
+//
+//go:noinline
+func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *gateway.ProxyInbound, resp http.Header, err error) {
+	ures := b.resp
 	if err == nil && ures.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		// The lean path never asks for an upgrade (see Lean): the client
 		// closes a connection that answered 101.
 		err = gateway.ErrUnaskedUpgrade
 	}
 	if err != nil {
-		s.up.release(slot)
+		s.up.release(b.slot)
+		took := b.upstream
 		b.recycle(s)
 		a := call.Failed(resp, in, err, took)
 		writeAnswer(ctx, in.RequestID, resp, a)
 		return
 	}
-	*b = upstreamBody{s: s, call: call, resp: ures, ctx: ctx, status: ures.StatusCode(), upstream: took, slot: slot, trailers: b.trailers}
+	// Field by field: b is as recycle left it but for exchange's slot
+	// and time, and a composite literal would be built in this frame first.
+	b.s, b.call, b.ctx, b.status = s, call, ctx, ures.StatusCode()
 	stream := b.copyHeaders(&ctx.Response.Header, resp, in.RequestID)
+	// The proxy's own headers the upstream did not set (copyHeaders took
+	// its names out of resp), in a frame beside copyHeaders, not under it:
+	// a map iterator's bytes off the deepest path. resp holds no
+	// Content-Length, which copyHeader leaves out.
+	copyHeader(&ctx.Response.Header, resp)
 	ctx.SetStatusCode(b.status)
 	body := ures.BodyStream()
 	if body == nil {
@@ -230,7 +264,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *
 		return
 	}
 	if stream {
-		s.up.release(slot) // an event stream may last for hours
+		s.up.release(b.slot) // an event stream may last for hours
 		b.slot = false
 	}
 	b.r = body
@@ -281,6 +315,23 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target str
 	dst.SetMethodBytes(src.Method())
 	dst.SetRequestURI(target)
 	dst.SetHostBytes(src.Host())
+	copyClientHeaders(dst, src, up)
+	addHeaders(dst, up)
+	// The body fasthttp read whole (serveProxyMode): the upstream request
+	// is sent before the handler returns and fasthttp reuses it.
+	if b := ctx.Request.Body(); len(b) > 0 {
+		req.SetBodyRaw(b)
+	}
+}
+
+// copyClientHeaders adds the client's headers in src to dst that the
+// gateway's hop-by-hop and scrub rules keep and up does not replace. It
+// and addHeaders are frames of their own, side by side under
+// upstreamRequest, not one frame holding both loops' iterators
+// (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
+//
+//go:noinline
+func copyClientHeaders(dst, src *fasthttp.RequestHeader, up http.Header) {
 	var connection []string
 	for _, v := range src.PeekAll("Connection") {
 		connection = append(connection, b2s(v))
@@ -308,15 +359,16 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target str
 			dst.Add(name, clean)
 		}
 	}
+}
+
+// addHeaders adds the headers the gateway tells the upstream to dst.
+//
+//go:noinline
+func addHeaders(dst *fasthttp.RequestHeader, up http.Header) {
 	for name, values := range up {
 		for _, v := range values {
 			dst.Add(name, v)
 		}
-	}
-	// The body fasthttp read whole (serveProxyMode): the upstream request
-	// is sent before the handler returns and fasthttp reuses it.
-	if b := ctx.Request.Body(); len(b) > 0 {
-		req.SetBodyRaw(b)
 	}
 }
 
@@ -356,13 +408,14 @@ func newBodyPool() sync.Pool {
 }
 
 // copyHeaders copies the upstream answer's headers the client may see
-// into dst, then the proxy's own from resp (rate-limit headers, the
-// request id) where the upstream did not set them, as the net/http
-// path's header map lets the upstream's win. It reads the answer's
-// headers once: the names the upstream set with a value are taken out of
-// resp on the way (resp is the request's own, cleared after it), and the
-// cache status the record keeps is noted for Close. It says whether the
-// answer is a stream (no length, or an event stream).
+// into dst, and the request id where the upstream set none. It reads the
+// answer's headers once: the names the upstream set with a value are
+// taken out of resp on the way (resp is the request's own, cleared after
+// it), so what is left of resp is the proxy's own headers (rate limits)
+// the upstream did not set, which the caller then adds (copyHeader), as
+// the net/http path's header map lets the upstream's win; and the cache
+// status the record keeps is noted for Close. It says whether the answer
+// is a stream (no length, or an event stream).
 //
 // Every name written into dst is canonical already (the upstream's,
 // trailers' too, as fasthttp parsed them, resp's as http.Header keeps
@@ -405,11 +458,6 @@ func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp http.Heade
 	}
 	if !idSet {
 		dst.Set("X-Request-Id", requestID)
-	}
-	for name, values := range resp {
-		for _, v := range values {
-			dst.Add(name, v)
-		}
 	}
 	return src.ContentLength() < 0 || eventStream(src)
 }

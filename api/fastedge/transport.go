@@ -47,7 +47,7 @@ func (t *leanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request
 	}
 	conn := cc.Conn()
 	bw := hc.AcquireWriter(conn)
-	err = req.Write(bw)
+	err = writeRequest(bw, req)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -96,6 +96,86 @@ func (t *leanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request
 		hc.CloseConn(cc)
 	}
 	return false, nil
+}
+
+// writeRequest writes req to bw as fasthttp's Request.Write does, byte
+// for byte, for the request upstreamRequest builds: a head and a body of
+// bytes. The head is encoded straight into bw's free buffer (the
+// HostClient's pooled 4 KiB writer), so a head and a small body leave in
+// one write at the Flush, as before; what changes is the depth: this
+// frame and RequestHeader.AppendBytes, not Request.Write's 496 bytes and
+// RequestHeader.Write's above it, so the proxied request fits in a 4 KiB
+// worker stack (docs/BENCHMARKS.md, "Stacks per connection on the
+// fasthttp proxy"). Any other request (a body stream, trailers, which go
+// chunked, userinfo in the target, CONNECT, raw special headers) is
+// written by Request.Write. Like Request.Write, it sets Host, the target
+// and Content-Length in req's head, and needs req.URI() parsed, as
+// HostClient does before RoundTrip.
+//
+// Request.Write also sends a multipart form or post arguments set
+// through fasthttp's form API when the body is empty; upstreamRequest
+// sets neither, and neither can be seen here without parsing the body.
+func writeRequest(bw *bufio.Writer, req *fasthttp.Request) error {
+	body, hasBody, plain := frameRequest(req)
+	if !plain {
+		return req.Write(bw)
+	}
+	if _, err := bw.Write(req.Header.AppendBytes(bw.AvailableBuffer())); err != nil || !hasBody {
+		return err
+	}
+	_, err := bw.Write(body)
+	return err
+}
+
+// frameRequest sets req's Host, target and Content-Length as
+// Request.Write does before it encodes the head, and returns the body and
+// whether it is sent; plain says req is one writeRequest encodes itself,
+// and nothing was set when it is not. A frame of its own, beside the
+// head's encoding, not above it (see writeRequest).
+//
+//go:noinline
+func frameRequest(req *fasthttp.Request) (body []byte, hasBody, plain bool) {
+	h := &req.Header
+	uri := req.URI()
+	if req.IsBodyStream() || hasTrailers(h) || len(uri.Username()) > 0 || h.IsConnect() || !specialHeaders(h) {
+		return nil, false, false
+	}
+	switch {
+	case len(h.Host()) == 0:
+		if len(uri.Host()) == 0 {
+			return nil, false, false // Request.Write's error: no host
+		}
+		h.SetHostBytes(uri.Host())
+	case !req.UseHostHeader:
+		h.SetHostBytes(uri.Host())
+	}
+	h.SetRequestURIBytes(uri.RequestURI())
+	body = req.Body()
+	hasBody = len(body) > 0 || !h.IsGet() && !h.IsHead()
+	if hasBody || h.ContentLength() > 0 || len(h.Peek(fasthttp.HeaderTransferEncoding)) > 0 {
+		h.SetContentLength(len(body))
+	}
+	return body, hasBody, true
+}
+
+// hasTrailers says whether h announces trailer fields.
+func hasTrailers(h *fasthttp.RequestHeader) bool {
+	for range h.Trailers() {
+		return true
+	}
+	return false
+}
+
+// specialHeaders says whether fasthttp writes h's special headers (Host,
+// Content-Type, Content-Length…) itself, as it does unless
+// RequestHeader.DisableSpecialHeader was called. fasthttp has no getter:
+// the setting is read by setting it and put back.
+func specialHeaders(h *fasthttp.RequestHeader) bool {
+	if h.EnableSpecialHeader() {
+		h.DisableSpecialHeader()
+		return false
+	}
+	return true
 }
 
 // noBody says whether an answer of this status has no body whatever its

@@ -1,6 +1,7 @@
 package fastedge
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -236,5 +237,95 @@ func TestProxyTrailerNamesStayCanonical(t *testing.T) {
 	head, rest, _ := bytes.Cut(got, []byte("\r\n\r\n"))
 	if !bytes.Contains(append(head, "\r\n"...), []byte("\r\nTrailer: X-Sum\r\n")) || !bytes.Contains(rest, []byte("\r\n0\r\nX-Sum: 42\r\n")) {
 		t.Fatalf("answer %q; want the Trailer header and the trailer named X-Sum", got)
+	}
+}
+
+// writeRequest writes what fasthttp's Request.Write writes, byte for
+// byte, for the requests it encodes itself and those it leaves to
+// Request.Write, and leaves the same head behind (Host, target,
+// Content-Length), with req.URI() parsed as HostClient parses it.
+func TestWriteRequestAsRequestWrite(t *testing.T) {
+	// to makes r a request of method for target on app.test.
+	to := func(r *fasthttp.Request, method, target string) {
+		r.Header.SetMethod(method)
+		r.SetRequestURI(target)
+		r.Header.SetHost("app.test")
+	}
+	for _, tc := range []struct {
+		name string
+		make func(req *fasthttp.Request)
+	}{
+		{"GET", func(r *fasthttp.Request) {
+			to(r, "GET", "/a/b?c=d")
+			r.Header.Add("X-One", "1")
+		}},
+		{"GET, empty query", func(r *fasthttp.Request) { to(r, "GET", "/a?") }},
+		{"GET, odd path", func(r *fasthttp.Request) { to(r, "GET", "/a/../b//c%2F?x#frag") }},
+		{"HEAD", func(r *fasthttp.Request) {
+			to(r, "HEAD", "/")
+		}},
+		{"POST, body", func(r *fasthttp.Request) {
+			to(r, "POST", "/p")
+			r.SetBodyRaw([]byte(`{"a":1}`))
+		}},
+		{"POST, body, type", func(r *fasthttp.Request) {
+			to(r, "POST", "/p")
+			r.Header.SetContentType("application/json")
+			r.SetBody([]byte(`{"a":1}`))
+		}},
+		{"POST, empty", func(r *fasthttp.Request) {
+			to(r, "POST", "/p")
+		}},
+		{"GET, a length and no body", func(r *fasthttp.Request) {
+			to(r, "GET", "/t")
+			r.Header.SetContentLength(5)
+		}},
+		{"GET, close", func(r *fasthttp.Request) { to(r, "GET", "/c"); r.SetConnectionClose() }},
+		{"absolute, no Host", func(r *fasthttp.Request) { r.SetRequestURI("http://up.test:8080/x?y") }},
+		{"Host over the target's", func(r *fasthttp.Request) {
+			to(r, "GET", "http://up.test/x")
+			r.UseHostHeader = true
+		}},
+		{"target's host over Host", func(r *fasthttp.Request) { to(r, "GET", "http://up.test/x") }},
+		{"userinfo", func(r *fasthttp.Request) { r.SetRequestURI("http://u:p@up.test/x") }},
+		{"no host at all", func(r *fasthttp.Request) { r.SetRequestURI("/x") }},
+		{"trailers", func(r *fasthttp.Request) {
+			to(r, "POST", "/p")
+			r.Header.SetTrailer("X-Sum")
+			r.SetBodyRaw([]byte("abc"))
+		}},
+		{"body stream", func(r *fasthttp.Request) {
+			to(r, "PUT", "/p")
+			r.SetBodyStream(strings.NewReader("streamed"), -1)
+		}},
+		{"CONNECT", func(r *fasthttp.Request) {
+			r.Header.SetMethod("CONNECT")
+			r.SetRequestURI("up.test:443")
+			r.Header.SetHost("up.test:443")
+		}},
+		{"raw special headers", func(r *fasthttp.Request) {
+			r.Header.DisableSpecialHeader()
+			r.SetRequestURI("/r")
+			r.Header.Add("Host", "app.test")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			encode := func(write func(*bufio.Writer, *fasthttp.Request) error) (string, string, error) {
+				req := fasthttp.AcquireRequest()
+				defer fasthttp.ReleaseRequest(req)
+				tc.make(req)
+				req.URI().DisablePathNormalizing = true // as HostClient does before RoundTrip
+				var out bytes.Buffer
+				bw := bufio.NewWriterSize(&out, upstreamBufferSize)
+				err := write(bw, req)
+				bw.Flush()
+				return out.String(), req.Header.String(), err
+			}
+			want, wantHead, wantErr := encode(func(bw *bufio.Writer, r *fasthttp.Request) error { return r.Write(bw) })
+			got, gotHead, err := encode(writeRequest)
+			if got != want || gotHead != wantHead || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+				t.Fatalf("wrote %q (%v), head left %q;\nRequest.Write wrote %q (%v), head left %q", got, err, gotHead, want, wantErr, wantHead)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/apiwarden/apiwarden/analytics"
 	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/keys"
 	"github.com/apiwarden/apiwarden/limiter"
 	"github.com/apiwarden/apiwarden/metrics"
@@ -185,7 +186,7 @@ func cpuTime(b *testing.B) time.Duration {
 // allowed request allocate twice, the header values and the record's
 // copies of the request's strings (BenchmarkDecideProxy has the figures).
 func TestDecideProxyAllocations(t *testing.T) {
-	if raceEnabled {
+	if edgetest.RaceEnabled {
 		t.Skip("the race detector changes what allocates")
 	}
 	w := newDecideWorld(t, false)

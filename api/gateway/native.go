@@ -46,6 +46,7 @@ type ProxyCall struct {
 	req    recordRequest
 	start  time.Time
 	d      enforce.Decision
+	f      enforce.Facts // the decision's input: a field, not a local, to keep it off the stack under the decision
 	client netip.Addr
 	path   string
 	rec    metrics.Record
@@ -75,28 +76,67 @@ func (g *Gateway) ProxyOptions() ProxyOptions {
 // target the server must serve through Handler instead (one net/http would
 // read differently or refuse). It is safe for concurrent use.
 func (g *Gateway) DecideProxy(resp, up http.Header, in *ProxyInbound) (call *ProxyCall, a Answer, ok bool) {
+	// The three steps are frames of their own, so that only this small one
+	// is on the stack under the decision, the deepest call of a proxied
+	// request (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp
+	// proxy").
 	p := g.proxy
-	decoded, u, ok := splitProxyTarget(in.Target)
+	c, decoded, u, ok := p.openCall(in)
 	if !ok {
 		return nil, Answer{}, false
 	}
-	start := p.now()
-	c := p.calls.Get().(*ProxyCall)
-	c.p, c.start, c.d, c.client = p, start, enforce.Decision{}, in.Peer
+	if e := p.admit(c, in); e != nil {
+		return nil, c.refuse(resp, in, e), true
+	}
+	p.gate.decideInto(c.start, &c.f, &c.d)
+	return p.allowCall(c, resp, up, in, decoded, u)
+}
+
+// openCall takes a call from the pool for in and notes what its record
+// keeps; ok is false for a target the server must serve through Handler.
+//
+//go:noinline
+func (p *proxy) openCall(in *ProxyInbound) (c *ProxyCall, decoded string, u *url.URL, ok bool) {
+	decoded, u, ok = splitProxyTarget(in.Target)
+	if !ok {
+		return nil, "", nil, false
+	}
+	c = p.calls.Get().(*ProxyCall)
+	c.p, c.start, c.client = p, p.now(), in.Peer
+	// Apart: in the tuple assignment the 240-byte zero Decision was built
+	// in this frame first, on the proxy's deepest path (docs/BENCHMARKS.md,
+	// "Stacks per connection on the fasthttp proxy").
+	c.d = enforce.Decision{}
 	c.req, c.path = keptRequest(in, enforce.CleanPath(decoded))
+	return c, decoded, u, true
+}
+
+// admit refuses headers over max_header_bytes and paths servers read in
+// different ways, and otherwise gathers the request's facts into c.f.
+//
+//go:noinline
+func (p *proxy) admit(c *ProxyCall, in *ProxyInbound) *httpapi.Error {
 	if !p.gate.headerSizeOK(in.HeaderBytes) {
-		return nil, c.refuse(resp, in, httpapi.Errorf(httpapi.CodeHeadersTooLarge, "request headers are larger than %d bytes", p.gate.MaxHeaderBytes)), true
+		return httpapi.Errorf(httpapi.CodeHeadersTooLarge, "request headers are larger than %d bytes", p.gate.MaxHeaderBytes)
 	}
 	routePath, e := p.gate.checkPath(in.Path)
 	if e != nil {
-		return nil, c.refuse(resp, in, e), true
+		return e
 	}
 	key, _ := keyOf(in.Header.APIKey, in.Header.Authorization)
-	f := newFacts(key, in.Method, routePath, in.RawQuery, in.Header.Origin, p.gate.Trusted.ClientIP(in.Peer, in.Header.ForwardedFor))
-	c.client = f.ClientIP
-	c.d = p.gate.decide(start, &f)
+	c.f = newFacts(key, in.Method, routePath, in.RawQuery, in.Header.Origin, p.gate.Trusted.ClientIP(in.Peer, in.Header.ForwardedFor))
+	c.client = c.f.ClientIP
+	return nil
+}
+
+// allowCall writes the rate-limit headers of c's decision and either
+// refuses c or rewrites its target and names the headers the upstream is
+// told; DecideProxy's results.
+//
+//go:noinline
+func (p *proxy) allowCall(c *ProxyCall, resp, up http.Header, in *ProxyInbound, decoded string, u *url.URL) (*ProxyCall, Answer, bool) {
 	hv := new(headerValues)
-	p.gate.setLimitValues(resp, hv, &c.d, start)
+	p.gate.setLimitValues(resp, hv, &c.d, c.start)
 	if !c.d.Allowed() {
 		return nil, c.refuse(resp, in, httpapi.Denial(c.d.Code)), true
 	}
@@ -148,12 +188,16 @@ func splitProxyTarget(target string) (decoded string, u *url.URL, ok bool) {
 // the record outlives the server's buffers, so the strings are copies,
 // made in one allocation.
 func keptRequest(in *ProxyInbound, path string) (recordRequest, string) {
-	var buf [256]byte
-	b := append(buf[:0], in.RequestID...)
-	b = append(b, in.Header.UserAgent...)
-	b = append(b, in.Header.Country...)
-	b = append(b, path...)
-	all := string(b)
+	// A Builder of the exact size, not an array on the stack: this frame
+	// is on the deepest stack of a proxied request (docs/BENCHMARKS.md,
+	// "Stacks per connection on the fasthttp proxy").
+	var b strings.Builder
+	b.Grow(len(in.RequestID) + len(in.Header.UserAgent) + len(in.Header.Country) + len(path))
+	b.WriteString(in.RequestID)
+	b.WriteString(in.Header.UserAgent)
+	b.WriteString(in.Header.Country)
+	b.WriteString(path)
+	all := b.String()
 	cut := func(n int) string {
 		s := all[:n]
 		all = all[n:]
@@ -164,12 +208,24 @@ func keptRequest(in *ProxyInbound, path string) (recordRequest, string) {
 	return r, all
 }
 
-// methodString is m, the common methods without a copy.
+// methodString is m, the common methods without a copy. A switch, not a
+// loop over an array of them, which would be on keptRequest's stack.
 func methodString(m string) string {
-	for _, known := range [...]string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions} {
-		if m == known {
-			return known
-		}
+	switch m {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodPatch:
+		return http.MethodPatch
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodOptions:
+		return http.MethodOptions
 	}
 	return strings.Clone(m)
 }
