@@ -44,17 +44,8 @@ port=${PORT_BASE:-20410}
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 for tool in wrk curl python3 go ss; do command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }; done
 [ -x "$nginx_bin" ] || { echo "needs nginx" >&2; exit 1; }
-curl -s -o /dev/null "http://$upstream/" || { echo "no upstream on $upstream (run peers.sh --serve-only, or set UPSTREAM)" >&2; exit 1; }
-
-work=$(mktemp -d -t nginxcontract.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+need_upstream
+scratch nginxcontract
 token=bench-admin-token-0123456789abcdef secret=bench-key-secret-0123456789abcdef
 export APIWARDEN_ADMIN_TOKEN=$token APIWARDEN_KEY_SECRET=$secret
 

@@ -66,3 +66,23 @@ wrk_figures() {
       if(L[i] ~ /Socket errors:/) { gsub(/,/, "", L[i]); split(L[i], e, " "); errs=e[4]+e[6]+e[8]+e[10] } }
     print rps, p99, bad, total, errs }'
 }
+
+# need_upstream exits unless $upstream answers.
+need_upstream() {
+  curl -s -o /dev/null "http://$upstream/" || { echo "no upstream on $upstream (run peers.sh --serve-only, or set UPSTREAM)" >&2; exit 1; }
+}
+
+# scratch NAME sets work to a new folder and pids to an empty list, and
+# makes the script, when it exits, kill and reap every PID in pids and
+# remove the folder.
+scratch() {
+  work=$(mktemp -d -t "$1.XXXXXX")
+  pids=()
+  trap scratch_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+scratch_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}

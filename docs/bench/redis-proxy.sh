@@ -46,17 +46,8 @@ declare -A binpath=([new]=$bin)
 if [ -n "${BASE:-}" ]; then bins=(base new) binpath[base]=$(realpath "$BASE"); fi
 redis_server=${REDIS_SERVER:-$(command -v redis-server)} || { echo "no redis-server on PATH" >&2; exit 1; }
 for tool in wrk curl python3 redis-cli; do command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }; done
-curl -s -o /dev/null "http://$upstream/" || { echo "no upstream on $upstream (run peers.sh --serve-only, or set UPSTREAM)" >&2; exit 1; }
-
-work=$(mktemp -d -t redisproxy.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+need_upstream
+scratch redisproxy
 next_port=${PORT_BASE:-0}
 port() { # sets p to a loopback port nobody listens on
   if [ "$next_port" = 0 ]; then
