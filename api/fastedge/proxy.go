@@ -153,8 +153,7 @@ func (s *Server) proxyInbound(ctx *fasthttp.RequestCtx, in *gateway.ProxyInbound
 			hd.Country = value
 		}
 	}
-	in.HeaderBytes = n
-	in.RequestID = s.gw.RequestIDs().Keep(in.RequestID)
+	in.HeaderBytes = n // RequestID is the caller's: DecideProxy names the request
 	return true
 }
 

@@ -68,7 +68,9 @@ func (g *Gateway) ProxyOptions() ProxyOptions {
 // in resp (rate-limit headers, and an error answer's) and, for an allowed
 // request, the headers the upstream is told in up (X-Forwarded-For, -Host
 // and -Proto, the identity headers, X-Request-Id), which replace any of
-// the request's own.
+// the request's own. It names the request: in.RequestID, the caller's
+// X-Request-Id or "", becomes the request's id (httpapi.RequestIDs.Keep),
+// valid for as long as the caller keeps it.
 //
 // It returns the call of an allowed request, to send upstream; or nil and
 // the answer of a refused one (431, a refused path, a denial, a body over
@@ -107,7 +109,8 @@ func (p *proxy) openCall(in *ProxyInbound) (c *ProxyCall, decoded string, u *url
 	// in this frame first, on the proxy's deepest path (docs/BENCHMARKS.md,
 	// "Stacks per connection on the fasthttp proxy").
 	c.d = enforce.Decision{}
-	c.req, c.path = keptRequest(in, enforce.CleanPath(decoded))
+	c.req, c.path = p.keptRequest(in, enforce.CleanPath(decoded))
+	in.RequestID = c.req.id
 	return c, decoded, u, true
 }
 
@@ -186,24 +189,23 @@ func splitProxyTarget(target string) (decoded string, u *url.URL, ok bool) {
 
 // keptRequest is what the record of in keeps of it, and its clean path:
 // the record outlives the server's buffers, so the strings are copies,
-// made in one allocation.
-func keptRequest(in *ProxyInbound, path string) (recordRequest, string) {
-	// A Builder of the exact size, not an array on the stack: this frame
-	// is on the deepest stack of a proxied request (docs/BENCHMARKS.md,
-	// "Stacks per connection on the fasthttp proxy").
-	var b strings.Builder
-	b.Grow(len(in.RequestID) + len(in.Header.UserAgent) + len(in.Header.Country) + len(path))
-	b.WriteString(in.RequestID)
-	b.WriteString(in.Header.UserAgent)
-	b.WriteString(in.Header.Country)
-	b.WriteString(path)
-	all := b.String()
+// in p.kept. The request's id is made there too: the caller's
+// X-Request-Id, or a new one (httpapi.RequestIDs.Keep).
+func (p *proxy) keptRequest(in *ProxyInbound, path string) (recordRequest, string) {
+	// The id's length is known once it is written; a new one is the
+	// prefix and a counter, under 32 bytes.
+	const newID = 32
+	s := p.kept.take(len(in.RequestID) + newID + len(in.Header.UserAgent) + len(in.Header.Country) + len(path))
+	b := p.ids.AppendKeep(s.room(), in.RequestID)
+	idLen := len(b)
+	b = append(append(append(b, in.Header.UserAgent...), in.Header.Country...), path...)
+	all := p.kept.give(s, b)
 	cut := func(n int) string {
 		s := all[:n]
 		all = all[n:]
 		return s
 	}
-	r := recordRequest{id: cut(len(in.RequestID)), method: methodString(in.Method), userAgent: cut(len(in.Header.UserAgent)),
+	r := recordRequest{id: cut(idLen), method: methodString(in.Method), userAgent: cut(len(in.Header.UserAgent)),
 		country: cut(len(in.Header.Country)), bytes: in.ContentLength}
 	return r, all
 }
