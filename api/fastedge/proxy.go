@@ -40,15 +40,18 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	defer s.recoverPanic(ctx)
+	// The maps go back to their pool before the call ends, not deferred:
+	// an allowed request's values in them are the call's (DecideProxy).
 	resp, up := s.headers.Get().(http.Header), s.headers.Get().(http.Header)
-	defer s.putHeaders(resp, up)
 	call, a, ok := s.gw.DecideProxy(resp, up, in)
 	if !ok {
+		s.putHeaders(resp, up)
 		s.handoff(ctx)
 		return
 	}
 	if call == nil {
 		writeAnswer(ctx, in.RequestID, resp, a)
+		s.putHeaders(resp, up)
 		return
 	}
 	// The exchange and the answer are frames of their own beside this
@@ -56,6 +59,7 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 	// (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
 	b := s.bodies.Get().(*upstreamBody)
 	err := s.exchange(b, ctx, call.Target, up)
+	s.putHeaders(up)
 	s.forward(b, ctx, call, in, resp, err)
 }
 
@@ -244,6 +248,7 @@ func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatewa
 		b.recycle(s)
 		a := call.Failed(resp, in, err, took)
 		writeAnswer(ctx, in.RequestID, resp, a)
+		s.putHeaders(resp)
 		return
 	}
 	// Field by field: b is as recycle left it but for exchange's slot
@@ -255,6 +260,7 @@ func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatewa
 	// a map iterator's bytes off the deepest path. resp holds no
 	// Content-Length, which copyHeader leaves out.
 	copyHeader(&ctx.Response.Header, resp)
+	s.putHeaders(resp) // before the call can end, below or in b.Close
 	ctx.SetStatusCode(b.status)
 	body := ures.BodyStream()
 	if body == nil {

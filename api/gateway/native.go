@@ -50,6 +50,9 @@ type ProxyCall struct {
 	client netip.Addr
 	path   string
 	rec    metrics.Record
+	// hv holds the values DecideProxy set in resp and up for the
+	// allowed request: they are valid until the call ends.
+	hv headerValues
 	// Target is the request target to send upstream: the client's, or
 	// rebuilt when the query carried a key or the path was not clean.
 	Target string
@@ -71,6 +74,11 @@ func (g *Gateway) ProxyOptions() ProxyOptions {
 // the request's own. It names the request: in.RequestID, the caller's
 // X-Request-Id or "", becomes the request's id (httpapi.RequestIDs.Keep),
 // valid for as long as the caller keeps it.
+//
+// The values it sets in resp and up for an allowed request are the
+// call's, valid until the call ends: the server lets go of both maps
+// before it calls Finish (Failed gives resp values of its own again, for
+// the answer written after it). A refused request's values are its own.
 //
 // It returns the call of an allowed request, to send upstream; or nil and
 // the answer of a refused one (431, a refused path, a denial, a body over
@@ -138,14 +146,11 @@ func (p *proxy) admit(c *ProxyCall, in *ProxyInbound) *httpapi.Error {
 //
 //go:noinline
 func (p *proxy) allowCall(c *ProxyCall, resp, up http.Header, in *ProxyInbound, decoded string, u *url.URL) (*ProxyCall, Answer, bool) {
-	hv := new(headerValues)
+	if !c.d.Allowed() || p.maxBody > 0 && in.ContentLength > p.maxBody {
+		return nil, p.refuseDecided(c, resp, in), true
+	}
+	hv := &c.hv
 	p.gate.setLimitValues(resp, hv, &c.d, c.start)
-	if !c.d.Allowed() {
-		return nil, c.refuse(resp, in, httpapi.Denial(c.d.Code)), true
-	}
-	if p.maxBody > 0 && in.ContentLength > p.maxBody {
-		return nil, c.refuse(resp, in, httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody)), true
-	}
 	c.Target = in.Target
 	if _, changed := scrubQuery(in.RawQuery); changed || c.path != decoded {
 		if u == nil {
@@ -160,6 +165,18 @@ func (p *proxy) allowCall(c *ProxyCall, resp, up http.Header, in *ProxyInbound, 
 	hv.set(up, "X-Request-Id", in.RequestID)
 	setIdentityHeaders(up, hv, c.d.Identity, c.d.Tier)
 	return c, Answer{}, true
+}
+
+// refuseDecided refuses c, decided and denied or with a body over
+// max_body_bytes. Its answer is written after the call ends, so its
+// header values are its own, not c's.
+func (p *proxy) refuseDecided(c *ProxyCall, resp http.Header, in *ProxyInbound) Answer {
+	p.gate.setLimitValues(resp, new(headerValues), &c.d, c.start)
+	e := httpapi.Denial(c.d.Code)
+	if c.d.Allowed() {
+		e = httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody)
+	}
+	return c.refuse(resp, in, e)
 }
 
 // splitProxyTarget returns the decoded path of a target in origin form, as
@@ -251,6 +268,9 @@ func (p *proxy) errorAnswer(h http.Header, in *ProxyInbound, e *httpapi.Error, s
 // does (502, 504 for a timeout), records it and ends the call. upstream is
 // how long the attempt took; h is the answer's header map.
 func (c *ProxyCall) Failed(h http.Header, in *ProxyInbound, err error, upstream time.Duration) Answer {
+	// The answer is written after the call ends: h's rate-limit values,
+	// views of c's until now, are made again apart.
+	c.p.gate.setLimitValues(h, new(headerValues), &c.d, c.start)
 	e, category := c.p.upstreamErrorOf(err)
 	status := httpapi.StatusOf(e.Code)
 	a := c.p.errorAnswer(h, in, e, status)
