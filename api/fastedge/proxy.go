@@ -58,7 +58,7 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 	// one, so the upstream write and read run under two small frames
 	// (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
 	b := s.bodies.Get().(*upstreamBody)
-	err := s.exchange(b, ctx, call.Target, up)
+	err := s.exchange(b, ctx, call, up)
 	s.putHeaders(up)
 	s.forward(b, ctx, call, in, resp, err)
 }
@@ -216,13 +216,13 @@ func contentLength(h *fasthttp.RequestHeader) int64 {
 // b.upstream is how long it took.
 //
 //go:noinline
-func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, target string, up http.Header) error {
+func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, up http.Header) error {
 	start := time.Now()
 	slot, err := s.up.acquire()
 	if err == nil {
 		b.resp.Header.SetNoDefaultContentType(true)
 		req := fasthttp.AcquireRequest()
-		upstreamRequest(req, ctx, target, up)
+		upstreamRequest(req, ctx, call, up)
 		err = s.up.do(req, b.resp)
 		fasthttp.ReleaseRequest(req)
 	}
@@ -309,8 +309,9 @@ const maxWholeAnswer = 16 << 10
 // upstreamRequest writes into req what the upstream is sent of the
 // client's request: method, target, Host, the headers the gateway's rules
 // keep (hop-by-hop and Connection-named ones removed, keys and
-// apiwarden's own scrubbed, those in up replaced by up's), and the body.
-func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target string, up http.Header) {
+// apiwarden's own scrubbed, those in up replaced by up's), and the body:
+// call's request, sent to call.Target.
+func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, up http.Header) {
 	src, dst := &ctx.Request.Header, &req.Header
 	req.UseHostHeader = true
 	// The names copied are already canonical: the server's parser
@@ -318,9 +319,9 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target str
 	// copy skips fasthttp's normalising pass (Reset turns it back on).
 	dst.DisableNormalizing()
 	dst.SetMethodBytes(src.Method())
-	dst.SetRequestURI(target)
+	dst.SetRequestURI(call.Target)
 	dst.SetHostBytes(src.Host())
-	copyClientHeaders(dst, src, up)
+	copyClientHeaders(dst, src, up, call)
 	addHeaders(dst, up)
 	// The body fasthttp read whole (serveProxyMode): the upstream request
 	// is sent before the handler returns and fasthttp reuses it.
@@ -336,7 +337,7 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target str
 // (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
 //
 //go:noinline
-func copyClientHeaders(dst, src *fasthttp.RequestHeader, up http.Header) {
+func copyClientHeaders(dst, src *fasthttp.RequestHeader, up http.Header, call *gateway.ProxyCall) {
 	var connection []string
 	for _, v := range src.PeekAll("Connection") {
 		connection = append(connection, b2s(v))
@@ -354,7 +355,7 @@ func copyClientHeaders(dst, src *fasthttp.RequestHeader, up http.Header) {
 		if !keep {
 			continue
 		}
-		clean, keep, _ := gateway.ScrubHeaderValue(name, value)
+		clean, keep, _ := call.ScrubHeaderValue(name, value)
 		if !keep {
 			continue
 		}

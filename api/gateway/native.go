@@ -50,6 +50,9 @@ type ProxyCall struct {
 	client netip.Addr
 	path   string
 	rec    metrics.Record
+	// key is the header key the decision verified, "" when there was
+	// none (ScrubHeaderValue).
+	key string
 	// hv holds the values DecideProxy set in resp and up for the
 	// allowed request: they are valid until the call ends.
 	hv headerValues
@@ -151,6 +154,9 @@ func (p *proxy) allowCall(c *ProxyCall, resp, up http.Header, in *ProxyInbound, 
 	}
 	hv := &c.hv
 	p.gate.setLimitValues(resp, hv, &c.d, c.start)
+	if c.d.Identity != nil && !c.d.UsedQueryKey {
+		c.key = c.f.HeaderKey
+	}
 	c.Target = in.Target
 	if _, changed := scrubQuery(in.RawQuery); changed || c.path != decoded {
 		if u == nil {
@@ -177,6 +183,17 @@ func (p *proxy) refuseDecided(c *ProxyCall, resp http.Header, in *ProxyInbound) 
 		e = httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody)
 	}
 	return c.refuse(resp, in, e)
+}
+
+// ScrubHeaderValue is the package's ScrubHeaderValue for one header
+// value of the call's request, which a server copies upstream: an
+// X-Api-Key value that is the key the decision verified is dropped
+// without checking its format again, as the rule would drop it.
+func (c *ProxyCall) ScrubHeaderValue(name, value string) (clean string, keep, changed bool) {
+	if c.key != "" && name == "X-Api-Key" && value == c.key {
+		return "", false, true
+	}
+	return ScrubHeaderValue(name, value)
 }
 
 // splitProxyTarget returns the decoded path of a target in origin form, as
