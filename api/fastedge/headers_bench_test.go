@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/apiwarden/apiwarden/api/gateway"
 )
 
 // BenchmarkForwardHeaders is the lean path's own header work for one
@@ -37,7 +39,7 @@ func BenchmarkForwardHeaders(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		req.Reset()
-		upstreamRequest(&req, &ctx, "/", up)
+		upstreamRequest(&req, &ctx, &gateway.ProxyCall{Target: "/"}, up)
 		out.Reset()
 		body.trailers = body.trailers[:0]
 		body.copyHeaders(&out, resp, "09bik0f4j9-3")

@@ -40,22 +40,27 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	defer s.recoverPanic(ctx)
+	// The maps go back to their pool before the call ends, not deferred:
+	// an allowed request's values in them are the call's (DecideProxy).
 	resp, up := s.headers.Get().(http.Header), s.headers.Get().(http.Header)
-	defer s.putHeaders(resp, up)
 	call, a, ok := s.gw.DecideProxy(resp, up, in)
-	if !ok {
-		s.handoff(ctx)
-		return
-	}
 	if call == nil {
-		writeAnswer(ctx, in.RequestID, resp, a)
+		if ok {
+			writeAnswer(ctx, in.RequestID, resp, a)
+		}
+		s.putHeader(resp)
+		s.putHeader(up)
+		if !ok {
+			s.handoff(ctx)
+		}
 		return
 	}
 	// The exchange and the answer are frames of their own beside this
 	// one, so the upstream write and read run under two small frames
 	// (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
 	b := s.bodies.Get().(*upstreamBody)
-	err := s.exchange(b, ctx, call.Target, up)
+	err := s.exchange(b, ctx, call, up)
+	s.putHeader(up)
 	s.forward(b, ctx, call, in, resp, err)
 }
 
@@ -90,11 +95,13 @@ func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-func (s *Server) putHeaders(hs ...http.Header) {
-	for _, h := range hs {
-		clear(h)
-		s.headers.Put(h)
-	}
+// putHeader empties h and pools it. One map a call, not a variadic
+// list: with the lists' arrays serveProxy's frame was 312 bytes, not 240,
+// on the deepest stack of a proxied request (docs/BENCHMARKS.md, "Stacks
+// per connection on the fasthttp proxy").
+func (s *Server) putHeader(h http.Header) {
+	clear(h)
+	s.headers.Put(h)
 }
 
 // proxyInbound gathers what the gateway reads of a proxied request, in
@@ -153,8 +160,7 @@ func (s *Server) proxyInbound(ctx *fasthttp.RequestCtx, in *gateway.ProxyInbound
 			hd.Country = value
 		}
 	}
-	in.HeaderBytes = n
-	in.RequestID = s.gw.RequestIDs().Keep(in.RequestID)
+	in.HeaderBytes = n // RequestID is the caller's: DecideProxy names the request
 	return true
 }
 
@@ -213,13 +219,13 @@ func contentLength(h *fasthttp.RequestHeader) int64 {
 // b.upstream is how long it took.
 //
 //go:noinline
-func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, target string, up http.Header) error {
+func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, up http.Header) error {
 	start := time.Now()
 	slot, err := s.up.acquire()
 	if err == nil {
 		b.resp.Header.SetNoDefaultContentType(true)
 		req := fasthttp.AcquireRequest()
-		upstreamRequest(req, ctx, target, up)
+		upstreamRequest(req, ctx, call, up)
 		err = s.up.do(req, b.resp)
 		fasthttp.ReleaseRequest(req)
 	}
@@ -245,6 +251,7 @@ func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatewa
 		b.recycle(s)
 		a := call.Failed(resp, in, err, took)
 		writeAnswer(ctx, in.RequestID, resp, a)
+		s.putHeader(resp)
 		return
 	}
 	// Field by field: b is as recycle left it but for exchange's slot
@@ -256,6 +263,7 @@ func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatewa
 	// a map iterator's bytes off the deepest path. resp holds no
 	// Content-Length, which copyHeader leaves out.
 	copyHeader(&ctx.Response.Header, resp)
+	s.putHeader(resp) // before the call can end, below or in b.Close
 	ctx.SetStatusCode(b.status)
 	body := ures.BodyStream()
 	if body == nil {
@@ -304,8 +312,9 @@ const maxWholeAnswer = 16 << 10
 // upstreamRequest writes into req what the upstream is sent of the
 // client's request: method, target, Host, the headers the gateway's rules
 // keep (hop-by-hop and Connection-named ones removed, keys and
-// apiwarden's own scrubbed, those in up replaced by up's), and the body.
-func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target string, up http.Header) {
+// apiwarden's own scrubbed, those in up replaced by up's), and the body:
+// call's request, sent to call.Target.
+func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, up http.Header) {
 	src, dst := &ctx.Request.Header, &req.Header
 	req.UseHostHeader = true
 	// The names copied are already canonical: the server's parser
@@ -313,9 +322,9 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target str
 	// copy skips fasthttp's normalising pass (Reset turns it back on).
 	dst.DisableNormalizing()
 	dst.SetMethodBytes(src.Method())
-	dst.SetRequestURI(target)
+	dst.SetRequestURI(call.Target)
 	dst.SetHostBytes(src.Host())
-	copyClientHeaders(dst, src, up)
+	copyClientHeaders(dst, src, up, call)
 	addHeaders(dst, up)
 	// The body fasthttp read whole (serveProxyMode): the upstream request
 	// is sent before the handler returns and fasthttp reuses it.
@@ -331,7 +340,7 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, target str
 // (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
 //
 //go:noinline
-func copyClientHeaders(dst, src *fasthttp.RequestHeader, up http.Header) {
+func copyClientHeaders(dst, src *fasthttp.RequestHeader, up http.Header, call *gateway.ProxyCall) {
 	var connection []string
 	for _, v := range src.PeekAll("Connection") {
 		connection = append(connection, b2s(v))
@@ -349,7 +358,7 @@ func copyClientHeaders(dst, src *fasthttp.RequestHeader, up http.Header) {
 		if !keep {
 			continue
 		}
-		clean, keep, _ := gateway.ScrubHeaderValue(name, value)
+		clean, keep, _ := call.ScrubHeaderValue(name, value)
 		if !keep {
 			continue
 		}

@@ -75,7 +75,7 @@ func New(opts Options) *Gateway {
 	g := &Gateway{gate: newGate(opts.Gate), events: opts.Events, keys: opts.Keys, ingest: opts.Ingest,
 		ids: opts.RequestIDs, now: opts.Now, log: opts.Logger}
 	if opts.Proxy.Upstream != nil {
-		g.proxy = newProxy(g.gate, opts.Proxy, opts.Now, opts.Logger)
+		g.proxy = newProxy(g.gate, opts.Proxy, opts.RequestIDs, opts.Now, opts.Logger)
 	}
 	return g
 }

@@ -50,6 +50,12 @@ type ProxyCall struct {
 	client netip.Addr
 	path   string
 	rec    metrics.Record
+	// key is the header key the decision verified, "" when there was
+	// none (ScrubHeaderValue).
+	key string
+	// hv holds the values DecideProxy set in resp and up for the
+	// allowed request: they are valid until the call ends.
+	hv headerValues
 	// Target is the request target to send upstream: the client's, or
 	// rebuilt when the query carried a key or the path was not clean.
 	Target string
@@ -68,7 +74,14 @@ func (g *Gateway) ProxyOptions() ProxyOptions {
 // in resp (rate-limit headers, and an error answer's) and, for an allowed
 // request, the headers the upstream is told in up (X-Forwarded-For, -Host
 // and -Proto, the identity headers, X-Request-Id), which replace any of
-// the request's own.
+// the request's own. It names the request: in.RequestID, the caller's
+// X-Request-Id or "", becomes the request's id (httpapi.RequestIDs.Keep),
+// valid for as long as the caller keeps it.
+//
+// The values it sets in resp and up for an allowed request are the
+// call's, valid until the call ends: the server lets go of both maps
+// before it calls Finish (Failed gives resp values of its own again, for
+// the answer written after it). A refused request's values are its own.
 //
 // It returns the call of an allowed request, to send upstream; or nil and
 // the answer of a refused one (431, a refused path, a denial, a body over
@@ -107,7 +120,8 @@ func (p *proxy) openCall(in *ProxyInbound) (c *ProxyCall, decoded string, u *url
 	// in this frame first, on the proxy's deepest path (docs/BENCHMARKS.md,
 	// "Stacks per connection on the fasthttp proxy").
 	c.d = enforce.Decision{}
-	c.req, c.path = keptRequest(in, enforce.CleanPath(decoded))
+	c.req, c.path = p.keptRequest(in, enforce.CleanPath(decoded))
+	in.RequestID = c.req.id
 	return c, decoded, u, true
 }
 
@@ -135,13 +149,13 @@ func (p *proxy) admit(c *ProxyCall, in *ProxyInbound) *httpapi.Error {
 //
 //go:noinline
 func (p *proxy) allowCall(c *ProxyCall, resp, up http.Header, in *ProxyInbound, decoded string, u *url.URL) (*ProxyCall, Answer, bool) {
-	hv := new(headerValues)
-	p.gate.setLimitValues(resp, hv, &c.d, c.start)
-	if !c.d.Allowed() {
-		return nil, c.refuse(resp, in, httpapi.Denial(c.d.Code)), true
+	if !c.d.Allowed() || p.maxBody > 0 && in.ContentLength > p.maxBody {
+		return nil, p.refuseDecided(c, resp, in), true
 	}
-	if p.maxBody > 0 && in.ContentLength > p.maxBody {
-		return nil, c.refuse(resp, in, httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody)), true
+	hv := &c.hv
+	p.gate.setLimitValues(resp, hv, &c.d, c.start)
+	if c.d.Identity != nil && !c.d.UsedQueryKey {
+		c.key = c.f.HeaderKey
 	}
 	c.Target = in.Target
 	if _, changed := scrubQuery(in.RawQuery); changed || c.path != decoded {
@@ -157,6 +171,29 @@ func (p *proxy) allowCall(c *ProxyCall, resp, up http.Header, in *ProxyInbound, 
 	hv.set(up, "X-Request-Id", in.RequestID)
 	setIdentityHeaders(up, hv, c.d.Identity, c.d.Tier)
 	return c, Answer{}, true
+}
+
+// refuseDecided refuses c, decided and denied or with a body over
+// max_body_bytes. Its answer is written after the call ends, so its
+// header values are its own, not c's.
+func (p *proxy) refuseDecided(c *ProxyCall, resp http.Header, in *ProxyInbound) Answer {
+	p.gate.setLimitValues(resp, new(headerValues), &c.d, c.start)
+	e := httpapi.Denial(c.d.Code)
+	if c.d.Allowed() {
+		e = httpapi.Errorf(httpapi.CodePayloadTooLarge, "request body is larger than %d bytes", p.maxBody)
+	}
+	return c.refuse(resp, in, e)
+}
+
+// ScrubHeaderValue is the package's ScrubHeaderValue for one header
+// value of the call's request, which a server copies upstream: an
+// X-Api-Key value that is the key the decision verified is dropped
+// without checking its format again, as the rule would drop it.
+func (c *ProxyCall) ScrubHeaderValue(name, value string) (clean string, keep, changed bool) {
+	if c.key != "" && name == "X-Api-Key" && value == c.key {
+		return "", false, true
+	}
+	return ScrubHeaderValue(name, value)
 }
 
 // splitProxyTarget returns the decoded path of a target in origin form, as
@@ -186,24 +223,23 @@ func splitProxyTarget(target string) (decoded string, u *url.URL, ok bool) {
 
 // keptRequest is what the record of in keeps of it, and its clean path:
 // the record outlives the server's buffers, so the strings are copies,
-// made in one allocation.
-func keptRequest(in *ProxyInbound, path string) (recordRequest, string) {
-	// A Builder of the exact size, not an array on the stack: this frame
-	// is on the deepest stack of a proxied request (docs/BENCHMARKS.md,
-	// "Stacks per connection on the fasthttp proxy").
-	var b strings.Builder
-	b.Grow(len(in.RequestID) + len(in.Header.UserAgent) + len(in.Header.Country) + len(path))
-	b.WriteString(in.RequestID)
-	b.WriteString(in.Header.UserAgent)
-	b.WriteString(in.Header.Country)
-	b.WriteString(path)
-	all := b.String()
+// in p.kept. The request's id is made there too: the caller's
+// X-Request-Id, or a new one (httpapi.RequestIDs.Keep).
+func (p *proxy) keptRequest(in *ProxyInbound, path string) (recordRequest, string) {
+	// The id's length is known once it is written; a new one is the
+	// prefix and a counter, under 32 bytes.
+	const newID = 32
+	s := p.kept.take(len(in.RequestID) + newID + len(in.Header.UserAgent) + len(in.Header.Country) + len(path))
+	b := p.ids.AppendKeep(s.room(), in.RequestID)
+	idLen := len(b)
+	b = append(append(append(b, in.Header.UserAgent...), in.Header.Country...), path...)
+	all := p.kept.give(s, b)
 	cut := func(n int) string {
 		s := all[:n]
 		all = all[n:]
 		return s
 	}
-	r := recordRequest{id: cut(len(in.RequestID)), method: methodString(in.Method), userAgent: cut(len(in.Header.UserAgent)),
+	r := recordRequest{id: cut(idLen), method: methodString(in.Method), userAgent: cut(len(in.Header.UserAgent)),
 		country: cut(len(in.Header.Country)), bytes: in.ContentLength}
 	return r, all
 }
@@ -249,6 +285,9 @@ func (p *proxy) errorAnswer(h http.Header, in *ProxyInbound, e *httpapi.Error, s
 // does (502, 504 for a timeout), records it and ends the call. upstream is
 // how long the attempt took; h is the answer's header map.
 func (c *ProxyCall) Failed(h http.Header, in *ProxyInbound, err error, upstream time.Duration) Answer {
+	// The answer is written after the call ends: h's rate-limit values,
+	// views of c's until now, are made again apart.
+	c.p.gate.setLimitValues(h, new(headerValues), &c.d, c.start)
 	e, category := c.p.upstreamErrorOf(err)
 	status := httpapi.StatusOf(e.Code)
 	a := c.p.errorAnswer(h, in, e, status)

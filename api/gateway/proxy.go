@@ -49,6 +49,8 @@ type proxy struct {
 	pool     sync.Pool // *proxyExchange
 	calls    sync.Pool // *ProxyCall
 	opts     ProxyOptions
+	ids      *httpapi.RequestIDs // the lean path's (DecideProxy)
+	kept     keptBytes           // the lean path's records' strings
 }
 
 // proxyExchange is the per-request state shared between the handler, the
@@ -79,8 +81,8 @@ type proxyExchange struct {
 
 type exchangeKey struct{}
 
-func newProxy(g *gate, o ProxyOptions, now func() time.Time, log *slog.Logger) *proxy {
-	p := &proxy{gate: g, maxBody: o.MaxBodyBytes, now: now, log: log, opts: o}
+func newProxy(g *gate, o ProxyOptions, ids *httpapi.RequestIDs, now func() time.Time, log *slog.Logger) *proxy {
+	p := &proxy{gate: g, maxBody: o.MaxBodyBytes, now: now, log: log, opts: o, ids: ids}
 	p.pool.New = func() any { return new(proxyExchange) }
 	p.calls.New = func() any { return new(ProxyCall) }
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}

@@ -10,7 +10,10 @@ import (
 // one allocation: the one-value slices the maps' entries are, and the
 // bytes of the values it formats. A request's maps refer into it, which
 // keeps it alive as long as they do; nothing in it is written twice, so
-// the strings it hands out never change. One goroutine fills it.
+// the strings it hands out never change while it serves one request. One
+// goroutine fills it. The lean proxy's is part of its pooled ProxyCall,
+// reused by the next request once the call ends: the maps let go of it
+// first (DecideProxy).
 type headerValues struct {
 	vals [maxHeaderValues]string
 	n    int

@@ -44,9 +44,13 @@ func NewRequestIDs() *RequestIDs {
 // Next returns a new id.
 func (g *RequestIDs) Next() string {
 	var buf [32]byte
-	b := append(buf[:0], g.prefix...)
-	b = strconv.AppendUint(b, g.n.Add(1), 10)
-	return string(b)
+	return string(g.appendNext(buf[:0]))
+}
+
+// appendNext appends a new id to dst.
+func (g *RequestIDs) appendNext(dst []byte) []byte {
+	dst = append(dst, g.prefix...)
+	return strconv.AppendUint(dst, g.n.Add(1), 10)
 }
 
 // FromRequest keeps a caller's X-Request-Id when it is a printable word
@@ -59,10 +63,25 @@ func (g *RequestIDs) FromRequest(r *http.Request) string {
 // Keep is FromRequest for a server other than net/http: callerID is the
 // request's X-Request-Id ("" when absent).
 func (g *RequestIDs) Keep(callerID string) string {
-	if callerID != "" && len(callerID) <= 128 && IsPrintableWord(callerID) {
+	if kept(callerID) {
 		return callerID
 	}
 	return g.Next()
+}
+
+// AppendKeep appends to dst the id Keep returns for callerID, for a
+// server that keeps a request's strings in a buffer of its own: it makes
+// no string.
+func (g *RequestIDs) AppendKeep(dst []byte, callerID string) []byte {
+	if kept(callerID) {
+		return append(dst, callerID...)
+	}
+	return g.appendNext(dst)
+}
+
+// kept reports whether a caller's X-Request-Id is kept as the request's id.
+func kept(callerID string) bool {
+	return callerID != "" && len(callerID) <= 128 && IsPrintableWord(callerID)
 }
 
 // Middleware gives every request an id: it answers with it in
