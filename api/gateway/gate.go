@@ -98,11 +98,8 @@ func newGate(o GateOptions) *gate {
 // decide asks the engine about a request's facts, which it does not keep.
 // It is safe for concurrent use, as the engine is.
 func (g *gate) decide(now time.Time, f *enforce.Facts) enforce.Decision {
-	if g.engine != nil {
-		return g.engine.Decide(now, f)
-	}
 	var d enforce.Decision
-	g.decideOther(now, f, &d)
+	g.decideInto(now, f, &d)
 	return d
 }
 
