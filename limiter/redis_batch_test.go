@@ -126,6 +126,21 @@ func admitted(results []Result) int {
 	return n
 }
 
+// limitedKind is a request and how many of many equal ones the test
+// tiers admit: a burst, a monthly quota, a route's capacity.
+type limitedKind struct {
+	req  Request
+	want int
+}
+
+func limitedKinds() []limitedKind {
+	return []limitedKind{
+		{Request{Subject: "burst", Tier: "free"}, 10},
+		{Request{Subject: "quota", Tier: "metered"}, 5},
+		{Request{Subject: "route", Tier: "basic", Route: "forms", RoutePerMinute: 4}, 4},
+	}
+}
+
 // Every script of a batch runs atomically and in full: with many more
 // callers than tokens, exactly the burst, the route's capacity and the
 // monthly quota are admitted, whether the calls queued up behind a paused
@@ -137,14 +152,7 @@ func TestRedisBatchAdmitsExactly(t *testing.T) {
 		r.batch.maxBatch = 16
 		now := time.Now()
 
-		kinds := []struct {
-			req  Request
-			want int
-		}{
-			{Request{Subject: "burst", Tier: "free"}, 10},
-			{Request{Subject: "quota", Tier: "metered"}, 5},
-			{Request{Subject: "route", Tier: "basic", Route: "forms", RoutePerMinute: 4}, 4},
-		}
+		kinds := limitedKinds()
 		const callers = 40
 		var reqs []Request
 		for _, k := range kinds {

@@ -80,16 +80,8 @@ func TestRedisScriptsOfTwoVersions(t *testing.T) {
 	}
 
 	// Concurrently, half the callers on each version.
-	kinds := []struct {
-		req  Request
-		want int
-	}{
-		{Request{Subject: "burst", Tier: "free"}, 10},
-		{Request{Subject: "quota", Tier: "metered"}, 5},
-		{Request{Subject: "route", Tier: "basic", Route: "forms", RoutePerMinute: 4}, 4},
-	}
 	const callers = 40
-	for _, k := range kinds {
+	for _, k := range limitedKinds() {
 		var mu sync.Mutex
 		n := 0
 		var wg sync.WaitGroup
