@@ -240,10 +240,7 @@ func (b *scriptBatcher) callBatch(ctx context.Context, l *lane, batch []*scriptC
 	slices.SortStableFunc(order, func(x, y *scriptCall) int { return strings.Compare(string(x.in.subject), string(y.in.subject)) })
 	keys, argv := l.keys[:0], l.argv[:0]
 	for i := 0; i < len(order); {
-		n := 1
-		for i+n < len(order) && order[i+n].in == order[i].in {
-			n++
-		}
+		n := groupLen(order[i:])
 		keys, argv = order[i].in.appendGroup(b.prefix, keys, argv, n)
 		i += n
 	}
@@ -257,15 +254,11 @@ func (b *scriptBatcher) callBatch(ctx context.Context, l *lane, batch []*scriptC
 	clear(cmd)
 	clear(argv)
 	l.keys, l.argv, l.cmd = keys, argv, cmd
-	if err == nil && len(vals) != scriptPerCall+scriptPerDecision*len(order) {
-		err = fmt.Errorf("unexpected batch reply of %d values for %d decisions", len(vals), len(order))
+	if err == nil {
+		err = spread(order, vals)
 	}
-	for i, c := range order {
-		if c.err = err; err != nil {
-			continue
-		}
-		c.vals[replyNow] = vals[0]
-		copy(c.vals[replyNow+1:], vals[scriptPerCall+scriptPerDecision*i:scriptPerCall+scriptPerDecision*(i+1)])
+	for _, c := range order {
+		c.err = err
 	}
 	clear(order)
 }

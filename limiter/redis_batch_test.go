@@ -126,6 +126,21 @@ func admitted(results []Result) int {
 	return n
 }
 
+// limitedKind is a request and how many of many equal ones the test
+// tiers admit: a burst, a monthly quota, a route's capacity.
+type limitedKind struct {
+	req  Request
+	want int
+}
+
+func limitedKinds() []limitedKind {
+	return []limitedKind{
+		{Request{Subject: "burst", Tier: "free"}, 10},
+		{Request{Subject: "quota", Tier: "metered"}, 5},
+		{Request{Subject: "route", Tier: "basic", Route: "forms", RoutePerMinute: 4}, 4},
+	}
+}
+
 // Every script of a batch runs atomically and in full: with many more
 // callers than tokens, exactly the burst, the route's capacity and the
 // monthly quota are admitted, whether the calls queued up behind a paused
@@ -137,14 +152,7 @@ func TestRedisBatchAdmitsExactly(t *testing.T) {
 		r.batch.maxBatch = 16
 		now := time.Now()
 
-		kinds := []struct {
-			req  Request
-			want int
-		}{
-			{Request{Subject: "burst", Tier: "free"}, 10},
-			{Request{Subject: "quota", Tier: "metered"}, 5},
-			{Request{Subject: "route", Tier: "basic", Route: "forms", RoutePerMinute: 4}, 4},
-		}
+		kinds := limitedKinds()
 		const callers = 40
 		var reqs []Request
 		for _, k := range kinds {
@@ -297,8 +305,8 @@ func TestRedisBatchDecidesAsOneByOne(t *testing.T) {
 		clock := &scriptClock{}
 		r.client.AddHook(clock)
 		one := newTestLimiter(t, Options{Now: time.Now})
-		subjects := sameLane(r.batch, 3)
-		a, b, c := subjects[0], subjects[1], subjects[2]
+		subjects := sameLane(r.batch, 6)
+		a, b, c, d, e, f := subjects[0], subjects[1], subjects[2], subjects[3], subjects[4], subjects[5]
 		var reqs []Request
 		for i := range 12 { // a: the burst of 10 and two denied, interleaved with b's quota of 5 and route of 4
 			reqs = append(reqs, Request{Subject: a, Tier: "free"},
@@ -313,6 +321,11 @@ func TestRedisBatchDecidesAsOneByOne(t *testing.T) {
 			Request{Subject: c, Route: "bulk", RoutePerMinute: 20, RouteOnly: true},
 			Request{Subject: b, Tier: "basic", Route: "forms", RoutePerMinute: 4},
 		)
+		// Groups whose admitted run ends on a route (4 of 8), on a
+		// monthly quota (5 of 8) and on a burst at a cost of 3 (3 of 6).
+		reqs = append(reqs, repeat(Request{Subject: d, Tier: "metered", Route: "forms", RoutePerMinute: 4}, 8)...)
+		reqs = append(reqs, repeat(Request{Subject: e, Tier: "metered"}, 8)...)
+		reqs = append(reqs, repeat(Request{Subject: f, Tier: "free", Cost: 3}, 6)...)
 		now := time.Now()
 
 		before := r.Stats().RoundTrips
@@ -373,9 +386,18 @@ func (c *scriptClock) record(cmd redis.Cmder) {
 	if name := cmd.Name(); (name != "evalsha" && name != "eval") || len(vals) < scriptReply {
 		return
 	}
+	// The reply of a group does not say how many decisions it holds: the
+	// first argument of each group does.
+	args := cmd.Args()
+	numKeys, _ := args[2].(int)
+	decisions := 0
+	for g := range numKeys / scriptKeys {
+		n, _ := args[3+numKeys+g*(scriptArgs+1)].(int)
+		decisions += n
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for range (len(vals) - scriptPerCall) / scriptPerDecision {
+	for range decisions {
 		c.at = append(c.at, time.UnixMicro(vals[replyNow]))
 	}
 }

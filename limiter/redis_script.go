@@ -1,6 +1,11 @@
 package limiter
 
-import "github.com/redis/go-redis/v9"
+import (
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // allowScript makes one or more decisions, in order, atomically. All
 // times are unix microseconds on Redis's clock, read once per call: the
@@ -16,11 +21,18 @@ import "github.com/redis/go-redis/v9"
 //	        quota (0: none), start of the local calendar day, unix
 //	        seconds when the counter may expire
 //
-// It returns Redis's clock (now), then, per decision, {reason (0:
-// admitted), hour full, minute full, route full, monthly used, wait (-1:
-// never)}: scriptReply values for one decision, 1 + 6 a decision for more
-// (replyNow, replyReason, ... name them). now comes once, and "allowed" is reason 0: a reply of 30 decisions
-// is 181 integers, not 240, for Redis to write and the client to read.
+// It returns Redis's clock (now), then, per group, the values of its
+// first decision {reason (0: admitted), hour full, minute full, route
+// full, monthly used, wait (-1: never)} (replyReason, ... name them);
+// for a group of more than one, then how many of its decisions were
+// admitted (a run from the first: a denial changes nothing, so the rest
+// are denied alike), and, when that run is neither 0 nor all, the values
+// of the first denied decision. A decision of the run after the first
+// differs from it only by its debits (scriptBatcher.spread works them
+// out), so a group of 30 replies with at most 14 integers, not 180, for
+// Redis to write and the client to read, and the script decides at most
+// its first and first denied one on their own: the run between is one
+// step (admitMore). A call of one decision replies scriptReply values.
 // It mirrors bucket.rescale, wait and take.
 //
 // A group is several requests of one subject with the same keys and
@@ -30,6 +42,10 @@ import "github.com/redis/go-redis/v9"
 // end, with the values the last decision that changed it left. A key
 // expires once its buckets are full again, so idle subjects cost Redis
 // nothing.
+//
+// The keys and what they hold are those of every earlier version
+// (TestRedisStoredFormat), so instances of this and the previous script
+// share one Redis during a rolling upgrade (TestRedisScriptsOfTwoVersions).
 var allowScript = redis.NewScript(allowScriptSource)
 
 // The shape of one decision in allowScript, and of its reply: scriptReply
@@ -51,6 +67,17 @@ const (
 	replyRoute
 	replyUsed
 	replyWait
+)
+
+// The arguments of one decision, scriptInput.args.
+const (
+	argCost = iota
+	argHourCap
+	argMinuteCap
+	argRouteCap
+	argQuota
+	argDayStart
+	argExpireAt
 )
 
 // scriptInput is one decision's keys and arguments for allowScript: the
@@ -88,11 +115,103 @@ func (in *scriptInput) appendGroup(prefix string, keys []string, args []any, n i
 	return keys, args
 }
 
+// groupLen is how many calls at the head of calls go to allowScript as
+// one group: the first and those after it with equal inputs.
+func groupLen(calls []*scriptCall) int {
+	n := 1
+	for n < len(calls) && calls[n].in == calls[0].in {
+		n++
+	}
+	return n
+}
+
+// spread sets the reply of each of calls from vals, allowScript's reply
+// to calls sent in groups (groupLen), as callBatch sends them: a group's
+// admitted run from its first decision's values and debits, the rest
+// from its first denied decision's. It returns an error when vals is not
+// of that shape; the calls' replies are then not to be read.
+func spread(calls []*scriptCall, vals []int64) error {
+	bad := func() error {
+		return fmt.Errorf("unexpected batch reply of %d values for %d decisions", len(vals), len(calls))
+	}
+	if len(vals) < scriptPerCall {
+		return bad()
+	}
+	pos := scriptPerCall
+	next := func() []int64 { // the next decision's values
+		if len(vals) < pos+scriptPerDecision {
+			return nil
+		}
+		pos += scriptPerDecision
+		return vals[pos-scriptPerDecision : pos]
+	}
+	for i := 0; i < len(calls); {
+		group := calls[i : i+groupLen(calls[i:])]
+		i += len(group)
+		first := next()
+		if first == nil {
+			return bad()
+		}
+		run, denied := int64(0), first
+		if first[0] == 0 {
+			run = 1
+		}
+		if len(group) > 1 {
+			if pos == len(vals) {
+				return bad()
+			}
+			run, pos = vals[pos], pos+1
+			if run < 0 || run > int64(len(group)) || (run > 0) != (first[0] == 0) {
+				return bad()
+			}
+			if run > 0 && run < int64(len(group)) {
+				if denied = next(); denied == nil {
+					return bad()
+				}
+			}
+		}
+		for j, c := range group {
+			c.vals[replyNow] = vals[replyNow]
+			if int64(j) < run {
+				copy(c.vals[replyReason:], first)
+				c.in.debit(&c.vals, int64(j))
+			} else {
+				copy(c.vals[replyReason:], denied)
+			}
+		}
+	}
+	if pos != len(vals) {
+		return bad()
+	}
+	return nil
+}
+
+// debit adds to vals, the reply of an admitted decision of in, the debits
+// of times more decisions like it admitted after it: allowScript's take,
+// with its refill intervals (floor of the window in microseconds over
+// the capacity, as microLimit's).
+func (in *scriptInput) debit(vals *[scriptReply]int64, times int64) {
+	if times == 0 {
+		return
+	}
+	cost := in.args[argCost] * times
+	if c := in.args[argHourCap]; c > 0 {
+		vals[replyHour] += cost * (int64(HourWindow/time.Microsecond) / c)
+		vals[replyMinute] += cost * (int64(MinuteWindow/time.Microsecond) / in.args[argMinuteCap])
+	}
+	if c := in.args[argRouteCap]; c > 0 {
+		vals[replyRoute] += cost * (int64(RouteWindow/time.Microsecond) / c)
+	}
+	if in.args[argQuota] > 0 {
+		vals[replyUsed] += cost
+	}
+}
+
 const allowScriptSource = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local HOUR, MINUTE = 3600000000, 60000000
-local floor, max, ceil = math.floor, math.max, math.ceil
+local floor, max, min, ceil = math.floor, math.max, math.min, math.ceil
 local function num(v) return tonumber(v) or 0 end
 local function str(v) return string.format('%.0f', v) end
 
@@ -150,6 +269,8 @@ local function counterOf(key)
 end
 
 local out, nout = {now}, 1
+-- decide makes one decision, appends its values to out and returns
+-- whether it admitted the request.
 local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, routeCap, quota, dayStart, expireAt, hourEvery, minuteEvery, routeEvery)
   local h, m, r, used, wait = 0, 0, 0, 0, 0
   local tb, rb, cnt, tierChanged, routeChanged
@@ -195,18 +316,71 @@ local function decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, r
   local n = nout
   out[n+1], out[n+2], out[n+3], out[n+4], out[n+5], out[n+6] = reason, h, m, r, used, wait or -1
   nout = n + 6
+  return allowed
 end
 
+-- room is how many more decisions of cost a bucket admits, one after the
+-- other, once a decision has just debited it: its full-at time is past
+-- now and its capacity the decision's, so each further decision admitted
+-- moves full by cost * every, and the next fits while full + cost *
+-- every <= now + cap * every (check). The operands are integers under
+-- 2^53, so the division is exact enough for floor.
+local function room(full, cap, every, cost)
+  return floor((now + cap * every - full) / (cost * every))
+end
+
+-- admitMore admits, in one step, the decisions of a group that follow
+-- one decide just admitted, as many of n as decide would admit one after
+-- the other (each bucket and the quota allows a prefix of them; the
+-- shortest one wins), and returns how many.
+local function admitMore(tierKey, routeKey, counterKey, n, cost, hourCap, minuteCap, routeCap, quota, hourEvery, minuteEvery, routeEvery)
+  local tb, rb, cnt
+  if hourCap > 0 then
+    tb = tiers[tierKey]
+    n = min(n, room(tb.h, hourCap, hourEvery, cost), room(tb.m, minuteCap, minuteEvery, cost))
+  end
+  if routeCap > 0 then
+    rb = routes[routeKey]
+    n = min(n, room(rb.r, routeCap, routeEvery, cost))
+  end
+  if quota > 0 then
+    cnt = counters[counterKey]
+    n = min(n, floor((quota - cnt.used) / cost))
+  end
+  if n <= 0 then return 0 end
+  local debit = n * cost
+  if tb then tb.h, tb.m = tb.h + debit * hourEvery, tb.m + debit * minuteEvery end
+  if rb then rb.r = rb.r + debit * routeEvery end
+  if cnt then cnt.used, cnt.add = cnt.used + debit, cnt.add + debit end
+  return n
+end
+
+-- A group's n decisions, one after the other: a run of admitted ones,
+-- then denied ones, all alike, since a denial changes nothing. decide
+-- makes the first, admitMore the rest of the run, decide the first
+-- denied one; the Go side derives the others (scriptBatcher.spread).
 for g = 0, #KEYS / 3 - 1 do
   local k, a = g * 3, g * 8
-  local cost = tonumber(ARGV[a+2])
+  local n, cost = tonumber(ARGV[a+1]), tonumber(ARGV[a+2])
   local hourCap, minuteCap, routeCap = tonumber(ARGV[a+3]), tonumber(ARGV[a+4]), tonumber(ARGV[a+5])
-  local quota, dayStart = tonumber(ARGV[a+6]), tonumber(ARGV[a+7])
+  local quota, dayStart, expireAt = tonumber(ARGV[a+6]), tonumber(ARGV[a+7]), ARGV[a+8]
+  local tierKey, routeKey, counterKey = KEYS[k+1], KEYS[k+2], KEYS[k+3]
   -- A capacity of 0 gives an infinite interval, which check never reaches.
   local hourEvery, minuteEvery, routeEvery = floor(HOUR / hourCap), floor(MINUTE / minuteCap), floor(MINUTE / routeCap)
-  for _ = 1, tonumber(ARGV[a+1]) do
-    decide(KEYS[k+1], KEYS[k+2], KEYS[k+3], cost, hourCap, minuteCap, routeCap, quota, dayStart, ARGV[a+8],
-      hourEvery, minuteEvery, routeEvery)
+  local admitted = decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, routeCap, quota, dayStart, expireAt,
+    hourEvery, minuteEvery, routeEvery)
+  if n > 1 then
+    local run = 0
+    if admitted then
+      run = 1 + admitMore(tierKey, routeKey, counterKey, n - 1, cost, hourCap, minuteCap, routeCap, quota,
+        hourEvery, minuteEvery, routeEvery)
+    end
+    nout = nout + 1
+    out[nout] = run
+    if run > 0 and run < n then
+      decide(tierKey, routeKey, counterKey, cost, hourCap, minuteCap, routeCap, quota, dayStart, expireAt,
+        hourEvery, minuteEvery, routeEvery)
+    end
   end
 end
 
