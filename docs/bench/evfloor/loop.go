@@ -63,7 +63,7 @@ func (l *loop) run() {
 	defer l.shutdown()
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := unix.EpollWait(l.epfd, events, -1)
+		n, err := l.wait(events)
 		if err == unix.EINTR {
 			continue
 		}
@@ -85,6 +85,16 @@ func (l *loop) run() {
 			}
 		}
 	}
+}
+
+// wait returns the ready events. Under load some are always ready, and a
+// poll that cannot block finds them without the scheduler's hand-off of
+// a blocking system call (syscalls.go); it blocks only when none are.
+func (l *loop) wait(events []unix.EpollEvent) (int, error) {
+	if n, err := pollNow(l.epfd, events); n > 0 || err != nil {
+		return n, err
+	}
+	return unix.EpollWait(l.epfd, events, -1)
 }
 
 // accept takes every pending connection and pairs each with a new upstream
@@ -320,7 +330,7 @@ func read(ep *endpoint) bool {
 		copy(grown, ep.in)
 		ep.in = grown
 	}
-	n, err := unix.Read(ep.fd, ep.in[len(ep.in):cap(ep.in)])
+	n, err := readRaw(ep.fd, ep.in[len(ep.in):cap(ep.in)])
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return true
 	}
@@ -336,7 +346,7 @@ func write(ep *endpoint) bool {
 	if len(ep.out) == 0 {
 		return true
 	}
-	n, err := unix.Write(ep.fd, ep.out)
+	n, err := writeRaw(ep.fd, ep.out)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return true
 	}
