@@ -129,22 +129,16 @@ func rewriteRequest(out, in, id, peer []byte) (req request, _ []byte, err error)
 	out = append(out, "HTTP/1.1\r\n"...)
 	var host []byte
 	lines := headerLines{rest: in[len(first)+2 : headLen]}
-	for {
-		line, name, value, ok := lines.next()
-		if !ok {
-			break
-		}
+	for line, name, value, ok := lines.next(); ok; line, name, value, ok = lines.next() {
 		switch {
 		case name == nil:
 			return req, out, errBadRequest
 		case headerIs(name, "Host"):
 			host = value
 		case headerIs(name, "Content-Length"):
-			n, err := strconv.Atoi(string(value))
-			if err != nil || n < 0 {
+			if req.bodyLen, ok = parseLength(value); !ok {
 				return req, out, errBadRequest
 			}
-			req.bodyLen = n
 		case headerIs(name, "Transfer-Encoding"), headerIs(name, "Expect"):
 			return req, out, errUnsupported
 		case headerIs(name, "Connection"):
@@ -198,20 +192,14 @@ func rewriteAnswer(out, in, id []byte, isHead bool, now time.Time) (ans answer, 
 	haveLength := false
 	out = append(append(out, first...), crlf...)
 	lines := headerLines{rest: in[len(first)+2 : headLen]}
-	for {
-		line, name, value, ok := lines.next()
-		if !ok {
-			break
-		}
+	for line, name, value, ok := lines.next(); ok; line, name, value, ok = lines.next() {
 		switch {
 		case name == nil:
 			return ans, out, errBadGateway
 		case headerIs(name, "Content-Length"):
-			n, err := strconv.Atoi(string(value))
-			if err != nil || n < 0 {
+			if ans.bodyLen, haveLength = parseLength(value); !haveLength {
 				return ans, out, errBadGateway
 			}
-			ans.bodyLen, haveLength = n, true
 		case headerIs(name, "Transfer-Encoding"):
 			if !noBody {
 				return ans, out, errBadGateway
@@ -231,6 +219,12 @@ func rewriteAnswer(out, in, id []byte, isHead bool, now time.Time) (ans answer, 
 		return ans, out, errBadGateway
 	}
 	return ans, append(appendAnswerHeaders(out, id, now), crlf...), nil
+}
+
+// parseLength parses a Content-Length value.
+func parseLength(value []byte) (int, bool) {
+	n, err := strconv.Atoi(string(value))
+	return n, err == nil && n >= 0
 }
 
 // appendAnswerHeaders appends what apiwarden adds to an allowed answer, the
