@@ -25,11 +25,22 @@
 #   floor      docs/bench/bareproxy -contract: the same headers on
 #              fasthttp, no decision, no record
 #   apiwarden  BINARY's proxy on the fasthttp edge, a tier of huge limits
+#   evfloor    docs/bench/evfloor: the same headers as floor on epoll event
+#              loops, no goroutine per connection (not run by default)
 # Each line: req/s, p99, CPU µs per request of the target's processes and
 # of the upstream (when found by its port), and the load average. At the
 # end: the medians and the ratios that matter.
 #
-# Environment: UPSTREAM=host:port; PORT_BASE=n (default 20410: n .. n+5).
+# Environment: UPSTREAM=host:port; PORT_BASE=n (default 20410: n .. n+5);
+# TARGETS, the targets in the order of a round (default "direct nginx
+# nginx+hdr floor apiwarden"; BINARY may be - without apiwarden);
+# PERF_EVENTS, perf stat's -e list: each round also counts those events in
+# the target's processes over wrk's run, per request (perf's tracepoints
+# cost CPU: take CPU figures from runs without it);
+# UPSTREAM_BIN, a build of ../shared/bench/upstream this script then starts
+# at UPSTREAM itself, in its own session, so that the upstream shares the
+# scheduler's autogroup with wrk and the targets (docs/BENCHMARKS.md, "The
+# same binary, two p99s").
 # Usage: docs/bench/nginx-contract.sh BINARY [ROUNDS] [SECONDS]
 # Needs nginx, wrk, curl, python3, go and ss. Binds only 127.0.0.1;
 # removes everything it started and wrote when it exits.
@@ -37,15 +48,21 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/proxy-lib.sh"
 usage="usage: $0 BINARY [ROUNDS] [SECONDS]"
-bin=$(realpath "${1:?$usage}")
+bin=${1:?$usage}
 rounds=${2:-3} dur=${3:-10}
 upstream=${UPSTREAM:-127.0.0.1:19001}
 port=${PORT_BASE:-20410}
+read -r -a targets <<<"${TARGETS:-direct nginx nginx+hdr floor apiwarden}"
+wants() { [[ " ${targets[*]} " == *" $1 "* ]]; }
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 for tool in wrk curl python3 go ss; do command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }; done
 [ -x "$nginx_bin" ] || { echo "needs nginx" >&2; exit 1; }
-need_upstream
 scratch nginxcontract
+if [ -n "${UPSTREAM_BIN:-}" ]; then
+  "$UPSTREAM_BIN" -addr "$upstream" 2>"$work/upstream.log" & pids+=($!)
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://$upstream/" && break; sleep 0.1; done
+fi
+need_upstream
 token=bench-admin-token-0123456789abcdef secret=bench-key-secret-0123456789abcdef
 export APIWARDEN_ADMIN_TOKEN=$token APIWARDEN_KEY_SECRET=$secret
 
@@ -113,11 +130,20 @@ nginx_conf nginx+hdr "$((port + 1))" '
 "$work/floor" -listen "127.0.0.1:$((port + 2))" -upstream "$upstream" -contract 2>"$work/floor.log" & pids+=($!)
 pid[floor]=$! url[floor]=http://127.0.0.1:$((port + 2))/ key[floor]=$nkey
 
-proxy_toml apiwarden "127.0.0.1:$((port + 3))" "127.0.0.1:$((port + 4))" "$upstream" fasthttp
-sed -i 's/^debug_pprof = true$/debug_pprof = false/' "$work/apiwarden.toml"
-"$bin" serve -config "$work/apiwarden.toml" >"$work/apiwarden.log" 2>&1 & pids+=($!)
-pid[apiwarden]=$! url[apiwarden]=http://127.0.0.1:$((port + 3))/
-key[apiwarden]=$(bench_key apiwarden "127.0.0.1:$((port + 4))" "${pid[apiwarden]}")
+if wants evfloor; then
+  (cd "$here/evfloor" && go build -o "$work/evfloor" .)
+  "$work/evfloor" -listen "127.0.0.1:$((port + 5))" -upstream "$upstream" 2>"$work/evfloor.log" & pids+=($!)
+  pid[evfloor]=$! url[evfloor]=http://127.0.0.1:$((port + 5))/ key[evfloor]=$nkey
+fi
+
+if wants apiwarden; then
+  bin=$(realpath "$bin")
+  proxy_toml apiwarden "127.0.0.1:$((port + 3))" "127.0.0.1:$((port + 4))" "$upstream" fasthttp
+  sed -i 's/^debug_pprof = true$/debug_pprof = false/' "$work/apiwarden.toml"
+  "$bin" serve -config "$work/apiwarden.toml" >"$work/apiwarden.log" 2>&1 & pids+=($!)
+  pid[apiwarden]=$! url[apiwarden]=http://127.0.0.1:$((port + 3))/
+  key[apiwarden]=$(bench_key apiwarden "127.0.0.1:$((port + 4))" "${pid[apiwarden]}")
+fi
 url[direct]=http://$upstream/ key[direct]=$nkey
 upid=$(ss -Hltnp "sport = :${upstream##*:}" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
 
@@ -132,33 +158,50 @@ procs() {
 }
 cpu() { local t=0 p; for p in $(procs "$1"); do t=$((t + $(ticks "$p"))); done; echo $t; }
 
-targets=(direct nginx nginx+hdr floor apiwarden)
 for t in "${targets[@]}"; do
   for _ in $(seq 1 100); do curl -s -o /dev/null -H "X-API-Key: ${key[$t]}" "${url[$t]}" && break; sleep 0.1; done
   wrk -t1 -c64 -d2s -H "X-API-Key: ${key[$t]}" -H "Authorization: Bearer ${key[$t]}" "${url[$t]}" >/dev/null
 done
 hz=$(getconf CLK_TCK)
-declare -A rps
+declare -A rps p99s cpus upcpus
 printf '%-5s %-10s %9s %8s %8s %9s %s\n' round target req/s p99 "us/req" "up us/req" load
 for r in $(seq 1 "$rounds"); do
   for t in "${targets[@]}"; do
+    perfpid=""
+    if [ -n "${PERF_EVENTS:-}" ] && [ -n "$(procs "$t")" ]; then
+      perf stat -x, -e "$PERF_EVENTS" -p "$(procs "$t" | paste -sd,)" -o "$work/perf.out" -- sleep "$dur" & perfpid=$!
+    fi
     c0=$(cpu "$t") u0=$(ticks "$upid")
     out=$(wrk -t1 -c64 -d"$dur"s --latency -H "X-API-Key: ${key[$t]}" -H "Authorization: Bearer ${key[$t]}" "${url[$t]}" 2>&1)
     c1=$(cpu "$t") u1=$(ticks "$upid")
     read -r rs p99 bad total errs <<<"$(wrk_figures "$out")"
     [ "$bad" = 0 ] && [ "$errs" = 0 ] || echo "$t: $bad non-2xx, $errs socket errors" >&2
-    rps[$t,$r]=$rs
-    printf '%-5s %-10s %9.0f %8s %8.1f %9.1f %s\n' "$r" "$t" "$rs" "$p99" \
-      "$(awk -v d=$((c1 - c0)) -v n="$total" -v hz="$hz" 'BEGIN{print n ? d*1e6/hz/n : 0}')" \
-      "$(awk -v d=$((u1 - u0)) -v n="$total" -v hz="$hz" 'BEGIN{print n ? d*1e6/hz/n : 0}')" \
+    rps[$t,$r]=$rs p99s[$t,$r]=$(p99_ms "$p99")
+    cpus[$t,$r]=$(awk -v d=$((c1 - c0)) -v n="$total" -v hz="$hz" 'BEGIN{printf "%.1f", n ? d*1e6/hz/n : 0}')
+    upcpus[$t,$r]=$(awk -v d=$((u1 - u0)) -v n="$total" -v hz="$hz" 'BEGIN{printf "%.1f", n ? d*1e6/hz/n : 0}')
+    printf '%-5s %-10s %9.0f %8s %8.1f %9.1f %s\n' "$r" "$t" "$rs" "$p99" "${cpus[$t,$r]}" "${upcpus[$t,$r]}" \
       "$(cut -d' ' -f1 /proc/loadavg)"
+    if [ -n "$perfpid" ]; then
+      wait "$perfpid" || true
+      awk -F, -v n="$total" -v t="$t" '$3 != "" && $1 ~ /^[0-9]/ {printf "      perf %-10s %-34s %8.2f a request\n", t, $3, n ? $1/n : 0}' "$work/perf.out"
+    fi
   done
 done
+# spread ARRAY TARGET [FORMAT] prints the median and range over the rounds.
+spread() {
+  local -n a=$1
+  for r in $(seq 1 "$rounds"); do echo "${a[$2,$r]}"; done | sort -g |
+    awk -v f="${3:-%s}" '{v[NR]=$1} END{printf f" ("f"-"f")", v[int((NR+1)/2)], v[1], v[NR]}'
+}
 declare -A med
+printf '%-17s %9s %24s %22s %18s %18s\n' "median target" req/s "req/s (range)" "p99 ms (range)" "us/req (range)" "up us/req (range)"
 for t in "${targets[@]}"; do
   med[$t]=$(for r in $(seq 1 "$rounds"); do echo "${rps[$t,$r]}"; done | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
-  printf 'median %-10s %9.0f\n' "$t" "${med[$t]}"
+  printf 'median %-10s %9.0f %24s %22s %18s %18s\n' "$t" "${med[$t]}" "$(spread rps "$t" %.0f)" "$(spread p99s "$t")" \
+    "$(spread cpus "$t")" "$(spread upcpus "$t")"
 done
-ratio() { awk -v a="${med[$1]}" -v b="${med[$2]}" 'BEGIN{printf "%.2f", a/b}'; }
+ratio() { awk -v a="${med[$1]:-0}" -v b="${med[$2]:-0}" 'BEGIN{printf "%.2f", b ? a/b : 0}'; }
 echo "ratios: nginx/direct $(ratio nginx direct)  nginx+hdr/nginx $(ratio nginx+hdr nginx)  floor/nginx+hdr $(ratio floor nginx+hdr)"
-echo "        apiwarden/nginx $(ratio apiwarden nginx)  apiwarden/nginx+hdr $(ratio apiwarden nginx+hdr)  apiwarden/floor $(ratio apiwarden floor)"
+wants apiwarden && echo "        apiwarden/nginx $(ratio apiwarden nginx)  apiwarden/nginx+hdr $(ratio apiwarden nginx+hdr)  apiwarden/floor $(ratio apiwarden floor)"
+wants evfloor && echo "        evfloor/nginx $(ratio evfloor nginx)  evfloor/nginx+hdr $(ratio evfloor nginx+hdr)  evfloor/floor $(ratio evfloor floor)"
+true

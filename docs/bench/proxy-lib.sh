@@ -67,6 +67,13 @@ wrk_figures() {
     print rps, p99, bad, total, errs }'
 }
 
+# p99_ms LATENCY prints wrk's latency (850.00us, 6.57ms, 1.02s) in ms.
+p99_ms() {
+  awk -v l="$1" 'BEGIN{ v=l+0
+    if (l ~ /us$/) v/=1000; else if (l ~ /ms$/) v=v; else if (l ~ /m$/) v*=60000; else if (l ~ /s$/) v*=1000
+    printf "%.2f", v }'
+}
+
 # need_upstream exits unless $upstream answers.
 need_upstream() {
   curl -s -o /dev/null "http://$upstream/" || { echo "no upstream on $upstream (run peers.sh --serve-only, or set UPSTREAM)" >&2; exit 1; }
