@@ -158,7 +158,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		handed = make(chan error, 1)
 		go func() { handed <- serveHandedOff(s.hs, s.handed) }()
 	}
-	err := s.srv.Serve(ln)
+	// Connections with lazy deadlines (deadline.go): fasthttp moves them
+	// at every request.
+	err := s.srv.Serve(deadlineListener{ln})
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
