@@ -76,11 +76,12 @@ type Server struct {
 	// handed-off connections with its listener.
 	up     *upstreamClient
 	bodies sync.Pool // of *upstreamBody
-	// inbounds holds the gathered requests of the lean path: pooled, not
-	// a local of serveProxy, to keep them off the stack under the decision.
-	inbounds sync.Pool // of *gateway.ProxyInbound
-	hs       *http.Server
-	handed   *connListener
+	// scratch holds the gathered requests of the lean path and their
+	// header maps: pooled, not locals of serveProxy, to keep them off the
+	// stack under the decision.
+	scratch sync.Pool // of *proxyScratch
+	hs      *http.Server
+	handed  *connListener
 	// nonce starts the value of deferBody's header; bodyTimeout is
 	// read_timeout.
 	nonce       []byte
@@ -99,7 +100,7 @@ func New(o Options) *Server {
 	s := &Server{gw: o.Gateway, fallback: fasthttpadaptor.NewFastHTTPHandler(o.Fallback), log: o.Logger,
 		conns: map[net.Conn]struct{}{}}
 	s.headers.New = func() any { return make(http.Header, 8) }
-	s.inbounds.New = func() any { return new(gateway.ProxyInbound) }
+	s.scratch.New = func() any { return &proxyScratch{resp: make(http.Header, 8), up: make(http.Header, 8)} }
 	readTimeout := o.ReadTimeout
 	s.srv = &fasthttp.Server{
 		Handler:      s.serve,
@@ -158,7 +159,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		handed = make(chan error, 1)
 		go func() { handed <- serveHandedOff(s.hs, s.handed) }()
 	}
-	err := s.srv.Serve(ln)
+	// Connections with lazy deadlines (deadline.go): fasthttp moves them
+	// at every request.
+	err := s.srv.Serve(deadlineListener{ln})
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}

@@ -33,23 +33,24 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 		s.handoff(ctx)
 		return
 	}
-	in := s.inbounds.Get().(*gateway.ProxyInbound)
-	defer s.putInbound(in)
+	sc := s.scratch.Get().(*proxyScratch)
+	defer s.putScratch(sc)
+	in := &sc.in
 	if !s.proxyInbound(ctx, in) {
 		s.handoff(ctx)
 		return
 	}
 	defer s.recoverPanic(ctx)
-	// The maps go back to their pool before the call ends, not deferred:
-	// an allowed request's values in them are the call's (DecideProxy).
-	resp, up := s.headers.Get().(http.Header), s.headers.Get().(http.Header)
+	// The maps are emptied before the call ends, not deferred: an allowed
+	// request's values in them are the call's (DecideProxy).
+	resp, up := sc.resp, sc.up
 	call, a, ok := s.gw.DecideProxy(resp, up, in)
 	if call == nil {
 		if ok {
 			writeAnswer(ctx, in.RequestID, resp, a)
 		}
-		s.putHeader(resp)
-		s.putHeader(up)
+		clear(resp)
+		clear(up)
 		if !ok {
 			s.handoff(ctx)
 		}
@@ -60,18 +61,30 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 	// (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
 	b := s.bodies.Get().(*upstreamBody)
 	err := s.exchange(b, ctx, call, up)
-	s.putHeader(up)
+	clear(up)
 	s.forward(b, ctx, call, in, resp, err)
 }
 
-// putInbound empties in, keeping its X-Forwarded-For slice's array, and
-// pools it.
-func (s *Server) putInbound(in *gateway.ProxyInbound) {
+// proxyScratch is what serveProxy gathers and fills for one request, in
+// one pooled object rather than three: each sync.Pool round trip costs
+// more when the request's goroutine comes back from the upstream on
+// another P than it left (docs/BENCHMARKS.md, "apiwarden above its
+// floor"). The maps are the answer's own headers and the upstream's
+// (DecideProxy's resp and up).
+type proxyScratch struct {
+	in       gateway.ProxyInbound
+	resp, up http.Header
+}
+
+// putScratch empties sc, keeping its X-Forwarded-For slice's array and
+// its (emptied) maps, and pools it.
+func (s *Server) putScratch(sc *proxyScratch) {
+	in := &sc.in
 	clear(in.Header.ForwardedFor) // views of a request's buffers
 	forwardedFor := in.Header.ForwardedFor[:0]
 	*in = gateway.ProxyInbound{}
 	in.Header.ForwardedFor = forwardedFor
-	s.inbounds.Put(in)
+	s.scratch.Put(sc)
 }
 
 // writeAnswer writes the gateway's own answer to a proxied request (a
@@ -93,15 +106,6 @@ func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(http.StatusInternalServerError)
 		ctx.SetConnectionClose()
 	}
-}
-
-// putHeader empties h and pools it. One map a call, not a variadic
-// list: with the lists' arrays serveProxy's frame was 312 bytes, not 240,
-// on the deepest stack of a proxied request (docs/BENCHMARKS.md, "Stacks
-// per connection on the fasthttp proxy").
-func (s *Server) putHeader(h http.Header) {
-	clear(h)
-	s.headers.Put(h)
 }
 
 // proxyInbound gathers what the gateway reads of a proxied request, in
@@ -224,10 +228,9 @@ func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatew
 	slot, err := s.up.acquire()
 	if err == nil {
 		b.resp.Header.SetNoDefaultContentType(true)
-		req := fasthttp.AcquireRequest()
-		upstreamRequest(req, ctx, call, up)
-		err = s.up.do(req, b.resp)
-		fasthttp.ReleaseRequest(req)
+		upstreamRequest(b.req, ctx, call, up)
+		err = s.up.do(b.req, b.resp)
+		b.req.Reset() // it refers to the client's body
 	}
 	b.slot, b.upstream = slot, time.Since(start)
 	return err
@@ -251,7 +254,7 @@ func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatewa
 		b.recycle(s)
 		a := call.Failed(resp, in, err, took)
 		writeAnswer(ctx, in.RequestID, resp, a)
-		s.putHeader(resp)
+		clear(resp)
 		return
 	}
 	// Field by field: b is as recycle left it but for exchange's slot
@@ -263,7 +266,7 @@ func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatewa
 	// a map iterator's bytes off the deepest path. resp holds no
 	// Content-Length, which copyHeader leaves out.
 	copyHeader(&ctx.Response.Header, resp)
-	s.putHeader(resp) // before the call can end, below or in b.Close
+	clear(resp) // before the call can end, below or in b.Close
 	ctx.SetStatusCode(b.status)
 	body := ures.BodyStream()
 	if body == nil {
@@ -387,8 +390,11 @@ func addHeaders(dst *fasthttp.RequestHeader, up http.Header) {
 // returns the upstream connection, or closes it when the answer was not
 // read to the end, and records the request.
 type upstreamBody struct {
-	s        *Server
-	call     *gateway.ProxyCall
+	s    *Server
+	call *gateway.ProxyCall
+	// req is the request sent upstream, empty but while exchange sends
+	// it: kept with the body, not taken from fasthttp's pool a request.
+	req      *fasthttp.Request
 	resp     *fasthttp.Response
 	ctx      *fasthttp.RequestCtx
 	r        io.Reader
@@ -403,16 +409,16 @@ type upstreamBody struct {
 	complete            bool
 }
 
-// newBodyPool returns the pool of upstreamBody. Each keeps its answer's
-// Response, and that Response its body buffer, from one request to the
-// next: a small answer's body is read into it and swapped with the
+// newBodyPool returns the pool of upstreamBody. Each keeps its Request
+// and its answer's Response, and that Response its body buffer, from one
+// request to the next: a small answer's body is read into it and swapped with the
 // client's answer's buffer (whole), which the server keeps too, so the
 // buffers change hands without a pool or an allocation.
 func newBodyPool() sync.Pool {
 	return sync.Pool{New: func() any {
 		resp := new(fasthttp.Response)
 		resp.KeepBodyBuffer = true
-		return &upstreamBody{resp: resp}
+		return &upstreamBody{req: new(fasthttp.Request), resp: resp}
 	}}
 }
 
@@ -516,11 +522,11 @@ func (b *upstreamBody) Close() error {
 	return nil
 }
 
-// recycle resets b, keeping its Response and trailer list, and puts it
-// back in s's pool.
+// recycle resets b, keeping its Request, Response and trailer list, and
+// puts it back in s's pool.
 func (b *upstreamBody) recycle(s *Server) {
 	resp := b.resp
 	resp.Reset() // the body stream closed, the body buffer kept
-	*b = upstreamBody{resp: resp, trailers: b.trailers[:0]}
+	*b = upstreamBody{req: b.req, resp: resp, trailers: b.trailers[:0]}
 	s.bodies.Put(b)
 }

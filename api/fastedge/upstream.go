@@ -73,7 +73,9 @@ func newUpstream(o gateway.ProxyOptions) *upstreamClient {
 			if err != nil || u.headerTimeout <= 0 {
 				return c, err
 			}
-			return &headerConn{Conn: c, timeout: u.headerTimeout}, nil
+			// headerConn moves the read deadline at every request: the
+			// socket's moves lazily (deadline.go).
+			return &headerConn{Conn: newDeadlineConn(c), timeout: u.headerTimeout}, nil
 		},
 		MaxConns:                  math.MaxInt32, // busy bounds the requests
 		MaxIdleConnDuration:       o.IdleConnTimeout,

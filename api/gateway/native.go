@@ -187,13 +187,28 @@ func (p *proxy) refuseDecided(c *ProxyCall, resp http.Header, in *ProxyInbound) 
 
 // ScrubHeaderValue is the package's ScrubHeaderValue for one header
 // value of the call's request, which a server copies upstream: an
-// X-Api-Key value that is the key the decision verified is dropped
-// without checking its format again, as the rule would drop it.
+// X-Api-Key value, or Authorization's Bearer credentials, that are the
+// key the decision verified are dropped without checking its format
+// again, as the rule would drop them.
 func (c *ProxyCall) ScrubHeaderValue(name, value string) (clean string, keep, changed bool) {
-	if c.key != "" && name == "X-Api-Key" && value == c.key {
+	if c.key != "" && c.carriesVerifiedKey(name, value) {
 		return "", false, true
 	}
 	return ScrubHeaderValue(name, value)
+}
+
+// carriesVerifiedKey says whether a request header value is the call's
+// verified key where a client sends one: the whole X-Api-Key value, or
+// the Bearer credentials of Authorization (carriesKey reads them so).
+func (c *ProxyCall) carriesVerifiedKey(name, value string) bool {
+	switch name {
+	case "X-Api-Key":
+		return value == c.key
+	case "Authorization":
+		k, ok := httpapi.Bearer(value)
+		return ok && k == c.key
+	}
+	return false
 }
 
 // splitProxyTarget returns the decoded path of a target in origin form, as

@@ -10,6 +10,8 @@ func TestCallScrubsAsTheRule(t *testing.T) {
 	for _, h := range [][2]string{
 		{"X-Api-Key", sampleKey}, {"X-Api-Key", "plain"}, {"X-Api-Key", sampleKey[:len(sampleKey)-1] + "x"},
 		{"X-Api-Key", " " + sampleKey}, {"Authorization", sampleKey}, {"Authorization", "Bearer " + sampleKey},
+		{"Authorization", "bearer  " + sampleKey + " "}, {"Authorization", "Bearer " + sampleKey + "x"},
+		{"Authorization", "Token " + sampleKey}, {"Authorization", "Bearer plain"}, {"Authorization", "Bearer"},
 		{"X-Other", sampleKey}, {"Cookie", "k=" + sampleKey}, {"X-Apiwarden-Owner", "x"},
 	} {
 		clean, keep, changed := c.ScrubHeaderValue(h[0], h[1])
@@ -20,25 +22,28 @@ func TestCallScrubsAsTheRule(t *testing.T) {
 	}
 }
 
-// BenchmarkScrubVerifiedKey: the X-Api-Key value of a request whose key
-// was verified, scrubbed by the rule (a format check) and by its call.
+// BenchmarkScrubVerifiedKey: the X-Api-Key value and the Authorization
+// Bearer credentials of a request whose key was verified, scrubbed by
+// the rule (a format check) and by its call.
 func BenchmarkScrubVerifiedKey(b *testing.B) {
 	key := string([]byte(sampleKey)) // not the constant: a server's value is a view of its buffer
-	b.Run("rule", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, keep, _ := ScrubHeaderValue("X-Api-Key", key); keep {
-				b.Fatal("kept")
+	for _, h := range [][2]string{{"X-Api-Key", key}, {"Authorization", "Bearer " + key}} {
+		b.Run(h[0]+"/rule", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, keep, _ := ScrubHeaderValue(h[0], h[1]); keep {
+					b.Fatal("kept")
+				}
 			}
-		}
-	})
-	b.Run("call", func(b *testing.B) {
-		c := &ProxyCall{key: sampleKey}
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, keep, _ := c.ScrubHeaderValue("X-Api-Key", key); keep {
-				b.Fatal("kept")
+		})
+		b.Run(h[0]+"/call", func(b *testing.B) {
+			c := &ProxyCall{key: sampleKey}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, keep, _ := c.ScrubHeaderValue(h[0], h[1]); keep {
+					b.Fatal("kept")
+				}
 			}
-		}
-	})
+		})
+	}
 }
