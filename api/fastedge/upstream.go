@@ -156,9 +156,10 @@ func (u *upstreamClient) release(slot bool) {
 // head and the whole body come in one read: the next write sets a new
 // deadline anyway, and an idle connection in the pool is not read
 // (docs/BENCHMARKS.md, "Cutting CPU per request"). The read deadline is
-// its alone: leanTransport sets none, and HostClient's own transport,
-// were it used, would clear it after each write. HostClient uses a
-// connection from one goroutine at a time.
+// its alone: leanTransport sets none, and HostClient's calls are ignored
+// (SetReadDeadline). It needs leanTransport: HostClient's own transport
+// never calls headRead, so every body would be cut at the timeout.
+// HostClient uses a connection from one goroutine at a time.
 type headerConn struct {
 	net.Conn
 	timeout time.Duration
