@@ -476,8 +476,9 @@ func testShutdownClosesIdleUpstreamConnections(t *testing.T, edge string) {
 	edgetest.Poll(t, 10*time.Second, "2 idle upstream connections closed after the drain", func() bool { return up.Closed.Load() >= 2 })
 }
 
-// An upstream that sends interim heads (103 Early Hints) and then never
-// its final one gets 504 after response_header_timeout, on every edge:
+// An upstream that sends interim heads (103 Early Hints), or a part of
+// its final head, and then never the rest of it gets 504 after
+// response_header_timeout, on every edge:
 // the timeout runs from the request's last write to the final head,
 // interim heads or not, as net/http's Transport and the lean path's
 // client count it. fasthttp's edge once lifted it at the end of the 103,
@@ -492,6 +493,7 @@ func testForwardingTimesOutAfterAnInterimHead(t *testing.T, edge string) {
 		{"103", hints},
 		{"two 103s in one write", hints + hints},
 		{"bare LF 103", "HTTP/1.1 103 Early Hints\n\r\n"},
+		{"half a head", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := edgetest.RawUpstream(t, func(conn net.Conn) {

@@ -26,7 +26,8 @@ import (
 // connection, reader and writer come from the HostClient's pools, so the
 // HostClient's retries, idle connections and CloseIdleConnections work as
 // with its own transport. The client sets no read or write timeout of its
-// own (headerConn bounds the head), so none is set here.
+// own: headerConn bounds the head, and is told here when fasthttp has
+// read the final one, so none is set here.
 //
 // Safe for concurrent use.
 type leanTransport struct {
@@ -64,6 +65,9 @@ func (t *leanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
 		return true, err
+	}
+	if c, ok := conn.(*headerConn); ok {
+		c.headRead() // fasthttp has the final head: the body reads untimed
 	}
 	reuse := !req.ConnectionClose() && !resp.ConnectionClose() && resp.StatusCode() != fasthttp.StatusSwitchingProtocols
 	h := &resp.Header

@@ -140,46 +140,35 @@ func (u *upstreamClient) release(slot bool) {
 
 // headerConn is an upstream connection whose reads must bring an answer's
 // final head within timeout of the request's last write: the deadline is
-// set at each write and lifted before any read that follows the blank line
-// ending the final head (scan), so a body or a stream reads for as long as
-// it lasts. Interim heads (1xx but 101, which fasthttp reads past) keep
-// it: an upstream that sends 103 Early Hints and then stalls gets 504 at
-// response_header_timeout, counted from the write as net/http's lean path
-// (api/gateway/forward.go) and http.Transport count it. Lifting it only
-// then, not as soon as the head has arrived, saves a deadline system
-// call a request in the common case, where the head and the whole body
-// come in one read: the next write sets a new deadline anyway, and an idle
-// connection in the pool is not read (docs/BENCHMARKS.md, "Cutting CPU per
-// request"). The read deadline is its alone: leanTransport sets none,
-// and HostClient's own transport, were it used, would clear it after each
-// write. HostClient uses a connection from one goroutine at a time.
+// set at each write and lifted before the first read after leanTransport
+// has had fasthttp read the final head (headRead), so a body or a stream
+// reads for as long as it lasts. The head's end is fasthttp's alone:
+// headerConn reads no byte of the answer, so it cannot take a head to end
+// sooner or later than fasthttp's parser does, whatever its line ends,
+// leading empty lines, folded fields or splits across reads (a scan of
+// its own once missed heads fasthttp takes, and kept the deadline on
+// their bodies). Interim heads (1xx but 101, which fasthttp reads past)
+// keep it: an upstream that sends 103 Early Hints and then stalls gets
+// 504 at response_header_timeout, counted from the write as net/http's
+// lean path (api/gateway/forward.go) and http.Transport count it.
+// Lifting it at the next read, not as soon as the head has been read,
+// saves a deadline system call a request in the common case, where the
+// head and the whole body come in one read: the next write sets a new
+// deadline anyway, and an idle connection in the pool is not read
+// (docs/BENCHMARKS.md, "Cutting CPU per request"). The read deadline is
+// its alone: leanTransport sets none, and HostClient's calls are ignored
+// (SetReadDeadline). It needs leanTransport: HostClient's own transport
+// never calls headRead, so every body would be cut at the timeout.
+// HostClient uses a connection from one goroutine at a time.
 type headerConn struct {
 	net.Conn
 	timeout time.Duration
 	waiting bool // for the end of the final head
 	armed   bool // a read deadline is set
-	// Of the head being read:
-	matched int        // bytes of "\r\n\r\n" seen at the end of the reads so far
-	status  statusEnd  // where its first line ends
-	code    statusCode // its status code
 }
 
-// statusEnd is where blankLine is in the first line of a head and just
-// after it.
-type statusEnd uint8
-
-const (
-	inStatus   statusEnd = iota // the first line has not ended
-	bareLF                      // it ended with a bare LF
-	bareLFCR                    // it ended with a bare LF, and a CR came
-	pastStatus                  // any later byte
-)
-
 func (c *headerConn) Write(b []byte) (int, error) {
-	if !c.waiting {
-		c.waiting = true
-		c.newHead()
-	}
+	c.waiting = true
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
@@ -195,110 +184,12 @@ func (c *headerConn) Read(b []byte) (int, error) {
 		}
 		c.armed = false
 	}
-	n, err := c.Conn.Read(b)
-	if c.waiting && n > 0 {
-		c.scan(b[:n])
-	}
-	return n, err
+	return c.Conn.Read(b)
 }
 
-// newHead starts following a head.
-func (c *headerConn) newHead() {
-	c.matched, c.status, c.code = 0, inStatus, statusCode{}
-}
-
-// scan follows b, read after what came before, through the heads of an
-// answer: it stops waiting at the end of the final head (statusCode), and
-// past the end of an interim head, or of empty lines fasthttp skips,
-// follows the next.
-func (c *headerConn) scan(b []byte) {
-	for {
-		i := c.headEnd(b)
-		if i < 0 {
-			return
-		}
-		if c.code.final() {
-			c.waiting = false
-			return
-		}
-		c.newHead()
-		b = b[i:]
-	}
-}
-
-// headEnd returns the index just past the blank line in b, read after
-// what came before, that ends a head as fasthttp reads one (its
-// ResponseHeader.Read), or -1: at the first "\r\n\r\n", without which it
-// waits for more even where a bare LF ends a line; or, when the first
-// line ends with a bare LF, at a CRLF right after it: an empty header
-// block, which fasthttp takes without a "\r\n\r\n" (an answer of no
-// fields, read to the close). Missing that one kept the deadline on such
-// an answer's body, cutting a long one at response_header_timeout. It
-// reads the head's status code on the way (statusCode), in the head's
-// bytes only: a byte after its end starts the next head.
-func (c *headerConn) headEnd(b []byte) int {
-	i := c.blankLine(b)
-	if i >= 0 {
-		c.code.read(b[:i])
-	} else {
-		c.code.read(b)
-	}
-	return i
-}
-
-// blankLine is headEnd's search for the blank line.
-func (c *headerConn) blankLine(b []byte) int {
-	if c.status != pastStatus {
-		if i := c.emptyBlock(b); i >= 0 {
-			return i + 1
-		}
-	}
-	const end = "\r\n\r\n"
-	for i, x := range b {
-		switch {
-		case x == end[c.matched]:
-			c.matched++
-			if c.matched == len(end) {
-				return i + 1
-			}
-		case x == '\r':
-			c.matched = 1
-		default:
-			c.matched = 0
-		}
-	}
-	return -1
-}
-
-// emptyBlock follows the first line of a head and the two bytes after
-// it through b, before blankLine matches b: it returns the index of the LF
-// of a CRLF that follows a line ending with a bare LF, or -1. Past them
-// it reads nothing.
-func (c *headerConn) emptyBlock(b []byte) int {
-	for i := 0; i < len(b) && c.status != pastStatus; i++ {
-		switch x := b[i]; c.status {
-		case inStatus:
-			if x != '\n' {
-				continue
-			}
-			c.status = bareLF
-			if i > 0 && b[i-1] == '\r' || i == 0 && c.matched == 1 {
-				c.status = pastStatus
-			}
-		case bareLF:
-			c.status = pastStatus
-			if x == '\r' {
-				c.status = bareLFCR
-			}
-		case bareLFCR:
-			if x == '\n' {
-				return i
-			}
-			c.status = pastStatus
-		}
-	}
-	return -1
-}
+// headRead tells c that fasthttp has read the answer's final head from
+// it: the reads that follow, of the body, run without the deadline.
+func (c *headerConn) headRead() { c.waiting = false }
 
 // SetReadDeadline ignores HostClient's calls: see headerConn.
 func (c *headerConn) SetReadDeadline(time.Time) error { return nil }
