@@ -120,6 +120,12 @@ func New(o Options) *Server {
 		NoDefaultContentType:  true,
 		ReduceMemoryUsage:     o.ReduceIdleMemory,
 		CloseOnShutdown:       true,
+		// Nothing here reads RequestCtx.Time (the gateway keeps its own
+		// clock), so fasthttp need not read the clock for it at every
+		// request (docs/BENCHMARKS.md, "apiwarden above its floor, second
+		// pass"); its idle bookkeeping for Shutdown then runs on a clock
+		// refreshed once a second.
+		LazyRequestTime:       true,
 		SecureErrorLogMessage: true,
 		Logger:                fasthttpLogger{o.Logger},
 		ConnState:             s.track,
