@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -188,19 +187,18 @@ func spread(calls []*scriptCall, vals []int64) error {
 
 // debit adds to vals, the reply of an admitted decision of in, the debits
 // of times more decisions like it admitted after it: allowScript's take,
-// with its refill intervals (floor of the window in microseconds over
-// the capacity, as microLimit's).
+// with microLimit's refill intervals, which the script's are.
 func (in *scriptInput) debit(vals *[scriptReply]int64, times int64) {
 	if times == 0 {
 		return
 	}
 	cost := in.args[argCost] * times
 	if c := in.args[argHourCap]; c > 0 {
-		vals[replyHour] += cost * (int64(HourWindow/time.Microsecond) / c)
-		vals[replyMinute] += cost * (int64(MinuteWindow/time.Microsecond) / in.args[argMinuteCap])
+		vals[replyHour] += cost * microLimit(c, HourWindow).interval
+		vals[replyMinute] += cost * microLimit(in.args[argMinuteCap], MinuteWindow).interval
 	}
 	if c := in.args[argRouteCap]; c > 0 {
-		vals[replyRoute] += cost * (int64(RouteWindow/time.Microsecond) / c)
+		vals[replyRoute] += cost * microLimit(c, RouteWindow).interval
 	}
 	if in.args[argQuota] > 0 {
 		vals[replyUsed] += cost

@@ -51,7 +51,8 @@ type lazyDeadline struct {
 // socket now: it does unless the socket's comes first.
 func (d *lazyDeadline) note(t time.Time) bool {
 	d.want = t
-	if d.socket.IsZero() && t.IsZero() || !d.socket.IsZero() && (t.IsZero() || !t.Before(d.socket)) {
+	// None wanted, or the socket's comes first: it stays.
+	if t.IsZero() || !d.socket.IsZero() && !t.Before(d.socket) {
 		return false
 	}
 	d.socket = t
