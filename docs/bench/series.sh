@@ -15,7 +15,9 @@
 # nginx-contract.sh BINARY, each with ROUNDS rounds of SECONDS.
 #
 # Environment: PEERS=path of peers.sh (default ../shared/bench/peers.sh
-# from the repository root).
+# from the repository root); EDGE2=an edge (server.edge) to run BINARY's
+# proxy on as well, peers.sh's run V right after A (127.0.0.1:18480-18481);
+# PROXY_ONLY=1 to stop after the proxy's runs (A, and V).
 # Usage: docs/bench/series.sh BINARY [ROUNDS] [SECONDS]   (from the
 # repository root)
 # Needs what peers.sh and the three scripts need, and go. Binds
@@ -45,19 +47,27 @@ sed -i '/^\[proxy\]/,/^$/d' "$work/auth.toml"
 pkey=$(bench_key proxy 127.0.0.1:18381 "${pids[-1]}")
 "$bin" serve -config "$work/auth.toml" >"$work/auth.log" 2>&1 & pids+=($!)
 akey=$(bench_key auth 127.0.0.1:18281 "${pids[-1]}")
+runs=("A --apiwarden http://127.0.0.1:18380/ --key $pkey")
+if [ -n "${EDGE2:-}" ]; then
+  proxy_toml edge2 127.0.0.1:18480 127.0.0.1:18481 "$upstream" "$EDGE2"
+  "$bin" serve -config "$work/edge2.toml" >"$work/edge2.log" 2>&1 & pids+=($!)
+  runs+=("V --apiwarden http://127.0.0.1:18480/ --key $(bench_key edge2 127.0.0.1:18481 "${pids[-1]}")")
+fi
 "$work/floor" -listen 127.0.0.1:19011 -upstream "$upstream" -contract >"$work/floor.log" 2>&1 & pids+=($!)
 "$work/evfloor" -listen 127.0.0.1:19012 -upstream "$upstream" >"$work/evfloor.log" 2>&1 & pids+=($!)
 
 stamp() { echo "== $1 $(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg)"; }
-for run in "A --apiwarden http://127.0.0.1:18380/ --key $pkey" \
-  "B --authorize http://127.0.0.1:18280/v1/authorize --key $akey" \
-  "F --apiwarden http://127.0.0.1:19011/ --key x" \
-  "E --apiwarden http://127.0.0.1:19012/ --key x"; do
+[ -n "${PROXY_ONLY:-}" ] || runs+=(
+  "B --authorize http://127.0.0.1:18280/v1/authorize --key $akey"
+  "F --apiwarden http://127.0.0.1:19011/ --key x"
+  "E --apiwarden http://127.0.0.1:19012/ --key x")
+for run in "${runs[@]}"; do
   set -- $run
   stamp "$1"
   shift
   "$peers" "$@" --rounds "$rounds" --duration "$dur"
 done
+if [ -n "${PROXY_ONLY:-}" ]; then stamp end; exit 0; fi
 
 "$peers" --serve-only >"$work/serve.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://$upstream/" && break; sleep 0.2; done
