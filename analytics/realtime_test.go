@@ -127,6 +127,11 @@ func TestRealtimeWindowsAndSnapshot(t *testing.T) {
 	if byName["o1"].Requests != 61 || byName["o2"].Requests != 30 || byName["o1"].Owner != "o1" {
 		t.Errorf("owner window %+v", owners)
 	}
+	// An owner's sums are its keys': the errors and 429s of k1 and k2,
+	// a p95 no slower than their slowest request (60 ms).
+	if o := byName["o1"]; o.Errors5xx != 6 || o.RateLimited != 6 || o.P95 < 50*time.Millisecond || o.P95 > 60*time.Millisecond {
+		t.Errorf("owner window o1 %+v", o)
+	}
 	if _, err := src.Window(alerting.SubjectGlobal, time.Hour, rtNow); !errors.Is(err, analytics.ErrWindowTooLong) {
 		t.Errorf("1h window: %v", err)
 	}

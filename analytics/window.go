@@ -51,68 +51,91 @@ func (rt *Realtime) Window(kind alerting.SubjectKind, window time.Duration, now 
 				Errors5xx: int64(c.Status5xx), RateLimited: int64(c.RateLimited), P95: c.LatencyQuantile(0.95)})
 		}
 		return out, nil
-	case alerting.SubjectKey, alerting.SubjectOwner:
-		// Keys first, each with its newest owner and tier; owners are then
-		// the sums of their keys.
-		type acc struct {
-			entry  subjectEntry
-			maxLat time.Duration
-		}
-		keys := make(map[string]*acc)
-		var order []string
-		rt.eachSlot(first, last, func(s *slot) { // oldest first
-			for i := range s.keys.entries {
-				e := &s.keys.entries[i]
-				a := keys[e.name]
-				if a == nil {
-					a = &acc{entry: subjectEntry{name: e.name}}
-					keys[e.name] = a
-					order = append(order, e.name)
-				}
-				a.entry.requests += e.requests
-				a.entry.errors5xx += e.errors5xx
-				a.entry.rateLimited += e.rateLimited
-				a.entry.latency.merge(&e.latency)
-				a.maxLat = max(a.maxLat, time.Duration(e.maxLatencyUS)*time.Microsecond)
-				a.entry.owner, a.entry.tier = e.owner, e.tier
-			}
-		})
-		if kind == alerting.SubjectOwner {
-			owners := make(map[string]*acc)
-			var ownerOrder []string
-			for _, name := range order {
-				k := keys[name]
-				if k.entry.owner == "" {
-					continue
-				}
-				a := owners[k.entry.owner]
-				if a == nil {
-					a = &acc{entry: subjectEntry{name: k.entry.owner, owner: k.entry.owner}}
-					owners[k.entry.owner] = a
-					ownerOrder = append(ownerOrder, k.entry.owner)
-				}
-				a.entry.requests += k.entry.requests
-				a.entry.errors5xx += k.entry.errors5xx
-				a.entry.rateLimited += k.entry.rateLimited
-				a.entry.latency.merge(&k.entry.latency)
-				a.maxLat = max(a.maxLat, k.maxLat)
-			}
-			keys, order = owners, ownerOrder
-		}
-		out := make([]alerting.Aggregate, 0, len(order))
-		for _, name := range order {
-			a := keys[name]
-			ag := alerting.Aggregate{Subject: alerting.Subject{Kind: kind, Value: name}, Owner: a.entry.owner,
-				Requests: int64(a.entry.requests), Errors5xx: int64(a.entry.errors5xx), RateLimited: int64(a.entry.rateLimited),
-				P95: a.entry.latency.quantile(0.95, a.maxLat)}
-			if kind == alerting.SubjectKey {
-				ag.Tier = a.entry.tier
-			}
-			out = append(out, ag)
-		}
-		return out, nil
+	case alerting.SubjectKey:
+		return subjectAggregates(kind, rt.keySums(first, last)), nil
+	case alerting.SubjectOwner:
+		return subjectAggregates(kind, rt.keySums(first, last).byOwner()), nil
 	}
 	return nil, fmt.Errorf("analytics: unknown subject kind %q", kind)
+}
+
+// subjectSum is one key's or owner's traffic summed over a window's
+// slots.
+type subjectSum struct {
+	entry  subjectEntry
+	maxLat time.Duration
+}
+
+// add merges e's counts and latencies into s.
+func (s *subjectSum) add(e *subjectEntry, maxLat time.Duration) {
+	s.entry.requests += e.requests
+	s.entry.errors5xx += e.errors5xx
+	s.entry.rateLimited += e.rateLimited
+	s.entry.latency.merge(&e.latency)
+	s.maxLat = max(s.maxLat, maxLat)
+}
+
+// subjectSums are the sums of a window's subjects in the order first
+// seen.
+type subjectSums struct {
+	byName map[string]*subjectSum
+	order  []string
+}
+
+// sum returns name's sum, new (with owner) if name was not seen yet.
+func (ss *subjectSums) sum(name, owner string) *subjectSum {
+	a := ss.byName[name]
+	if a == nil {
+		a = &subjectSum{entry: subjectEntry{name: name, owner: owner}}
+		ss.byName[name] = a
+		ss.order = append(ss.order, name)
+	}
+	return a
+}
+
+// keySums sums every key's traffic in the slots of the seconds first to
+// last, oldest slot first, so each key keeps its newest owner and tier.
+func (rt *Realtime) keySums(first, last int64) *subjectSums {
+	keys := &subjectSums{byName: make(map[string]*subjectSum)}
+	rt.eachSlot(first, last, func(s *slot) {
+		for i := range s.keys.entries {
+			e := &s.keys.entries[i]
+			a := keys.sum(e.name, "")
+			a.add(e, time.Duration(e.maxLatencyUS)*time.Microsecond)
+			a.entry.owner, a.entry.tier = e.owner, e.tier
+		}
+	})
+	return keys
+}
+
+// byOwner returns the sums of the owners of keys, each its keys' sum;
+// keys without an owner are left out.
+func (keys *subjectSums) byOwner() *subjectSums {
+	owners := &subjectSums{byName: make(map[string]*subjectSum)}
+	for _, name := range keys.order {
+		k := keys.byName[name]
+		if k.entry.owner != "" {
+			owners.sum(k.entry.owner, k.entry.owner).add(&k.entry, k.maxLat)
+		}
+	}
+	return owners
+}
+
+// subjectAggregates returns sums as kind's aggregates, in sums' order;
+// only keys carry a tier.
+func subjectAggregates(kind alerting.SubjectKind, sums *subjectSums) []alerting.Aggregate {
+	out := make([]alerting.Aggregate, 0, len(sums.order))
+	for _, name := range sums.order {
+		a := sums.byName[name]
+		ag := alerting.Aggregate{Subject: alerting.Subject{Kind: kind, Value: name}, Owner: a.entry.owner,
+			Requests: int64(a.entry.requests), Errors5xx: int64(a.entry.errors5xx), RateLimited: int64(a.entry.rateLimited),
+			P95: a.entry.latency.quantile(0.95, a.maxLat)}
+		if kind == alerting.SubjectKey {
+			ag.Tier = a.entry.tier
+		}
+		out = append(out, ag)
+	}
+	return out
 }
 
 // Hours calls fn with the hourly rollup of every subject of kind in each
