@@ -2,10 +2,12 @@ package admin
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -41,88 +43,22 @@ var seriesColumns = []string{"group", "t", "requests", "errors_4xx", "errors_5xx
 // as CSV or NDJSON, row by row: nothing is built in memory and nothing
 // holds the store open while the client reads.
 func (s *Server) exportAnalytics(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	q := r.URL.Query()
-	_, asSeries := q["interval"]
-	known := append([]string{"format"}, recordParams...)
-	if asSeries {
-		known = append([]string{"format"}, seriesParams...)
-	}
-	if err := checkParams(q, known...); err != nil {
-		return err
-	}
-	svc, err := s.analyticsService()
+	// Everything that can be refused is checked before the 200 goes out.
+	ex, err := s.planExport(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	format := first(q, "format")
-	switch format {
-	case "":
-		format = "csv"
-	case "csv", "ndjson":
-	default:
-		return httpapi.Errorf(httpapi.CodeInvalidParameter, "format: must be csv or ndjson, got %q", format)
-	}
-
-	// Everything that can be refused is checked before the 200 goes out.
-	var plan *analytics.SeriesPlan
-	var rq analytics.RecordQuery
-	var from, to time.Time
-	if asSeries {
-		sq, err := seriesQuery(q, svc.Location())
-		if err != nil {
-			return err
-		}
-		if plan, err = svc.PlanSeries(sq); err != nil {
-			return err
-		}
-		from, to = plan.From, plan.To
-	} else {
-		if rq, err = recordQuery(q); err != nil {
-			return err
-		}
-		rq.Order = metrics.OldestFirst
-		if from, to, err = svc.RecordRange(rq); err != nil {
-			return err
-		}
-	}
-
-	ew := newExportWriter(w, format)
-	kind := "requests"
-	if asSeries {
-		kind = "timeseries"
-	}
-	name := "apiwarden-" + kind
-	if !from.IsZero() {
-		name += "-" + from.Format("20060102T150405Z")
-	}
-	name += "-" + to.Format("20060102T150405Z") + "." + format
+	ew := newExportWriter(w, ex.format)
 	h := w.Header()
 	h.Set("Content-Type", ew.contentType())
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
-	h.Set("X-Apiwarden-From", formatOrEmpty(from))
-	h.Set("X-Apiwarden-To", to.Format(time.RFC3339))
+	h.Set("Content-Disposition", `attachment; filename="`+ex.filename()+`"`)
+	h.Set("X-Apiwarden-From", formatOrEmpty(ex.from))
+	h.Set("X-Apiwarden-To", ex.to.Format(time.RFC3339))
 	// The 200 goes out with the first bytes flushed, not here, so a
 	// source that fails before any row (PostgreSQL unreachable in cluster
 	// mode) still gets its error status.
-
-	if asSeries {
-		ew.header(seriesColumns)
-		err = plan.Each(r.Context(), func(group string, points []analytics.Point) error {
-			for i := range points {
-				if err := ew.seriesRow(group, &points[i]); err != nil {
-					return err
-				}
-			}
-			return ew.flush()
-		})
-	} else {
-		ew.header(recordColumns)
-		err = svc.EachRecord(r.Context(), rq, ew.recordRow)
-	}
-	if err == nil {
-		err = ew.flush()
-	}
+	err = ex.stream(r.Context(), ew)
 	if err != nil && !ew.sent {
 		for _, name := range []string{"Content-Type", "Content-Disposition", "X-Apiwarden-From", "X-Apiwarden-To"} {
 			h.Del(name)
@@ -136,6 +72,98 @@ func (s *Server) exportAnalytics(w http.ResponseWriter, r *http.Request, _ httpr
 		ew.abort()
 	}
 	return nil
+}
+
+// export is an export checked and planned, ready to stream: a series
+// (plan) or raw records (records), and the range it covers.
+type export struct {
+	svc      *analytics.Service
+	format   string // csv or ndjson
+	plan     *analytics.SeriesPlan
+	records  analytics.RecordQuery
+	from, to time.Time
+}
+
+// planExport checks an export's query q and plans it, or returns the
+// error the client is answered.
+func (s *Server) planExport(q url.Values) (*export, error) {
+	_, asSeries := q["interval"]
+	known := append([]string{"format"}, recordParams...)
+	if asSeries {
+		known = append([]string{"format"}, seriesParams...)
+	}
+	if err := checkParams(q, known...); err != nil {
+		return nil, err
+	}
+	svc, err := s.analyticsService()
+	if err != nil {
+		return nil, err
+	}
+	ex := &export{svc: svc, format: first(q, "format")}
+	switch ex.format {
+	case "":
+		ex.format = "csv"
+	case "csv", "ndjson":
+	default:
+		return nil, httpapi.Errorf(httpapi.CodeInvalidParameter, "format: must be csv or ndjson, got %q", ex.format)
+	}
+	if asSeries {
+		sq, err := seriesQuery(q, svc.Location())
+		if err != nil {
+			return nil, err
+		}
+		if ex.plan, err = svc.PlanSeries(sq); err != nil {
+			return nil, err
+		}
+		ex.from, ex.to = ex.plan.From, ex.plan.To
+		return ex, nil
+	}
+	if ex.records, err = recordQuery(q); err != nil {
+		return nil, err
+	}
+	ex.records.Order = metrics.OldestFirst
+	if ex.from, ex.to, err = svc.RecordRange(ex.records); err != nil {
+		return nil, err
+	}
+	return ex, nil
+}
+
+// filename is the export's attachment name: its kind, its range, its
+// format.
+func (ex *export) filename() string {
+	kind := "requests"
+	if ex.plan != nil {
+		kind = "timeseries"
+	}
+	name := "apiwarden-" + kind
+	if !ex.from.IsZero() {
+		name += "-" + ex.from.Format("20060102T150405Z")
+	}
+	return name + "-" + ex.to.Format("20060102T150405Z") + "." + ex.format
+}
+
+// stream writes the export's header row and rows to ew, flushing at the
+// end of every series group and at the end.
+func (ex *export) stream(ctx context.Context, ew *exportWriter) error {
+	var err error
+	if ex.plan != nil {
+		ew.header(seriesColumns)
+		err = ex.plan.Each(ctx, func(group string, points []analytics.Point) error {
+			for i := range points {
+				if err := ew.seriesRow(group, &points[i]); err != nil {
+					return err
+				}
+			}
+			return ew.flush()
+		})
+	} else {
+		ew.header(recordColumns)
+		err = ex.svc.EachRecord(ctx, ex.records, ew.recordRow)
+	}
+	if err != nil {
+		return err
+	}
+	return ew.flush()
 }
 
 func formatOrEmpty(t time.Time) string {
