@@ -195,9 +195,26 @@ type blockEdit struct {
 }
 
 // rewrite erases req's records from the blocks of batch: it decodes and
-// re-encodes them in a read transaction, then swaps them in within one
-// short write transaction, skipping any block that changed in between.
+// re-encodes them in a read transaction (planEdits), then swaps them in
+// within one short write transaction (applyEdits), skipping any block
+// that changed in between.
 func (e *Eraser) rewrite(req EraseRequest, batch []blockRef, res *EraseResult, keysSeen map[string]bool) error {
+	edits, err := e.planEdits(req, batch, keysSeen)
+	if err != nil {
+		return fmt.Errorf("metrics: erase: %w", err)
+	}
+	if len(edits) == 0 {
+		return nil
+	}
+	if err := e.applyEdits(edits, res); err != nil {
+		return fmt.Errorf("metrics: erase: write blocks: %w", err)
+	}
+	return nil
+}
+
+// planEdits returns the edits that erase req's records from the blocks of
+// batch, in one read transaction, noting the keys erased in keysSeen.
+func (e *Eraser) planEdits(req EraseRequest, batch []blockRef, keysSeen map[string]bool) ([]blockEdit, error) {
 	var edits []blockEdit
 	err := e.st.View(func(tx *store.Tx) error {
 		raw, err := tx.MustBucket(store.BucketRaw)
@@ -249,14 +266,14 @@ func (e *Eraser) rewrite(req EraseRequest, batch []blockRef, res *EraseResult, k
 		}
 		return nil
 	})
-	if err != nil || len(edits) == 0 {
-		if err != nil {
-			return fmt.Errorf("metrics: erase: %w", err)
-		}
-		return nil
-	}
+	return edits, err
+}
+
+// applyEdits swaps edits in, in one write transaction, skipping any block
+// that changed since planEdits read it, and adds what it did to res.
+func (e *Eraser) applyEdits(edits []blockEdit, res *EraseResult) error {
 	var rewritten, deleted, removed int
-	err = e.st.Update(func(tx *store.Tx) error {
+	err := e.st.Update(func(tx *store.Tx) error {
 		rewritten, deleted, removed = 0, 0, 0
 		raw, err := tx.MustBucket(store.BucketRaw)
 		if err != nil {
@@ -283,7 +300,7 @@ func (e *Eraser) rewrite(req EraseRequest, batch []blockRef, res *EraseResult, k
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("metrics: erase: write blocks: %w", err)
+		return err
 	}
 	res.RawRecords += removed
 	res.BlocksRewritten += rewritten
