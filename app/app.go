@@ -621,20 +621,7 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	keysDone := make(chan error, 1)
-	go func() { keysDone <- a.keys.Run(context.Background()) }()
-	limitsDone := make(chan error, 1)
-	go func() { limitsDone <- a.limits.Run(context.Background()) }()
-	recDone := make(chan error, 1)
-	go func() { recDone <- a.rec.Run(context.Background()) }()
-	go a.notify.Run(context.Background())
-	go a.alerts.Run(context.Background())
-	if a.redis != nil {
-		// Probes an open breaker with no traffic, so /readyz recovers.
-		go a.redis.Run(context.Background())
-	}
-	stopMirror := a.runMirror()
-	stopRealtime := a.runRealtimeSync()
+	stopBackground := a.runBackground()
 
 	serve("admin", a.adminSrv, a.adminLn, config.EdgeNetHTTP)
 	if a.enforceSrv != nil {
@@ -654,6 +641,69 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("shutting down", "drain_timeout", a.cfg.Server.ShutdownTimeout.D().String())
 
+	a.drainListeners()
+	wg.Wait()
+
+	// Nothing decides requests any more.
+	stopBackground()
+	a.keys.Close()
+	if a.redis != nil {
+		a.redis.Close()
+	}
+	a.closeCluster()
+	if err := a.st.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	a.log.Info("stopped")
+	return runErr
+}
+
+// runBackground starts the parts that run beside the listeners (key
+// usage, limiter, recorder, notifications, alerts, the Redis probe, the
+// cluster mirror and realtime sync) and returns what stops them: it stops
+// evaluating, writes what is buffered and saves the buckets, in that
+// order, logging what fails.
+func (a *App) runBackground() (stop func()) {
+	keysDone := make(chan error, 1)
+	go func() { keysDone <- a.keys.Run(context.Background()) }()
+	limitsDone := make(chan error, 1)
+	go func() { limitsDone <- a.limits.Run(context.Background()) }()
+	recDone := make(chan error, 1)
+	go func() { recDone <- a.rec.Run(context.Background()) }()
+	go a.notify.Run(context.Background())
+	go a.alerts.Run(context.Background())
+	if a.redis != nil {
+		// Probes an open breaker with no traffic, so /readyz recovers.
+		go a.redis.Run(context.Background())
+	}
+	stopMirror := a.runMirror()
+	stopRealtime := a.runRealtimeSync()
+	return func() {
+		a.alerts.Stop()
+		a.notify.Stop()
+		if a.redis != nil {
+			a.redis.Stop()
+		}
+		a.rec.Stop()
+		if err := <-recDone; err != nil {
+			a.log.Error("final metrics flush failed", "err", err)
+		}
+		a.limits.Stop()
+		if err := <-limitsDone; err != nil {
+			a.log.Error("limiter", "err", err)
+		}
+		stopRealtime()
+		stopMirror() // before the key service flushes and closes
+		a.keys.Stop()
+		if err := <-keysDone; err != nil {
+			a.log.Error("final write of key usage failed", "err", err)
+		}
+	}
+}
+
+// drainListeners shuts both listeners' servers down at once, each given
+// server.shutdown_timeout to finish its requests before it is closed.
+func (a *App) drainListeners() {
 	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout.D())
 	defer cancel()
 	var drain sync.WaitGroup
@@ -671,38 +721,4 @@ func (a *App) Run(ctx context.Context) error {
 		}()
 	}
 	drain.Wait()
-	wg.Wait()
-
-	// Nothing decides requests any more: stop evaluating, write what is
-	// buffered and save the buckets.
-	a.alerts.Stop()
-	a.notify.Stop()
-	if a.redis != nil {
-		a.redis.Stop()
-	}
-	a.rec.Stop()
-	if err := <-recDone; err != nil {
-		a.log.Error("final metrics flush failed", "err", err)
-	}
-	a.limits.Stop()
-	if err := <-limitsDone; err != nil {
-		a.log.Error("limiter", "err", err)
-	}
-
-	stopRealtime()
-	stopMirror() // before the key service flushes and closes
-	a.keys.Stop()
-	if err := <-keysDone; err != nil {
-		a.log.Error("final write of key usage failed", "err", err)
-	}
-	a.keys.Close()
-	if a.redis != nil {
-		a.redis.Close()
-	}
-	a.closeCluster()
-	if err := a.st.Close(); err != nil && runErr == nil {
-		runErr = err
-	}
-	a.log.Info("stopped")
-	return runErr
 }
