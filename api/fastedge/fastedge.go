@@ -100,7 +100,7 @@ func New(o Options) *Server {
 	s := &Server{gw: o.Gateway, fallback: fasthttpadaptor.NewFastHTTPHandler(o.Fallback), log: o.Logger,
 		conns: map[net.Conn]struct{}{}}
 	s.headers.New = func() any { return make(http.Header, 8) }
-	s.scratch.New = func() any { return &proxyScratch{resp: make(http.Header, 8), up: make(http.Header, 8)} }
+	s.scratch.New = func() any { return new(proxyScratch) }
 	readTimeout := o.ReadTimeout
 	s.srv = &fasthttp.Server{
 		Handler:      s.serve,

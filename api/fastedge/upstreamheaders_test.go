@@ -2,7 +2,6 @@ package fastedge
 
 import (
 	"bufio"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -52,10 +51,10 @@ func TestUpstreamRequestHeaders(t *testing.T) {
 
 // upstreamFields is the gateway's upstream headers as DecideProxy hands
 // them to the lean path.
-func upstreamFields(values map[string]string) http.Header {
-	h := http.Header{}
+func upstreamFields(values map[string]string) *gateway.Fields {
+	var f gateway.Fields
 	for name, v := range values {
-		h[name] = []string{v}
+		f.Set(name, v)
 	}
-	return h
+	return &f
 }
