@@ -237,7 +237,7 @@ func contentLength(h *fasthttp.RequestHeader) int64 {
 //
 //go:noinline
 func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, up *gateway.Fields) error {
-	start := time.Now()
+	start := time.Since(s.origin)
 	slot, err := s.up.acquire()
 	if err == nil {
 		b.resp.Header.SetNoDefaultContentType(true)
@@ -245,7 +245,7 @@ func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatew
 		err = s.up.do(b.req, b.resp)
 		b.req.Reset() // it refers to the client's body
 	}
-	b.slot, b.upstream = slot, time.Since(start)
+	b.slot, b.upstream = slot, time.Since(s.origin)-start
 	return err
 }
 
