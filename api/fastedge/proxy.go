@@ -327,7 +327,10 @@ const maxWholeAnswer = 16 << 10
 // client's request: method, target, Host, the headers the gateway's rules
 // keep (hop-by-hop and Connection-named ones removed, keys and
 // apiwarden's own scrubbed, those named in up replaced by up's), and the
-// body: call's request, sent to call.Target.
+// body: call's request, sent to call.Target. up's fields are not added
+// to req's header but carried as a user value of req, for writeRequest
+// to append to the head it writes (gatewayFields): valid until the
+// exchange returns.
 func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, up *gateway.Fields) {
 	src, dst := &ctx.Request.Header, &req.Header
 	req.UseHostHeader = true
@@ -339,7 +342,7 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, call *gate
 	dst.SetRequestURI(call.Target)
 	dst.SetHostBytes(src.Host())
 	copyClientHeaders(dst, src, up, call)
-	addHeaders(dst, up)
+	req.SetUserValue(gatewayFields{}, up)
 	// The body fasthttp read whole (serveProxyMode): the upstream request
 	// is sent before the handler returns and fasthttp reuses it.
 	if b := ctx.Request.Body(); len(b) > 0 {
@@ -385,8 +388,6 @@ func copyClientHeaders(dst, src *fasthttp.RequestHeader, up *gateway.Fields, cal
 }
 
 // addHeaders adds the headers the gateway tells the upstream to dst.
-//
-//go:noinline
 func addHeaders(dst *fasthttp.RequestHeader, up *gateway.Fields) {
 	for _, f := range up.List() {
 		dst.Add(f.Name, f.Value)
