@@ -2,18 +2,19 @@ package fastedge
 
 import (
 	"bufio"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/apiwarden/apiwarden/api/gateway"
 )
 
 // copyHeaders reads the upstream's answer once: a header the upstream sets
 // with a value wins over the gateway's of that name, one it sends empty
 // does not, the request id is the upstream's when it sends one, and the
 // cache status the record keeps is Cache-Status before X-Cache. The
-// gateway's headers are added after it by copyHeader, as forward does.
+// gateway's headers are added after it by addAnswerFields, as forward does.
 func TestCopyHeadersOnePass(t *testing.T) {
 	var ures fasthttp.Response
 	ures.Header.SetNoDefaultContentType(true)
@@ -22,13 +23,16 @@ func TestCopyHeadersOnePass(t *testing.T) {
 	if err := ures.Header.Read(bufio.NewReader(strings.NewReader(head))); err != nil {
 		t.Fatal(err)
 	}
-	resp := http.Header{"X-Ratelimit-Limit": {"100"}, "Ratelimit": {`"minute";r=99;t=1`}, "X-Ratelimit-Remaining": {"99"}}
+	var resp gateway.Fields
+	resp.Set("X-Ratelimit-Limit", "100")
+	resp.Set("Ratelimit", `"minute";r=99;t=1`)
+	resp.Set("X-Ratelimit-Remaining", "99")
 	var out fasthttp.ResponseHeader
 	b := upstreamBody{resp: &ures}
-	if stream := b.copyHeaders(&out, resp, "ours"); stream {
+	if stream := b.copyHeaders(&out, &resp, "ours"); stream {
 		t.Error("an answer of known length read as a stream")
 	}
-	copyHeader(&out, resp)
+	addAnswerFields(&out, &resp)
 	for name, want := range map[string]string{
 		"X-Ratelimit-Limit": "7", "X-Ratelimit-Remaining": "99", "X-Request-Id": "from-the-app", "X-Cache": "MISS",
 	} {

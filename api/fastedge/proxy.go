@@ -41,16 +41,16 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	defer s.recoverPanic(ctx)
-	// The maps are emptied before the call ends, not deferred: an allowed
-	// request's values in them are the call's (DecideProxy).
-	resp, up := sc.resp, sc.up
+	// The lists are emptied before the call ends, not deferred: an
+	// allowed request's values in them are the call's (DecideProxy).
+	resp, up := &sc.resp, &sc.up
 	call, a, ok := s.gw.DecideProxy(resp, up, in)
 	if call == nil {
 		if ok {
 			writeAnswer(ctx, in.RequestID, resp, a)
 		}
-		clear(resp)
-		clear(up)
+		resp.Reset()
+		up.Reset()
 		if !ok {
 			s.handoff(ctx)
 		}
@@ -61,7 +61,7 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 	// (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
 	b := s.bodies.Get().(*upstreamBody)
 	err := s.exchange(b, ctx, call, up)
-	clear(up)
+	up.Reset()
 	s.forward(b, ctx, call, in, resp, err)
 }
 
@@ -69,15 +69,15 @@ func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 // one pooled object rather than three: each sync.Pool round trip costs
 // more when the request's goroutine comes back from the upstream on
 // another P than it left (docs/BENCHMARKS.md, "apiwarden above its
-// floor"). The maps are the answer's own headers and the upstream's
+// floor"). The lists are the answer's own headers and the upstream's
 // (DecideProxy's resp and up).
 type proxyScratch struct {
 	in       gateway.ProxyInbound
-	resp, up http.Header
+	resp, up gateway.Fields
 }
 
 // putScratch empties sc, keeping its X-Forwarded-For slice's array and
-// its (emptied) maps, and pools it.
+// its (emptied) lists, and pools it.
 func (s *Server) putScratch(sc *proxyScratch) {
 	in := &sc.in
 	clear(in.Header.ForwardedFor) // views of a request's buffers
@@ -89,9 +89,9 @@ func (s *Server) putScratch(sc *proxyScratch) {
 
 // writeAnswer writes the gateway's own answer to a proxied request (a
 // refusal, or a failed forward) with its headers and request id.
-func writeAnswer(ctx *fasthttp.RequestCtx, requestID string, h http.Header, a gateway.Answer) {
+func writeAnswer(ctx *fasthttp.RequestCtx, requestID string, h *gateway.Fields, a gateway.Answer) {
 	ctx.Response.Header.Set("X-Request-Id", requestID)
-	copyHeader(&ctx.Response.Header, h)
+	addAnswerFields(&ctx.Response.Header, h)
 	ctx.SetStatusCode(a.Status)
 	ctx.SetBody(a.Body)
 }
@@ -236,8 +236,8 @@ func contentLength(h *fasthttp.RequestHeader) int64 {
 // b.upstream is how long it took.
 //
 //go:noinline
-func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, up http.Header) error {
-	start := time.Now()
+func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, up *gateway.Fields) error {
+	start := time.Since(s.origin)
 	slot, err := s.up.acquire()
 	if err == nil {
 		b.resp.Header.SetNoDefaultContentType(true)
@@ -245,7 +245,7 @@ func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatew
 		err = s.up.do(b.req, b.resp)
 		b.req.Reset() // it refers to the client's body
 	}
-	b.slot, b.upstream = slot, time.Since(start)
+	b.slot, b.upstream = slot, time.Since(s.origin)-start
 	return err
 }
 
@@ -254,7 +254,7 @@ func (s *Server) exchange(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatew
 // body, or here when there is none or the exchange failed.
 //
 //go:noinline
-func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *gateway.ProxyInbound, resp http.Header, err error) {
+func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, in *gateway.ProxyInbound, resp *gateway.Fields, err error) {
 	ures := b.resp
 	if err == nil && ures.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		// The lean path never asks for an upgrade (see Lean): the client
@@ -267,7 +267,7 @@ func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatewa
 		b.recycle(s)
 		a := call.Failed(resp, in, err, took)
 		writeAnswer(ctx, in.RequestID, resp, a)
-		clear(resp)
+		resp.Reset()
 		return
 	}
 	// Field by field: b is as recycle left it but for exchange's slot
@@ -275,11 +275,9 @@ func (s *Server) forward(b *upstreamBody, ctx *fasthttp.RequestCtx, call *gatewa
 	b.s, b.call, b.ctx, b.status = s, call, ctx, ures.StatusCode()
 	stream := b.copyHeaders(&ctx.Response.Header, resp, in.RequestID)
 	// The proxy's own headers the upstream did not set (copyHeaders took
-	// its names out of resp), in a frame beside copyHeaders, not under it:
-	// a map iterator's bytes off the deepest path. resp holds no
-	// Content-Length, which copyHeader leaves out.
-	copyHeader(&ctx.Response.Header, resp)
-	clear(resp) // before the call can end, below or in b.Close
+	// its names out of resp), in a frame beside copyHeaders, not under it.
+	addAnswerFields(&ctx.Response.Header, resp)
+	resp.Reset() // before the call can end, below or in b.Close
 	ctx.SetStatusCode(b.status)
 	body := ures.BodyStream()
 	if body == nil {
@@ -328,20 +326,23 @@ const maxWholeAnswer = 16 << 10
 // upstreamRequest writes into req what the upstream is sent of the
 // client's request: method, target, Host, the headers the gateway's rules
 // keep (hop-by-hop and Connection-named ones removed, keys and
-// apiwarden's own scrubbed, those in up replaced by up's), and the body:
-// call's request, sent to call.Target.
-func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, up http.Header) {
+// apiwarden's own scrubbed, those named in up replaced by up's), and the
+// body: call's request, sent to call.Target. up's fields are not added
+// to req's header but carried as a user value of req, for writeRequest
+// to append to the head it writes (gatewayFields): valid until the
+// exchange returns.
+func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, call *gateway.ProxyCall, up *gateway.Fields) {
 	src, dst := &ctx.Request.Header, &req.Header
 	req.UseHostHeader = true
 	// The names copied are already canonical: the server's parser
-	// normalised the client's, and up's keys are http.Header's. So the
+	// normalised the client's, and up's are the gateway's. So the
 	// copy skips fasthttp's normalising pass (Reset turns it back on).
 	dst.DisableNormalizing()
 	dst.SetMethodBytes(src.Method())
 	dst.SetRequestURI(call.Target)
 	dst.SetHostBytes(src.Host())
 	copyClientHeaders(dst, src, up, call)
-	addHeaders(dst, up)
+	req.SetUserValue(gatewayFields{}, up)
 	// The body fasthttp read whole (serveProxyMode): the upstream request
 	// is sent before the handler returns and fasthttp reuses it.
 	if b := ctx.Request.Body(); len(b) > 0 {
@@ -356,7 +357,7 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, call *gate
 // (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
 //
 //go:noinline
-func copyClientHeaders(dst, src *fasthttp.RequestHeader, up http.Header, call *gateway.ProxyCall) {
+func copyClientHeaders(dst, src *fasthttp.RequestHeader, up *gateway.Fields, call *gateway.ProxyCall) {
 	var connection []string
 	for _, v := range src.PeekAll("Connection") {
 		connection = append(connection, b2s(v))
@@ -380,19 +381,25 @@ func copyClientHeaders(dst, src *fasthttp.RequestHeader, up http.Header, call *g
 		}
 		// Looked up last: the headers dropped above (a key's, most
 		// often) cost no lookup.
-		if _, set := up[name]; !set {
+		if !up.Has(name) {
 			dst.Add(name, clean)
 		}
 	}
 }
 
 // addHeaders adds the headers the gateway tells the upstream to dst.
-//
-//go:noinline
-func addHeaders(dst *fasthttp.RequestHeader, up http.Header) {
-	for name, values := range up {
-		for _, v := range values {
-			dst.Add(name, v)
+func addHeaders(dst *fasthttp.RequestHeader, up *gateway.Fields) {
+	for _, f := range up.List() {
+		dst.Add(f.Name, f.Value)
+	}
+}
+
+// addAnswerFields adds the gateway's answer headers h to dst, but
+// Content-Length, which fasthttp sets from the body (copyHeader's rule).
+func addAnswerFields(dst *fasthttp.ResponseHeader, h *gateway.Fields) {
+	for _, f := range h.List() {
+		if f.Name != fasthttp.HeaderContentLength {
+			dst.Add(f.Name, f.Value)
 		}
 	}
 }
@@ -438,19 +445,19 @@ func newBodyPool() sync.Pool {
 // copyHeaders copies the upstream answer's headers the client may see
 // into dst, and the request id where the upstream set none. It reads the
 // answer's headers once: the names the upstream set with a value are
-// taken out of resp on the way (resp is the request's own, cleared after
+// taken out of resp on the way (resp is the request's own, reset after
 // it), so what is left of resp is the proxy's own headers (rate limits)
-// the upstream did not set, which the caller then adds (copyHeader), as
+// the upstream did not set, which the caller then adds (addAnswerFields), as
 // the net/http path's header map lets the upstream's win; and the cache
 // status the record keeps is noted for Close. It says whether the answer
 // is a stream (no length, or an event stream).
 //
 // Every name written into dst is canonical already (the upstream's,
-// trailers' too, as fasthttp parsed them, resp's as http.Header keeps
+// trailers' too, as fasthttp parsed them, resp's as the gateway sets
 // them), so dst skips fasthttp's normalising pass for the rest of the
 // answer; fasthttp still refuses names with bytes a name may not hold
 // and strips CR and LF from values.
-func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp http.Header, requestID string) (stream bool) {
+func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp *gateway.Fields, requestID string) (stream bool) {
 	src := &b.resp.Header
 	dst.DisableNormalizing()
 	var connection []string
@@ -470,7 +477,7 @@ func (b *upstreamBody) copyHeaders(dst *fasthttp.ResponseHeader, resp http.Heade
 		if len(v) == 0 {
 			continue
 		}
-		delete(resp, name)
+		resp.Remove(name)
 		switch name {
 		case "X-Request-Id":
 			idSet = true

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/apiwarden/apiwarden/api/gateway"
 )
 
 // leanTransport is the upstream client's fasthttp.RoundTripper. It differs
@@ -119,16 +121,61 @@ func (t *leanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request
 // Request.Write also sends a multipart form or post arguments set
 // through fasthttp's form API when the body is empty; upstreamRequest
 // sets neither, and neither can be seen here without parsing the body.
+//
+// The gateway's headers upstreamRequest leaves in req (gatewayFields)
+// are appended to the head's end here, after req's own; a request
+// Request.Write writes has them added to its header first, once.
 func writeRequest(bw *bufio.Writer, req *fasthttp.Request) error {
+	up, _ := req.UserValue(gatewayFields{}).(*gateway.Fields)
 	body, hasBody, plain := frameRequest(req)
 	if !plain {
+		if up != nil {
+			addHeaders(&req.Header, up)
+			req.RemoveUserValue(gatewayFields{}) // a retry writes them once
+		}
 		return req.Write(bw)
 	}
-	if _, err := bw.Write(req.Header.AppendBytes(bw.AvailableBuffer())); err != nil || !hasBody {
+	head := req.Header.AppendBytes(bw.AvailableBuffer())
+	if up != nil {
+		head = append(appendFields(head[:len(head)-2], up), '\r', '\n') // before the empty line
+	}
+	if _, err := bw.Write(head); err != nil || !hasBody {
 		return err
 	}
 	_, err := bw.Write(body)
 	return err
+}
+
+// gatewayFields is the user value key under which upstreamRequest leaves
+// the gateway's headers for the upstream (a *gateway.Fields) in the
+// request it builds.
+type gatewayFields struct{}
+
+// appendFields appends f's fields to a head as header lines, as
+// RequestHeader.AppendBytes writes its own. fasthttp's Add would copy
+// each name and check its bytes, copy each value and scan it (~0.1 us a
+// field in the profile, docs/BENCHMARKS.md, "apiwarden above its floor,
+// third pass"); here a field costs its copy and one scan, which turns
+// CR and LF into spaces as Add does, so no field can end the line early.
+func appendFields(dst []byte, f *gateway.Fields) []byte {
+	for _, fd := range f.List() {
+		dst = appendNoNewLines(dst, fd.Name)
+		dst = append(dst, ':', ' ')
+		dst = append(appendNoNewLines(dst, fd.Value), '\r', '\n')
+	}
+	return dst
+}
+
+// appendNoNewLines appends s with every CR and LF in it a space.
+func appendNoNewLines(dst []byte, s string) []byte {
+	start := len(dst)
+	dst = append(dst, s...)
+	for i, c := range dst[start:] {
+		if c == '\r' || c == '\n' {
+			dst[start+i] = ' '
+		}
+	}
+	return dst
 }
 
 // frameRequest sets req's Host, target and Content-Length as

@@ -162,11 +162,11 @@ func (s *Gateway) authorizeRequest(h http.Header, in *Inbound) (Answer, *httpapi
 	d := g.decide(start, &f)
 
 	hv := new(headerValues)
-	g.setLimitValues(h, hv, &d, start)
+	g.setLimitValues(headerMap(h), hv, &d, start)
 	hv.set(h, "X-Apiwarden-Code", d.Code.String())
 	a := Answer{Status: http.StatusOK}
 	if d.Allowed() {
-		setIdentityHeaders(h, hv, d.Identity, d.Tier)
+		setIdentityHeaders(headerMap(h), hv, d.Identity, d.Tier)
 		hv.set(h, "X-Request-Id", in.RequestID)
 		hv.set(h, "Content-Length", "0")
 	} else {

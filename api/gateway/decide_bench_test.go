@@ -109,33 +109,35 @@ func (w *decideWorld) inbound() gateway.ProxyInbound {
 // recorder), as api/fastedge runs it; serially and from parallel callers.
 func BenchmarkDecideProxy(b *testing.B) {
 	w := newDecideWorld(b, true)
-	once := func(resp, up http.Header, in *gateway.ProxyInbound) {
+	once := func(resp, up *gateway.Fields, in *gateway.ProxyInbound) {
 		call, a, ok := w.gw.DecideProxy(resp, up, in)
 		if call == nil || !ok {
 			b.Fatalf("refused: %d %s", a.Status, a.Body)
 		}
-		clear(resp) // the maps let go of the call's values before it ends
-		clear(up)
+		resp.Reset() // the lists let go of the call's values before it ends
+		up.Reset()
 		call.Finish(http.StatusOK, 42, time.Millisecond, "")
 	}
 	// Grow the recorder's buffers to what this rate needs first, as a
 	// running server's are, so the figures are the steady state's.
-	resp, up, in := http.Header{}, http.Header{}, w.inbound()
+	var resp, up gateway.Fields
+	in := w.inbound()
 	for range 100_000 {
-		once(resp, up, &in)
+		once(&resp, &up, &in)
 	}
 	b.Run("serial", func(b *testing.B) {
 		defer reportCPU(b)()
 		for b.Loop() {
-			once(resp, up, &in)
+			once(&resp, &up, &in)
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
 		defer reportCPU(b)()
 		b.RunParallel(func(pb *testing.PB) {
-			resp, up, in := http.Header{}, http.Header{}, w.inbound()
+			var resp, up gateway.Fields
+			in := w.inbound()
 			for pb.Next() {
-				once(resp, up, &in)
+				once(&resp, &up, &in)
 			}
 		})
 	})
@@ -193,15 +195,16 @@ func TestDecideProxyAllocations(t *testing.T) {
 	}
 	w := newDecideWorld(t, false)
 	for _, callerID := range []string{"0123456789abcdef0123456789abcdef", ""} {
-		resp, up, in := http.Header{}, http.Header{}, w.inbound()
+		var resp, up gateway.Fields
+		in := w.inbound()
 		once := func() {
 			in.RequestID = callerID // DecideProxy names the request in it
-			call, a, ok := w.gw.DecideProxy(resp, up, &in)
+			call, a, ok := w.gw.DecideProxy(&resp, &up, &in)
 			if call == nil || !ok {
 				t.Fatalf("refused: %d %s", a.Status, a.Body)
 			}
-			clear(resp)
-			clear(up)
+			resp.Reset()
+			up.Reset()
 			call.Finish(http.StatusOK, 42, time.Millisecond, "")
 		}
 		// The key's first verifications read bbolt until the cache admits

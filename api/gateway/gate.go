@@ -197,7 +197,7 @@ func keyOf(apiKey, authorization string) (key string, fromAuthorization bool) {
 // Retry-After on a 429.
 func (g *gate) setLimitHeaders(h http.Header, d *enforce.Decision, now time.Time) {
 	if d.Limited && d.Limit.NumBuckets > 0 {
-		g.setLimitValues(h, new(headerValues), d, now)
+		g.setLimitValues(headerMap(h), new(headerValues), d, now)
 	}
 }
 
@@ -205,21 +205,21 @@ func (g *gate) setLimitHeaders(h http.Header, d *enforce.Decision, now time.Time
 // allocation of its own while hv has room. The values that depend only
 // on the limits (RateLimit-Policy, X-RateLimit-Limit) are formatted once
 // per set of limits (limiter.PolicyTexts), the others per request.
-func (g *gate) setLimitValues(h http.Header, hv *headerValues, d *enforce.Decision, now time.Time) {
+func (g *gate) setLimitValues(h headerSink, hv *headerValues, d *enforce.Decision, now time.Time) {
 	if !d.Limited || d.Limit.NumBuckets == 0 {
 		return
 	}
 	l := &d.Limit
 	text := g.policies.Of(l)
-	hv.set(h, "Ratelimit-Policy", text.Policy)
-	hv.set(h, "Ratelimit", hv.value(l.AppendRateLimitHeader(hv.room())))
+	h.setHeader(hv, "Ratelimit-Policy", text.Policy)
+	h.setHeader(hv, "Ratelimit", hv.value(l.AppendRateLimitHeader(hv.room())))
 	i := l.TightestIndex()
 	t := &l.Buckets[i]
-	hv.set(h, "X-Ratelimit-Limit", text.Limits[i])
-	hv.set(h, "X-Ratelimit-Remaining", hv.value(strconv.AppendInt(hv.room(), t.Remaining, 10)))
-	hv.set(h, "X-Ratelimit-Reset", hv.value(strconv.AppendInt(hv.room(), ceilUnix(now.Add(t.Reset)), 10)))
+	h.setHeader(hv, "X-Ratelimit-Limit", text.Limits[i])
+	h.setHeader(hv, "X-Ratelimit-Remaining", hv.value(strconv.AppendInt(hv.room(), t.Remaining, 10)))
+	h.setHeader(hv, "X-Ratelimit-Reset", hv.value(strconv.AppendInt(hv.room(), ceilUnix(now.Add(t.Reset)), 10)))
 	if d.Code.IsRateLimited() {
-		hv.set(h, "Retry-After", hv.value(strconv.AppendInt(hv.room(), retryAfterSeconds(d), 10)))
+		h.setHeader(hv, "Retry-After", hv.value(strconv.AppendInt(hv.room(), retryAfterSeconds(d), 10)))
 	}
 }
 
@@ -250,19 +250,19 @@ func ceilUnix(t time.Time) int64 {
 // whose limits applied. A key without an owner or scopes gets no
 // X-Apiwarden-Owner or -Scopes header: the upstream parses every header
 // it is sent, and a client's own copies are scrubbed either way
-// (ScrubHeaderValue). The map's entries are slices of hv.
-func setIdentityHeaders(h http.Header, hv *headerValues, id *keys.Identity, tier string) {
+// (ScrubHeaderValue). A map's entries are slices of hv (headerMap).
+func setIdentityHeaders(h headerSink, hv *headerValues, id *keys.Identity, tier string) {
 	if id != nil {
-		hv.set(h, "X-Apiwarden-Key-Id", id.ID)
+		h.setHeader(hv, "X-Apiwarden-Key-Id", id.ID)
 		if id.OwnerID != "" {
-			hv.set(h, "X-Apiwarden-Owner", id.OwnerID)
+			h.setHeader(hv, "X-Apiwarden-Owner", id.OwnerID)
 		}
 		if id.ScopesHeader != "" {
-			hv.set(h, "X-Apiwarden-Scopes", id.ScopesHeader)
+			h.setHeader(hv, "X-Apiwarden-Scopes", id.ScopesHeader)
 		}
 	}
 	if tier != "" {
-		hv.set(h, "X-Apiwarden-Tier", tier)
+		h.setHeader(hv, "X-Apiwarden-Tier", tier)
 	}
 }
 

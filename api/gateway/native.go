@@ -74,12 +74,13 @@ func (g *Gateway) ProxyOptions() ProxyOptions {
 // in resp (rate-limit headers, and an error answer's) and, for an allowed
 // request, the headers the upstream is told in up (X-Forwarded-For, -Host
 // and -Proto, the identity headers, X-Request-Id), which replace any of
-// the request's own. It names the request: in.RequestID, the caller's
+// the request's own of those names; both lists are empty on the call
+// (Fields.Reset). It names the request: in.RequestID, the caller's
 // X-Request-Id or "", becomes the request's id (httpapi.RequestIDs.Keep),
 // valid for as long as the caller keeps it.
 //
 // The values it sets in resp and up for an allowed request are the
-// call's, valid until the call ends: the server lets go of both maps
+// call's, valid until the call ends: the server resets both lists
 // before it calls Finish (Failed gives resp values of its own again, for
 // the answer written after it). A refused request's values are its own.
 //
@@ -88,7 +89,7 @@ func (g *Gateway) ProxyOptions() ProxyOptions {
 // max_body_bytes), already recorded; or ok false, with nothing done, for a
 // target the server must serve through Handler instead (one net/http would
 // read differently or refuse). It is safe for concurrent use.
-func (g *Gateway) DecideProxy(resp, up http.Header, in *ProxyInbound) (call *ProxyCall, a Answer, ok bool) {
+func (g *Gateway) DecideProxy(resp, up *Fields, in *ProxyInbound) (call *ProxyCall, a Answer, ok bool) {
 	// The three steps are frames of their own, so that only this small one
 	// is on the stack under the decision, the deepest call of a proxied
 	// request (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp
@@ -148,7 +149,7 @@ func (p *proxy) admit(c *ProxyCall, in *ProxyInbound) *httpapi.Error {
 // told; DecideProxy's results.
 //
 //go:noinline
-func (p *proxy) allowCall(c *ProxyCall, resp, up http.Header, in *ProxyInbound, decoded string, u *url.URL) (*ProxyCall, Answer, bool) {
+func (p *proxy) allowCall(c *ProxyCall, resp, up *Fields, in *ProxyInbound, decoded string, u *url.URL) (*ProxyCall, Answer, bool) {
 	if !c.d.Allowed() || p.maxBody > 0 && in.ContentLength > p.maxBody {
 		return nil, p.refuseDecided(c, resp, in), true
 	}
@@ -165,10 +166,10 @@ func (p *proxy) allowCall(c *ProxyCall, resp, up http.Header, in *ProxyInbound, 
 		c.Target = upstreamURI(u, in.Target, c.path)
 	}
 	chain, host, proto := forwardedValues(hv, in.Peer, in.Header.ForwardedFor, in.ForwardedHost, in.ForwardedProto, in.Host, false, p.gate.Trusted)
-	hv.set(up, "X-Forwarded-For", chain)
-	hv.set(up, "X-Forwarded-Host", host)
-	hv.set(up, "X-Forwarded-Proto", proto)
-	hv.set(up, "X-Request-Id", in.RequestID)
+	up.Set("X-Forwarded-For", chain)
+	up.Set("X-Forwarded-Host", host)
+	up.Set("X-Forwarded-Proto", proto)
+	up.Set("X-Request-Id", in.RequestID)
 	setIdentityHeaders(up, hv, c.d.Identity, c.d.Tier)
 	return c, Answer{}, true
 }
@@ -176,7 +177,7 @@ func (p *proxy) allowCall(c *ProxyCall, resp, up http.Header, in *ProxyInbound, 
 // refuseDecided refuses c, decided and denied or with a body over
 // max_body_bytes. Its answer is written after the call ends, so its
 // header values are its own, not c's.
-func (p *proxy) refuseDecided(c *ProxyCall, resp http.Header, in *ProxyInbound) Answer {
+func (p *proxy) refuseDecided(c *ProxyCall, resp *Fields, in *ProxyInbound) Answer {
 	p.gate.setLimitValues(resp, new(headerValues), &c.d, c.start)
 	e := httpapi.Denial(c.d.Code)
 	if c.d.Allowed() {
@@ -283,29 +284,37 @@ func methodString(m string) string {
 
 // refuse answers a request refused before it was forwarded, records it
 // and ends the call.
-func (c *ProxyCall) refuse(h http.Header, in *ProxyInbound, e *httpapi.Error) Answer {
+func (c *ProxyCall) refuse(h *Fields, in *ProxyInbound, e *httpapi.Error) Answer {
 	status := httpapi.StatusOf(e.Code)
-	a := c.p.errorAnswer(h, in, e, status)
+	a := c.p.errorFields(h, in, e, status)
 	c.end(status, int64(len(a.Body)), 0, "", metrics.ErrorNone)
 	return a
 }
 
-// errorAnswer is an error answer of the proxy, its details logged.
-func (p *proxy) errorAnswer(h http.Header, in *ProxyInbound, e *httpapi.Error, status int) Answer {
+// errorFields is an error answer of the proxy, its details logged, its
+// headers set in h. httpapi writes an error answer's headers in a map:
+// one lent by p, emptied into h, so a refusal allocates no map.
+func (p *proxy) errorFields(h *Fields, in *ProxyInbound, e *httpapi.Error, status int) Answer {
+	m := p.answerMaps.Get().(http.Header)
 	httpapi.LogError(context.Background(), p.log, e, status, in.RequestID, in.Method, in.Path)
-	return Answer{Status: status, Body: httpapi.ErrorAnswer(h, e, status, in.RequestID)}
+	a := Answer{Status: status, Body: httpapi.ErrorAnswer(m, e, status, in.RequestID)}
+	h.setMap(m)
+	clear(m)
+	p.answerMaps.Put(m)
+	return a
 }
 
 // Failed answers a request whose forwarding failed with err, as ServeHTTP
 // does (502, 504 for a timeout), records it and ends the call. upstream is
-// how long the attempt took; h is the answer's header map.
-func (c *ProxyCall) Failed(h http.Header, in *ProxyInbound, err error, upstream time.Duration) Answer {
+// how long the attempt took; h is the answer's headers, DecideProxy's
+// resp, which it sets again.
+func (c *ProxyCall) Failed(h *Fields, in *ProxyInbound, err error, upstream time.Duration) Answer {
 	// The answer is written after the call ends: h's rate-limit values,
 	// views of c's until now, are made again apart.
 	c.p.gate.setLimitValues(h, new(headerValues), &c.d, c.start)
 	e, category := c.p.upstreamErrorOf(err)
 	status := httpapi.StatusOf(e.Code)
-	a := c.p.errorAnswer(h, in, e, status)
+	a := c.p.errorFields(h, in, e, status)
 	c.end(status, int64(len(a.Body)), upstream, "", category)
 	return a
 }

@@ -48,9 +48,12 @@ type proxy struct {
 	log      *slog.Logger
 	pool     sync.Pool // *proxyExchange
 	calls    sync.Pool // *ProxyCall
-	opts     ProxyOptions
-	ids      *httpapi.RequestIDs // the lean path's (DecideProxy)
-	kept     keptBytes           // the lean path's records' strings
+	// answerMaps lends the lean path's error answers a header map for
+	// httpapi.ErrorAnswer to write in (errorFields).
+	answerMaps sync.Pool // http.Header
+	opts       ProxyOptions
+	ids        *httpapi.RequestIDs // the lean path's (DecideProxy)
+	kept       keptBytes           // the lean path's records' strings
 }
 
 // proxyExchange is the per-request state shared between the handler, the
@@ -85,6 +88,7 @@ func newProxy(g *gate, o ProxyOptions, ids *httpapi.RequestIDs, now func() time.
 	p := &proxy{gate: g, maxBody: o.MaxBodyBytes, now: now, log: log, opts: o, ids: ids}
 	p.pool.New = func() any { return new(proxyExchange) }
 	p.calls.New = func() any { return new(ProxyCall) }
+	p.answerMaps.New = func() any { return make(http.Header, 4) }
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
 		Proxy:                 nil, // never route the sidecar through HTTP_PROXY
@@ -174,7 +178,7 @@ func forwardedValues(hv *headerValues, peer netip.Addr, prior []string, xfHost, 
 // headers, so that a client's Connection header cannot name these away.
 func (p *proxy) setUpstreamHeaders(out http.Header, in *http.Request, ex *proxyExchange) {
 	setForwarded(out, ex.hv, in, p.gate.Trusted)
-	setIdentityHeaders(out, ex.hv, ex.identity, ex.tier)
+	setIdentityHeaders(headerMap(out), ex.hv, ex.identity, ex.tier)
 	ex.hv.set(out, "X-Request-Id", httpapi.RequestIDFrom(in.Context()))
 }
 
@@ -203,7 +207,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.gate.Trusted.ClientIP(ex.client, r.Header.Values("X-Forwarded-For"))) // ex.client is the peer until here
 	ex.client = f.ClientIP
 	d := p.gate.decide(start, &f)
-	p.gate.setLimitValues(w.Header(), ex.hv, &d, start)
+	p.gate.setLimitValues(headerMap(w.Header()), ex.hv, &d, start)
 	if !d.Allowed() {
 		httpapi.WriteError(&ex.w, r, p.log, httpapi.Denial(d.Code))
 		p.done(ex, r, start, &d, path)

@@ -52,13 +52,13 @@ func TestHeaderValues(t *testing.T) {
 			}
 
 			h, hv := http.Header{}, new(headerValues)
-			g.setLimitValues(h, hv, &d, now)
+			g.setLimitValues(headerMap(h), hv, &d, now)
 			chain, host, proto := forwardedValues(hv, peer, prior, "", "", "example.com", false, nil)
 			hv.set(h, "X-Forwarded-For", chain)
 			hv.set(h, "X-Forwarded-Host", host)
 			hv.set(h, "X-Forwarded-Proto", proto)
 			hv.set(h, "X-Request-Id", "req-1")
-			setIdentityHeaders(h, hv, d.Identity, d.Tier)
+			setIdentityHeaders(headerMap(h), hv, d.Identity, d.Tier)
 			for i := range tc.extra {
 				hv.set(h, "X-Extra-"+strconv.Itoa(i), hv.value(strconv.AppendInt(hv.room(), int64(i), 10)))
 			}
@@ -110,12 +110,12 @@ func TestHeaderValuesAllocations(t *testing.T) {
 	g := new(gate)
 	n := testing.AllocsPerRun(100, func() {
 		hv := new(headerValues)
-		g.setLimitValues(resp, hv, &d, now)
+		g.setLimitValues(headerMap(resp), hv, &d, now)
 		chain, host, proto := forwardedValues(hv, peer, []string{"198.51.100.1"}, "", "", "example.com", false, nil)
 		hv.set(up, "X-Forwarded-For", chain)
 		hv.set(up, "X-Forwarded-Host", host)
 		hv.set(up, "X-Forwarded-Proto", proto)
-		setIdentityHeaders(up, hv, d.Identity, d.Tier)
+		setIdentityHeaders(headerMap(up), hv, d.Identity, d.Tier)
 		clear(resp)
 		clear(up)
 	})
