@@ -9,6 +9,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/api"
 	"github.com/apiwarden/apiwarden/api/fastedge"
+	"github.com/apiwarden/apiwarden/api/loopedge"
 	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
@@ -32,7 +33,8 @@ func onProxyEdges(t *testing.T, test func(t *testing.T, edge string)) {
 // defaultProxyEdge is the edge of the proxy tests that do not name one:
 // fasthttp, the one config's edge "auto" picks for a proxy with an admin
 // listener of its own, or APIWARDEN_PROXY_EDGE (run the package with it
-// set to "net/http" to run every proxy test on net/http).
+// set to "net/http" to run every proxy test on net/http, or to "evloop"
+// for the experimental event-loop edge).
 func defaultProxyEdge() string {
 	if e := os.Getenv("APIWARDEN_PROXY_EDGE"); e != "" {
 		return e
@@ -78,6 +80,13 @@ func startEdge(t testing.TB, edge string, srv *api.Server) *edgeServer {
 			ReduceIdleMemory: edge != "fasthttp"})
 		addr := edgetest.Serve(t, fs.Serve, fs.Close)
 		return &edgeServer{URL: "http://" + addr, Addr: addr, shutdown: fs.Shutdown}
+	case "evloop":
+		ls, err := loopedge.New(loopedge.Options{Gateway: srv.Gateway(), MaxHeaderBytes: edgeTimeouts.maxHeaderBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := edgetest.Serve(t, ls.Serve, ls.Close)
+		return &edgeServer{URL: "http://" + addr, Addr: addr, shutdown: ls.Shutdown}
 	}
 	t.Fatalf("no edge %q", edge)
 	return nil

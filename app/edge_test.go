@@ -124,7 +124,7 @@ func TestProxyCountedAndRecordedOnEitherEdge(t *testing.T) {
 // When Run stops, the proxy's idle upstream connections close with it,
 // on either edge: the upstream sees the connection of a request close.
 func TestRunClosesIdleUpstreamConnectionsOnEitherEdge(t *testing.T) {
-	for _, edge := range []string{config.EdgeNetHTTP, config.EdgeFastHTTP} {
+	for _, edge := range []string{config.EdgeNetHTTP, config.EdgeFastHTTP, config.EdgeEvLoop} {
 		t.Run(edge, func(t *testing.T) {
 			var conns, closed atomic.Int64
 			up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))

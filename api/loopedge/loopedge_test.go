@@ -1,0 +1,221 @@
+package loopedge
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apiwarden/apiwarden/api/gateway"
+	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
+	"github.com/apiwarden/apiwarden/metrics"
+)
+
+// The header contract with keys, limits and refusals is tested on the
+// real application in api/evloop_test.go; these tests are the loop's
+// own: keep-alive, bodies, HEAD, the records, the shapes it refuses.
+
+// records keeps what the gateway records, for a test to read.
+type records struct {
+	mu   sync.Mutex
+	recs []metrics.Record
+}
+
+func (r *records) Record(rec *metrics.Record) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recs = append(r.recs, *rec)
+	return true
+}
+
+func (r *records) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.recs)
+}
+
+// startProxy serves the loops in front of upstream, every path an
+// internal route (no key, no limit), every request recorded.
+func startProxy(t *testing.T, upstream string) (addr string, recs *records) {
+	t.Helper()
+	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := gateway.ProxyOptions{ResponseHeaderTimeout: 5 * time.Second}
+	o.Upstream, _ = url.Parse(upstream)
+	recs = &records{}
+	gw := gateway.New(gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes}),
+		Recorder: recs, InternalSampleRate: 1, MaxHeaderBytes: 8 << 10}, Proxy: o})
+	s, err := New(Options{Gateway: gw, MaxHeaderBytes: 8 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return edgetest.Serve(t, s.Serve, s.Close), recs
+}
+
+// echo answers with the method, path and body it got, and a header that
+// says which request headers it saw.
+func echo(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	w.Header().Set("X-Saw-Forwarded-For", r.Header.Get("X-Forwarded-For"))
+	w.Header().Set("X-Saw-Custom", r.Header.Get("X-Custom"))
+	w.Header().Set("Cache-Status", "origin; hit")
+	fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.RequestURI(), body)
+}
+
+// TestKeepAliveBodiesAndHead: one connection carries many requests,
+// GETs, POSTs with bodies and HEADs, each answered whole and recorded
+// once.
+func TestKeepAliveBodiesAndHead(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echo))
+	defer up.Close()
+	addr, recs := startProxy(t, up.URL)
+	conn := edgetest.Dial(t, addr)
+	br := bufio.NewReader(conn)
+	const rounds = 50
+	for i := range rounds {
+		var req *http.Request
+		switch i % 3 {
+		case 0:
+			req, _ = http.NewRequest("GET", "http://x/get/"+fmt.Sprint(i)+"?q=1", nil)
+		case 1:
+			req, _ = http.NewRequest("POST", "http://x/post", strings.NewReader(strings.Repeat("b", i*40)))
+		case 2:
+			req, _ = http.NewRequest("HEAD", "http://x/head", nil)
+		}
+		req.Header.Set("X-Custom", "c"+fmt.Sprint(i))
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %v", i, resp.StatusCode, err)
+		}
+		if got := resp.Header.Get("X-Saw-Custom"); got != "c"+fmt.Sprint(i) {
+			t.Errorf("request %d: upstream saw X-Custom %q", i, got)
+		}
+		if resp.Header.Get("X-Saw-Forwarded-For") != "127.0.0.1" || resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("request %d: forwarding headers %q", i, resp.Header)
+		}
+		want := ""
+		switch i % 3 {
+		case 0:
+			want = fmt.Sprintf("GET /get/%d?q=1 ", i)
+		case 1:
+			want = "POST /post " + strings.Repeat("b", i*40)
+		}
+		if string(body) != want {
+			t.Errorf("request %d: body %q, want %q", i, body, want)
+		}
+		if i%3 == 2 && resp.ContentLength <= 0 {
+			t.Errorf("HEAD %d: Content-Length %d, want the GET's", i, resp.ContentLength)
+		}
+	}
+	edgetest.Poll(t, 10*time.Second, "the records", func() bool { return recs.count() >= rounds })
+	recs.mu.Lock()
+	defer recs.mu.Unlock()
+	if len(recs.recs) != rounds {
+		t.Fatalf("%d records for %d requests", len(recs.recs), rounds)
+	}
+	if r := recs.recs[1]; r.Method != "POST" || r.Status != 200 || r.ResponseBytes != int64(len("POST /post ")+40) || r.CacheStatus != metrics.CacheHit {
+		t.Errorf("record of the first POST: %+v", r)
+	}
+}
+
+// TestRefusedShapes: a head the loop does not serve is answered and its
+// connection closed; the next connection is served.
+func TestRefusedShapes(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echo))
+	defer up.Close()
+	addr, recs := startProxy(t, up.URL)
+	for _, tc := range []struct {
+		name, raw string
+		status    int
+	}{
+		{"chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501},
+		{"HTTP/1.0", "GET / HTTP/1.0\r\nHost: x\r\n\r\n", 501},
+		{"two lengths", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nab", 400},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400},
+		{"no host", "GET / HTTP/1.1\r\nX-A: a\r\n\r\n", 400},
+		{"bare LF", "GET / HTTP/1.1\nHost: x\n\n", 431}, // no CRLF CRLF within the limit once padded
+		{"head too large", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 16<<10) + "\r\n\r\n", 431},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := tc.raw
+			if tc.name == "bare LF" {
+				raw += strings.Repeat("a", 16<<10)
+			}
+			conn := edgetest.Dial(t, addr)
+			if _, err := io.WriteString(conn, raw); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status || !resp.Close {
+				t.Errorf("status %d close %v, want %d and close", resp.StatusCode, resp.Close, tc.status)
+			}
+		})
+	}
+	if resp := edgetest.Get(t, addr, "/after"); resp.StatusCode != 200 {
+		t.Fatalf("after the refusals: %d", resp.StatusCode)
+	}
+	if n := recs.count(); n > 1 {
+		t.Errorf("%d records: a refused shape is not the gateway's request", n)
+	}
+}
+
+// TestUpstreamClosesAfterAnswer: an upstream that closes after each
+// answer (Connection: close) serves every request of a keep-alive
+// client, the pair dialling again.
+func TestUpstreamClosesAfterAnswer(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	}))
+	defer up.Close()
+	addr, _ := startProxy(t, up.URL)
+	conn := edgetest.Dial(t, addr)
+	br := bufio.NewReader(conn)
+	for i := range 5 {
+		req, _ := http.NewRequest("GET", "http://x/", nil)
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "bye" || resp.Close {
+			t.Fatalf("request %d: %d %q close %v", i, resp.StatusCode, body, resp.Close)
+		}
+	}
+}
+
+// TestUpstreamDown: a request whose upstream refuses the connection is
+// answered 502 by the gateway and recorded.
+func TestUpstreamDown(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echo))
+	upURL := up.URL
+	up.Close()
+	addr, recs := startProxy(t, upURL)
+	resp := edgetest.Get(t, addr, "/x")
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("status %d, headers %q", resp.StatusCode, resp.Header)
+	}
+	edgetest.Poll(t, 10*time.Second, "the record", func() bool { return recs.count() == 1 })
+}
