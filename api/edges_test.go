@@ -74,14 +74,12 @@ func startEdge(t testing.TB, edge string, srv *api.Server) *edgeServer {
 		t.Cleanup(hs.Close)
 		return &edgeServer{URL: hs.URL, Addr: hs.Listener.Addr().String(), shutdown: gs.Shutdown}
 	case "fasthttp", "fasthttp, reduce_idle_memory":
-		fs := fastedge.New(fastedge.Options{Gateway: srv.Gateway(), Fallback: srv.EnforcementHandler(),
-			MaxHeaderBytes: edgeTimeouts.maxHeaderBytes, ReadHeaderTimeout: edgeTimeouts.readHeader,
-			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: edgeTimeouts.idle,
-			ReduceIdleMemory: edge != "fasthttp"})
+		fs := fastServer(srv, edge != "fasthttp")
 		addr := edgetest.Serve(t, fs.Serve, fs.Close)
 		return &edgeServer{URL: "http://" + addr, Addr: addr, shutdown: fs.Shutdown}
 	case "evloop":
-		ls, err := loopedge.New(loopedge.Options{Gateway: srv.Gateway(), MaxHeaderBytes: edgeTimeouts.maxHeaderBytes})
+		ls, err := loopedge.New(loopedge.Options{Gateway: srv.Gateway(), MaxHeaderBytes: edgeTimeouts.maxHeaderBytes,
+			Handoff: fastServer(srv, false)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,6 +88,14 @@ func startEdge(t testing.TB, edge string, srv *api.Server) *edgeServer {
 	}
 	t.Fatalf("no edge %q", edge)
 	return nil
+}
+
+// fastServer is the fasthttp edge of srv with edgeTimeouts.
+func fastServer(srv *api.Server, reduceIdleMemory bool) *fastedge.Server {
+	return fastedge.New(fastedge.Options{Gateway: srv.Gateway(), Fallback: srv.EnforcementHandler(),
+		MaxHeaderBytes: edgeTimeouts.maxHeaderBytes, ReadHeaderTimeout: edgeTimeouts.readHeader,
+		ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: edgeTimeouts.idle,
+		ReduceIdleMemory: reduceIdleMemory})
 }
 
 // edgeTimeouts are the server settings of startEdge's servers.

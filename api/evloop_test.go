@@ -3,11 +3,10 @@ package api_test
 import "testing"
 
 // TestProxyOnEventLoops runs the proxy tests the experimental event-loop
-// edge (api/loopedge, server.edge = "evloop") passes on it. It serves the
-// lean path alone: the tests of what it hands to no one yet (upgrades,
-// chunked and large uploads, Expect, HTTP/1.0, streamed answers, the
-// header and idle timeouts, the drain) are listed in README.md, "The
-// event-loop edge (experimental)", not here.
+// edge (api/loopedge, server.edge = "evloop") passes on it: the lean path
+// on its loops, the rest handed with its connection to the fasthttp edge.
+// What it does not do yet (streamed answers, timeouts) is listed in
+// README.md, "The event-loop edge (experimental)", not tested here.
 func TestProxyOnEventLoops(t *testing.T) {
 	for name, test := range map[string]func(*testing.T, string){
 		"LiveKeysNeverReachTheUpstream":       testLiveKeysNeverReachTheUpstream,

@@ -40,18 +40,25 @@ func (a *App) checkEdge() error {
 
 // enforcementServer is the server of listen when it has a listener of
 // its own: fasthttp for the proxy, or forward auth and check, or the
-// proxy's event loops, when server.edge says so, else net/http. Each
-// closes the proxy's idle upstream connections once it has drained.
+// proxy's event loops (handing what they do not serve to fasthttp), when
+// server.edge says so, else net/http. Each closes the proxy's idle
+// upstream connections once it has drained.
 func (a *App) enforcementServer() (server, error) {
 	s := a.cfg.Server
 	switch s.EdgeServer() {
 	case config.EdgeEvLoop:
-		return loopedge.New(loopedge.Options{Gateway: a.api.Gateway(), MaxHeaderBytes: s.MaxHeaderBytes, Logger: a.log})
+		return loopedge.New(loopedge.Options{Gateway: a.api.Gateway(), MaxHeaderBytes: s.MaxHeaderBytes,
+			Handoff: a.fastServer(), Logger: a.log})
 	case config.EdgeFastHTTP:
-	default:
-		return a.api.Gateway().HTTPServer(a.httpServer(nil)), nil
+		return a.fastServer(), nil
 	}
+	return a.api.Gateway().HTTPServer(a.httpServer(nil)), nil
+}
+
+// fastServer is the fasthttp edge of listen.
+func (a *App) fastServer() *fastedge.Server {
+	s := a.cfg.Server
 	return fastedge.New(fastedge.Options{Gateway: a.api.Gateway(), Fallback: a.api.EnforcementHandler(),
 		MaxHeaderBytes: s.MaxHeaderBytes, ReadHeaderTimeout: s.ReadHeaderTimeout.D(), ReadTimeout: s.ReadTimeout.D(),
-		WriteTimeout: s.WriteTimeout.D(), IdleTimeout: s.IdleTimeout.D(), ReduceIdleMemory: s.ReduceIdleMemory, Logger: a.log}), nil
+		WriteTimeout: s.WriteTimeout.D(), IdleTimeout: s.IdleTimeout.D(), ReduceIdleMemory: s.ReduceIdleMemory, Logger: a.log})
 }

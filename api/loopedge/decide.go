@@ -17,9 +17,9 @@ import (
 // decide decides the pair's request: a refusal is answered at once (the
 // request's body, if any, dropped as it comes); an allowed request is
 // queued on the pair's upstream connection, dialled again if it closed.
-// A target the gateway leaves to net/http is answered 400 and the pair
-// closed.
-func (l *loop) decide(p *pair) {
+// It returns false, with nothing done, for a target the gateway leaves to
+// net/http.
+func (l *loop) decide(p *pair) bool {
 	ex := &p.ex
 	call, a, ok := l.gw.DecideProxy(ex.resp, l.up, &ex.in)
 	if call == nil {
@@ -30,10 +30,7 @@ func (l *loop) decide(p *pair) {
 		}
 		clear(ex.resp)
 		clear(l.up)
-		if !ok {
-			l.refuseShape(p, http.StatusBadRequest)
-		}
-		return
+		return ok
 	}
 	ex.call, ex.busy, ex.sent = call, true, time.Now()
 	ex.bodyLeft, ex.headDone, ex.left, ex.bytes, ex.cache = ex.req.contentLength, false, 0, 0, ""
@@ -43,10 +40,11 @@ func (l *loop) decide(p *pair) {
 	if p.upstream.fd < 0 {
 		clear(l.up)
 		l.fail(p, errUpstreamRefused)
-		return
+		return true
 	}
 	p.upstream.out = appendRequest(p.upstream.out, &ex.req, call, l.up)
 	clear(l.up)
+	return true
 }
 
 // failed has the gateway answer the call in flight after cause (502,

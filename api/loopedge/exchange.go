@@ -31,7 +31,7 @@ func (l *loop) progress(p *pair) {
 			if len(p.upstream.in) > 0 { // an answer nobody asked for
 				l.upstreamGone(p, nil)
 			}
-			if p.closing || len(p.client.in) == 0 || l.draining.Load() || !l.takeRequest(p) {
+			if p.closing || p.handing || len(p.client.in) == 0 || l.draining.Load() || !l.takeRequest(p) {
 				return
 			}
 			continue
@@ -53,11 +53,13 @@ func (l *loop) progress(p *pair) {
 
 // takeRequest takes the request head at the start of client.in once it
 // is whole and has it decided (decide): false while it is not whole, or
-// when the pair is refused and closing.
+// when the request is not the loop's (notLean). The head leaves
+// client.in only once the loop serves it, so that a hand-off gives the
+// fasthttp edge the bytes as the client sent them.
 func (l *loop) takeRequest(p *pair) bool {
 	n, err := headEnd(p.client.in, l.s.headLimit)
 	if err != nil {
-		l.refuseShape(p, http.StatusRequestHeaderFieldsTooLarge)
+		l.notLean(p, http.StatusRequestHeaderFieldsTooLarge)
 		return false
 	}
 	if n == 0 {
@@ -65,18 +67,32 @@ func (l *loop) takeRequest(p *pair) bool {
 	}
 	ex := &p.ex
 	ex.head = append(ex.head[:0], p.client.in[:n]...)
-	consume(&p.client.in, n)
 	switch err := parseHead(ex.head, &ex.req); {
 	case errors.Is(err, errUnsupported):
-		l.refuseShape(p, http.StatusNotImplemented)
+		l.notLean(p, http.StatusNotImplemented)
 		return false
 	case err != nil:
-		l.refuseShape(p, http.StatusBadRequest)
+		l.notLean(p, http.StatusBadRequest)
 		return false
 	}
 	l.inbound(p)
-	l.decide(p)
+	if !l.decide(p) {
+		l.notLean(p, http.StatusBadRequest)
+		return false
+	}
+	consume(&p.client.in, n)
 	return true
+}
+
+// notLean hands the pair's client connection to the fasthttp edge once
+// what is queued for it is written (giveAway), or, without one, answers
+// status and closes it.
+func (l *loop) notLean(p *pair, status int) {
+	if l.s.fast == nil {
+		l.refuseShape(p, status)
+		return
+	}
+	p.handing = true
 }
 
 // refuseShape answers a request the loop does not serve with status and

@@ -39,6 +39,8 @@ type pair struct {
 	peer             netip.Addr
 	connecting       bool // the upstream's non-blocking connect is pending
 	closing          bool // close the pair once client.out is written
+	handing          bool // hand the client to the fasthttp edge once client.out is written
+	closed           bool
 	// discard is how much of a refused request's body is still to come
 	// and be dropped.
 	discard int64
@@ -250,13 +252,21 @@ func (l *loop) step(p *pair) {
 		l.upstreamGone(p, errUpstreamClosed)
 		l.progress(p)
 	}
-	if !write(&p.client) || (p.closing && len(p.client.out) == 0) ||
+	if !write(&p.client) {
+		l.closePair(p)
+		return
+	}
+	if p.handing && len(p.client.out) == 0 && !p.ex.busy {
+		l.giveAway(p)
+		return
+	}
+	if (p.closing && len(p.client.out) == 0) ||
 		(l.draining.Load() && !p.ex.busy && len(p.client.out) == 0) {
 		l.closePair(p)
 		return
 	}
 	var clientWant, upstreamWant uint32
-	if !p.closing && len(p.client.in)+len(p.upstream.out) < maxBuffered {
+	if !p.closing && !p.handing && len(p.client.in)+len(p.upstream.out) < maxBuffered {
 		clientWant |= unix.EPOLLIN
 	}
 	if len(p.client.out) > 0 {
@@ -367,9 +377,10 @@ func (l *loop) watch(ep *endpoint, want uint32) error {
 // closePair closes both sockets of p; a request in flight is recorded as
 // the client left it (abandon).
 func (l *loop) closePair(p *pair) {
-	if p.client.fd < 0 && p.upstream.fd < 0 {
+	if p.closed {
 		return
 	}
+	p.closed = true
 	if p.ex.busy {
 		l.abandon(p)
 	}

@@ -29,6 +29,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/apiwarden/apiwarden/api/fastedge"
 	"github.com/apiwarden/apiwarden/api/gateway"
 )
 
@@ -37,8 +38,14 @@ type Options struct {
 	Gateway        *gateway.Gateway // in proxy mode, with a plain-HTTP upstream
 	MaxHeaderBytes int
 	// Loops is how many event loops serve; 0 means GOMAXPROCS.
-	Loops  int
-	Logger *slog.Logger
+	Loops int
+	// Handoff is the fasthttp edge of the same gateway, which serves a
+	// client connection whose request the loops do not (any other shape
+	// than the plain one, head.go), from that request on; its Serve and
+	// drain are this server's. nil: such a request is answered 400, 501
+	// or 431 and its connection closed.
+	Handoff *fastedge.Server
+	Logger  *slog.Logger
 }
 
 // Server is the proxy listener on event loops. Build it with New; Serve,
@@ -49,9 +56,11 @@ type Server struct {
 	upstream  netip.AddrPort
 	headLimit int
 	loops     int
+	fast      *fastedge.Server
 
 	mu      sync.Mutex
 	stopped bool
+	ended   bool // the loops ended and closed their fds
 	running []*loop
 	done    chan struct{} // closed when Serve's loops have ended
 }
@@ -76,7 +85,7 @@ func New(o Options) (*Server, error) {
 	// The gateway refuses heads over max_header_bytes with its own 431;
 	// the loop reads 4 KiB more before it gives up, as api/fastedge does.
 	return &Server{gw: o.Gateway, log: o.Logger, upstream: upstream,
-		headLimit: o.MaxHeaderBytes + 4096, loops: o.Loops, done: make(chan struct{})}, nil
+		headLimit: o.MaxHeaderBytes + 4096, loops: o.Loops, fast: o.Handoff, done: make(chan struct{})}, nil
 }
 
 // upstreamAddr resolves a plain-HTTP upstream's address once.
@@ -108,8 +117,23 @@ func sockaddr(ap netip.AddrPort) (unix.Sockaddr, int) {
 // loops until Shutdown or Close; it returns nil then, or the error that
 // kept the loops from starting. Every loop watches ln's socket and takes
 // one connection at a time from it, so the loops share new connections.
-func (s *Server) Serve(ln net.Listener) error {
+// The hand-off edge, if any, serves meanwhile, and Serve returns once it
+// stopped too.
+func (s *Server) Serve(ln net.Listener) (err error) {
 	defer ln.Close()
+	if s.fast != nil {
+		handed := make(chan error, 1)
+		go func() { handed <- s.fast.Serve(fastedge.IdleListener(ln.Addr())) }()
+		defer func() {
+			s.mu.Lock()
+			stopped := s.stopped
+			s.mu.Unlock()
+			if !stopped || err != nil {
+				s.fast.Close() // nobody else stops it
+			}
+			err = errors.Join(err, <-handed)
+		}()
+	}
 	fd, err := dupFD(ln)
 	if err != nil {
 		return err
@@ -123,8 +147,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	for i := range s.loops {
 		l, err := s.newLoop(fd, i)
 		if err != nil {
+			for _, l := range s.running {
+				l.closeFDs()
+			}
+			s.running = nil
 			s.mu.Unlock()
-			s.stopLoops(false)
 			return err
 		}
 		s.running = append(s.running, l)
@@ -135,9 +162,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		wg.Go(l.run)
 	}
 	wg.Wait()
+	s.mu.Lock()
+	s.ended = true // no wake of a closed fd
 	for _, l := range s.running {
 		l.closeFDs()
 	}
+	s.mu.Unlock()
 	close(s.done)
 	return nil
 }
@@ -159,41 +189,50 @@ func dupFD(ln net.Listener) (int, error) {
 }
 
 // Shutdown stops accepting, lets every loop finish the answers in flight
-// and close the idle connections, and returns once the loops ended; or
-// returns ctx's error when ctx ends first, the loops then stopped at once.
+// and close the idle connections, and returns once the loops ended,
+// then drains the hand-off edge; or returns ctx's error when ctx ends
+// first, the loops then stopped at once.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if !s.stopLoops(true) {
-		return nil
+	var err error
+	if s.stopLoops(true) != nil {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			s.stopLoops(false)
+			<-s.done
+			err = ctx.Err()
+		}
 	}
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		s.stopLoops(false)
-		<-s.done
-		return ctx.Err()
+	if s.fast != nil {
+		err = errors.Join(err, s.fast.Shutdown(ctx))
 	}
+	return err
 }
 
 // Close stops the loops at once, closing every connection, answers in
-// flight included, and waits for them.
+// flight included, and waits for them; and closes the hand-off edge.
 func (s *Server) Close() error {
-	if s.stopLoops(false) {
+	if s.stopLoops(false) != nil {
 		<-s.done
+	}
+	if s.fast != nil {
+		return s.fast.Close()
 	}
 	return nil
 }
 
 // stopLoops tells every running loop to drain (or to stop at once) and
-// reports whether any was running. Later calls to Serve serve nothing.
-func (s *Server) stopLoops(drain bool) (running bool) {
+// returns them (nil: none ran). Later calls to Serve serve nothing.
+func (s *Server) stopLoops(drain bool) []*loop {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopped = true
 	for _, l := range s.running {
-		l.wake(drain)
+		if !s.ended {
+			l.wake(drain)
+		}
 	}
-	return s.running != nil
+	return s.running
 }
 
 // newLoop makes loop i's epoll set, watching the listener listenFD and

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiwarden/apiwarden/api/fastedge"
 	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/enforce"
 	"github.com/apiwarden/apiwarden/internal/edgetest"
@@ -44,6 +45,12 @@ func (r *records) count() int {
 // startProxy serves the loops in front of upstream, every path an
 // internal route (no key, no limit), every request recorded.
 func startProxy(t *testing.T, upstream string) (addr string, recs *records) {
+	return startProxyWith(t, upstream, false)
+}
+
+// startProxyWith is startProxy, with the fasthttp edge for hand-offs when
+// handoff is true.
+func startProxyWith(t *testing.T, upstream string, handoff bool) (addr string, recs *records) {
 	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
@@ -54,7 +61,12 @@ func startProxy(t *testing.T, upstream string) (addr string, recs *records) {
 	recs = &records{}
 	gw := gateway.New(gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes}),
 		Recorder: recs, InternalSampleRate: 1, MaxHeaderBytes: 8 << 10}, Proxy: o})
-	s, err := New(Options{Gateway: gw, MaxHeaderBytes: 8 << 10})
+	o2 := Options{Gateway: gw, MaxHeaderBytes: 8 << 10}
+	if handoff {
+		o2.Handoff = fastedge.New(fastedge.Options{Gateway: gw, Fallback: gw.Handler(), MaxHeaderBytes: 8 << 10,
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second})
+	}
+	s, err := New(o2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,4 +230,39 @@ func TestUpstreamDown(t *testing.T) {
 		t.Fatalf("status %d, headers %q", resp.StatusCode, resp.Header)
 	}
 	edgetest.Poll(t, 10*time.Second, "the record", func() bool { return recs.count() == 1 })
+}
+
+// TestHandOff: with the fasthttp edge to hand to, the shapes the loop
+// does not serve are served there, each recorded once, on the
+// connection the loop accepted, after the lean requests before them.
+func TestHandOff(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(echo))
+	defer up.Close()
+	addr, recs := startProxyWith(t, up.URL, true)
+	for _, tc := range []struct{ name, raw, want string }{
+		{"chunked", "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "POST /c abc"},
+		{"HTTP/1.0", "GET /old HTTP/1.0\r\nHost: x\r\n\r\n", "GET /old "},
+		{"large body", "PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n" + strings.Repeat("z", 70000), "PUT /big " + strings.Repeat("z", 70000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := edgetest.Dial(t, addr)
+			br := bufio.NewReader(conn)
+			// A lean request first: the hand-off comes after its answer.
+			io.WriteString(conn, "GET /lean HTTP/1.1\r\nHost: x\r\n\r\n"+tc.raw)
+			for _, want := range []string{"GET /lean ", tc.want} {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 || string(body) != want {
+					t.Fatalf("%d %.60q, want %.60q", resp.StatusCode, body, want)
+				}
+			}
+		})
+	}
+	edgetest.Poll(t, 10*time.Second, "the records", func() bool { return recs.count() >= 6 })
+	if n := recs.count(); n != 6 {
+		t.Errorf("%d records for 6 requests", n)
+	}
 }
