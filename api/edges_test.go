@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +41,13 @@ func defaultProxyEdge() string {
 		return e
 	}
 	return "fasthttp"
+}
+
+// fasthttpReads says whether fasthttp reads the edge's requests of other
+// shapes than the lean one: on the fasthttp edges, and on evloop, which
+// hands them to the fasthttp edge (api/loopedge).
+func fasthttpReads(edge string) bool {
+	return strings.HasPrefix(edge, "fasthttp") || edge == "evloop"
 }
 
 // edgeName names an edge in subtest names.
@@ -79,7 +87,8 @@ func startEdge(t testing.TB, edge string, srv *api.Server) *edgeServer {
 		return &edgeServer{URL: "http://" + addr, Addr: addr, shutdown: fs.Shutdown}
 	case "evloop":
 		ls, err := loopedge.New(loopedge.Options{Gateway: srv.Gateway(), MaxHeaderBytes: edgeTimeouts.maxHeaderBytes,
-			Handoff: fastServer(srv, false)})
+			Handoff: fastServer(srv, false), Timeouts: loopedge.Timeouts{ReadHeader: edgeTimeouts.readHeader,
+				Idle: edgeTimeouts.idle, Write: time.Minute}})
 		if err != nil {
 			t.Fatal(err)
 		}

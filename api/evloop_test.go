@@ -5,8 +5,8 @@ import "testing"
 // TestProxyOnEventLoops runs the proxy tests the experimental event-loop
 // edge (api/loopedge, server.edge = "evloop") passes on it: the lean path
 // on its loops, the rest handed with its connection to the fasthttp edge.
-// What it does not do yet (streamed answers, timeouts) is listed in
-// README.md, "The event-loop edge (experimental)", not tested here.
+// What it does not do yet (streamed answers) is listed in README.md, "The
+// event-loop edge (experimental)", not tested here.
 func TestProxyOnEventLoops(t *testing.T) {
 	for name, test := range map[string]func(*testing.T, string){
 		"LiveKeysNeverReachTheUpstream":       testLiveKeysNeverReachTheUpstream,
@@ -22,6 +22,16 @@ func TestProxyOnEventLoops(t *testing.T) {
 		"InternalRoutesAreSampled":            testInternalRoutesAreSampled,
 		"UnaskedSwitchingProtocols":           testUnaskedSwitchingProtocolsIsAnUpstreamError,
 		"ForwardingDropsHopByHopHeaders":      testForwardingDropsHopByHopHeaders,
+		// Handed to the fasthttp edge (loopedge's Options.Handoff):
+		"ProxyEdgesParseAlike":               testProxyEdgesParseAlike,
+		"ProxyEdgesStreamUploads":            testProxyEdgesStreamUploads,
+		"ProxyEdgesOneContinue":              testProxyEdgesOneContinue,
+		"UpgradeCannotTunnelPastTheGateway":  testUpgradeCannotTunnelPastTheGateway,
+		"ConnectionHeaderCannotDropIdentity": testConnectionHeaderCannotDropIdentityHeaders,
+		// The loop's deadlines and drain:
+		"UpstreamDownAndSlow":         testUpstreamDownAndSlow,
+		"ProxyEdgesCutOffSlowHeaders": testProxyEdgesCutOffSlowHeaders,
+		"ProxyEdgesDrainOnShutdown":   testProxyEdgesDrainOnShutdown,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, "evloop") })
 	}

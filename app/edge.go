@@ -48,7 +48,8 @@ func (a *App) enforcementServer() (server, error) {
 	switch s.EdgeServer() {
 	case config.EdgeEvLoop:
 		return loopedge.New(loopedge.Options{Gateway: a.api.Gateway(), MaxHeaderBytes: s.MaxHeaderBytes,
-			Handoff: a.fastServer(), Logger: a.log})
+			Handoff: a.fastServer(), Logger: a.log, Timeouts: loopedge.Timeouts{ReadHeader: s.ReadHeaderTimeout.D(),
+				Idle: s.IdleTimeout.D(), Write: s.WriteTimeout.D()}})
 	case config.EdgeFastHTTP:
 		return a.fastServer(), nil
 	}

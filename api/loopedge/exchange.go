@@ -76,6 +76,7 @@ func (l *loop) takeRequest(p *pair) bool {
 		return false
 	}
 	l.inbound(p)
+	p.since, p.fresh = l.now, false
 	if !l.decide(p) {
 		l.notLean(p, http.StatusBadRequest)
 		return false
@@ -190,6 +191,7 @@ func (l *loop) finish(p *pair) {
 	ex := &p.ex
 	ex.call.Finish(ex.answer.status, ex.bytes, ex.took, ex.cache)
 	ex.call, ex.busy = nil, false
+	p.since = l.now
 	if ex.bodyLeft > 0 || ex.answer.closeAfter {
 		p.discard, ex.bodyLeft = ex.bodyLeft, 0
 		l.upstreamGone(p, nil)

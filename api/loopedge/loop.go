@@ -41,6 +41,10 @@ type pair struct {
 	closing          bool // close the pair once client.out is written
 	handing          bool // hand the client to the fasthttp edge once client.out is written
 	closed           bool
+	// since is when the pair last went idle or had a request decided;
+	// headFrom when the current head's first byte came (deadline.go).
+	since, headFrom time.Time
+	fresh           bool // no request yet: the first head is awaited from the accept on
 	// discard is how much of a refused request's body is still to come
 	// and be dropped.
 	discard int64
@@ -83,6 +87,8 @@ type loop struct {
 	domain                 int
 	now                    time.Time // read once an event batch
 	date                   []byte    // the Date value of now's second
+	nextScan               time.Time // deadline.go
+	unlisten               func()    // called once the loop left the listener
 	dateSec                int64
 	draining, stopNow      atomic.Bool
 }
@@ -105,6 +111,7 @@ func (l *loop) wake(drain bool) {
 func (l *loop) run() {
 	runtime.LockOSThread()
 	defer l.closeAll()
+	defer l.leaveListener()
 	events := make([]unix.EpollEvent, 256)
 	for {
 		n, err := l.wait(events)
@@ -131,6 +138,7 @@ func (l *loop) run() {
 				}
 			}
 		}
+		l.scan()
 		if l.stopNow.Load() || l.draining.Load() && l.open == 0 {
 			return
 		}
@@ -144,7 +152,7 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 	if n, err := pollNow(l.epfd, events); n > 0 || err != nil {
 		return n, err
 	}
-	return unix.EpollWait(l.epfd, events, -1)
+	return unix.EpollWait(l.epfd, events, l.waitTimeout())
 }
 
 // startDrain stops accepting and closes the pairs with nothing in flight.
@@ -152,13 +160,22 @@ func (l *loop) startDrain() {
 	if !l.draining.Load() || l.listenFD < 0 {
 		return
 	}
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.listenFD, nil)
-	l.listenFD = -1
+	l.leaveListener()
 	for _, p := range l.pairs {
 		if p != nil && !p.ex.busy && len(p.client.out) == 0 {
 			l.closePair(p)
 		}
 	}
+}
+
+// leaveListener takes the listener out of the loop's epoll set, once.
+func (l *loop) leaveListener() {
+	if l.listenFD < 0 {
+		return
+	}
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.listenFD, nil)
+	l.listenFD = -1
+	l.unlisten()
 }
 
 // accept takes one pending connection, so that the loops polling the
@@ -177,6 +194,7 @@ func (l *loop) accept() {
 	_ = unix.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	p := &pair{client: endpoint{fd: cfd, events: unix.EPOLLIN}, upstream: endpoint{fd: -1}, peer: peerAddr(sa)}
 	p.ex.resp = make(http.Header, 8)
+	p.since, p.headFrom, p.fresh = l.now, l.now, true
 	l.put(p, cfd)
 	l.open++
 	if err := l.add(&p.client); err != nil {
@@ -222,9 +240,13 @@ func (l *loop) handle(p *pair, fd int, events uint32) {
 	}()
 	readable := events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP) != 0
 	if fd == p.client.fd {
+		wasEmpty := len(p.client.in) == 0
 		if readable && !read(&p.client) {
 			l.closePair(p)
 			return
+		}
+		if wasEmpty && !p.ex.busy && !p.fresh {
+			p.headFrom = l.now // a head's first byte: read_header_timeout from here
 		}
 		l.step(p)
 		return

@@ -45,7 +45,10 @@ type Options struct {
 	// drain are this server's. nil: such a request is answered 400, 501
 	// or 431 and its connection closed.
 	Handoff *fastedge.Server
-	Logger  *slog.Logger
+	// Timeouts are the server's; Timeouts.ResponseHeader, when zero, is
+	// the gateway's proxy.response_header_timeout.
+	Timeouts Timeouts
+	Logger   *slog.Logger
 }
 
 // Server is the proxy listener on event loops. Build it with New; Serve,
@@ -57,6 +60,7 @@ type Server struct {
 	headLimit int
 	loops     int
 	fast      *fastedge.Server
+	timeouts  Timeouts
 
 	mu      sync.Mutex
 	stopped bool
@@ -82,10 +86,13 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Timeouts.ResponseHeader == 0 {
+		o.Timeouts.ResponseHeader = o.Gateway.ProxyOptions().ResponseHeaderTimeout
+	}
 	// The gateway refuses heads over max_header_bytes with its own 431;
 	// the loop reads 4 KiB more before it gives up, as api/fastedge does.
 	return &Server{gw: o.Gateway, log: o.Logger, upstream: upstream,
-		headLimit: o.MaxHeaderBytes + 4096, loops: o.Loops, fast: o.Handoff, done: make(chan struct{})}, nil
+		headLimit: o.MaxHeaderBytes + 4096, loops: o.Loops, fast: o.Handoff, timeouts: o.Timeouts, done: make(chan struct{})}, nil
 }
 
 // upstreamAddr resolves a plain-HTTP upstream's address once.
@@ -138,15 +145,35 @@ func (s *Server) Serve(ln net.Listener) (err error) {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	// The listening socket closes once every loop has left it (a drain's
+	// first step, or the loop's end), so that a drain refuses new
+	// connections at once rather than leaving them in the backlog.
+	var unlistened sync.WaitGroup
+	unlistened.Add(s.loops)
+	listenClosed := make(chan struct{})
+	go func() {
+		unlistened.Wait()
+		_ = unix.Close(fd)
+		ln.Close()
+		close(listenClosed)
+	}()
+	defer func() { <-listenClosed }()
+	notStarted := func() { // no loop runs to leave the listener
+		for range s.loops {
+			unlistened.Done()
+		}
+	}
 	s.mu.Lock()
 	if s.stopped || s.running != nil {
 		s.mu.Unlock()
+		notStarted()
 		return nil
 	}
 	for i := range s.loops {
 		l, err := s.newLoop(fd, i)
+		l.unlisten = unlistened.Done
 		if err != nil {
+			notStarted()
 			for _, l := range s.running {
 				l.closeFDs()
 			}

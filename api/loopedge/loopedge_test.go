@@ -61,7 +61,7 @@ func startProxyWith(t *testing.T, upstream string, handoff bool) (addr string, r
 	recs = &records{}
 	gw := gateway.New(gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes}),
 		Recorder: recs, InternalSampleRate: 1, MaxHeaderBytes: 8 << 10}, Proxy: o})
-	o2 := Options{Gateway: gw, MaxHeaderBytes: 8 << 10}
+	o2 := Options{Gateway: gw, MaxHeaderBytes: 8 << 10, Timeouts: Timeouts{ReadHeader: 5 * time.Second, Idle: 5 * time.Second, Write: 5 * time.Second}}
 	if handoff {
 		o2.Handoff = fastedge.New(fastedge.Options{Gateway: gw, Fallback: gw.Handler(), MaxHeaderBytes: 8 << 10,
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second})
