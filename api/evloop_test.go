@@ -32,6 +32,8 @@ func TestProxyOnEventLoops(t *testing.T) {
 		"UpstreamDownAndSlow":         testUpstreamDownAndSlow,
 		"ProxyEdgesCutOffSlowHeaders": testProxyEdgesCutOffSlowHeaders,
 		"ProxyEdgesDrainOnShutdown":   testProxyEdgesDrainOnShutdown,
+		// Chunked answers relayed on the loop:
+		"StreamingAndWebSocketUpgrade": testStreamingAndWebSocketUpgrade,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, "evloop") })
 	}

@@ -28,6 +28,7 @@ type answerHead struct {
 	fields        []field
 	contentLength int64
 	hasLength     bool
+	chunked       bool // Transfer-Encoding: chunked (chunked.go)
 	closeAfter    bool // Connection: close, or HTTP/1.0
 }
 
@@ -67,6 +68,9 @@ func parseAnswer(head []byte, isHead bool, a *answerHead) error {
 			}
 			a.contentLength, a.hasLength = n, true
 		case "Transfer-Encoding":
+			if chunked || !bytes.EqualFold(f.value, []byte("chunked")) {
+				return errBadAnswer // another coding: not relayed
+			}
 			chunked = true
 		case "Connection":
 			a.closeAfter = a.closeAfter || hasToken(f.value, "close")
@@ -76,13 +80,17 @@ func parseAnswer(head []byte, isHead bool, a *answerHead) error {
 	switch {
 	case isHead || a.status == 204 || a.status == 304:
 		return nil
-	case chunked || !a.hasLength:
-		return errBadAnswer
+	case chunked:
+		// Chunked framing wins over a Content-Length (RFC 9112, 6.3).
+		a.chunked, a.hasLength, a.contentLength = true, false, 0
+	case !a.hasLength:
+		return errBadAnswer // until close: not relayed yet
 	}
 	return nil
 }
 
-// bodyLength is how many body bytes follow the answer's head.
+// bodyLength is how many body bytes follow the answer's head (of a
+// chunked body: none known yet).
 func (a *answerHead) bodyLength(isHead bool) int64 {
 	if isHead || a.status == 204 || a.status == 304 {
 		return 0

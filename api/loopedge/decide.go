@@ -161,6 +161,9 @@ func (l *loop) appendAnswerHead(out []byte, ex *exchange) []byte {
 	if !dateSet {
 		out = l.appendDate(out)
 	}
+	if a.chunked {
+		out = append(out, "Transfer-Encoding: chunked\r\n"...)
+	}
 	if a.hasLength && a.status != http.StatusNoContent && a.status != http.StatusNotModified {
 		out = strconv.AppendInt(append(out, "Content-Length: "...), a.contentLength, 10)
 		out = append(out, "\r\n"...)

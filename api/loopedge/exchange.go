@@ -43,9 +43,11 @@ func (l *loop) progress(p *pair) {
 			}
 			continue // the request was answered by the gateway
 		}
-		ex.bytes += moveBody(&p.upstream.in, &p.client.out, &ex.left)
-		if ex.left > 0 {
-			return
+		if !l.relayBody(p) {
+			if ex.busy {
+				return // more is to come
+			}
+			continue // the answer was cut
 		}
 		l.finish(p)
 	}
@@ -180,8 +182,24 @@ func (l *loop) relayHead(p *pair) bool {
 	ex.took = time.Since(ex.sent)
 	p.client.out = l.appendAnswerHead(p.client.out, ex)
 	consume(&p.upstream.in, n)
-	ex.left, ex.headDone = ex.answer.bodyLength(isHead), true
+	ex.left, ex.headDone, ex.chunks = ex.answer.bodyLength(isHead), true, chunkSize
 	return true
+}
+
+// relayBody moves the answer's body as far as it is there: true once it
+// is whole. A chunked body it cannot read is cut (fail).
+func (l *loop) relayBody(p *pair) bool {
+	ex := &p.ex
+	if !ex.answer.chunked {
+		ex.bytes += moveBody(&p.upstream.in, &p.client.out, &ex.left)
+		return ex.left == 0
+	}
+	done, err := l.relayChunks(p)
+	if err != nil {
+		l.upstreamGone(p, err)
+		return false
+	}
+	return done
 }
 
 // finish ends the call of an answer relayed whole. An upstream connection

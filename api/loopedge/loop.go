@@ -67,7 +67,8 @@ type exchange struct {
 	took     time.Duration
 	answer   answerHead
 	headDone bool  // the answer's head was relayed
-	left     int64 // answer body bytes still to relay
+	left     int64 // answer body bytes still to relay (of a chunked answer: of its chunk)
+	chunks   chunkState
 	bytes    int64 // answer body bytes relayed
 	cache    string
 }

@@ -266,3 +266,50 @@ func TestHandOff(t *testing.T) {
 		t.Errorf("%d records for 6 requests", n)
 	}
 }
+
+// TestChunkedAnswers: an upstream answer without a length (Go's net/http
+// chunks a body over 2 KiB written without one, and every flushed
+// stream) is relayed chunk by chunk, trailers left out, on a connection
+// that stays open; its record counts the body's bytes.
+func TestChunkedAnswers(t *testing.T) {
+	big := strings.Repeat("0123456789", 1000)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		if r.URL.Path == "/stream" {
+			for i := range 3 {
+				fmt.Fprintf(w, "data: %d\n\n", i)
+				w.(http.Flusher).Flush()
+			}
+		} else {
+			io.WriteString(w, big)
+		}
+		w.Header().Set("X-Sum", "42")
+	}))
+	defer up.Close()
+	addr, recs := startProxy(t, up.URL)
+	conn := edgetest.Dial(t, addr)
+	br := bufio.NewReader(conn)
+	for i, tc := range []struct{ path, want string }{{"/big", big}, {"/stream", "data: 0\n\ndata: 1\n\ndata: 2\n\n"}, {"/big", big}} {
+		req, _ := http.NewRequest("GET", "http://x"+tc.path, nil)
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || string(body) != tc.want || resp.Close {
+			t.Fatalf("request %d: %d %v close %v, body %d bytes", i, resp.StatusCode, err, resp.Close, len(body))
+		}
+		if len(resp.TransferEncoding) != 1 || len(resp.Trailer) != 0 {
+			t.Errorf("request %d: Transfer-Encoding %q, trailers %q", i, resp.TransferEncoding, resp.Trailer)
+		}
+	}
+	edgetest.Poll(t, 10*time.Second, "the records", func() bool { return recs.count() >= 3 })
+	recs.mu.Lock()
+	defer recs.mu.Unlock()
+	if r := recs.recs[0]; r.ResponseBytes != int64(len(big)) || r.Status != 200 {
+		t.Errorf("record of the chunked answer: %+v", r)
+	}
+}
