@@ -34,6 +34,8 @@ func TestProxyOnEventLoops(t *testing.T) {
 		"ProxyEdgesDrainOnShutdown":   testProxyEdgesDrainOnShutdown,
 		// Chunked answers relayed on the loop:
 		"StreamingAndWebSocketUpgrade": testStreamingAndWebSocketUpgrade,
+		// Interim answers dropped on the loop:
+		"ForwardingTimesOutAfterAnInterimHead": testForwardingTimesOutAfterAnInterimHead,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, "evloop") })
 	}

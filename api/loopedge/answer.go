@@ -9,7 +9,7 @@ import (
 // (gateway.ProxyCall.Failed answers each 502).
 var (
 	// errBadAnswer is an answer head that does not parse, or a shape the
-	// loop does not relay yet: chunked or until-close bodies, 1xx, 101.
+	// loop does not relay: an until-close body, a 101.
 	errBadAnswer = errors.New("loopedge: upstream answer the event-loop edge cannot relay")
 	// errUpstreamClosed is an upstream connection that closed or failed
 	// before its answer was whole.
@@ -50,8 +50,8 @@ func parseAnswer(head []byte, isHead bool, a *answerHead) error {
 		}
 		a.status = a.status*10 + int(c-'0')
 	}
-	if a.status < 200 {
-		return errBadAnswer
+	if a.status == 101 || a.status < 100 {
+		return errBadAnswer // a protocol switch nobody asked for
 	}
 	chunked := false
 	for len(rest) > 2 {
@@ -78,6 +78,8 @@ func parseAnswer(head []byte, isHead bool, a *answerHead) error {
 		a.fields = append(a.fields, f)
 	}
 	switch {
+	case a.interim():
+		return nil // no body; the final head follows
 	case isHead || a.status == 204 || a.status == 304:
 		return nil
 	case chunked:
@@ -88,6 +90,11 @@ func parseAnswer(head []byte, isHead bool, a *answerHead) error {
 	}
 	return nil
 }
+
+// interim says the head is a 1xx answer (101 excepted), which the loop
+// drops, as api/fastedge's client does: the final answer follows, under
+// the same response_header_timeout.
+func (a *answerHead) interim() bool { return a.status < 200 }
 
 // bodyLength is how many body bytes follow the answer's head (of a
 // chunked body: none known yet).

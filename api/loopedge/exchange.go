@@ -141,17 +141,25 @@ func (l *loop) inbound(p *pair) {
 // or when the answer cannot be relayed and the gateway answered instead.
 func (l *loop) relayHead(p *pair) bool {
 	ex := &p.ex
-	n, err := headEnd(p.upstream.in, maxAnswerHead)
-	if err == nil && n == 0 {
-		return false
-	}
 	isHead := string(ex.req.method) == http.MethodHead
-	if err == nil {
-		err = parseAnswer(p.upstream.in[:n], isHead, &ex.answer)
-	}
-	if err != nil {
-		l.upstreamGone(p, errBadAnswer)
-		return false
+	var n int
+	for {
+		var err error
+		n, err = headEnd(p.upstream.in, maxAnswerHead)
+		if err == nil && n == 0 {
+			return false
+		}
+		if err == nil {
+			err = parseAnswer(p.upstream.in[:n], isHead, &ex.answer)
+		}
+		if err != nil {
+			l.upstreamGone(p, errBadAnswer)
+			return false
+		}
+		if !ex.answer.interim() {
+			break
+		}
+		consume(&p.upstream.in, n)
 	}
 	ex.took = time.Since(ex.sent)
 	p.client.out = l.appendAnswerHead(p.client.out, ex)
