@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,34 +22,15 @@ import (
 // real application in api/evloop_test.go; these tests are the loop's
 // own: keep-alive, bodies, HEAD, the records, the shapes it refuses.
 
-// records keeps what the gateway records, for a test to read.
-type records struct {
-	mu   sync.Mutex
-	recs []metrics.Record
-}
-
-func (r *records) Record(rec *metrics.Record) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recs = append(r.recs, *rec)
-	return true
-}
-
-func (r *records) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.recs)
-}
-
 // startProxy serves the loops in front of upstream, every path an
 // internal route (no key, no limit), every request recorded.
-func startProxy(t *testing.T, upstream string) (addr string, recs *records) {
+func startProxy(t *testing.T, upstream string) (addr string, recs *edgetest.Records) {
 	return startProxyWith(t, upstream, false)
 }
 
 // startProxyWith is startProxy, with the fasthttp edge for hand-offs when
 // handoff is true.
-func startProxyWith(t *testing.T, upstream string, handoff bool) (addr string, recs *records) {
+func startProxyWith(t *testing.T, upstream string, handoff bool) (addr string, recs *edgetest.Records) {
 	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
@@ -58,7 +38,7 @@ func startProxyWith(t *testing.T, upstream string, handoff bool) (addr string, r
 	}
 	o := gateway.ProxyOptions{ResponseHeaderTimeout: 5 * time.Second}
 	o.Upstream, _ = url.Parse(upstream)
-	recs = &records{}
+	recs = &edgetest.Records{}
 	gw := gateway.New(gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes}),
 		Recorder: recs, InternalSampleRate: 1, MaxHeaderBytes: 8 << 10}, Proxy: o})
 	o2 := Options{Gateway: gw, MaxHeaderBytes: 8 << 10, Timeouts: Timeouts{ReadHeader: 5 * time.Second, Idle: 5 * time.Second, Write: 5 * time.Second}}
@@ -104,14 +84,7 @@ func TestKeepAliveBodiesAndHead(t *testing.T) {
 			req, _ = http.NewRequest("HEAD", "http://x/head", nil)
 		}
 		req.Header.Set("X-Custom", "c"+fmt.Sprint(i))
-		if err := req.Write(conn); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, req)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		body, err := io.ReadAll(resp.Body)
+		resp, body, err := roundTrip(t, conn, br, req)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("request %d: %d %v", i, resp.StatusCode, err)
 		}
@@ -135,13 +108,12 @@ func TestKeepAliveBodiesAndHead(t *testing.T) {
 			t.Errorf("HEAD %d: Content-Length %d, want the GET's", i, resp.ContentLength)
 		}
 	}
-	edgetest.Poll(t, 10*time.Second, "the records", func() bool { return recs.count() >= rounds })
-	recs.mu.Lock()
-	defer recs.mu.Unlock()
-	if len(recs.recs) != rounds {
-		t.Fatalf("%d records for %d requests", len(recs.recs), rounds)
+	edgetest.Poll(t, 10*time.Second, "the records", func() bool { return len(recs.All()) >= rounds })
+	all := recs.All()
+	if len(all) != rounds {
+		t.Fatalf("%d records for %d requests", len(all), rounds)
 	}
-	if r := recs.recs[1]; r.Method != "POST" || r.Status != 200 || r.ResponseBytes != int64(len("POST /post ")+40) || r.CacheStatus != metrics.CacheHit {
+	if r := all[1]; r.Method != "POST" || r.Status != 200 || r.ResponseBytes != int64(len("POST /post ")+40) || r.CacheStatus != metrics.CacheHit {
 		t.Errorf("record of the first POST: %+v", r)
 	}
 }
@@ -185,7 +157,7 @@ func TestRefusedShapes(t *testing.T) {
 	if resp := edgetest.Get(t, addr, "/after"); resp.StatusCode != 200 {
 		t.Fatalf("after the refusals: %d", resp.StatusCode)
 	}
-	if n := recs.count(); n > 1 {
+	if n := len(recs.All()); n > 1 {
 		t.Errorf("%d records: a refused shape is not the gateway's request", n)
 	}
 }
@@ -204,14 +176,7 @@ func TestUpstreamClosesAfterAnswer(t *testing.T) {
 	br := bufio.NewReader(conn)
 	for i := range 5 {
 		req, _ := http.NewRequest("GET", "http://x/", nil)
-		if err := req.Write(conn); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, req)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
+		resp, body, _ := roundTrip(t, conn, br, req)
 		if resp.StatusCode != 200 || string(body) != "bye" || resp.Close {
 			t.Fatalf("request %d: %d %q close %v", i, resp.StatusCode, body, resp.Close)
 		}
@@ -229,7 +194,7 @@ func TestUpstreamDown(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("X-Request-Id") == "" {
 		t.Fatalf("status %d, headers %q", resp.StatusCode, resp.Header)
 	}
-	edgetest.Poll(t, 10*time.Second, "the record", func() bool { return recs.count() == 1 })
+	edgetest.Poll(t, 10*time.Second, "the record", func() bool { return len(recs.All()) == 1 })
 }
 
 // TestHandOff: with the fasthttp edge to hand to, the shapes the loop
@@ -261,8 +226,8 @@ func TestHandOff(t *testing.T) {
 			}
 		})
 	}
-	edgetest.Poll(t, 10*time.Second, "the records", func() bool { return recs.count() >= 6 })
-	if n := recs.count(); n != 6 {
+	edgetest.Poll(t, 10*time.Second, "the records", func() bool { return len(recs.All()) >= 6 })
+	if n := len(recs.All()); n != 6 {
 		t.Errorf("%d records for 6 requests", n)
 	}
 }
@@ -291,14 +256,7 @@ func TestChunkedAnswers(t *testing.T) {
 	br := bufio.NewReader(conn)
 	for i, tc := range []struct{ path, want string }{{"/big", big}, {"/stream", "data: 0\n\ndata: 1\n\ndata: 2\n\n"}, {"/big", big}} {
 		req, _ := http.NewRequest("GET", "http://x"+tc.path, nil)
-		if err := req.Write(conn); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, req)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		body, err := io.ReadAll(resp.Body)
+		resp, body, err := roundTrip(t, conn, br, req)
 		if err != nil || resp.StatusCode != 200 || string(body) != tc.want || resp.Close {
 			t.Fatalf("request %d: %d %v close %v, body %d bytes", i, resp.StatusCode, err, resp.Close, len(body))
 		}
@@ -306,10 +264,23 @@ func TestChunkedAnswers(t *testing.T) {
 			t.Errorf("request %d: Transfer-Encoding %q, trailers %q", i, resp.TransferEncoding, resp.Trailer)
 		}
 	}
-	edgetest.Poll(t, 10*time.Second, "the records", func() bool { return recs.count() >= 3 })
-	recs.mu.Lock()
-	defer recs.mu.Unlock()
-	if r := recs.recs[0]; r.ResponseBytes != int64(len(big)) || r.Status != 200 {
+	edgetest.Poll(t, 10*time.Second, "the records", func() bool { return len(recs.All()) >= 3 })
+	if r := recs.All()[0]; r.ResponseBytes != int64(len(big)) || r.Status != 200 {
 		t.Errorf("record of the chunked answer: %+v", r)
 	}
+}
+
+// roundTrip sends req on conn and reads its answer from br: the answer
+// and its body, with the body's read error.
+func roundTrip(t *testing.T, conn io.Writer, br *bufio.Reader, req *http.Request) (*http.Response, []byte, error) {
+	t.Helper()
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
 }
