@@ -36,6 +36,8 @@ func TestProxyOnEventLoops(t *testing.T) {
 		"StreamingAndWebSocketUpgrade": testStreamingAndWebSocketUpgrade,
 		// Interim answers dropped on the loop:
 		"ForwardingTimesOutAfterAnInterimHead": testForwardingTimesOutAfterAnInterimHead,
+		// A stale upstream connection:
+		"ForwardingRetriesOnceAtMost": testForwardingRetriesOnceAtMost,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, "evloop") })
 	}

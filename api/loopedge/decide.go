@@ -42,8 +42,14 @@ func (l *loop) decide(p *pair) bool {
 		l.fail(p, errUpstreamRefused)
 		return true
 	}
+	mark := len(p.upstream.out)
 	p.upstream.out = appendRequest(p.upstream.out, &ex.req, call, l.up)
 	clear(l.up)
+	ex.replayed = false
+	ex.replayable = gateway.Replayable(b2s(ex.req.method), ex.req.contentLength > 0)
+	if ex.replayable {
+		ex.request = append(ex.request[:0], p.upstream.out[mark:]...)
+	}
 	return true
 }
 

@@ -69,8 +69,12 @@ type exchange struct {
 	headDone bool  // the answer's head was relayed
 	left     int64 // answer body bytes still to relay (of a chunked answer: of its chunk)
 	chunks   chunkState
-	bytes    int64 // answer body bytes relayed
-	cache    string
+	// request is the upstream request of a replayable one (no body,
+	// gateway.Replayable), for replay.
+	request              []byte
+	replayable, replayed bool
+	bytes                int64 // answer body bytes relayed
+	cache                string
 }
 
 // loop is one event loop: its own epoll set polling the shared listener,
@@ -311,6 +315,7 @@ func (l *loop) step(p *pair) {
 // gateway (502); one whose answer has started is cut, the client's
 // connection closed. An idle pair dials again for its next request.
 func (l *loop) upstreamGone(p *pair, cause error) {
+	stale := cause == errUpstreamClosed && len(p.upstream.in) == 0
 	if p.upstream.fd >= 0 {
 		l.pairs[p.upstream.fd] = nil
 		_ = unix.Close(p.upstream.fd)
@@ -319,9 +324,29 @@ func (l *loop) upstreamGone(p *pair, cause error) {
 	p.connecting = false
 	p.upstream.out = p.upstream.out[:0]
 	p.upstream.in = p.upstream.in[:0]
-	if p.ex.busy {
+	if p.ex.busy && !(stale && l.replay(p)) {
 		l.fail(p, cause)
 	}
+}
+
+// replay sends the request in flight once more on a new upstream
+// connection, when the one it went out on closed before any answer byte
+// (most often: the upstream closed it as idle while the request was on
+// its way) and the request may be sent twice (gateway.Replayable), as
+// api/fastedge's client and the net/http proxy do: false when it may not
+// or was already.
+func (l *loop) replay(p *pair) bool {
+	ex := &p.ex
+	if ex.replayed || !ex.replayable {
+		return false
+	}
+	l.dial(p)
+	if p.upstream.fd < 0 {
+		return false
+	}
+	ex.replayed = true
+	p.upstream.out = append(p.upstream.out, ex.request...)
+	return true
 }
 
 // read reads what fd has into in; false when the peer closed or failed.
