@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/apiwarden/apiwarden/api"
 	"github.com/apiwarden/apiwarden/api/fastedge"
+	"github.com/apiwarden/apiwarden/api/loopedge"
 	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
@@ -32,12 +34,20 @@ func onProxyEdges(t *testing.T, test func(t *testing.T, edge string)) {
 // defaultProxyEdge is the edge of the proxy tests that do not name one:
 // fasthttp, the one config's edge "auto" picks for a proxy with an admin
 // listener of its own, or APIWARDEN_PROXY_EDGE (run the package with it
-// set to "net/http" to run every proxy test on net/http).
+// set to "net/http" to run every proxy test on net/http, or to "evloop"
+// for the experimental event-loop edge).
 func defaultProxyEdge() string {
 	if e := os.Getenv("APIWARDEN_PROXY_EDGE"); e != "" {
 		return e
 	}
 	return "fasthttp"
+}
+
+// fasthttpReads says whether fasthttp reads the edge's requests of other
+// shapes than the lean one: on the fasthttp edges, and on evloop, which
+// hands them to the fasthttp edge (api/loopedge).
+func fasthttpReads(edge string) bool {
+	return strings.HasPrefix(edge, "fasthttp") || edge == "evloop"
 }
 
 // edgeName names an edge in subtest names.
@@ -72,15 +82,29 @@ func startEdge(t testing.TB, edge string, srv *api.Server) *edgeServer {
 		t.Cleanup(hs.Close)
 		return &edgeServer{URL: hs.URL, Addr: hs.Listener.Addr().String(), shutdown: gs.Shutdown}
 	case "fasthttp", "fasthttp, reduce_idle_memory":
-		fs := fastedge.New(fastedge.Options{Gateway: srv.Gateway(), Fallback: srv.EnforcementHandler(),
-			MaxHeaderBytes: edgeTimeouts.maxHeaderBytes, ReadHeaderTimeout: edgeTimeouts.readHeader,
-			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: edgeTimeouts.idle,
-			ReduceIdleMemory: edge != "fasthttp"})
+		fs := fastServer(srv, edge != "fasthttp")
 		addr := edgetest.Serve(t, fs.Serve, fs.Close)
 		return &edgeServer{URL: "http://" + addr, Addr: addr, shutdown: fs.Shutdown}
+	case "evloop":
+		ls, err := loopedge.New(loopedge.Options{Gateway: srv.Gateway(), MaxHeaderBytes: edgeTimeouts.maxHeaderBytes,
+			Handoff: fastServer(srv, false), Timeouts: loopedge.Timeouts{ReadHeader: edgeTimeouts.readHeader,
+				Idle: edgeTimeouts.idle, Write: time.Minute}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := edgetest.Serve(t, ls.Serve, ls.Close)
+		return &edgeServer{URL: "http://" + addr, Addr: addr, shutdown: ls.Shutdown}
 	}
 	t.Fatalf("no edge %q", edge)
 	return nil
+}
+
+// fastServer is the fasthttp edge of srv with edgeTimeouts.
+func fastServer(srv *api.Server, reduceIdleMemory bool) *fastedge.Server {
+	return fastedge.New(fastedge.Options{Gateway: srv.Gateway(), Fallback: srv.EnforcementHandler(),
+		MaxHeaderBytes: edgeTimeouts.maxHeaderBytes, ReadHeaderTimeout: edgeTimeouts.readHeader,
+		ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: edgeTimeouts.idle,
+		ReduceIdleMemory: reduceIdleMemory})
 }
 
 // edgeTimeouts are the server settings of startEdge's servers.

@@ -89,10 +89,10 @@ func testProxyEdgesParseAlike(t *testing.T, edge string) {
 			before := f.upstream.count()
 			got := exchangeInterim(t, addr, c.raw)
 			want, upstream := c.want, c.upstream
-			if strings.HasPrefix(edge, "fasthttp") && c.wantFast != nil {
+			if fasthttpReads(edge) && c.wantFast != nil {
 				want = c.wantFast
 			}
-			if strings.HasPrefix(edge, "fasthttp") && c.upstreamFast != nil {
+			if fasthttpReads(edge) && c.upstreamFast != nil {
 				upstream = c.upstreamFast
 			}
 			wantExchange(t, got, want...)
@@ -189,7 +189,7 @@ func testProxyEdgesDrainOnShutdown(t *testing.T, edge string) {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(conn)
-	if strings.HasPrefix(edge, "fasthttp") {
+	if fasthttpReads(edge) {
 		// fasthttp answers 100 Continue when it has read the headers;
 		// net/http when the proxy reads the body, which waits below.
 		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {

@@ -409,7 +409,9 @@ func (a *App) bind() (err error) {
 			return fmt.Errorf("listener: %w", err)
 		}
 		a.cleanups = append(a.cleanups, func() { a.enforceLn.Close() })
-		a.enforceSrv = a.enforcementServer()
+		if a.enforceSrv, err = a.enforcementServer(); err != nil {
+			return err
+		}
 	}
 	a.warnOpenServiceAPI()
 	return nil

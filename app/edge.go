@@ -3,9 +3,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 
 	"github.com/apiwarden/apiwarden/api/fastedge"
+	"github.com/apiwarden/apiwarden/api/loopedge"
 	"github.com/apiwarden/apiwarden/config"
 )
 
@@ -18,27 +20,45 @@ type server interface {
 	Close() error
 }
 
-// checkEdge refuses the fasthttp edge where config validation does (a
-// configuration built in code skips it): without a listener of its own.
+// checkEdge refuses the fasthttp and evloop edges where config
+// validation does (a configuration built in code skips it): without a
+// listener of its own; and evloop but in proxy mode, without Redis or a
+// cluster.
 func (a *App) checkEdge() error {
-	if a.cfg.Server.EdgeServer() != config.EdgeFastHTTP {
+	edge := a.cfg.Server.EdgeServer()
+	if edge != config.EdgeFastHTTP && edge != config.EdgeEvLoop {
 		return nil
 	}
 	if a.shared() {
-		return errors.New(`server.edge "fasthttp" serves the enforcement listener on its own: it needs an admin_listen other than listen`)
+		return fmt.Errorf("server.edge %q serves the enforcement listener on its own: it needs an admin_listen other than listen", edge)
+	}
+	if edge == config.EdgeEvLoop && (a.cfg.Proxy.Upstream == "" || a.cfg.Redis.URL != "" || a.cfg.Cluster.PostgresURL != "") {
+		return errors.New(`server.edge "evloop" serves the proxy only, with local limits: it needs proxy.upstream and no [redis] or cluster`)
 	}
 	return nil
 }
 
 // enforcementServer is the server of listen when it has a listener of
-// its own: fasthttp for the proxy, or forward auth and check, when
-// server.edge says so, else net/http. Either closes the proxy's idle
+// its own: fasthttp for the proxy, or forward auth and check, or the
+// proxy's event loops (handing what they do not serve to fasthttp), when
+// server.edge says so, else net/http. Each closes the proxy's idle
 // upstream connections once it has drained.
-func (a *App) enforcementServer() server {
+func (a *App) enforcementServer() (server, error) {
 	s := a.cfg.Server
-	if s.EdgeServer() != config.EdgeFastHTTP {
-		return a.api.Gateway().HTTPServer(a.httpServer(nil))
+	switch s.EdgeServer() {
+	case config.EdgeEvLoop:
+		return loopedge.New(loopedge.Options{Gateway: a.api.Gateway(), MaxHeaderBytes: s.MaxHeaderBytes,
+			Handoff: a.fastServer(), Logger: a.log, Timeouts: loopedge.Timeouts{ReadHeader: s.ReadHeaderTimeout.D(),
+				Idle: s.IdleTimeout.D(), Write: s.WriteTimeout.D()}})
+	case config.EdgeFastHTTP:
+		return a.fastServer(), nil
 	}
+	return a.api.Gateway().HTTPServer(a.httpServer(nil)), nil
+}
+
+// fastServer is the fasthttp edge of listen.
+func (a *App) fastServer() *fastedge.Server {
+	s := a.cfg.Server
 	return fastedge.New(fastedge.Options{Gateway: a.api.Gateway(), Fallback: a.api.EnforcementHandler(),
 		MaxHeaderBytes: s.MaxHeaderBytes, ReadHeaderTimeout: s.ReadHeaderTimeout.D(), ReadTimeout: s.ReadTimeout.D(),
 		WriteTimeout: s.WriteTimeout.D(), IdleTimeout: s.IdleTimeout.D(), ReduceIdleMemory: s.ReduceIdleMemory, Logger: a.log})

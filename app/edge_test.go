@@ -78,7 +78,7 @@ func TestForwardAuthCountedAndRecordedOnEitherEdge(t *testing.T) {
 // either edge: a lean request, one handed to net/http (a chunked body)
 // and a denial.
 func TestProxyCountedAndRecordedOnEitherEdge(t *testing.T) {
-	for _, edge := range []string{config.EdgeNetHTTP, config.EdgeFastHTTP} {
+	for _, edge := range []string{config.EdgeNetHTTP, config.EdgeFastHTTP, config.EdgeEvLoop} {
 		t.Run(edge, func(t *testing.T) {
 			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				b, _ := io.ReadAll(r.Body)
@@ -124,7 +124,7 @@ func TestProxyCountedAndRecordedOnEitherEdge(t *testing.T) {
 // When Run stops, the proxy's idle upstream connections close with it,
 // on either edge: the upstream sees the connection of a request close.
 func TestRunClosesIdleUpstreamConnectionsOnEitherEdge(t *testing.T) {
-	for _, edge := range []string{config.EdgeNetHTTP, config.EdgeFastHTTP} {
+	for _, edge := range []string{config.EdgeNetHTTP, config.EdgeFastHTTP, config.EdgeEvLoop} {
 		t.Run(edge, func(t *testing.T) {
 			var conns, closed atomic.Int64
 			up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))

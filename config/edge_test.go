@@ -1,6 +1,9 @@
 package config
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // "auto" puts listen on fasthttp only where it has a listener of its own:
 // the admin routes run on net/http.
@@ -23,5 +26,31 @@ func TestEdgeServer(t *testing.T) {
 	}
 	if Default().Server.Edge != EdgeAuto {
 		t.Errorf("default edge %q, want %q", Default().Server.Edge, EdgeAuto)
+	}
+}
+
+// The event-loop edge is taken only where its decision never waits: a
+// proxy to a plain-HTTP upstream on a listener of its own, without Redis
+// or a cluster.
+func TestEvLoopEdgeOnlyWhereItNeverWaits(t *testing.T) {
+	const base = "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8081\"\nedge = \"evloop\"\n"
+	cases := []struct {
+		name, toml, want string // want: a part of the problem, "" for none
+	}{
+		{"proxy", base + "[proxy]\nupstream = \"http://127.0.0.1:9000\"\n", ""},
+		{"no proxy", base, "serves the proxy only"},
+		{"https upstream", base + "[proxy]\nupstream = \"https://127.0.0.1:9000\"\n", "serves the proxy only"},
+		{"redis", base + "[proxy]\nupstream = \"http://127.0.0.1:9000\"\n[redis]\nurl = \"redis://127.0.0.1:6379/0\"\n", "cannot wait on Redis"},
+		{"cluster", base + "[proxy]\nupstream = \"http://127.0.0.1:9000\"\n[cluster]\npostgres_url = \"postgres://u@127.0.0.1/db\"\n", "cannot wait on a cluster"},
+		{"shared listener", "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"\nedge = \"evloop\"\n[proxy]\nupstream = \"http://127.0.0.1:9000\"\n", "needs a listener of its own"},
+	}
+	for _, tc := range cases {
+		_, err := Parse([]byte(tc.toml), "edge.toml")
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want a problem saying %q", tc.name, err, tc.want)
+		}
 	}
 }

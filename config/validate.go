@@ -94,6 +94,10 @@ const (
 	EdgeAuto     = "auto"
 	EdgeNetHTTP  = "net/http"
 	EdgeFastHTTP = "fasthttp"
+	// EdgeEvLoop is the proxy on event loops (api/loopedge), EXPERIMENTAL:
+	// a listener of its own, proxy mode to a plain-HTTP upstream, local
+	// limits only (its decision must never wait on Redis or a cluster).
+	EdgeEvLoop = "evloop"
 )
 
 // SharedListener reports whether listen and the admin routes share one
@@ -131,13 +135,33 @@ func (c *Config) validateEdge(pl *problemList) {
 		}
 		return
 	case EdgeFastHTTP:
+	case EdgeEvLoop:
+		c.validateEvLoop(pl)
 	default:
-		pl.add("server.edge", "must be %q, %q or %q, got %q", EdgeAuto, EdgeNetHTTP, EdgeFastHTTP, s.Edge)
+		pl.add("server.edge", "must be %q, %q, %q or %q, got %q", EdgeAuto, EdgeNetHTTP, EdgeFastHTTP, EdgeEvLoop, s.Edge)
 		return
 	}
 	if s.SharedListener() {
 		pl.add("server.edge", "%q needs a listener of its own: set server.admin_listen to another address than server.listen (the admin routes run on %q)",
-			EdgeFastHTTP, EdgeNetHTTP)
+			s.Edge, EdgeNetHTTP)
+	}
+}
+
+// validateEvLoop allows the experimental event-loop edge only where its
+// loops never wait: proxy mode to a plain-HTTP upstream, without Redis or
+// a cluster, whose calls would stall every connection of a loop.
+func (c *Config) validateEvLoop(pl *problemList) {
+	if u := c.Proxy.Upstream; u == "" || !strings.HasPrefix(u, "http://") {
+		pl.add("server.edge", "%q serves the proxy only: set proxy.upstream to an http:// URL", EdgeEvLoop)
+	}
+	if c.Redis.URL != "" {
+		pl.add("server.edge", "%q decides on its event loops and cannot wait on Redis: remove [redis] or use edge %q", EdgeEvLoop, EdgeFastHTTP)
+	}
+	if c.Cluster.PostgresURL != "" {
+		pl.add("server.edge", "%q decides on its event loops and cannot wait on a cluster: remove cluster.postgres_url or use edge %q", EdgeEvLoop, EdgeFastHTTP)
+	}
+	if c.Server.ReduceIdleMemory {
+		pl.add("server.reduce_idle_memory", "applies to edge = %q only", EdgeFastHTTP)
 	}
 }
 

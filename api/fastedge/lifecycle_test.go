@@ -10,6 +10,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/enforce"
+	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
 // A server stopped before Serve runs must not serve: app.Run calls
@@ -30,7 +31,7 @@ func TestServeAfterStopReturns(t *testing.T) {
 	for _, mode := range []string{"forward auth", "proxy"} {
 		for name, stop := range stops {
 			t.Run(mode+"/"+name, func(t *testing.T) {
-				o := gateway.Options{Gate: gateway.GateOptions{Engine: engine, Recorder: &records{}}}
+				o := gateway.Options{Gate: gateway.GateOptions{Engine: engine, Recorder: &edgetest.Records{}}}
 				if mode == "proxy" {
 					o.Proxy = gateway.ProxyOptions{Upstream: upstream, ResponseHeaderTimeout: time.Second}
 				}

@@ -136,33 +136,7 @@ func (s *Server) proxyInbound(ctx *fasthttp.RequestCtx, in *gateway.ProxyInbound
 		if name == fasthttp.HeaderHost {
 			continue
 		}
-		n += len(k) + len(v) + 4
-		hd := &in.Header
-		var dst *string // the first value of a header the gateway reads
-		switch name {
-		case "X-Api-Key":
-			dst = &hd.APIKey
-		case "Authorization":
-			dst = &hd.Authorization
-		case "Origin":
-			dst = &hd.Origin
-		case "User-Agent":
-			dst = &hd.UserAgent
-		case "X-Forwarded-Host":
-			dst = &in.ForwardedHost
-		case "X-Forwarded-Proto":
-			dst = &in.ForwardedProto
-		case "X-Request-Id":
-			dst = &in.RequestID
-		case "X-Forwarded-For":
-			hd.ForwardedFor = append(hd.ForwardedFor, value)
-		}
-		if dst != nil && *dst == "" {
-			*dst = value
-		}
-		if country != "" && hd.Country == "" && strings.EqualFold(name, country) {
-			hd.Country = value
-		}
+		n += in.AddHeader(name, value, country)
 	}
 	in.HeaderBytes = n // RequestID is the caller's: DecideProxy names the request
 	return true

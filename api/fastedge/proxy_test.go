@@ -1,13 +1,11 @@
 package fastedge
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,35 +14,6 @@ import (
 	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/metrics"
 )
-
-// records keeps what the gateway records, for a test to read.
-type records struct {
-	mu   sync.Mutex
-	recs []metrics.Record
-}
-
-func (r *records) Record(rec *metrics.Record) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recs = append(r.recs, *rec)
-	return true
-}
-
-// last polls until n records are there and returns the last.
-func (r *records) last(t *testing.T, n int) metrics.Record {
-	t.Helper()
-	var rec metrics.Record
-	edgetest.Poll(t, 10*time.Second, fmt.Sprintf("%d records", n), func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if len(r.recs) < n {
-			return false
-		}
-		rec = r.recs[len(r.recs)-1]
-		return true
-	})
-	return rec
-}
 
 // panicky is an engine that panics on /panic and lets everything else
 // through as an internal route.
@@ -59,7 +28,7 @@ func (p panicky) Decide(now time.Time, f *enforce.Facts) enforce.Decision {
 
 // startProxy serves a fasthttp proxy in front of upstream, every path an
 // internal route (no key, no limit): forwarding is under test.
-func startProxy(t *testing.T, upstream string, o gateway.ProxyOptions, engine func(gateway.Decider) gateway.Decider) (addr string, recs *records) {
+func startProxy(t *testing.T, upstream string, o gateway.ProxyOptions, engine func(gateway.Decider) gateway.Decider) (addr string, recs *edgetest.Records) {
 	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
@@ -73,7 +42,7 @@ func startProxy(t *testing.T, upstream string, o gateway.ProxyOptions, engine fu
 	if o.ResponseHeaderTimeout == 0 {
 		o.ResponseHeaderTimeout = 5 * time.Second
 	}
-	recs = &records{}
+	recs = &edgetest.Records{}
 	gw := gateway.New(gateway.Options{Gate: gateway.GateOptions{Engine: d, Recorder: recs, InternalSampleRate: 1}, Proxy: o})
 	s := New(Options{Gateway: gw, Fallback: gw.Handler(), MaxHeaderBytes: 8 << 10, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second})
@@ -149,7 +118,7 @@ func TestProxyUpstreamFailures(t *testing.T) {
 	cases := []struct {
 		name     string
 		addr     string
-		recs     *records
+		recs     *edgetest.Records
 		path     string
 		status   int
 		code     string
@@ -159,14 +128,14 @@ func TestProxyUpstreamFailures(t *testing.T) {
 		{"slow head", addr, recs, "/slow", 504, "UPSTREAM_TIMEOUT", metrics.ErrorUpstreamTimeout},
 		{"upstream 503", addr, recs, "/fail", 503, "", metrics.ErrorUpstream5xx},
 	}
-	n := map[*records]int{}
+	n := map[*edgetest.Records]int{}
 	for _, c := range cases {
 		status, body := get(c.addr, c.path)
 		n[c.recs]++
 		if status != c.status || !strings.Contains(body, c.code) {
 			t.Errorf("%s: %d %s, want %d %s", c.name, status, body, c.status, c.code)
 		}
-		if rec := c.recs.last(t, n[c.recs]); rec.Status != c.status || rec.ErrorCategory != c.category {
+		if rec := c.recs.Last(t, n[c.recs]); rec.Status != c.status || rec.ErrorCategory != c.category {
 			t.Errorf("%s: recorded %d %v, want %d %v", c.name, rec.Status, rec.ErrorCategory, c.status, c.category)
 		}
 	}

@@ -137,7 +137,7 @@ func writeRequest(bw *bufio.Writer, req *fasthttp.Request) error {
 	}
 	head := req.Header.AppendBytes(bw.AvailableBuffer())
 	if up != nil {
-		head = append(appendFields(head[:len(head)-2], up), '\r', '\n') // before the empty line
+		head = append(up.AppendLines(head[:len(head)-2]), '\r', '\n') // before the empty line
 	}
 	if _, err := bw.Write(head); err != nil || !hasBody {
 		return err
@@ -150,33 +150,6 @@ func writeRequest(bw *bufio.Writer, req *fasthttp.Request) error {
 // the gateway's headers for the upstream (a *gateway.Fields) in the
 // request it builds.
 type gatewayFields struct{}
-
-// appendFields appends f's fields to a head as header lines, as
-// RequestHeader.AppendBytes writes its own. fasthttp's Add would copy
-// each name and check its bytes, copy each value and scan it (~0.1 us a
-// field in the profile, docs/BENCHMARKS.md, "apiwarden above its floor,
-// third pass"); here a field costs its copy and one scan, which turns
-// CR and LF into spaces as Add does, so no field can end the line early.
-func appendFields(dst []byte, f *gateway.Fields) []byte {
-	for _, fd := range f.List() {
-		dst = appendNoNewLines(dst, fd.Name)
-		dst = append(dst, ':', ' ')
-		dst = append(appendNoNewLines(dst, fd.Value), '\r', '\n')
-	}
-	return dst
-}
-
-// appendNoNewLines appends s with every CR and LF in it a space.
-func appendNoNewLines(dst []byte, s string) []byte {
-	start := len(dst)
-	dst = append(dst, s...)
-	for i, c := range dst[start:] {
-		if c == '\r' || c == '\n' {
-			dst[start+i] = ' '
-		}
-	}
-	return dst
-}
 
 // frameRequest sets req's Host, target and Content-Length as
 // Request.Write does before it encodes the head, and returns the body and

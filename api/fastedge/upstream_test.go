@@ -52,7 +52,7 @@ func TestProxyStreamsEventByEvent(t *testing.T) {
 	if b, err := io.ReadAll(resp.Body); err != nil || len(b) != 0 {
 		t.Fatalf("after the events: %q %v", b, err)
 	}
-	if rec := recs.last(t, 1); rec.Status != 200 || rec.ResponseBytes != int64(len("data: one\n\ndata: two\n\n")) {
+	if rec := recs.Last(t, 1); rec.Status != 200 || rec.ResponseBytes != int64(len("data: one\n\ndata: two\n\n")) {
 		t.Fatalf("recorded %d, %d bytes", rec.Status, rec.ResponseBytes)
 	}
 }
@@ -260,7 +260,7 @@ func TestProxySmallAnswerCutOffMidBody(t *testing.T) {
 	if err != nil || strings.Contains(string(got), "abcd") {
 		t.Fatalf("the client got %q, %v; want the connection closed before a complete answer", got, err)
 	}
-	if rec := recs.last(t, 1); rec.Status != 200 || rec.ResponseBytes != 4 {
+	if rec := recs.Last(t, 1); rec.Status != 200 || rec.ResponseBytes != 4 {
 		t.Fatalf("recorded %d, %d bytes; want 200, 4", rec.Status, rec.ResponseBytes)
 	}
 }

@@ -339,3 +339,39 @@ func (c *ProxyCall) end(status int, bytes int64, upstream time.Duration, cacheSt
 	*c = ProxyCall{}
 	p.calls.Put(c)
 }
+
+// AddHeader notes one request header (name canonical, Host excepted) of
+// a proxied request in in, as a server gathers them in one pass: the
+// first value of each header DecideProxy reads, every X-Forwarded-For
+// value, and the client's country from the header named country ("":
+// none). It returns the header's bytes as HeaderBytes counts them. The
+// strings are kept as they are: views, if the caller's are.
+func (in *ProxyInbound) AddHeader(name, value, country string) int {
+	hd := &in.Header
+	var dst *string // the first value of a header the gateway reads
+	switch name {
+	case "X-Api-Key":
+		dst = &hd.APIKey
+	case "Authorization":
+		dst = &hd.Authorization
+	case "Origin":
+		dst = &hd.Origin
+	case "User-Agent":
+		dst = &hd.UserAgent
+	case "X-Forwarded-Host":
+		dst = &in.ForwardedHost
+	case "X-Forwarded-Proto":
+		dst = &in.ForwardedProto
+	case "X-Request-Id":
+		dst = &in.RequestID
+	case "X-Forwarded-For":
+		hd.ForwardedFor = append(hd.ForwardedFor, value)
+	}
+	if dst != nil && *dst == "" {
+		*dst = value
+	}
+	if country != "" && hd.Country == "" && strings.EqualFold(name, country) {
+		hd.Country = value
+	}
+	return len(name) + len(value) + 4
+}
