@@ -37,8 +37,7 @@ type scriptCall struct {
 	// sender of the next batch, of which it is the first: the queue's
 	// head.
 	sends bool
-	done  chan struct{}  // fires once: answered, or a batch to send
-	alone [1]*scriptCall // backs the batch of a call sent alone
+	done  chan struct{} // fires once: answered, or a batch to send
 }
 
 // lane queues the calls that arrive while one of its round trips is in
@@ -47,6 +46,9 @@ type lane struct {
 	mu      sync.Mutex
 	sending bool          // a round trip is in flight, or its calls are being woken
 	queue   []*scriptCall // in arrival order
+	// inFlight is how many calls the lane's sender took for its batch: 0
+	// while the caller that found the lane idle yields before taking.
+	inFlight int
 
 	// Reused from batch to batch, they belong to the lane's one sender
 	// (the caller that set sending, or the one handed the next batch)
@@ -62,8 +64,10 @@ type lane struct {
 // scriptBatcher sends allowScript calls to Redis, coalescing the calls
 // that arrive while a round trip is in flight into one batch, as
 // gubernator batches the requests it forwards to a peer. There is no
-// timer and no wait: a call that finds its lane idle is sent at once,
-// alone, so a lone request pays one round trip, as without batching.
+// timer and no wait: a call that finds its lane idle yields once to the
+// goroutines ready to run and is sent with the calls that queued
+// meanwhile, alone when none did, so a lone request pays one round trip,
+// as without batching.
 //
 // A batch goes to a single server as one allowScript call with every
 // decision, to a cluster or a ring as a pipeline of allowScript calls of
@@ -75,7 +79,7 @@ type lane struct {
 // decisions run in the order its requests arrived.
 //
 // The batcher has no goroutine of its own. The caller that finds its lane
-// idle sends; when its round trip ends it wakes its batch's callers, then
+// idle yields once, then sends; when its round trip ends it wakes its batch's callers, then
 // the oldest waiting caller, which yields once to the goroutines ready to
 // run (on a busy host, requests about to join the queue), then takes the
 // queue as its batch and sends it, and so on. A caller thus waits for at
@@ -127,8 +131,15 @@ func (b *scriptBatcher) run(subject Subject, in *scriptInput, deadline time.Time
 	} else {
 		l.sending = true
 		l.mu.Unlock()
-		c.alone[0] = c
-		b.send(l, c.alone[:])
+		// The same yield as a woken sender's: on a busy host the callers
+		// the last batch woke, and requests on their way here, run first
+		// and join this call's batch, rather than this call going alone
+		// and them in the next (under the proxy benchmark every other
+		// round trip carried one decision; docs/BENCHMARKS.md "Redis
+		// mode's cost a request, second pass"). With none ready, Gosched
+		// returns at once.
+		runtime.Gosched()
+		b.send(l, b.takeAfter(l, c))
 	}
 	vals, err := c.vals, c.err
 	*c = scriptCall{done: c.done}
@@ -155,6 +166,7 @@ func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 	}
 
 	l.mu.Lock()
+	l.inFlight = 0
 	var next *scriptCall
 	if len(l.queue) > 0 {
 		next = l.queue[0]
@@ -174,13 +186,24 @@ func (b *scriptBatcher) send(l *lane, batch []*scriptCall) {
 // maxBatch, in l's batch slice. It is for the caller whose call sends, at
 // the queue's head, once the sender before it has let the lane go.
 func (b *scriptBatcher) take(l *lane) []*scriptCall {
+	return b.takeAfter(l, nil)
+}
+
+// takeAfter is take with head, when not nil, first in the batch: the
+// call of the caller that found l idle, which was not queued.
+func (b *scriptBatcher) takeAfter(l *lane, head *scriptCall) []*scriptCall {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := min(len(l.queue), b.maxBatch)
-	l.batch = append(l.batch[:0], l.queue[:n]...)
+	l.batch = l.batch[:0]
+	if head != nil {
+		l.batch = append(l.batch, head)
+	}
+	n := min(len(l.queue), b.maxBatch-len(l.batch))
+	l.batch = append(l.batch, l.queue[:n]...)
 	left := copy(l.queue, l.queue[n:])
 	clear(l.queue[left:])
 	l.queue = l.queue[:left]
+	l.inFlight = len(l.batch)
 	return l.batch
 }
 

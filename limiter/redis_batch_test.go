@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,17 +15,14 @@ import (
 	"github.com/apiwarden/apiwarden/internal/redistest"
 )
 
-// pending is how many calls the batcher holds: one per lane with a round
-// trip in flight, plus the queued ones.
+// pending is how many calls the batcher holds: those of the batches in
+// flight, plus the queued ones.
 func (b *scriptBatcher) pending() int {
 	n := 0
 	for i := range b.lanes {
 		l := &b.lanes[i]
 		l.mu.Lock()
-		n += len(l.queue)
-		if l.sending {
-			n++
-		}
+		n += len(l.queue) + l.inFlight
 		l.mu.Unlock()
 	}
 	return n
@@ -79,33 +77,21 @@ func decideEach(r *Redis, now time.Time, reqs []Request, started func(i int), th
 	return results
 }
 
-// decidePaused pauses srv, runs every request in its own goroutine, waits
-// until the batcher holds them all, calls then (which must let the round
-// trips end: resume, kill, or nothing for a timeout) and returns the
-// results once all have returned, in the order of reqs.
+// decidePaused pauses srv, starts the requests one at a time, each once
+// the one before is held by the batcher, so they queue in the order of
+// reqs (each lane's first alone in flight), calls then (which must let
+// the round trips end: resume, kill, or nothing for a timeout) and
+// returns the results once all have returned, in the order of reqs.
 func decidePaused(t *testing.T, srv *redistest.Server, r *Redis, now time.Time, reqs []Request, then func()) []Result {
 	t.Helper()
 	srv.Pause()
-	var results []Result
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		results = decideAll(r, now, reqs)
-	}()
-	waitPending(t, r, len(reqs))
-	then()
-	<-done
-	return results
+	return decideEach(r, now, reqs, func(i int) { waitPending(t, r, i+1) }, then)
 }
 
-// decideQueued pauses srv, starts the requests one at a time, each once
-// the one before is held by the batcher, so they queue in the order of
-// reqs (the first alone in flight), resumes srv and returns the results
-// in that order.
+// decideQueued is decidePaused resuming srv.
 func decideQueued(t *testing.T, srv *redistest.Server, r *Redis, now time.Time, reqs []Request) []Result {
 	t.Helper()
-	srv.Pause()
-	return decideEach(r, now, reqs, func(i int) { waitPending(t, r, i+1) }, srv.Resume)
+	return decidePaused(t, srv, r, now, reqs, srv.Resume)
 }
 
 func repeat(req Request, n int) []Request {
@@ -549,4 +535,26 @@ func TestRedisBatchWakesItsCallsBeforeTheNext(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRedisIdleLaneTakesTheReadyCallers: a call that finds its lane idle
+// yields first, so callers ready to run go in its round trip rather than
+// in a second one. With one P the test's goroutines run only once it
+// waits: the last started finds the lane idle and yields, the others
+// queue, and the yielding call takes them all in one batch; decided as
+// one after the other, exactly the burst passes.
+func TestRedisIdleLaneTakesTheReadyCallers(t *testing.T) {
+	srv := redistest.Start(t)
+	r := newTestRedis(t, srv, RedisOptions{Timeout: 10 * time.Second})
+	r.Allow(Request{Subject: "warm-up", Tier: "free"})
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	before := r.Stats()
+	results := decideAll(r, time.Now(), repeat(Request{Subject: "ready", Tier: "tiny"}, 4))
+	st := r.Stats()
+	if got := admitted(results); got != 3 || st.Fallbacks != 0 {
+		t.Fatalf("%d admitted, want the burst of 3; stats %+v", got, st)
+	}
+	if got := st.RoundTrips - before.RoundTrips; got != 1 {
+		t.Errorf("4 ready callers took %d round trips, want 1", got)
+	}
 }

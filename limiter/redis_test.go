@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -534,7 +535,7 @@ func BenchmarkRedisAllowAt(b *testing.B) {
 			}
 			r.Allow(req) // load the script
 			info := redisClient(b, srv)
-			cpu0 := redisCPU(b, info)
+			cpu0, own0 := redisCPU(b, info), processCPU(b)
 			b.ReportAllocs()
 			b.ResetTimer()
 			switch bc.name {
@@ -564,8 +565,19 @@ func BenchmarkRedisAllowAt(b *testing.B) {
 			}
 			b.ReportMetric(float64(st.Calls)/float64(max(st.RoundTrips, 1)), "scripts/roundtrip")
 			b.ReportMetric(float64(redisCPU(b, info)-cpu0)/float64(time.Microsecond)/float64(max(st.Calls, 1)), "redis-µs/op")
+			b.ReportMetric(float64(processCPU(b)-own0)/float64(time.Microsecond)/float64(max(st.Calls, 1)), "client-µs/op")
 		})
 	}
+}
+
+// processCPU reads the CPU time this process has used, user and system.
+func processCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }
 
 // redisCPU reads the CPU time redis-server has used, user and system.
