@@ -34,7 +34,7 @@ import (
 // opened. APIWARDEN_CONNS_BINARY runs another build
 // instead of this tree's, for a before-and-after. APIWARDEN_CONNS_EDGE
 // sets [server] edge ("fasthttp", or "fasthttp, reduce_idle_memory" for
-// fasthttp with reduce_idle_memory on, or "net/http"; default the
+// fasthttp with reduce_idle_memory on, "net/http", or "evloop"; default the
 // configuration's, "auto", which is fasthttp here) and
 // APIWARDEN_CONNS_MAX_HEADER_BYTES [server] max_header_bytes (which sizes
 // each connection's read buffer), APIWARDEN_CONNS_MEMORY_LIMIT [server]
@@ -79,8 +79,10 @@ func TestConnections(t *testing.T) {
 		edge = "edge = \"fasthttp\"\n"
 	case "fasthttp, reduce_idle_memory":
 		edge = "edge = \"fasthttp\"\nreduce_idle_memory = true\n"
+	case "evloop": // a descriptor a connection more: its own upstream one
+		edge = "edge = \"evloop\"\n"
 	default:
-		t.Fatalf("APIWARDEN_CONNS_EDGE %q: want net/http, fasthttp or \"fasthttp, reduce_idle_memory\"", e)
+		t.Fatalf("APIWARDEN_CONNS_EDGE %q: want net/http, fasthttp, \"fasthttp, reduce_idle_memory\" or evloop", e)
 	}
 	if v, err := strconv.Atoi(os.Getenv("APIWARDEN_CONNS_MAX_HEADER_BYTES")); err == nil && v > 0 {
 		edge += fmt.Sprintf("max_header_bytes = %d\n", v)
