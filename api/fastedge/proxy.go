@@ -325,9 +325,8 @@ func upstreamRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, call *gate
 }
 
 // copyClientHeaders adds the client's headers in src to dst that the
-// gateway's hop-by-hop and scrub rules keep and up does not replace. It
-// and addHeaders are frames of their own, side by side under
-// upstreamRequest, not one frame holding both loops' iterators
+// gateway keeps (ProxyCall.UpstreamValue). It is a frame of its own under
+// upstreamRequest, its iterator off the frames beside it
 // (docs/BENCHMARKS.md, "Stacks per connection on the fasthttp proxy").
 //
 //go:noinline
@@ -345,17 +344,7 @@ func copyClientHeaders(dst, src *fasthttp.RequestHeader, up *gateway.Fields, cal
 		case fasthttp.HeaderHost, fasthttp.HeaderContentLength, fasthttp.HeaderTransferEncoding:
 			continue // framing is the client's
 		}
-		value, keep := gateway.ForwardedRequestHeader(name, b2s(v), connection)
-		if !keep {
-			continue
-		}
-		clean, keep, _ := call.ScrubHeaderValue(name, value)
-		if !keep {
-			continue
-		}
-		// Looked up last: the headers dropped above (a key's, most
-		// often) cost no lookup.
-		if !up.Has(name) {
+		if clean, keep := call.UpstreamValue(name, b2s(v), connection, up); keep {
 			dst.Add(name, clean)
 		}
 	}

@@ -198,6 +198,24 @@ func (c *ProxyCall) ScrubHeaderValue(name, value string) (clean string, keep, ch
 	return ScrubHeaderValue(name, value)
 }
 
+// UpstreamValue is what the upstream is sent of one header of the call's
+// request, name canonical, the framing headers (Host, Content-Length,
+// Transfer-Encoding) left to the server: the value ForwardedRequestHeader
+// and ScrubHeaderValue leave, with connection the request's Connection
+// values; keep is false when either drops it or up, the headers the
+// gateway tells the upstream (DecideProxy), replaces it. up is looked up
+// last, so the headers dropped before (a key's, most often) cost no
+// lookup. Every server's rule for a client's header on the lean path.
+func (c *ProxyCall) UpstreamValue(name, value string, connection []string, up *Fields) (clean string, keep bool) {
+	if value, keep = ForwardedRequestHeader(name, value, connection); !keep {
+		return "", false
+	}
+	if clean, keep, _ = c.ScrubHeaderValue(name, value); !keep || up.Has(name) {
+		return "", false
+	}
+	return clean, true
+}
+
 // carriesVerifiedKey says whether a request header value is the call's
 // verified key where a client sends one: the whole X-Api-Key value, or
 // the Bearer credentials of Authorization (carriesKey reads them so).

@@ -95,15 +95,7 @@ func appendRequest(out []byte, r *requestHead, call *gateway.ProxyCall, up *gate
 		case "Host", "Content-Length":
 			continue // framing is the client's
 		}
-		value, keep := gateway.ForwardedRequestHeader(name, b2s(f.value), connection)
-		if !keep {
-			continue
-		}
-		clean, keep, _ := call.ScrubHeaderValue(name, value)
-		if !keep {
-			continue
-		}
-		if !up.Has(name) {
+		if clean, keep := call.UpstreamValue(name, b2s(f.value), connection, up); keep {
 			out = appendHeader(out, name, clean)
 		}
 	}
