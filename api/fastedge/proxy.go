@@ -129,7 +129,7 @@ func (s *Server) proxyInbound(ctx *fasthttp.RequestCtx, in *gateway.ProxyInbound
 	country := s.gw.CountryHeader()
 	n := len(target)
 	for k, v := range h.All() {
-		if !token(k) || !fieldValue(v) {
+		if !Token(k) || !FieldValue(v) {
 			return false
 		}
 		name, value := b2s(k), b2s(v)
@@ -144,53 +144,6 @@ func (s *Server) proxyInbound(ctx *fasthttp.RequestCtx, in *gateway.ProxyInbound
 
 // b2s is b as a string without a copy: valid while fasthttp keeps b.
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// token reports whether a header name is an RFC 9110 token, as net/http
-// requires.
-func token(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !tokenByte(c) {
-			return false
-		}
-	}
-	return true
-}
-
-// tokenByte reports whether c may be part of an RFC 9110 token: one bit
-// test, as every byte of every header name of a proxied request goes
-// through it (docs/BENCHMARKS.md, "apiwarden above its floor, second
-// pass").
-func tokenByte(c byte) bool {
-	set := tokenBelow64
-	if c >= 64 {
-		set = tokenFrom64
-	}
-	return c < 128 && set>>(c&63)&1 != 0
-}
-
-// The RFC 9110 token bytes, "!#$%&'*+-.^_`|~" and the ASCII letters and
-// digits, as two 64-bit sets: bytes 0–63 in tokenBelow64, 64–127 in
-// tokenFrom64 (bit c-64).
-const (
-	tokenBelow64 uint64 = 1<<'!' | 1<<'#' | 1<<'$' | 1<<'%' | 1<<'&' | 1<<'\'' |
-		1<<'*' | 1<<'+' | 1<<'-' | 1<<'.' | (1<<10-1)<<'0'
-	tokenFrom64 uint64 = (1<<26-1)<<('A'-64) | 1<<('^'-64) | 1<<('_'-64) |
-		1<<('`'-64) | (1<<26-1)<<('a'-64) | 1<<('|'-64) | 1<<('~'-64)
-)
-
-// fieldValue reports whether a header value has no control byte but
-// tab, as net/http requires.
-func fieldValue(b []byte) bool {
-	for _, c := range b {
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
 
 // contentLength is the request body's length as net/http reads it: -1
 // for chunked, 0 for a request without a body (fasthttp's -2).

@@ -12,8 +12,8 @@ func TestTokenByteIsTchar(t *testing.T) {
 		c := byte(i)
 		want := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-		if got := tokenByte(c); got != want {
-			t.Errorf("tokenByte(%#x %q) = %v, want %v", c, c, got, want)
+		if got := TokenByte(c); got != want {
+			t.Errorf("TokenByte(%#x %q) = %v, want %v", c, c, got, want)
 		}
 	}
 }
@@ -26,7 +26,7 @@ func BenchmarkHeaderNames(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, n := range names {
-			if !token(n) {
+			if !Token(n) {
 				b.Fatal(string(n))
 			}
 		}
