@@ -5,8 +5,10 @@ import "testing"
 // TestProxyOnEventLoops runs the proxy tests the experimental event-loop
 // edge (api/loopedge, server.edge = "evloop") passes on it: the lean path
 // on its loops, the rest handed with its connection to the fasthttp edge.
-// What it does not do yet (streamed answers) is listed in README.md, "The
-// event-loop edge (experimental)", not tested here.
+// What it does not do yet (shared upstream connections and
+// max_conns_per_host, trailers, answers framed by the upstream's close)
+// is listed in README.md, "The event-loop edge (experimental)", and its
+// tests are left out here.
 func TestProxyOnEventLoops(t *testing.T) {
 	for name, test := range map[string]func(*testing.T, string){
 		"LiveKeysNeverReachTheUpstream":       testLiveKeysNeverReachTheUpstream,
