@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -37,7 +36,8 @@ import (
 type Options struct {
 	Gateway        *gateway.Gateway // in proxy mode, with a plain-HTTP upstream
 	MaxHeaderBytes int
-	// Loops is how many event loops serve; 0 means GOMAXPROCS.
+	// Loops is how many event loops serve; 0 means one a CPU the process
+	// may use (procs.go).
 	Loops int
 	// Handoff is the fasthttp edge of the same gateway, which serves a
 	// client connection whose request the loops do not (any other shape
@@ -77,7 +77,7 @@ func New(o Options) (*Server, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Loops <= 0 {
-		o.Loops = runtime.GOMAXPROCS(0)
+		o.Loops = defaultLoops()
 	}
 	if !o.Gateway.ProxyMode() {
 		return nil, errors.New("loopedge: the event-loop edge serves the proxy only")
@@ -184,6 +184,7 @@ func (s *Server) Serve(ln net.Listener) (err error) {
 		s.running = append(s.running, l)
 	}
 	s.mu.Unlock()
+	spareP(s.loops)
 	var wg sync.WaitGroup
 	for _, l := range s.running {
 		wg.Go(l.run)
