@@ -86,6 +86,7 @@ type loop struct {
 	epfd, listenFD, wakeFD int
 	pairs                  []*pair // by fd, for both of a pair's sockets
 	open                   int     // pairs open
+	adopted                int     // client connections the loop took to serve (balance.go)
 	up                     gateway.Fields
 	upstream               unix.Sockaddr // the loop's own copy
 	domain                 int
@@ -95,6 +96,8 @@ type loop struct {
 	unlisten               func()    // called once the loop left the listener
 	dateSec                int64
 	draining, stopNow      atomic.Bool
+	inbox                  inbox      // connections other loops accepted for this one (balance.go)
+	queued                 []accepted // the inbox's, taken out
 }
 
 // wake tells the loop to drain (stop accepting, finish the answers in
@@ -105,6 +108,12 @@ func (l *loop) wake(drain bool) {
 	} else {
 		l.stopNow.Store(true)
 	}
+	l.poke()
+}
+
+// poke wakes the loop to look at its flags and its inbox. Safe for
+// concurrent use.
+func (l *loop) poke() {
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	_, _ = unix.Write(l.wakeFD, one[:])
@@ -114,6 +123,7 @@ func (l *loop) wake(drain bool) {
 // on a thread of its own; it then closes every pair.
 func (l *loop) run() {
 	runtime.LockOSThread()
+	defer l.closeInbox()
 	defer l.closeAll()
 	defer l.leaveListener()
 	events := make([]unix.EpollEvent, 256)
@@ -135,6 +145,7 @@ func (l *loop) run() {
 				var b [8]byte
 				_, _ = unix.Read(l.wakeFD, b[:])
 				l.startDrain()
+				l.adoptQueued()
 			default:
 				// A pair closed earlier in this batch leaves a nil here.
 				if p := l.pairs[fd]; p != nil {
@@ -183,8 +194,8 @@ func (l *loop) leaveListener() {
 }
 
 // accept takes one pending connection, so that the loops polling the
-// listener share new connections, and pairs it with a new upstream
-// connection.
+// listener share new connections, and has the loop whose turn it is
+// serve it (balance.go).
 func (l *loop) accept() {
 	cfd, sa, err := unix.Accept4(l.listenFD, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	switch err {
@@ -195,11 +206,18 @@ func (l *loop) accept() {
 		l.log.Error("loopedge: accept", "err", err)
 		return
 	}
+	l.place(cfd, peerAddr(sa))
+}
+
+// adopt serves the accepted connection cfd from peer on the loop: it
+// pairs it with a new upstream connection.
+func (l *loop) adopt(cfd int, peer netip.Addr) {
 	_ = unix.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	p := &pair{client: endpoint{fd: cfd, events: unix.EPOLLIN}, upstream: endpoint{fd: -1}, peer: peerAddr(sa)}
+	p := &pair{client: endpoint{fd: cfd, events: unix.EPOLLIN}, upstream: endpoint{fd: -1}, peer: peer}
 	p.since, p.headFrom, p.fresh = l.now, l.now, true
 	l.put(p, cfd)
 	l.open++
+	l.adopted++
 	if err := l.add(&p.client); err != nil {
 		l.closePair(p)
 		return

@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,6 +68,7 @@ type Server struct {
 	ended   bool // the loops ended and closed their fds
 	running []*loop
 	done    chan struct{} // closed when Serve's loops have ended
+	turn    atomic.Uint32 // the loop that serves the next accepted connection (balance.go)
 }
 
 // New builds a server for the gateway's proxy; it listens once Serve is
