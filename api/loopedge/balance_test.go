@@ -15,7 +15,7 @@ import (
 func TestConnectionsSpreadOverLoops(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(echo))
 	defer up.Close()
-	s, _ := newProxy(t, up.URL, false)
+	s := newProxy(t, up.URL, false, &edgetest.Records{})
 	s.loops = 2
 	addr := edgetest.Serve(t, s.Serve, s.Close)
 	const conns = 20

@@ -32,12 +32,13 @@ func startProxy(t *testing.T, upstream string) (addr string, recs *edgetest.Reco
 // handoff is true.
 func startProxyWith(t *testing.T, upstream string, handoff bool) (addr string, recs *edgetest.Records) {
 	t.Helper()
-	s, recs := newProxy(t, upstream, handoff)
+	recs = &edgetest.Records{}
+	s := newProxy(t, upstream, handoff, recs)
 	return edgetest.Serve(t, s.Serve, s.Close), recs
 }
 
-// newProxy is the server startProxyWith serves.
-func newProxy(t *testing.T, upstream string, handoff bool) (*Server, *edgetest.Records) {
+// newProxy is the server startProxyWith serves, its records to recs.
+func newProxy(t testing.TB, upstream string, handoff bool, recs gateway.RequestRecorder) *Server {
 	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
@@ -45,7 +46,6 @@ func newProxy(t *testing.T, upstream string, handoff bool) (*Server, *edgetest.R
 	}
 	o := gateway.ProxyOptions{ResponseHeaderTimeout: 5 * time.Second}
 	o.Upstream, _ = url.Parse(upstream)
-	recs := &edgetest.Records{}
 	gw := gateway.New(gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes}),
 		Recorder: recs, InternalSampleRate: 1, MaxHeaderBytes: 8 << 10}, Proxy: o})
 	o2 := Options{Gateway: gw, MaxHeaderBytes: 8 << 10, Timeouts: Timeouts{ReadHeader: 5 * time.Second, Idle: 5 * time.Second, Write: 5 * time.Second}}
@@ -57,7 +57,7 @@ func newProxy(t *testing.T, upstream string, handoff bool) (*Server, *edgetest.R
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, recs
+	return s
 }
 
 // echo answers with the method, path and body it got, and a header that
