@@ -18,9 +18,10 @@ import (
 // upstream and the recorder here allocate none a request, so they are
 // the loop's and the gateway's.
 func BenchmarkRoundTrip(b *testing.B) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0)) // Serve raises it (procs.go)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0)) // a setting of the whole test binary
 	var recs countedRecords
 	s := newProxy(b, "http://"+fixedUpstream(b), false, &recs)
+	s.SpareP() // as app.Run does
 	conn := edgetest.Dial(b, edgetest.Serve(b, s.Serve, s.Close))
 	req := []byte(benchHead)
 	buf := make([]byte, 0, 4096)

@@ -186,7 +186,6 @@ func (s *Server) Serve(ln net.Listener) (err error) {
 		s.running = append(s.running, l)
 	}
 	s.mu.Unlock()
-	spareP(s.loops)
 	var wg sync.WaitGroup
 	for _, l := range s.running {
 		wg.Go(l.run)

@@ -13,18 +13,22 @@ import "runtime"
 // cost a request (thirteenth session)", has the figures.
 
 // defaultLoops is one loop a CPU the process may use: GOMAXPROCS as the
-// runtime set it, but no more than the CPUs, so that the P spareP adds
+// runtime set it, but no more than the CPUs, so that the P SpareP adds
 // does not add a loop to a server made after it.
 func defaultLoops() int {
 	return min(runtime.GOMAXPROCS(0), runtime.NumCPU())
 }
 
-// spareP raises GOMAXPROCS to one more than loops, when it is lower, so
-// that the goroutines other than the loops have a P of their own. It is
-// process-wide and stays raised (the runtime then no longer follows a
-// changed CPU limit: runtime.GOMAXPROCS). Safe for concurrent use.
-func spareP(loops int) {
-	if runtime.GOMAXPROCS(0) <= loops {
-		runtime.GOMAXPROCS(loops + 1)
+// SpareP raises GOMAXPROCS to one more than the server's loops, when it
+// is not higher, so that the goroutines other than the loops have a P of
+// their own, and returns GOMAXPROCS. It is a setting of the whole
+// process, which stays raised (the runtime then no longer follows a
+// changed CPU limit: runtime.GOMAXPROCS): the program calls it once,
+// before Serve, as it sets the memory limit (app.Run).
+func (s *Server) SpareP() int {
+	if p := runtime.GOMAXPROCS(0); p > s.loops {
+		return p
 	}
+	runtime.GOMAXPROCS(s.loops + 1)
+	return s.loops + 1
 }
