@@ -20,7 +20,7 @@ import (
 func BenchmarkRoundTrip(b *testing.B) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0)) // a setting of the whole test binary
 	var recs countedRecords
-	s := newProxy(b, "http://"+fixedUpstream(b), false, &recs)
+	s := newProxy(b, fixedUpstream(b), false, &recs)
 	s.SpareP() // as app.Run does
 	conn := edgetest.Dial(b, edgetest.Serve(b, s.Serve, s.Close))
 	req := []byte(benchHead)
@@ -54,40 +54,25 @@ func readAnswer(b *testing.B, conn net.Conn, buf []byte) []byte {
 
 const fixedBody = `{"ok":true,"page":2,"n":27}`
 
-// fixedUpstream listens on loopback and answers every request head it
-// reads (no body) with benchAnswer and fixedBody, allocating nothing a
-// request; it returns its address.
+// fixedUpstream answers every request head it reads (no body) with
+// benchAnswer and fixedBody, allocating nothing a request; it returns its
+// http:// URL.
 func fixedUpstream(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
 	answer := []byte(benchAnswer + fixedBody)
-	go func() {
+	return edgetest.RawUpstream(b, func(conn net.Conn) {
+		buf := make([]byte, 16<<10)
 		for {
-			c, err := ln.Accept()
+			n, err := conn.Read(buf)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 16<<10)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					for range bytes.Count(buf[:n], []byte("\r\n\r\n")) {
-						if _, err := c.Write(answer); err != nil {
-							return
-						}
-					}
+			for range bytes.Count(buf[:n], []byte("\r\n\r\n")) {
+				if _, err := conn.Write(answer); err != nil {
+					return
 				}
-			}()
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // countedRecords counts the records it is given and keeps none.
