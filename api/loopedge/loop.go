@@ -311,9 +311,11 @@ func (l *loop) step(p *pair) {
 // upstreamGone closes the upstream socket after an error or its EOF. A
 // request in flight whose answer has not started is answered by the
 // gateway (502); one whose answer has started is cut, the client's
-// connection closed. An idle pair dials again for its next request.
+// connection closed, but for an answer the close ends (endByClose). An
+// idle pair dials again for its next request.
 func (l *loop) upstreamGone(p *pair, cause error) {
-	stale := cause == errUpstreamClosed && len(p.upstream.in) == 0
+	stale := cause == errUpstreamClosed && len(p.upstream.in) == 0 && !p.ex.headDone
+	ended := cause == errUpstreamClosed && l.endByClose(p)
 	if p.upstream.fd >= 0 {
 		l.pairs[p.upstream.fd] = nil
 		_ = unix.Close(p.upstream.fd)
@@ -322,6 +324,10 @@ func (l *loop) upstreamGone(p *pair, cause error) {
 	p.connecting = false
 	p.upstream.out = p.upstream.out[:0]
 	p.upstream.in = p.upstream.in[:0]
+	if ended {
+		l.finish(p)
+		return
+	}
 	if p.ex.busy && !(stale && l.replay(p)) {
 		l.fail(p, cause)
 	}
