@@ -44,6 +44,9 @@ type pair struct {
 	// headFrom when the current head's first byte came (deadline.go).
 	since, headFrom time.Time
 	fresh           bool // no request yet: the first head is awaited from the accept on
+	// deadlines are p's places in the loop's lists of deadlines, a kind
+	// each (deadline.go).
+	deadlines [phases]deadlineLink
 	// discard is how much of a refused request's body is still to come
 	// and be dropped.
 	discard int64
@@ -91,8 +94,8 @@ type loop struct {
 	domain                 int
 	now                    time.Time // read once an event batch
 	date                   []byte    // the Date value of now's second
-	nextScan               time.Time // deadline.go
-	unlisten               func()    // called once the loop left the listener
+	deadlines              [phases]deadlineList
+	unlisten               func() // called once the loop left the listener
 	dateSec                int64
 	draining, stopNow      atomic.Bool
 }
@@ -156,7 +159,7 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 	if n, err := pollNow(l.epfd, events); n > 0 || err != nil {
 		return n, err
 	}
-	return unix.EpollWait(l.epfd, events, l.waitTimeout())
+	return unix.EpollWait(l.epfd, events, l.waitTimeout(time.Now()))
 }
 
 // startDrain stops accepting and closes the pairs with nothing in flight.
@@ -204,6 +207,7 @@ func (l *loop) accept() {
 		l.closePair(p)
 		return
 	}
+	l.arm(p)
 	// The connect runs while the client sends its first request.
 	l.dial(p)
 }
@@ -305,7 +309,9 @@ func (l *loop) step(p *pair) {
 	}
 	if l.watch(&p.client, clientWant) != nil || l.watch(&p.upstream, upstreamWant) != nil {
 		l.closePair(p)
+		return
 	}
+	l.arm(p)
 }
 
 // upstreamGone closes the upstream socket after an error or its EOF. A
@@ -433,6 +439,7 @@ func (l *loop) closePair(p *pair) {
 		return
 	}
 	p.closed = true
+	l.disarm(p)
 	if p.ex.busy {
 		l.abandon(p)
 	}
