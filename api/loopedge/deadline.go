@@ -52,28 +52,29 @@ const (
 // (arm): a list holds each pair once, so it is as long as the loop's
 // pairs, not as its requests in the last timeout's span.
 
-// deadlineLink is a pair's place in one kind's list: its deadline, zero
-// when it is not in the list.
+// deadlineLink is a pair's place in one kind's list: its deadline as
+// the pair's phase sets it (set) and as the list keeps it (at, no
+// earlier than the one before it), both zero when it is not in the list.
 type deadlineLink struct {
-	at         time.Time
+	set, at    time.Time
 	prev, next *pair
 }
 
 // deadlineList is one kind's pairs, earliest deadline first.
 type deadlineList struct{ head, tail *pair }
 
-// add puts p at the list's tail with deadline at, no earlier than the
-// tail's, and returns the deadline it holds. A phase that starts after
+// add puts p at the list's tail with deadline at, kept no earlier than
+// the tail's. A phase that starts after
 // the time its deadline counts from (the idle wait after an answer that
 // took long to write, a pipelined head read during the answer before
 // it) would otherwise break the order; its deadline then falls that much
 // later.
 func (q *deadlineList) add(p *pair, k phase, at time.Time) {
 	link := &p.deadlines[k]
+	*link = deadlineLink{set: at, at: at, prev: q.tail}
 	if q.tail != nil && at.Before(q.tail.deadlines[k].at) {
-		at = q.tail.deadlines[k].at
+		link.at = q.tail.deadlines[k].at
 	}
-	*link = deadlineLink{at: at, prev: q.tail}
 	if q.tail != nil {
 		q.tail.deadlines[k].next = p
 	} else {
@@ -130,7 +131,7 @@ func (l *loop) deadline(p *pair, k phase) time.Time {
 func (l *loop) arm(p *pair) {
 	for k := range phases {
 		at := l.deadline(p, k)
-		if at == p.deadlines[k].at {
+		if at == p.deadlines[k].set {
 			continue
 		}
 		l.deadlines[k].remove(p, k)

@@ -16,19 +16,11 @@ import (
 // time, not its old one; epoll_wait sleeps until the nearest.
 func TestDeadlinesFireInOrder(t *testing.T) {
 	ms := time.Millisecond
-	l := &loop{s: &Server{timeouts: Timeouts{Idle: 10 * ms, ReadHeader: 20 * ms}}, log: slog.Default()}
+	l := &loop{s: &Server{timeouts: Timeouts{Idle: 10 * ms, ReadHeader: 20 * ms}}, log: slog.Default(), epfd: -1}
 	t0 := time.Now()
 	newPair := func(at time.Duration, fresh bool) *pair {
 		l.now = t0.Add(at)
-		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC) // a file to close: the pair's client socket
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := &pair{client: endpoint{fd: fd, events: unix.EPOLLIN}, upstream: endpoint{fd: -1}, since: l.now, headFrom: l.now, fresh: fresh}
-		l.put(p, fd)
-		l.open++
-		l.step(p)
-		return p
+		return stepPair(t, l, fresh)
 	}
 	idleA := newPair(0, false)
 	headB := newPair(1*ms, true)
@@ -72,6 +64,53 @@ func TestDeadlinesFireInOrder(t *testing.T) {
 	if got := l.waitTimeout(l.now); got != -1 {
 		t.Errorf("epoll_wait's timeout %d ms with no deadline, want -1", got)
 	}
+}
+
+// TestDeadlineOutOfOrderKeepsItsPlace: a pair that goes idle later than
+// the time its idle_timeout counts from (its answer took long to write)
+// is placed after the deadlines set before it, and stays there however
+// often it steps on: it fires at the deadline it was given, not at a
+// later one each step.
+func TestDeadlineOutOfOrderKeepsItsPlace(t *testing.T) {
+	ms := time.Millisecond
+	l := &loop{s: &Server{timeouts: Timeouts{Idle: 10 * ms}}, log: slog.Default(), epfd: -1}
+	t0 := time.Now()
+	l.now = t0.Add(4 * ms)
+	first := stepPair(t, l, false) // idle until 14 ms
+	l.now = t0.Add(5 * ms)
+	late := stepPair(t, l, false)
+	late.ex.busy = true
+	l.step(late) // an exchange: no idle deadline
+	late.ex.busy, late.since = false, t0.Add(1*ms)
+	l.step(late) // idle from 1 ms: 11 ms, kept at 14 ms
+	for i := range 5 {
+		l.now = t0.Add(time.Duration(6+i) * ms)
+		stepPair(t, l, false) // idle until 16 ms and on
+		l.step(late)
+	}
+	if late.closed || first.closed {
+		t.Fatal("a pair closed before its deadline")
+	}
+	l.now = t0.Add(14*ms + 1)
+	l.scan()
+	if !first.closed || !late.closed {
+		t.Fatalf("at 14 ms: the first pair closed %v, the late one %v; want both", first.closed, late.closed)
+	}
+}
+
+// stepPair makes a pair on l, idle since l.now (fresh: awaiting its
+// first head), its client socket an eventfd to close, and steps it.
+func stepPair(t *testing.T, l *loop, fresh bool) *pair {
+	t.Helper()
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{client: endpoint{fd: fd, events: unix.EPOLLIN}, upstream: endpoint{fd: -1}, since: l.now, headFrom: l.now, fresh: fresh}
+	l.put(p, fd)
+	l.open++
+	l.step(p)
+	return p
 }
 
 // BenchmarkArm is the deadline bookkeeping of one proxied request on a
