@@ -5,15 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/apiwarden/apiwarden/api"
 	"github.com/apiwarden/apiwarden/api/gateway"
-	"github.com/apiwarden/apiwarden/enforce"
 	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
@@ -183,13 +180,6 @@ func sameHeader(a, b http.Header) bool {
 // recordedProxy is openProxy keeping every request's record in recs.
 func recordedProxy(t *testing.T, edge, upstream string, recs *edgetest.Records) *edgeServer {
 	t.Helper()
-	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second, IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4}
-	o.Upstream, _ = url.Parse(upstream)
-	srv := api.New(api.Options{Gateway: gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes}),
-		Recorder: recs, InternalSampleRate: 1}, Proxy: o}})
-	return startEdge(t, edge, srv)
+	return openRecordedProxy(t, edge, upstream, gateway.ProxyOptions{DialTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second,
+		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 4}, recs)
 }
