@@ -38,6 +38,8 @@ func testProxyRelaysEveryAnswerFraming(t *testing.T, edge string) {
 		{name: "chunked, a trailer announced and not sent",
 			answer: "HTTP/1.1 200 OK\r\nTrailer: x-sum, X-Late\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\nX-Sum: 42\r\n\r\n",
 			body:   "body", trailer: http.Header{"X-Sum": {"42"}, "X-Late": nil}, chunked: true},
+		{name: "Content-Length and chunked: chunked wins",
+			answer: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", body: "ok", chunked: true},
 		{name: "framed by close, HTTP/1.1", answer: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close", body: "until close", chunked: true},
 		{name: "framed by close, HTTP/1.0", answer: "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\nold body", body: "old body", chunked: true},
 		{name: "framed by close, large", answer: "HTTP/1.1 200 OK\r\n\r\n" + big, body: big, chunked: true},
