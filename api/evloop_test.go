@@ -6,9 +6,8 @@ import "testing"
 // edge (api/loopedge, server.edge = "evloop") passes on it: the lean path
 // on its loops, the rest handed with its connection to the fasthttp edge.
 // What it does not do yet (shared upstream connections and
-// max_conns_per_host, trailers, answers framed by the upstream's close)
-// is listed in README.md, "The event-loop edge (experimental)", and its
-// tests are left out here.
+// max_conns_per_host) is listed in README.md, "The event-loop edge
+// (experimental)", and its tests are left out here.
 func TestProxyOnEventLoops(t *testing.T) {
 	for name, test := range map[string]func(*testing.T, string){
 		"LiveKeysNeverReachTheUpstream":       testLiveKeysNeverReachTheUpstream,
@@ -36,6 +35,12 @@ func TestProxyOnEventLoops(t *testing.T) {
 		"ProxyEdgesDrainOnShutdown":   testProxyEdgesDrainOnShutdown,
 		// Chunked answers relayed on the loop:
 		"StreamingAndWebSocketUpgrade": testStreamingAndWebSocketUpgrade,
+		// Every answer's framing relayed, or refused, as on the other edges:
+		"ProxyRelaysEveryAnswerFraming": testProxyRelaysEveryAnswerFraming,
+		"ProxyRefusesBadAnswersAlike":   testProxyRefusesBadAnswersAlike,
+		"ProxyCutAnswerIsNotReplayed":   testProxyCutAnswerIsNotReplayed,
+		// Trailers, a connection a client (upstream_test.go):
+		"ForwardingReusesUpstreamConnections": testForwardingReusesUpstreamConnections,
 		// Interim answers dropped on the loop:
 		"ForwardingTimesOutAfterAnInterimHead": testForwardingTimesOutAfterAnInterimHead,
 		// A stale upstream connection:

@@ -34,12 +34,23 @@ func openProxy(t *testing.T, edge, upstream string, headerTimeout time.Duration)
 // openProxyWith is openProxy with the proxy options given.
 func openProxyWith(t *testing.T, edge, upstream string, o gateway.ProxyOptions) *edgeServer {
 	t.Helper()
+	return openRecordedProxy(t, edge, upstream, o, nil)
+}
+
+// openRecordedProxy is openProxyWith recording every request with recs
+// (nil: none).
+func openRecordedProxy(t *testing.T, edge, upstream string, o gateway.ProxyOptions, recs gateway.RequestRecorder) *edgeServer {
+	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Upstream, _ = url.Parse(upstream)
-	srv := api.New(api.Options{Gateway: gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes})}, Proxy: o}})
+	gate := gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes})}
+	if recs != nil {
+		gate.Recorder, gate.InternalSampleRate = recs, 1
+	}
+	srv := api.New(api.Options{Gateway: gateway.Options{Gate: gate, Proxy: o}})
 	return startEdge(t, edge, srv)
 }
 

@@ -110,8 +110,10 @@ func appendRequest(out []byte, r *requestHead, call *gateway.ProxyCall, up *gate
 // appendAnswerHead appends the client's answer head of the upstream's
 // answer ex.answer: its status, the upstream's headers the client may
 // see, the answer's own (rate limits) the upstream did not set, the
-// request id where the upstream set none, its Content-Length, and a Date
-// where the upstream sent none. It notes the cache status the record
+// request id where the upstream set none, the trailers it announced that
+// the client may see (chunked.go), its Content-Length or chunked framing
+// (of a chunked answer, or one framed by the upstream's close), and a
+// Date where the upstream sent none. It notes the cache status the record
 // keeps and empties ex.resp.
 func (l *loop) appendAnswerHead(out []byte, ex *exchange) []byte {
 	a, resp := &ex.answer, &ex.resp
@@ -126,6 +128,9 @@ func (l *loop) appendAnswerHead(out []byte, ex *exchange) []byte {
 	var xCache string
 	for _, f := range a.fields {
 		name := b2s(f.name)
+		if name == "Trailer" && a.chunked {
+			a.announceTrailers(f.value, connection)
+		}
 		if name != "Content-Length" && gateway.ForwardedResponseHeader(name, connection) {
 			out = appendHeader(out, name, b2s(f.value))
 		}
@@ -159,7 +164,10 @@ func (l *loop) appendAnswerHead(out []byte, ex *exchange) []byte {
 	if !dateSet {
 		out = l.appendDate(out)
 	}
-	if a.chunked {
+	if len(a.trailers) > 0 {
+		out = appendHeader(out, "Trailer", b2s(a.trailers))
+	}
+	if a.chunked || a.untilClose {
 		out = append(out, "Transfer-Encoding: chunked\r\n"...)
 	}
 	if a.hasLength && a.status != http.StatusNoContent && a.status != http.StatusNotModified {

@@ -146,14 +146,16 @@ func (l *loop) relayHead(p *pair) bool {
 	for {
 		var err error
 		n, err = headEnd(p.upstream.in, maxAnswerHead)
-		if err == nil && n == 0 {
+		switch {
+		case err != nil:
+			err = errBadAnswer
+		case n == 0:
 			return false
-		}
-		if err == nil {
+		default:
 			err = parseAnswer(p.upstream.in[:n], isHead, &ex.answer)
 		}
 		if err != nil {
-			l.upstreamGone(p, errBadAnswer)
+			l.upstreamGone(p, err)
 			return false
 		}
 		if !ex.answer.interim() {
@@ -169,9 +171,14 @@ func (l *loop) relayHead(p *pair) bool {
 }
 
 // relayBody moves the answer's body as far as it is there: true once it
-// is whole. A chunked body it cannot read is cut (fail).
+// is whole (a body framed by the close: never, endByClose ends it). A
+// chunked body it cannot read is cut (fail).
 func (l *loop) relayBody(p *pair) bool {
 	ex := &p.ex
+	if ex.answer.untilClose {
+		l.relayUntilClose(p)
+		return false
+	}
 	if !ex.answer.chunked {
 		ex.bytes += moveBody(&p.upstream.in, &p.client.out, &ex.left)
 		return ex.left == 0
@@ -199,6 +206,19 @@ func (l *loop) finish(p *pair) {
 	if ex.req.closeAfter {
 		p.closing = true
 	}
+}
+
+// endByClose relays the rest of an answer framed by the upstream's
+// close and its last chunk, when the upstream's connection closed with
+// such an answer in flight: true when it did, and the answer is whole.
+func (l *loop) endByClose(p *pair) bool {
+	ex := &p.ex
+	if !ex.busy || !ex.headDone || !ex.answer.untilClose {
+		return false
+	}
+	l.relayUntilClose(p)
+	p.client.out = append(p.client.out, "0\r\n\r\n"...)
+	return true
 }
 
 // fail ends the call in flight after an upstream failure (cause): the

@@ -44,6 +44,9 @@ type pair struct {
 	// headFrom when the current head's first byte came (deadline.go).
 	since, headFrom time.Time
 	fresh           bool // no request yet: the first head is awaited from the accept on
+	// deadlines are p's places in the loop's lists of deadlines, a kind
+	// each (deadline.go).
+	deadlines [phases]deadlineLink
 	// discard is how much of a refused request's body is still to come
 	// and be dropped.
 	discard int64
@@ -92,8 +95,8 @@ type loop struct {
 	domain                 int
 	now                    time.Time // read once an event batch
 	date                   []byte    // the Date value of now's second
-	nextScan               time.Time // deadline.go
-	unlisten               func()    // called once the loop left the listener
+	deadlines              [phases]deadlineList
+	unlisten               func() // called once the loop left the listener
 	dateSec                int64
 	draining, stopNow      atomic.Bool
 	inbox                  inbox      // connections other loops accepted for this one (balance.go)
@@ -167,7 +170,7 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 	if n, err := pollNow(l.epfd, events); n > 0 || err != nil {
 		return n, err
 	}
-	return unix.EpollWait(l.epfd, events, l.waitTimeout())
+	return unix.EpollWait(l.epfd, events, l.waitTimeout(time.Now()))
 }
 
 // startDrain stops accepting and closes the pairs with nothing in flight.
@@ -222,6 +225,7 @@ func (l *loop) adopt(cfd int, peer netip.Addr) {
 		l.closePair(p)
 		return
 	}
+	l.arm(p)
 	// The connect runs while the client sends its first request.
 	l.dial(p)
 }
@@ -323,15 +327,19 @@ func (l *loop) step(p *pair) {
 	}
 	if l.watch(&p.client, clientWant) != nil || l.watch(&p.upstream, upstreamWant) != nil {
 		l.closePair(p)
+		return
 	}
+	l.arm(p)
 }
 
 // upstreamGone closes the upstream socket after an error or its EOF. A
 // request in flight whose answer has not started is answered by the
 // gateway (502); one whose answer has started is cut, the client's
-// connection closed. An idle pair dials again for its next request.
+// connection closed, but for an answer the close ends (endByClose). An
+// idle pair dials again for its next request.
 func (l *loop) upstreamGone(p *pair, cause error) {
-	stale := cause == errUpstreamClosed && len(p.upstream.in) == 0
+	stale := cause == errUpstreamClosed && len(p.upstream.in) == 0 && !p.ex.headDone
+	ended := cause == errUpstreamClosed && l.endByClose(p)
 	if p.upstream.fd >= 0 {
 		l.pairs[p.upstream.fd] = nil
 		_ = unix.Close(p.upstream.fd)
@@ -340,6 +348,10 @@ func (l *loop) upstreamGone(p *pair, cause error) {
 	p.connecting = false
 	p.upstream.out = p.upstream.out[:0]
 	p.upstream.in = p.upstream.in[:0]
+	if ended {
+		l.finish(p)
+		return
+	}
 	if p.ex.busy && !(stale && l.replay(p)) {
 		l.fail(p, cause)
 	}
@@ -445,6 +457,7 @@ func (l *loop) closePair(p *pair) {
 		return
 	}
 	p.closed = true
+	l.disarm(p)
 	if p.ex.busy {
 		l.abandon(p)
 	}

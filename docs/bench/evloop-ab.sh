@@ -6,15 +6,15 @@
 # started here on $PORT_BASE). Each round runs wrk against both, in
 # alternating order, and prints per target: req/s, p99, the target's CPU a
 # request (utime+stime from /proc/PID/stat over wrk's requests) and the
-# upstream's. MAIN_EDGE sets MAIN_BIN's edge (evloop: the same edge on
-# both). Waits while $QUIET exists (the lead measures).
+# upstream's. Waits while $QUIET (default /tmp/tasks12/QUIET) exists (the
+# lead measures). MAIN_EDGE=evloop runs MAIN_BIN on "evloop" too.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/proxy-lib.sh"
 main_bin=$1 new_bin=$2 rounds=${3:-8}
 PORT_BASE=${PORT_BASE:-21100} DURATION=${DURATION:-8s}
-UPSTREAM_BIN=${UPSTREAM_BIN:-/tmp/upstream} MAIN_EDGE=${MAIN_EDGE:-fasthttp}
-QUIET=${QUIET:-/tmp/tasks13/QUIET}
+MAIN_EDGE=${MAIN_EDGE:-fasthttp} QUIET=${QUIET:-/tmp/tasks12/QUIET}
+UPSTREAM_BIN=${UPSTREAM_BIN:-/tmp/upstream}
 token=bench-admin-token-0123456789abcdef secret=bench-key-secret-0123456789abcdef
 export APIWARDEN_ADMIN_TOKEN=$token APIWARDEN_KEY_SECRET=$secret
 scratch evloop-ab
