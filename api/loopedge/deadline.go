@@ -163,8 +163,10 @@ func (l *loop) scan() {
 				l.closePair(p)
 				continue
 			}
+			l.lend(p)
 			l.upstreamGone(p, errResponseHeaderTimeout)
 			l.step(p)
+			l.settle(p)
 		}
 	}
 }

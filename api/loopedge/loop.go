@@ -14,7 +14,8 @@ import (
 )
 
 const (
-	// minRead is the least free room a read is given.
+	// minRead is the least free room a read into a connection's own
+	// buffer is given (buffers.go).
 	minRead = 16 << 10
 	// maxBuffered is how much a pair holds in one direction before it
 	// stops reading that direction's sender.
@@ -106,6 +107,8 @@ type loop struct {
 	waiters                []*pair    // requests waiting for a slot, oldest first
 	granted                []int      // slots granted to waiters, with their connections: under s.slots.mu
 	grantBuf               []int
+	scratch                []byte   // what a read fills (buffers.go)
+	free                   [][]byte // write buffers to lend
 	draining, stopNow      atomic.Bool
 	hasGrant               atomic.Bool // granted is not empty
 }
@@ -135,6 +138,7 @@ func (l *loop) run() {
 	defer l.closeAll()
 	defer l.leaveListener()
 	events := make([]unix.EpollEvent, 256)
+	l.scratch = make([]byte, 0, scratchSize)
 	for {
 		n, err := l.wait(events)
 		if err == unix.EINTR {
@@ -255,19 +259,22 @@ func (l *loop) dial(p *pair) {
 }
 
 // handle reads what an event says is readable, finishes a pending
-// connect, and moves the pair on. A panic of the request's handling
-// closes the pair, as net/http closes a connection whose handler panicked.
+// connect, and moves the pair on, with buffers lent for the while
+// (buffers.go). A panic of the request's handling closes the pair, as
+// net/http closes a connection whose handler panicked.
 func (l *loop) handle(p *pair, fd int, events uint32) {
 	defer func() {
 		if v := recover(); v != nil {
 			l.log.Error("loopedge: panic serving a proxied request", "panic", v)
 			l.closePair(p)
 		}
+		l.settle(p)
 	}()
+	l.lend(p)
 	readable := events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP) != 0
 	if fd == p.client.fd {
 		wasEmpty := len(p.client.in) == 0
-		if readable && !read(&p.client) {
+		if readable && !l.read(&p.client) {
 			l.closePair(p)
 			return
 		}
@@ -286,7 +293,7 @@ func (l *loop) handle(p *pair, fd int, events uint32) {
 		}
 		p.connecting = false
 	}
-	if readable && !read(&p.upstream) {
+	if readable && !l.read(&p.upstream) {
 		l.upstreamGone(p, errUpstreamClosed)
 	}
 	l.step(p)
@@ -374,24 +381,6 @@ func (l *loop) replay(p *pair) bool {
 	}
 	ex.replayed = true
 	p.upstream.out = append(p.upstream.out, ex.request...)
-	return true
-}
-
-// read reads what fd has into in; false when the peer closed or failed.
-func read(ep *endpoint) bool {
-	if cap(ep.in)-len(ep.in) < minRead {
-		grown := make([]byte, len(ep.in), max(2*cap(ep.in), len(ep.in)+minRead))
-		copy(grown, ep.in)
-		ep.in = grown
-	}
-	n, err := readRaw(ep.fd, ep.in[len(ep.in):cap(ep.in)])
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return true
-	}
-	if err != nil || n == 0 {
-		return false
-	}
-	ep.in = ep.in[:len(ep.in)+n]
 	return true
 }
 

@@ -39,7 +39,7 @@ func startProxyWith(t *testing.T, upstream string, handoff bool) (addr string, r
 
 // startLoops is startProxyWith with the proxy options o and that many
 // loops (0: GOMAXPROCS).
-func startLoops(t *testing.T, upstream string, handoff bool, o gateway.ProxyOptions, loops int) (addr string, recs *edgetest.Records, s *Server) {
+func startLoops(t testing.TB, upstream string, handoff bool, o gateway.ProxyOptions, loops int) (addr string, recs *edgetest.Records, s *Server) {
 	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {

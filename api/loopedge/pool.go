@@ -302,11 +302,13 @@ func (l *loop) serveGrants() {
 		l.waiters = l.waiters[1:]
 		p.waiting, p.slot = false, true
 		p.ex.sent = l.now // response_header_timeout runs again from here, as after gateway.Slots' wait
+		l.lend(p)
 		l.attach(p, fd)
 		if p.upstream.fd < 0 {
 			l.fail(p, errUpstreamRefused)
 		}
 		l.step(p)
+		l.settle(p)
 	}
 }
 
