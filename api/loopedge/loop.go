@@ -177,9 +177,10 @@ func (l *loop) run() {
 
 // wait returns the ready events. Under load some are always ready, and a
 // poll that cannot block finds them without the scheduler's hand-off of a
-// blocking system call (syscalls.go); it blocks only when none are.
+// blocking system call (syscalls.go); it blocks only when none are and
+// no slot was granted to the loop (pool.go).
 func (l *loop) wait(events []unix.EpollEvent) (int, error) {
-	if n, err := pollNow(l.epfd, events); n > 0 || err != nil {
+	if n, err := pollNow(l.epfd, events); n > 0 || err != nil || l.hasGrant.Load() {
 		return n, err
 	}
 	return unix.EpollWait(l.epfd, events, l.waitTimeout(time.Now()))

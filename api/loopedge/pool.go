@@ -69,16 +69,16 @@ func (s *slots) take(l *loop) bool {
 	// A slot given back since the check above saw nobody waiting (give):
 	// grant what is free now.
 	for len(s.queue) > 0 && s.tryTake() {
-		s.grantLocked(-1)
+		s.grantLocked(-1, l)
 	}
 	return false
 }
 
-// give gives back a slot. fd is the upstream connection that carried the
-// request, out of its loop's epoll set, or -1: when a request waits, the
-// slot and fd go to its loop and give returns true; else the caller keeps
-// fd.
-func (s *slots) give(fd int) bool {
+// give gives back a slot of a request of loop from. fd is the upstream
+// connection that carried it, out of from's epoll set, or -1: when a
+// request waits, the slot and fd go to its loop and give returns true;
+// else the caller keeps fd.
+func (s *slots) give(from *loop, fd int) bool {
 	s.used.Add(-1)
 	// take adds to waiting before it looks for a free slot again, and
 	// give takes from used before it looks for a waiting request: one of
@@ -91,19 +91,23 @@ func (s *slots) give(fd int) bool {
 	if len(s.queue) == 0 || !s.tryTake() {
 		return false
 	}
-	s.grantLocked(fd)
+	s.grantLocked(fd, from)
 	return fd >= 0
 }
 
 // grantLocked gives a slot taken, with fd, to the oldest waiting request
-// and wakes its loop. s.mu is held.
-func (s *slots) grantLocked(fd int) {
+// and wakes its loop, unless the loop is from, the caller's, or was woken
+// for a grant it has not yet taken: a loop takes its grants at the end
+// of each event batch, and does not block while it has any (loop.wait).
+// s.mu is held.
+func (s *slots) grantLocked(fd int, from *loop) {
 	to := s.queue[0]
 	s.queue = s.queue[1:]
 	s.waiting.Add(-1)
 	to.granted = append(to.granted, fd)
-	to.hasGrant.Store(true)
-	to.notify()
+	if !to.hasGrant.Swap(true) && to != from {
+		to.notify()
+	}
 }
 
 // cancel takes a request of l that no longer waits (its client left, its
@@ -223,7 +227,7 @@ func (l *loop) letGo(p *pair, reusable bool) {
 // interest in the loop's epoll set, 0 when it is in none.
 func (l *loop) giveSlot(fd int, events uint32) {
 	if fd < 0 || l.s.slots.waiting.Load() == 0 {
-		l.s.slots.give(-1)
+		l.s.slots.give(l, -1)
 		l.idleAgain(fd, events)
 		return
 	}
@@ -231,7 +235,7 @@ func (l *loop) giveSlot(fd int, events uint32) {
 		// Out of this loop's epoll set before another loop may add it.
 		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	}
-	if !l.s.slots.give(fd) {
+	if !l.s.slots.give(l, fd) {
 		l.idleAgain(fd, 0)
 	}
 }
@@ -319,7 +323,7 @@ func (l *loop) endGrants() {
 		if fd >= 0 {
 			_ = unix.Close(fd)
 		}
-		l.s.slots.give(-1)
+		l.s.slots.give(l, -1)
 	}
 }
 

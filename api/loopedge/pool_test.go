@@ -204,7 +204,7 @@ func BenchmarkSlots(b *testing.B) {
 			if !s.take(l) {
 				b.Fatal("no slot under the bound")
 			}
-			s.give(-1)
+			s.give(l, -1)
 		}
 	})
 }
