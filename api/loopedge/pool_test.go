@@ -68,6 +68,17 @@ func newHeldUpstream(t *testing.T) *heldUpstream {
 	return h
 }
 
+// fetch GETs url and returns the answer's status and body, 0 on an error.
+func fetch(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // TestSlotsAcrossLoops: max_conns_per_host bounds the requests in flight
 // over all the loops, and a slot given back on one loop goes to a
 // request waiting on another: with requests released one at a time,
@@ -81,13 +92,9 @@ func TestSlotsAcrossLoops(t *testing.T) {
 	errs := make(chan error, requests)
 	for i := range requests {
 		go func() {
-			resp, err := http.Get(fmt.Sprintf("http://%s/%d", addr, i))
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || string(b) != "ok" {
-					err = fmt.Errorf("%d %q", resp.StatusCode, b)
-				}
+			var err error
+			if code, body := fetch(fmt.Sprintf("http://%s/%d", addr, i)); code != 200 || body != "ok" {
+				err = fmt.Errorf("%d %q", code, body)
 			}
 			errs <- err
 		}()
@@ -117,14 +124,8 @@ func TestSlotWaitTimesOut(t *testing.T) {
 		IdleConnTimeout: time.Minute, MaxIdleConnsPerHost: 2, MaxConnsPerHost: 1}, 2)
 	held := make(chan int, 1)
 	go func() {
-		resp, err := http.Get("http://" + addr + "/held")
-		if err != nil {
-			held <- 0
-			return
-		}
-		io.ReadAll(resp.Body)
-		resp.Body.Close()
-		held <- resp.StatusCode
+		code, _ := fetch("http://" + addr + "/held")
+		held <- code
 	}()
 	edgetest.Poll(t, 10*time.Second, "the first request upstream", func() bool { return up.read.Load() == 1 })
 	resp := edgetest.Get(t, addr, "/waits")
@@ -157,14 +158,8 @@ func TestClientLeavesWhileWaiting(t *testing.T) {
 	defer cancel()
 	first := make(chan int, 1)
 	wg.Go(func() {
-		resp, err := http.Get("http://" + addr + "/first")
-		if err != nil {
-			first <- 0
-			return
-		}
-		io.ReadAll(resp.Body)
-		resp.Body.Close()
-		first <- resp.StatusCode
+		code, _ := fetch("http://" + addr + "/first")
+		first <- code
 	})
 	edgetest.Poll(t, 10*time.Second, "the first request upstream", func() bool { return up.read.Load() == 1 })
 	wg.Go(func() {
