@@ -279,8 +279,18 @@ func testForwardingRetriesAStaleConnection(t *testing.T, edge string) {
 	}
 	up.CloseClientConnections()
 	time.Sleep(20 * time.Millisecond)
-	if code, _ := get("POST", "body"); code != 502 {
-		t.Fatalf("a POST with a body on a stale connection: %d, want 502 (never replayed)", code)
+	// A POST with a body is never replayed. The other edges learn that a
+	// pooled connection closed only when they send on it: the POST goes
+	// out on it and is answered 502. The event-loop edge watches its idle
+	// connections and closed this one when the upstream did, so the POST
+	// goes out on a new connection (that it is never replayed either is
+	// TestForwardingRetriesOnceAtMost's).
+	want := 502
+	if edge == "evloop" {
+		want = 200
+	}
+	if code, _ := get("POST", "body"); code != want {
+		t.Fatalf("a POST with a body after its pooled connection closed: %d, want %d", code, want)
 	}
 }
 

@@ -60,22 +60,22 @@ func (l *loop) place(cfd int, peer netip.Addr) {
 	loops := l.s.running // set before the loops start, unchanged while they run
 	to := loops[l.s.turn.Add(1)%uint32(len(loops))]
 	if to != l && to.inbox.put(accepted{fd: cfd, peer: peer}) {
-		to.poke()
+		to.notify()
 		return
 	}
-	l.adopt(cfd, peer)
+	l.serveClient(cfd, peer)
 }
 
-// adoptQueued serves the connections other loops queued for l; a loop
+// serveQueued serves the connections other loops queued for l; a loop
 // that drains or stops closes them, as its listener would refuse them.
-func (l *loop) adoptQueued() {
+func (l *loop) serveQueued() {
 	l.queued = l.inbox.take(l.queued, false)
 	for _, c := range l.queued {
 		if l.draining.Load() || l.stopNow.Load() {
 			_ = unix.Close(c.fd)
 			continue
 		}
-		l.adopt(c.fd, c.peer)
+		l.serveClient(c.fd, c.peer)
 	}
 }
 

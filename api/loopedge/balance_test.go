@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
+	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
@@ -15,9 +17,7 @@ import (
 func TestConnectionsSpreadOverLoops(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(echo))
 	defer up.Close()
-	s := newProxy(t, up.URL, false, &edgetest.Records{})
-	s.loops = 2
-	addr := edgetest.Serve(t, s.Serve, s.Close)
+	addr, _, s := startLoops(t, up.URL, false, gateway.ProxyOptions{ResponseHeaderTimeout: 5 * time.Second}, 2)
 	const conns = 20
 	for i := range conns { // one after another, each served before the next
 		conn := edgetest.Dial(t, addr)
@@ -28,8 +28,8 @@ func TestConnectionsSpreadOverLoops(t *testing.T) {
 	}
 	s.Close() // the loops have ended: their counts are safe to read
 	for i, l := range s.running {
-		if l.adopted != conns/len(s.running) {
-			t.Errorf("loop %d served %d of %d connections, want %d", i, l.adopted, conns, conns/len(s.running))
+		if l.clients != conns/len(s.running) {
+			t.Errorf("loop %d served %d of %d connections, want %d", i, l.clients, conns, conns/len(s.running))
 		}
 	}
 }

@@ -153,6 +153,7 @@ func (l *loop) disarm(p *pair) {
 // by the gateway; a slow head, an idle connection, a stalled exchange
 // close the pair.
 func (l *loop) scan() {
+	l.expireIdle()
 	for k := range phases {
 		q := &l.deadlines[k]
 		for q.head != nil && !l.now.Before(q.head.deadlines[k].at) {
@@ -162,16 +163,19 @@ func (l *loop) scan() {
 				l.closePair(p)
 				continue
 			}
+			l.lend(p)
 			l.upstreamGone(p, errResponseHeaderTimeout)
 			l.step(p)
+			l.settle(p)
 		}
 	}
 }
 
 // waitTimeout is epoll_wait's timeout in milliseconds from now: until
-// the nearest deadline, rounded up, or none (-1).
+// the nearest deadline or the oldest idle upstream connection's expiry
+// (pool.go), rounded up, or none (-1).
 func (l *loop) waitTimeout(now time.Time) int {
-	var nearest time.Time
+	nearest := l.idleExpiry()
 	for k := range phases {
 		if p := l.deadlines[k].head; p != nil && (nearest.IsZero() || p.deadlines[k].at.Before(nearest)) {
 			nearest = p.deadlines[k].at

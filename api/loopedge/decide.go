@@ -16,7 +16,7 @@ import (
 
 // decide decides the pair's request: a refusal is answered at once (the
 // request's body, if any, dropped as it comes); an allowed request is
-// queued on the pair's upstream connection, dialled again if it closed.
+// sent upstream once it holds a slot and a connection (send).
 // It returns false, with nothing done, for a target the gateway leaves to
 // net/http.
 func (l *loop) decide(p *pair) bool {
@@ -34,14 +34,6 @@ func (l *loop) decide(p *pair) bool {
 	}
 	ex.call, ex.busy, ex.sent = call, true, time.Now()
 	ex.bodyLeft, ex.headDone, ex.left, ex.bytes, ex.cache = ex.req.contentLength, false, 0, 0, ""
-	if p.upstream.fd < 0 {
-		l.dial(p)
-	}
-	if p.upstream.fd < 0 {
-		l.up.Reset()
-		l.fail(p, errUpstreamRefused)
-		return true
-	}
 	mark := len(p.upstream.out)
 	p.upstream.out = appendRequest(p.upstream.out, &ex.req, call, &l.up)
 	l.up.Reset()
@@ -50,6 +42,7 @@ func (l *loop) decide(p *pair) bool {
 	if ex.replayable {
 		ex.request = append(ex.request[:0], p.upstream.out[mark:]...)
 	}
+	l.send(p)
 	return true
 }
 

@@ -164,6 +164,7 @@ func (l *loop) relayHead(p *pair) bool {
 		consume(&p.upstream.in, n)
 	}
 	ex.took = time.Since(ex.sent)
+	l.streaming(p) // while the answer's fields are views of upstream.in
 	p.client.out = l.appendAnswerHead(p.client.out, ex)
 	consume(&p.upstream.in, n)
 	ex.left, ex.headDone, ex.chunks = ex.answer.bodyLength(isHead), true, chunkSize
@@ -191,18 +192,17 @@ func (l *loop) relayBody(p *pair) bool {
 	return done
 }
 
-// finish ends the call of an answer relayed whole. An upstream connection
-// left mid-request (an answer before the whole body) or asked to close
-// is closed; the pair dials again for its next request.
+// finish ends the call of an answer relayed whole and lets its upstream
+// connection go (letGo): one left mid-request (an answer before the
+// whole body), asked to close or with bytes past the answer is closed.
 func (l *loop) finish(p *pair) {
 	ex := &p.ex
 	ex.call.Finish(ex.answer.status, ex.bytes, ex.took, ex.cache)
 	ex.call, ex.busy = nil, false
 	p.since = l.now
-	if ex.bodyLeft > 0 || ex.answer.closeAfter {
-		p.discard, ex.bodyLeft = ex.bodyLeft, 0
-		l.upstreamGone(p, nil)
-	}
+	reusable := ex.bodyLeft == 0 && !ex.answer.closeAfter && len(p.upstream.in) == 0
+	p.discard, ex.bodyLeft = ex.bodyLeft, 0
+	l.letGo(p, reusable)
 	if ex.req.closeAfter {
 		p.closing = true
 	}
@@ -227,6 +227,7 @@ func (l *loop) endByClose(p *pair) bool {
 func (l *loop) fail(p *pair, cause error) {
 	ex := &p.ex
 	ex.busy = false
+	l.letGo(p, false)
 	if ex.headDone {
 		ex.call.Finish(ex.answer.status, ex.bytes, ex.took, ex.cache)
 		ex.call, p.closing = nil, true
@@ -243,6 +244,7 @@ func (l *loop) fail(p *pair, cause error) {
 func (l *loop) abandon(p *pair) {
 	ex := &p.ex
 	ex.busy = false
+	l.letGo(p, false)
 	if ex.headDone {
 		ex.call.Finish(ex.answer.status, ex.bytes, ex.took, ex.cache)
 		ex.call = nil

@@ -14,7 +14,8 @@ import (
 )
 
 const (
-	// minRead is the least free room a read is given.
+	// minRead is the least free room a read into a connection's own
+	// buffer is given (buffers.go).
 	minRead = 16 << 10
 	// maxBuffered is how much a pair holds in one direction before it
 	// stops reading that direction's sender.
@@ -29,17 +30,20 @@ type endpoint struct {
 	events  uint32 // the epoll interest registered for fd
 }
 
-// pair is a client connection and the upstream connection that serves it
-// alone, both owned by one loop. At most one request is in flight: a
-// pipelined request waits in client.in until the answer before it is
-// relayed whole.
+// pair is a client connection and, while a request of its is in flight,
+// the upstream connection that carries it (pool.go), both owned by one
+// loop. At most one request is in flight: a pipelined request waits in
+// client.in until the answer before it is relayed whole.
 type pair struct {
-	client, upstream endpoint
-	peer             netip.Addr
-	connecting       bool // the upstream's non-blocking connect is pending
-	closing          bool // close the pair once client.out is written
-	handing          bool // hand the client to the fasthttp edge once client.out is written
-	closed           bool
+	client     endpoint
+	upstream   endpoint // fd -1 while none is held; out holds a request waiting for a slot
+	peer       netip.Addr
+	connecting bool // the upstream's non-blocking connect is pending
+	waiting    bool // the request in flight waits for a slot (pool.go)
+	slot       bool // the request in flight holds a slot of max_conns_per_host
+	closing    bool // close the pair once client.out is written
+	handing    bool // hand the client to the fasthttp edge once client.out is written
+	closed     bool
 	// since is when the pair last went idle or had a request decided;
 	// headFrom when the current head's first byte came (deadline.go).
 	since, headFrom time.Time
@@ -80,8 +84,9 @@ type exchange struct {
 }
 
 // loop is one event loop: its own epoll set polling the shared listener,
-// its wake fd and its pairs' sockets. Only its goroutine touches it, but
-// for wake.
+// its wake fd, its pairs' sockets and its pool of idle upstream
+// connections. Only its goroutine touches it, but for wake, notify and
+// granted.
 type loop struct {
 	s                      *Server
 	gw                     *gateway.Gateway
@@ -89,7 +94,7 @@ type loop struct {
 	epfd, listenFD, wakeFD int
 	pairs                  []*pair // by fd, for both of a pair's sockets
 	open                   int     // pairs open
-	adopted                int     // client connections the loop took to serve (balance.go)
+	clients                int     // client connections the loop took to serve (balance.go)
 	up                     gateway.Fields
 	upstream               unix.Sockaddr // the loop's own copy
 	domain                 int
@@ -98,9 +103,17 @@ type loop struct {
 	deadlines              [phases]deadlineList
 	unlisten               func() // called once the loop left the listener
 	dateSec                int64
+	idle                   []idleConn // the pool, newest last (pool.go)
+	pooled                 []bool     // by fd: in idle
+	waiters                []*pair    // requests waiting for a slot, oldest first
+	granted                []int      // slots granted to waiters, with their connections: under s.slots.mu
+	grantBuf               []int
+	scratch                []byte   // what a read fills (buffers.go)
+	free                   [][]byte // write buffers to lend
 	draining, stopNow      atomic.Bool
-	inbox                  inbox      // connections other loops accepted for this one (balance.go)
-	queued                 []accepted // the inbox's, taken out
+	hasGrant               atomic.Bool // granted is not empty
+	inbox                  inbox       // connections other loops accepted for this one (balance.go)
+	queued                 []accepted  // the inbox's, taken out
 }
 
 // wake tells the loop to drain (stop accepting, finish the answers in
@@ -111,12 +124,11 @@ func (l *loop) wake(drain bool) {
 	} else {
 		l.stopNow.Store(true)
 	}
-	l.poke()
+	l.notify()
 }
 
-// poke wakes the loop to look at its flags and its inbox. Safe for
-// concurrent use.
-func (l *loop) poke() {
+// notify wakes the loop. Safe for concurrent use.
+func (l *loop) notify() {
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	_, _ = unix.Write(l.wakeFD, one[:])
@@ -130,6 +142,7 @@ func (l *loop) run() {
 	defer l.closeAll()
 	defer l.leaveListener()
 	events := make([]unix.EpollEvent, 256)
+	l.scratch = make([]byte, 0, scratchSize)
 	for {
 		n, err := l.wait(events)
 		if err == unix.EINTR {
@@ -148,14 +161,18 @@ func (l *loop) run() {
 				var b [8]byte
 				_, _ = unix.Read(l.wakeFD, b[:])
 				l.startDrain()
-				l.adoptQueued()
+				l.serveQueued()
 			default:
-				// A pair closed earlier in this batch leaves a nil here.
+				// A pair closed earlier in this batch leaves a nil here;
+				// an idle upstream connection has none.
 				if p := l.pairs[fd]; p != nil {
 					l.handle(p, fd, ev.Events)
+				} else {
+					l.idleEvent(fd)
 				}
 			}
 		}
+		l.serveGrants()
 		l.scan()
 		if l.stopNow.Load() || l.draining.Load() && l.open == 0 {
 			return
@@ -165,20 +182,23 @@ func (l *loop) run() {
 
 // wait returns the ready events. Under load some are always ready, and a
 // poll that cannot block finds them without the scheduler's hand-off of a
-// blocking system call (syscalls.go); it blocks only when none are.
+// blocking system call (syscalls.go); it blocks only when none are and
+// no slot was granted to the loop (pool.go).
 func (l *loop) wait(events []unix.EpollEvent) (int, error) {
-	if n, err := pollNow(l.epfd, events); n > 0 || err != nil {
+	if n, err := pollNow(l.epfd, events); n > 0 || err != nil || l.hasGrant.Load() {
 		return n, err
 	}
 	return unix.EpollWait(l.epfd, events, l.waitTimeout(time.Now()))
 }
 
-// startDrain stops accepting and closes the pairs with nothing in flight.
+// startDrain stops accepting and closes the pairs with nothing in flight
+// and the idle upstream connections.
 func (l *loop) startDrain() {
 	if !l.draining.Load() || l.listenFD < 0 {
 		return
 	}
 	l.leaveListener()
+	l.closeIdle()
 	for _, p := range l.pairs {
 		if p != nil && !p.ex.busy && len(p.client.out) == 0 {
 			l.closePair(p)
@@ -212,26 +232,24 @@ func (l *loop) accept() {
 	l.place(cfd, peerAddr(sa))
 }
 
-// adopt serves the accepted connection cfd from peer on the loop: it
-// pairs it with a new upstream connection.
-func (l *loop) adopt(cfd int, peer netip.Addr) {
+// serveClient serves the accepted connection cfd from peer on the loop.
+func (l *loop) serveClient(cfd int, peer netip.Addr) {
 	_ = unix.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	p := &pair{client: endpoint{fd: cfd, events: unix.EPOLLIN}, upstream: endpoint{fd: -1}, peer: peer}
 	p.since, p.headFrom, p.fresh = l.now, l.now, true
 	l.put(p, cfd)
 	l.open++
-	l.adopted++
+	l.clients++
 	if err := l.add(&p.client); err != nil {
 		l.closePair(p)
 		return
 	}
 	l.arm(p)
-	// The connect runs while the client sends its first request.
-	l.dial(p)
 }
 
-// dial starts the pair's upstream connection; a connect that fails at
-// once leaves the pair without one, and its request is answered 502.
+// dial starts an upstream connection for the pair's request; a connect
+// that fails at once leaves the pair without one, and its request is
+// answered 502.
 func (l *loop) dial(p *pair) {
 	fd, err := unix.Socket(l.domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -245,7 +263,7 @@ func (l *loop) dial(p *pair) {
 		_ = unix.Close(fd)
 		return
 	}
-	p.upstream = endpoint{fd: fd, events: unix.EPOLLIN | unix.EPOLLOUT, in: p.upstream.in[:0], out: p.upstream.out[:0]}
+	p.upstream = endpoint{fd: fd, events: unix.EPOLLIN | unix.EPOLLOUT, in: p.upstream.in[:0], out: p.upstream.out}
 	p.connecting = true
 	l.put(p, fd)
 	if l.add(&p.upstream) != nil {
@@ -254,19 +272,22 @@ func (l *loop) dial(p *pair) {
 }
 
 // handle reads what an event says is readable, finishes a pending
-// connect, and moves the pair on. A panic of the request's handling
-// closes the pair, as net/http closes a connection whose handler panicked.
+// connect, and moves the pair on, with buffers lent for the while
+// (buffers.go). A panic of the request's handling closes the pair, as
+// net/http closes a connection whose handler panicked.
 func (l *loop) handle(p *pair, fd int, events uint32) {
 	defer func() {
 		if v := recover(); v != nil {
 			l.log.Error("loopedge: panic serving a proxied request", "panic", v)
 			l.closePair(p)
 		}
+		l.settle(p)
 	}()
+	l.lend(p)
 	readable := events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP) != 0
 	if fd == p.client.fd {
 		wasEmpty := len(p.client.in) == 0
-		if readable && !read(&p.client) {
+		if readable && !l.read(&p.client) {
 			l.closePair(p)
 			return
 		}
@@ -285,7 +306,7 @@ func (l *loop) handle(p *pair, fd int, events uint32) {
 		}
 		p.connecting = false
 	}
-	if readable && !read(&p.upstream) {
+	if readable && !l.read(&p.upstream) {
 		l.upstreamGone(p, errUpstreamClosed)
 	}
 	l.step(p)
@@ -335,8 +356,7 @@ func (l *loop) step(p *pair) {
 // upstreamGone closes the upstream socket after an error or its EOF. A
 // request in flight whose answer has not started is answered by the
 // gateway (502); one whose answer has started is cut, the client's
-// connection closed, but for an answer the close ends (endByClose). An
-// idle pair dials again for its next request.
+// connection closed, but for an answer the close ends (endByClose).
 func (l *loop) upstreamGone(p *pair, cause error) {
 	stale := cause == errUpstreamClosed && len(p.upstream.in) == 0 && !p.ex.headDone
 	ended := cause == errUpstreamClosed && l.endByClose(p)
@@ -374,24 +394,6 @@ func (l *loop) replay(p *pair) bool {
 	}
 	ex.replayed = true
 	p.upstream.out = append(p.upstream.out, ex.request...)
-	return true
-}
-
-// read reads what fd has into in; false when the peer closed or failed.
-func read(ep *endpoint) bool {
-	if cap(ep.in)-len(ep.in) < minRead {
-		grown := make([]byte, len(ep.in), max(2*cap(ep.in), len(ep.in)+minRead))
-		copy(grown, ep.in)
-		ep.in = grown
-	}
-	n, err := readRaw(ep.fd, ep.in[len(ep.in):cap(ep.in)])
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return true
-	}
-	if err != nil || n == 0 {
-		return false
-	}
-	ep.in = ep.in[:len(ep.in)+n]
 	return true
 }
 
@@ -471,13 +473,16 @@ func (l *loop) closePair(p *pair) {
 	l.open--
 }
 
-// closeAll closes every pair, when the loop ends.
+// closeAll closes every pair and idle upstream connection, when the loop
+// ends.
 func (l *loop) closeAll() {
 	for _, p := range l.pairs {
 		if p != nil {
 			l.closePair(p)
 		}
 	}
+	l.closeIdle()
+	l.endGrants()
 }
 
 // closeFDs closes the loop's epoll set and wake fd (not the listener,

@@ -6,7 +6,9 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/internal/edgetest"
 	"github.com/apiwarden/apiwarden/metrics"
 )
@@ -20,7 +22,7 @@ import (
 func BenchmarkRoundTrip(b *testing.B) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0)) // a setting of the whole test binary
 	var recs countedRecords
-	s := newProxy(b, fixedUpstream(b), false, &recs)
+	s := newProxy(b, fixedUpstream(b), false, &recs, gateway.ProxyOptions{ResponseHeaderTimeout: 5 * time.Second}, 0)
 	s.SpareP() // as app.Run does
 	conn := edgetest.Dial(b, edgetest.Serve(b, s.Serve, s.Close))
 	req := []byte(benchHead)

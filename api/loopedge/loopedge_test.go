@@ -33,23 +33,30 @@ func startProxy(t *testing.T, upstream string) (addr string, recs *edgetest.Reco
 // handoff is true.
 func startProxyWith(t *testing.T, upstream string, handoff bool) (addr string, recs *edgetest.Records) {
 	t.Helper()
-	recs = &edgetest.Records{}
-	s := newProxy(t, upstream, handoff, recs)
-	return edgetest.Serve(t, s.Serve, s.Close), recs
+	addr, recs, _ = startLoops(t, upstream, handoff, gateway.ProxyOptions{ResponseHeaderTimeout: 5 * time.Second}, 0)
+	return addr, recs
 }
 
-// newProxy is the server startProxyWith serves, its records to recs.
-func newProxy(t testing.TB, upstream string, handoff bool, recs gateway.RequestRecorder) *Server {
+// startLoops is startProxyWith with the proxy options o and that many
+// loops (0: GOMAXPROCS).
+func startLoops(t testing.TB, upstream string, handoff bool, o gateway.ProxyOptions, loops int) (addr string, recs *edgetest.Records, s *Server) {
+	t.Helper()
+	recs = &edgetest.Records{}
+	s = newProxy(t, upstream, handoff, recs, o, loops)
+	return edgetest.Serve(t, s.Serve, s.Close), recs, s
+}
+
+// newProxy is the server startLoops serves, its records to recs.
+func newProxy(t testing.TB, upstream string, handoff bool, recs gateway.RequestRecorder, o gateway.ProxyOptions, loops int) *Server {
 	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := gateway.ProxyOptions{ResponseHeaderTimeout: 5 * time.Second}
 	o.Upstream, _ = url.Parse(upstream)
 	gw := gateway.New(gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes}),
 		Recorder: recs, InternalSampleRate: 1, MaxHeaderBytes: 8 << 10}, Proxy: o})
-	o2 := Options{Gateway: gw, MaxHeaderBytes: 8 << 10, Timeouts: Timeouts{ReadHeader: 5 * time.Second, Idle: 5 * time.Second, Write: 5 * time.Second}}
+	o2 := Options{Gateway: gw, MaxHeaderBytes: 8 << 10, Loops: loops, Timeouts: Timeouts{ReadHeader: 5 * time.Second, Idle: 5 * time.Second, Write: 5 * time.Second}}
 	if handoff {
 		o2.Handoff = fastedge.New(fastedge.Options{Gateway: gw, Fallback: gw.Handler(), MaxHeaderBytes: 8 << 10,
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second})

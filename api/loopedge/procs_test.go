@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/apiwarden/apiwarden/api/gateway"
 	"github.com/apiwarden/apiwarden/internal/edgetest"
 )
 
@@ -15,7 +16,7 @@ func TestSparePLeavesAProcessorSpare(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0)) // a setting of the whole test binary
 	loops := defaultLoops()
 	for i := range 2 {
-		s := newProxy(t, "http://127.0.0.1:1", false, &edgetest.Records{})
+		s := newProxy(t, "http://127.0.0.1:1", false, &edgetest.Records{}, gateway.ProxyOptions{}, 0)
 		if s.loops != loops {
 			t.Errorf("server %d: %d loops by default, want %d", i, s.loops, loops)
 		}
