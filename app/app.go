@@ -23,6 +23,7 @@ import (
 	"github.com/apiwarden/apiwarden/api"
 	"github.com/apiwarden/apiwarden/api/admin"
 	"github.com/apiwarden/apiwarden/api/gateway"
+	"github.com/apiwarden/apiwarden/api/loopedge"
 	"github.com/apiwarden/apiwarden/cluster"
 	"github.com/apiwarden/apiwarden/config"
 	"github.com/apiwarden/apiwarden/enforce"
@@ -606,10 +607,14 @@ func (a *App) Addr() string {
 // Run serves until ctx ends, then drains in-flight requests (up to
 // server.shutdown_timeout), flushes what is written behind and closes the
 // data file. It returns the first error that stopped it early. It first
-// applies server.memory_limit, a setting of the whole process.
+// applies server.memory_limit, a setting of the whole process, and on the
+// evloop edge raises GOMAXPROCS beside the loops (loopedge.Server.SpareP).
 func (a *App) Run(ctx context.Context) error {
 	if limit, from := applyMemoryLimit(a.cfg.Server.MemoryLimit, os.Getenv); from != "none" {
 		a.log.Info("memory limit", "bytes", limit, "set_by", from)
+	}
+	if loops, ok := a.enforceSrv.(*loopedge.Server); ok {
+		a.log.Info("event loops", "gomaxprocs", loops.SpareP())
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)

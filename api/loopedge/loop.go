@@ -94,6 +94,7 @@ type loop struct {
 	epfd, listenFD, wakeFD int
 	pairs                  []*pair // by fd, for both of a pair's sockets
 	open                   int     // pairs open
+	clients                int     // client connections the loop took to serve (balance.go)
 	up                     gateway.Fields
 	upstream               unix.Sockaddr // the loop's own copy
 	domain                 int
@@ -111,6 +112,8 @@ type loop struct {
 	free                   [][]byte // write buffers to lend
 	draining, stopNow      atomic.Bool
 	hasGrant               atomic.Bool // granted is not empty
+	inbox                  inbox       // connections other loops accepted for this one (balance.go)
+	queued                 []accepted  // the inbox's, taken out
 }
 
 // wake tells the loop to drain (stop accepting, finish the answers in
@@ -135,6 +138,7 @@ func (l *loop) notify() {
 // on a thread of its own; it then closes every pair.
 func (l *loop) run() {
 	runtime.LockOSThread()
+	defer l.closeInbox()
 	defer l.closeAll()
 	defer l.leaveListener()
 	events := make([]unix.EpollEvent, 256)
@@ -157,6 +161,7 @@ func (l *loop) run() {
 				var b [8]byte
 				_, _ = unix.Read(l.wakeFD, b[:])
 				l.startDrain()
+				l.serveQueued()
 			default:
 				// A pair closed earlier in this batch leaves a nil here;
 				// an idle upstream connection has none.
@@ -212,7 +217,8 @@ func (l *loop) leaveListener() {
 }
 
 // accept takes one pending connection, so that the loops polling the
-// listener share new connections.
+// listener share new connections, and has the loop whose turn it is
+// serve it (balance.go).
 func (l *loop) accept() {
 	cfd, sa, err := unix.Accept4(l.listenFD, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	switch err {
@@ -223,11 +229,17 @@ func (l *loop) accept() {
 		l.log.Error("loopedge: accept", "err", err)
 		return
 	}
+	l.place(cfd, peerAddr(sa))
+}
+
+// serveClient serves the accepted connection cfd from peer on the loop.
+func (l *loop) serveClient(cfd int, peer netip.Addr) {
 	_ = unix.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	p := &pair{client: endpoint{fd: cfd, events: unix.EPOLLIN}, upstream: endpoint{fd: -1}, peer: peerAddr(sa)}
+	p := &pair{client: endpoint{fd: cfd, events: unix.EPOLLIN}, upstream: endpoint{fd: -1}, peer: peer}
 	p.since, p.headFrom, p.fresh = l.now, l.now, true
 	l.put(p, cfd)
 	l.open++
+	l.clients++
 	if err := l.add(&p.client); err != nil {
 		l.closePair(p)
 		return

@@ -22,8 +22,8 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,7 +37,8 @@ import (
 type Options struct {
 	Gateway        *gateway.Gateway // in proxy mode, with a plain-HTTP upstream
 	MaxHeaderBytes int
-	// Loops is how many event loops serve; 0 means GOMAXPROCS.
+	// Loops is how many event loops serve; 0 means one a CPU the process
+	// may use (procs.go).
 	Loops int
 	// Handoff is the fasthttp edge of the same gateway, which serves a
 	// client connection whose request the loops do not (any other shape
@@ -70,6 +71,7 @@ type Server struct {
 	ended   bool // the loops ended and closed their fds
 	running []*loop
 	done    chan struct{} // closed when Serve's loops have ended
+	turn    atomic.Uint32 // the loop that serves the next accepted connection (balance.go)
 }
 
 // New builds a server for the gateway's proxy; it listens once Serve is
@@ -80,7 +82,7 @@ func New(o Options) (*Server, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Loops <= 0 {
-		o.Loops = runtime.GOMAXPROCS(0)
+		o.Loops = defaultLoops()
 	}
 	if !o.Gateway.ProxyMode() {
 		return nil, errors.New("loopedge: the event-loop edge serves the proxy only")

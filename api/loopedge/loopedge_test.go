@@ -41,12 +41,19 @@ func startProxyWith(t *testing.T, upstream string, handoff bool) (addr string, r
 // loops (0: GOMAXPROCS).
 func startLoops(t testing.TB, upstream string, handoff bool, o gateway.ProxyOptions, loops int) (addr string, recs *edgetest.Records, s *Server) {
 	t.Helper()
+	recs = &edgetest.Records{}
+	s = newProxy(t, upstream, handoff, recs, o, loops)
+	return edgetest.Serve(t, s.Serve, s.Close), recs, s
+}
+
+// newProxy is the server startLoops serves, its records to recs.
+func newProxy(t testing.TB, upstream string, handoff bool, recs gateway.RequestRecorder, o gateway.ProxyOptions, loops int) *Server {
+	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Upstream, _ = url.Parse(upstream)
-	recs = &edgetest.Records{}
 	gw := gateway.New(gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes}),
 		Recorder: recs, InternalSampleRate: 1, MaxHeaderBytes: 8 << 10}, Proxy: o})
 	o2 := Options{Gateway: gw, MaxHeaderBytes: 8 << 10, Loops: loops, Timeouts: Timeouts{ReadHeader: 5 * time.Second, Idle: 5 * time.Second, Write: 5 * time.Second}}
@@ -54,11 +61,11 @@ func startLoops(t testing.TB, upstream string, handoff bool, o gateway.ProxyOpti
 		o2.Handoff = fastedge.New(fastedge.Options{Gateway: gw, Fallback: gw.Handler(), MaxHeaderBytes: 8 << 10,
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second})
 	}
-	s, err = New(o2)
+	s, err := New(o2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return edgetest.Serve(t, s.Serve, s.Close), recs, s
+	return s
 }
 
 // echo answers with the method, path and body it got, and a header that
