@@ -169,7 +169,10 @@ func (p *upstreamPool) closeIdle() {
 
 // put returns a connection whose response was read to the end.
 func (p *upstreamPool) put(pc *upstreamConn) {
-	p.release(pc)
+	// The slot is given back once the connection is idle, so that a
+	// request waiting for the slot takes this connection rather than
+	// dialling one more.
+	defer p.release(pc)
 	if pc.br.Buffered() > 0 {
 		pc.Close() // the upstream sent more than it announced
 		return
