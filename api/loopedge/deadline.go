@@ -53,6 +53,8 @@ func (l *loop) deadline(p *pair) (time.Time, phase) {
 	var d time.Duration
 	var ph phase
 	switch {
+	case p.deciding: // a decision bounded by write_timeout, as the exchange it starts
+		at, d, ph = p.since, t.Write, phaseWrite
 	case p.ex.busy && !p.ex.headDone:
 		at, d, ph = p.ex.sent, t.ResponseHeader, phaseUpstream
 	case p.ex.busy || len(p.client.out) > 0:

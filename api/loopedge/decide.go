@@ -14,14 +14,20 @@ import (
 // request is queued). The rules are the gateway's and api/fastedge/proxy.go's: what
 // is forwarded each way, what is scrubbed, whose header wins.
 
-// decide decides the pair's request: a refusal is answered at once (the
-// request's body, if any, dropped as it comes); an allowed request is
-// queued on the pair's upstream connection, dialled again if it closed.
-// It returns false, with nothing done, for a target the gateway leaves to
-// net/http.
+// decide decides the pair's request on the loop: a refusal is answered
+// at once (the request's body, if any, dropped as it comes); an allowed
+// request is queued on the pair's upstream connection, dialled again if
+// it closed. It returns false, with nothing done, for a target the
+// gateway leaves to net/http.
 func (l *loop) decide(p *pair) bool {
+	call, a, ok := l.gw.DecideProxy(&p.ex.resp, &l.up, &p.ex.in)
+	return l.decided(p, call, a, ok, &l.up)
+}
+
+// decided does what decide says with DecideProxy's results, made on the
+// loop or off it (async.go), up the upstream's header list they filled.
+func (l *loop) decided(p *pair, call *gateway.ProxyCall, a gateway.Answer, ok bool, up *gateway.Fields) bool {
 	ex := &p.ex
-	call, a, ok := l.gw.DecideProxy(&ex.resp, &l.up, &ex.in)
 	if call == nil {
 		if ok {
 			p.client.out = l.appendAnswer(p.client.out, ex.in.RequestID, &ex.resp, a)
@@ -29,7 +35,7 @@ func (l *loop) decide(p *pair) bool {
 			p.closing = p.closing || ex.req.closeAfter
 		}
 		ex.resp.Reset()
-		l.up.Reset()
+		up.Reset()
 		return ok
 	}
 	ex.call, ex.busy, ex.sent = call, true, time.Now()
@@ -38,13 +44,13 @@ func (l *loop) decide(p *pair) bool {
 		l.dial(p)
 	}
 	if p.upstream.fd < 0 {
-		l.up.Reset()
+		up.Reset()
 		l.fail(p, errUpstreamRefused)
 		return true
 	}
 	mark := len(p.upstream.out)
-	p.upstream.out = appendRequest(p.upstream.out, &ex.req, call, &l.up)
-	l.up.Reset()
+	p.upstream.out = appendRequest(p.upstream.out, &ex.req, call, up)
+	up.Reset()
 	ex.replayed = false
 	ex.replayable = gateway.Replayable(b2s(ex.req.method), ex.req.contentLength > 0)
 	if ex.replayable {

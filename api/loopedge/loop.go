@@ -1,7 +1,6 @@
 package loopedge
 
 import (
-	"encoding/binary"
 	"log/slog"
 	"net/netip"
 	"runtime"
@@ -40,6 +39,7 @@ type pair struct {
 	closing          bool // close the pair once client.out is written
 	handing          bool // hand the client to the fasthttp edge once client.out is written
 	closed           bool
+	deciding         bool // its request's decision is out, off the loop (async.go)
 	// since is when the pair last went idle or had a request decided;
 	// headFrom when the current head's first byte came (deadline.go).
 	since, headFrom time.Time
@@ -95,6 +95,7 @@ type loop struct {
 	unlisten               func()    // called once the loop left the listener
 	dateSec                int64
 	draining, stopNow      atomic.Bool
+	decisions              completions // the decisions made off the loop (async.go)
 }
 
 // wake tells the loop to drain (stop accepting, finish the answers in
@@ -105,15 +106,14 @@ func (l *loop) wake(drain bool) {
 	} else {
 		l.stopNow.Store(true)
 	}
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	_, _ = unix.Write(l.wakeFD, one[:])
+	signal(l.wakeFD)
 }
 
 // run serves until told to stop, or until a drain leaves no pair open,
 // on a thread of its own; it then closes every pair.
 func (l *loop) run() {
 	runtime.LockOSThread()
+	defer l.awaitDecisions()
 	defer l.closeAll()
 	defer l.leaveListener()
 	events := make([]unix.EpollEvent, 256)
@@ -134,6 +134,7 @@ func (l *loop) run() {
 			case l.wakeFD:
 				var b [8]byte
 				_, _ = unix.Read(l.wakeFD, b[:])
+				l.completed()
 				l.startDrain()
 			default:
 				// A pair closed earlier in this batch leaves a nil here.
@@ -166,7 +167,7 @@ func (l *loop) startDrain() {
 	}
 	l.leaveListener()
 	for _, p := range l.pairs {
-		if p != nil && !p.ex.busy && len(p.client.out) == 0 {
+		if p != nil && !p.ex.busy && !p.deciding && len(p.client.out) == 0 {
 			l.closePair(p)
 		}
 	}
@@ -286,7 +287,7 @@ func (l *loop) step(p *pair) {
 		return
 	}
 	if (p.closing && len(p.client.out) == 0) ||
-		(l.draining.Load() && !p.ex.busy && len(p.client.out) == 0) {
+		(l.draining.Load() && !p.ex.busy && !p.deciding && len(p.client.out) == 0) {
 		l.closePair(p)
 		return
 	}

@@ -9,9 +9,11 @@
 // bytes and the upstream's (docs/BENCHMARKS.md, "An event-loop floor" and
 // "An event-loop edge for the lean path (twelfth session)").
 //
-// The decision must never block a loop: config refuses this edge with
-// Redis or a cluster (config/validate.go). What it does not do yet is in
-// README.md, "The event-loop edge (experimental)".
+// The decision must never block a loop: where it may wait (limits shared
+// through Redis, gateway.Gateway.DecisionMayWait) it is made on a
+// goroutine and comes back to the loop through a completion queue
+// (async.go). What the edge does not do yet is in README.md, "The
+// event-loop edge (experimental)".
 package loopedge
 
 import (
@@ -61,6 +63,7 @@ type Server struct {
 	loops     int
 	fast      *fastedge.Server
 	timeouts  Timeouts
+	mayWait   bool // decisions go off the loops (async.go)
 
 	mu      sync.Mutex
 	stopped bool
@@ -92,7 +95,8 @@ func New(o Options) (*Server, error) {
 	// The gateway refuses heads over max_header_bytes with its own 431;
 	// the loop reads 4 KiB more before it gives up, as api/fastedge does.
 	return &Server{gw: o.Gateway, log: o.Logger, upstream: upstream,
-		headLimit: o.MaxHeaderBytes + 4096, loops: o.Loops, fast: o.Handoff, timeouts: o.Timeouts, done: make(chan struct{})}, nil
+		headLimit: o.MaxHeaderBytes + 4096, loops: o.Loops, fast: o.Handoff, timeouts: o.Timeouts,
+		mayWait: o.Gateway.DecisionMayWait(), done: make(chan struct{})}, nil
 }
 
 // upstreamAddr resolves a plain-HTTP upstream's address once.

@@ -1,0 +1,152 @@
+package loopedge
+
+import (
+	"context"
+	"encoding/binary"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/apiwarden/apiwarden/api/gateway"
+)
+
+// A decision that may wait (gateway.Gateway.DecisionMayWait: limits
+// shared through Redis) is made off the loop: the loop hands the pair's
+// request to a goroutine of its own and serves its other connections
+// meanwhile; the goroutine puts the finished decision on the loop's
+// completion queue and wakes the loop through its wake fd, and the loop
+// then answers or forwards the request as decide does on the loop. A
+// goroutine a decision rather than a pool of a few: the Redis limiter
+// batches the decisions that wait at the same time into one round trip
+// (limiter/redis_batch.go), so every request in flight should be waiting
+// there, not queued for a worker (docs/BENCHMARKS.md, "The event-loop
+// edge with Redis (thirteenth session)").
+//
+// While its decision is out, the loop touches nothing of the request
+// (p.ex: its head, whose views gateway.ProxyInbound's strings are, the
+// answer's headers); it reads on into client.in, which the head was
+// copied out of. A pair closed meanwhile (the client left, a deadline, a
+// stop) is ended when its decision comes back: the call, if one was
+// made, is recorded as abandoned, once. A loop ends only once every
+// decision it handed out came back (awaitDecisions), so no goroutine
+// wakes a closed fd.
+
+// offDecision is a request decided off the loop: the pair it belongs to
+// and DecideProxy's results, with the upstream's header list of its own
+// (the loop's is for decisions on the loop).
+type offDecision struct {
+	p     *pair
+	call  *gateway.ProxyCall
+	a     gateway.Answer
+	ok    bool
+	panic any // what the decision panicked with, if it did
+	up    gateway.Fields
+}
+
+// completions is a loop's queue of decisions made off it. push is safe
+// for concurrent use; the rest is the loop's.
+type completions struct {
+	mu    sync.Mutex
+	ready []*offDecision // pushed, not yet taken by the loop
+	taken []*offDecision // the loop's: the last batch taken, its array reused
+	spare []*offDecision // the loop's: free for the next decision
+	out   sync.WaitGroup // decisions handed out and not yet pushed
+}
+
+// decideOff hands the pair's request, whose head is whole and parsed,
+// to a goroutine to be decided; the loop leaves the pair's request
+// alone until it comes back (completed).
+func (l *loop) decideOff(p *pair) {
+	q := &l.decisions
+	var d *offDecision
+	if n := len(q.spare); n > 0 {
+		d, q.spare = q.spare[n-1], q.spare[:n-1]
+	} else {
+		d = new(offDecision)
+	}
+	d.p, p.deciding = p, true
+	q.out.Add(1)
+	go l.decideAway(d)
+}
+
+// decideAway decides d's request on a goroutine of its own, puts it on
+// the loop's queue and wakes the loop when the queue was empty (a loop
+// that takes a batch reads its wake fd first, so no push goes unseen).
+func (l *loop) decideAway(d *offDecision) {
+	q := &l.decisions
+	defer q.out.Done()
+	func() {
+		defer func() { d.panic = recover() }()
+		ex := &d.p.ex
+		d.call, d.a, d.ok = l.gw.DecideProxy(&ex.resp, &d.up, &ex.in)
+	}()
+	q.mu.Lock()
+	first := len(q.ready) == 0
+	q.ready = append(q.ready, d)
+	q.mu.Unlock()
+	if first {
+		signal(l.wakeFD)
+	}
+}
+
+// completed takes the decisions that came back and moves their pairs on.
+func (l *loop) completed() {
+	q := &l.decisions
+	q.mu.Lock()
+	q.taken, q.ready = q.ready, q.taken[:0]
+	q.mu.Unlock()
+	for i, d := range q.taken {
+		l.conclude(d)
+		q.taken[i] = nil
+	}
+}
+
+// conclude ends the wait of d's pair: an open pair's request is answered
+// or forwarded (decided) and the pair moved on; a closed one's call is
+// recorded as abandoned. d goes back to the spare ones. A panic, of the
+// decision or here, closes the pair, as handle does.
+func (l *loop) conclude(d *offDecision) {
+	p := d.p
+	p.deciding = false
+	defer func() {
+		if v := recover(); v != nil {
+			l.log.Error("loopedge: panic serving a proxied request", "panic", v)
+			l.closePair(p)
+		}
+	}()
+	switch {
+	case d.panic != nil:
+		panic(d.panic)
+	case p.closed:
+		if d.call != nil {
+			p.ex.call, p.ex.sent = d.call, time.Now()
+			l.failed(p, context.Canceled)
+		}
+		p.ex.resp.Reset()
+	case l.decided(p, d.call, d.a, d.ok, &d.up):
+		consume(&p.client.in, len(p.ex.head))
+		l.step(p)
+	default:
+		l.notLean(p, http.StatusBadRequest)
+		l.step(p)
+	}
+	d.up.Reset()
+	*d = offDecision{up: d.up}
+	l.decisions.spare = append(l.decisions.spare, d)
+}
+
+// awaitDecisions waits for the decisions still out when the loop ends,
+// their pairs closed by then, and records their calls.
+func (l *loop) awaitDecisions() {
+	l.decisions.out.Wait()
+	l.completed()
+}
+
+// signal adds one to the eventfd fd, waking the loop that polls it.
+func signal(fd int) {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, _ = unix.Write(fd, one[:])
+}
