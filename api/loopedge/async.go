@@ -17,12 +17,21 @@ import (
 // request to a goroutine of its own and serves its other connections
 // meanwhile; the goroutine puts the finished decision on the loop's
 // completion queue and wakes the loop through its wake fd, and the loop
-// then answers or forwards the request as decide does on the loop. A
-// goroutine a decision rather than a pool of a few: the Redis limiter
+// then answers or forwards the request as decide does on the loop.
+//
+// A goroutine a decision rather than a pool of a few: the Redis limiter
 // batches the decisions that wait at the same time into one round trip
 // (limiter/redis_batch.go), so every request in flight should be waiting
-// there, not queued for a worker (docs/BENCHMARKS.md, "The event-loop
-// edge with Redis (thirteenth session)").
+// there, not queued for a worker. A pool of 4 took 1.6x the CPU a
+// request (three times redis-server's: smaller batches); one of 64 was
+// within the noise of a goroutine each, with workers to start and stop
+// (docs/BENCHMARKS.md, "The event-loop edge with Redis (thirteenth
+// session)"). The loop does not start those goroutines itself: a
+// goroutine started on a loop's thread waits for another P to steal it,
+// so they reached the limiter one by one, in batches too small. The
+// server's dispatcher, a goroutine on the Ps the loops leave, starts
+// them, where they run together: 0.89x the CPU a request
+// (redis-server's 0.79x).
 //
 // While its decision is out, the loop touches nothing of the request
 // (p.ex: its head, whose views gateway.ProxyInbound's strings are, the
@@ -37,6 +46,7 @@ import (
 // and DecideProxy's results, with the upstream's header list of its own
 // (the loop's is for decisions on the loop).
 type offDecision struct {
+	l     *loop // the loop that handed it out, always the same
 	p     *pair
 	call  *gateway.ProxyCall
 	a     gateway.Answer
@@ -64,11 +74,27 @@ func (l *loop) decideOff(p *pair) {
 	if n := len(q.spare); n > 0 {
 		d, q.spare = q.spare[n-1], q.spare[:n-1]
 	} else {
-		d = new(offDecision)
+		d = &offDecision{l: l}
 	}
 	d.p, p.deciding = p, true
 	q.out.Add(1)
-	go l.decideAway(d)
+	select {
+	case l.s.dispatch <- d:
+	default: // the dispatcher is behind: the loop must not wait for it
+		go l.decideAway(d)
+	}
+}
+
+// dispatchSize is how many decisions the dispatcher may be behind
+// before the loops start their goroutines themselves.
+const dispatchSize = 1024
+
+// dispatchDecisions starts a goroutine for each decision the loops hand
+// out, until the channel closes (once the loops ended).
+func dispatchDecisions(decisions <-chan *offDecision) {
+	for d := range decisions {
+		go d.l.decideAway(d)
+	}
 }
 
 // decideAway decides d's request on a goroutine of its own, puts it on
@@ -133,7 +159,7 @@ func (l *loop) conclude(d *offDecision) {
 		l.step(p)
 	}
 	d.up.Reset()
-	*d = offDecision{up: d.up}
+	*d = offDecision{l: l, up: d.up}
 	l.decisions.spare = append(l.decisions.spare, d)
 }
 

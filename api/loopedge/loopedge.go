@@ -39,7 +39,8 @@ import (
 type Options struct {
 	Gateway        *gateway.Gateway // in proxy mode, with a plain-HTTP upstream
 	MaxHeaderBytes int
-	// Loops is how many event loops serve; 0 means GOMAXPROCS.
+	// Loops is how many event loops serve; 0 means GOMAXPROCS, or one
+	// fewer (at least one) where decisions may wait (async.go).
 	Loops int
 	// Handoff is the fasthttp edge of the same gateway, which serves a
 	// client connection whose request the loops do not (any other shape
@@ -63,7 +64,8 @@ type Server struct {
 	loops     int
 	fast      *fastedge.Server
 	timeouts  Timeouts
-	mayWait   bool // decisions go off the loops (async.go)
+	mayWait   bool              // decisions go off the loops (async.go)
+	dispatch  chan *offDecision // to the dispatcher of those decisions; nil where none waits
 
 	mu      sync.Mutex
 	stopped bool
@@ -79,8 +81,17 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	mayWait := o.Gateway.DecisionMayWait()
 	if o.Loops <= 0 {
 		o.Loops = runtime.GOMAXPROCS(0)
+		if mayWait && o.Loops > 1 {
+			// The decisions off the loops, the Redis client and the
+			// network poller run on the Ps the loops leave: one loop
+			// fewer served 1.24x the req/s at 0.88x the CPU a request
+			// (docs/BENCHMARKS.md, "The event-loop edge with Redis
+			// (thirteenth session)").
+			o.Loops--
+		}
 	}
 	if !o.Gateway.ProxyMode() {
 		return nil, errors.New("loopedge: the event-loop edge serves the proxy only")
@@ -94,9 +105,13 @@ func New(o Options) (*Server, error) {
 	}
 	// The gateway refuses heads over max_header_bytes with its own 431;
 	// the loop reads 4 KiB more before it gives up, as api/fastedge does.
-	return &Server{gw: o.Gateway, log: o.Logger, upstream: upstream,
+	s := &Server{gw: o.Gateway, log: o.Logger, upstream: upstream,
 		headLimit: o.MaxHeaderBytes + 4096, loops: o.Loops, fast: o.Handoff, timeouts: o.Timeouts,
-		mayWait: o.Gateway.DecisionMayWait(), done: make(chan struct{})}, nil
+		mayWait: mayWait, done: make(chan struct{})}
+	if mayWait {
+		s.dispatch = make(chan *offDecision, dispatchSize)
+	}
+	return s, nil
 }
 
 // upstreamAddr resolves a plain-HTTP upstream's address once.
@@ -188,11 +203,17 @@ func (s *Server) Serve(ln net.Listener) (err error) {
 		s.running = append(s.running, l)
 	}
 	s.mu.Unlock()
+	if s.dispatch != nil {
+		go dispatchDecisions(s.dispatch)
+	}
 	var wg sync.WaitGroup
 	for _, l := range s.running {
 		wg.Go(l.run)
 	}
 	wg.Wait()
+	if s.dispatch != nil {
+		close(s.dispatch) // the loops hand out no more
+	}
 	s.mu.Lock()
 	s.ended = true // no wake of a closed fd
 	for _, l := range s.running {
