@@ -137,8 +137,10 @@ func (l *loop) run() {
 				l.completed()
 				l.startDrain()
 			default:
-				// A pair closed earlier in this batch leaves a nil here.
-				if p := l.pairs[fd]; p != nil {
+				// A pair closed earlier in this batch leaves a nil here;
+				// the listener left earlier in it (a drain) may be past
+				// the end.
+				if p := l.pairOf(fd); p != nil {
 					l.handle(p, fd, ev.Events)
 				}
 			}
@@ -399,6 +401,14 @@ func moveBody(from, to *[]byte, left *int64) int64 {
 func consume(buf *[]byte, n int) {
 	rest := copy(*buf, (*buf)[n:])
 	*buf = (*buf)[:rest]
+}
+
+// pairOf is the pair fd belongs to, nil for none.
+func (l *loop) pairOf(fd int) *pair {
+	if fd < 0 || fd >= len(l.pairs) {
+		return nil
+	}
+	return l.pairs[fd]
 }
 
 func (l *loop) put(p *pair, fd int) {
