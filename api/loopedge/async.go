@@ -55,8 +55,9 @@ type offDecision struct {
 	up    gateway.Fields
 }
 
-// completions is a loop's queue of decisions made off it. push is safe
-// for concurrent use; the rest is the loop's.
+// completions is a loop's queue of decisions made off it: ready and out
+// are shared with the decisions' goroutines (decideAway), under mu and
+// by the WaitGroup's own rules; the rest is the loop's.
 type completions struct {
 	mu    sync.Mutex
 	ready []*offDecision // pushed, not yet taken by the loop

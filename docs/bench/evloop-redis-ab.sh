@@ -81,8 +81,6 @@ PY
 bad=0
 for n in "${names[@]}"; do
   [[ $n == *-redis ]] || continue
-  m=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$((port[$n] + 1))/metrics" |
-    awk '/^apiwarden_redis_(fallbacks|failures)_total /{printf "%s=%s ", $1, $2; if ($2 != 0) bad=1} END{exit bad}') || bad=1
-  echo "$n: ${m:-no metrics}"
+  redis_fell_back "$n" "127.0.0.1:$((port[$n] + 1))" || bad=1
 done
 [ "$bad" = 0 ] || { echo "a Redis-mode instance fell back to local buckets: that run measured local mode" >&2; exit 1; }
