@@ -5,10 +5,8 @@ import "testing"
 // TestProxyOnEventLoops runs the proxy tests the experimental event-loop
 // edge (api/loopedge, server.edge = "evloop") passes on it: the lean path
 // on its loops, the rest handed with its connection to the fasthttp edge.
-// What it does not do yet (shared upstream connections and
-// max_conns_per_host, trailers, answers framed by the upstream's close)
-// is listed in README.md, "The event-loop edge (experimental)", and its
-// tests are left out here.
+// What it does otherwise is listed in README.md, "The event-loop edge
+// (experimental)".
 func TestProxyOnEventLoops(t *testing.T) {
 	for name, test := range map[string]func(*testing.T, string){
 		"LiveKeysNeverReachTheUpstream":       testLiveKeysNeverReachTheUpstream,
@@ -36,10 +34,23 @@ func TestProxyOnEventLoops(t *testing.T) {
 		"ProxyEdgesDrainOnShutdown":   testProxyEdgesDrainOnShutdown,
 		// Chunked answers relayed on the loop:
 		"StreamingAndWebSocketUpgrade": testStreamingAndWebSocketUpgrade,
+		// Every answer's framing relayed, or refused, as on the other edges:
+		"ProxyRelaysEveryAnswerFraming": testProxyRelaysEveryAnswerFraming,
+		"ProxyRefusesBadAnswersAlike":   testProxyRefusesBadAnswersAlike,
+		"ProxyCutAnswerIsNotReplayed":   testProxyCutAnswerIsNotReplayed,
+		// Trailers, upstream connections reused (upstream_test.go):
+		"ForwardingReusesUpstreamConnections": testForwardingReusesUpstreamConnections,
 		// Interim answers dropped on the loop:
 		"ForwardingTimesOutAfterAnInterimHead": testForwardingTimesOutAfterAnInterimHead,
 		// A stale upstream connection:
 		"ForwardingRetriesOnceAtMost": testForwardingRetriesOnceAtMost,
+		// Upstream connections shared on each loop, max_conns_per_host:
+		"ForwardingBoundsUpstreamConnections":       testForwardingBoundsUpstreamConnections,
+		"ForwardingStreamFreesItsConnectionSlot":    testForwardingStreamFreesItsConnectionSlot,
+		"ForwardingRetriesAStaleConnection":         testForwardingRetriesAStaleConnection,
+		"ForwardingAfterTheUpstreamClosedEveryConn": testForwardingAfterTheUpstreamClosedEveryConnection,
+		"ForwardingClosesAbandonedBodies":           testForwardingClosesAbandonedBodies,
+		"ShutdownClosesIdleUpstreamConnections":     testShutdownClosesIdleUpstreamConnections,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, "evloop") })
 	}

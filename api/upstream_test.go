@@ -34,12 +34,23 @@ func openProxy(t *testing.T, edge, upstream string, headerTimeout time.Duration)
 // openProxyWith is openProxy with the proxy options given.
 func openProxyWith(t *testing.T, edge, upstream string, o gateway.ProxyOptions) *edgeServer {
 	t.Helper()
+	return openRecordedProxy(t, edge, upstream, o, nil)
+}
+
+// openRecordedProxy is openProxyWith recording every request with recs
+// (nil: none).
+func openRecordedProxy(t *testing.T, edge, upstream string, o gateway.ProxyOptions, recs gateway.RequestRecorder) *edgeServer {
+	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Upstream, _ = url.Parse(upstream)
-	srv := api.New(api.Options{Gateway: gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes})}, Proxy: o}})
+	gate := gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes})}
+	if recs != nil {
+		gate.Recorder, gate.InternalSampleRate = recs, 1
+	}
+	srv := api.New(api.Options{Gateway: gateway.Options{Gate: gate, Proxy: o}})
 	return startEdge(t, edge, srv)
 }
 
@@ -268,8 +279,18 @@ func testForwardingRetriesAStaleConnection(t *testing.T, edge string) {
 	}
 	up.CloseClientConnections()
 	time.Sleep(20 * time.Millisecond)
-	if code, _ := get("POST", "body"); code != 502 {
-		t.Fatalf("a POST with a body on a stale connection: %d, want 502 (never replayed)", code)
+	// A POST with a body is never replayed. The other edges learn that a
+	// pooled connection closed only when they send on it: the POST goes
+	// out on it and is answered 502. The event-loop edge watches its idle
+	// connections and closed this one when the upstream did, so the POST
+	// goes out on a new connection (that it is never replayed either is
+	// TestForwardingRetriesOnceAtMost's).
+	want := 502
+	if edge == "evloop" {
+		want = 200
+	}
+	if code, _ := get("POST", "body"); code != want {
+		t.Fatalf("a POST with a body after its pooled connection closed: %d, want %d", code, want)
 	}
 }
 

@@ -3,14 +3,21 @@ package loopedge
 import (
 	"bytes"
 	"errors"
+	"fmt"
+
+	"github.com/apiwarden/apiwarden/api/fastedge"
+	"github.com/apiwarden/apiwarden/api/gateway"
 )
 
 // Errors of an upstream answer or connection, for the gateway's answer
 // (gateway.ProxyCall.Failed answers each 502).
 var (
-	// errBadAnswer is an answer head that does not parse, or a shape the
-	// loop does not relay: an until-close body, a 101.
+	// errBadAnswer is an answer head that does not parse, or a framing
+	// the loop does not relay (a transfer coding but chunked).
 	errBadAnswer = errors.New("loopedge: upstream answer the event-loop edge cannot relay")
+	// errUnaskedUpgrade is a 101 nobody asked for, which the gateway
+	// answers as the other edges do.
+	errUnaskedUpgrade = fmt.Errorf("loopedge: %w", gateway.ErrUnaskedUpgrade)
 	// errUpstreamClosed is an upstream connection that closed or failed
 	// before its answer was whole.
 	errUpstreamClosed = errors.New("loopedge: upstream connection closed")
@@ -29,16 +36,20 @@ type answerHead struct {
 	contentLength int64
 	hasLength     bool
 	chunked       bool // Transfer-Encoding: chunked (chunked.go)
-	closeAfter    bool // Connection: close, or HTTP/1.0
+	untilClose    bool // neither: the body ends with the upstream's connection (chunked.go)
+	closeAfter    bool // Connection: close, HTTP/1.0, or untilClose
+	// trailers are the trailer names announced to the client, comma
+	// separated (announceTrailers): a chunked answer's trailer fields of
+	// those names are relayed, the others dropped.
+	trailers []byte
 }
 
 // parseAnswer parses an upstream answer head (headEnd's bytes) into a,
 // reusing a's field slice, names made canonical in place; errBadAnswer
-// for a head the loop does not relay. isHead says the request was HEAD:
+// for a head the loop does not relay, errUnaskedUpgrade for a 101. isHead says the request was HEAD:
 // the answer then has no body whatever its headers say.
 func parseAnswer(head []byte, isHead bool, a *answerHead) error {
-	fields := a.fields[:0]
-	*a = answerHead{fields: fields}
+	*a = answerHead{fields: a.fields[:0], trailers: a.trailers[:0]}
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
 	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
 		return errBadAnswer
@@ -50,8 +61,11 @@ func parseAnswer(head []byte, isHead bool, a *answerHead) error {
 		}
 		a.status = a.status*10 + int(c-'0')
 	}
-	if a.status == 101 || a.status < 100 {
-		return errBadAnswer // a protocol switch nobody asked for
+	switch {
+	case a.status == 101:
+		return errUnaskedUpgrade
+	case a.status < 100:
+		return errBadAnswer
 	}
 	chunked := false
 	for len(rest) > 2 {
@@ -86,7 +100,7 @@ func parseAnswer(head []byte, isHead bool, a *answerHead) error {
 		// Chunked framing wins over a Content-Length (RFC 9112, 6.3).
 		a.chunked, a.hasLength, a.contentLength = true, false, 0
 	case !a.hasLength:
-		return errBadAnswer // until close: not relayed yet
+		a.untilClose, a.closeAfter = true, true
 	}
 	return nil
 }
@@ -103,4 +117,26 @@ func (a *answerHead) bodyLength(isHead bool) int64 {
 		return 0
 	}
 	return a.contentLength
+}
+
+// announceTrailers adds the names of a Trailer value v the client may
+// see to a.trailers: those the gateway forwards in an answer's head
+// (gateway.ForwardedResponseHeader), but Content-Length, which frames
+// the answer. Names are made canonical in place.
+func (a *answerHead) announceTrailers(v []byte, connection []string) {
+	for len(v) > 0 {
+		var name []byte
+		name, v, _ = bytes.Cut(v, []byte(","))
+		if name = trimOWS(name); len(name) == 0 || !fastedge.Token(name) {
+			continue
+		}
+		canonical(name)
+		if string(name) == "Content-Length" || !gateway.ForwardedResponseHeader(b2s(name), connection) {
+			continue
+		}
+		if len(a.trailers) > 0 {
+			a.trailers = append(a.trailers, ", "...)
+		}
+		a.trailers = append(a.trailers, name...)
+	}
 }

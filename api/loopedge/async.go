@@ -2,12 +2,9 @@ package loopedge
 
 import (
 	"context"
-	"encoding/binary"
 	"net/http"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/apiwarden/apiwarden/api/gateway"
 )
@@ -114,7 +111,7 @@ func (l *loop) decideAway(d *offDecision) {
 	q.ready = append(q.ready, d)
 	q.mu.Unlock()
 	if first {
-		signal(l.wakeFD)
+		l.notify()
 	}
 }
 
@@ -169,11 +166,4 @@ func (l *loop) conclude(d *offDecision) {
 func (l *loop) awaitDecisions() {
 	l.decisions.out.Wait()
 	l.completed()
-}
-
-// signal adds one to the eventfd fd, waking the loop that polls it.
-func signal(fd int) {
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	_, _ = unix.Write(fd, one[:])
 }

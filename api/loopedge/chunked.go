@@ -7,9 +7,12 @@ import (
 
 // A chunked upstream answer is relayed chunk by chunk as it arrives: each
 // chunk's size line is written again without extensions, its data
-// copied, and the trailer section dropped (the Trailer header is
-// hop-by-hop here, as api/gateway's ForwardedResponseHeader says, so no
-// trailer was announced to the client).
+// copied, and of the trailer section the fields whose names were
+// announced to the client (answerHead.trailers), as api/fastedge relays
+// them. An answer framed by the upstream's close is relayed chunked too,
+// each read a chunk, and ended when the upstream's connection closes
+// (exchange.go's endByClose), as api/fastedge and net/http relay it to an
+// HTTP/1.1 client.
 
 // The states of a chunked answer's relay.
 type chunkState int
@@ -18,7 +21,7 @@ const (
 	chunkSize     chunkState = iota // awaiting a size line
 	chunkData                       // copying a chunk's data (exchange.left bytes)
 	chunkDataEnd                    // awaiting the CRLF after a chunk's data
-	chunkTrailers                   // dropping trailer lines until the empty one
+	chunkTrailers                   // relaying announced trailer lines until the empty one
 )
 
 // maxChunkLine is the longest size or trailer line the relay reads.
@@ -54,9 +57,9 @@ func (l *loop) relayChunks(p *pair) (done bool, err error) {
 				return false, err
 			}
 			if ex.chunks == chunkTrailers {
+				p.client.out = ex.answer.appendTrailer(p.client.out, line)
 				consume(in, len(line)+2)
 				if len(line) == 0 {
-					p.client.out = append(p.client.out, "0\r\n\r\n"...)
 					return true, nil
 				}
 				continue
@@ -67,6 +70,7 @@ func (l *loop) relayChunks(p *pair) (done bool, err error) {
 			}
 			consume(in, len(line)+2)
 			if size == 0 {
+				p.client.out = append(p.client.out, "0\r\n"...)
 				ex.chunks = chunkTrailers
 				continue
 			}
@@ -102,4 +106,31 @@ func chunkSizeOf(line []byte) (int64, error) {
 		return 0, errBadAnswer
 	}
 	return n, nil
+}
+
+// appendTrailer appends a trailer section's line to out when its field
+// was announced to the client, or the section's end for the empty line;
+// a field not announced, or one that does not parse, is dropped.
+func (a *answerHead) appendTrailer(out, line []byte) []byte {
+	if len(line) == 0 {
+		return append(out, "\r\n"...)
+	}
+	if f, ok := headerLine(line); ok && hasToken(a.trailers, b2s(f.name)) {
+		out = appendHeader(out, b2s(f.name), b2s(f.value))
+	}
+	return out
+}
+
+// relayUntilClose moves what upstream.in holds of an answer framed by
+// the upstream's close to client.out as one chunk.
+func (l *loop) relayUntilClose(p *pair) {
+	in := &p.upstream.in
+	if len(*in) == 0 {
+		return
+	}
+	out := strconv.AppendInt(p.client.out, int64(len(*in)), 16)
+	out = append(append(append(out, "\r\n"...), *in...), "\r\n"...)
+	p.client.out = out
+	p.ex.bytes += int64(len(*in))
+	*in = (*in)[:0]
 }

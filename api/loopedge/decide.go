@@ -14,11 +14,11 @@ import (
 // request is queued). The rules are the gateway's and api/fastedge/proxy.go's: what
 // is forwarded each way, what is scrubbed, whose header wins.
 
-// decide decides the pair's request on the loop: a refusal is answered
-// at once (the request's body, if any, dropped as it comes); an allowed
-// request is queued on the pair's upstream connection, dialled again if
-// it closed. It returns false, with nothing done, for a target the
-// gateway leaves to net/http.
+// decide decides the pair's request: a refusal is answered at once (the
+// request's body, if any, dropped as it comes); an allowed request is
+// sent upstream once it holds a slot and a connection (send).
+// It returns false, with nothing done, for a target the gateway leaves to
+// net/http.
 func (l *loop) decide(p *pair) bool {
 	call, a, ok := l.gw.DecideProxy(&p.ex.resp, &l.up, &p.ex.in)
 	return l.decided(p, call, a, ok, &l.up)
@@ -40,14 +40,6 @@ func (l *loop) decided(p *pair, call *gateway.ProxyCall, a gateway.Answer, ok bo
 	}
 	ex.call, ex.busy, ex.sent = call, true, time.Now()
 	ex.bodyLeft, ex.headDone, ex.left, ex.bytes, ex.cache = ex.req.contentLength, false, 0, 0, ""
-	if p.upstream.fd < 0 {
-		l.dial(p)
-	}
-	if p.upstream.fd < 0 {
-		up.Reset()
-		l.fail(p, errUpstreamRefused)
-		return true
-	}
 	mark := len(p.upstream.out)
 	p.upstream.out = appendRequest(p.upstream.out, &ex.req, call, up)
 	up.Reset()
@@ -56,6 +48,7 @@ func (l *loop) decided(p *pair, call *gateway.ProxyCall, a gateway.Answer, ok bo
 	if ex.replayable {
 		ex.request = append(ex.request[:0], p.upstream.out[mark:]...)
 	}
+	l.send(p)
 	return true
 }
 
@@ -116,8 +109,10 @@ func appendRequest(out []byte, r *requestHead, call *gateway.ProxyCall, up *gate
 // appendAnswerHead appends the client's answer head of the upstream's
 // answer ex.answer: its status, the upstream's headers the client may
 // see, the answer's own (rate limits) the upstream did not set, the
-// request id where the upstream set none, its Content-Length, and a Date
-// where the upstream sent none. It notes the cache status the record
+// request id where the upstream set none, the trailers it announced that
+// the client may see (chunked.go), its Content-Length or chunked framing
+// (of a chunked answer, or one framed by the upstream's close), and a
+// Date where the upstream sent none. It notes the cache status the record
 // keeps and empties ex.resp.
 func (l *loop) appendAnswerHead(out []byte, ex *exchange) []byte {
 	a, resp := &ex.answer, &ex.resp
@@ -132,6 +127,9 @@ func (l *loop) appendAnswerHead(out []byte, ex *exchange) []byte {
 	var xCache string
 	for _, f := range a.fields {
 		name := b2s(f.name)
+		if name == "Trailer" && a.chunked {
+			a.announceTrailers(f.value, connection)
+		}
 		if name != "Content-Length" && gateway.ForwardedResponseHeader(name, connection) {
 			out = appendHeader(out, name, b2s(f.value))
 		}
@@ -165,7 +163,10 @@ func (l *loop) appendAnswerHead(out []byte, ex *exchange) []byte {
 	if !dateSet {
 		out = l.appendDate(out)
 	}
-	if a.chunked {
+	if len(a.trailers) > 0 {
+		out = appendHeader(out, "Trailer", b2s(a.trailers))
+	}
+	if a.chunked || a.untilClose {
 		out = append(out, "Transfer-Encoding: chunked\r\n"...)
 	}
 	if a.hasLength && a.status != http.StatusNoContent && a.status != http.StatusNotModified {

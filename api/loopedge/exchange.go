@@ -154,14 +154,16 @@ func (l *loop) relayHead(p *pair) bool {
 	for {
 		var err error
 		n, err = headEnd(p.upstream.in, maxAnswerHead)
-		if err == nil && n == 0 {
+		switch {
+		case err != nil:
+			err = errBadAnswer
+		case n == 0:
 			return false
-		}
-		if err == nil {
+		default:
 			err = parseAnswer(p.upstream.in[:n], isHead, &ex.answer)
 		}
 		if err != nil {
-			l.upstreamGone(p, errBadAnswer)
+			l.upstreamGone(p, err)
 			return false
 		}
 		if !ex.answer.interim() {
@@ -170,6 +172,7 @@ func (l *loop) relayHead(p *pair) bool {
 		consume(&p.upstream.in, n)
 	}
 	ex.took = time.Since(ex.sent)
+	l.streaming(p) // while the answer's fields are views of upstream.in
 	p.client.out = l.appendAnswerHead(p.client.out, ex)
 	consume(&p.upstream.in, n)
 	ex.left, ex.headDone, ex.chunks = ex.answer.bodyLength(isHead), true, chunkSize
@@ -177,9 +180,14 @@ func (l *loop) relayHead(p *pair) bool {
 }
 
 // relayBody moves the answer's body as far as it is there: true once it
-// is whole. A chunked body it cannot read is cut (fail).
+// is whole (a body framed by the close: never, endByClose ends it). A
+// chunked body it cannot read is cut (fail).
 func (l *loop) relayBody(p *pair) bool {
 	ex := &p.ex
+	if ex.answer.untilClose {
+		l.relayUntilClose(p)
+		return false
+	}
 	if !ex.answer.chunked {
 		ex.bytes += moveBody(&p.upstream.in, &p.client.out, &ex.left)
 		return ex.left == 0
@@ -192,21 +200,33 @@ func (l *loop) relayBody(p *pair) bool {
 	return done
 }
 
-// finish ends the call of an answer relayed whole. An upstream connection
-// left mid-request (an answer before the whole body) or asked to close
-// is closed; the pair dials again for its next request.
+// finish ends the call of an answer relayed whole and lets its upstream
+// connection go (letGo): one left mid-request (an answer before the
+// whole body), asked to close or with bytes past the answer is closed.
 func (l *loop) finish(p *pair) {
 	ex := &p.ex
 	ex.call.Finish(ex.answer.status, ex.bytes, ex.took, ex.cache)
 	ex.call, ex.busy = nil, false
 	p.since = l.now
-	if ex.bodyLeft > 0 || ex.answer.closeAfter {
-		p.discard, ex.bodyLeft = ex.bodyLeft, 0
-		l.upstreamGone(p, nil)
-	}
+	reusable := ex.bodyLeft == 0 && !ex.answer.closeAfter && len(p.upstream.in) == 0
+	p.discard, ex.bodyLeft = ex.bodyLeft, 0
+	l.letGo(p, reusable)
 	if ex.req.closeAfter {
 		p.closing = true
 	}
+}
+
+// endByClose relays the rest of an answer framed by the upstream's
+// close and its last chunk, when the upstream's connection closed with
+// such an answer in flight: true when it did, and the answer is whole.
+func (l *loop) endByClose(p *pair) bool {
+	ex := &p.ex
+	if !ex.busy || !ex.headDone || !ex.answer.untilClose {
+		return false
+	}
+	l.relayUntilClose(p)
+	p.client.out = append(p.client.out, "0\r\n\r\n"...)
+	return true
 }
 
 // fail ends the call in flight after an upstream failure (cause): the
@@ -215,6 +235,7 @@ func (l *loop) finish(p *pair) {
 func (l *loop) fail(p *pair, cause error) {
 	ex := &p.ex
 	ex.busy = false
+	l.letGo(p, false)
 	if ex.headDone {
 		ex.call.Finish(ex.answer.status, ex.bytes, ex.took, ex.cache)
 		ex.call, p.closing = nil, true
@@ -231,6 +252,7 @@ func (l *loop) fail(p *pair, cause error) {
 func (l *loop) abandon(p *pair) {
 	ex := &p.ex
 	ex.busy = false
+	l.letGo(p, false)
 	if ex.headDone {
 		ex.call.Finish(ex.answer.status, ex.bytes, ex.took, ex.cache)
 		ex.call = nil

@@ -1,6 +1,7 @@
 package loopedge
 
 import (
+	"encoding/binary"
 	"log/slog"
 	"net/netip"
 	"runtime"
@@ -13,7 +14,8 @@ import (
 )
 
 const (
-	// minRead is the least free room a read is given.
+	// minRead is the least free room a read into a connection's own
+	// buffer is given (buffers.go).
 	minRead = 16 << 10
 	// maxBuffered is how much a pair holds in one direction before it
 	// stops reading that direction's sender.
@@ -28,22 +30,28 @@ type endpoint struct {
 	events  uint32 // the epoll interest registered for fd
 }
 
-// pair is a client connection and the upstream connection that serves it
-// alone, both owned by one loop. At most one request is in flight: a
-// pipelined request waits in client.in until the answer before it is
-// relayed whole.
+// pair is a client connection and, while a request of its is in flight,
+// the upstream connection that carries it (pool.go), both owned by one
+// loop. At most one request is in flight: a pipelined request waits in
+// client.in until the answer before it is relayed whole.
 type pair struct {
-	client, upstream endpoint
-	peer             netip.Addr
-	connecting       bool // the upstream's non-blocking connect is pending
-	closing          bool // close the pair once client.out is written
-	handing          bool // hand the client to the fasthttp edge once client.out is written
-	closed           bool
-	deciding         bool // its request's decision is out, off the loop (async.go)
+	client     endpoint
+	upstream   endpoint // fd -1 while none is held; out holds a request waiting for a slot
+	peer       netip.Addr
+	connecting bool // the upstream's non-blocking connect is pending
+	waiting    bool // the request in flight waits for a slot (pool.go)
+	slot       bool // the request in flight holds a slot of max_conns_per_host
+	closing    bool // close the pair once client.out is written
+	handing    bool // hand the client to the fasthttp edge once client.out is written
+	closed     bool
+	deciding   bool // its request's decision is out, off the loop (async.go)
 	// since is when the pair last went idle or had a request decided;
 	// headFrom when the current head's first byte came (deadline.go).
 	since, headFrom time.Time
 	fresh           bool // no request yet: the first head is awaited from the accept on
+	// deadlines are p's places in the loop's lists of deadlines, a kind
+	// each (deadline.go).
+	deadlines [phases]deadlineLink
 	// discard is how much of a refused request's body is still to come
 	// and be dropped.
 	discard int64
@@ -77,8 +85,9 @@ type exchange struct {
 }
 
 // loop is one event loop: its own epoll set polling the shared listener,
-// its wake fd and its pairs' sockets. Only its goroutine touches it, but
-// for wake.
+// its wake fd, its pairs' sockets and its pool of idle upstream
+// connections. Only its goroutine touches it, but for wake, notify and
+// granted.
 type loop struct {
 	s                      *Server
 	gw                     *gateway.Gateway
@@ -91,11 +100,19 @@ type loop struct {
 	domain                 int
 	now                    time.Time // read once an event batch
 	date                   []byte    // the Date value of now's second
-	nextScan               time.Time // deadline.go
-	unlisten               func()    // called once the loop left the listener
+	deadlines              [phases]deadlineList
+	unlisten               func() // called once the loop left the listener
 	dateSec                int64
+	idle                   []idleConn // the pool, newest last (pool.go)
+	pooled                 []bool     // by fd: in idle
+	waiters                []*pair    // requests waiting for a slot, oldest first
+	granted                []int      // slots granted to waiters, with their connections: under s.slots.mu
+	grantBuf               []int
+	scratch                []byte   // what a read fills (buffers.go)
+	free                   [][]byte // write buffers to lend
 	draining, stopNow      atomic.Bool
 	decisions              completions // the decisions made off the loop (async.go)
+	hasGrant               atomic.Bool // granted is not empty
 }
 
 // wake tells the loop to drain (stop accepting, finish the answers in
@@ -106,7 +123,14 @@ func (l *loop) wake(drain bool) {
 	} else {
 		l.stopNow.Store(true)
 	}
-	signal(l.wakeFD)
+	l.notify()
+}
+
+// notify wakes the loop. Safe for concurrent use.
+func (l *loop) notify() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, _ = unix.Write(l.wakeFD, one[:])
 }
 
 // run serves until told to stop, or until a drain leaves no pair open,
@@ -117,6 +141,7 @@ func (l *loop) run() {
 	defer l.closeAll()
 	defer l.leaveListener()
 	events := make([]unix.EpollEvent, 256)
+	l.scratch = make([]byte, 0, scratchSize)
 	for {
 		n, err := l.wait(events)
 		if err == unix.EINTR {
@@ -138,13 +163,16 @@ func (l *loop) run() {
 				l.startDrain()
 			default:
 				// A pair closed earlier in this batch leaves a nil here;
-				// the listener left earlier in it (a drain) may be past
-				// the end.
+				// an idle upstream connection has none; the listener left
+				// earlier in it (a drain) may be past the end.
 				if p := l.pairOf(fd); p != nil {
 					l.handle(p, fd, ev.Events)
+				} else {
+					l.idleEvent(fd)
 				}
 			}
 		}
+		l.serveGrants()
 		l.scan()
 		if l.stopNow.Load() || l.draining.Load() && l.open == 0 {
 			return
@@ -154,20 +182,23 @@ func (l *loop) run() {
 
 // wait returns the ready events. Under load some are always ready, and a
 // poll that cannot block finds them without the scheduler's hand-off of a
-// blocking system call (syscalls.go); it blocks only when none are.
+// blocking system call (syscalls.go); it blocks only when none are and
+// no slot was granted to the loop (pool.go).
 func (l *loop) wait(events []unix.EpollEvent) (int, error) {
-	if n, err := pollNow(l.epfd, events); n > 0 || err != nil {
+	if n, err := pollNow(l.epfd, events); n > 0 || err != nil || l.hasGrant.Load() {
 		return n, err
 	}
-	return unix.EpollWait(l.epfd, events, l.waitTimeout())
+	return unix.EpollWait(l.epfd, events, l.waitTimeout(time.Now()))
 }
 
-// startDrain stops accepting and closes the pairs with nothing in flight.
+// startDrain stops accepting and closes the pairs with nothing in flight
+// and the idle upstream connections.
 func (l *loop) startDrain() {
 	if !l.draining.Load() || l.listenFD < 0 {
 		return
 	}
 	l.leaveListener()
+	l.closeIdle()
 	for _, p := range l.pairs {
 		if p != nil && !p.ex.busy && !p.deciding && len(p.client.out) == 0 {
 			l.closePair(p)
@@ -186,8 +217,7 @@ func (l *loop) leaveListener() {
 }
 
 // accept takes one pending connection, so that the loops polling the
-// listener share new connections, and pairs it with a new upstream
-// connection.
+// listener share new connections.
 func (l *loop) accept() {
 	cfd, sa, err := unix.Accept4(l.listenFD, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	switch err {
@@ -207,12 +237,12 @@ func (l *loop) accept() {
 		l.closePair(p)
 		return
 	}
-	// The connect runs while the client sends its first request.
-	l.dial(p)
+	l.arm(p)
 }
 
-// dial starts the pair's upstream connection; a connect that fails at
-// once leaves the pair without one, and its request is answered 502.
+// dial starts an upstream connection for the pair's request; a connect
+// that fails at once leaves the pair without one, and its request is
+// answered 502.
 func (l *loop) dial(p *pair) {
 	fd, err := unix.Socket(l.domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -226,7 +256,7 @@ func (l *loop) dial(p *pair) {
 		_ = unix.Close(fd)
 		return
 	}
-	p.upstream = endpoint{fd: fd, events: unix.EPOLLIN | unix.EPOLLOUT, in: p.upstream.in[:0], out: p.upstream.out[:0]}
+	p.upstream = endpoint{fd: fd, events: unix.EPOLLIN | unix.EPOLLOUT, in: p.upstream.in[:0], out: p.upstream.out}
 	p.connecting = true
 	l.put(p, fd)
 	if l.add(&p.upstream) != nil {
@@ -235,19 +265,22 @@ func (l *loop) dial(p *pair) {
 }
 
 // handle reads what an event says is readable, finishes a pending
-// connect, and moves the pair on. A panic of the request's handling
-// closes the pair, as net/http closes a connection whose handler panicked.
+// connect, and moves the pair on, with buffers lent for the while
+// (buffers.go). A panic of the request's handling closes the pair, as
+// net/http closes a connection whose handler panicked.
 func (l *loop) handle(p *pair, fd int, events uint32) {
 	defer func() {
 		if v := recover(); v != nil {
 			l.log.Error("loopedge: panic serving a proxied request", "panic", v)
 			l.closePair(p)
 		}
+		l.settle(p)
 	}()
+	l.lend(p)
 	readable := events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP) != 0
 	if fd == p.client.fd {
 		wasEmpty := len(p.client.in) == 0
-		if readable && !read(&p.client) {
+		if readable && !l.read(&p.client) {
 			l.closePair(p)
 			return
 		}
@@ -266,7 +299,7 @@ func (l *loop) handle(p *pair, fd int, events uint32) {
 		}
 		p.connecting = false
 	}
-	if readable && !read(&p.upstream) {
+	if readable && !l.read(&p.upstream) {
 		l.upstreamGone(p, errUpstreamClosed)
 	}
 	l.step(p)
@@ -308,15 +341,18 @@ func (l *loop) step(p *pair) {
 	}
 	if l.watch(&p.client, clientWant) != nil || l.watch(&p.upstream, upstreamWant) != nil {
 		l.closePair(p)
+		return
 	}
+	l.arm(p)
 }
 
 // upstreamGone closes the upstream socket after an error or its EOF. A
 // request in flight whose answer has not started is answered by the
 // gateway (502); one whose answer has started is cut, the client's
-// connection closed. An idle pair dials again for its next request.
+// connection closed, but for an answer the close ends (endByClose).
 func (l *loop) upstreamGone(p *pair, cause error) {
-	stale := cause == errUpstreamClosed && len(p.upstream.in) == 0
+	stale := cause == errUpstreamClosed && len(p.upstream.in) == 0 && !p.ex.headDone
+	ended := cause == errUpstreamClosed && l.endByClose(p)
 	if p.upstream.fd >= 0 {
 		l.pairs[p.upstream.fd] = nil
 		_ = unix.Close(p.upstream.fd)
@@ -325,6 +361,10 @@ func (l *loop) upstreamGone(p *pair, cause error) {
 	p.connecting = false
 	p.upstream.out = p.upstream.out[:0]
 	p.upstream.in = p.upstream.in[:0]
+	if ended {
+		l.finish(p)
+		return
+	}
 	if p.ex.busy && !(stale && l.replay(p)) {
 		l.fail(p, cause)
 	}
@@ -347,24 +387,6 @@ func (l *loop) replay(p *pair) bool {
 	}
 	ex.replayed = true
 	p.upstream.out = append(p.upstream.out, ex.request...)
-	return true
-}
-
-// read reads what fd has into in; false when the peer closed or failed.
-func read(ep *endpoint) bool {
-	if cap(ep.in)-len(ep.in) < minRead {
-		grown := make([]byte, len(ep.in), max(2*cap(ep.in), len(ep.in)+minRead))
-		copy(grown, ep.in)
-		ep.in = grown
-	}
-	n, err := readRaw(ep.fd, ep.in[len(ep.in):cap(ep.in)])
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return true
-	}
-	if err != nil || n == 0 {
-		return false
-	}
-	ep.in = ep.in[:len(ep.in)+n]
 	return true
 }
 
@@ -438,6 +460,7 @@ func (l *loop) closePair(p *pair) {
 		return
 	}
 	p.closed = true
+	l.disarm(p)
 	if p.ex.busy {
 		l.abandon(p)
 	}
@@ -451,13 +474,16 @@ func (l *loop) closePair(p *pair) {
 	l.open--
 }
 
-// closeAll closes every pair, when the loop ends.
+// closeAll closes every pair and idle upstream connection, when the loop
+// ends.
 func (l *loop) closeAll() {
 	for _, p := range l.pairs {
 		if p != nil {
 			l.closePair(p)
 		}
 	}
+	l.closeIdle()
+	l.endGrants()
 }
 
 // closeFDs closes the loop's epoll set and wake fd (not the listener,

@@ -1,10 +1,10 @@
 // Package loopedge serves the sidecar proxy's common request on event
 // loops ([server] edge = "evloop", EXPERIMENTAL): one loop a CPU, each on
-// a locked thread with its own epoll set, each client connection paired
-// with an upstream connection of its own on the same loop, every socket
-// non-blocking and level-triggered. A request of the plain shape (head.go)
-// is decided by gateway.DecideProxy on the loop (decide.go), written to the
-// pair's upstream connection, and its answer relayed back, with no
+// a locked thread with its own epoll set and its own pool of idle
+// upstream connections (pool.go), every socket non-blocking and
+// level-triggered. A request of the plain shape (head.go) is decided by
+// gateway.DecideProxy on the loop (decide.go), written to an upstream
+// connection it holds until its answer is relayed back, with no
 // goroutine, no channel and no scheduler hand-off between the client's
 // bytes and the upstream's (docs/BENCHMARKS.md, "An event-loop floor" and
 // "An event-loop edge for the lean path (twelfth session)").
@@ -57,15 +57,18 @@ type Options struct {
 // Server is the proxy listener on event loops. Build it with New; Serve,
 // Shutdown and Close are safe for concurrent use.
 type Server struct {
-	gw        *gateway.Gateway
-	log       *slog.Logger
-	upstream  netip.AddrPort
-	headLimit int
-	loops     int
-	fast      *fastedge.Server
-	timeouts  Timeouts
-	mayWait   bool              // decisions go off the loops (async.go)
-	dispatch  chan *offDecision // to the dispatcher of those decisions; nil where none waits
+	gw          *gateway.Gateway
+	log         *slog.Logger
+	upstream    netip.AddrPort
+	headLimit   int
+	loops       int
+	fast        *fastedge.Server
+	timeouts    Timeouts
+	slots       *slots            // proxy.max_conns_per_host, across the loops
+	maxIdle     int               // a loop's pool's size: its share of proxy.max_idle_conns_per_host
+	idleTimeout time.Duration     // proxy.idle_conn_timeout
+	mayWait     bool              // decisions go off the loops (async.go)
+	dispatch    chan *offDecision // to the dispatcher of those decisions; nil where none waits
 
 	mu      sync.Mutex
 	stopped bool
@@ -103,11 +106,17 @@ func New(o Options) (*Server, error) {
 	if o.Timeouts.ResponseHeader == 0 {
 		o.Timeouts.ResponseHeader = o.Gateway.ProxyOptions().ResponseHeaderTimeout
 	}
+	po := o.Gateway.ProxyOptions()
+	maxConns := po.MaxConnsPerHost
+	if maxConns <= 0 {
+		maxConns = gateway.DefaultMaxConnsPerHost
+	}
 	// The gateway refuses heads over max_header_bytes with its own 431;
 	// the loop reads 4 KiB more before it gives up, as api/fastedge does.
 	s := &Server{gw: o.Gateway, log: o.Logger, upstream: upstream,
-		headLimit: o.MaxHeaderBytes + 4096, loops: o.Loops, fast: o.Handoff, timeouts: o.Timeouts,
-		mayWait: mayWait, done: make(chan struct{})}
+		headLimit: o.MaxHeaderBytes + 4096, loops: o.Loops, fast: o.Handoff, timeouts: o.Timeouts, done: make(chan struct{}),
+		slots: &slots{limit: int64(maxConns)}, idleTimeout: po.IdleConnTimeout,
+		maxIdle: max((po.MaxIdleConnsPerHost+o.Loops-1)/o.Loops, 1), mayWait: mayWait}
 	if mayWait {
 		s.dispatch = make(chan *offDecision, dispatchSize)
 	}

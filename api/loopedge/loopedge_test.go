@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -32,25 +33,32 @@ func startProxy(t *testing.T, upstream string) (addr string, recs *edgetest.Reco
 // handoff is true.
 func startProxyWith(t *testing.T, upstream string, handoff bool) (addr string, recs *edgetest.Records) {
 	t.Helper()
+	addr, recs, _ = startLoops(t, upstream, handoff, gateway.ProxyOptions{ResponseHeaderTimeout: 5 * time.Second}, 0)
+	return addr, recs
+}
+
+// startLoops is startProxyWith with the proxy options o and that many
+// loops (0: GOMAXPROCS).
+func startLoops(t testing.TB, upstream string, handoff bool, o gateway.ProxyOptions, loops int) (addr string, recs *edgetest.Records, s *Server) {
+	t.Helper()
 	routes, err := enforce.NewRoutes(nil, enforce.Route{Preset: enforce.Internal})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := gateway.ProxyOptions{ResponseHeaderTimeout: 5 * time.Second}
 	o.Upstream, _ = url.Parse(upstream)
 	recs = &edgetest.Records{}
 	gw := gateway.New(gateway.Options{Gate: gateway.GateOptions{Engine: enforce.NewEngine(nil, nil, enforce.Policy{Routes: routes}),
 		Recorder: recs, InternalSampleRate: 1, MaxHeaderBytes: 8 << 10}, Proxy: o})
-	o2 := Options{Gateway: gw, MaxHeaderBytes: 8 << 10, Timeouts: Timeouts{ReadHeader: 5 * time.Second, Idle: 5 * time.Second, Write: 5 * time.Second}}
+	o2 := Options{Gateway: gw, MaxHeaderBytes: 8 << 10, Loops: loops, Timeouts: Timeouts{ReadHeader: 5 * time.Second, Idle: 5 * time.Second, Write: 5 * time.Second}}
 	if handoff {
 		o2.Handoff = fastedge.New(fastedge.Options{Gateway: gw, Fallback: gw.Handler(), MaxHeaderBytes: 8 << 10,
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second})
 	}
-	s, err := New(o2)
+	s, err = New(o2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return edgetest.Serve(t, s.Serve, s.Close), recs
+	return edgetest.Serve(t, s.Serve, s.Close), recs, s
 }
 
 // echo answers with the method, path and body it got, and a header that
@@ -234,8 +242,8 @@ func TestHandOff(t *testing.T) {
 
 // TestChunkedAnswers: an upstream answer without a length (Go's net/http
 // chunks a body over 2 KiB written without one, and every flushed
-// stream) is relayed chunk by chunk, trailers left out, on a connection
-// that stays open; its record counts the body's bytes.
+// stream) is relayed chunk by chunk, with the trailers it announced, on
+// a connection that stays open; its record counts the body's bytes.
 func TestChunkedAnswers(t *testing.T) {
 	big := strings.Repeat("0123456789", 1000)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -260,13 +268,47 @@ func TestChunkedAnswers(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 || string(body) != tc.want || resp.Close {
 			t.Fatalf("request %d: %d %v close %v, body %d bytes", i, resp.StatusCode, err, resp.Close, len(body))
 		}
-		if len(resp.TransferEncoding) != 1 || len(resp.Trailer) != 0 {
+		if len(resp.TransferEncoding) != 1 || resp.Trailer.Get("X-Sum") != "42" {
 			t.Errorf("request %d: Transfer-Encoding %q, trailers %q", i, resp.TransferEncoding, resp.Trailer)
 		}
 	}
 	edgetest.Poll(t, 10*time.Second, "the records", func() bool { return len(recs.All()) >= 3 })
 	if r := recs.All()[0]; r.ResponseBytes != int64(len(big)) || r.Status != 200 {
 		t.Errorf("record of the chunked answer: %+v", r)
+	}
+}
+
+// TestAnswersInPieces: an answer the upstream writes a byte at a time,
+// its head, chunk lines, trailers and a close-framed body split across
+// reads anywhere, is relayed whole, with its trailers.
+func TestAnswersInPieces(t *testing.T) {
+	for _, tc := range []struct{ name, answer, body, trailer string }{
+		{"chunked with a trailer", "HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Sum: 42\r\n\r\n", "hello, world", "42"},
+		{"framed by close", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nhello, world", "hello, world", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := edgetest.RawUpstream(t, func(conn net.Conn) {
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				for i := range len(tc.answer) {
+					if _, err := io.WriteString(conn, tc.answer[i:i+1]); err != nil {
+						return
+					}
+				}
+			})
+			addr, recs := startProxy(t, up)
+			conn := edgetest.Dial(t, addr)
+			req, _ := http.NewRequest("GET", "http://x/", nil)
+			resp, body, err := roundTrip(t, conn, bufio.NewReader(conn), req)
+			if err != nil || string(body) != tc.body || resp.Trailer.Get("X-Sum") != tc.trailer {
+				t.Fatalf("%v %q, trailers %q", err, body, resp.Trailer)
+			}
+			if r := recs.Last(t, 1); r.Status != 200 || r.ResponseBytes != int64(len(tc.body)) {
+				t.Errorf("record: %d, %d bytes", r.Status, r.ResponseBytes)
+			}
+		})
 	}
 }
 

@@ -6,12 +6,14 @@
 # started here on $PORT_BASE). Each round runs wrk against both, in
 # alternating order, and prints per target: req/s, p99, the target's CPU a
 # request (utime+stime from /proc/PID/stat over wrk's requests) and the
-# upstream's. Waits while /tmp/tasks12/QUIET exists (the lead measures).
+# upstream's. Waits while $QUIET (default /tmp/tasks12/QUIET) exists (the
+# lead measures). MAIN_EDGE=evloop runs MAIN_BIN on "evloop" too.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/proxy-lib.sh"
 main_bin=$1 new_bin=$2 rounds=${3:-8}
 PORT_BASE=${PORT_BASE:-21100} DURATION=${DURATION:-8s}
+MAIN_EDGE=${MAIN_EDGE:-fasthttp} QUIET=${QUIET:-/tmp/tasks12/QUIET}
 UPSTREAM_BIN=${UPSTREAM_BIN:-/tmp/upstream}
 token=bench-admin-token-0123456789abcdef secret=bench-key-secret-0123456789abcdef
 export APIWARDEN_ADMIN_TOKEN=$token APIWARDEN_KEY_SECRET=$secret
@@ -26,7 +28,7 @@ start() { # NAME BIN EDGE PORT
   pids+=($!)
   eval "pid_$1=$!"
 }
-start main "$main_bin" fasthttp $((PORT_BASE + 10))
+start main "$main_bin" "$MAIN_EDGE" $((PORT_BASE + 10))
 start evloop "$new_bin" evloop $((PORT_BASE + 20))
 key_main=$(bench_key main 127.0.0.1:$((PORT_BASE + 11)) "$pid_main")
 key_evloop=$(bench_key evloop 127.0.0.1:$((PORT_BASE + 21)) "$pid_evloop")
@@ -41,7 +43,7 @@ run() { # NAME PORT KEY ROUND
     'BEGIN{ printf "round %d %-7s req/s %8.0f p99 %6s ms non2xx %s us/req %6.2f up_us/req %6.2f load %s\n", r, n, rps, p99, bad, t/hz*1e6/total, u/hz*1e6/total, load }'
 }
 for r in $(seq 1 "$rounds"); do
-  while [ -e /tmp/tasks12/QUIET ]; do sleep 20; done
+  while [ -e "$QUIET" ]; do sleep 20; done
   if ((r % 2)); then order="main evloop"; else order="evloop main"; fi
   for n in $order; do
     if [ "$n" = main ]; then run main $((PORT_BASE + 10)) "$key_main" "$r"; else run evloop $((PORT_BASE + 20)) "$key_evloop" "$r"; fi
