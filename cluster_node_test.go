@@ -63,6 +63,12 @@ func startNode(t *testing.T, name, pgURL, redisAddr string) *clusterNode {
 // configuration.
 func startNodeWith(t *testing.T, name, pgURL, redisAddr, extra string) *clusterNode {
 	t.Helper()
+	return startNodeOn(t, name, pgURL, redisAddr, "auto", extra)
+}
+
+// startNodeOn is startNodeWith with server.edge set to edge.
+func startNodeOn(t *testing.T, name, pgURL, redisAddr, edge, extra string) *clusterNode {
+	t.Helper()
 	listen, admin := edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	cfg := fmt.Sprintf(`
 [server]
@@ -70,6 +76,7 @@ listen = %q
 admin_listen = %q
 data_dir = %q
 shutdown_timeout = "5s"
+edge = %q
 
 [security]
 admin_token = "env:APIWARDEN_ADMIN_TOKEN"
@@ -81,7 +88,7 @@ preset = "protected"
 [cluster]
 postgres_url = %q
 instance_id = %q
-`, listen, admin, filepath.Join(t.TempDir(), "data"), pgURL, name) + clusterTiers + extra
+`, listen, admin, filepath.Join(t.TempDir(), "data"), edge, pgURL, name) + clusterTiers + extra
 	if redisAddr != "" {
 		// A generous timeout: on a loaded machine a slow Redis call would
 		// otherwise fall back to this node's own buckets.

@@ -22,8 +22,7 @@ type server interface {
 
 // checkEdge refuses the fasthttp and evloop edges where config
 // validation does (a configuration built in code skips it): without a
-// listener of its own; and evloop but in proxy mode, without Redis or a
-// cluster.
+// listener of its own; and evloop but in proxy mode.
 func (a *App) checkEdge() error {
 	edge := a.cfg.Server.EdgeServer()
 	if edge != config.EdgeFastHTTP && edge != config.EdgeEvLoop {
@@ -32,8 +31,8 @@ func (a *App) checkEdge() error {
 	if a.shared() {
 		return fmt.Errorf("server.edge %q serves the enforcement listener on its own: it needs an admin_listen other than listen", edge)
 	}
-	if edge == config.EdgeEvLoop && (a.cfg.Proxy.Upstream == "" || a.cfg.Redis.URL != "" || a.cfg.Cluster.PostgresURL != "") {
-		return errors.New(`server.edge "evloop" serves the proxy only, with local limits: it needs proxy.upstream and no [redis] or cluster`)
+	if edge == config.EdgeEvLoop && a.cfg.Proxy.Upstream == "" {
+		return errors.New(`server.edge "evloop" serves the proxy only: it needs proxy.upstream`)
 	}
 	return nil
 }

@@ -95,8 +95,8 @@ const (
 	EdgeNetHTTP  = "net/http"
 	EdgeFastHTTP = "fasthttp"
 	// EdgeEvLoop is the proxy on event loops (api/loopedge), EXPERIMENTAL:
-	// a listener of its own, proxy mode to a plain-HTTP upstream, local
-	// limits only (its decision must never wait on Redis or a cluster).
+	// a listener of its own, proxy mode to a plain-HTTP upstream; a
+	// decision that may wait on Redis is made off its loops.
 	EdgeEvLoop = "evloop"
 )
 
@@ -147,18 +147,13 @@ func (c *Config) validateEdge(pl *problemList) {
 	}
 }
 
-// validateEvLoop allows the experimental event-loop edge only where its
-// loops never wait: proxy mode to a plain-HTTP upstream, without Redis or
-// a cluster, whose calls would stall every connection of a loop.
+// validateEvLoop allows the experimental event-loop edge for proxy mode
+// to a plain-HTTP upstream. With Redis, the decisions, which may wait on
+// it, are made off the loops (api/loopedge/async.go); in a cluster the
+// keys are read from the local mirror, as in local mode.
 func (c *Config) validateEvLoop(pl *problemList) {
 	if u := c.Proxy.Upstream; u == "" || !strings.HasPrefix(u, "http://") {
 		pl.add("server.edge", "%q serves the proxy only: set proxy.upstream to an http:// URL", EdgeEvLoop)
-	}
-	if c.Redis.URL != "" {
-		pl.add("server.edge", "%q decides on its event loops and cannot wait on Redis: remove [redis] or use edge %q", EdgeEvLoop, EdgeFastHTTP)
-	}
-	if c.Cluster.PostgresURL != "" {
-		pl.add("server.edge", "%q decides on its event loops and cannot wait on a cluster: remove cluster.postgres_url or use edge %q", EdgeEvLoop, EdgeFastHTTP)
 	}
 	if c.Server.ReduceIdleMemory {
 		pl.add("server.reduce_idle_memory", "applies to edge = %q only", EdgeFastHTTP)

@@ -97,6 +97,16 @@ func (e *Engine) SetPolicy(p Policy) { e.policy.Store(&p) }
 // Policy returns the policy in force.
 func (e *Engine) Policy() *Policy { return e.policy.Load() }
 
+// MayWait reports whether Decide may wait on another process: true when
+// its rate limiter is not the in-process limiter.Limiter (limiter.Redis
+// awaits a round trip, up to its timeout, then falls back). Key checks
+// never wait: keys.Service reads its own store, which is a mirror of the
+// shared keys in a cluster. Safe for concurrent use.
+func (e *Engine) MayWait() bool {
+	_, local := e.limits.(*limiter.Limiter)
+	return e.limits != nil && !local
+}
+
 // Decide checks a request at now. Checks run in the order a client can
 // act on: key present, key valid, key allowed here (IP, origin, scopes),
 // then limits. Only requests that pass the key checks touch the limiter,

@@ -83,6 +83,16 @@ func New(opts Options) *Gateway {
 // ProxyMode reports whether the gateway forwards requests upstream.
 func (g *Gateway) ProxyMode() bool { return g.proxy != nil }
 
+// DecisionMayWait reports whether a decision (DecideProxy, and the
+// checks of /v1/authorize and /v1/check) may wait on another process:
+// when the engine's limits are shared through Redis
+// (enforce.Engine.MayWait), or when the Decider is not the enforce.Engine,
+// whose waits the gateway cannot know. A server whose threads must never
+// block (api/loopedge) decides such requests off them.
+func (g *Gateway) DecisionMayWait() bool {
+	return g.gate.engine == nil || g.gate.engine.MayWait()
+}
+
 // Routes are the /v1 routes apps and proxies call.
 func (g *Gateway) Routes() []httpapi.Route {
 	var rs []httpapi.Route

@@ -106,7 +106,7 @@ func (q *deadlineList) remove(p *pair, k phase) {
 // a phase or the kind has no bound.
 func (l *loop) deadline(p *pair, k phase) time.Time {
 	t := &l.s.timeouts
-	quiet := !p.ex.busy && len(p.client.out) == 0 // no exchange, nothing to write
+	quiet := !p.ex.busy && !p.deciding && len(p.client.out) == 0 // no exchange, no decision out, nothing to write
 	var from time.Time
 	var d time.Duration
 	var bound bool

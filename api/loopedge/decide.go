@@ -20,8 +20,14 @@ import (
 // It returns false, with nothing done, for a target the gateway leaves to
 // net/http.
 func (l *loop) decide(p *pair) bool {
+	call, a, ok := l.gw.DecideProxy(&p.ex.resp, &l.up, &p.ex.in)
+	return l.decided(p, call, a, ok, &l.up)
+}
+
+// decided does what decide says with DecideProxy's results, made on the
+// loop or off it (async.go), up the upstream's header list they filled.
+func (l *loop) decided(p *pair, call *gateway.ProxyCall, a gateway.Answer, ok bool, up *gateway.Fields) bool {
 	ex := &p.ex
-	call, a, ok := l.gw.DecideProxy(&ex.resp, &l.up, &ex.in)
 	if call == nil {
 		if ok {
 			p.client.out = l.appendAnswer(p.client.out, ex.in.RequestID, &ex.resp, a)
@@ -29,14 +35,14 @@ func (l *loop) decide(p *pair) bool {
 			p.closing = p.closing || ex.req.closeAfter
 		}
 		ex.resp.Reset()
-		l.up.Reset()
+		up.Reset()
 		return ok
 	}
 	ex.call, ex.busy, ex.sent = call, true, time.Now()
 	ex.bodyLeft, ex.headDone, ex.left, ex.bytes, ex.cache = ex.req.contentLength, false, 0, 0, ""
 	mark := len(p.upstream.out)
-	p.upstream.out = appendRequest(p.upstream.out, &ex.req, call, &l.up)
-	l.up.Reset()
+	p.upstream.out = appendRequest(p.upstream.out, &ex.req, call, up)
+	up.Reset()
 	ex.replayed = false
 	ex.replayable = gateway.Replayable(b2s(ex.req.method), ex.req.contentLength > 0)
 	if ex.replayable {

@@ -54,11 +54,15 @@ func (l *loop) progress(p *pair) {
 }
 
 // takeRequest takes the request head at the start of client.in once it
-// is whole and has it decided (decide): false while it is not whole, or
-// when the request is not the loop's (notLean). The head leaves
+// is whole and has it decided (decide): false while it is not whole,
+// when the request is not the loop's (notLean), or while its decision is
+// out (decideOff, when decisions may wait). The head leaves
 // client.in only once the loop serves it, so that a hand-off gives the
 // fasthttp edge the bytes as the client sent them.
 func (l *loop) takeRequest(p *pair) bool {
+	if p.deciding {
+		return false
+	}
 	n, err := headEnd(p.client.in, l.s.headLimit)
 	if err != nil {
 		l.notLean(p, http.StatusRequestHeaderFieldsTooLarge)
@@ -79,6 +83,10 @@ func (l *loop) takeRequest(p *pair) bool {
 	}
 	l.inbound(p)
 	p.since, p.fresh = l.now, false
+	if l.s.mayWait {
+		l.decideOff(p)
+		return false
+	}
 	if !l.decide(p) {
 		l.notLean(p, http.StatusBadRequest)
 		return false

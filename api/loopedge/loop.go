@@ -44,6 +44,7 @@ type pair struct {
 	closing    bool // close the pair once client.out is written
 	handing    bool // hand the client to the fasthttp edge once client.out is written
 	closed     bool
+	deciding   bool // its request's decision is out, off the loop (async.go)
 	// since is when the pair last went idle or had a request decided;
 	// headFrom when the current head's first byte came (deadline.go).
 	since, headFrom time.Time
@@ -111,6 +112,7 @@ type loop struct {
 	scratch                []byte   // what a read fills (buffers.go)
 	free                   [][]byte // write buffers to lend
 	draining, stopNow      atomic.Bool
+	decisions              completions // the decisions made off the loop (async.go)
 	hasGrant               atomic.Bool // granted is not empty
 	inbox                  inbox       // connections other loops accepted for this one (balance.go)
 	queued                 []accepted  // the inbox's, taken out
@@ -139,6 +141,7 @@ func (l *loop) notify() {
 func (l *loop) run() {
 	runtime.LockOSThread()
 	defer l.closeInbox()
+	defer l.awaitDecisions()
 	defer l.closeAll()
 	defer l.leaveListener()
 	events := make([]unix.EpollEvent, 256)
@@ -160,12 +163,14 @@ func (l *loop) run() {
 			case l.wakeFD:
 				var b [8]byte
 				_, _ = unix.Read(l.wakeFD, b[:])
+				l.completed()
 				l.startDrain()
 				l.serveQueued()
 			default:
 				// A pair closed earlier in this batch leaves a nil here;
-				// an idle upstream connection has none.
-				if p := l.pairs[fd]; p != nil {
+				// an idle upstream connection has none; the listener left
+				// earlier in it (a drain) may be past the end.
+				if p := l.pairOf(fd); p != nil {
 					l.handle(p, fd, ev.Events)
 				} else {
 					l.idleEvent(fd)
@@ -200,7 +205,7 @@ func (l *loop) startDrain() {
 	l.leaveListener()
 	l.closeIdle()
 	for _, p := range l.pairs {
-		if p != nil && !p.ex.busy && len(p.client.out) == 0 {
+		if p != nil && !p.ex.busy && !p.deciding && len(p.client.out) == 0 {
 			l.closePair(p)
 		}
 	}
@@ -329,7 +334,7 @@ func (l *loop) step(p *pair) {
 		return
 	}
 	if (p.closing && len(p.client.out) == 0) ||
-		(l.draining.Load() && !p.ex.busy && len(p.client.out) == 0) {
+		(l.draining.Load() && !p.ex.busy && !p.deciding && len(p.client.out) == 0) {
 		l.closePair(p)
 		return
 	}
@@ -430,6 +435,14 @@ func moveBody(from, to *[]byte, left *int64) int64 {
 func consume(buf *[]byte, n int) {
 	rest := copy(*buf, (*buf)[n:])
 	*buf = (*buf)[:rest]
+}
+
+// pairOf is the pair fd belongs to, nil for none.
+func (l *loop) pairOf(fd int) *pair {
+	if fd < 0 || fd >= len(l.pairs) {
+		return nil
+	}
+	return l.pairs[fd]
 }
 
 func (l *loop) put(p *pair, fd int) {

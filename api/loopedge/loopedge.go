@@ -9,9 +9,11 @@
 // bytes and the upstream's (docs/BENCHMARKS.md, "An event-loop floor" and
 // "An event-loop edge for the lean path (twelfth session)").
 //
-// The decision must never block a loop: config refuses this edge with
-// Redis or a cluster (config/validate.go). What it does not do yet is in
-// README.md, "The event-loop edge (experimental)".
+// The decision must never block a loop: where it may wait (limits shared
+// through Redis, gateway.Gateway.DecisionMayWait) it is made on a
+// goroutine and comes back to the loop through a completion queue
+// (async.go). What the edge does not do yet is in README.md, "The
+// event-loop edge (experimental)".
 package loopedge
 
 import (
@@ -38,7 +40,8 @@ type Options struct {
 	Gateway        *gateway.Gateway // in proxy mode, with a plain-HTTP upstream
 	MaxHeaderBytes int
 	// Loops is how many event loops serve; 0 means one a CPU the process
-	// may use (procs.go).
+	// may use (procs.go), or one fewer (at least one) where decisions may
+	// wait (async.go).
 	Loops int
 	// Handoff is the fasthttp edge of the same gateway, which serves a
 	// client connection whose request the loops do not (any other shape
@@ -62,9 +65,11 @@ type Server struct {
 	loops       int
 	fast        *fastedge.Server
 	timeouts    Timeouts
-	slots       *slots        // proxy.max_conns_per_host, across the loops
-	maxIdle     int           // a loop's pool's size: its share of proxy.max_idle_conns_per_host
-	idleTimeout time.Duration // proxy.idle_conn_timeout
+	slots       *slots            // proxy.max_conns_per_host, across the loops
+	maxIdle     int               // a loop's pool's size: its share of proxy.max_idle_conns_per_host
+	idleTimeout time.Duration     // proxy.idle_conn_timeout
+	mayWait     bool              // decisions go off the loops (async.go)
+	dispatch    chan *offDecision // to the dispatcher of those decisions; nil where none waits
 
 	mu      sync.Mutex
 	stopped bool
@@ -81,8 +86,17 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	mayWait := o.Gateway.DecisionMayWait()
 	if o.Loops <= 0 {
 		o.Loops = defaultLoops()
+		if mayWait && o.Loops > 1 {
+			// The decisions off the loops, the Redis client and the
+			// network poller run on the Ps the loops leave: one loop
+			// fewer served 1.24x the req/s at 0.88x the CPU a request
+			// (docs/BENCHMARKS.md, "The event-loop edge with Redis
+			// (thirteenth session)").
+			o.Loops--
+		}
 	}
 	if !o.Gateway.ProxyMode() {
 		return nil, errors.New("loopedge: the event-loop edge serves the proxy only")
@@ -101,10 +115,14 @@ func New(o Options) (*Server, error) {
 	}
 	// The gateway refuses heads over max_header_bytes with its own 431;
 	// the loop reads 4 KiB more before it gives up, as api/fastedge does.
-	return &Server{gw: o.Gateway, log: o.Logger, upstream: upstream,
+	s := &Server{gw: o.Gateway, log: o.Logger, upstream: upstream,
 		headLimit: o.MaxHeaderBytes + 4096, loops: o.Loops, fast: o.Handoff, timeouts: o.Timeouts, done: make(chan struct{}),
 		slots: &slots{limit: int64(maxConns)}, idleTimeout: po.IdleConnTimeout,
-		maxIdle: max((po.MaxIdleConnsPerHost+o.Loops-1)/o.Loops, 1)}, nil
+		maxIdle: max((po.MaxIdleConnsPerHost+o.Loops-1)/o.Loops, 1), mayWait: mayWait}
+	if mayWait {
+		s.dispatch = make(chan *offDecision, dispatchSize)
+	}
+	return s, nil
 }
 
 // upstreamAddr resolves a plain-HTTP upstream's address once.
@@ -196,11 +214,17 @@ func (s *Server) Serve(ln net.Listener) (err error) {
 		s.running = append(s.running, l)
 	}
 	s.mu.Unlock()
+	if s.dispatch != nil {
+		go dispatchDecisions(s.dispatch)
+	}
 	var wg sync.WaitGroup
 	for _, l := range s.running {
 		wg.Go(l.run)
 	}
 	wg.Wait()
+	if s.dispatch != nil {
+		close(s.dispatch) // the loops hand out no more
+	}
 	s.mu.Lock()
 	s.ended = true // no wake of a closed fd
 	for _, l := range s.running {

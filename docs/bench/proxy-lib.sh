@@ -49,6 +49,18 @@ bench_key() {
   echo "$k"
 }
 
+# redis_fell_back NAME ADMIN prints NAME's Redis failure and fallback
+# counters (from /metrics on its admin listener ADMIN) and returns 1 when
+# any is not 0, or when it cannot read them: such a run measured local
+# buckets, not Redis mode.
+redis_fell_back() {
+  local m rc=0
+  m=$(curl -sf -H "Authorization: Bearer $token" "http://$2/metrics" |
+    awk '/^apiwarden_redis_(fallbacks|failures)_total /{printf "%s=%s ", $1, $2; if ($2 != 0) bad=1} END{exit bad}') || rc=1
+  echo "$1: ${m:-no metrics}"
+  return $rc
+}
+
 # ticks PID prints the CPU ticks (user and system) PID has used; 0 when
 # PID is empty or gone.
 ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }

@@ -145,8 +145,6 @@ PY
 bad=0
 for name in "${insts[@]}"; do
   [[ $name == *-redis ]] || continue
-  m=$(curl -sf -H "Authorization: Bearer $token" "http://${admin[$name]}/metrics" |
-    awk '/^apiwarden_redis_(fallbacks|failures)_total /{printf "%s=%s ", $1, $2; if ($2 != 0) bad=1} END{exit bad}') || bad=1
-  echo "$name: ${m:-no metrics}"
+  redis_fell_back "$name" "${admin[$name]}" || bad=1
 done
 [ "$bad" = 0 ] || { echo "a Redis-mode instance fell back to local buckets: that run measured local mode" >&2; exit 1; }
