@@ -35,7 +35,7 @@ import (
 // instead of this tree's, for a before-and-after. APIWARDEN_CONNS_EDGE
 // sets [server] edge ("fasthttp", or "fasthttp, reduce_idle_memory" for
 // fasthttp with reduce_idle_memory on, "net/http", or "evloop"; default the
-// configuration's, "auto", which is fasthttp here) and
+// configuration's, "auto", which is evloop here) and
 // APIWARDEN_CONNS_MAX_HEADER_BYTES [server] max_header_bytes (which sizes
 // each connection's read buffer), APIWARDEN_CONNS_MEMORY_LIMIT [server]
 // memory_limit (e.g. "200MiB"). With APIWARDEN_CONNS_PROFILES=DIR it saves
@@ -79,7 +79,7 @@ func TestConnections(t *testing.T) {
 		edge = "edge = \"fasthttp\"\n"
 	case "fasthttp, reduce_idle_memory":
 		edge = "edge = \"fasthttp\"\nreduce_idle_memory = true\n"
-	case "evloop": // a descriptor a connection more: its own upstream one
+	case "evloop":
 		edge = "edge = \"evloop\"\n"
 	default:
 		t.Fatalf("APIWARDEN_CONNS_EDGE %q: want net/http, fasthttp, \"fasthttp, reduce_idle_memory\" or evloop", e)

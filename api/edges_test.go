@@ -22,7 +22,7 @@ var forwardAuthEdges = []string{"", "net/http", "fasthttp"}
 
 // proxyEdges are the servers the sidecar proxy runs on: the proxy tests
 // run on each (onProxyEdges).
-var proxyEdges = []string{"net/http", "fasthttp", "fasthttp, reduce_idle_memory"}
+var proxyEdges = []string{"evloop", "fasthttp", "fasthttp, reduce_idle_memory", "net/http"}
 
 // onProxyEdges runs test once per proxy edge, as a subtest named after it.
 func onProxyEdges(t *testing.T, test func(t *testing.T, edge string)) {
@@ -32,15 +32,15 @@ func onProxyEdges(t *testing.T, test func(t *testing.T, edge string)) {
 }
 
 // defaultProxyEdge is the edge of the proxy tests that do not name one:
-// fasthttp, the one config's edge "auto" picks for a proxy with an admin
-// listener of its own, or APIWARDEN_PROXY_EDGE (run the package with it
-// set to "net/http" to run every proxy test on net/http, or to "evloop"
-// for the experimental event-loop edge).
+// evloop, the one config's edge "auto" picks for a proxy to an http://
+// upstream with an admin listener of its own, or APIWARDEN_PROXY_EDGE
+// (run the package with it set to "fasthttp" or "net/http" to run every
+// proxy test on that edge).
 func defaultProxyEdge() string {
 	if e := os.Getenv("APIWARDEN_PROXY_EDGE"); e != "" {
 		return e
 	}
-	return "fasthttp"
+	return "evloop"
 }
 
 // fasthttpReads says whether fasthttp reads the edge's requests of other

@@ -632,7 +632,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	serve("admin", a.adminSrv, a.adminLn, config.EdgeNetHTTP)
 	if a.enforceSrv != nil {
-		serve("enforcement", a.enforceSrv, a.enforceLn, a.cfg.Server.EdgeServer())
+		serve("enforcement", a.enforceSrv, a.enforceLn, a.cfg.EdgeServer())
 	}
 	a.api.Admin().SetReady(true)
 

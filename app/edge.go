@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 
@@ -24,15 +23,15 @@ type server interface {
 // validation does (a configuration built in code skips it): without a
 // listener of its own; and evloop but in proxy mode.
 func (a *App) checkEdge() error {
-	edge := a.cfg.Server.EdgeServer()
+	edge := a.cfg.EdgeServer()
 	if edge != config.EdgeFastHTTP && edge != config.EdgeEvLoop {
 		return nil
 	}
 	if a.shared() {
 		return fmt.Errorf("server.edge %q serves the enforcement listener on its own: it needs an admin_listen other than listen", edge)
 	}
-	if edge == config.EdgeEvLoop && a.cfg.Proxy.Upstream == "" {
-		return errors.New(`server.edge "evloop" serves the proxy only: it needs proxy.upstream`)
+	if edge == config.EdgeEvLoop {
+		return a.cfg.EvLoopFits()
 	}
 	return nil
 }
@@ -44,7 +43,7 @@ func (a *App) checkEdge() error {
 // upstream connections once it has drained.
 func (a *App) enforcementServer() (server, error) {
 	s := a.cfg.Server
-	switch s.EdgeServer() {
+	switch a.cfg.EdgeServer() {
 	case config.EdgeEvLoop:
 		return loopedge.New(loopedge.Options{Gateway: a.api.Gateway(), MaxHeaderBytes: s.MaxHeaderBytes,
 			Handoff: a.fastServer(), Logger: a.log, Timeouts: loopedge.Timeouts{ReadHeader: s.ReadHeaderTimeout.D(),

@@ -29,9 +29,9 @@ type Config struct {
 type Server struct {
 	Listen      string `toml:"listen"`
 	AdminListen string `toml:"admin_listen"`
-	// Edge is the HTTP server of listen: EdgeAuto (the default), EdgeNetHTTP
-	// or EdgeFastHTTP (api/fastedge), or the experimental EdgeEvLoop
-	// (api/loopedge); EdgeServer resolves EdgeAuto.
+	// Edge is the HTTP server of listen: EdgeAuto (the default), EdgeNetHTTP,
+	// EdgeFastHTTP (api/fastedge) or EdgeEvLoop (api/loopedge);
+	// Config.EdgeServer resolves EdgeAuto.
 	Edge string `toml:"edge"`
 	// ReduceIdleMemory makes the fasthttp edge return a waiting keep-alive
 	// connection's buffers to a pool: half the memory per idle connection,

@@ -5,23 +5,38 @@ import (
 	"testing"
 )
 
-// "auto" puts listen on fasthttp only where it has a listener of its own:
-// the admin routes run on net/http.
+// "auto" puts listen on net/http where it shares a listener with the
+// admin routes (they run on net/http only), on the event loops where they
+// can serve, and on fasthttp elsewhere.
 func TestEdgeServer(t *testing.T) {
+	const (
+		own    = "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8081\"\n"
+		shared = "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"\n"
+		proxy  = "[proxy]\nupstream = \"http://127.0.0.1:9000\"\n"
+	)
 	cases := []struct {
-		edge, listen, admin, want string
+		name, toml, want string
 	}{
-		{EdgeAuto, "127.0.0.1:8080", "127.0.0.1:8081", EdgeFastHTTP},
-		{EdgeAuto, "127.0.0.1:8080", "127.0.0.1:8080", EdgeNetHTTP},
-		{EdgeAuto, "127.0.0.1:8080", "", EdgeNetHTTP},
-		{EdgeAuto, "127.0.0.1:0", "127.0.0.1:0", EdgeFastHTTP}, // two ephemeral ports
-		{EdgeNetHTTP, "127.0.0.1:8080", "127.0.0.1:8081", EdgeNetHTTP},
-		{EdgeFastHTTP, "127.0.0.1:8080", "127.0.0.1:8081", EdgeFastHTTP},
+		{"proxy, own listener", own + proxy, EdgeEvLoop},
+		{"proxy, shared listener", shared + proxy, EdgeNetHTTP},
+		{"proxy, admin_listen empty", "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"\"\n" + proxy, EdgeNetHTTP},
+		{"two ephemeral ports", "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n" + proxy, EdgeEvLoop},
+		{"forward auth", own, EdgeFastHTTP},
+		{"https upstream", own + "[proxy]\nupstream = \"https://127.0.0.1:9000\"\n", EdgeFastHTTP},
+		{"reduce_idle_memory", own + "reduce_idle_memory = true\n" + proxy, EdgeFastHTTP},
+		{"redis (decisions off the loops)", own + proxy + "[redis]\nurl = \"redis://127.0.0.1:6379/0\"\n", EdgeEvLoop},
+		{"cluster (keys from the mirror)", own + proxy + "[cluster]\npostgres_url = \"postgres://u@127.0.0.1/db\"\n", EdgeEvLoop},
+		{"net/http named", own + "edge = \"net/http\"\n" + proxy, EdgeNetHTTP},
+		{"fasthttp named", own + "edge = \"fasthttp\"\n" + proxy, EdgeFastHTTP},
 	}
 	for _, tc := range cases {
-		s := Server{Edge: tc.edge, Listen: tc.listen, AdminListen: tc.admin}
-		if got := s.EdgeServer(); got != tc.want {
-			t.Errorf("edge %q, listen %q, admin_listen %q: %q, want %q", tc.edge, tc.listen, tc.admin, got, tc.want)
+		c, err := Parse([]byte(tc.toml), "edge.toml")
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got := c.EdgeServer(); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
 	if Default().Server.Edge != EdgeAuto {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -89,13 +90,14 @@ const minMemoryLimit = 64 << 20
 
 // The servers server.edge names.
 const (
-	// EdgeAuto is fasthttp where listen has a listener of its own, and
-	// net/http where it shares one with the admin routes (Server.EdgeServer).
+	// EdgeAuto is net/http where listen shares a listener with the admin
+	// routes, else the event loops where they can serve, else fasthttp
+	// (Config.EdgeServer).
 	EdgeAuto     = "auto"
 	EdgeNetHTTP  = "net/http"
 	EdgeFastHTTP = "fasthttp"
-	// EdgeEvLoop is the proxy on event loops (api/loopedge), EXPERIMENTAL:
-	// a listener of its own, proxy mode to a plain-HTTP upstream; a
+	// EdgeEvLoop is the proxy on event loops (api/loopedge): a listener of
+	// its own, proxy mode to a plain-HTTP upstream (evLoopMisfits); a
 	// decision that may wait on Redis is made off its loops.
 	EdgeEvLoop = "evloop"
 )
@@ -106,17 +108,22 @@ func (s Server) SharedListener() bool {
 	return s.AdminListen == "" || (s.AdminListen == s.Listen && !strings.HasSuffix(s.Listen, ":0"))
 }
 
-// EdgeServer is the HTTP server listen runs on, EdgeNetHTTP or
-// EdgeFastHTTP: server.edge, with EdgeAuto resolved by SharedListener,
-// since the admin routes run on net/http only.
-func (s Server) EdgeServer() string {
-	if s.Edge == EdgeAuto {
-		if s.SharedListener() {
-			return EdgeNetHTTP
-		}
-		return EdgeFastHTTP
+// EdgeServer is the HTTP server listen runs on: server.edge, with
+// EdgeAuto resolved. The admin routes run on net/http only, so a listen
+// that shares their listener is EdgeNetHTTP; one of its own is
+// EdgeEvLoop where the event loops can serve the configuration
+// (EvLoopFits), else EdgeFastHTTP.
+func (c *Config) EdgeServer() string {
+	s := c.Server
+	switch {
+	case s.Edge != EdgeAuto:
+		return s.Edge
+	case s.SharedListener():
+		return EdgeNetHTTP
+	case c.EvLoopFits() == nil:
+		return EdgeEvLoop
 	}
-	return s.Edge
+	return EdgeFastHTTP
 }
 
 // validateEdge allows the fasthttp edge only on a listener of its own
@@ -125,7 +132,7 @@ func (c *Config) validateEdge(pl *problemList) {
 	s := c.Server
 	switch s.Edge {
 	case EdgeAuto:
-		if s.ReduceIdleMemory && s.EdgeServer() == EdgeNetHTTP {
+		if s.ReduceIdleMemory && s.SharedListener() {
 			pl.add("server.reduce_idle_memory", "applies to the fasthttp edge only; edge %q is %q here, as listen shares its listener with admin_listen", EdgeAuto, EdgeNetHTTP)
 		}
 		return
@@ -147,17 +154,45 @@ func (c *Config) validateEdge(pl *problemList) {
 	}
 }
 
-// validateEvLoop allows the experimental event-loop edge for proxy mode
-// to a plain-HTTP upstream. With Redis, the decisions, which may wait on
-// it, are made off the loops (api/loopedge/async.go); in a cluster the
-// keys are read from the local mirror, as in local mode.
+// validateEvLoop allows the event-loop edge only where it can serve
+// (evLoopMisfits).
 func (c *Config) validateEvLoop(pl *problemList) {
+	for _, m := range c.evLoopMisfits() {
+		pl.add(m.key, "%s", m.msg)
+	}
+}
+
+// EvLoopFits reports whether the event-loop edge can serve this
+// configuration, on a listener of its own: nil, or an error naming every
+// reason it cannot.
+func (c *Config) EvLoopFits() error {
+	var msgs []string
+	for _, m := range c.evLoopMisfits() {
+		msgs = append(msgs, m.key+": "+m.msg)
+	}
+	if msgs == nil {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// misfit is a setting that keeps an edge from serving, and why.
+type misfit struct{ key, msg string }
+
+// evLoopMisfits are the settings that keep the event-loop edge from
+// serving: it serves the proxy to a plain-HTTP upstream only, and
+// reduce_idle_memory is the fasthttp edge's. With Redis, the decisions,
+// which may wait on it, are made off the loops (api/loopedge/async.go);
+// in a cluster the keys are read from the local mirror, as in local mode.
+func (c *Config) evLoopMisfits() []misfit {
+	var m []misfit
 	if u := c.Proxy.Upstream; u == "" || !strings.HasPrefix(u, "http://") {
-		pl.add("server.edge", "%q serves the proxy only: set proxy.upstream to an http:// URL", EdgeEvLoop)
+		m = append(m, misfit{"server.edge", fmt.Sprintf("%q serves the proxy only: set proxy.upstream to an http:// URL", EdgeEvLoop)})
 	}
 	if c.Server.ReduceIdleMemory {
-		pl.add("server.reduce_idle_memory", "applies to edge = %q only", EdgeFastHTTP)
+		m = append(m, misfit{"server.reduce_idle_memory", fmt.Sprintf("applies to edge = %q only", EdgeFastHTTP)})
 	}
+	return m
 }
 
 func (c *Config) validateSecurity(pl *problemList) {

@@ -1,5 +1,6 @@
 // Package loopedge serves the sidecar proxy's common request on event
-// loops ([server] edge = "evloop", EXPERIMENTAL): one loop a CPU, each on
+// loops ([server] edge = "evloop", what "auto" picks for a proxy to an
+// http:// upstream): one loop a CPU, each on
 // a locked thread with its own epoll set and its own pool of idle
 // upstream connections (pool.go), every socket non-blocking and
 // level-triggered. A request of the plain shape (head.go) is decided by
@@ -12,8 +13,8 @@
 // The decision must never block a loop: where it may wait (limits shared
 // through Redis, gateway.Gateway.DecisionMayWait) it is made on a
 // goroutine and comes back to the loop through a completion queue
-// (async.go). What the edge does not do yet is in README.md, "The
-// event-loop edge (experimental)".
+// (async.go). How the edge differs from the fasthttp edge is in
+// README.md, "The event-loop edge".
 package loopedge
 
 import (

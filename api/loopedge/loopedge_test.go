@@ -20,7 +20,8 @@ import (
 )
 
 // The header contract with keys, limits and refusals is tested on the
-// real application in api/evloop_test.go; these tests are the loop's
+// real application by api's proxy tests, which run on every edge
+// (api/edges_test.go); these tests are the loop's
 // own: keep-alive, bodies, HEAD, the records, the shapes it refuses.
 
 // startProxy serves the loops in front of upstream, every path an
