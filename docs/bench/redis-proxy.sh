@@ -7,7 +7,8 @@
 # (default 127.0.0.1:19001, which `peers.sh --serve-only` serves): "local"
 # without [redis], "redis" with it (timeout 1 s, so a slow round trip on a
 # loaded host does not fall back), both with the same tier of huge limits,
-# on the edge EDGE ("net/http", "fasthttp", or "both": a pair per edge).
+# on the edge EDGE ("net/http", "fasthttp", "evloop", "auto", a list of
+# them in one argument, or "both": net/http and fasthttp; a pair per edge).
 # Creates a key on each, warms each up for 2 s, then runs ROUNDS rounds,
 # each instance once per round, interleaved (local, redis, local, redis...),
 # of the peer benchmark's wrk line:
@@ -36,11 +37,15 @@
 # 127.0.0.1; removes everything it started or wrote when it exits.
 set -euo pipefail
 . "$(dirname "$0")/proxy-lib.sh"
-usage="usage: $0 BINARY [ROUNDS] [SECONDS] [net/http|fasthttp|both]"
+usage="usage: $0 BINARY [ROUNDS] [SECONDS] [EDGE...|both]"
 bin=$(realpath "${1:?$usage}")
 rounds=${2:-3} dur=${3:-8} edge=${4:-net/http}
 upstream=${UPSTREAM:-127.0.0.1:19001}
-case $edge in net/http) edges=(net/http) ;; fasthttp) edges=(fasthttp) ;; both) edges=(net/http fasthttp) ;; *) echo "$usage" >&2; exit 2 ;; esac
+[ "$edge" = both ] && edge="net/http fasthttp"
+read -r -a edges <<<"$edge"
+for e in "${edges[@]}"; do
+  case $e in net/http | fasthttp | evloop | auto) ;; *) echo "$usage" >&2; exit 2 ;; esac
+done
 bins=(new)
 declare -A binpath=([new]=$bin)
 if [ -n "${BASE:-}" ]; then bins=(base new) binpath[base]=$(realpath "$BASE"); fi

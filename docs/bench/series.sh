@@ -11,7 +11,7 @@
 # edge), B /v1/authorize (BINARY in forward-auth mode), F the contract's
 # floor (docs/bench/bareproxy -contract) and E the event-loop floor
 # (docs/bench/evfloor); then, against `peers.sh --serve-only`'s upstream,
-# check.sh BINARY BINARY, redis-proxy.sh BINARY fasthttp and
+# check.sh BINARY BINARY, redis-proxy.sh BINARY "auto fasthttp" and
 # nginx-contract.sh BINARY, each with ROUNDS rounds of SECONDS.
 #
 # Environment: PEERS=path of peers.sh (default ../shared/bench/peers.sh
@@ -74,7 +74,7 @@ for _ in $(seq 1 100); do curl -s -o /dev/null "http://$upstream/" && break; sle
 stamp "D /v1/check"
 "$here/check.sh" "$bin" "$bin" "$rounds" "$dur"
 stamp "R Redis mode"
-"$here/redis-proxy.sh" "$bin" "$rounds" "$dur" fasthttp
+"$here/redis-proxy.sh" "$bin" "$rounds" "$dur" "auto fasthttp"
 stamp "N nginx-contract"
 "$here/nginx-contract.sh" "$bin" "$rounds" "$dur"
 stamp end
