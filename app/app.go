@@ -43,7 +43,12 @@ type Options struct {
 
 // App is a configured, bound, not yet running apiwarden.
 type App struct {
-	cfg       *config.Config
+	cfg *config.Config
+	// server is [server] as New read it, and edge the enforcement
+	// listener's server as New resolved it: Run reads these, not cfg,
+	// which Reload replaces meanwhile, and [server] takes a restart.
+	server    config.Server
+	edge      string
 	log       *slog.Logger
 	now       func() time.Time
 	st        *store.Store
@@ -104,7 +109,7 @@ func New(cfg *config.Config, opts Options) (_ *App, err error) {
 	if err := secretsResolved(cfg); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: opts.Logger, now: opts.Now, version: opts.Version, startedAt: opts.Now()}
+	a := &App{cfg: cfg, server: cfg.Server, edge: cfg.EdgeServer(), log: opts.Logger, now: opts.Now, version: opts.Version, startedAt: opts.Now()}
 	defer func() {
 		if err != nil {
 			for i := len(a.cleanups) - 1; i >= 0; i-- {
@@ -610,7 +615,7 @@ func (a *App) Addr() string {
 // applies server.memory_limit, a setting of the whole process, and on the
 // evloop edge raises GOMAXPROCS beside the loops (loopedge.Server.SpareP).
 func (a *App) Run(ctx context.Context) error {
-	if limit, from := applyMemoryLimit(a.cfg.Server.MemoryLimit, os.Getenv); from != "none" {
+	if limit, from := applyMemoryLimit(a.server.MemoryLimit, os.Getenv); from != "none" {
 		a.log.Info("memory limit", "bytes", limit, "set_by", from)
 	}
 	if loops, ok := a.enforceSrv.(*loopedge.Server); ok {
@@ -632,7 +637,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	serve("admin", a.adminSrv, a.adminLn, config.EdgeNetHTTP)
 	if a.enforceSrv != nil {
-		serve("enforcement", a.enforceSrv, a.enforceLn, a.cfg.EdgeServer())
+		serve("enforcement", a.enforceSrv, a.enforceLn, a.edge)
 	}
 	a.api.Admin().SetReady(true)
 
@@ -642,11 +647,11 @@ func (a *App) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	a.api.Admin().SetReady(false)
-	if d := a.cfg.Server.ShutdownDelay.D(); d > 0 && runErr == nil {
+	if d := a.server.ShutdownDelay.D(); d > 0 && runErr == nil {
 		a.log.Info("unready; serving until load balancers notice", "delay", d.String())
 		time.Sleep(d)
 	}
-	a.log.Info("shutting down", "drain_timeout", a.cfg.Server.ShutdownTimeout.D().String())
+	a.log.Info("shutting down", "drain_timeout", a.server.ShutdownTimeout.D().String())
 
 	a.drainListeners()
 	wg.Wait()
@@ -711,7 +716,7 @@ func (a *App) runBackground() (stop func()) {
 // drainListeners shuts both listeners' servers down at once, each given
 // server.shutdown_timeout to finish its requests before it is closed.
 func (a *App) drainListeners() {
-	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout.D())
+	drainCtx, cancel := context.WithTimeout(context.Background(), a.server.ShutdownTimeout.D())
 	defer cancel()
 	var drain sync.WaitGroup
 	for name, srv := range map[string]server{"admin": a.adminSrv, "enforcement": a.enforceSrv} {

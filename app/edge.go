@@ -23,7 +23,7 @@ type server interface {
 // validation does (a configuration built in code skips it): without a
 // listener of its own; and evloop but in proxy mode.
 func (a *App) checkEdge() error {
-	edge := a.cfg.EdgeServer()
+	edge := a.edge
 	if edge != config.EdgeFastHTTP && edge != config.EdgeEvLoop {
 		return nil
 	}
@@ -43,7 +43,7 @@ func (a *App) checkEdge() error {
 // upstream connections once it has drained.
 func (a *App) enforcementServer() (server, error) {
 	s := a.cfg.Server
-	switch a.cfg.EdgeServer() {
+	switch a.edge {
 	case config.EdgeEvLoop:
 		return loopedge.New(loopedge.Options{Gateway: a.api.Gateway(), MaxHeaderBytes: s.MaxHeaderBytes,
 			Handoff: a.fastServer(), Logger: a.log, Timeouts: loopedge.Timeouts{ReadHeader: s.ReadHeaderTimeout.D(),
