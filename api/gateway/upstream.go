@@ -171,8 +171,12 @@ func (p *upstreamPool) closeIdle() {
 func (p *upstreamPool) put(pc *upstreamConn) {
 	// The slot is given back once the connection is idle, so that a
 	// request waiting for the slot takes this connection rather than
-	// dialling one more.
-	defer p.release(pc)
+	// dialling one more; pc is settled first, as once idle it is another
+	// request's.
+	if pc.counted {
+		pc.counted = false
+		defer p.busy.Release()
+	}
 	if pc.br.Buffered() > 0 {
 		pc.Close() // the upstream sent more than it announced
 		return
