@@ -24,7 +24,8 @@
 #              apiwarden sends: nginx cannot count)
 #   floor      docs/bench/bareproxy -contract: the same headers on
 #              fasthttp, no decision, no record
-#   apiwarden  BINARY's proxy on the fasthttp edge, a tier of huge limits
+#   apiwarden  BINARY's proxy on the edge EDGE (default "auto": the event
+#              loops), a tier of huge limits
 #   evfloor    docs/bench/evfloor: the same headers as floor on epoll event
 #              loops, no goroutine per connection (not run by default)
 # Each line: req/s, p99, CPU µs per request of the target's processes and
@@ -32,6 +33,8 @@
 # end: the medians and the ratios that matter.
 #
 # Environment: UPSTREAM=host:port; PORT_BASE=n (default 20410: n .. n+5);
+# EDGE, apiwarden's [server] edge (default auto; the thirteenth session's
+# series and those before it ran fasthttp);
 # TARGETS, the targets in the order of a round (default "direct nginx
 # nginx+hdr floor apiwarden"; BINARY may be - without apiwarden);
 # PERF_EVENTS, perf stat's -e list: each round also counts those events in
@@ -138,7 +141,7 @@ fi
 
 if wants apiwarden; then
   bin=$(realpath "$bin")
-  proxy_toml apiwarden "127.0.0.1:$((port + 3))" "127.0.0.1:$((port + 4))" "$upstream" fasthttp
+  proxy_toml apiwarden "127.0.0.1:$((port + 3))" "127.0.0.1:$((port + 4))" "$upstream" "${EDGE:-auto}"
   sed -i 's/^debug_pprof = true$/debug_pprof = false/' "$work/apiwarden.toml"
   "$bin" serve -config "$work/apiwarden.toml" >"$work/apiwarden.log" 2>&1 & pids+=($!)
   pid[apiwarden]=$! url[apiwarden]=http://127.0.0.1:$((port + 3))/
