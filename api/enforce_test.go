@@ -55,31 +55,12 @@ func (u *upstreamRecorder) since(n int) []*http.Request {
 	return append([]*http.Request(nil), u.reqs[n:]...)
 }
 
-// recordSink collects metrics records.
-type recordSink struct {
-	mu   sync.Mutex
-	recs []metrics.Record
-}
-
-func (s *recordSink) Record(r *metrics.Record) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.recs = append(s.recs, *r)
-	return true
-}
-
-func (s *recordSink) all() []metrics.Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]metrics.Record(nil), s.recs...)
-}
-
 type gateFixture struct {
 	keys     *keys.Service
 	upstream *upstreamRecorder
 	proxy    *edgeServer // enforcement listener in proxy mode, on gateConfig.proxyEdge
 	admin    *edgeServer // admin listener in proxy mode (/v1/*), or the edge of gateConfig.edge
-	records  *recordSink
+	records  *edgetest.Records
 	secrets  map[string]string
 	ids      map[string]string
 }
@@ -101,7 +82,7 @@ type gateConfig struct {
 
 func newGateFixture(t testing.TB, gc gateConfig) *gateFixture {
 	t.Helper()
-	f := &gateFixture{upstream: &upstreamRecorder{}, records: &recordSink{}, secrets: map[string]string{}, ids: map[string]string{}}
+	f := &gateFixture{upstream: &upstreamRecorder{}, records: &edgetest.Records{}, secrets: map[string]string{}, ids: map[string]string{}}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		clone := r.Clone(r.Context())
@@ -397,7 +378,7 @@ func testForwardedForTrust(t *testing.T, edge string) {
 	if r := do(t, "GET", trusted.proxy.URL+"/api/forms/1", h, ""); r.status != 200 {
 		t.Fatalf("trusted proxy: %d %s", r.status, r.body)
 	}
-	recs := trusted.records.all()
+	recs := trusted.records.All()
 	if got := recs[len(recs)-1].ClientIP.String(); got != "198.51.100.9" {
 		t.Fatalf("recorded client %s", got)
 	}
@@ -413,7 +394,7 @@ func testUpstreamDownAndSlow(t *testing.T, edge string) {
 
 	slow := newGateFixture(t, gateConfig{proxyEdge: edge, headerTimout: 100 * time.Millisecond})
 	checkError(t, do(t, "GET", slow.proxy.URL+"/slow/public", map[string]string{"X-API-Key": slow.secrets["big"]}, ""), 504, "UPSTREAM_TIMEOUT")
-	recs := slow.records.all()
+	recs := slow.records.All()
 	if last := recs[len(recs)-1]; last.ErrorCategory != metrics.ErrorUpstreamTimeout || last.Status != 504 {
 		t.Fatalf("record %+v", last)
 	}
@@ -426,7 +407,7 @@ func testProxyRecordsEveryRequest(t *testing.T, edge string) {
 	do(t, "POST", f.proxy.URL+"/api/forms/7", map[string]string{"X-API-Key": f.secrets["big"], "User-Agent": "planner/1.0", "Cf-Ipcountry": "DE"}, `{"a":1}`)
 	do(t, "GET", f.proxy.URL+"/fail/x", map[string]string{"X-API-Key": f.secrets["big"]}, "")
 	do(t, "GET", f.proxy.URL+"/api/forms/7", nil, "")
-	recs := f.records.all()
+	recs := f.records.All()
 	if len(recs) != 3 {
 		t.Fatalf("%d records, want 3", len(recs))
 	}
@@ -560,7 +541,7 @@ func testForwardAuthVariants(t *testing.T, edge string) {
 			}
 		})
 	}
-	recs := f.records.all()
+	recs := f.records.All()
 	if got := recs[0]; got.ClientIP.String() != "203.0.113.5" || got.Path != "/api/forms/1" || got.Route != "/api/forms/*" {
 		t.Fatalf("forward-auth record %+v", got)
 	}
@@ -774,7 +755,7 @@ func testInternalRoutesAreSampled(t *testing.T, edge string) {
 		do(t, "GET", f.proxy.URL+"/public/x", nil, "")
 	}
 	internal, public := 0, 0
-	for _, r := range f.records.all() {
+	for _, r := range f.records.All() {
 		switch r.Route {
 		case "/internal/*":
 			internal++

@@ -157,10 +157,10 @@ func TestProxyRequestIDsAgree(t *testing.T) {
 			fromUpstream = append(fromUpstream, r.Header.Get("X-Request-Id"))
 		}
 		// The fasthttp edge records a request once its answer was sent.
-		for deadline := time.Now().Add(10 * time.Second); len(f.records.all()) < workers*each && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(10 * time.Second); len(f.records.All()) < workers*each && time.Now().Before(deadline); {
 			time.Sleep(5 * time.Millisecond)
 		}
-		for _, r := range f.records.all() {
+		for _, r := range f.records.All() {
 			fromRecords = append(fromRecords, r.RequestID)
 		}
 		for _, ids := range [][]string{fromAnswers, fromUpstream, fromRecords} {

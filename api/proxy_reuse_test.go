@@ -126,8 +126,8 @@ func TestProxyValuesStayEachRequests(t *testing.T) {
 			}
 		}
 		total := workers * each
-		edgetest.Poll(t, 10*time.Second, "every request recorded", func() bool { return len(f.records.all()) >= total+len(tiers) })
-		for _, rec := range f.records.all() {
+		edgetest.Poll(t, 10*time.Second, "every request recorded", func() bool { return len(f.records.All()) >= total+len(tiers) })
+		for _, rec := range f.records.All() {
 			s, ok := byID[rec.RequestID]
 			if !ok {
 				continue // the warm-up's
